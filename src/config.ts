@@ -1,0 +1,150 @@
+/**
+ * Every setting umconnect reads, parsed and validated once. Nothing else in src/ or
+ * functions/ reads process.env: call getConfig() (cached) or loadConfig(env) (tests).
+ * All problems are reported together in one CONFIG_INVALID error, so an administrator fixes
+ * a deployment in one pass. infra/ sets exactly these names (checked by test/infra).
+ */
+import { z } from "zod";
+import { ConnectorError } from "./errors.js";
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const httpsUrl = z.string().url().refine((u) => u.startsWith("https://"), "must be an https:// URL");
+
+const schema = z
+  .object({
+    // Storage: a connection string (Azurite, dev) or service URIs used with a managed identity (Azure).
+    UMC_STORAGE_CONNECTION_STRING: z.string().min(1).optional(),
+    UMC_TABLE_SERVICE_URI: z.string().url().optional(),
+    UMC_QUEUE_SERVICE_URI: z.string().url().optional(),
+    UMC_TABLE_PREFIX: z.string().regex(/^[A-Za-z][A-Za-z0-9]{0,30}$/, "letters and digits, starting with a letter").default("umc"),
+    UMC_SYNC_QUEUE: z.string().regex(/^[a-z0-9-]{3,63}$/).default("sync-mailbox"),
+    // Identity: the multi-tenant app registration.
+    UMC_CLIENT_ID: z.string().min(1).optional(),
+    UMC_CLIENT_CERT_PATH: z.string().min(1).optional(),
+    UMC_CLIENT_SECRET: z.string().min(1).optional(),
+    UMC_MANAGED_IDENTITY_CLIENT_ID: z.string().min(1).optional(),
+    UMC_AUTHORITY_HOST: httpsUrl.default("https://login.microsoftonline.com"),
+    UMC_GRAPH_BASE_URL: httpsUrl.default("https://graph.microsoft.com"),
+    // Public base URL of this app, for Graph notificationUrl / lifecycleNotificationUrl (must be https).
+    UMC_PUBLIC_BASE_URL: httpsUrl.optional(),
+    // Secrets that sign things: clientState derivation, store-notification HMAC, consent state.
+    UMC_WEBHOOK_SECRET: z.string().min(32, "at least 32 characters").optional(),
+    UMC_STORE_NOTIFY_SECRET: z.string().min(32, "at least 32 characters").optional(),
+    UMC_KEY_VAULT_URI: httpsUrl.optional(),
+    UMC_SECRETS_FILE: z.string().min(1).optional(),
+    UMC_ADMIN_TOKEN: z.string().min(24, "at least 24 characters").optional(),
+    // Behaviour
+    UMC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    UMC_FAST_READ_INTERVAL_SECONDS: int(1, 3600).default(5),
+    UMC_GRAPH_MAX_CONCURRENCY_PER_MAILBOX: int(1, 4).default(4),
+    UMC_MASS_DELETE_MAX_SHARE: z.coerce.number().min(0).max(1).default(0.5),
+    UMC_LEASE_SECONDS: int(5, 600).default(60),
+    UMC_ENVIRONMENT: z.enum(["azure", "local", "test"]).default("azure"),
+  })
+  .superRefine((c, ctx) => {
+    if (!c.UMC_STORAGE_CONNECTION_STRING && !(c.UMC_TABLE_SERVICE_URI && c.UMC_QUEUE_SERVICE_URI)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["UMC_STORAGE_CONNECTION_STRING"],
+        message: "set UMC_STORAGE_CONNECTION_STRING, or both UMC_TABLE_SERVICE_URI and UMC_QUEUE_SERVICE_URI",
+      });
+    }
+    if (c.UMC_ENVIRONMENT === "azure") {
+      // Production never runs on a client secret (DESIGN.md section 5).
+      if (c.UMC_CLIENT_SECRET) ctx.addIssue({ code: "custom", path: ["UMC_CLIENT_SECRET"], message: "client secrets are not allowed in Azure; use a certificate or the managed identity" });
+      for (const key of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_STORE_NOTIFY_SECRET"] as const) {
+        if (!c[key]) ctx.addIssue({ code: "custom", path: [key], message: "required in Azure" });
+      }
+      if (!c.UMC_CLIENT_CERT_PATH && !c.UMC_MANAGED_IDENTITY_CLIENT_ID) {
+        ctx.addIssue({ code: "custom", path: ["UMC_MANAGED_IDENTITY_CLIENT_ID"], message: "set UMC_MANAGED_IDENTITY_CLIENT_ID (federated credential) or UMC_CLIENT_CERT_PATH" });
+      }
+    }
+  });
+
+export type RawConfig = z.output<typeof schema>;
+
+export interface Config {
+  environment: RawConfig["UMC_ENVIRONMENT"];
+  storage: {
+    connectionString?: string;
+    tableServiceUri?: string;
+    queueServiceUri?: string;
+    tablePrefix: string;
+    syncQueue: string;
+  };
+  identity: {
+    clientId?: string;
+    clientCertPath?: string;
+    clientSecret?: string;
+    managedIdentityClientId?: string;
+    authorityHost: string;
+  };
+  graph: { baseUrl: string; maxConcurrencyPerMailbox: number };
+  publicBaseUrl?: string;
+  secrets: {
+    webhookSecret?: string;
+    storeNotifySecret?: string;
+    keyVaultUri?: string;
+    secretsFile?: string;
+    adminToken?: string;
+  };
+  logLevel: RawConfig["UMC_LOG_LEVEL"];
+  sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number };
+}
+
+/** The names of every setting, for infra tests and documentation. */
+export const CONFIG_KEYS: readonly string[] = Object.keys(schema.shape);
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // Empty strings count as unset: app settings often exist with no value.
+  const input = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith("UMC_") && v !== undefined && v !== ""));
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new ConnectorError("CONFIG_INVALID", `invalid configuration (${problems.length} problem${problems.length > 1 ? "s" : ""}): ${problems.join("; ")}`, { problems });
+  }
+  const c = parsed.data;
+  return Object.freeze({
+    environment: c.UMC_ENVIRONMENT,
+    storage: {
+      connectionString: c.UMC_STORAGE_CONNECTION_STRING,
+      tableServiceUri: c.UMC_TABLE_SERVICE_URI,
+      queueServiceUri: c.UMC_QUEUE_SERVICE_URI,
+      tablePrefix: c.UMC_TABLE_PREFIX,
+      syncQueue: c.UMC_SYNC_QUEUE,
+    },
+    identity: {
+      clientId: c.UMC_CLIENT_ID,
+      clientCertPath: c.UMC_CLIENT_CERT_PATH,
+      clientSecret: c.UMC_CLIENT_SECRET,
+      managedIdentityClientId: c.UMC_MANAGED_IDENTITY_CLIENT_ID,
+      authorityHost: c.UMC_AUTHORITY_HOST,
+    },
+    graph: { baseUrl: c.UMC_GRAPH_BASE_URL, maxConcurrencyPerMailbox: c.UMC_GRAPH_MAX_CONCURRENCY_PER_MAILBOX },
+    publicBaseUrl: c.UMC_PUBLIC_BASE_URL,
+    secrets: {
+      webhookSecret: c.UMC_WEBHOOK_SECRET,
+      storeNotifySecret: c.UMC_STORE_NOTIFY_SECRET,
+      keyVaultUri: c.UMC_KEY_VAULT_URI,
+      secretsFile: c.UMC_SECRETS_FILE,
+      adminToken: c.UMC_ADMIN_TOKEN,
+    },
+    logLevel: c.UMC_LOG_LEVEL,
+    sync: {
+      fastReadIntervalSeconds: c.UMC_FAST_READ_INTERVAL_SECONDS,
+      massDeleteMaxShare: c.UMC_MASS_DELETE_MAX_SHARE,
+      leaseSeconds: c.UMC_LEASE_SECONDS,
+    },
+  });
+}
+
+let cached: Config | undefined;
+
+/** The process's configuration, parsed from process.env on first use (cold start). */
+export function getConfig(): Config {
+  cached ??= loadConfig(process.env);
+  return cached;
+}
