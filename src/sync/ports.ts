@@ -1,0 +1,92 @@
+/**
+ * What the voicemail sync needs from each side and from the state store. The sync core
+ * depends on these interfaces only; src/sync/adapters.ts binds them to the IMAP adapter
+ * (src/imap), the Graph adapter (src/graph) and the state store (src/state).
+ */
+
+export interface ImapCursor {
+  uidValidity: number;
+  highestModseq?: string;
+  uidNext?: number;
+}
+
+/** Changes on the voice mailbox since a cursor, or everything when `full`. */
+export interface VoiceChanges {
+  cursor: ImapCursor;
+  /** True when every present message is listed (first run, UIDVALIDITY change, no CONDSTORE). */
+  full: boolean;
+  /** Messages whose flags changed (or all, when full). */
+  changed: Array<{ uid: number; seen: boolean }>;
+  /** UIDs expunged since the cursor (never set when full: absence means gone). */
+  vanished: number[];
+  /** The UIDVALIDITY moved: every stored UID is void; re-match by sync key. */
+  uidValidityChanged: boolean;
+}
+
+export interface VoiceMailboxPort {
+  changes(since: ImapCursor | undefined): Promise<VoiceChanges>;
+  /** The connector's sync key for each message (derived from stable headers). */
+  syncKeys(uids: number[]): Promise<Map<number, string>>;
+  fetchSource(uid: number): Promise<Buffer>;
+  setSeen(uid: number, seen: boolean): Promise<void>;
+  /** Expunge, or move to the store's trash, as the profile says. */
+  remove(uid: number): Promise<void>;
+}
+
+export interface ExchangeItem {
+  id: string;
+  isRead: boolean;
+  /** Our sync key, read from the extended property; absent on mail we did not create. */
+  syncKey?: string;
+}
+
+export interface ExchangeChanges {
+  /** True when this is a full listing (first run or an expired delta token). */
+  full: boolean;
+  upserted: ExchangeItem[];
+  removed: string[];
+  deltaLink: string;
+}
+
+export interface VoicemailCopy {
+  syncKey: string;
+  seen: boolean;
+  source: Buffer;
+  internalDate?: Date;
+}
+
+export interface ExchangeMailboxPort {
+  changes(deltaLink: string | undefined): Promise<ExchangeChanges>;
+  findBySyncKey(syncKey: string): Promise<ExchangeItem | undefined>;
+  /** Creates the received voicemail item (non-draft, with audio) and returns its id. */
+  create(copy: VoicemailCopy): Promise<ExchangeItem>;
+  setRead(id: string, isRead: boolean): Promise<void>;
+  /** Moves the copy to Deleted Items (or hard-deletes, per profile). */
+  remove(id: string): Promise<void>;
+}
+
+/** One linked item as the state store keeps it. */
+export interface ItemRecord {
+  syncKey: string;
+  imapUid?: number;
+  graphId?: string;
+  agreedSeen: boolean;
+  pendingCreate: boolean;
+  /** Set when the voice message could not be copied (typed reason); nothing is deleted. */
+  skipped?: { code: string; message: string };
+}
+
+export interface SyncCursors {
+  imap?: ImapCursor;
+  deltaLink?: string;
+}
+
+export interface VoicemailStatePort {
+  loadItems(): Promise<ItemRecord[]>;
+  /** Writes or replaces one item's record (after its action succeeded). */
+  putItem(item: ItemRecord): Promise<void>;
+  deleteItem(syncKey: string): Promise<void>;
+  loadCursors(): Promise<SyncCursors>;
+  /** Saved last, after every action the cursors cover succeeded. */
+  saveCursors(cursors: SyncCursors): Promise<void>;
+}
