@@ -16,8 +16,11 @@ export interface DovecotOptions {
   master?: { user: string; pass: string };
   /** Fixed port (local stack); random when omitted. */
   port?: number;
-  /** Lua push: every APPEND / LDA delivery / flag change / expunge POSTs JSON here. */
-  push?: { url: string; headerName?: string; headerValue?: string };
+  /**
+   * Lua push: every APPEND / LDA delivery / flag change / expunge POSTs JSON here. With
+   * `secret`, requests are signed like src/webhooks/storeNotifications.ts expects.
+   */
+  push?: { url: string; secret?: string; headerName?: string; headerValue?: string };
   /** Caps concurrent connections per user+IP (connection-limit tests). */
   maxUserIpConnections?: number;
   extraConf?: string;
@@ -75,7 +78,14 @@ function canConnect(port: number): Promise<boolean> {
  */
 function pushLua(push: NonNullable<DovecotOptions["push"]>): string {
   const header = push.headerName ? `req:add_header(${JSON.stringify(push.headerName)}, ${JSON.stringify(push.headerValue ?? "")})` : "";
-  return `local client = dovecot.http.client({ timeout = 2000, max_attempts = 2 })
+  const sign = push.secret
+    ? `local ts = tostring(os.time())
+  req:add_header("x-umc-timestamp", ts)
+  req:add_header("x-umc-signature", "sha256=" .. umc_hmac_sha256_hex(${JSON.stringify(push.secret)}, ts .. "." .. body))`
+    : "";
+  const hmac = push.secret ? fs.readFileSync(new URL("./hmac-sha256.lua", import.meta.url), "utf8") : "";
+  return `${hmac}
+local client = dovecot.http.client({ timeout = 2000, max_attempts = 2 })
 local function esc(s) return (tostring(s or ""):gsub('[%c"\\\\]', function(c) return string.format("\\\\u%04x", string.byte(c)) end)) end
 function dovecot_lua_notify_begin_txn(user) return { user = user.username, events = {} } end
 local function add(ctx, ev, kind)
@@ -93,6 +103,7 @@ function dovecot_lua_notify_end_txn(ctx, success)
   local req = client:request({ url = ${JSON.stringify(push.url)}, method = "POST" })
   req:add_header("content-type", "application/json")
   ${header}
+  ${sign}
   req:set_payload(body)
   req:submit()
 end

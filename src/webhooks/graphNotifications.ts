@@ -1,0 +1,82 @@
+/**
+ * Graph change and lifecycle notifications: validate, authenticate, turn into sync requests.
+ *
+ * - Validation: Graph POSTs `?validationToken=...`; answer 200, text/plain, the decoded
+ *   token, within 10 s (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks#notificationurl-validation).
+ * - Delivery: persist (enqueue) and answer 202 in well under 3 s; a 5xx makes Graph retry.
+ * - clientState is checked in constant time on every item; forged items are dropped and
+ *   counted, never acted on (same page, "Receive notifications").
+ * - Lifecycle events (reauthorizationRequired, subscriptionRemoved, missed) arrive on the
+ *   lifecycleNotificationUrl and carry no resource
+ *   (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events).
+ */
+import { z } from "zod";
+import { ConnectorError } from "../errors.js";
+import { verifyClientState } from "./clientState.js";
+
+/** Graph sends small batches; anything this large is not Graph. */
+export const MAX_NOTIFICATION_BODY_BYTES = 1_000_000;
+
+const changeNotification = z.object({
+  subscriptionId: z.string().min(1).max(200),
+  clientState: z.string().max(128).optional(),
+  changeType: z.string().max(100).optional(),
+  resource: z.string().max(2000).optional(),
+  tenantId: z.string().max(100).optional(),
+  subscriptionExpirationDateTime: z.string().max(100).optional(),
+  lifecycleEvent: z.enum(["reauthorizationRequired", "subscriptionRemoved", "missed"]).optional(),
+  resourceData: z.object({ id: z.string().max(1000).optional() }).passthrough().optional(),
+}).passthrough();
+
+const collection = z.object({ value: z.array(changeNotification).max(1000) }).passthrough();
+
+export type SyncReason = "graph-change" | "graph-missed" | "graph-resubscribe" | "graph-reauthorize";
+
+/** One unit of work for the queue: sync this mailbox link (and maybe fix its subscription). */
+export interface NotificationWork {
+  linkId: string;
+  subscriptionId: string;
+  reason: SyncReason;
+  tenantId?: string;
+}
+
+export interface NotificationResult {
+  work: NotificationWork[];
+  forged: number;
+}
+
+/** Returns the token to echo when the request is a validation request. */
+export function validationToken(url: URL): string | undefined {
+  const token = url.searchParams.get("validationToken");
+  return token === null ? undefined : token; // URLSearchParams already decoded it
+}
+
+/**
+ * Parses a notification POST body and keeps only genuine items, collapsed to one work item
+ * per mailbox link and reason (Graph batches and duplicates notifications).
+ */
+export function parseNotifications(body: string, webhookSecret: string): NotificationResult {
+  if (Buffer.byteLength(body) > MAX_NOTIFICATION_BODY_BYTES) throw new ConnectorError("PAYLOAD_TOO_LARGE", "notification body too large");
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new ConnectorError("BAD_REQUEST", "notification body is not JSON");
+  }
+  const parsed = collection.safeParse(json);
+  if (!parsed.success) throw new ConnectorError("BAD_REQUEST", "notification body is not a change notification collection");
+  const seen = new Map<string, NotificationWork>();
+  let forged = 0;
+  for (const n of parsed.data.value) {
+    const linkId = verifyClientState(webhookSecret, n.clientState);
+    if (!linkId) { forged++; continue; }
+    const reason: SyncReason =
+      n.lifecycleEvent === "missed" ? "graph-missed"
+      : n.lifecycleEvent === "subscriptionRemoved" ? "graph-resubscribe"
+      : n.lifecycleEvent === "reauthorizationRequired" ? "graph-reauthorize"
+      : "graph-change";
+    const key = `${linkId}|${reason}`;
+    if (!seen.has(key)) seen.set(key, { linkId, subscriptionId: n.subscriptionId, reason, tenantId: n.tenantId });
+  }
+  return { work: [...seen.values()], forged };
+}

@@ -1,0 +1,71 @@
+/**
+ * Voice-store notifications (Dovecot Lua push in the test world, vendor hooks elsewhere).
+ *
+ * Authentication: `X-UMC-Timestamp: <unix seconds>` and
+ * `X-UMC-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>` (the scheme
+ * Stripe and GitHub webhooks use). A timestamp outside +-5 minutes is refused, and a
+ * signature seen before inside that window is a replay and refused too (the replay memory
+ * is per instance: a replay that lands on another instance only causes one extra, harmless
+ * sync run).
+ */
+import crypto from "node:crypto";
+import { z } from "zod";
+import { ConnectorError } from "../errors.js";
+
+export const STORE_SIGNATURE_HEADER = "x-umc-signature";
+export const STORE_TIMESTAMP_HEADER = "x-umc-timestamp";
+export const MAX_STORE_BODY_BYTES = 256 * 1024;
+const MAX_SKEW_SECONDS = 300;
+
+export function signStoreNotification(secret: string, timestamp: number, body: string): string {
+  return "sha256=" + crypto.createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
+}
+
+export class ReplayGuard {
+  private seen = new Map<string, number>();
+  constructor(private readonly windowSeconds = MAX_SKEW_SECONDS * 2) {}
+  /** Records the signature; false when it was already used inside the window. */
+  firstUse(signature: string, nowSeconds: number): boolean {
+    for (const [sig, at] of this.seen) {
+      if (nowSeconds - at <= this.windowSeconds) break; // insertion order = time order
+      this.seen.delete(sig);
+    }
+    if (this.seen.has(signature)) return false;
+    this.seen.set(signature, nowSeconds);
+    return true;
+  }
+}
+
+const storeEvent = z.object({
+  event: z.string().max(64),
+  user: z.string().min(1).max(320),
+  mailbox: z.string().max(1000).optional(),
+  uid: z.number().int().nonnegative().optional(),
+  uidvalidity: z.number().int().nonnegative().optional(),
+});
+const storeBody = z.object({ events: z.array(storeEvent).min(1).max(1000) });
+export type StoreEvent = z.infer<typeof storeEvent>;
+
+/** Verifies and parses; throws UNAUTHORIZED / BAD_REQUEST / PAYLOAD_TOO_LARGE. */
+export function verifyStoreNotification(args: {
+  secret: string;
+  body: string;
+  timestampHeader: string | null;
+  signatureHeader: string | null;
+  nowSeconds: number;
+  replay: ReplayGuard;
+}): StoreEvent[] {
+  if (Buffer.byteLength(args.body) > MAX_STORE_BODY_BYTES) throw new ConnectorError("PAYLOAD_TOO_LARGE", "store notification too large");
+  const ts = Number(args.timestampHeader);
+  if (!args.timestampHeader || !Number.isInteger(ts)) throw new ConnectorError("UNAUTHORIZED", "missing or malformed timestamp");
+  if (Math.abs(args.nowSeconds - ts) > MAX_SKEW_SECONDS) throw new ConnectorError("UNAUTHORIZED", "timestamp outside the allowed window");
+  const expected = Buffer.from(signStoreNotification(args.secret, ts, args.body));
+  const given = Buffer.from(args.signatureHeader ?? "");
+  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) throw new ConnectorError("UNAUTHORIZED", "bad signature");
+  if (!args.replay.firstUse(given.toString(), args.nowSeconds)) throw new ConnectorError("UNAUTHORIZED", "replayed notification");
+  let json: unknown;
+  try { json = JSON.parse(args.body); } catch { throw new ConnectorError("BAD_REQUEST", "store notification is not JSON"); }
+  const parsed = storeBody.safeParse(json);
+  if (!parsed.success) throw new ConnectorError("BAD_REQUEST", "store notification has an unexpected shape");
+  return parsed.data.events;
+}
