@@ -1,0 +1,68 @@
+/**
+ * One writer per mailbox (DESIGN.md section 3): a sync request runs under the mailbox lease;
+ * requests that arrive while another worker holds it coalesce into one follow-up run.
+ *
+ * Order is important, and closes the lost-wakeup race:
+ *  - a waiter that finds the lease held first marks "run requested", then tries the lease
+ *    once more (the holder may have released it in between) and otherwise leaves;
+ *  - the holder releases the lease first, then takes the "run requested" mark and, if it was
+ *    set, enqueues exactly one follow-up run.
+ */
+import { isConnectorError } from "../errors.js";
+import type { Logger } from "../log.js";
+
+export interface LeaseHandle {
+  key: string;
+}
+
+export interface MailboxRunDeps<L extends LeaseHandle> {
+  acquireLease(linkId: string): Promise<L>;
+  renewLease(lease: L): Promise<L>;
+  releaseLease(lease: L): Promise<void>;
+  requestRun(linkId: string): Promise<void>;
+  /** Clears the mark; true when a run was requested since the last take. */
+  takeRunRequest(linkId: string): Promise<boolean>;
+  enqueueFollowUp(linkId: string): Promise<void>;
+  leaseSeconds: number;
+  log: Logger;
+}
+
+export type RunOutcome<T> = { status: "ran"; result: T; followUp: boolean } | { status: "coalesced" };
+
+export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, deps: MailboxRunDeps<L>, work: () => Promise<T>): Promise<RunOutcome<T>> {
+  let lease = await tryAcquire(linkId, deps);
+  if (!lease) {
+    await deps.requestRun(linkId);
+    lease = await tryAcquire(linkId, deps);
+    if (!lease) {
+      deps.log.debug("mailbox.run.coalesced", { linkId });
+      return { status: "coalesced" };
+    }
+  }
+  // Keep the lease alive through long runs (a backfill can outlast one lease period).
+  let current = lease;
+  let renewing = Promise.resolve();
+  const timer = setInterval(() => {
+    renewing = deps.renewLease(current).then((l) => { current = l; }, (e) => deps.log.warn("mailbox.lease.renewFailed", { linkId, error: e }));
+  }, Math.max(1000, (deps.leaseSeconds * 1000) / 3));
+  let result: T;
+  try {
+    result = await work();
+  } finally {
+    clearInterval(timer);
+    await renewing;
+    await deps.releaseLease(current).catch((e) => deps.log.warn("mailbox.lease.releaseFailed", { linkId, error: e }));
+  }
+  const followUp = await deps.takeRunRequest(linkId);
+  if (followUp) await deps.enqueueFollowUp(linkId);
+  return { status: "ran", result, followUp };
+}
+
+async function tryAcquire<L extends LeaseHandle>(linkId: string, deps: MailboxRunDeps<L>): Promise<L | undefined> {
+  try {
+    return await deps.acquireLease(linkId);
+  } catch (e) {
+    if (isConnectorError(e, "LEASE_HELD")) return undefined;
+    throw e;
+  }
+}
