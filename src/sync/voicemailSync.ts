@@ -26,6 +26,11 @@ export interface VoicemailSyncDeps {
   limits: PlanLimits;
   log: Logger;
   ids: { tenantId: string; mailboxId: string };
+  /**
+   * "full" ignores the cursors and lists both sides completely (reconcile safety net); every
+   * action it still finds is drift the incremental path missed, counted in the report.
+   */
+  mode?: "incremental" | "full";
 }
 
 export interface VoicemailSyncReport {
@@ -36,6 +41,8 @@ export interface VoicemailSyncReport {
   deltaExpired: boolean;
   uidValidityChanged: boolean;
   massDelete?: { side: "imap" | "graph"; deletes: number; known: number; emptied: boolean };
+  /** Items whose read state disagreed between the sides before this run (MWI drift). */
+  readDrift: number;
 }
 
 const emptyCounts = (): VoicemailSyncReport["actions"] => ({
@@ -48,7 +55,7 @@ const ITEM_ERRORS = new Set(["MIME_MALFORMED", "AUDIO_MISSING", "AUDIO_UNSUPPORT
 export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailSyncReport> {
   const { voice, exchange, state, log } = deps;
   const records = await state.loadItems();
-  const cursors = await state.loadCursors();
+  const cursors = deps.mode === "full" ? {} : await state.loadCursors();
   const byKey = new Map(records.map((r) => [r.syncKey, r]));
   const byUid = new Map<number, ItemRecord>();
   const byGraphId = new Map<string, ItemRecord>();
@@ -95,6 +102,7 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   const report: VoicemailSyncReport = {
     actions: emptyCounts(), skipped: 0, imapFull: vc.full, graphFull: ec.full, deltaExpired,
     uidValidityChanged: vc.uidValidityChanged, massDelete: plan.massDelete,
+    readDrift: views.filter((v) => v.imap && v.graph && v.imap.seen !== v.graph.isRead).length,
   };
 
   // 3. Apply, one item at a time.
