@@ -1,0 +1,76 @@
+/**
+ * Feature profiles (Avaya's "feature groups"): named sets of sync options applied to many
+ * mailboxes, with per-user overrides. Parsed with one schema wherever they enter (CLI, admin
+ * API, state store), so a profile in state is always complete and valid.
+ */
+import { z } from "zod";
+import { ConnectorError } from "../errors.js";
+
+export const featureProfileSchema = z.object({
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and dashes"),
+  displayName: z.string().min(1).max(200),
+  /** Which message classes are copied to Exchange. */
+  copy: z.object({
+    voice: z.boolean().default(true),
+    fax: z.boolean().default(true),
+    receipts: z.boolean().default(false),
+    email: z.boolean().default(false),
+  }).prefault({}),
+  /** Exchange folder for the copies: a well-known name or a display name created under the root. */
+  exchangeFolder: z.string().min(1).max(255).default("inbox"),
+  /** What an Outlook-side delete does on the voice store. */
+  storeDelete: z.discriminatedUnion("mode", [
+    z.object({ mode: z.literal("expunge") }),
+    z.object({ mode: z.literal("trash"), folder: z.string().min(1).max(255) }),
+  ]).default({ mode: "expunge" }),
+  /** What a voice-store delete does in Exchange. */
+  exchangeDelete: z.enum(["deletedItems", "hardDelete"]).default("deletedItems"),
+  /** Secure/private messages: Exchange gets a notice only; the audio never leaves the store. */
+  secureMessages: z.enum(["notice", "skip"]).default("notice"),
+  calendar: z.object({
+    enabled: z.boolean().default(false),
+    pastDays: z.number().int().min(0).max(365).default(7),
+    futureDays: z.number().int().min(1).max(730).default(60),
+    folder: z.string().min(1).max(255).default("Calendar"),
+    changeLocation: z.object({ enabled: z.boolean().default(false), text: z.string().min(1).max(100).default("Meeting") }).prefault({}),
+  }).prefault({}),
+  contacts: z.object({
+    enabled: z.boolean().default(false),
+    folder: z.string().min(1).max(255).default("Contacts"),
+  }).prefault({}),
+  /** Mail addressed to this domain is the voice system's own and never copied back. */
+  loopPreventionDomain: z.string().max(255).optional(),
+  voiceFormat: z.enum(["wav", "mp3", "original"]).default("original"),
+  massDelete: z.object({ maxShare: z.number().min(0).max(1).default(0.5) }).prefault({}),
+});
+
+export type FeatureProfile = z.output<typeof featureProfileSchema>;
+export type FeatureProfileInput = z.input<typeof featureProfileSchema>;
+
+/** Per-user overrides: any subset of a profile except its identity. */
+export const profileOverrideSchema = featureProfileSchema.omit({ id: true, displayName: true }).partial();
+export type ProfileOverride = z.input<typeof profileOverrideSchema>;
+
+export function parseProfile(input: unknown): FeatureProfile {
+  const r = featureProfileSchema.safeParse(input);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${i.path.join(".") || "(profile)"}: ${i.message}`);
+    throw new ConnectorError("BAD_REQUEST", `invalid feature profile: ${problems.join("; ")}`, { problems });
+  }
+  return r.data;
+}
+
+/** The profile a mailbox runs with: its profile with the user's overrides applied. */
+export function effectiveProfile(profile: FeatureProfile, override: ProfileOverride | undefined): FeatureProfile {
+  if (!override) return profile;
+  // One level deep: an override of `copy.fax` keeps the profile's other `copy` settings.
+  const merged: Record<string, unknown> = { ...profile };
+  for (const [key, value] of Object.entries(override)) {
+    const base = merged[key];
+    const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+    merged[key] = isObj(base) && isObj(value) && !("mode" in value) ? { ...base, ...value } : value;
+  }
+  return parseProfile({ ...merged, id: profile.id, displayName: profile.displayName });
+}
+
+export const DEFAULT_PROFILE: FeatureProfile = parseProfile({ id: "default", displayName: "Voice and fax to Inbox" });
