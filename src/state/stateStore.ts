@@ -1,0 +1,425 @@
+/**
+ * The state store: everything the connector remembers lives in Azure Table Storage.
+ *
+ * Tables (all prefixed, e.g. "umc"):
+ *   tenants   PK "tenant"  RK tenantId                 consented tenants
+ *   links     PK "link"    RK linkId                   voice mailbox <-> Exchange mailbox
+ *   index     PK "voice|<endpoint>" / "user|<tenant>"  uniqueness of each link side
+ *   cursors   PK linkId    RK resource                 IMAP and Graph cursors
+ *   items     PK linkId    RK syncKey                  per-item three-way state
+ *   subs      PK "sub"     RK subscriptionId           Graph subscriptions
+ *   leases    PK "lease"   RK key                      one writer per mailbox
+ *   runs      PK "run"     RK linkId                   coalesced follow-up requests
+ *   nonces    PK "nonce"   RK nonce                    single-use consent states
+ * Links live in one partition so a link can be found by id alone (webhooks carry only the
+ * link id); a few thousand rows per tenant are well within one partition's limits
+ * (https://learn.microsoft.com/en-us/azure/storage/tables/scalability-targets).
+ */
+import { ConnectorError, isConnectorError } from "../errors.js";
+import type { ImapCursor, ItemRecord, SyncCursors, VoicemailStatePort } from "../sync/ports.js";
+import { bool, entity, getOrUndefined, guard, keyOf, num, str, Tables, type Row, type StorageTarget } from "./tables.js";
+
+export type LinkState = "enabled" | "paused" | "disabled";
+
+export interface Tenant {
+  tenantId: string;
+  displayName?: string;
+  consentedAt?: string;
+  grantedRoles: string[];
+  status: "active" | "revoked";
+}
+
+export interface MailboxLink {
+  linkId: string;
+  tenantId: string;
+  /** Voice side: the store endpoint and the voice mailbox name on it. */
+  endpointId: string;
+  voiceMailbox: string;
+  /** Exchange side: the Graph user id and, for people, the UPN. */
+  userId: string;
+  upn?: string;
+  profileId: string;
+  state: LinkState;
+  createdAt: string;
+  updatedAt: string;
+  lastSyncAt?: string;
+  lastError?: { code: string; message: string; at: string };
+  /** Unread voice messages after the last run: drives the fast read check. */
+  unreadVoice: number;
+  etag?: string;
+}
+
+export interface SubscriptionRecord {
+  subscriptionId: string;
+  linkId: string;
+  tenantId: string;
+  resource: string;
+  expiresAt: string;
+  status: "active" | "failed";
+}
+
+export interface Lease {
+  key: string;
+  owner: string;
+  expiresAt: number;
+  etag: string;
+}
+
+/** Largest string a Table property holds is 64 KiB (32K UTF-16 characters). */
+const MAX_STRING = 32_000;
+
+export class StateStore {
+  private readonly tables: Tables;
+  constructor(target: StorageTarget, private readonly now: () => number = Date.now) {
+    this.tables = new Tables(target);
+  }
+
+  // ---- tenants -------------------------------------------------------------------------
+
+  async upsertTenant(t: Tenant): Promise<void> {
+    const c = await this.tables.client("tenants");
+    await guard(() => c.upsertEntity(entity("tenant", keyOf(t.tenantId), { tenantId: t.tenantId, displayName: t.displayName, consentedAt: t.consentedAt, grantedRoles: JSON.stringify(t.grantedRoles), status: t.status }), "Replace"));
+  }
+
+  async getTenant(tenantId: string): Promise<Tenant | undefined> {
+    const row = await getOrUndefined(await this.tables.client("tenants"), "tenant", keyOf(tenantId));
+    return row && toTenant(row);
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    const c = await this.tables.client("tenants");
+    const out: Tenant[] = [];
+    await guard(async () => { for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: "PartitionKey eq 'tenant'" } })) out.push(toTenant(row as Row)); });
+    return out;
+  }
+
+  // ---- mailbox links -------------------------------------------------------------------
+
+  /**
+   * Creates a link; a second link to either side is refused with CONFLICT. Each side owns an
+   * index row; the rows sit in different partitions (no batch across them), so they are
+   * written first, in a fixed order, and rolled back on failure. An index row left by a
+   * crash points to a link that does not exist and is taken over (ETag-guarded).
+   */
+  async createLink(input: Omit<MailboxLink, "createdAt" | "updatedAt" | "unreadVoice" | "etag"> & { unreadVoice?: number }): Promise<MailboxLink> {
+    const at = new Date(this.now()).toISOString();
+    const link: MailboxLink = { ...input, unreadVoice: input.unreadVoice ?? 0, createdAt: at, updatedAt: at };
+    const voiceKey = { pk: `voice|${keyOf(link.endpointId)}`, rk: keyOf(link.voiceMailbox.toLowerCase()), side: `voice mailbox ${link.voiceMailbox} on ${link.endpointId}` };
+    const userKey = { pk: `user|${keyOf(link.tenantId)}`, rk: keyOf(link.userId), side: `Exchange user ${link.upn ?? link.userId}` };
+    await this.claimIndex(voiceKey, link.linkId);
+    try {
+      await this.claimIndex(userKey, link.linkId);
+    } catch (e) {
+      await this.releaseIndex(voiceKey, link.linkId);
+      throw e;
+    }
+    const c = await this.tables.client("links");
+    try {
+      const r = await guard(() => c.createEntity(linkEntity(link)));
+      return { ...link, etag: r.etag };
+    } catch (e) {
+      await this.releaseIndex(userKey, link.linkId);
+      await this.releaseIndex(voiceKey, link.linkId);
+      if (isConnectorError(e, "STATE_CONFLICT")) throw new ConnectorError("CONFLICT", `link ${link.linkId} already exists`, { mailboxId: link.linkId });
+      throw e;
+    }
+  }
+
+  private async claimIndex(k: { pk: string; rk: string; side: string }, linkId: string): Promise<void> {
+    const c = await this.tables.client("index");
+    try {
+      await guard(() => c.createEntity(entity(k.pk, k.rk, { linkId })));
+      return;
+    } catch (e) {
+      if (!isConnectorError(e, "STATE_CONFLICT")) throw e;
+    }
+    const existing = await getOrUndefined(c, k.pk, k.rk);
+    const holder = existing && str(existing, "linkId");
+    if (existing && holder && holder !== linkId && (await this.getLink(holder))) {
+      throw new ConnectorError("CONFLICT", `${k.side} is already linked (link ${holder})`, { mailboxId: holder });
+    }
+    if (!existing) return this.claimIndex(k, linkId);
+    // Orphan from a crashed create (or our own row): take it over if nobody else did meanwhile.
+    await guard(() => c.updateEntity(entity(k.pk, k.rk, { linkId }), "Replace", { etag: existing.etag }));
+  }
+
+  private async releaseIndex(k: { pk: string; rk: string }, linkId: string): Promise<void> {
+    const c = await this.tables.client("index");
+    const row = await getOrUndefined(c, k.pk, k.rk);
+    if (row && str(row, "linkId") === linkId) await guard(() => c.deleteEntity(k.pk, k.rk, { etag: row.etag })).catch(() => undefined);
+  }
+
+  async getLink(linkId: string): Promise<MailboxLink | undefined> {
+    const row = await getOrUndefined(await this.tables.client("links"), "link", keyOf(linkId));
+    return row && toLink(row);
+  }
+
+  async listLinks(filter: { tenantId?: string; state?: LinkState; withUnreadVoice?: boolean } = {}): Promise<MailboxLink[]> {
+    const c = await this.tables.client("links");
+    const clauses = ["PartitionKey eq 'link'"];
+    if (filter.tenantId) clauses.push(`tenantId eq '${filter.tenantId.replace(/'/g, "''")}'`);
+    if (filter.state) clauses.push(`state eq '${filter.state}'`);
+    if (filter.withUnreadVoice) clauses.push("unreadVoice gt 0");
+    const out: MailboxLink[] = [];
+    await guard(async () => { for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: clauses.join(" and ") } })) out.push(toLink(row as Row)); });
+    return out;
+  }
+
+  async findLinkByVoice(endpointId: string, voiceMailbox: string): Promise<MailboxLink | undefined> {
+    const row = await getOrUndefined(await this.tables.client("index"), `voice|${keyOf(endpointId)}`, keyOf(voiceMailbox.toLowerCase()));
+    const id = row && str(row, "linkId");
+    return id ? this.getLink(id) : undefined;
+  }
+
+  async findLinkByUser(tenantId: string, userId: string): Promise<MailboxLink | undefined> {
+    const row = await getOrUndefined(await this.tables.client("index"), `user|${keyOf(tenantId)}`, keyOf(userId));
+    const id = row && str(row, "linkId");
+    return id ? this.getLink(id) : undefined;
+  }
+
+  /** Writes a changed link; fails with STATE_CONFLICT when it changed since it was read. */
+  async updateLink(link: MailboxLink): Promise<MailboxLink> {
+    if (!link.etag) throw new ConnectorError("INTERNAL", "updateLink needs the etag it was read with");
+    const c = await this.tables.client("links");
+    const next = { ...link, updatedAt: new Date(this.now()).toISOString() };
+    const r = await guard(() => c.updateEntity(linkEntity(next), "Replace", { etag: link.etag }), { mailboxId: link.linkId });
+    return { ...next, etag: r.etag };
+  }
+
+  /** Reads, changes and writes a link, retrying when another writer got there first. */
+  async modifyLink(linkId: string, change: (l: MailboxLink) => MailboxLink): Promise<MailboxLink> {
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.getLink(linkId);
+      if (!current) throw new ConnectorError("NOT_FOUND", `no link ${linkId}`, { mailboxId: linkId });
+      try {
+        return await this.updateLink(change(current));
+      } catch (e) {
+        if (!isConnectorError(e, "STATE_CONFLICT") || attempt >= 5) throw e;
+      }
+    }
+  }
+
+  /** Removes a link, its index rows, cursors and item states. */
+  async deleteLink(linkId: string): Promise<void> {
+    const link = await this.getLink(linkId);
+    if (!link) return;
+    for (const table of ["items", "cursors"]) {
+      const c = await this.tables.client(table);
+      await guard(async () => {
+        for await (const row of c.listEntities({ queryOptions: { filter: `PartitionKey eq '${keyOf(linkId)}'`, select: ["RowKey"] } })) await c.deleteEntity(keyOf(linkId), row.rowKey!);
+      });
+    }
+    await guard(async () => (await this.tables.client("links")).deleteEntity("link", keyOf(linkId)));
+    await this.releaseIndex({ pk: `voice|${keyOf(link.endpointId)}`, rk: keyOf(link.voiceMailbox.toLowerCase()) }, linkId);
+    await this.releaseIndex({ pk: `user|${keyOf(link.tenantId)}`, rk: keyOf(link.userId) }, linkId);
+  }
+
+  // ---- per-link voicemail state (items + cursors) -------------------------------------
+
+  /** The sync core's view of one link's state. The caller holds the link's lease. */
+  voicemailState(linkId: string): VoicemailStatePort {
+    const pk = keyOf(linkId);
+    const ids = { mailboxId: linkId };
+    return {
+      loadItems: async () => {
+        const c = await this.tables.client("items");
+        const out: ItemRecord[] = [];
+        await guard(async () => { for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${pk}'` } })) out.push(toItem(row as Row)); }, ids);
+        return out;
+      },
+      putItem: async (item) => {
+        const c = await this.tables.client("items");
+        await guard(() => c.upsertEntity(itemEntity(pk, item), "Replace"), ids);
+      },
+      deleteItem: async (syncKey) => {
+        const c = await this.tables.client("items");
+        try {
+          await guard(() => c.deleteEntity(pk, keyOf(syncKey)), ids);
+        } catch (e) {
+          if (!isConnectorError(e, "NOT_FOUND")) throw e;
+        }
+      },
+      loadCursors: async () => {
+        const row = await getOrUndefined(await this.tables.client("cursors"), pk, "voicemail");
+        if (!row) return {};
+        const uidValidity = num(row, "imapUidValidity");
+        const imap: ImapCursor | undefined = uidValidity === undefined ? undefined : { uidValidity, highestModseq: str(row, "imapHighestModseq"), uidNext: num(row, "imapUidNext") };
+        return { imap, deltaLink: str(row, "deltaLink") } satisfies SyncCursors;
+      },
+      saveCursors: async (cursors) => {
+        if ((cursors.deltaLink?.length ?? 0) > MAX_STRING) throw new ConnectorError("INTERNAL", "deltaLink longer than a table property holds", ids);
+        const c = await this.tables.client("cursors");
+        await guard(() => c.upsertEntity(entity(pk, "voicemail", {
+          imapUidValidity: cursors.imap?.uidValidity, imapHighestModseq: cursors.imap?.highestModseq, imapUidNext: cursors.imap?.uidNext,
+          deltaLink: cursors.deltaLink, savedAt: new Date(this.now()).toISOString(),
+        }), "Replace"), ids);
+      },
+    };
+  }
+
+  // ---- subscriptions -------------------------------------------------------------------
+
+  async putSubscription(s: SubscriptionRecord): Promise<void> {
+    const c = await this.tables.client("subs");
+    await guard(() => c.upsertEntity(entity("sub", keyOf(s.subscriptionId), { ...s }), "Replace"));
+  }
+
+  async getSubscription(subscriptionId: string): Promise<SubscriptionRecord | undefined> {
+    const row = await getOrUndefined(await this.tables.client("subs"), "sub", keyOf(subscriptionId));
+    return row && toSub(row);
+  }
+
+  async listSubscriptions(filter: { linkId?: string; expiringBefore?: Date } = {}): Promise<SubscriptionRecord[]> {
+    const c = await this.tables.client("subs");
+    const clauses = ["PartitionKey eq 'sub'"];
+    if (filter.linkId) clauses.push(`linkId eq '${filter.linkId.replace(/'/g, "''")}'`);
+    // ISO-8601 UTC strings compare in time order.
+    if (filter.expiringBefore) clauses.push(`expiresAt lt '${filter.expiringBefore.toISOString()}'`);
+    const out: SubscriptionRecord[] = [];
+    await guard(async () => { for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: clauses.join(" and ") } })) out.push(toSub(row as Row)); });
+    return out;
+  }
+
+  async deleteSubscription(subscriptionId: string): Promise<void> {
+    const c = await this.tables.client("subs");
+    await guard(() => c.deleteEntity("sub", keyOf(subscriptionId))).catch((e) => { if (!isConnectorError(e, "NOT_FOUND")) throw e; });
+  }
+
+  // ---- leases ----------------------------------------------------------------------------
+
+  /**
+   * Takes the lease or throws LEASE_HELD (transient, retryAfterSeconds = time left). Creating
+   * the row, or replacing an expired one with its ETag, is atomic in Table Storage, so two
+   * workers racing for a free or expired lease cannot both win.
+   */
+  async acquireLease(key: string, owner: string, ttlSeconds: number): Promise<Lease> {
+    const c = await this.tables.client("leases");
+    const rk = keyOf(key);
+    const expiresAt = this.now() + ttlSeconds * 1000;
+    const row = await getOrUndefined(c, "lease", rk);
+    try {
+      if (!row) {
+        const r = await guard(() => c.createEntity(entity("lease", rk, { owner, expiresAt })));
+        return { key, owner, expiresAt, etag: r.etag! };
+      }
+      const heldUntil = num(row, "expiresAt") ?? 0;
+      if (heldUntil > this.now() && str(row, "owner") !== owner) {
+        throw new ConnectorError("LEASE_HELD", `mailbox ${key} is being synced by another worker`, { mailboxId: key, retryAfterSeconds: Math.ceil((heldUntil - this.now()) / 1000) });
+      }
+      const r = await guard(() => c.updateEntity(entity("lease", rk, { owner, expiresAt }), "Replace", { etag: row.etag }));
+      return { key, owner, expiresAt, etag: r.etag! };
+    } catch (e) {
+      if (isConnectorError(e, "STATE_CONFLICT")) throw new ConnectorError("LEASE_HELD", `mailbox ${key} was taken by another worker`, { mailboxId: key, retryAfterSeconds: 1 });
+      throw e;
+    }
+  }
+
+  /** Extends a lease we hold; STATE_CONFLICT when it was lost (expired and taken over). */
+  async renewLease(lease: Lease, ttlSeconds: number): Promise<Lease> {
+    const c = await this.tables.client("leases");
+    const expiresAt = this.now() + ttlSeconds * 1000;
+    const r = await guard(() => c.updateEntity(entity("lease", keyOf(lease.key), { owner: lease.owner, expiresAt }), "Replace", { etag: lease.etag }), { mailboxId: lease.key });
+    return { ...lease, expiresAt, etag: r.etag! };
+  }
+
+  /** Releases a lease we hold; a lease someone else took over is left alone. */
+  async releaseLease(lease: Lease): Promise<void> {
+    const c = await this.tables.client("leases");
+    try {
+      await guard(() => c.deleteEntity("lease", keyOf(lease.key), { etag: lease.etag }), { mailboxId: lease.key });
+    } catch (e) {
+      if (!isConnectorError(e, "STATE_CONFLICT") && !isConnectorError(e, "NOT_FOUND")) throw e;
+    }
+  }
+
+  // ---- coalesced run requests ----------------------------------------------------------
+
+  async requestRun(linkId: string): Promise<void> {
+    const c = await this.tables.client("runs");
+    await guard(() => c.upsertEntity(entity("run", keyOf(linkId), { requested: true, at: this.now() }), "Replace"));
+  }
+
+  /** Clears the request mark; true when one was set. ETag-safe against a concurrent request. */
+  async takeRunRequest(linkId: string): Promise<boolean> {
+    const c = await this.tables.client("runs");
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const row = await getOrUndefined(c, "run", keyOf(linkId));
+      if (!row || !bool(row, "requested")) return false;
+      try {
+        await guard(() => c.deleteEntity("run", keyOf(linkId), { etag: row.etag }));
+        return true;
+      } catch (e) {
+        if (isConnectorError(e, "NOT_FOUND")) return false;
+        if (!isConnectorError(e, "STATE_CONFLICT")) throw e;
+      }
+    }
+    return true;
+  }
+
+  // ---- single-use nonces (consent state) -----------------------------------------------
+
+  async useNonceOnce(nonce: string, expiresAt: number): Promise<boolean> {
+    const c = await this.tables.client("nonces");
+    try {
+      await guard(() => c.createEntity(entity("nonce", keyOf(nonce), { expiresAt })));
+      return true;
+    } catch (e) {
+      if (isConnectorError(e, "STATE_CONFLICT")) return false;
+      throw e;
+    }
+  }
+}
+
+// ---- entity mapping, in one place --------------------------------------------------------
+
+function toTenant(row: Row): Tenant {
+  return {
+    tenantId: str(row, "tenantId") ?? row.rowKey!,
+    displayName: str(row, "displayName"),
+    consentedAt: str(row, "consentedAt"),
+    grantedRoles: JSON.parse(str(row, "grantedRoles") ?? "[]") as string[],
+    status: str(row, "status") === "revoked" ? "revoked" : "active",
+  };
+}
+
+function linkEntity(l: MailboxLink) {
+  return entity("link", keyOf(l.linkId), {
+    linkId: l.linkId, tenantId: l.tenantId, endpointId: l.endpointId, voiceMailbox: l.voiceMailbox, userId: l.userId, upn: l.upn,
+    profileId: l.profileId, state: l.state, createdAt: l.createdAt, updatedAt: l.updatedAt, lastSyncAt: l.lastSyncAt,
+    lastErrorCode: l.lastError?.code, lastErrorMessage: l.lastError?.message.slice(0, 1000), lastErrorAt: l.lastError?.at, unreadVoice: l.unreadVoice,
+  });
+}
+
+function toLink(row: Row): MailboxLink {
+  const code = str(row, "lastErrorCode");
+  return {
+    linkId: str(row, "linkId")!, tenantId: str(row, "tenantId")!, endpointId: str(row, "endpointId")!, voiceMailbox: str(row, "voiceMailbox")!,
+    userId: str(row, "userId")!, upn: str(row, "upn"), profileId: str(row, "profileId") ?? "default",
+    state: (str(row, "state") as LinkState | undefined) ?? "enabled", createdAt: str(row, "createdAt")!, updatedAt: str(row, "updatedAt")!,
+    lastSyncAt: str(row, "lastSyncAt"),
+    lastError: code ? { code, message: str(row, "lastErrorMessage") ?? "", at: str(row, "lastErrorAt") ?? "" } : undefined,
+    unreadVoice: num(row, "unreadVoice") ?? 0, etag: row.etag,
+  };
+}
+
+function itemEntity(pk: string, i: ItemRecord) {
+  return entity(pk, keyOf(i.syncKey), {
+    syncKey: i.syncKey, imapUid: i.imapUid, graphId: i.graphId, agreedSeen: i.agreedSeen, pendingCreate: i.pendingCreate,
+    skippedCode: i.skipped?.code, skippedMessage: i.skipped?.message.slice(0, 1000),
+  });
+}
+
+function toItem(row: Row): ItemRecord {
+  const code = str(row, "skippedCode");
+  return {
+    syncKey: str(row, "syncKey")!, imapUid: num(row, "imapUid"), graphId: str(row, "graphId"), agreedSeen: bool(row, "agreedSeen"),
+    pendingCreate: bool(row, "pendingCreate"), skipped: code ? { code, message: str(row, "skippedMessage") ?? "" } : undefined,
+  };
+}
+
+function toSub(row: Row): SubscriptionRecord {
+  return {
+    subscriptionId: str(row, "subscriptionId")!, linkId: str(row, "linkId")!, tenantId: str(row, "tenantId")!, resource: str(row, "resource")!,
+    expiresAt: str(row, "expiresAt")!, status: str(row, "status") === "failed" ? "failed" : "active",
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * Table Storage plumbing shared by the state store: clients per table (created once per
+ * process), RestError -> ConnectorError mapping, and ETag helpers.
+ * Concurrency: Table Storage answers 412 when If-Match does not hold and 409 when an entity
+ * already exists (https://learn.microsoft.com/en-us/rest/api/storageservices/update-entity2,
+ * .../insert-entity); both read as STATE_CONFLICT.
+ */
+import { TableClient, type TableEntity, type TableEntityResult } from "@azure/data-tables";
+import type { TokenCredential } from "@azure/core-auth";
+import { ConnectorError } from "../errors.js";
+
+export interface StorageTarget {
+  connectionString?: string;
+  tableServiceUri?: string;
+  credential?: TokenCredential;
+  tablePrefix: string;
+}
+
+export type Row = TableEntityResult<Record<string, unknown>>;
+
+export class Tables {
+  private clients = new Map<string, Promise<TableClient>>();
+  constructor(private readonly target: StorageTarget) {}
+
+  /** The client for one logical table; the table is created on first use only. */
+  client(name: string): Promise<TableClient> {
+    let p = this.clients.get(name);
+    if (!p) {
+      p = this.open(`${this.target.tablePrefix}${name}`);
+      this.clients.set(name, p);
+      p.catch(() => this.clients.delete(name)); // retry creation next time
+    }
+    return p;
+  }
+
+  private async open(table: string): Promise<TableClient> {
+    const t = this.target;
+    let client: TableClient;
+    if (t.connectionString) {
+      // http is only ever Azurite; a real account is https.
+      const insecure = /TableEndpoint=http:|UseDevelopmentStorage=true/i.test(t.connectionString);
+      client = TableClient.fromConnectionString(t.connectionString, table, { allowInsecureConnection: insecure });
+    } else if (t.tableServiceUri && t.credential) {
+      client = new TableClient(t.tableServiceUri, table, t.credential);
+    } else {
+      throw new ConnectorError("CONFIG_INVALID", "state store needs a connection string, or a table service URI and a credential");
+    }
+    await guard(() => client.createTable()); // idempotent: 409 TableAlreadyExists is swallowed by the SDK
+    return client;
+  }
+}
+
+interface RestLike {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+}
+
+/** Runs a Table call and maps its failure to the error vocabulary. */
+export async function guard<T>(fn: () => Promise<T>, ids: { mailboxId?: string } = {}): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw toStateError(e, ids);
+  }
+}
+
+export function toStateError(e: unknown, ids: { mailboxId?: string } = {}): ConnectorError {
+  if (e instanceof ConnectorError) return e;
+  const r = (e ?? {}) as RestLike;
+  if (r.statusCode === 412 || r.statusCode === 409) return new ConnectorError("STATE_CONFLICT", "state changed concurrently", { ...ids, cause: e });
+  if (r.statusCode === 404) return new ConnectorError("NOT_FOUND", "state entity not found", { ...ids, cause: e });
+  if (r.statusCode === undefined || r.statusCode >= 500 || r.statusCode === 408) {
+    return new ConnectorError("STATE_UNAVAILABLE", `state store unavailable (${r.code ?? r.statusCode ?? "network"})`, { ...ids, cause: e, transient: true });
+  }
+  return new ConnectorError("INTERNAL", `state store request failed with HTTP ${r.statusCode}`, { ...ids, cause: e });
+}
+
+/** Reads one entity; undefined when it does not exist. */
+export async function getOrUndefined(client: TableClient, pk: string, rk: string): Promise<Row | undefined> {
+  try {
+    return await client.getEntity<Record<string, unknown>>(pk, rk);
+  } catch (e) {
+    if ((e as RestLike).statusCode === 404) return undefined;
+    throw toStateError(e);
+  }
+}
+
+/** Table keys may not contain / \ # ? or control characters; encode anything outside a safe set. */
+export function keyOf(value: string): string {
+  return value.replace(/[^A-Za-z0-9._@+=-]/g, (c) => "~" + c.codePointAt(0)!.toString(16).padStart(4, "0"));
+}
+
+export function str(row: Row, name: string): string | undefined {
+  const v = row[name];
+  return typeof v === "string" ? v : undefined;
+}
+export function num(row: Row, name: string): number | undefined {
+  const v = row[name];
+  return typeof v === "number" ? v : undefined;
+}
+export function bool(row: Row, name: string): boolean {
+  return row[name] === true;
+}
+
+export type Entity = TableEntity<Record<string, unknown>>;
+
+/** Drops undefined values: the SDK would write them as nulls. */
+export function entity(pk: string, rk: string, fields: Record<string, unknown>): Entity {
+  const out: Entity = { partitionKey: pk, rowKey: rk };
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined) out[k] = v;
+  return out;
+}

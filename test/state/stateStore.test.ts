@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startAzurite, type AzuriteHandle } from "../harness/azurite.js";
+import { StateStore } from "../../src/state/stateStore.js";
+import { isConnectorError } from "../../src/errors.js";
+
+let az: AzuriteHandle;
+let clock = Date.UTC(2026, 10, 24, 12);
+const now = () => clock;
+let store: StateStore;
+let n = 0;
+const fresh = () => new StateStore({ connectionString: az.connectionString, tablePrefix: `t${Date.now() % 100000}x${n++}` }, now);
+
+beforeAll(async () => {
+  az = await startAzurite();
+  store = fresh();
+});
+afterAll(async () => { await az?.stop(); });
+
+const link = (linkId: string, voiceMailbox: string, userId: string) => ({ linkId, tenantId: "t1", endpointId: "avaya-1", voiceMailbox, userId, upn: `${userId}@contoso.test`, profileId: "default", state: "enabled" as const });
+
+describe("state store on Table Storage (Azurite)", () => {
+  it("stores tenants", async () => {
+    await store.upsertTenant({ tenantId: "t1", displayName: "Contoso", grantedRoles: ["Mail.ReadWrite"], status: "active", consentedAt: "2026-11-24T12:00:00Z" });
+    expect(await store.getTenant("t1")).toMatchObject({ displayName: "Contoso", grantedRoles: ["Mail.ReadWrite"] });
+    expect((await store.listTenants()).map((t) => t.tenantId)).toEqual(["t1"]);
+    expect(await store.getTenant("nope")).toBeUndefined();
+  });
+
+  it("keeps one voice mailbox <-> one Exchange mailbox", async () => {
+    const s = fresh();
+    const a = await s.createLink(link("L1", "4711", "u1"));
+    expect(a.etag).toBeTruthy();
+    const sameVoice = await s.createLink(link("L2", "4711", "u2")).catch((e) => e);
+    expect(isConnectorError(sameVoice, "CONFLICT") && sameVoice.message).toMatch(/voice mailbox 4711 .*already linked/);
+    const sameUser = await s.createLink(link("L3", "4712", "u1")).catch((e) => e);
+    expect(isConnectorError(sameUser, "CONFLICT") && sameUser.message).toMatch(/u1@contoso.test is already linked/);
+    // the refused attempts left nothing behind: the free sides can still be linked
+    await expect(s.createLink(link("L4", "4712", "u2"))).resolves.toMatchObject({ linkId: "L4" });
+    expect((await s.findLinkByVoice("avaya-1", "4711"))?.linkId).toBe("L1");
+    expect((await s.findLinkByUser("t1", "u2"))?.linkId).toBe("L4");
+    // after a delete, both sides are free again (re-enable without duplicates)
+    await s.deleteLink("L1");
+    await expect(s.createLink(link("L5", "4711", "u1"))).resolves.toMatchObject({ linkId: "L5" });
+  });
+
+  it("guards link updates with ETags", async () => {
+    const s = fresh();
+    const l = await s.createLink(link("L1", "4711", "u1"));
+    const a = await s.updateLink({ ...l, state: "paused" });
+    const stale = await s.updateLink({ ...l, state: "disabled" }).catch((e) => e);
+    expect(isConnectorError(stale, "STATE_CONFLICT")).toBe(true);
+    expect((await s.getLink("L1"))?.state).toBe("paused");
+    const m = await s.modifyLink("L1", (x) => ({ ...x, unreadVoice: 3 }));
+    expect(m.etag).not.toBe(a.etag);
+    expect((await s.listLinks({ withUnreadVoice: true })).map((x) => x.linkId)).toEqual(["L1"]);
+  });
+
+  it("keeps item states and cursors per link", async () => {
+    const s = fresh();
+    const vs = s.voicemailState("L1");
+    expect(await vs.loadCursors()).toEqual({});
+    await vs.putItem({ syncKey: "k/1#?", imapUid: 1, agreedSeen: false, pendingCreate: true });
+    await vs.putItem({ syncKey: "k2", imapUid: 2, graphId: "g2", agreedSeen: true, pendingCreate: false, skipped: { code: "AUDIO_MISSING", message: "no audio" } });
+    expect((await vs.loadItems()).sort((a, b) => a.syncKey.localeCompare(b.syncKey))).toEqual([
+      { syncKey: "k/1#?", imapUid: 1, graphId: undefined, agreedSeen: false, pendingCreate: true, skipped: undefined },
+      { syncKey: "k2", imapUid: 2, graphId: "g2", agreedSeen: true, pendingCreate: false, skipped: { code: "AUDIO_MISSING", message: "no audio" } },
+    ]);
+    await vs.deleteItem("k/1#?");
+    await vs.deleteItem("missing");
+    expect((await vs.loadItems()).map((i) => i.syncKey)).toEqual(["k2"]);
+    const deltaLink = "https://graph.microsoft.com/v1.0/users/u/mailFolders/inbox/messages/delta?$deltatoken=" + "x".repeat(3000);
+    await vs.saveCursors({ imap: { uidValidity: 1795348896, highestModseq: "18446744073709551615", uidNext: 7 }, deltaLink });
+    expect(await vs.loadCursors()).toEqual({ imap: { uidValidity: 1795348896, highestModseq: "18446744073709551615", uidNext: 7 }, deltaLink });
+    expect(await s.voicemailState("L2").loadItems()).toEqual([]);
+  });
+
+  it("lists thousands of items across pages", async () => {
+    const s = fresh();
+    const vs = s.voicemailState("big");
+    const c = await (s as unknown as { tables: { client(n: string): Promise<import("@azure/data-tables").TableClient> } }).tables.client("items");
+    for (let b = 0; b < 2100; b += 100) {
+      await c.submitTransaction(Array.from({ length: 100 }, (_, i) => ["create", { partitionKey: "big", rowKey: `k${b + i}`, syncKey: `k${b + i}`, agreedSeen: false, pendingCreate: false }] as const) as never);
+    }
+    expect((await vs.loadItems()).length).toBe(2100);
+  });
+
+  it("lets exactly one of many racing workers hold a lease, and takes over expired ones", async () => {
+    const s = fresh();
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => s.acquireLease("L1", `w${i}`, 60)));
+    const won = results.filter((r) => r.status === "fulfilled");
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === "rejected") expect(isConnectorError(r.reason, "LEASE_HELD")).toBe(true);
+    const held = await s.acquireLease("L1", "other", 60).catch((e) => e);
+    expect(held.retryAfterSeconds).toBe(60);
+    clock += 61_000; // expired
+    const race = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => s.acquireLease("L1", `late${i}`, 60)));
+    expect(race.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const winner = (race.find((r) => r.status === "fulfilled") as PromiseFulfilledResult<Awaited<ReturnType<StateStore["acquireLease"]>>>).value;
+    // the old holder cannot renew or release what it lost
+    const old = (won[0] as PromiseFulfilledResult<Awaited<ReturnType<StateStore["acquireLease"]>>>).value;
+    await expect(s.renewLease(old, 60)).rejects.toMatchObject({ code: "STATE_CONFLICT" });
+    await s.releaseLease(old);
+    await expect(s.acquireLease("L1", "third", 60)).rejects.toMatchObject({ code: "LEASE_HELD" });
+    const renewed = await s.renewLease(winner, 60);
+    await s.releaseLease(renewed);
+    await expect(s.acquireLease("L1", "third", 60)).resolves.toMatchObject({ owner: "third" });
+  });
+
+  it("coalesces run requests", async () => {
+    const s = fresh();
+    expect(await s.takeRunRequest("L1")).toBe(false);
+    await Promise.all([s.requestRun("L1"), s.requestRun("L1"), s.requestRun("L1")]);
+    expect(await s.takeRunRequest("L1")).toBe(true);
+    expect(await s.takeRunRequest("L1")).toBe(false);
+  });
+
+  it("stores subscriptions and finds those about to expire", async () => {
+    const s = fresh();
+    await s.putSubscription({ subscriptionId: "s1", linkId: "L1", tenantId: "t1", resource: "users/u1/mailFolders/inbox/messages", expiresAt: "2026-11-25T00:00:00.000Z", status: "active" });
+    await s.putSubscription({ subscriptionId: "s2", linkId: "L2", tenantId: "t1", resource: "users/u2/mailFolders/inbox/messages", expiresAt: "2026-11-30T00:00:00.000Z", status: "active" });
+    expect((await s.listSubscriptions({ expiringBefore: new Date("2026-11-26T00:00:00Z") })).map((x) => x.subscriptionId)).toEqual(["s1"]);
+    expect((await s.getSubscription("s2"))?.linkId).toBe("L2");
+    await s.deleteSubscription("s2");
+    await s.deleteSubscription("s2");
+    expect(await s.getSubscription("s2")).toBeUndefined();
+  });
+
+  it("uses consent nonces once", async () => {
+    expect(await store.useNonceOnce("n1", 1)).toBe(true);
+    expect(await store.useNonceOnce("n1", 1)).toBe(false);
+  });
+
+  it("reads an unreachable store as STATE_UNAVAILABLE (transient)", async () => {
+    const dead = new StateStore({ connectionString: az.connectionString.replace(/TableEndpoint=http:\/\/127.0.0.1:\d+/, "TableEndpoint=http://127.0.0.1:9"), tablePrefix: "dead" }, now);
+    const err = await dead.getLink("x").catch((e) => e);
+    expect(isConnectorError(err, "STATE_UNAVAILABLE") && err.transient).toBe(true);
+  }, 60_000);
+});
