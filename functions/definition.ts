@@ -1,0 +1,30 @@
+/**
+ * The shape of one function definition. Every function is declared once, as data, and
+ * registered from one list (functions/registry.ts) by both the Azure Functions runtime
+ * (functions/index.ts) and the local dev host (src/host/devHost.ts).
+ */
+import type { HttpHandler, StorageQueueHandler, TimerHandler } from "@azure/functions";
+
+export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+export type FunctionDefinition =
+  | { name: string; trigger: { kind: "http"; route: string; methods: HttpMethod[]; authLevel: "anonymous" | "function" }; handler: HttpHandler }
+  | { name: string; trigger: { kind: "queue"; queueName: string; connection: string }; handler: StorageQueueHandler }
+  | { name: string; trigger: { kind: "timer"; schedule: string; runOnStartup?: boolean }; handler: TimerHandler };
+
+/** The subset of @azure/functions' `app` that registration uses (so tests can pass their own). */
+export interface Registrar {
+  http(name: string, options: { route: string; methods: HttpMethod[]; authLevel: "anonymous" | "function"; handler: HttpHandler }): void;
+  storageQueue(name: string, options: { queueName: string; connection: string; handler: StorageQueueHandler }): void;
+  timer(name: string, options: { schedule: string; runOnStartup?: boolean; handler: TimerHandler }): void;
+}
+
+export function registerAll(app: Registrar, definitions: readonly FunctionDefinition[]): void {
+  for (const d of definitions) {
+    switch (d.trigger.kind) {
+      case "http": app.http(d.name, { route: d.trigger.route, methods: d.trigger.methods, authLevel: d.trigger.authLevel, handler: d.handler as HttpHandler }); break;
+      case "queue": app.storageQueue(d.name, { queueName: d.trigger.queueName, connection: d.trigger.connection, handler: d.handler as StorageQueueHandler }); break;
+      case "timer": app.timer(d.name, { schedule: d.trigger.schedule, runOnStartup: d.trigger.runOnStartup, handler: d.handler as TimerHandler }); break;
+    }
+  }
+}

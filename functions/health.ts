@@ -1,0 +1,15 @@
+import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
+import type { FunctionDefinition } from "./definition.js";
+import { getDeps } from "../src/app/deps.js";
+import { checkHealth } from "../src/app/health.js";
+
+export async function health(_req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  const report = await checkHealth(getDeps());
+  return { status: report.status === "ok" ? 200 : 503, jsonBody: report };
+}
+
+export const healthFunction: FunctionDefinition = {
+  name: "health",
+  trigger: { kind: "http", route: "health", methods: ["GET"], authLevel: "anonymous" },
+  handler: health,
+};

@@ -1,0 +1,10 @@
+/**
+ * THE list of functions. The Azure Functions runtime registers it (functions/index.ts) and the
+ * local dev host serves it (src/host/devHost.ts). To add a function: write functions/<name>.ts
+ * exporting a FunctionDefinition (wiring only: parse the trigger input, call src/, map the
+ * result) and add it here.
+ */
+import type { FunctionDefinition } from "./definition.js";
+import { healthFunction } from "./health.js";
+
+export const functionDefinitions: readonly FunctionDefinition[] = [healthFunction];

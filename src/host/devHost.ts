@@ -1,0 +1,228 @@
+/**
+ * The local dev host: serves the same function definitions the Azure Functions runtime
+ * registers (functions/registry.ts), because Functions Core Tools cannot be downloaded
+ * everywhere. It reproduces the host behaviour the connector relies on:
+ *  - HTTP: routes under /api/<route> with {param} segments, request body cap;
+ *  - Storage queues: polling with the host.json interval, base64 messages (the host's default
+ *    messageEncoding), dequeueCount in trigger metadata, and after maxDequeueCount failures
+ *    the message moves to "<queue>-poison"
+ *    (https://learn.microsoft.com/en-us/azure/azure-functions/functions-bindings-storage-queue-trigger#poison-messages);
+ *  - timers: NCRONTAB schedules (src/host/ncrontab.ts).
+ */
+import http from "node:http";
+import https from "node:https";
+import fs from "node:fs";
+import crypto from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { createRequire } from "node:module";
+import type { HttpResponseInit, InvocationContext as Ctx, HttpRequest as Req, Timer } from "@azure/functions";
+import { QueueClient } from "@azure/storage-queue";
+import type { FunctionDefinition } from "../../functions/definition.js";
+import type { Logger } from "../log.js";
+import { parseSchedule } from "./ncrontab.js";
+
+// Plain Node ESM sees only part of this CJS bundle's named exports (env-recipes section 4).
+const azf = createRequire(import.meta.url)("@azure/functions") as typeof import("@azure/functions");
+
+export const MAX_HTTP_BODY_BYTES = 10 * 1024 * 1024;
+
+export interface HostJsonQueues {
+  maxPollingIntervalMs: number;
+  batchSize: number;
+  maxDequeueCount: number;
+  visibilityTimeoutSeconds: number;
+}
+
+export function readHostJsonQueues(path = new URL("../../host.json", import.meta.url)): HostJsonQueues {
+  const q = (JSON.parse(fs.readFileSync(path, "utf8")) as { extensions?: { queues?: Record<string, unknown> } }).extensions?.queues ?? {};
+  const span = (v: unknown, dflt: number) => {
+    if (typeof v !== "string") return dflt;
+    const [h, m, s] = v.split(":").map(Number);
+    return ((h ?? 0) * 3600 + (m ?? 0) * 60 + (s ?? 0)) * 1000;
+  };
+  return {
+    maxPollingIntervalMs: span(q.maxPollingInterval, 60_000),
+    batchSize: typeof q.batchSize === "number" ? q.batchSize : 16,
+    maxDequeueCount: typeof q.maxDequeueCount === "number" ? q.maxDequeueCount : 5,
+    visibilityTimeoutSeconds: span(q.visibilityTimeout, 0) / 1000,
+  };
+}
+
+export interface DevHostOptions {
+  definitions: readonly FunctionDefinition[];
+  storageConnectionString: string;
+  logger: Logger;
+  port?: number;
+  host?: string;
+  /** Serve https with this key/cert (Graph only calls https notification URLs). */
+  tls?: { keyPath: string; certPath: string };
+  queues?: Partial<HostJsonQueues>;
+  /** Timers off (tests drive timer functions themselves). */
+  timers?: boolean;
+}
+
+export interface DevHost {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+function routeMatcher(route: string): (path: string) => Record<string, string> | undefined {
+  const names: string[] = [];
+  const pattern = route.split("/").map((seg) => {
+    const m = seg.match(/^\{(\w+)\??\}$/);
+    if (m) { names.push(m[1]!); return "([^/]+)"; }
+    return seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  }).join("/");
+  const re = new RegExp(`^/api/${pattern}/?$`, "i");
+  return (path) => {
+    const m = path.match(re);
+    if (!m) return undefined;
+    return Object.fromEntries(names.map((n, i) => [n, decodeURIComponent(m[i + 1]!)]));
+  };
+}
+
+export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
+  const log = options.logger.child({ component: "devhost" });
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>) => { inFlight.add(p); p.finally(() => inFlight.delete(p)).catch(() => undefined); return p; };
+  const context = (functionName: string, triggerMetadata: Record<string, unknown> = {}): Ctx =>
+    new azf.InvocationContext({
+      invocationId: crypto.randomUUID(), functionName, triggerMetadata,
+      logHandler: (level, ...args) => {
+        const message = args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ");
+        (level === "error" ? log.error : level === "warning" ? log.warn : log.debug)("function.log", { functionName, message });
+      },
+    });
+
+  // ---- HTTP ---------------------------------------------------------------------------
+  const httpDefs = options.definitions.flatMap((d) => (d.trigger.kind === "http" ? [{ d, match: routeMatcher(d.trigger.route), methods: d.trigger.methods }] : []));
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
+    let params: Record<string, string> | undefined;
+    const route = httpDefs.find((r) => (params = r.match(url.pathname)) !== undefined);
+    if (!route || !params) { res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not found"}'); return; }
+    if (!route.methods.includes((req.method ?? "GET").toUpperCase() as never)) { res.writeHead(405).end(); return; }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_HTTP_BODY_BYTES) { res.writeHead(413).end(); req.destroy(); return; }
+      chunks.push(chunk as Buffer);
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : v;
+    const request: Req = new azf.HttpRequest({ method: req.method, url: url.toString(), headers, params, body: chunks.length ? { bytes: Buffer.concat(chunks) } : undefined });
+    let result: HttpResponseInit;
+    try {
+      result = await (route.d.handler as (r: Req, c: Ctx) => Promise<HttpResponseInit>)(request, context(route.d.name));
+    } catch (e) {
+      log.error("function.failed", { functionName: route.d.name, error: e });
+      res.writeHead(500, { "content-type": "application/json" }).end('{"error":"internal error"}');
+      return;
+    }
+    const out = new azf.HttpResponse(result);
+    const outHeaders: Record<string, string> = {};
+    out.headers.forEach((v, k) => { outHeaders[k] = v; });
+    res.writeHead(out.status, outHeaders);
+    res.end(out.body ? Buffer.from(await out.arrayBuffer()) : undefined);
+  };
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse) => { void track(handle(req, res).catch((e) => { log.error("devhost.http.failed", { error: e }); if (!res.headersSent) res.writeHead(500).end(); })); };
+  const server = options.tls
+    ? https.createServer({ key: fs.readFileSync(options.tls.keyPath), cert: fs.readFileSync(options.tls.certPath) }, listener)
+    : http.createServer(listener);
+  await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => resolve()); });
+  const port = (server.address() as AddressInfo).port;
+
+  // ---- queues -------------------------------------------------------------------------
+  const q = { ...readHostJsonQueues(), ...options.queues };
+  let stopping = false;
+  const pollers: Array<Promise<void>> = [];
+  for (const d of options.definitions) {
+    if (d.trigger.kind !== "queue") continue;
+    const queueName = d.trigger.queueName;
+    const client = new QueueClient(options.storageConnectionString, queueName);
+    const poison = new QueueClient(options.storageConnectionString, `${d.trigger.queueName}-poison`);
+    await client.createIfNotExists();
+    const handler = d.handler as (m: unknown, c: Ctx) => Promise<unknown>;
+    pollers.push((async () => {
+      let idle = 100; // the host backs off exponentially up to maxPollingInterval when idle
+      while (!stopping) {
+        let got = 0;
+        try {
+          const batch = await client.receiveMessages({ numberOfMessages: Math.min(32, q.batchSize), visibilityTimeout: Math.max(30, q.visibilityTimeoutSeconds) });
+          got = batch.receivedMessageItems.length;
+          await Promise.all(batch.receivedMessageItems.map((m) => track((async () => {
+            const text = Buffer.from(m.messageText, "base64").toString("utf8");
+            let payload: unknown = text;
+            try { payload = JSON.parse(text); } catch { /* the host passes non-JSON as a string */ }
+            try {
+              await handler(payload, context(d.name, { id: m.messageId, dequeueCount: m.dequeueCount, insertionTime: m.insertedOn?.toISOString(), popReceipt: m.popReceipt }));
+              await client.deleteMessage(m.messageId, m.popReceipt);
+            } catch (e) {
+              if (m.dequeueCount >= q.maxDequeueCount) {
+                await poison.createIfNotExists();
+                await poison.sendMessage(m.messageText);
+                await client.deleteMessage(m.messageId, m.popReceipt);
+                log.error("queue.poisoned", { functionName: d.name, messageId: m.messageId, dequeueCount: m.dequeueCount, error: e });
+              } else {
+                // Visible again after the visibility timeout, like the host.
+                await client.updateMessage(m.messageId, m.popReceipt, undefined, q.visibilityTimeoutSeconds);
+                log.warn("queue.retry", { functionName: d.name, messageId: m.messageId, dequeueCount: m.dequeueCount, error: e });
+              }
+            }
+          })())));
+        } catch (e) {
+          if (!stopping) log.warn("queue.poll.failed", { queue: queueName, error: e });
+        }
+        if (got > 0) { idle = 100; continue; }
+        await new Promise((r) => setTimeout(r, idle));
+        idle = Math.min(q.maxPollingIntervalMs, idle * 2);
+      }
+    })());
+  }
+
+  // ---- timers -------------------------------------------------------------------------
+  const timers: NodeJS.Timeout[] = [];
+  if (options.timers !== false) {
+    for (const d of options.definitions) {
+      if (d.trigger.kind !== "timer") continue;
+      const schedule = parseSchedule(d.trigger.schedule);
+      const handler = d.handler as (t: Timer, c: Ctx) => Promise<void>;
+      let last = new Date();
+      let running = false;
+      const fire = () => {
+        if (running || stopping) return; // the host does not overlap runs of one timer function
+        running = true;
+        const next = schedule.next(new Date());
+        void track(handler({ isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: last.toISOString(), next: next.toISOString(), lastUpdated: new Date().toISOString() } }, context(d.name))
+          .catch((e) => log.error("timer.failed", { functionName: d.name, error: e }))
+          .finally(() => { running = false; last = new Date(); }));
+      };
+      let lastSecond = Math.floor(Date.now() / 1000);
+      timers.push(setInterval(() => {
+        const s = Math.floor(Date.now() / 1000);
+        for (let t = lastSecond + 1; t <= s; t++) if (schedule.matches(new Date(t * 1000))) { fire(); break; }
+        lastSecond = s;
+      }, 250));
+      if (d.trigger.runOnStartup) fire();
+    }
+  }
+
+  const scheme = options.tls ? "https" : "http";
+  log.info("devhost.started", { url: `${scheme}://127.0.0.1:${port}`, functions: options.definitions.map((d) => d.name) });
+  return {
+    url: `${scheme}://127.0.0.1:${port}`,
+    port,
+    stop: async () => {
+      stopping = true;
+      for (const t of timers) clearInterval(t);
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      await Promise.allSettled(pollers);
+      await Promise.allSettled([...inFlight]);
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
