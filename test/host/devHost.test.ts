@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QueueClient } from "@azure/storage-queue";
+import type { HttpRequest, InvocationContext } from "@azure/functions";
 import { startAzurite, type AzuriteHandle } from "../harness/azurite.js";
 import { startDevHost, type DevHost } from "../../src/host/devHost.js";
 import { parseSchedule } from "../../src/host/ncrontab.js";
@@ -18,13 +19,13 @@ let ticks = 0;
 
 const testFunctions: FunctionDefinition[] = [
   { name: "echo", trigger: { kind: "http", route: "echo/{id}", methods: ["POST"], authLevel: "anonymous" },
-    handler: async (req) => ({ status: 201, jsonBody: { id: req.params.id, q: req.query.get("q"), body: await req.text() } }) },
+    handler: async (req: HttpRequest) => ({ status: 201, jsonBody: { id: req.params.id, q: req.query.get("q"), body: await req.text() } }) },
   { name: "boom", trigger: { kind: "http", route: "boom", methods: ["GET"], authLevel: "anonymous" },
     handler: async () => { throw new Error("secret detail"); } },
   { name: "work", trigger: { kind: "queue", queueName: "work", connection: "UMC_STORAGE_CONNECTION_STRING" },
-    handler: async (m) => { received.push(m); } },
+    handler: async (m: unknown) => { received.push(m); } },
   { name: "fails", trigger: { kind: "queue", queueName: "fails", connection: "UMC_STORAGE_CONNECTION_STRING" },
-    handler: async (_m, ctx) => { attempts.push(ctx.triggerMetadata?.dequeueCount as number); throw new Error("always"); } },
+    handler: async (_m: unknown, ctx: InvocationContext) => { attempts.push(ctx.triggerMetadata?.dequeueCount as number); throw new Error("always"); } },
   { name: "tick", trigger: { kind: "timer", schedule: "* * * * * *" }, handler: async () => { ticks++; } },
 ];
 
