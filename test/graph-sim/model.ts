@@ -1,0 +1,115 @@
+/**
+ * The Graph simulator's data: tenants (with consented apps), users, mail folders, messages
+ * and their change log (for delta), subscriptions. Plain objects; the HTTP layer in
+ * server.ts implements Microsoft's documented behaviour on top.
+ */
+import crypto from "node:crypto";
+
+export interface SimApp {
+  clientId: string;
+  clientSecret?: string;
+  /** PEM of the app's certificate credential (public part). */
+  certificatePem?: string;
+  /** Application permissions consented in this tenant (app roles in the token). */
+  roles: string[];
+}
+
+export interface SimTenant {
+  tenantId: string;
+  apps: Map<string, SimApp>;
+  users: Map<string, SimUser>;
+  consentGranted: boolean;
+}
+
+export interface SimUser {
+  id: string;
+  tenantId: string;
+  userPrincipalName: string;
+  mail: string;
+  displayName: string;
+  proxyAddresses: string[];
+  folders: Map<string, SimFolder>;
+  messages: Map<string, SimMessage>;
+  tombstones: Tombstone[];
+  seq: number;
+}
+
+export interface SimFolder {
+  id: string;
+  displayName: string;
+  parentFolderId: string;
+  wellKnownName?: string;
+}
+
+export interface SimAttachment {
+  id: string;
+  name: string;
+  contentType: string;
+  size: number;
+  contentBytes: string;
+  isInline: boolean;
+}
+
+export interface SimMessage {
+  id: string;
+  folderId: string;
+  changeKey: string;
+  createdDateTime: string;
+  lastModifiedDateTime: string;
+  receivedDateTime: string;
+  sentDateTime?: string;
+  isDraft: boolean;
+  isRead: boolean;
+  subject: string;
+  importance: "low" | "normal" | "high";
+  from?: { emailAddress: { name?: string; address?: string } };
+  toRecipients: Array<{ emailAddress: { name?: string; address?: string } }>;
+  body: { contentType: "text" | "html"; content: string };
+  /** Extended properties by normalised id (lower case). */
+  ext: Map<string, { id: string; value: string }>;
+  attachments: SimAttachment[];
+  /** Change sequence of the last change (delta). */
+  seq: number;
+}
+
+/** A message that left a folder (deleted or moved away), for delta's @removed. */
+export interface Tombstone {
+  id: string;
+  folderId: string;
+  seq: number;
+}
+
+/** Well-known folder names (https://learn.microsoft.com/en-us/graph/api/resources/mailfolder). */
+export const WELL_KNOWN_FOLDERS = ["msgfolderroot", "inbox", "drafts", "sentitems", "deleteditems", "archive", "junkemail", "outbox", "recoverableitemsdeletions"] as const;
+
+export const newId = (prefix = "AAMkAD") => `${prefix}${crypto.randomBytes(18).toString("base64url")}`;
+export const newChangeKey = () => crypto.randomBytes(12).toString("base64");
+
+export function makeUser(tenantId: string, input: { id?: string; userPrincipalName: string; mail?: string; displayName?: string; proxyAddresses?: string[] }): SimUser {
+  const user: SimUser = {
+    id: input.id ?? crypto.randomUUID(),
+    tenantId,
+    userPrincipalName: input.userPrincipalName,
+    mail: input.mail ?? input.userPrincipalName,
+    displayName: input.displayName ?? input.userPrincipalName.split("@")[0]!,
+    proxyAddresses: input.proxyAddresses ?? [`SMTP:${input.mail ?? input.userPrincipalName}`],
+    folders: new Map(),
+    messages: new Map(),
+    tombstones: [],
+    seq: 0,
+  };
+  const root: SimFolder = { id: newId("AQMkAD"), displayName: "Top of Information Store", parentFolderId: "", wellKnownName: "msgfolderroot" };
+  user.folders.set(root.id, root);
+  const names: Record<string, string> = { inbox: "Inbox", drafts: "Drafts", sentitems: "Sent Items", deleteditems: "Deleted Items", archive: "Archive", junkemail: "Junk Email", outbox: "Outbox", recoverableitemsdeletions: "Deletions" };
+  for (const [wk, displayName] of Object.entries(names)) {
+    const f: SimFolder = { id: newId("AQMkAD"), displayName, parentFolderId: root.id, wellKnownName: wk };
+    user.folders.set(f.id, f);
+  }
+  return user;
+}
+
+export function resolveFolder(user: SimUser, idOrWellKnown: string): SimFolder | undefined {
+  const lower = idOrWellKnown.toLowerCase();
+  for (const f of user.folders.values()) if (f.id === idOrWellKnown || f.wellKnownName === lower) return f;
+  return undefined;
+}
