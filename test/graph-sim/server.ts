@@ -139,8 +139,6 @@ export class GraphSimulator {
     const consent = path.match(/^\/([^/]+)\/v2\.0\/adminconsent$/);
     if (consent) return this.adminConsent(consent[1]!, url);
     if (!path.startsWith("/v1.0/")) return graphError(404, "NotFound", "Resource not found");
-    const latency = this.faults.latencyMs;
-    if (latency > 0) await new Promise((r) => setTimeout(r, latency));
     return this.graphRequest(method, path.slice(5), url.searchParams, headers, body);
   }
 
@@ -181,6 +179,8 @@ export class GraphSimulator {
       this.stats.maxInFlight.set(user.id, Math.max(this.stats.maxInFlight.get(user.id) ?? 0, now + 1));
       this.stats.byMailbox.set(user.id, (this.stats.byMailbox.get(user.id) ?? 0) + 1);
     }
+    // Latency is spent inside the mailbox's concurrency window, as a slow backend would.
+    if (this.faults.latencyMs > 0) await new Promise((r) => setTimeout(r, this.faults.latencyMs));
     const ctx: Ctx = { ...auth, immutableIds: /IdType="ImmutableId"/i.test(headers.prefer ?? ""), prefer: (headers.prefer ?? "").split(",").map((s) => s.trim()) };
     try {
       return await this.dispatch(method, path, query, headers, body, ctx, user);
@@ -511,7 +511,7 @@ export class GraphSimulator {
         select = d.select;
       }
       const changed = [...user.messages.values()].filter((m) => m.folderId === folder.id && m.seq > since).sort((a, b) => a.seq - b.seq).map((m) => ({ id: m.id, removed: false }));
-      const removed = since < 0 ? [] : user.tombstones.filter((t) => t.folderId === folder.id && t.seq > since && !user.messages.has(t.id)).map((t) => ({ id: t.id, removed: true }));
+      const removed = since < 0 ? [] : user.tombstones.filter((t) => t.folderId === folder.id && t.seq > since && user.messages.get(t.id)?.folderId !== folder.id).map((t) => ({ id: t.id, removed: true }));
       state = { userId: user.id, folderId: folder.id, items: [...removed, ...changed], endSeq: user.seq, select, pageSize };
     }
     const page = state.items.slice(0, state.pageSize);
@@ -565,7 +565,7 @@ export class GraphSimulator {
     const t = Date.parse(String(value ?? ""));
     if (Number.isNaN(t)) return graphError(400, "ExtensionError", "expirationDateTime is required and must be a date.");
     const max = rich ? OUTLOOK_MAX_MINUTES_RICH : OUTLOOK_MAX_MINUTES;
-    if (t > Date.now() + max * 60_000 + 60_000) return graphError(400, "ExtensionError", `Subscription expiration can only be ${max} minutes in the future.`);
+    if (t > Date.now() + max * 60_000 + 5_000) return graphError(400, "ExtensionError", `Subscription expiration can only be ${max} minutes in the future.`);
     if (t < Date.now()) return graphError(400, "ExtensionError", "Subscription expiration date time must be in the future.");
     return { value: new Date(Math.max(t, Date.now() + MIN_MINUTES * 60_000)).toISOString() };
   }
