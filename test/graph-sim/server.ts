@@ -80,8 +80,8 @@ export class GraphSimulator {
   private readonly signingKey = crypto.randomBytes(32);
   private readonly inFlight = new Map<string, number>();
   private readonly budget = new Map<string, { windowStart: number; count: number }>();
-  private readonly deltaTokens = new Map<string, { userId: string; folderId: string; seq: number; select?: string }>();
-  private readonly skipTokens = new Map<string, { userId: string; folderId: string; items: Array<{ id: string; removed: boolean }>; endSeq: number; select?: string; pageSize: number }>();
+  private readonly deltaTokens = new Map<string, { userId: string; folderId: string; seq: number; select?: string; expand?: string }>();
+  private readonly skipTokens = new Map<string, { userId: string; folderId: string; items: Array<{ id: string; removed: boolean }>; endSeq: number; select?: string; expand?: string; pageSize: number }>();
   private readonly held: Array<() => void> = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
@@ -495,7 +495,8 @@ export class GraphSimulator {
     const skipToken = q.get("$skiptoken");
     const deltaToken = q.get("$deltatoken");
     const gone = () => graphError(410, "SyncStateNotFound", "The sync state generation is not found. Please restart the sync with an initial delta request.");
-    let state: { userId: string; folderId: string; items: Array<{ id: string; removed: boolean }>; endSeq: number; select?: string; pageSize: number };
+    // Query options are baked into the tokens (delta-query-overview: "reuse the link as is").
+    let state: { userId: string; folderId: string; items: Array<{ id: string; removed: boolean }>; endSeq: number; select?: string; expand?: string; pageSize: number };
     if (skipToken) {
       const s = this.skipTokens.get(skipToken);
       if (!s || s.userId !== user.id) return gone();
@@ -504,15 +505,17 @@ export class GraphSimulator {
     } else {
       let since = -1;
       let select = q.get("$select") ?? undefined;
+      let expand = q.get("$expand") ?? undefined;
       if (deltaToken) {
         const d = this.deltaTokens.get(deltaToken);
         if (!d || d.userId !== user.id || d.folderId !== folder.id) return gone();
         since = d.seq;
         select = d.select;
+        expand = d.expand;
       }
       const changed = [...user.messages.values()].filter((m) => m.folderId === folder.id && m.seq > since).sort((a, b) => a.seq - b.seq).map((m) => ({ id: m.id, removed: false }));
       const removed = since < 0 ? [] : user.tombstones.filter((t) => t.folderId === folder.id && t.seq > since && user.messages.get(t.id)?.folderId !== folder.id).map((t) => ({ id: t.id, removed: true }));
-      state = { userId: user.id, folderId: folder.id, items: [...removed, ...changed], endSeq: user.seq, select, pageSize };
+      state = { userId: user.id, folderId: folder.id, items: [...removed, ...changed], endSeq: user.seq, select, expand, pageSize };
     }
     const page = state.items.slice(0, state.pageSize);
     const rest = state.items.slice(state.pageSize);
@@ -520,7 +523,7 @@ export class GraphSimulator {
     const value = page.map((it) => {
       const m = user.messages.get(it.id);
       if (it.removed || !m || m.folderId !== folder.id) return { "@odata.type": "#microsoft.graph.message", id: it.id, "@removed": { reason: "deleted" } };
-      return { "@odata.type": "#microsoft.graph.message", ...this.messageJson(m, select, q.get("$expand") ? parseExpand(q.get("$expand")) : undefined) };
+      return { "@odata.type": "#microsoft.graph.message", ...this.messageJson(m, select, parseExpand(state.expand ?? null)) };
     });
     const base = `${this.origin}/v1.0/users/${user.id}/mailFolders/${folder.id}/messages/delta`;
     const headers: Record<string, string> = pref ? { "Preference-Applied": `odata.maxpagesize=${state.pageSize}` } : {};
@@ -530,7 +533,7 @@ export class GraphSimulator {
       return { status: 200, headers, body: { "@odata.nextLink": `${base}?$skiptoken=${token}`, value } };
     }
     const token = crypto.randomBytes(16).toString("base64url");
-    this.deltaTokens.set(token, { userId: user.id, folderId: folder.id, seq: state.endSeq, select: state.select });
+    this.deltaTokens.set(token, { userId: user.id, folderId: folder.id, seq: state.endSeq, select: state.select, expand: state.expand });
     return { status: 200, headers, body: { "@odata.deltaLink": `${base}?$deltatoken=${token}`, value } };
   }
 

@@ -1,0 +1,73 @@
+/**
+ * App-only tokens per customer tenant with msal-node (client credentials). One
+ * ConfidentialClientApplication per tenant lives for the process, so warm invocations reuse
+ * its token cache (shared/reference/graph-facts.md section 7). Credentials: a certificate
+ * (production), a federated assertion from the managed identity (production in Azure), or a
+ * client secret (dev and test only: src/config.ts refuses secrets in Azure).
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import { ConfidentialClientApplication, type Configuration } from "@azure/msal-node";
+import { ConnectorError } from "../errors.js";
+
+export type AppCredential =
+  | { kind: "certificate"; certPath: string; keyPath?: string }
+  | { kind: "assertion"; getAssertion: () => Promise<string> }
+  | { kind: "secret"; secret: string };
+
+export interface TokenSource {
+  token(tenantId: string): Promise<string>;
+}
+
+export const GRAPH_SCOPE = "https://graph.microsoft.com/.default";
+
+export function msalTokenSource(opts: { clientId: string; authorityHost: string; credential: AppCredential }): TokenSource {
+  const apps = new Map<string, ConfidentialClientApplication>();
+  const auth = credentialConfig(opts.credential);
+  const isMicrosoft = /(^|\.)login\.microsoftonline\.(com|us)$|(^|\.)login\.partner\.microsoftonline\.cn$/i.test(new URL(opts.authorityHost).hostname);
+  const appFor = (tenantId: string) => {
+    let app = apps.get(tenantId);
+    if (!app) {
+      const authority = `${opts.authorityHost.replace(/\/$/, "")}/${tenantId}`;
+      const host = new URL(opts.authorityHost).host;
+      // Non-Microsoft hosts (the simulator): hand msal the metadata so it makes no discovery calls.
+      const metadata: Partial<Configuration["auth"]> = isMicrosoft ? {} : {
+        knownAuthorities: [host],
+        authorityMetadata: JSON.stringify({ token_endpoint: `${authority}/oauth2/v2.0/token`, authorization_endpoint: `${authority}/oauth2/v2.0/authorize`, issuer: `${authority}/v2.0`, jwks_uri: `${authority}/discovery/v2.0/keys`, end_session_endpoint: `${authority}/oauth2/v2.0/logout` }),
+        cloudDiscoveryMetadata: JSON.stringify({ tenant_discovery_endpoint: `${authority}/v2.0/.well-known/openid-configuration`, "api-version": "1.1", metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }] }),
+      };
+      app = new ConfidentialClientApplication({ auth: { clientId: opts.clientId, authority, ...metadata, ...auth } });
+      apps.set(tenantId, app);
+    }
+    return app;
+  };
+  return {
+    async token(tenantId) {
+      try {
+        const r = await appFor(tenantId).acquireTokenByClientCredential({ scopes: [GRAPH_SCOPE] });
+        if (!r?.accessToken) throw new Error("no access token in the response");
+        return r.accessToken;
+      } catch (e) {
+        const code = (e as { errorCode?: string }).errorCode ?? "";
+        // invalid_client / unauthorized_client / invalid_request: fixing needs an admin (consent, credential).
+        const permanent = /invalid_client|unauthorized_client|invalid_request|invalid_scope/.test(code);
+        const detail = ((e as { errorMessage?: string }).errorMessage ?? (e as Error).message ?? "").split("\n")[0]!.slice(0, 300);
+        throw new ConnectorError("GRAPH_AUTH_FAILED", `token request for tenant ${tenantId} failed: ${code || "network"} ${detail}`, { tenantId, transient: !permanent, cause: e });
+      }
+    },
+  };
+}
+
+function credentialConfig(c: AppCredential): Partial<Configuration["auth"]> {
+  switch (c.kind) {
+    case "secret": return { clientSecret: c.secret };
+    case "assertion": return { clientAssertion: () => c.getAssertion() };
+    case "certificate": {
+      // One PEM file may hold both the certificate and its private key (Key Vault's export).
+      const certPem = fs.readFileSync(c.certPath, "utf8");
+      const keyPem = c.keyPath ? fs.readFileSync(c.keyPath, "utf8") : certPem;
+      const thumbprintSha256 = new crypto.X509Certificate(certPem).fingerprint256.replace(/:/g, "");
+      return { clientCertificate: { thumbprintSha256, privateKey: keyPem } };
+    }
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Exchange side of the voicemail sync for one mailbox: the voicemail folder, received
+ * voicemail items, read state, deletes, and the folder's delta.
+ *
+ * A voicemail item is created non-draft in one request (PidTagMessageFlags 0x0E07 can only be
+ * set at creation, MS-OXCMSG 2.2.1.6; graph-facts.md section 4) with the voicemail message
+ * class (PidTagMessageClass 0x001A, MS-OXOUM), duration (PidTagVoiceMessageDuration 0x6801),
+ * caller name (PidTagVoiceMessageSenderName 0x6803), audio order (0x6805), delivery time
+ * (PidTagMessageDeliveryTime 0x0E06) and our sync key as a named property, with the audio
+ * attached inline (under 3 MB: outlook-large-attachments).
+ */
+import { ConnectorError } from "../errors.js";
+import type { ExchangeChanges, ExchangeItem } from "../sync/ports.js";
+import type { GraphClient } from "./client.js";
+
+/** Our property set; the sync key marks items the connector created (loop prevention). */
+export const SYNC_KEY_PROP = "String {6B9E9B4C-1F2D-4C55-9E1B-5A3C2D7E8F01} Name UmcSyncKey";
+export const INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024;
+
+export interface VoicemailItem {
+  syncKey: string;
+  subject: string;
+  bodyHtml: string;
+  messageClass: string;
+  isRead: boolean;
+  receivedAt?: Date;
+  caller?: { name?: string; number?: string; address?: string };
+  durationSeconds?: number;
+  importance?: "low" | "normal" | "high";
+  sensitivity?: "normal" | "private" | "confidential";
+  audio?: { name: string; contentType: string; bytes: Buffer };
+}
+
+interface Message {
+  id: string;
+  isRead?: boolean;
+  "@removed"?: { reason: string };
+  singleValueExtendedProperties?: Array<{ id: string; value: string }>;
+}
+
+const syncKeyOf = (m: Message) => m.singleValueExtendedProperties?.find((p) => p.id.toLowerCase() === SYNC_KEY_PROP.toLowerCase())?.value;
+const EXPAND = `singleValueExtendedProperties($filter=id eq '${SYNC_KEY_PROP}')`;
+
+export class ExchangeVoicemail {
+  constructor(private readonly graph: GraphClient, private readonly userId: string) {}
+
+  private get user() { return `/users/${encodeURIComponent(this.userId)}`; }
+
+  /** The folder id for a well-known name ("inbox") or a display name under the root, created when missing. */
+  async ensureFolder(name: string): Promise<string> {
+    const wellKnown = /^(inbox|archive|deleteditems|junkemail|drafts|sentitems|msgfolderroot)$/i.test(name);
+    if (wellKnown) return (await this.graph.request<{ id: string }>({ method: "GET", url: `${this.user}/mailFolders/${name}`, mailbox: this.userId })).id;
+    const find = async () => {
+      const r = await this.graph.request<{ value: Array<{ id: string; displayName: string }> }>({ method: "GET", url: `${this.user}/mailFolders/msgfolderroot/childFolders?$top=250`, mailbox: this.userId });
+      return r.value.find((f) => f.displayName.toLowerCase() === name.toLowerCase())?.id;
+    };
+    const existing = await find();
+    if (existing) return existing;
+    try {
+      return (await this.graph.request<{ id: string }>({ method: "POST", url: `${this.user}/mailFolders/msgfolderroot/childFolders`, body: { displayName: name }, mailbox: this.userId })).id;
+    } catch (e) {
+      // Created concurrently (409 ErrorFolderExists): use that one.
+      const again = await find();
+      if (again) return again;
+      throw e;
+    }
+  }
+
+  async create(folderId: string, item: VoicemailItem): Promise<ExchangeItem> {
+    if (item.audio && item.audio.bytes.length >= INLINE_ATTACHMENT_LIMIT) {
+      throw new ConnectorError("PAYLOAD_TOO_LARGE", `audio of ${item.audio.bytes.length} bytes exceeds the inline limit; upload sessions are not implemented yet`, { syncKey: item.syncKey });
+    }
+    const props: Array<{ id: string; value: string }> = [
+      { id: "Integer 0x0E07", value: item.isRead ? "1" : "0" }, // mfRead, not mfUnsent: a received item
+      { id: "String 0x001A", value: item.messageClass },
+      { id: SYNC_KEY_PROP, value: item.syncKey },
+    ];
+    if (item.receivedAt) props.push({ id: "SystemTime 0x0E06", value: item.receivedAt.toISOString() });
+    if (item.durationSeconds !== undefined) props.push({ id: "Integer 0x6801", value: String(Math.round(item.durationSeconds)) });
+    if (item.caller?.name) props.push({ id: "String 0x6803", value: item.caller.name });
+    if (item.audio) props.push({ id: "String 0x6805", value: item.audio.name });
+    const from = item.caller?.address || item.caller?.number
+      ? { emailAddress: { name: item.caller.name ?? item.caller.number, address: item.caller.address ?? "" } }
+      : undefined;
+    const created = await this.graph.request<Message>({
+      method: "POST",
+      url: `${this.user}/mailFolders/${encodeURIComponent(folderId)}/messages`,
+      mailbox: this.userId,
+      body: {
+        subject: item.subject,
+        body: { contentType: "html", content: item.bodyHtml },
+        importance: item.importance ?? "normal",
+        ...(from ? { from } : {}),
+        singleValueExtendedProperties: props,
+        ...(item.audio ? { attachments: [{ "@odata.type": "#microsoft.graph.fileAttachment", name: item.audio.name, contentType: item.audio.contentType, contentBytes: item.audio.bytes.toString("base64") }] } : {}),
+      },
+    });
+    return { id: created.id, isRead: created.isRead ?? item.isRead, syncKey: item.syncKey };
+  }
+
+  async findBySyncKey(folderId: string, syncKey: string): Promise<ExchangeItem | undefined> {
+    const filter = `singleValueExtendedProperties/Any(ep: ep/id eq '${SYNC_KEY_PROP}' and ep/value eq '${syncKey.replace(/'/g, "''")}')`;
+    const r = await this.graph.request<{ value: Message[] }>({ method: "GET", url: `${this.user}/mailFolders/${encodeURIComponent(folderId)}/messages?$filter=${encodeURIComponent(filter)}&$select=id,isRead&$top=2`, mailbox: this.userId });
+    const m = r.value[0];
+    return m && { id: m.id, isRead: m.isRead ?? false, syncKey };
+  }
+
+  async setRead(id: string, isRead: boolean): Promise<void> {
+    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, body: { isRead }, mailbox: this.userId });
+  }
+
+  /** What Outlook's Delete does: a move to Deleted Items (graph-facts.md section 5). */
+  async moveToDeletedItems(id: string): Promise<void> {
+    await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/move`, body: { destinationId: "deleteditems" }, mailbox: this.userId });
+  }
+
+  async hardDelete(id: string): Promise<void> {
+    await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/permanentDelete`, mailbox: this.userId });
+  }
+
+  /**
+   * Follows the folder's delta to its deltaLink (message-delta). Without a deltaLink this is a
+   * full listing. Items that left the folder come back as removed.
+   */
+  async changes(folderId: string, deltaLink: string | undefined, pageSize = 100): Promise<ExchangeChanges> {
+    let url: string | undefined = deltaLink ?? `${this.user}/mailFolders/${encodeURIComponent(folderId)}/messages/delta?$select=isRead&$expand=${encodeURIComponent(EXPAND)}`;
+    const upserted = new Map<string, ExchangeItem>();
+    const removed = new Set<string>();
+    let next = "";
+    while (url) {
+      const page: { value: Message[]; "@odata.nextLink"?: string; "@odata.deltaLink"?: string } =
+        await this.graph.request({ method: "GET", url, headers: { Prefer: `odata.maxpagesize=${pageSize}` }, mailbox: this.userId });
+      for (const m of page.value) {
+        // Replays happen: the last word on an id wins (delta-query-overview).
+        if (m["@removed"]) { removed.add(m.id); upserted.delete(m.id); }
+        else { upserted.set(m.id, { id: m.id, isRead: m.isRead ?? false, syncKey: syncKeyOf(m) }); removed.delete(m.id); }
+      }
+      url = page["@odata.nextLink"];
+      if (page["@odata.deltaLink"]) next = page["@odata.deltaLink"];
+    }
+    if (!next) throw new ConnectorError("GRAPH_REQUEST_FAILED", "delta ended without a deltaLink", { mailboxId: this.userId });
+    return { full: deltaLink === undefined, upserted: [...upserted.values()], removed: [...removed], deltaLink: next };
+  }
+}

@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { parseVoiceMessage } from "../../src/formats/voiceMessage.js";
+import { isConnectorError } from "../../src/errors.js";
+import { asteriskVoiceMessage, avayaVoiceMessage, faxMessage, readReceipt } from "../fixtures/voicemail.js";
+
+describe("voice message understanding", () => {
+  it("reads an Avaya/VPIM-style voice message", async () => {
+    const m = await parseVoiceMessage(avayaVoiceMessage({ seconds: 65 }));
+    expect(m).toMatchObject({ class: "voice", caller: { name: "Ann Lee", number: "+4930123456" }, durationSeconds: 65, sensitivity: "normal", importance: "normal", messageId: "<vm-1@pbx.example.test>" });
+    expect(m.audio).toMatchObject({ name: "msg0001.wav", contentType: "audio/wav" });
+    expect(m.audio!.bytes.subarray(0, 4).toString()).toBe("RIFF");
+    expect(m.receivedAt?.toISOString()).toBe("2026-11-24T10:00:00.000Z");
+  });
+  it("reads Asterisk's headers", async () => {
+    expect(await parseVoiceMessage(asteriskVoiceMessage())).toMatchObject({ class: "voice", caller: { name: "Bob Smith", number: "015112345678" }, durationSeconds: 42 });
+  });
+  it("classifies fax, receipts and plain mail", async () => {
+    expect((await parseVoiceMessage(faxMessage())).class).toBe("fax");
+    expect((await parseVoiceMessage(readReceipt())).class).toBe("receipt");
+    expect((await parseVoiceMessage(Buffer.from("From: a@b\r\nSubject: hi\r\n\r\nhello\r\n"))).class).toBe("email");
+  });
+  it("keeps private voice messages without requiring audio", async () => {
+    const m = await parseVoiceMessage(avayaVoiceMessage({ sensitivity: "Private", noAudio: true }));
+    expect(m).toMatchObject({ class: "voice", sensitivity: "private" });
+    expect(m.audio).toBeUndefined();
+  });
+  it("gives typed errors for missing or unsupported audio and malformed MIME", async () => {
+    const code = async (raw: Buffer) => parseVoiceMessage(raw).then(() => "ok", (e) => (isConnectorError(e) ? e.code : "untyped"));
+    expect(await code(avayaVoiceMessage({ noAudio: true }))).toBe("AUDIO_MISSING");
+    expect(await code(avayaVoiceMessage({ audioType: "audio/x-unknown-codec" }))).toBe("AUDIO_UNSUPPORTED");
+    expect(await code(Buffer.from("this is not a message"))).toBe("MIME_MALFORMED");
+    expect(await code(Buffer.from("Content-Type: multipart/mixed\r\n\r\n--x\r\n"))).toBe("MIME_MALFORMED");
+  });
+  it("never throws anything but a typed error on mutated input (property)", async () => {
+    const base = avayaVoiceMessage();
+    await fc.assert(fc.asyncProperty(fc.array(fc.tuple(fc.nat({ max: base.length - 1 }), fc.integer({ min: 0, max: 255 })), { maxLength: 30 }), fc.nat({ max: base.length }), async (edits, cut) => {
+      const raw = Buffer.from(base.subarray(0, Math.max(1, cut)));
+      for (const [i, v] of edits) if (i < raw.length) raw[i] = v;
+      await parseVoiceMessage(raw).catch((e) => { if (!isConnectorError(e)) throw e; });
+    }), { numRuns: 150 });
+  });
+});
