@@ -200,7 +200,9 @@ ${options.extraConf ?? ""}
 
   let proc: ChildProcess | undefined;
   const start = async () => {
-    proc = spawn(DOVECOT_BIN, ["-F", "-c", conf], { stdio: "ignore" });
+    // Own process group, so kill() takes the imap/auth children down with the master, as a
+    // real restart or crash of the voice store does.
+    proc = spawn(DOVECOT_BIN, ["-F", "-c", conf], { stdio: "ignore", detached: true });
     for (let i = 0; ; i++) {
       if (await canConnect(port)) return;
       if (proc.exitCode !== null || i > 400) {
@@ -215,7 +217,7 @@ ${options.extraConf ?? ""}
     const p = proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return resolve();
     p.once("exit", () => resolve());
-    p.kill("SIGKILL");
+    try { process.kill(-p.pid!, "SIGKILL"); } catch { p.kill("SIGKILL"); }
   });
   await start();
 

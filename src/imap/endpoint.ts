@@ -1,0 +1,116 @@
+/**
+ * Voice-store endpoints and connections: auth modes, TLS, a cap on connections per endpoint,
+ * and the one place imapflow failures become typed errors.
+ *
+ * Auth modes (GLOSSARY "super user"): the user's own password; a master user with a
+ * separator ("user*master", Dovecot's auth_master_user_separator); or SASL PLAIN with an
+ * authorization identity (RFC 4616 section 2: authcid = master, authzid = user).
+ */
+import tls from "node:tls";
+import { ImapFlow } from "imapflow";
+import { ConnectorError } from "../errors.js";
+
+export type ImapAuth =
+  | { mode: "user-password"; password: string }
+  | { mode: "master-separator"; masterUser: string; password: string; separator?: string }
+  | { mode: "sasl-authzid"; masterUser: string; password: string };
+
+export interface ImapEndpoint {
+  id: string;
+  host: string;
+  port: number;
+  /** Plaintext only when configured explicitly (labs); TLS verification is always on otherwise. */
+  tls: "implicit" | "starttls" | "plaintext";
+  caBundle?: string;
+  auth: ImapAuth;
+  maxConnections: number;
+  connectTimeoutMs?: number;
+  /** Waiting longer than this for a free connection reads as IMAP_CONNECTION_LIMIT. */
+  acquireTimeoutMs?: number;
+}
+
+class Slots {
+  private active = 0;
+  private waiters: Array<{ resolve: () => void; timer: NodeJS.Timeout }> = [];
+  constructor(private readonly limit: number) {}
+  async take(timeoutMs: number, onTimeout: () => Error): Promise<() => void> {
+    if (this.active >= this.limit) {
+      await new Promise<void>((resolve, reject) => {
+        const w = { resolve, timer: setTimeout(() => { this.waiters = this.waiters.filter((x) => x !== w); reject(onTimeout()); }, timeoutMs) };
+        this.waiters.push(w);
+      });
+    }
+    this.active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.active--;
+      const w = this.waiters.shift();
+      if (w) { clearTimeout(w.timer); w.resolve(); }
+    };
+  }
+}
+
+const slots = new Map<string, Slots>();
+
+/** Converts anything imapflow throws (or a `false` it returns) into the error vocabulary. */
+export function toImapError(e: unknown, endpoint: string, what = "IMAP command"): ConnectorError {
+  if (e instanceof ConnectorError) return e;
+  const err = (e ?? {}) as { code?: string; message?: string; authenticationFailed?: boolean; responseText?: string; serverResponseCode?: string; response?: string };
+  const text = `${err.responseText ?? ""} ${err.response ?? ""} ${err.message ?? ""}`;
+  // Dovecot: "Maximum number of connections from user+IP exceeded"; others say "Too many connections".
+  if (/maximum number of connections|too many (simultaneous )?connections|connection limit/i.test(text)) {
+    return new ConnectorError("IMAP_CONNECTION_LIMIT", `connection limit reached on ${endpoint}`, { endpoint, cause: e, transient: true });
+  }
+  if (err.authenticationFailed || /AUTHENTICATIONFAILED|authentication failed|invalid credentials/i.test(text)) {
+    return new ConnectorError("IMAP_AUTH_FAILED", `authentication failed on ${endpoint}`, { endpoint, cause: e, transient: false });
+  }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|certificate|altnames/i.test(`${err.code ?? ""} ${err.message ?? ""}`)) {
+    return new ConnectorError("IMAP_TLS_FAILED", `TLS verification failed for ${endpoint}: ${(err.message ?? "").slice(0, 200)}`, { endpoint, cause: e, transient: false });
+  }
+  if (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|NoConnection|EConnectionClosed|CONNECT_TIMEOUT|ETIMEOUT|StateLogout|socket/i.test(`${err.code ?? ""} ${err.message ?? ""}`)) {
+    return new ConnectorError("IMAP_UNAVAILABLE", `${endpoint} unavailable: ${err.code ?? err.message ?? "connection failed"}`, { endpoint, cause: e, transient: true });
+  }
+  return new ConnectorError("IMAP_COMMAND_FAILED", `${what} failed on ${endpoint}: ${(err.responseText ?? err.message ?? "").slice(0, 200)}`, { endpoint, cause: e });
+}
+
+/**
+ * Opens an authenticated connection to one voice mailbox, within the endpoint's connection
+ * cap. The returned `release` logs out and frees the slot; call it in `finally`.
+ */
+export async function connectMailbox(endpoint: ImapEndpoint, voiceMailbox: string): Promise<{ client: ImapFlow; release: () => Promise<void> }> {
+  let s = slots.get(endpoint.id);
+  if (!s) { s = new Slots(endpoint.maxConnections); slots.set(endpoint.id, s); }
+  const free = await s.take(endpoint.acquireTimeoutMs ?? 30_000, () => new ConnectorError("IMAP_CONNECTION_LIMIT", `all ${endpoint.maxConnections} connections to ${endpoint.id} are busy`, { endpoint: endpoint.id, transient: true }));
+  const a = endpoint.auth;
+  const auth = a.mode === "user-password" ? { user: voiceMailbox, pass: a.password }
+    : a.mode === "master-separator" ? { user: `${voiceMailbox}${a.separator ?? "*"}${a.masterUser}`, pass: a.password }
+    : { user: a.masterUser, pass: a.password, authzid: voiceMailbox, loginMethod: "AUTH=PLAIN" };
+  const client = new ImapFlow({
+    host: endpoint.host,
+    port: endpoint.port,
+    secure: endpoint.tls === "implicit",
+    doSTARTTLS: endpoint.tls === "starttls" ? true : endpoint.tls === "plaintext" ? false : undefined,
+    tls: endpoint.tls === "plaintext" ? undefined : { rejectUnauthorized: true, ...(endpoint.caBundle ? { ca: [...tls.rootCertificates, endpoint.caBundle] } : {}) },
+    auth,
+    logger: false,
+    qresync: true,
+    connectionTimeout: endpoint.connectTimeoutMs ?? 15_000,
+    greetingTimeout: endpoint.connectTimeoutMs ?? 15_000,
+  });
+  client.on("error", () => undefined); // surfaced through the failing command instead
+  try {
+    await client.connect();
+  } catch (e) {
+    free();
+    client.close();
+    throw toImapError(e, endpoint.id, "login");
+  }
+  return {
+    client,
+    release: async () => {
+      try { await client.logout(); } catch { client.close(); } finally { free(); }
+    },
+  };
+}

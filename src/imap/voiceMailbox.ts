@@ -1,0 +1,131 @@
+/**
+ * One voice mailbox folder as the sync core sees it (VoiceMailboxPort), on one IMAP
+ * connection for the duration of a sync run.
+ *
+ * Change detection (RFC 7162): with CONDSTORE an unchanged HIGHESTMODSEQ means nothing changed
+ * (no FETCH at all); otherwise FETCH ... (CHANGEDSINCE) returns changed flags and a QRESYNC
+ * SELECT reports expunged UIDs as VANISHED (EARLIER). Without CONDSTORE/QRESYNC, or after a
+ * UIDVALIDITY change (RFC 3501 section 2.3.1.1), the whole folder is listed (UID + FLAGS) and
+ * the caller diffs it against its state.
+ */
+import type { ImapFlow } from "imapflow";
+import { ConnectorError } from "../errors.js";
+import type { ImapCursor, VoiceChanges, VoiceMailboxPort } from "../sync/ports.js";
+import { voiceSyncKey } from "../sync/syncKey.js";
+import { connectMailbox, toImapError, type ImapEndpoint } from "./endpoint.js";
+
+export interface VoiceMailboxOptions {
+  folder: string;
+  /** Where an Exchange-side delete sends the message: expunge, or a trash folder. */
+  removal: { mode: "expunge" } | { mode: "trash"; folder: string };
+  maxMessageBytes?: number;
+  /** Ignore the server's CONDSTORE/QRESYNC (tests of the fallback path). */
+  ignoreCondstore?: boolean;
+}
+
+export interface VoiceMailboxSession extends VoiceMailboxPort {
+  close(): Promise<void>;
+  client: ImapFlow;
+}
+
+export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: string, options: VoiceMailboxOptions): Promise<VoiceMailboxSession> {
+  const { client, release } = await connectMailbox(endpoint, voiceMailbox);
+  const ep = endpoint.id;
+  const guard = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    try { return await fn(); } catch (e) { throw toImapError(e, ep, what); }
+  };
+  const maxBytes = options.maxMessageBytes ?? 50 * 1024 * 1024;
+  const condstore = () => !options.ignoreCondstore && client.capabilities.has("CONDSTORE");
+  const qresync = () => !options.ignoreCondstore && client.capabilities.has("QRESYNC");
+  const falseIsError = (ok: boolean | object, what: string) => { if (ok === false) throw new ConnectorError("IMAP_COMMAND_FAILED", `${what} was refused by ${ep}`, { endpoint: ep }); };
+  const ensureOpen = () => guard("SELECT", async () => {
+    if (client.mailbox && client.mailbox.path === options.folder) return client.mailbox;
+    return client.mailboxOpen(options.folder);
+  });
+
+  return {
+    client,
+    close: release,
+
+    async changes(since: ImapCursor | undefined): Promise<VoiceChanges> {
+      const vanished: number[] = [];
+      const onExpunge = (ev: { uid?: number; vanished?: boolean }) => { if (ev.vanished && ev.uid) vanished.push(ev.uid); };
+      client.on("expunge", onExpunge);
+      try {
+        const canResync = since?.highestModseq !== undefined && qresync() && condstore();
+        const box = await guard("SELECT", () => (client.mailbox && client.mailbox.path === options.folder ? client.mailboxClose().then(() => undefined) : Promise.resolve(undefined))
+          .then(() => client.mailboxOpen(options.folder, canResync ? { uidValidity: BigInt(since!.uidValidity), changedSince: BigInt(since!.highestModseq!) } : {})));
+        const cursor: ImapCursor = { uidValidity: Number(box.uidValidity), highestModseq: box.highestModseq?.toString(), uidNext: box.uidNext };
+        const uidValidityChanged = since !== undefined && since.uidValidity !== cursor.uidValidity;
+        const list = async (changedSince?: bigint) => {
+          const out: Array<{ uid: number; seen: boolean }> = [];
+          if (box.exists === 0) return out;
+          for await (const m of client.fetch("1:*", { uid: true, flags: true }, changedSince === undefined ? {} : { changedSince })) out.push({ uid: m.uid, seen: m.flags?.has("\\Seen") ?? false });
+          return out;
+        };
+        if (!since || uidValidityChanged || !condstore() || since.highestModseq === undefined || box.highestModseq === undefined) {
+          return { cursor, full: true, changed: await guard("FETCH", () => list()), vanished: [], uidValidityChanged };
+        }
+        if (box.highestModseq.toString() === since.highestModseq) {
+          // Nothing changed since the cursor: no FETCH needed (RFC 7162 section 3.1.2.1).
+          return { cursor, full: false, changed: [], vanished: [...new Set(vanished)], uidValidityChanged: false };
+        }
+        if (!qresync()) {
+          // CONDSTORE without QRESYNC cannot report expunges: list everything instead.
+          return { cursor, full: true, changed: await guard("FETCH", () => list()), vanished: [], uidValidityChanged: false };
+        }
+        const changed = await guard("FETCH CHANGEDSINCE", () => list(BigInt(since.highestModseq!)));
+        return { cursor, full: false, changed, vanished: [...new Set(vanished)], uidValidityChanged: false };
+      } finally {
+        client.off("expunge", onExpunge);
+      }
+    },
+
+    async syncKeys(uids: number[]): Promise<Map<number, string>> {
+      await ensureOpen();
+      const out = new Map<number, string>();
+      if (!uids.length) return out;
+      await guard("FETCH headers", async () => {
+        for await (const m of client.fetch(uids.join(","), { uid: true, envelope: true, size: true, internalDate: true }, { uid: true })) {
+          const env = m.envelope;
+          out.set(m.uid, voiceSyncKey({
+            messageId: env?.messageId,
+            date: env?.date ? new Date(env.date).toISOString() : undefined,
+            from: env?.from?.[0]?.address,
+            subject: env?.subject,
+            size: m.size,
+            internalDate: m.internalDate ? new Date(m.internalDate).toISOString() : undefined,
+          }));
+        }
+      });
+      return out;
+    },
+
+    async fetchSource(uid: number): Promise<Buffer> {
+      await ensureOpen();
+      const m = await guard("FETCH BODY[]", () => client.fetchOne(String(uid), { uid: true, size: true, source: true }, { uid: true }));
+      if (m === false || !m.source) throw new ConnectorError("IMAP_COMMAND_FAILED", `message UID ${uid} is not on ${ep} any more`, { endpoint: ep, imapUid: uid });
+      if ((m.size ?? m.source.length) > maxBytes) throw new ConnectorError("PAYLOAD_TOO_LARGE", `message UID ${uid} is larger than ${maxBytes} bytes`, { endpoint: ep, imapUid: uid });
+      return m.source;
+    },
+
+    async setSeen(uid: number, seen: boolean): Promise<void> {
+      await ensureOpen();
+      const ok = await guard("STORE", () => (seen ? client.messageFlagsAdd(String(uid), ["\\Seen"], { uid: true }) : client.messageFlagsRemove(String(uid), ["\\Seen"], { uid: true })));
+      falseIsError(ok, `STORE \\Seen on UID ${uid}`);
+    },
+
+    async remove(uid: number): Promise<void> {
+      await ensureOpen();
+      if (options.removal.mode === "trash") {
+        const trash = options.removal.folder;
+        const r = await guard("MOVE", () => client.messageMove(String(uid), trash, { uid: true }));
+        falseIsError(r, `MOVE of UID ${uid} to ${trash}`);
+        return;
+      }
+      // UID EXPUNGE (RFC 4315) removes only this message, never others marked \Deleted.
+      const ok = await guard("EXPUNGE", () => client.messageDelete(String(uid), { uid: true }));
+      falseIsError(ok, `EXPUNGE of UID ${uid}`);
+    },
+  };
+}

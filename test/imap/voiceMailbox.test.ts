@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ImapFlow } from "imapflow";
+import { startDovecot, type DovecotHandle } from "../harness/dovecot.js";
+import { openVoiceMailbox } from "../../src/imap/voiceMailbox.js";
+import { connectMailbox, type ImapEndpoint } from "../../src/imap/endpoint.js";
+import { isConnectorError } from "../../src/errors.js";
+import { avayaVoiceMessage } from "../fixtures/voicemail.js";
+
+let dc: DovecotHandle;
+let limited: DovecotHandle;
+let n = 0;
+const endpoint = (over: Partial<ImapEndpoint> = {}): ImapEndpoint => ({
+  id: `dc-${n++}`, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 4,
+  auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...over,
+});
+const opts = { folder: "INBOX", removal: { mode: "expunge" as const } };
+
+beforeAll(async () => {
+  [dc, limited] = await Promise.all([
+    startDovecot({ users: { "4711": "pw1", "4712": "pw2", "4713": "pw3", "4714": "pw4" } }),
+    startDovecot({ users: { "5000": "pw" }, maxUserIpConnections: 1 }),
+  ]);
+});
+afterAll(async () => { await Promise.all([dc?.stop(), limited?.stop()]); });
+
+describe("IMAP endpoint", () => {
+  it("logs in with each auth mode", async () => {
+    for (const auth of [{ mode: "user-password" as const, password: "pw1" }, { mode: "master-separator" as const, masterUser: dc.master.user, password: dc.master.pass }, { mode: "sasl-authzid" as const, masterUser: dc.master.user, password: dc.master.pass }]) {
+      const { client, release } = await connectMailbox(endpoint({ auth }), "4711");
+      expect(client.authenticated).toBeTruthy();
+      await release();
+    }
+  });
+  it("reads a connection limit as IMAP_CONNECTION_LIMIT, not as an auth failure", async () => {
+    const ep: ImapEndpoint = { id: "limited", host: limited.host, port: limited.port, tls: "plaintext", maxConnections: 10, auth: { mode: "user-password", password: "pw" } };
+    const first = await connectMailbox(ep, "5000");
+    const err = await connectMailbox(ep, "5000").catch((e) => e);
+    await first.release();
+    expect(isConnectorError(err, "IMAP_CONNECTION_LIMIT") && err.transient).toBe(true);
+  });
+  it("caps connections per endpoint", async () => {
+    const ep = endpoint({ maxConnections: 1, acquireTimeoutMs: 300 });
+    const first = await connectMailbox(ep, "4711");
+    const err = await connectMailbox(ep, "4712").catch((e) => e);
+    expect(isConnectorError(err, "IMAP_CONNECTION_LIMIT")).toBe(true);
+    await first.release();
+    const again = await connectMailbox(ep, "4712");
+    await again.release();
+  });
+  it("reports refused connections as IMAP_UNAVAILABLE (transient)", async () => {
+    const err = await connectMailbox(endpoint({ port: 9 }), "4711").catch((e) => e);
+    expect(isConnectorError(err, "IMAP_UNAVAILABLE") && err.transient).toBe(true);
+  });
+  it("reports bad credentials as IMAP_AUTH_FAILED (last: Dovecot delays logins after a failure)", async () => {
+    const ep: ImapEndpoint = { id: "limited-bad", host: limited.host, port: limited.port, tls: "plaintext", maxConnections: 10, auth: { mode: "user-password", password: "wrong" } };
+    const err = await connectMailbox(ep, "5000").catch((e) => e);
+    expect(isConnectorError(err, "IMAP_AUTH_FAILED") && !err.transient).toBe(true);
+  }, 30_000);
+});
+
+describe("voice mailbox changes", () => {
+  for (const ignoreCondstore of [false, true]) {
+    it(`detects new, read and expunged messages (${ignoreCondstore ? "fallback UID+FLAGS listing" : "CONDSTORE/QRESYNC"})`, async () => {
+      const user = ignoreCondstore ? "4713" : "4712";
+      for (let i = 0; i < 3; i++) await dc.lda(user, avayaVoiceMessage({ id: `${user}-${i}` }));
+      const s = await openVoiceMailbox(endpoint(), user, { ...opts, ignoreCondstore });
+      try {
+        const first = await s.changes(undefined);
+        expect(first).toMatchObject({ full: true, uidValidityChanged: false });
+        expect(first.changed.map((c) => c.uid)).toEqual([1, 2, 3]);
+        const keys = await s.syncKeys([1, 2, 3]);
+        expect(new Set(keys.values()).size).toBe(3);
+        const idle = await s.changes(first.cursor);
+        // Nothing changed: CONDSTORE answers from HIGHESTMODSEQ alone; the fallback lists all again.
+        expect(idle.changed).toEqual(ignoreCondstore ? first.changed : []);
+        // Someone hears message 2 on the phone and deletes message 3.
+        const phone = new ImapFlow({ host: dc.host, port: dc.port, secure: false, auth: { user, pass: ignoreCondstore ? "pw3" : "pw2" }, logger: false });
+        await phone.connect(); await phone.mailboxOpen("INBOX");
+        await phone.messageFlagsAdd("2", ["\\Seen"], { uid: true });
+        await phone.messageDelete("3", { uid: true });
+        await phone.logout();
+        const next = await s.changes(idle.cursor);
+        if (ignoreCondstore) {
+          expect(next.full).toBe(true);
+          expect(next.changed).toEqual([{ uid: 1, seen: false }, { uid: 2, seen: true }]);
+        } else {
+          expect(next).toMatchObject({ full: false, changed: [{ uid: 2, seen: true }], vanished: [3] });
+        }
+        await s.setSeen(1, true);
+        await s.remove(2);
+        expect((await s.changes(undefined)).changed).toEqual([{ uid: 1, seen: true }]);
+        expect((await s.fetchSource(1)).toString()).toContain("Message-Context: voice-message");
+      } finally {
+        await s.close();
+      }
+    });
+  }
+
+  it("reports a UIDVALIDITY change and keys that survive it", async () => {
+    const vm = { ...opts, folder: "Voicemail" };
+    dc.doveadm("mailbox", "create", "-u", "4711", "Voicemail");
+    await dc.lda("4711", avayaVoiceMessage({ id: "uv-1" }), "Voicemail");
+    const s = await openVoiceMailbox(endpoint(), "4711", vm);
+    const before = await s.changes(undefined);
+    const keyBefore = (await s.syncKeys([before.changed[0]!.uid])).get(before.changed[0]!.uid);
+    await s.close();
+    const raw = (await (async () => { const t = await openVoiceMailbox(endpoint(), "4711", vm); try { return await t.fetchSource(before.changed[0]!.uid); } finally { await t.close(); } })());
+    dc.doveadm("mailbox", "delete", "-u", "4711", "Voicemail");
+    dc.doveadm("mailbox", "create", "-u", "4711", "Voicemail");
+    await dc.lda("4711", raw, "Voicemail");
+    const s2 = await openVoiceMailbox(endpoint(), "4711", vm);
+    try {
+      const after = await s2.changes(before.cursor);
+      expect(after).toMatchObject({ full: true, uidValidityChanged: true });
+      expect((await s2.syncKeys([after.changed[0]!.uid])).get(after.changed[0]!.uid)).toBe(keyBefore);
+    } finally {
+      await s2.close();
+    }
+  });
+
+  it("turns a voice store restart mid-session into IMAP_UNAVAILABLE, then reconnects", async () => {
+    const s = await openVoiceMailbox(endpoint(), "4712", opts);
+    await s.changes(undefined);
+    await dc.restart();
+    const err = await s.changes(undefined).catch((e) => e);
+    expect(isConnectorError(err, "IMAP_UNAVAILABLE") && err.transient).toBe(true);
+    await s.close();
+    const again = await openVoiceMailbox(endpoint(), "4712", opts);
+    expect((await again.changes(undefined)).full).toBe(true);
+    await again.close();
+  });
+});
