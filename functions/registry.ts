@@ -6,5 +6,19 @@
  */
 import type { FunctionDefinition } from "./definition.js";
 import { healthFunction } from "./health.js";
+import { graphLifecycleFunction, graphNotificationsFunction } from "./graphNotifications.js";
+import { storeNotificationsFunction } from "./storeNotifications.js";
+import { syncWorkerFunction } from "./syncWorker.js";
+import { fastReadCheckFunction, pollStoresFunction, reconcileFunction, renewSubscriptionsFunction } from "./timers.js";
 
-export const functionDefinitions: readonly FunctionDefinition[] = [healthFunction];
+export const functionDefinitions: readonly FunctionDefinition[] = [
+  healthFunction,
+  graphNotificationsFunction,
+  graphLifecycleFunction,
+  storeNotificationsFunction,
+  syncWorkerFunction,
+  renewSubscriptionsFunction,
+  pollStoresFunction,
+  fastReadCheckFunction,
+  reconcileFunction,
+];

@@ -1,34 +1,70 @@
 /**
  * The composition root: builds the long-lived dependencies once per cold start (config,
- * logger, state store, queue client) and hands them to the function handlers. Functions
- * call getDeps(); tests and the dev host may install their own with setDeps().
+ * logger, state store, queue, directory of endpoints, Graph clients per tenant) and hands
+ * them to the function handlers. Functions call getDeps(); tests and the dev host may
+ * install their own with setDeps().
  */
+import crypto from "node:crypto";
 import { QueueClient } from "@azure/storage-queue";
 import { getConfig, type Config } from "../config.js";
 import { createLogger, type Logger } from "../log.js";
 import { StateStore } from "../state/stateStore.js";
 import { ConnectorError } from "../errors.js";
+import { msalTokenSource, type TokenSource } from "../graph/auth.js";
+import { GraphClient } from "../graph/client.js";
+import { loadDirectory, type Directory } from "./endpoints.js";
+import { ReplayGuard } from "../webhooks/storeNotifications.js";
 
 export interface Deps {
   config: Config;
   log: Logger;
   state: StateStore;
   syncQueue: QueueClient;
+  directory: () => Directory;
+  graph: (tenantId: string) => GraphClient;
+  /** Identifies this process as a lease owner. */
+  workerId: string;
+  storeReplay: ReplayGuard;
 }
 
 let current: Deps | undefined;
 
-export function buildDeps(config: Config, log: Logger = createLogger({ level: config.logLevel })): Deps {
+export function buildDeps(config: Config, log: Logger = createLogger({ level: config.logLevel }), overrides: { tokens?: TokenSource } = {}): Deps {
   const s = config.storage;
   if (!s.connectionString) {
     // Managed-identity storage access needs @azure/identity's credential; see docs/deploy.md.
     throw new ConnectorError("CONFIG_INVALID", "this build reaches storage through UMC_STORAGE_CONNECTION_STRING only");
   }
+  let directory: Directory | undefined;
+  let tokens = overrides.tokens;
+  const graphs = new Map<string, GraphClient>();
+  const tokenSource = () => {
+    if (tokens) return tokens;
+    const id = config.identity;
+    if (!id.clientId) throw new ConnectorError("CONFIG_INVALID", "UMC_CLIENT_ID is not set");
+    const credential = id.clientCertPath ? { kind: "certificate" as const, certPath: id.clientCertPath }
+      : id.clientSecret ? { kind: "secret" as const, secret: id.clientSecret }
+      : undefined;
+    if (!credential) throw new ConnectorError("CONFIG_INVALID", "no app credential: set UMC_CLIENT_CERT_PATH (the managed-identity assertion needs @azure/identity, not in this build)");
+    tokens = msalTokenSource({ clientId: id.clientId, authorityHost: id.authorityHost, credential });
+    return tokens;
+  };
   return {
     config,
     log,
     state: new StateStore({ connectionString: s.connectionString, tablePrefix: s.tablePrefix }),
     syncQueue: new QueueClient(s.connectionString, s.syncQueue),
+    directory: () => (directory ??= loadDirectory(config.secrets.secretsFile)),
+    graph: (tenantId) => {
+      let g = graphs.get(tenantId);
+      if (!g) {
+        g = new GraphClient({ baseUrl: config.graph.baseUrl, tenantId, tokens: tokenSource(), maxConcurrencyPerMailbox: config.graph.maxConcurrencyPerMailbox });
+        graphs.set(tenantId, g);
+      }
+      return g;
+    },
+    workerId: `${process.pid}-${crypto.randomBytes(4).toString("hex")}`,
+    storeReplay: new ReplayGuard(),
   };
 }
 

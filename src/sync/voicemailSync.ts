@@ -16,7 +16,7 @@ import type { ExchangeMailboxPort, ItemRecord, VoiceChanges, VoiceMailboxPort, V
 import { planVoicemail, type ItemView, type PlanLimits, type VoicemailAction } from "./voicemailPlanner.js";
 
 /** Decides whether a stored message is copied; `copy: false` carries the reason kept in state. */
-export type CopySelector = (source: Buffer) => { copy: true } | { copy: false; code: string; message: string };
+export type CopySelector = (source: Buffer) => Promise<{ copy: true } | { copy: false; code: string; message: string }>;
 
 export interface VoicemailSyncDeps {
   voice: VoiceMailboxPort;
@@ -186,7 +186,7 @@ async function apply(a: VoicemailAction, deps: VoicemailSyncDeps, byKey: Map<str
         }
       }
       const source = await voice.fetchSource(a.imapUid);
-      const choice = deps.select(source);
+      const choice = await deps.select(source);
       if (!choice.copy) {
         await put({ syncKey: a.syncKey, imapUid: a.imapUid, agreedSeen: a.seen, pendingCreate: false, skipped: { code: choice.code, message: choice.message } });
         return true;

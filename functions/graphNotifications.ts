@@ -1,0 +1,24 @@
+import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
+import type { FunctionDefinition } from "./definition.js";
+import { getDeps } from "../src/app/deps.js";
+import { handleGraphNotification } from "../src/app/webhooks.js";
+
+async function graphNotifications(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  return handleGraphNotification(getDeps(), new URL(req.url), await req.text(), "change");
+}
+
+async function graphLifecycle(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  return handleGraphNotification(getDeps(), new URL(req.url), await req.text(), "lifecycle");
+}
+
+export const graphNotificationsFunction: FunctionDefinition = {
+  name: "graphNotifications",
+  trigger: { kind: "http", route: "graph/notifications", methods: ["POST"], authLevel: "anonymous" },
+  handler: graphNotifications,
+};
+
+export const graphLifecycleFunction: FunctionDefinition = {
+  name: "graphLifecycle",
+  trigger: { kind: "http", route: "graph/lifecycle", methods: ["POST"], authLevel: "anonymous" },
+  handler: graphLifecycle,
+};

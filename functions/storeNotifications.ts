@@ -1,0 +1,14 @@
+import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
+import type { FunctionDefinition } from "./definition.js";
+import { getDeps } from "../src/app/deps.js";
+import { handleStoreNotification } from "../src/app/webhooks.js";
+
+async function storeNotifications(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  return handleStoreNotification(getDeps(), req.params.endpointId ?? "", await req.text(), req.headers.get("x-umc-timestamp"), req.headers.get("x-umc-signature"));
+}
+
+export const storeNotificationsFunction: FunctionDefinition = {
+  name: "storeNotifications",
+  trigger: { kind: "http", route: "store/notifications/{endpointId}", methods: ["POST"], authLevel: "anonymous" },
+  handler: storeNotifications,
+};

@@ -1,0 +1,32 @@
+import type { InvocationContext, Timer } from "@azure/functions";
+import type { FunctionDefinition } from "./definition.js";
+import { getDeps } from "../src/app/deps.js";
+import { enqueueLinks } from "../src/app/schedule.js";
+import { renewSubscriptions } from "../src/app/voicemail.js";
+
+export const renewSubscriptionsFunction: FunctionDefinition = {
+  name: "renewSubscriptions",
+  trigger: { kind: "timer", schedule: "0 */30 * * * *" },
+  handler: async (_t: Timer, _ctx: InvocationContext) => { await renewSubscriptions(getDeps()); },
+};
+
+/** Stores that cannot notify: a cheap CONDSTORE check per mailbox every minute. */
+export const pollStoresFunction: FunctionDefinition = {
+  name: "pollStores",
+  trigger: { kind: "timer", schedule: "30 * * * * *" },
+  handler: async () => { await enqueueLinks(getDeps(), "poll"); },
+};
+
+/** Mailboxes holding unread voice messages: a delta check every few seconds keeps the lamp honest. */
+export const fastReadCheckFunction: FunctionDefinition = {
+  name: "fastReadCheck",
+  trigger: { kind: "timer", schedule: "*/5 * * * * *" },
+  handler: async () => { await enqueueLinks(getDeps(), "fast-read"); },
+};
+
+/** Safety net: a full comparison of both sides, which also corrects MWI drift. */
+export const reconcileFunction: FunctionDefinition = {
+  name: "reconcile",
+  trigger: { kind: "timer", schedule: "0 17 * * * *" },
+  handler: async () => { await enqueueLinks(getDeps(), "reconcile"); },
+};

@@ -1,0 +1,28 @@
+/**
+ * Timer-driven work. Each timer only enqueues sync requests; the worker does the work under
+ * the mailbox lease, so overlapping triggers coalesce.
+ *  - poll: every enabled link (stores without push; costs one STATUS-like SELECT when idle);
+ *  - fast-read: only links with unread voice messages, so the cost is proportional to them
+ *    (one delta request per check, far inside the 10,000 requests per 10 minutes budget);
+ *  - reconcile: every enabled link, full comparison.
+ */
+import type { Deps } from "./deps.js";
+import { enqueueSync, type SyncRequest } from "./syncQueue.js";
+
+const lastFastRead = new Map<string, number>();
+
+export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reason"], "poll" | "fast-read" | "reconcile">): Promise<number> {
+  const links = await deps.state.listLinks({ state: "enabled", withUnreadVoice: reason === "fast-read" });
+  const now = Date.now();
+  let n = 0;
+  for (const l of links) {
+    if (reason === "fast-read") {
+      // The timer fires every 5 s; the configured interval may be longer.
+      if (now - (lastFastRead.get(l.linkId) ?? 0) < deps.config.sync.fastReadIntervalSeconds * 1000 - 500) continue;
+      lastFastRead.set(l.linkId, now);
+    }
+    await enqueueSync(deps.syncQueue, { linkId: l.linkId, reason, at: now });
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,30 @@
+/**
+ * The "sync-mailbox" queue: one message asks for one run of one mailbox link. Messages are
+ * base64 JSON, the Functions host's default encoding for queue triggers
+ * (https://learn.microsoft.com/en-us/azure/azure-functions/functions-bindings-storage-queue#host-json).
+ */
+import type { QueueClient } from "@azure/storage-queue";
+import { z } from "zod";
+import { ConnectorError } from "../errors.js";
+
+export const syncRequestSchema = z.object({
+  linkId: z.string().min(1).max(200),
+  reason: z.enum(["graph-change", "graph-missed", "graph-resubscribe", "graph-reauthorize", "store-change", "poll", "fast-read", "reconcile", "follow-up", "admin"]),
+  /** Unix ms when the trigger happened (latency measurement). */
+  at: z.number().optional(),
+});
+export type SyncRequest = z.infer<typeof syncRequestSchema>;
+
+export async function enqueueSync(queue: QueueClient, req: SyncRequest, delaySeconds = 0): Promise<void> {
+  try {
+    await queue.sendMessage(Buffer.from(JSON.stringify(req)).toString("base64"), delaySeconds ? { visibilityTimeout: delaySeconds } : undefined);
+  } catch (e) {
+    throw new ConnectorError("STATE_UNAVAILABLE", "could not enqueue a sync request", { mailboxId: req.linkId, cause: e, transient: true });
+  }
+}
+
+export function parseSyncRequest(message: unknown): SyncRequest {
+  const r = syncRequestSchema.safeParse(message);
+  if (!r.success) throw new ConnectorError("BAD_REQUEST", "queue message is not a sync request", { transient: false });
+  return r.data;
+}

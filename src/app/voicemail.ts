@@ -1,0 +1,161 @@
+/**
+ * Runs the voicemail sync for one mailbox link: resolve its endpoint, profile and Exchange
+ * folder, open the voice mailbox, run the sync core under the mailbox lease, record the
+ * outcome on the link, and keep its Graph subscription alive.
+ */
+import crypto from "node:crypto";
+import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
+import { parseVoiceMessage } from "../formats/voiceMessage.js";
+import { ExchangeVoicemail } from "../graph/voicemail.js";
+import { openVoiceMailbox } from "../imap/voiceMailbox.js";
+import { runUnderLease } from "../sync/mailboxRun.js";
+import { syncVoicemail, type VoicemailSyncReport } from "../sync/voicemailSync.js";
+import { decideCopy, toVoicemailItem } from "../sync/voicemailCopy.js";
+import type { ExchangeMailboxPort } from "../sync/ports.js";
+import { makeClientState } from "../webhooks/clientState.js";
+import type { MailboxLink } from "../state/stateStore.js";
+import type { Deps } from "./deps.js";
+import { enqueueSync, type SyncRequest } from "./syncQueue.js";
+
+/** Outlook subscriptions live at most 10,080 minutes; ask for a little less (graph-facts.md section 1). */
+export const SUBSCRIPTION_MINUTES = 10_080 - 60;
+const folderIds = new Map<string, string>();
+
+export type RunResult = { status: "ran"; report: VoicemailSyncReport } | { status: "coalesced" } | { status: "skipped"; reason: string };
+
+export async function runSyncRequest(deps: Deps, req: SyncRequest): Promise<RunResult> {
+  const link = await deps.state.getLink(req.linkId);
+  if (!link) return { status: "skipped", reason: "unknown link" };
+  if (link.state !== "enabled") return { status: "skipped", reason: `link is ${link.state}` };
+  const log = deps.log.child({ linkId: link.linkId, tenantId: link.tenantId, reason: req.reason });
+  // One owner per run, not per process: two invocations in one worker must exclude each other too.
+  const owner = `${deps.workerId}:${crypto.randomUUID()}`;
+  const outcome = await runUnderLease(link.linkId, {
+    acquireLease: (id) => deps.state.acquireLease(`voicemail:${id}`, owner, deps.config.sync.leaseSeconds),
+    renewLease: (l) => deps.state.renewLease(l, deps.config.sync.leaseSeconds),
+    releaseLease: (l) => deps.state.releaseLease(l),
+    requestRun: (id) => deps.state.requestRun(id),
+    takeRunRequest: (id) => deps.state.takeRunRequest(id),
+    enqueueFollowUp: (id) => enqueueSync(deps.syncQueue, { linkId: id, reason: "follow-up", at: Date.now() }),
+    leaseSeconds: deps.config.sync.leaseSeconds,
+    log,
+  }, () => syncLink(deps, link, req));
+  if (outcome.status === "coalesced") return outcome;
+  return { status: "ran", report: outcome.result };
+}
+
+async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promise<VoicemailSyncReport> {
+  const started = Date.now();
+  const dir = deps.directory();
+  const profile = dir.profile(link.profileId);
+  const endpoint = dir.endpoint(link.endpointId);
+  const graph = deps.graph(link.tenantId);
+  const exchange = new ExchangeVoicemail(graph, link.userId);
+  const log = deps.log.child({ linkId: link.linkId, tenantId: link.tenantId });
+  try {
+    let folderId = folderIds.get(link.linkId);
+    if (!folderId) {
+      folderId = await exchange.ensureFolder(profile.exchangeFolder);
+      folderIds.set(link.linkId, folderId);
+    }
+    if (req.reason === "graph-resubscribe" || req.reason === "graph-reauthorize" || !(await deps.state.listSubscriptions({ linkId: link.linkId })).length) {
+      await ensureSubscription(deps, link, folderId, req.reason === "graph-reauthorize");
+    }
+    const voice = await openVoiceMailbox(endpoint, link.voiceMailbox, { folder: "INBOX", removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
+    let report: VoicemailSyncReport;
+    try {
+      const port: ExchangeMailboxPort = {
+        changes: (deltaLink) => exchange.changes(folderId!, deltaLink),
+        findBySyncKey: (key) => exchange.findBySyncKey(folderId!, key),
+        create: async (copy) => exchange.create(folderId!, toVoicemailItem(await parseVoiceMessage(copy.source), copy.syncKey, copy.seen)),
+        setRead: (id, isRead) => exchange.setRead(id, isRead),
+        remove: (id) => (profile.exchangeDelete === "hardDelete" ? exchange.hardDelete(id) : exchange.moveToDeletedItems(id)),
+      };
+      report = await syncVoicemail({
+        voice, exchange: port, state: deps.state.voicemailState(link.linkId), log,
+        select: async (source) => {
+          try {
+            return decideCopy(await parseVoiceMessage(source), profile);
+          } catch (e) {
+            const err = ensureConnectorError(e);
+            return { copy: false, code: err.code, message: err.message };
+          }
+        },
+        limits: { massDeleteMaxShare: profile.massDelete.maxShare, massDeleteOverride: false },
+        ids: { tenantId: link.tenantId, mailboxId: link.linkId },
+        mode: req.reason === "reconcile" || req.reason === "graph-missed" ? "full" : "incremental",
+      });
+    } finally {
+      await voice.close();
+    }
+    const items = await deps.state.voicemailState(link.linkId).loadItems();
+    const unreadVoice = items.filter((i) => !i.skipped && !i.agreedSeen).length;
+    await deps.state.modifyLink(link.linkId, (l) => ({ ...l, lastSyncAt: new Date().toISOString(), lastError: undefined, unreadVoice }));
+    const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
+    if (acted || report.skipped) log.info("voicemail.sync.done", { ...report.actions, skipped: report.skipped, readDrift: report.readDrift, ms: Date.now() - started, triggerLagMs: req.at ? Date.now() - req.at : undefined });
+    return report;
+  } catch (e) {
+    const err = ensureConnectorError(e, "INTERNAL", { mailboxId: link.linkId, tenantId: link.tenantId });
+    await deps.state.modifyLink(link.linkId, (l) => ({ ...l, lastError: { code: err.code, message: err.message, at: new Date().toISOString() } })).catch(() => undefined);
+    log.error("voicemail.sync.failed", { error: err });
+    throw err;
+  }
+}
+
+/** Creates (or recreates) the link's subscription on its voicemail folder. */
+export async function ensureSubscription(deps: Deps, link: MailboxLink, folderId: string, reauthorizeOnly = false): Promise<void> {
+  const { publicBaseUrl } = deps.config;
+  const secret = deps.config.secrets.webhookSecret;
+  if (!publicBaseUrl || !secret) return; // no public endpoint (tests without webhooks): timers and store push still work
+  const graph = deps.graph(link.tenantId);
+  const existing = await deps.state.listSubscriptions({ linkId: link.linkId });
+  if (reauthorizeOnly) {
+    for (const s of existing) {
+      try {
+        await graph.request({ method: "POST", url: `/subscriptions/${s.subscriptionId}/reauthorize` });
+        return;
+      } catch (e) {
+        if (!isConnectorError(e, "GRAPH_NOT_FOUND")) throw e;
+      }
+    }
+  }
+  for (const s of existing) {
+    await graph.request({ method: "DELETE", url: `/subscriptions/${s.subscriptionId}` }).catch(() => undefined);
+    await deps.state.deleteSubscription(s.subscriptionId);
+  }
+  const expiration = new Date(Date.now() + SUBSCRIPTION_MINUTES * 60_000).toISOString();
+  const resource = `users/${link.userId}/mailFolders/${folderId}/messages`;
+  const created = await graph.request<{ id: string; expirationDateTime: string }>({
+    method: "POST", url: "/subscriptions",
+    body: {
+      changeType: "created,updated,deleted", resource, expirationDateTime: expiration,
+      notificationUrl: `${publicBaseUrl}/api/graph/notifications`, lifecycleNotificationUrl: `${publicBaseUrl}/api/graph/lifecycle`,
+      clientState: makeClientState(secret, link.linkId),
+    },
+  }).catch((e) => { throw new ConnectorError("SUBSCRIPTION_FAILED", `subscription for ${link.linkId} failed: ${ensureConnectorError(e).message}`, { mailboxId: link.linkId, tenantId: link.tenantId, cause: e, transient: ensureConnectorError(e).transient }); });
+  await deps.state.putSubscription({ subscriptionId: created.id, linkId: link.linkId, tenantId: link.tenantId, resource, expiresAt: new Date(created.expirationDateTime).toISOString(), status: "active" });
+}
+
+/** Renews subscriptions that expire within `horizonHours`; recreates those Graph lost. */
+export async function renewSubscriptions(deps: Deps, horizonHours = 48): Promise<{ renewed: number; recreated: number; failed: number }> {
+  const due = await deps.state.listSubscriptions({ expiringBefore: new Date(Date.now() + horizonHours * 3600_000) });
+  const result = { renewed: 0, recreated: 0, failed: 0 };
+  for (const s of due) {
+    try {
+      const r = await deps.graph(s.tenantId).request<{ expirationDateTime: string }>({ method: "PATCH", url: `/subscriptions/${s.subscriptionId}`, body: { expirationDateTime: new Date(Date.now() + SUBSCRIPTION_MINUTES * 60_000).toISOString() } });
+      await deps.state.putSubscription({ ...s, expiresAt: new Date(r.expirationDateTime).toISOString(), status: "active" });
+      result.renewed++;
+    } catch (e) {
+      if (isConnectorError(e, "GRAPH_NOT_FOUND")) {
+        await deps.state.deleteSubscription(s.subscriptionId);
+        await enqueueSync(deps.syncQueue, { linkId: s.linkId, reason: "graph-resubscribe", at: Date.now() });
+        result.recreated++;
+      } else {
+        await deps.state.putSubscription({ ...s, status: "failed" });
+        deps.log.error("subscription.renew.failed", { subscriptionId: s.subscriptionId, linkId: s.linkId, error: e });
+        result.failed++;
+      }
+    }
+  }
+  return result;
+}

@@ -1,0 +1,54 @@
+/**
+ * HTTP webhook handling, independent of the Functions types so it can be tested directly:
+ * authenticate, turn into sync requests, enqueue, answer fast.
+ */
+import type { HttpResponseInit } from "@azure/functions";
+import { isConnectorError } from "../errors.js";
+import { parseNotifications, validationToken, type NotificationWork } from "../webhooks/graphNotifications.js";
+import { verifyStoreNotification } from "../webhooks/storeNotifications.js";
+import type { Deps } from "./deps.js";
+import { enqueueSync, type SyncRequest } from "./syncQueue.js";
+
+const REASON: Record<NotificationWork["reason"], SyncRequest["reason"]> = {
+  "graph-change": "graph-change", "graph-missed": "graph-missed", "graph-resubscribe": "graph-resubscribe", "graph-reauthorize": "graph-reauthorize",
+};
+
+function errorResponse(e: unknown): HttpResponseInit {
+  if (isConnectorError(e) && e.httpStatus < 500) return { status: e.httpStatus, jsonBody: { error: e.code } };
+  throw e;
+}
+
+export async function handleGraphNotification(deps: Deps, url: URL, body: string, kind: "change" | "lifecycle"): Promise<HttpResponseInit> {
+  const token = validationToken(url);
+  // Validation: echo the decoded token as text/plain within 10 s (change-notifications-delivery-webhooks).
+  if (token !== undefined) return { status: 200, headers: { "content-type": "text/plain", "x-content-type-options": "nosniff" }, body: token };
+  const secret = deps.config.secrets.webhookSecret;
+  if (!secret) return { status: 503, jsonBody: { error: "webhooks are not configured" } };
+  try {
+    const { work, forged } = parseNotifications(body, secret);
+    if (forged) deps.log.warn("graph.notification.forged", { kind, forged });
+    const at = Date.now();
+    // Enqueue, then 202: a failure to enqueue answers 5xx so Graph retries.
+    await Promise.all(work.map((w) => enqueueSync(deps.syncQueue, { linkId: w.linkId, reason: REASON[w.reason], at })));
+    return { status: 202 };
+  } catch (e) {
+    return errorResponse(e);
+  }
+}
+
+export async function handleStoreNotification(deps: Deps, endpointId: string, body: string, timestamp: string | null, signature: string | null): Promise<HttpResponseInit> {
+  const secret = deps.config.secrets.storeNotifySecret;
+  if (!secret) return { status: 503, jsonBody: { error: "store notifications are not configured" } };
+  try {
+    const events = verifyStoreNotification({ secret, body, timestampHeader: timestamp, signatureHeader: signature, nowSeconds: Math.floor(Date.now() / 1000), replay: deps.storeReplay });
+    const at = Date.now();
+    const users = [...new Set(events.map((e) => e.user.toLowerCase()))];
+    for (const user of users) {
+      const link = await deps.state.findLinkByVoice(endpointId, user);
+      if (link?.state === "enabled") await enqueueSync(deps.syncQueue, { linkId: link.linkId, reason: "store-change", at });
+    }
+    return { status: 202 };
+  } catch (e) {
+    return errorResponse(e);
+  }
+}

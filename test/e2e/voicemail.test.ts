@@ -1,0 +1,78 @@
+/**
+ * Voicemail end to end through the real trigger paths: Dovecot LDA delivery -> Lua push ->
+ * storeNotifications -> queue -> syncWorker -> Graph; Outlook actions in the simulator ->
+ * change notification -> graphNotifications -> queue -> syncWorker -> IMAP.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWorld, type World } from "./world.js";
+import { avayaVoiceMessage } from "../fixtures/voicemail.js";
+
+let w: World;
+let userId = "";
+const inbox = () => w.sim.outlook(userId).messages("inbox");
+const seenOnStore = async (user: string) => {
+  const c = await w.imap(user);
+  try {
+    const out: Record<number, boolean> = {};
+    for await (const m of c.fetch("1:*", { uid: true, flags: true })) out[m.uid] = m.flags?.has("\\Seen") ?? false;
+    return out;
+  } finally { await c.logout(); }
+};
+
+beforeAll(async () => {
+  w = await startWorld({ users: ["4711"] });
+  ({ userId } = await w.link("4711", "alice@contoso.test"));
+}, 60_000);
+afterAll(async () => { await w?.stop(); });
+
+describe("voicemail end to end", () => {
+  it("subscribes to the voicemail folder on the first run", async () => {
+    await expect.poll(async () => (await w.deps.state.listSubscriptions({})).length, { timeout: 15_000 }).toBe(1);
+    expect(w.sim.subscriptions.size).toBe(1);
+  });
+
+  it("copies a deposited voice message to Exchange as a received voicemail with audio", async () => {
+    await w.dc.lda("4711", avayaVoiceMessage({ id: "e2e-1", seconds: 23 }));
+    await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(1);
+    const m = inbox()[0]!;
+    expect(m).toMatchObject({ isDraft: false, isRead: false, subject: "Voice message from Ann Lee (+49 30 123456)" });
+    const props = Object.fromEntries([...m.ext.values()].map((p) => [p.id, p.value]));
+    expect(props).toMatchObject({ "String 0x001A": "IPM.Note.Microsoft.Voicemail.UM.CA", "Integer 0x6801": "23", "String 0x6803": "Ann Lee" });
+    expect(m.attachments).toEqual([expect.objectContaining({ name: "msg0001.wav", contentType: "audio/wav" })]);
+  });
+
+  it("turns a read in Outlook into \\Seen on the voice store (the lamp goes off)", async () => {
+    w.sim.outlook(userId).markRead(inbox()[0]!.id);
+    await expect.poll(() => seenOnStore("4711"), { timeout: 10_000 }).toEqual({ 1: true });
+  });
+
+  it("turns unread on the phone into unread in Outlook", async () => {
+    const c = await w.imap("4711");
+    await c.messageFlagsRemove("1", ["\\Seen"], { uid: true });
+    await c.logout();
+    await expect.poll(() => inbox()[0]?.isRead, { timeout: 10_000 }).toBe(false);
+  });
+
+  it("ignores duplicated and reordered notifications (no duplicate copies)", async () => {
+    w.sim.faults.duplicateNotifications = true;
+    await w.dc.lda("4711", avayaVoiceMessage({ id: "e2e-2" }));
+    await w.dc.lda("4711", avayaVoiceMessage({ id: "e2e-3" }));
+    await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(3);
+    w.sim.outlook(userId).markRead(inbox()[1]!.id);
+    await new Promise((r) => setTimeout(r, 1500));
+    w.sim.faults.duplicateNotifications = false;
+    expect(inbox().length).toBe(3);
+    expect(Object.values(await seenOnStore("4711")).filter(Boolean)).toHaveLength(1);
+  });
+
+  it("deletes both ways: Outlook delete expunges, voice-store delete moves to Deleted Items", async () => {
+    const victim = inbox().find((m) => m.isRead)!;
+    w.sim.outlook(userId).delete(victim.id);
+    await expect.poll(async () => Object.keys(await seenOnStore("4711")).length, { timeout: 10_000 }).toBe(2);
+    const c = await w.imap("4711");
+    await c.messageDelete("1", { uid: true });
+    await c.logout();
+    await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(1);
+    expect(w.sim.outlook(userId).messages("deleteditems").length).toBe(2);
+  });
+});

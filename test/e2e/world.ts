@@ -1,0 +1,83 @@
+/**
+ * The whole test world for end-to-end tests and benchmarks: Azurite, a private Dovecot pushing
+ * signed notifications to the dev host, the Graph simulator, and the dev host serving the
+ * real function list over https (Graph only calls https endpoints).
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ImapFlow } from "imapflow";
+import { startAzurite, type AzuriteHandle } from "../harness/azurite.js";
+import { startDovecot, type DovecotHandle } from "../harness/dovecot.js";
+import { ensureTestCerts } from "../harness/certs.js";
+import { startGraphSimulator, type GraphSimulator, type SimOptions } from "../graph-sim/index.js";
+import { startDevHost, type DevHost } from "../../src/host/devHost.js";
+import { functionDefinitions } from "../../functions/registry.js";
+import { buildDeps, setDeps, type Deps } from "../../src/app/deps.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger, memoryLogger, type Logger } from "../../src/log.js";
+import { enqueueSync } from "../../src/app/syncQueue.js";
+
+export const TENANT = "0c0ffee0-0000-4000-8000-000000000001";
+export const APP = "a0a0a0a0-0000-4000-8000-000000000002";
+export const ENDPOINT = "voice-1";
+
+export interface World {
+  az: AzuriteHandle;
+  dc: DovecotHandle;
+  sim: GraphSimulator;
+  host: DevHost;
+  deps: Deps;
+  log: Logger & { lines?: unknown[] };
+  /** Links voice mailbox <-> Exchange user and runs the first sync. */
+  link(voiceMailbox: string, upn: string): Promise<{ linkId: string; userId: string }>;
+  imap(user: string): Promise<ImapFlow>;
+  stop(): Promise<void>;
+}
+
+export async function startWorld(options: { users: string[]; sim?: SimOptions; quiet?: boolean; fastReadSeconds?: number; timers?: boolean } = { users: ["4711"] }): Promise<World> {
+  const certs = ensureTestCerts();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "umc-world-"));
+  const webhookSecret = "w".repeat(8) + "-webhook-secret-for-tests-0123456789";
+  const storeSecret = "s".repeat(8) + "-store-secret-for-tests-0123456789";
+  const log = options.quiet ? createLogger({ level: "error" }) : memoryLogger("info");
+  const az = await startAzurite();
+  const sim = await startGraphSimulator({ notificationRetryScale: 0.01, ...options.sim });
+  sim.addTenant({ tenantId: TENANT, apps: [{ clientId: APP, clientSecret: "app-secret-for-tests", roles: ["Mail.ReadWrite", "User.Read.All", "Calendars.Read", "Contacts.ReadWrite"] }] });
+  const host = await startDevHost({ definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true });
+  const users = Object.fromEntries(options.users.map((u) => [u, `pw-${u}`]));
+  const dc = await startDovecot({ users, push: { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
+  const secretsFile = path.join(dir, "secrets.json");
+  fs.writeFileSync(secretsFile, JSON.stringify({ endpoints: [{ id: ENDPOINT, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass } }] }), { mode: 0o600 });
+  const config = loadConfig({
+    UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: az.connectionString, UMC_CLIENT_ID: APP, UMC_CLIENT_SECRET: "app-secret-for-tests",
+    UMC_AUTHORITY_HOST: sim.origin, UMC_GRAPH_BASE_URL: sim.origin, UMC_PUBLIC_BASE_URL: host.url, UMC_WEBHOOK_SECRET: webhookSecret,
+    UMC_STORE_NOTIFY_SECRET: storeSecret, UMC_SECRETS_FILE: secretsFile, UMC_FAST_READ_INTERVAL_SECONDS: String(options.fastReadSeconds ?? 1), UMC_LEASE_SECONDS: "30",
+  });
+  const deps = buildDeps(config, log);
+  setDeps(deps);
+  await deps.syncQueue.createIfNotExists();
+  await deps.state.upsertTenant({ tenantId: TENANT, displayName: "Contoso", grantedRoles: ["Mail.ReadWrite"], status: "active", consentedAt: new Date().toISOString() });
+  return {
+    az, dc, sim, host, deps, log,
+    async link(voiceMailbox, upn) {
+      const user = sim.addUser(TENANT, { userPrincipalName: upn, proxyAddresses: [`SMTP:${upn}`] });
+      const linkId = `L-${voiceMailbox}`;
+      await deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox, userId: user.id, upn, profileId: "default", state: "enabled" });
+      await enqueueSync(deps.syncQueue, { linkId, reason: "admin", at: Date.now() });
+      return { linkId, userId: user.id };
+    },
+    async imap(user) {
+      const c = new ImapFlow({ host: dc.host, port: dc.port, secure: false, auth: { user, pass: `pw-${user}` }, logger: false });
+      await c.connect();
+      await c.mailboxOpen("INBOX");
+      return c;
+    },
+    async stop() {
+      await host.stop();
+      setDeps(undefined);
+      await Promise.all([dc.stop(), sim.stop(), az.stop()]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
