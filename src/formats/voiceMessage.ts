@@ -54,6 +54,16 @@ function seconds(v: string | undefined): number | undefined {
 }
 
 export async function parseVoiceMessage(raw: Buffer, options: { internalDate?: Date } = {}): Promise<VoiceMessage> {
+  try {
+    return await readVoiceMessage(raw, options);
+  } catch (e) {
+    // Hostile or broken input must never escape as an untyped error.
+    if (e instanceof ConnectorError) throw e;
+    throw new ConnectorError("MIME_MALFORMED", `message could not be understood: ${(e as Error)?.message?.slice(0, 200) ?? String(e)}`, { cause: e });
+  }
+}
+
+async function readVoiceMessage(raw: Buffer, options: { internalDate?: Date }): Promise<VoiceMessage> {
   if (raw.length > MAX_MESSAGE_BYTES) throw new ConnectorError("PAYLOAD_TOO_LARGE", `message of ${raw.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
   const headEnd = raw.indexOf("\r\n\r\n") >= 0 ? raw.indexOf("\r\n\r\n") : raw.indexOf("\n\n");
   const head = raw.subarray(0, headEnd < 0 ? Math.min(raw.length, 65536) : headEnd).toString("latin1");
@@ -69,6 +79,8 @@ export async function parseVoiceMessage(raw: Buffer, options: { internalDate?: D
     throw new ConnectorError("MIME_MALFORMED", `MIME could not be parsed: ${(e as Error).message.slice(0, 200)}`, { cause: e });
   }
   const h = parsed.headers;
+  // A truncated part can come back without a content type: treat it as opaque bytes.
+  for (const a of parsed.attachments) if (typeof a.contentType !== "string") a.contentType = "application/octet-stream";
   const contentType = (header(h, "content-type") ?? "").toLowerCase();
   const context = (header(h, "message-context") ?? "").trim().toLowerCase();
   const asterisk = h.has("x-asterisk-vm-message-num") || h.has("x-asterisk-vm-duration");
