@@ -35,18 +35,29 @@ export interface World {
   stop(): Promise<void>;
 }
 
-export async function startWorld(options: { users: string[]; sim?: SimOptions; quiet?: boolean; fastReadSeconds?: number; timers?: boolean } = { users: ["4711"] }): Promise<World> {
+export interface WorldOptions {
+  users: string[];
+  sim?: SimOptions;
+  quiet?: boolean;
+  fastReadSeconds?: number;
+  timers?: boolean;
+  /** Fixed ports for the local stack (random when omitted). */
+  ports?: { azurite?: { blob: number; queue: number; table: number }; host?: number; imap?: number };
+  logger?: Logger;
+}
+
+export async function startWorld(options: WorldOptions = { users: ["4711"] }): Promise<World> {
   const certs = ensureTestCerts();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "umc-world-"));
   const webhookSecret = "w".repeat(8) + "-webhook-secret-for-tests-0123456789";
   const storeSecret = "s".repeat(8) + "-store-secret-for-tests-0123456789";
-  const log = options.quiet ? createLogger({ level: "error" }) : memoryLogger("info");
-  const az = await startAzurite();
+  const log = options.logger ?? (options.quiet ? createLogger({ level: "error" }) : memoryLogger("info"));
+  const az = await startAzurite({ ports: options.ports?.azurite });
   const sim = await startGraphSimulator({ notificationRetryScale: 0.01, ...options.sim });
   sim.addTenant({ tenantId: TENANT, apps: [{ clientId: APP, clientSecret: "app-secret-for-tests", roles: ["Mail.ReadWrite", "User.Read.All", "Calendars.Read", "Contacts.ReadWrite"] }] });
-  const host = await startDevHost({ definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true });
+  const host = await startDevHost({ definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, port: options.ports?.host });
   const users = Object.fromEntries(options.users.map((u) => [u, `pw-${u}`]));
-  const dc = await startDovecot({ users, push: { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
+  const dc = await startDovecot({ users, port: options.ports?.imap, push: { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
   const secretsFile = path.join(dir, "secrets.json");
   fs.writeFileSync(secretsFile, JSON.stringify({ endpoints: [{ id: ENDPOINT, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass } }] }), { mode: 0o600 });
   const config = loadConfig({
