@@ -7,11 +7,12 @@ import crypto from "node:crypto";
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import { parseVoiceMessage } from "../formats/voiceMessage.js";
 import { ExchangeVoicemail } from "../graph/voicemail.js";
-import { openVoiceMailbox } from "../imap/voiceMailbox.js";
+import { openVoiceMailbox, type VoiceMailboxSession } from "../imap/voiceMailbox.js";
 import { runUnderLease } from "../sync/mailboxRun.js";
-import { syncVoicemail, type VoicemailSyncReport } from "../sync/voicemailSync.js";
+import { syncVoicemail, type CopySelector, type VoicemailSyncReport } from "../sync/voicemailSync.js";
 import { decideCopy, toVoicemailItem } from "../sync/voicemailCopy.js";
-import type { ExchangeMailboxPort } from "../sync/ports.js";
+import type { ExchangeMailboxPort, VoicemailStatePort } from "../sync/ports.js";
+import type { FeatureProfile } from "../admin/profiles.js";
 import { makeClientState } from "../webhooks/clientState.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import type { Deps } from "./deps.js";
@@ -44,51 +45,71 @@ export async function runSyncRequest(deps: Deps, req: SyncRequest): Promise<RunR
   return { status: "ran", report: outcome.result };
 }
 
-async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promise<VoicemailSyncReport> {
-  const started = Date.now();
+/** The ports of one link's sync run, bound to its endpoint, profile and Exchange folder. */
+export interface VoicemailRunPorts {
+  voice: VoiceMailboxSession;
+  exchange: ExchangeMailboxPort;
+  state: VoicemailStatePort;
+  select: CopySelector;
+  profile: FeatureProfile;
+  folderId: string;
+}
+
+export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise<VoicemailRunPorts> {
   const dir = deps.directory();
   const profile = dir.profile(link.profileId);
   const endpoint = dir.endpoint(link.endpointId);
-  const graph = deps.graph(link.tenantId);
-  const exchange = new ExchangeVoicemail(graph, link.userId);
+  const exchange = new ExchangeVoicemail(deps.graph(link.tenantId), link.userId);
+  let folderId = folderIds.get(link.linkId);
+  if (!folderId) {
+    folderId = await exchange.ensureFolder(profile.exchangeFolder);
+    folderIds.set(link.linkId, folderId);
+  }
+  const fid = folderId;
+  const voice = await openVoiceMailbox(endpoint, link.voiceMailbox, { folder: "INBOX", removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
+  return {
+    voice,
+    profile,
+    folderId: fid,
+    state: deps.state.voicemailState(link.linkId),
+    exchange: {
+      changes: (deltaLink) => exchange.changes(fid, deltaLink),
+      findBySyncKey: (key) => exchange.findBySyncKey(fid, key),
+      create: async (copy) => exchange.create(fid, toVoicemailItem(await parseVoiceMessage(copy.source), copy.syncKey, copy.seen)),
+      setRead: (id, isRead) => exchange.setRead(id, isRead),
+      remove: (id) => (profile.exchangeDelete === "hardDelete" ? exchange.hardDelete(id) : exchange.moveToDeletedItems(id)),
+    },
+    select: async (source) => {
+      try {
+        return decideCopy(await parseVoiceMessage(source), profile);
+      } catch (e) {
+        const err = ensureConnectorError(e);
+        return { copy: false, code: err.code, message: err.message };
+      }
+    },
+  };
+}
+
+async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promise<VoicemailSyncReport> {
+  const started = Date.now();
   const log = deps.log.child({ linkId: link.linkId, tenantId: link.tenantId });
   try {
-    let folderId = folderIds.get(link.linkId);
-    if (!folderId) {
-      folderId = await exchange.ensureFolder(profile.exchangeFolder);
-      folderIds.set(link.linkId, folderId);
-    }
-    if (req.reason === "graph-resubscribe" || req.reason === "graph-reauthorize" || !(await deps.state.listSubscriptions({ linkId: link.linkId })).length) {
-      await ensureSubscription(deps, link, folderId, req.reason === "graph-reauthorize");
-    }
-    const voice = await openVoiceMailbox(endpoint, link.voiceMailbox, { folder: "INBOX", removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
+    const ports = await openVoicemailPorts(deps, link);
     let report: VoicemailSyncReport;
     try {
-      const port: ExchangeMailboxPort = {
-        changes: (deltaLink) => exchange.changes(folderId!, deltaLink),
-        findBySyncKey: (key) => exchange.findBySyncKey(folderId!, key),
-        create: async (copy) => exchange.create(folderId!, toVoicemailItem(await parseVoiceMessage(copy.source), copy.syncKey, copy.seen)),
-        setRead: (id, isRead) => exchange.setRead(id, isRead),
-        remove: (id) => (profile.exchangeDelete === "hardDelete" ? exchange.hardDelete(id) : exchange.moveToDeletedItems(id)),
-      };
+      if (req.reason === "graph-resubscribe" || req.reason === "graph-reauthorize" || !(await deps.state.listSubscriptions({ linkId: link.linkId })).length) {
+        await ensureSubscription(deps, link, ports.folderId, req.reason === "graph-reauthorize");
+      }
       report = await syncVoicemail({
-        voice, exchange: port, state: deps.state.voicemailState(link.linkId), log,
-        select: async (source) => {
-          try {
-            return decideCopy(await parseVoiceMessage(source), profile);
-          } catch (e) {
-            const err = ensureConnectorError(e);
-            return { copy: false, code: err.code, message: err.message };
-          }
-        },
-        limits: { massDeleteMaxShare: profile.massDelete.maxShare, massDeleteOverride: false },
+        ...ports, log,
+        limits: { massDeleteMaxShare: ports.profile.massDelete.maxShare, massDeleteOverride: false },
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: req.reason === "reconcile" || req.reason === "graph-missed" ? "full" : "incremental",
       });
     } finally {
-      await voice.close();
+      await ports.voice.close();
     }
-    const items = await deps.state.voicemailState(link.linkId).loadItems();
+    const items = await ports.state.loadItems();
     const unreadVoice = items.filter((i) => !i.skipped && !i.agreedSeen).length;
     await deps.state.modifyLink(link.linkId, (l) => ({ ...l, lastSyncAt: new Date().toISOString(), lastError: undefined, unreadVoice }));
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);

@@ -31,6 +31,8 @@ export interface VoicemailSyncDeps {
    * action it still finds is drift the incremental path missed, counted in the report.
    */
   mode?: "incremental" | "full";
+  /** Actions applied at once (default 4, Graph's per-mailbox concurrency). */
+  parallel?: number;
 }
 
 export interface VoicemailSyncReport {
@@ -105,20 +107,28 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     readDrift: views.filter((v) => v.imap && v.graph && v.imap.seen !== v.graph.isRead).length,
   };
 
-  // 3. Apply, one item at a time.
-  for (const action of plan.actions) {
-    try {
-      const skipped = await apply(action, deps, byKey);
-      if (skipped) report.skipped++;
-      else report.actions[action.kind]++;
-    } catch (e) {
-      const err = ensureConnectorError(e, "INTERNAL", { ...deps.ids, syncKey: action.syncKey });
-      if (err.transient || !ITEM_ERRORS.has(err.code)) throw err; // retry the run later; cursors stay put
-      await markSkipped(state, byKey, action, err);
-      report.skipped++;
-      log.warn("voicemail.item.skipped", { ...deps.ids, syncKey: action.syncKey, code: err.code });
+  // 3. Apply. Actions touch one item each, so up to `parallel` run at once (Graph allows 4
+  // requests in flight per mailbox; the Graph client enforces that cap). The first failure
+  // that is not an item problem stops the run once the actions in flight have settled.
+  const queue = [...plan.actions];
+  let fatal: ConnectorError | undefined;
+  const worker = async () => {
+    for (let action = queue.shift(); action && !fatal; action = queue.shift()) {
+      try {
+        const skipped = await apply(action, deps, byKey);
+        if (skipped) report.skipped++;
+        else report.actions[action.kind]++;
+      } catch (e) {
+        const err = ensureConnectorError(e, "INTERNAL", { ...deps.ids, syncKey: action.syncKey });
+        if (err.transient || !ITEM_ERRORS.has(err.code)) { fatal ??= err; return; } // retry the run later; cursors stay put
+        await markSkipped(state, byKey, action, err);
+        report.skipped++;
+        log.warn("voicemail.item.skipped", { ...deps.ids, syncKey: action.syncKey, code: err.code });
+      }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(deps.parallel ?? 4, queue.length) }, worker));
+  if (fatal) throw fatal;
 
   // 4. Cursors last. A refused mass delete keeps them back so the deletes are not forgotten.
   if (plan.massDelete) {

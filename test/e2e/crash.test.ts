@@ -74,11 +74,13 @@ describe("crash after every write step", () => {
       expect(first.copies).toHaveLength(3);
 
       // Phase 2: edits on both sides, crash, rerun.
+      // Three different messages: read in Outlook, deleted in Outlook, heard on the phone.
+      const items = (await w.deps.state.voicemailState(linkId).loadItems()).sort((a, b) => a.imapUid! - b.imapUid!);
       const outlook = w.sim.outlook(user.id);
-      outlook.markRead(first.copies[0]!.id);
-      outlook.delete(first.copies[1]!.id);
+      outlook.markRead(items[0]!.graphId!);
+      outlook.delete(items[1]!.graphId!);
       const c = await w.imap(mailbox);
-      await c.messageFlagsAdd(String(first.store[2]!.uid), ["\\Seen"], { uid: true });
+      await c.messageFlagsAdd(String(items[2]!.imapUid), ["\\Seen"], { uid: true });
       await c.logout();
       await w.dc.lda(mailbox, avayaVoiceMessage({ id: `${mailbox}-new` }));
       await run(linkId, n);
