@@ -1,0 +1,120 @@
+/**
+ * Voicemail sync under the events that break naive connectors: lifecycle notifications,
+ * lost notifications, delta token expiry, a UIDVALIDITY reset, an emptied store, secure
+ * messages, forged webhooks, and bursts for one mailbox.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWorld, type World } from "./world.js";
+import { avayaVoiceMessage } from "../fixtures/voicemail.js";
+import { enqueueSync } from "../../src/app/syncQueue.js";
+import { runSyncRequest } from "../../src/app/voicemail.js";
+
+let w: World;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+beforeAll(async () => { w = await startWorld({ users: ["6001", "6002", "6003", "6004", "6005", "6006"], quiet: true }); }, 60_000);
+afterAll(async () => { await w?.stop(); });
+
+const inbox = (userId: string) => w.sim.outlook(userId).messages("inbox");
+
+describe("lifecycle and lost notifications", () => {
+  it("recreates a removed subscription and catches up; resyncs on 'missed'", async () => {
+    const { linkId, userId } = await w.link("6001", "l1@contoso.test");
+    await expect.poll(async () => (await w.deps.state.listSubscriptions({ linkId })).length, { timeout: 10_000 }).toBe(1);
+    const [sub] = await w.deps.state.listSubscriptions({ linkId });
+    w.sim.faults.dropNotificationsNext = 1_000; // Graph loses everything for a while
+    await w.dc.lda("6001", avayaVoiceMessage({ id: "lc-1" }));
+    await expect.poll(() => inbox(userId).length, { timeout: 10_000 }).toBe(1); // store push still works
+    w.sim.outlook(userId).markRead(inbox(userId)[0]!.id); // this notification is dropped
+    w.sim.faults.dropNotificationsNext = 0;
+    w.sim.fireLifecycle(sub!.subscriptionId, "missed");
+    const c = await w.imap("6001");
+    await expect.poll(async () => { const m = await c.fetchOne("1", { flags: true }, { uid: true }); return m !== false && m.flags?.has("\\Seen"); }, { timeout: 10_000 }).toBe(true);
+    w.sim.fireLifecycle(sub!.subscriptionId, "subscriptionRemoved");
+    await expect.poll(async () => (await w.deps.state.listSubscriptions({ linkId })).map((s) => s.subscriptionId), { timeout: 10_000 }).not.toContain(sub!.subscriptionId);
+    expect(w.sim.subscriptions.size).toBeGreaterThanOrEqual(1);
+    // The new subscription delivers again.
+    await c.messageFlagsRemove("1", ["\\Seen"], { uid: true });
+    await expect.poll(() => inbox(userId)[0]?.isRead, { timeout: 10_000 }).toBe(false);
+    w.sim.outlook(userId).markRead(inbox(userId)[0]!.id);
+    await expect.poll(async () => { const m = await c.fetchOne("1", { flags: true }, { uid: true }); return m !== false && m.flags?.has("\\Seen"); }, { timeout: 10_000 }).toBe(true);
+    await c.logout();
+  });
+
+  it("re-matches after the delta token expires, without re-copying", async () => {
+    const { linkId, userId } = await w.link("6002", "l2@contoso.test");
+    await w.dc.lda("6002", avayaVoiceMessage({ id: "dx-1" }));
+    await expect.poll(() => inbox(userId).length, { timeout: 10_000 }).toBe(1);
+    w.sim.expireDeltaTokens(userId);
+    const r = await runSyncRequest(w.deps, { linkId, reason: "admin" });
+    expect(r.status === "ran" && r.report.deltaExpired).toBe(true);
+    expect(inbox(userId)).toHaveLength(1);
+  });
+});
+
+describe("voice store upsets", () => {
+  it("re-matches by sync key after a UIDVALIDITY reset, without duplicates", async () => {
+    const { linkId, userId } = await w.link("6003", "l3@contoso.test");
+    await w.dc.lda("6003", avayaVoiceMessage({ id: "uv-1" }));
+    await w.dc.lda("6003", avayaVoiceMessage({ id: "uv-2" }));
+    await expect.poll(() => inbox(userId).length, { timeout: 10_000 }).toBe(2);
+    await w.deps.state.modifyLink(linkId, (l) => ({ ...l, state: "paused" }));
+    await sleep(300);
+    // The store is rebuilt: same messages, new UIDVALIDITY.
+    const c = await w.imap("6003");
+    const raws: Buffer[] = [];
+    for await (const m of c.fetch("1:*", { source: true })) raws.push(m.source!);
+    await c.logout();
+    w.dc.doveadm("mailbox", "delete", "-u", "6003", "-s", "Archive"); // (harmless if missing)
+    for (const f of ["INBOX"]) w.dc.doveadm("expunge", "-u", "6003", "mailbox", f, "all");
+    w.dc.doveadm("mailbox", "update", "-u", "6003", "--uid-validity", String(Math.floor(Date.now() / 1000) + 12345), "INBOX");
+    for (const raw of raws) await w.dc.lda("6003", raw);
+    await w.deps.state.modifyLink(linkId, (l) => ({ ...l, state: "enabled" }));
+    const r = await runSyncRequest(w.deps, { linkId, reason: "admin" });
+    expect(r.status === "ran" && r.report.uidValidityChanged).toBe(true);
+    expect(r.status === "ran" && r.report.actions.createInGraph).toBe(0);
+    expect(inbox(userId)).toHaveLength(2);
+  }, 30_000);
+
+  it("refuses to mirror an emptied voice store (mass-delete guard) and keeps Exchange intact", async () => {
+    const { linkId, userId } = await w.link("6004", "l4@contoso.test");
+    for (let i = 0; i < 6; i++) await w.dc.lda("6004", avayaVoiceMessage({ id: `md-${i}` }));
+    await expect.poll(() => inbox(userId).length, { timeout: 10_000 }).toBe(6);
+    w.dc.doveadm("expunge", "-u", "6004", "mailbox", "INBOX", "all");
+    const err = await runSyncRequest(w.deps, { linkId, reason: "admin" }).catch((e) => e);
+    expect(err).toMatchObject({ code: "MASS_DELETE_REFUSED" });
+    expect(inbox(userId)).toHaveLength(6);
+    expect((await w.deps.state.getLink(linkId))?.lastError?.code).toBe("MASS_DELETE_REFUSED");
+  });
+
+  it("copies secure messages as a notice without audio", async () => {
+    const { userId } = await w.link("6005", "l5@contoso.test");
+    await w.dc.lda("6005", avayaVoiceMessage({ id: "sec-1", sensitivity: "Private" }));
+    await expect.poll(() => inbox(userId).length, { timeout: 10_000 }).toBe(1);
+    const m = inbox(userId)[0]!;
+    expect(m.attachments).toEqual([]);
+    expect(m.body.content).toMatch(/call your voice mailbox to listen/);
+  });
+});
+
+describe("webhook hygiene and bursts", () => {
+  it("drops forged notifications and answers validation in text/plain", async () => {
+    const forged = await fetch(`${w.host.url}/api/graph/notifications`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: [{ subscriptionId: "x", clientState: "L-6001.forged", changeType: "updated" }] }) });
+    expect(forged.status).toBe(202);
+    const v = await fetch(`${w.host.url}/api/graph/notifications?validationToken=${encodeURIComponent("a b&<c>")}`, { method: "POST" });
+    expect(v.status).toBe(200);
+    expect(v.headers.get("content-type")).toMatch(/text\/plain/);
+    expect(await v.text()).toBe("a b&<c>");
+    expect((await fetch(`${w.host.url}/api/graph/notifications`, { method: "POST", body: "not json" })).status).toBe(400);
+    expect((await fetch(`${w.host.url}/api/store/notifications/voice-1`, { method: "POST", body: "{}" })).status).toBe(401);
+  });
+
+  it("coalesces a burst of triggers for one mailbox", async () => {
+    const { linkId, userId } = await w.link("6006", "l6@contoso.test");
+    await sleep(1000);
+    const before = w.sim.stats.byMailbox.get(userId) ?? 0;
+    await Promise.all(Array.from({ length: 20 }, () => enqueueSync(w.deps.syncQueue, { linkId, reason: "poll", at: Date.now() })));
+    await sleep(2500);
+    const runs = (w.sim.stats.byMailbox.get(userId) ?? 0) - before; // one delta request per run
+    expect(runs).toBeLessThan(20);
+  });
+});
