@@ -10,7 +10,8 @@ import { getConfig, type Config } from "../config.js";
 import { createLogger, type Logger } from "../log.js";
 import { StateStore } from "../state/stateStore.js";
 import { ConnectorError } from "../errors.js";
-import { msalTokenSource, type TokenSource } from "../graph/auth.js";
+import { ManagedIdentityCredential } from "@azure/identity";
+import { msalTokenSource, type AppCredential, type TokenSource } from "../graph/auth.js";
 import { GraphClient } from "../graph/client.js";
 import { loadDirectory, type Directory } from "./endpoints.js";
 import { ReplayGuard } from "../webhooks/storeNotifications.js";
@@ -29,12 +30,15 @@ export interface Deps {
 
 let current: Deps | undefined;
 
+/** Audience of a managed-identity token used as a federated client assertion. */
+const FEDERATION_SCOPE = "api://AzureADTokenExchange/.default";
+
 export function buildDeps(config: Config, log: Logger = createLogger({ level: config.logLevel }), overrides: { tokens?: TokenSource } = {}): Deps {
   const s = config.storage;
-  if (!s.connectionString) {
-    // Managed-identity storage access needs @azure/identity's credential; see docs/deploy.md.
-    throw new ConnectorError("CONFIG_INVALID", "this build reaches storage through UMC_STORAGE_CONNECTION_STRING only");
-  }
+  // In Azure: no keys anywhere. The user-assigned identity reaches storage, and it also signs
+  // the app in to customer tenants as a federated credential (graph-facts.md section 7).
+  const mi = config.identity.managedIdentityClientId ? new ManagedIdentityCredential({ clientId: config.identity.managedIdentityClientId }) : undefined;
+  if (!s.connectionString && !mi) throw new ConnectorError("CONFIG_INVALID", "storage by service URI needs UMC_MANAGED_IDENTITY_CLIENT_ID");
   let directory: Directory | undefined;
   let tokens = overrides.tokens;
   const graphs = new Map<string, GraphClient>();
@@ -42,18 +46,23 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
     if (tokens) return tokens;
     const id = config.identity;
     if (!id.clientId) throw new ConnectorError("CONFIG_INVALID", "UMC_CLIENT_ID is not set");
-    const credential = id.clientCertPath ? { kind: "certificate" as const, certPath: id.clientCertPath }
-      : id.clientSecret ? { kind: "secret" as const, secret: id.clientSecret }
+    const credential: AppCredential | undefined = id.clientCertPath ? { kind: "certificate", certPath: id.clientCertPath }
+      : mi ? { kind: "assertion", getAssertion: async () => (await mi.getToken(FEDERATION_SCOPE)).token }
+      : id.clientSecret ? { kind: "secret", secret: id.clientSecret }
       : undefined;
-    if (!credential) throw new ConnectorError("CONFIG_INVALID", "no app credential: set UMC_CLIENT_CERT_PATH (the managed-identity assertion needs @azure/identity, not in this build)");
+    if (!credential) throw new ConnectorError("CONFIG_INVALID", "no app credential: set UMC_CLIENT_CERT_PATH or UMC_MANAGED_IDENTITY_CLIENT_ID");
     tokens = msalTokenSource({ clientId: id.clientId, authorityHost: id.authorityHost, credential });
     return tokens;
   };
   return {
     config,
     log,
-    state: new StateStore({ connectionString: s.connectionString, tablePrefix: s.tablePrefix }),
-    syncQueue: new QueueClient(s.connectionString, s.syncQueue),
+    state: s.connectionString
+      ? new StateStore({ connectionString: s.connectionString, tablePrefix: s.tablePrefix })
+      : new StateStore({ tableServiceUri: s.tableServiceUri, credential: mi, tablePrefix: s.tablePrefix }),
+    syncQueue: s.connectionString
+      ? new QueueClient(s.connectionString, s.syncQueue)
+      : new QueueClient(`${s.queueServiceUri!.replace(/\/$/, "")}/${s.syncQueue}`, mi!),
     directory: () => (directory ??= loadDirectory(config.secrets.secretsFile)),
     graph: (tenantId) => {
       let g = graphs.get(tenantId);
