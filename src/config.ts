@@ -44,25 +44,29 @@ const schema = z
     UMC_LEASE_SECONDS: int(5, 600).default(60),
     UMC_ENVIRONMENT: z.enum(["azure", "local", "test"]).default("azure"),
   })
-  .superRefine((c, ctx) => {
-    if (!c.UMC_STORAGE_CONNECTION_STRING && !(c.UMC_TABLE_SERVICE_URI && c.UMC_QUEUE_SERVICE_URI)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["UMC_STORAGE_CONNECTION_STRING"],
-        message: "set UMC_STORAGE_CONNECTION_STRING, or both UMC_TABLE_SERVICE_URI and UMC_QUEUE_SERVICE_URI",
-      });
+;
+
+/**
+ * Rules across settings, checked on the raw values so they are reported together with the
+ * per-setting problems (zod skips refinements once a field fails).
+ */
+function crossProblems(c: Record<string, string | undefined>): string[] {
+  const out: string[] = [];
+  if (!c.UMC_STORAGE_CONNECTION_STRING && !(c.UMC_TABLE_SERVICE_URI && c.UMC_QUEUE_SERVICE_URI)) {
+    out.push("UMC_STORAGE_CONNECTION_STRING: set UMC_STORAGE_CONNECTION_STRING, or both UMC_TABLE_SERVICE_URI and UMC_QUEUE_SERVICE_URI");
+  }
+  if ((c.UMC_ENVIRONMENT ?? "azure") === "azure") {
+    // Production never runs on a client secret (DESIGN.md section 5).
+    if (c.UMC_CLIENT_SECRET) out.push("UMC_CLIENT_SECRET: client secrets are not allowed in Azure; use a certificate or the managed identity");
+    for (const key of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_STORE_NOTIFY_SECRET"]) {
+      if (!c[key]) out.push(`${key}: required in Azure`);
     }
-    if (c.UMC_ENVIRONMENT === "azure") {
-      // Production never runs on a client secret (DESIGN.md section 5).
-      if (c.UMC_CLIENT_SECRET) ctx.addIssue({ code: "custom", path: ["UMC_CLIENT_SECRET"], message: "client secrets are not allowed in Azure; use a certificate or the managed identity" });
-      for (const key of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_STORE_NOTIFY_SECRET"] as const) {
-        if (!c[key]) ctx.addIssue({ code: "custom", path: [key], message: "required in Azure" });
-      }
-      if (!c.UMC_CLIENT_CERT_PATH && !c.UMC_MANAGED_IDENTITY_CLIENT_ID) {
-        ctx.addIssue({ code: "custom", path: ["UMC_MANAGED_IDENTITY_CLIENT_ID"], message: "set UMC_MANAGED_IDENTITY_CLIENT_ID (federated credential) or UMC_CLIENT_CERT_PATH" });
-      }
+    if (!c.UMC_CLIENT_CERT_PATH && !c.UMC_MANAGED_IDENTITY_CLIENT_ID) {
+      out.push("UMC_MANAGED_IDENTITY_CLIENT_ID: set UMC_MANAGED_IDENTITY_CLIENT_ID (federated credential) or UMC_CLIENT_CERT_PATH");
     }
-  });
+  }
+  return out;
+}
 
 export type RawConfig = z.output<typeof schema>;
 
@@ -102,8 +106,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   // Empty strings count as unset: app settings often exist with no value.
   const input = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith("UMC_") && v !== undefined && v !== ""));
   const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+  const problems = [...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)), ...crossProblems(input)];
+  if (!parsed.success || problems.length) {
     throw new ConnectorError("CONFIG_INVALID", `invalid configuration (${problems.length} problem${problems.length > 1 ? "s" : ""}): ${problems.join("; ")}`, { problems });
   }
   const c = parsed.data;
