@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { formatFigures, type Figure } from "./report.js";
 
 const dir = path.dirname(fileURLToPath(import.meta.url));
-const wanted = process.argv.slice(2);
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const files = fs.readdirSync(dir).filter((f) => f.endsWith(".bench.ts")).filter((f) => !wanted.length || wanted.some((w) => f.includes(w))).sort();
 let failed = 0;
 for (const file of files) {

@@ -149,7 +149,9 @@ export async function ensureSubscription(deps: Deps, link: MailboxLink, folderId
   const created = await graph.request<{ id: string; expirationDateTime: string }>({
     method: "POST", url: "/subscriptions",
     body: {
-      changeType: "created,updated,deleted", resource, expirationDateTime: expiration,
+      // Voice messages only ever originate on the voice store, so Exchange-side creates need no
+      // run: "created" would only echo the connector's own copies back (one notification each).
+      changeType: "updated,deleted", resource, expirationDateTime: expiration,
       notificationUrl: `${publicBaseUrl}/api/graph/notifications`, lifecycleNotificationUrl: `${publicBaseUrl}/api/graph/lifecycle`,
       clientState: makeClientState(secret, link.linkId),
     },

@@ -31,7 +31,7 @@ export interface VoicemailSyncDeps {
    * action it still finds is drift the incremental path missed, counted in the report.
    */
   mode?: "incremental" | "full";
-  /** Actions applied at once (default 4, Graph's per-mailbox concurrency). */
+  /** Actions applied at once (default 8: twice Graph's per-mailbox concurrency). */
   parallel?: number;
 }
 
@@ -107,9 +107,10 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     readDrift: views.filter((v) => v.imap && v.graph && v.imap.seen !== v.graph.isRead).length,
   };
 
-  // 3. Apply. Actions touch one item each, so up to `parallel` run at once (Graph allows 4
-  // requests in flight per mailbox; the Graph client enforces that cap). The first failure
-  // that is not an item problem stops the run once the actions in flight have settled.
+  // 3. Apply. Actions touch one item each, so up to `parallel` run at once: twice Graph's 4
+  // requests in flight per mailbox (the Graph client enforces that cap), so that IMAP fetches,
+  // parsing and state writes of some items overlap the Graph calls of others. The first
+  // failure that is not an item problem stops the run once the actions in flight settled.
   const queue = [...plan.actions];
   let fatal: ConnectorError | undefined;
   const worker = async () => {
@@ -127,7 +128,7 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(deps.parallel ?? 4, queue.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(deps.parallel ?? 8, queue.length) }, worker));
   if (fatal) throw fatal;
 
   // 4. Cursors last. A refused mass delete keeps them back so the deletes are not forgotten.

@@ -153,7 +153,7 @@ export class GraphSimulator {
       this.stats.throttled++;
       return graphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", { "Retry-After": String(this.faults.throttleRetryAfterSeconds) });
     }
-    const routeKey = `${method} ${path.replace(/\/users\/[^/]+/, "/users/{id}").replace(/\/(messages|mailFolders|childFolders|subscriptions|attachments)\/[^/$]+/g, "/$1/{id}")}`;
+    const routeKey = `${method} ${path.replace(/\/users\/[^/]+/, "/users/{id}").replace(/\/(messages|mailFolders|childFolders|subscriptions|attachments)\/(?!delta\b)[^/$]+/g, "/$1/{id}")}`;
     this.stats.byRoute.set(routeKey, (this.stats.byRoute.get(routeKey) ?? 0) + 1);
     const userRef = path.match(/^\/users\/([^/]+)/)?.[1];
     const user = userRef ? this.findUser(auth.tenantId, userRef) : undefined;
