@@ -28,6 +28,9 @@ export async function handleGraphNotification(deps: Deps, url: URL, body: string
     const { work, forged } = parseNotifications(body, secret);
     if (forged) deps.log.warn("graph.notification.forged", { kind, forged });
     const at = Date.now();
+    // Graph deleted these subscriptions: forget them now, so whichever run comes next (even a
+    // coalesced follow-up) sees the link without a subscription and creates a new one.
+    for (const w of work) if (w.reason === "graph-resubscribe") await deps.state.deleteSubscription(w.subscriptionId);
     // Enqueue, then 202: a failure to enqueue answers 5xx so Graph retries.
     await Promise.all(work.map((w) => enqueueSync(deps.syncQueue, { linkId: w.linkId, reason: REASON[w.reason], at })));
     return { status: 202 };
