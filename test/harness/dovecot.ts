@@ -21,6 +21,8 @@ export interface DovecotOptions {
    * `secret`, requests are signed like src/webhooks/storeNotifications.ts expects.
    */
   push?: { url: string; secret?: string; headerName?: string; headerValue?: string };
+  /** Implicit TLS (IMAPS) with this key and certificate instead of plaintext. */
+  tls?: { keyPath: string; certPath: string };
   /** Caps concurrent connections per user+IP (connection-limit tests). */
   maxUserIpConnections?: number;
   extraConf?: string;
@@ -146,7 +148,9 @@ base_dir = ${D}/run
 state_dir = ${D}/state
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+${options.tls ? `ssl = required
+ssl_cert = <${options.tls.certPath}
+ssl_key = <${options.tls.keyPath}` : "ssl = no"}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -177,10 +181,12 @@ userdb {
 service imap-login {
   inet_listener imap {
     address = 127.0.0.1
-    port = ${port}
+    port = ${options.tls ? 0 : port}
   }
   inet_listener imaps {
-    port = 0
+    address = 127.0.0.1
+    port = ${options.tls ? port : 0}
+    ssl = ${options.tls ? "yes" : "no"}
   }
 }
 protocol imap {
