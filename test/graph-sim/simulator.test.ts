@@ -175,6 +175,23 @@ describe("throttling and batching", () => {
     expect((await throttled.json()).error.message).toMatch(/MailboxConcurrency/);
     await slow.stop();
   });
+  it("enforces the per-mailbox request budget and injects 5xx bursts", async () => {
+    const tight = await startGraphSimulator({ requestBudget: 3 });
+    tight.addTenant({ tenantId: TENANT, apps: [{ clientId: APP, clientSecret: "s", roles: ["Mail.ReadWrite"] }] });
+    tight.addUser(TENANT, { id: "u1", userPrincipalName: "u1@contoso.test" });
+    const token = (await msalFor(tight.origin, TENANT, APP, { secret: "s" }).acquireTokenByClientCredential({ scopes: ["https://graph.microsoft.com/.default"] }))!.accessToken;
+    const get = () => fetch(`${tight.origin}/v1.0/users/u1/mailFolders/inbox`, { headers: { authorization: `Bearer ${token}` } });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await get()).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    const over = await get();
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(500); // until the 10-minute window ends
+    tight.faults.fail5xxNext = 1;
+    const failed = await fetch(`${tight.origin}/v1.0/users`, { headers: { authorization: `Bearer ${token}` } });
+    expect(failed.status).toBe(503);
+    await tight.stop();
+  });
+
   it("runs $batch items with per-item status and dependsOn", async () => {
     const r = await graph.api("/$batch").post({ requests: [
       { id: "1", method: "GET", url: "/users/u-alice/mailFolders/inbox" },
