@@ -76,6 +76,10 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise
       changes: (deltaLink) => exchange.changes(fid, deltaLink),
       findBySyncKey: (key) => exchange.findBySyncKey(fid, key),
       create: async (copy) => exchange.create(fid, toVoicemailItem(await parseVoiceMessage(copy.source), copy.syncKey, copy.seen)),
+      complete: async (id, copy) => {
+        const audio = toVoicemailItem(await parseVoiceMessage(copy.source), copy.syncKey, copy.seen).audio;
+        if (audio) await exchange.uploadAudio(id, audio);
+      },
       setRead: (id, isRead) => exchange.setRead(id, isRead),
       remove: (id) => (profile.exchangeDelete === "hardDelete" ? exchange.hardDelete(id) : exchange.moveToDeletedItems(id)),
     },

@@ -16,6 +16,10 @@ import type { GraphClient } from "./client.js";
 /** Our property set; the sync key marks items the connector created (loop prevention). */
 export const SYNC_KEY_PROP = "String {6B9E9B4C-1F2D-4C55-9E1B-5A3C2D7E8F01} Name UmcSyncKey";
 export const INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024;
+/** Set while a large recording is still being uploaded; a resumed create finishes the upload. */
+export const AUDIO_PENDING_PROP = "String {6B9E9B4C-1F2D-4C55-9E1B-5A3C2D7E8F01} Name UmcAudioPending";
+/** Upload chunk: a multiple of 320 KiB under 4 MiB, as outlook-large-attachments recommends. */
+export const UPLOAD_CHUNK_BYTES = 12 * 320 * 1024;
 
 export interface VoicemailItem {
   syncKey: string;
@@ -38,8 +42,9 @@ interface Message {
   singleValueExtendedProperties?: Array<{ id: string; value: string }>;
 }
 
-const syncKeyOf = (m: Message) => m.singleValueExtendedProperties?.find((p) => p.id.toLowerCase() === SYNC_KEY_PROP.toLowerCase())?.value;
-const EXPAND = `singleValueExtendedProperties($filter=id eq '${SYNC_KEY_PROP}')`;
+const propOf = (m: Message, id: string) => m.singleValueExtendedProperties?.find((p) => p.id.toLowerCase() === id.toLowerCase())?.value;
+const syncKeyOf = (m: Message) => propOf(m, SYNC_KEY_PROP);
+const EXPAND = `singleValueExtendedProperties($filter=id eq '${SYNC_KEY_PROP}' or id eq '${AUDIO_PENDING_PROP}')`;
 
 export class ExchangeVoicemail {
   constructor(private readonly graph: GraphClient, private readonly userId: string) {}
@@ -67,9 +72,11 @@ export class ExchangeVoicemail {
   }
 
   async create(folderId: string, item: VoicemailItem): Promise<ExchangeItem> {
-    if (item.audio && item.audio.bytes.length >= INLINE_ATTACHMENT_LIMIT) {
-      throw new ConnectorError("PAYLOAD_TOO_LARGE", `audio of ${item.audio.bytes.length} bytes exceeds the inline limit; upload sessions are not implemented yet`, { syncKey: item.syncKey });
-    }
+    // Recordings of 3 MB and more go through an upload session after the create
+    // (https://learn.microsoft.com/en-us/graph/outlook-large-attachments); the item carries a
+    // pending marker until the upload is done, so a crash in between is finished on resume.
+    const large = item.audio !== undefined && item.audio.bytes.length >= INLINE_ATTACHMENT_LIMIT;
+    if (item.audio && item.audio.bytes.length > 150 * 1024 * 1024) throw new ConnectorError("PAYLOAD_TOO_LARGE", `audio of ${item.audio.bytes.length} bytes exceeds Graph's 150 MB attachment limit`, { syncKey: item.syncKey });
     const props: Array<{ id: string; value: string }> = [
       { id: "Integer 0x0E07", value: item.isRead ? "1" : "0" }, // mfRead, not mfUnsent: a received item
       { id: "String 0x001A", value: item.messageClass },
@@ -79,6 +86,7 @@ export class ExchangeVoicemail {
     if (item.durationSeconds !== undefined) props.push({ id: "Integer 0x6801", value: String(Math.round(item.durationSeconds)) });
     if (item.caller?.name) props.push({ id: "String 0x6803", value: item.caller.name });
     if (item.audio) props.push({ id: "String 0x6805", value: item.audio.name });
+    if (large) props.push({ id: AUDIO_PENDING_PROP, value: "1" });
     const from = item.caller?.address || item.caller?.number
       ? { emailAddress: { name: item.caller.name ?? item.caller.number, address: item.caller.address ?? "" } }
       : undefined;
@@ -92,17 +100,41 @@ export class ExchangeVoicemail {
         importance: item.importance ?? "normal",
         ...(from ? { from } : {}),
         singleValueExtendedProperties: props,
-        ...(item.audio ? { attachments: [{ "@odata.type": "#microsoft.graph.fileAttachment", name: item.audio.name, contentType: item.audio.contentType, contentBytes: item.audio.bytes.toString("base64") }] } : {}),
+        ...(item.audio && !large ? { attachments: [{ "@odata.type": "#microsoft.graph.fileAttachment", name: item.audio.name, contentType: item.audio.contentType, contentBytes: item.audio.bytes.toString("base64") }] } : {}),
       },
     });
+    if (large) await this.uploadAudio(created.id, item.audio!);
     return { id: created.id, isRead: created.isRead ?? item.isRead, syncKey: item.syncKey };
+  }
+
+  /** Uploads a large recording to an existing item, then clears its pending marker. */
+  async uploadAudio(id: string, audio: NonNullable<VoicemailItem["audio"]>): Promise<void> {
+    const session = await this.graph.request<{ uploadUrl: string }>({
+      method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/attachments/createUploadSession`, mailbox: this.userId,
+      body: { AttachmentItem: { attachmentType: "file", name: audio.name, size: audio.bytes.length, contentType: audio.contentType } },
+    });
+    for (let start = 0; start < audio.bytes.length; start += UPLOAD_CHUNK_BYTES) {
+      const chunk = audio.bytes.subarray(start, Math.min(audio.bytes.length, start + UPLOAD_CHUNK_BYTES));
+      // The upload URL is pre-authenticated: no Authorization header (outlook-large-attachments).
+      let res: Response;
+      try {
+        res = await fetch(session.uploadUrl, { method: "PUT", headers: { "content-type": "application/octet-stream", "content-range": `bytes ${start}-${start + chunk.length - 1}/${audio.bytes.length}` }, body: new Uint8Array(chunk) });
+      } catch (e) {
+        throw new ConnectorError("GRAPH_UNAVAILABLE", `attachment upload failed: ${(e as Error).message}`, { mailboxId: this.userId, graphId: id, cause: e });
+      }
+      if (res.status >= 400) {
+        throw new ConnectorError(res.status >= 500 || res.status === 429 ? "GRAPH_UNAVAILABLE" : "GRAPH_REQUEST_FAILED", `attachment upload answered HTTP ${res.status}`, { mailboxId: this.userId, graphId: id });
+      }
+    }
+    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, mailbox: this.userId, body: { singleValueExtendedProperties: [{ id: AUDIO_PENDING_PROP, value: "0" }] } });
   }
 
   async findBySyncKey(folderId: string, syncKey: string): Promise<ExchangeItem | undefined> {
     const filter = `singleValueExtendedProperties/Any(ep: ep/id eq '${SYNC_KEY_PROP}' and ep/value eq '${syncKey.replace(/'/g, "''")}')`;
-    const r = await this.graph.request<{ value: Message[] }>({ method: "GET", url: `${this.user}/mailFolders/${encodeURIComponent(folderId)}/messages?$filter=${encodeURIComponent(filter)}&$select=id,isRead&$top=2`, mailbox: this.userId });
+    const expand = `singleValueExtendedProperties($filter=id eq '${AUDIO_PENDING_PROP}')`;
+    const r = await this.graph.request<{ value: Message[] }>({ method: "GET", url: `${this.user}/mailFolders/${encodeURIComponent(folderId)}/messages?$filter=${encodeURIComponent(filter)}&$select=id,isRead&$expand=${encodeURIComponent(expand)}&$top=2`, mailbox: this.userId });
     const m = r.value[0];
-    return m && { id: m.id, isRead: m.isRead ?? false, syncKey };
+    return m && { id: m.id, isRead: m.isRead ?? false, syncKey, incomplete: propOf(m, AUDIO_PENDING_PROP) === "1" };
   }
 
   async setRead(id: string, isRead: boolean): Promise<void> {
@@ -133,7 +165,7 @@ export class ExchangeVoicemail {
       for (const m of page.value) {
         // Replays happen: the last word on an id wins (delta-query-overview).
         if (m["@removed"]) { removed.add(m.id); upserted.delete(m.id); }
-        else { upserted.set(m.id, { id: m.id, isRead: m.isRead ?? false, syncKey: syncKeyOf(m) }); removed.delete(m.id); }
+        else { upserted.set(m.id, { id: m.id, isRead: m.isRead ?? false, syncKey: syncKeyOf(m), incomplete: propOf(m, AUDIO_PENDING_PROP) === "1" || undefined }); removed.delete(m.id); }
       }
       url = page["@odata.nextLink"];
       if (page["@odata.deltaLink"]) next = page["@odata.deltaLink"];

@@ -38,6 +38,8 @@ export interface ExchangeItem {
   isRead: boolean;
   /** Our sync key, read from the extended property; absent on mail we did not create. */
   syncKey?: string;
+  /** Created, but its recording upload did not finish (a crash in between). */
+  incomplete?: boolean;
 }
 
 export interface ExchangeChanges {
@@ -60,6 +62,8 @@ export interface ExchangeMailboxPort {
   findBySyncKey(syncKey: string): Promise<ExchangeItem | undefined>;
   /** Creates the received voicemail item (non-draft, with audio) and returns its id. */
   create(copy: VoicemailCopy): Promise<ExchangeItem>;
+  /** Finishes an incomplete copy (uploads its recording). */
+  complete(id: string, copy: VoicemailCopy): Promise<void>;
   setRead(id: string, isRead: boolean): Promise<void>;
   /** Moves the copy to Deleted Items (or hard-deletes, per profile). */
   remove(id: string): Promise<void>;

@@ -82,6 +82,8 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     ec = await exchange.changes(undefined);
   }
   const graphNow = exchangeView(ec, records, byGraphId);
+  // Copies whose large recording upload was interrupted: finished when they are adopted.
+  const incomplete = new Set(ec.upserted.filter((i) => i.incomplete).map((i) => i.id));
 
   // 2. One view per item. Skipped items stay out of the plan (nothing to sync, nothing deleted).
   const keys = new Set<string>();
@@ -116,7 +118,7 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   const worker = async () => {
     for (let action = queue.shift(); action && !fatal; action = queue.shift()) {
       try {
-        const skipped = await apply(action, deps, byKey);
+        const skipped = await apply(action, deps, byKey, incomplete);
         if (skipped) report.skipped++;
         else report.actions[action.kind]++;
       } catch (e) {
@@ -183,13 +185,14 @@ function exchangeView(ec: ExchangeChanges, records: ItemRecord[], byGraphId: Map
 }
 
 /** Applies one action; returns true when the item was skipped by the selector. */
-async function apply(a: VoicemailAction, deps: VoicemailSyncDeps, byKey: Map<string, ItemRecord>): Promise<boolean> {
+async function apply(a: VoicemailAction, deps: VoicemailSyncDeps, byKey: Map<string, ItemRecord>, incomplete: ReadonlySet<string>): Promise<boolean> {
   const { voice, exchange, state } = deps;
   const put = async (r: ItemRecord) => { byKey.set(r.syncKey, r); await state.putItem(r); };
   switch (a.kind) {
     case "createInGraph": {
       if (a.resume) {
         const found = await exchange.findBySyncKey(a.syncKey);
+        if (found?.incomplete) await exchange.complete(found.id, { syncKey: a.syncKey, seen: a.seen, source: await voice.fetchSource(a.imapUid) });
         if (found) {
           await put({ syncKey: a.syncKey, imapUid: a.imapUid, graphId: found.id, agreedSeen: found.isRead, pendingCreate: false });
           if (found.isRead !== a.seen) await settleRead(deps, a.syncKey, a.imapUid, found, a.seen, put);
@@ -209,6 +212,7 @@ async function apply(a: VoicemailAction, deps: VoicemailSyncDeps, byKey: Map<str
       return false;
     }
     case "adopt":
+      if (incomplete.has(a.graphId)) await exchange.complete(a.graphId, { syncKey: a.syncKey, seen: a.seen, source: await voice.fetchSource(a.imapUid) });
       if (a.setGraphRead) await exchange.setRead(a.graphId, a.seen);
       if (a.setImapSeen) await voice.setSeen(a.imapUid, a.seen);
       await put({ syncKey: a.syncKey, imapUid: a.imapUid, graphId: a.graphId, agreedSeen: a.seen, pendingCreate: false });

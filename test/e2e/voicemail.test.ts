@@ -65,7 +65,26 @@ describe("voicemail end to end", () => {
     expect(Object.values(await seenOnStore("4711")).filter(Boolean)).toHaveLength(1);
   });
 
+  it("uploads large recordings through an upload session, and finishes an interrupted upload", async () => {
+    const before = inbox().length;
+    await w.dc.lda("4711", avayaVoiceMessage({ id: "big-1", audioSamples: 2_600_000, seconds: 325 })); // ~5.2 MB WAV
+    await expect.poll(() => inbox().find((m) => m.attachments.length && m.attachments[0]!.size > 5_000_000), { timeout: 15_000 }).toBeTruthy();
+    // The upload fails after the item was created: the next run finishes it, without a second copy.
+    w.sim.faults.failUploadsNext = 1;
+    await w.dc.lda("4711", avayaVoiceMessage({ id: "big-2", audioSamples: 2_600_000 }));
+    await expect.poll(() => inbox().filter((m) => m.attachments.length && m.attachments[0]!.size > 5_000_000).length, { timeout: 20_000 }).toBe(2);
+    expect(inbox().length).toBe(before + 2);
+    expect(w.sim.faults.failUploadsNext).toBe(0);
+    // Leave the mailbox as the next test expects it.
+    const c = await w.imap("4711");
+    const big = (await c.search({ larger: 1_000_000 }, { uid: true })) as number[];
+    await c.messageDelete(big.join(","), { uid: true });
+    await c.logout();
+    await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(before);
+  }, 60_000);
+
   it("deletes both ways: Outlook delete expunges, voice-store delete moves to Deleted Items", async () => {
+    const deletedBefore = w.sim.outlook(userId).messages("deleteditems").length;
     const victim = inbox().find((m) => m.isRead)!;
     w.sim.outlook(userId).delete(victim.id);
     await expect.poll(async () => Object.keys(await seenOnStore("4711")).length, { timeout: 10_000 }).toBe(2);
@@ -73,6 +92,6 @@ describe("voicemail end to end", () => {
     await c.messageDelete("1", { uid: true });
     await c.logout();
     await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(1);
-    expect(w.sim.outlook(userId).messages("deleteditems").length).toBe(2);
+    expect(w.sim.outlook(userId).messages("deleteditems").length).toBe(deletedBefore + 2);
   });
 });

@@ -36,6 +36,8 @@ export interface Faults {
   delayNotificationsMs: number;
   /** Hold notifications and deliver them in reverse order when this many are held. */
   reorderNotificationsBatch: number;
+  /** The next N attachment upload PUTs answer 503. */
+  failUploadsNext: number;
 }
 
 interface Subscription {
@@ -72,7 +74,7 @@ export class GraphSimulator {
   origin = "";
   readonly tenants = new Map<string, SimTenant>();
   readonly subscriptions = new Map<string, Subscription>();
-  readonly faults: Faults = { latencyMs: 0, fail5xxNext: 0, throttleNext: 0, throttleRetryAfterSeconds: 1, dropNotificationsNext: 0, duplicateNotifications: false, delayNotificationsMs: 0, reorderNotificationsBatch: 0 };
+  readonly faults: Faults = { latencyMs: 0, fail5xxNext: 0, throttleNext: 0, throttleRetryAfterSeconds: 1, dropNotificationsNext: 0, duplicateNotifications: false, delayNotificationsMs: 0, reorderNotificationsBatch: 0, failUploadsNext: 0 };
   readonly stats = { requests: 0, throttled: 0, byMailbox: new Map<string, number>(), byRoute: new Map<string, number>(), maxInFlight: new Map<string, number>(), notificationsSent: 0, notificationsFailed: 0, notificationsDropped: 0 };
   /** Consent decision the adminconsent endpoint takes (the test plays the admin). */
   consentDecision: "approve" | "deny" = "approve";
@@ -132,6 +134,7 @@ export class GraphSimulator {
     const path = decodeURIComponent(url.pathname);
     if (body === undefined) return graphError(413, "RequestEntityTooLarge", "The request body is too large.");
     if (path.startsWith("/_sim/")) return this.control(method, path, body);
+    if (path.startsWith("/_upload/")) return this.uploadChunk(method, path.slice(9), headers, body);
     const tokenPath = path.match(/^\/([^/]+)\/oauth2\/v2\.0\/token$/);
     if (tokenPath && method === "POST") return this.token(tokenPath[1]!, body.toString(), url);
     const oidc = path.match(/^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/);
@@ -353,6 +356,7 @@ export class GraphSimulator {
         if (!a) return graphError(404, "ErrorItemNotFound", "The specified object was not found in the store.");
         return m[2] ? { status: 200, headers: { "content-type": a.contentType }, raw: Buffer.from(a.contentBytes, "base64") } : { status: 200, body: attachmentJson(a) };
       }
+      if (rest.toLowerCase() === "/attachments/createuploadsession" && method === "POST") return this.createUploadSession(user, msg, json());
       if (rest.toLowerCase() === "/attachments" && method === "POST") {
         const a = json();
         const bytes = Buffer.from(String(a.contentBytes ?? ""), "base64");
@@ -483,6 +487,46 @@ export class GraphSimulator {
     if (change === "updated") msg.changeKey = newChangeKey();
     msg.lastModifiedDateTime = new Date().toISOString();
     this.notify(user, msg, change);
+  }
+
+  // ---- large attachments (https://learn.microsoft.com/en-us/graph/outlook-large-attachments) ----
+
+  private readonly uploads = new Map<string, { user: SimUser; messageId: string; name: string; contentType: string; size: number; received: Buffer[]; next: number; expires: number }>();
+
+  /** attachment-createuploadsession: 3 to 150 MB; returns a pre-authenticated upload URL. */
+  private createUploadSession(user: SimUser, msg: SimMessage, b: Record<string, unknown>): Res {
+    const item = (b.AttachmentItem ?? {}) as { attachmentType?: string; name?: string; size?: number; contentType?: string };
+    if (item.attachmentType !== "file" || !item.name || typeof item.size !== "number") return graphError(400, "ErrorInvalidRequest", "AttachmentItem with attachmentType file, name and size is required.");
+    if (item.size > 150 * 1024 * 1024) return graphError(413, "ErrorAttachmentSizeLimitExceeded", "The attachment exceeds the 150 MB limit.");
+    const token = crypto.randomBytes(18).toString("base64url");
+    const expires = Date.now() + 15 * 60_000;
+    this.uploads.set(token, { user, messageId: msg.id, name: item.name, contentType: item.contentType ?? "application/octet-stream", size: item.size, received: [], next: 0, expires });
+    return { status: 201, body: { uploadUrl: `${this.origin}/_upload/${token}`, expirationDateTime: new Date(expires).toISOString(), nextExpectedRanges: ["0-"] } };
+  }
+
+  /** PUT byte ranges in order, no Authorization header; the last one answers 201. */
+  private uploadChunk(method: string, token: string, headers: Record<string, string>, body: Buffer): Res {
+    const up = this.uploads.get(token);
+    if (method !== "PUT") return graphError(405, "MethodNotAllowed", "PUT the byte ranges.");
+    if (!up || up.expires < Date.now()) return graphError(404, "ItemNotFound", "The upload session was not found or has expired.");
+    // "Don't specify an Authorization request header in the PUT call" (outlook-large-attachments).
+    if (headers.authorization) return graphError(401, "InvalidAuthenticationToken", "The upload URL is pre-authenticated; do not send an Authorization header.");
+    if (this.faults.failUploadsNext > 0) { this.faults.failUploadsNext--; return graphError(503, "ServiceUnavailable", "Upload failed."); }
+    const m = (headers["content-range"] ?? "").match(/^bytes (\d+)-(\d+)\/(\d+)$/);
+    if (!m || Number(m[3]) !== up.size || Number(m[1]) !== up.next || Number(m[2]) - Number(m[1]) + 1 !== body.length) {
+      return graphError(416, "InvalidRange", `Expected the range starting at ${up.next}.`);
+    }
+    up.received.push(body);
+    up.next = Number(m[2]) + 1;
+    if (up.next < up.size) return { status: 200, body: { expirationDateTime: new Date(up.expires).toISOString(), nextExpectedRanges: [`${up.next}-`] } };
+    this.uploads.delete(token);
+    const msg = up.user.messages.get(up.messageId);
+    if (!msg) return graphError(404, "ErrorItemNotFound", "The message was deleted.");
+    const bytes = Buffer.concat(up.received);
+    const att = { id: newId("AAMkAtt"), name: up.name, contentType: up.contentType, size: bytes.length, contentBytes: bytes.toString("base64"), isInline: false };
+    msg.attachments.push(att);
+    this.touch(up.user, msg, "updated");
+    return { status: 201, headers: { location: `${this.origin}/v1.0/users/${up.user.id}/messages/${msg.id}/attachments/${att.id}` } };
   }
 
   // ---- delta (https://learn.microsoft.com/en-us/graph/api/message-delta) -------------------
