@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import { enqueueSync } from "../../src/app/syncQueue.js";
-import { openVoicemailPorts } from "../../src/app/voicemail.js";
+import { openVoicemailPorts, renewSubscriptions } from "../../src/app/voicemail.js";
 import { syncVoicemail } from "../../src/sync/voicemailSync.js";
 
 let w: World;
@@ -54,8 +54,24 @@ describe("lifecycle and lost notifications", () => {
     await c.logout();
   });
 
+  it("renews subscriptions before they expire, and recreates those Graph lost", async () => {
+    const { linkId } = await w.link("6002", "l2@contoso.test");
+    await expect.poll(async () => (await w.deps.state.listSubscriptions({ linkId })).length, { timeout: 10_000 }).toBe(1);
+    const [sub] = await w.deps.state.listSubscriptions({ linkId });
+    const before = Date.parse(w.sim.subscriptions.get(sub!.subscriptionId)!.expirationDateTime);
+    await sleep(20);
+    const r = await renewSubscriptions(w.deps, 24 * 8); // everything expiring within 8 days
+    expect(r.renewed).toBeGreaterThanOrEqual(1);
+    expect(Date.parse(w.sim.subscriptions.get(sub!.subscriptionId)!.expirationDateTime)).toBeGreaterThan(before);
+    w.sim.subscriptions.delete(sub!.subscriptionId); // expired or removed on Graph's side without a lifecycle event
+    const again = await renewSubscriptions(w.deps, 24 * 8);
+    expect(again.recreated).toBe(1);
+    await expect.poll(async () => (await w.deps.state.listSubscriptions({ linkId })).filter((s) => w.sim.subscriptions.has(s.subscriptionId)).length, { timeout: 10_000 }).toBe(1);
+  });
+
   it("re-matches after the delta token expires, without re-copying", async () => {
-    const { linkId, userId } = await w.link("6002", "l2@contoso.test");
+    const linkId = "L-6002";
+    const userId = (await w.deps.state.getLink(linkId))!.userId;
     await w.dc.lda("6002", avayaVoiceMessage({ id: "dx-1" }));
     await expect.poll(() => inbox(userId).length, { timeout: 10_000 }).toBe(1);
     const r = await pauseAndRun(linkId, () => w.sim.expireDeltaTokens(userId));

@@ -58,8 +58,16 @@ describe("voicemail end to end", () => {
     await w.dc.lda("4711", avayaVoiceMessage({ id: "e2e-2" }));
     await w.dc.lda("4711", avayaVoiceMessage({ id: "e2e-3" }));
     await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(3);
-    w.sim.outlook(userId).markRead(inbox()[1]!.id);
+    // Read, unread, read again in Outlook; the notifications arrive duplicated and in reverse order.
+    w.sim.faults.reorderNotificationsBatch = 6;
+    const target = inbox()[1]!.id;
+    w.sim.outlook(userId).markRead(target);
+    w.sim.outlook(userId).markRead(target, false);
+    w.sim.outlook(userId).markRead(target);
     await new Promise((r) => setTimeout(r, 1500));
+    w.sim.faults.reorderNotificationsBatch = 0;
+    w.sim.flushHeldNotifications();
+    await new Promise((r) => setTimeout(r, 500));
     w.sim.faults.duplicateNotifications = false;
     expect(inbox().length).toBe(3);
     expect(Object.values(await seenOnStore("4711")).filter(Boolean)).toHaveLength(1);
