@@ -14,6 +14,28 @@ import type { ImapCursor, VoiceChanges, VoiceMailboxPort } from "../sync/ports.j
 import { voiceSyncKey } from "../sync/syncKey.js";
 import { connectMailbox, toImapError, type ImapEndpoint } from "./endpoint.js";
 
+/**
+ * A compact UID set ("1:5,8,10:12"), in chunks that keep each command line short (servers cap
+ * line length, Dovecot at 64 KiB by default: imap_max_line_length).
+ */
+export function uidSets(uids: number[], maxLength = 8000): string[] {
+  const sorted = [...new Set(uids)].sort((a, b) => a - b);
+  const sets: string[] = [];
+  let parts: string[] = [];
+  let length = 0;
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    const part = i === j ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`;
+    if (length + part.length + 1 > maxLength && parts.length) { sets.push(parts.join(",")); parts = []; length = 0; }
+    parts.push(part);
+    length += part.length + 1;
+    i = j + 1;
+  }
+  if (parts.length) sets.push(parts.join(","));
+  return sets;
+}
+
 export interface VoiceMailboxOptions {
   folder: string;
   /** Where an Exchange-side delete sends the message: expunge, or a trash folder. */
@@ -86,7 +108,7 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
       const out = new Map<number, string>();
       if (!uids.length) return out;
       await guard("FETCH headers", async () => {
-        for await (const m of client.fetch(uids.join(","), { uid: true, envelope: true, size: true, internalDate: true }, { uid: true })) {
+        for (const set of uidSets(uids)) for await (const m of client.fetch(set, { uid: true, envelope: true, size: true, internalDate: true }, { uid: true })) {
           const env = m.envelope;
           out.set(m.uid, voiceSyncKey({
             messageId: env?.messageId,

@@ -130,3 +130,14 @@ describe("voice mailbox changes", () => {
     await again.close();
   });
 });
+
+describe("UID sets", () => {
+  it("compresses runs and splits long sets", async () => {
+    const { uidSets } = await import("../../src/imap/voiceMailbox.js");
+    expect(uidSets([5, 1, 2, 3, 8, 10, 11, 12, 3])).toEqual(["1:3,5,8,10:12"]);
+    const many = Array.from({ length: 5000 }, (_, i) => i * 2 + 1); // no runs at all
+    const sets = uidSets(many, 1000);
+    expect(sets.every((s) => s.length <= 1000)).toBe(true);
+    expect(sets.join(",").split(",").map(Number)).toEqual(many);
+  });
+});
