@@ -123,7 +123,15 @@ async function backfill(w: World): Promise<Figure[]> {
   ];
 }
 
-async function memory(w: World): Promise<Figure[]> {
+async function memory(_shared: World): Promise<Figure[]> {
+  // Its own world: 10,000 creates in one mailbox exceed Graph's 10,000 requests per 10 minutes,
+  // which the connector would (correctly) spread over more than 10 minutes. This figure is
+  // about memory with 10,000 linked items, so the budget is lifted here.
+  const w = await startWorld({ users: ["5004"], sim: { latencyMs: 20, requestBudget: 1_000_000 }, quiet: true, timers: false });
+  try { return await memoryIn(w); } finally { await w.stop(); }
+}
+
+async function memoryIn(w: World): Promise<Figure[]> {
   const N = 10_000;
   const tenant = "0c0ffee0-0000-4000-8000-000000000001";
   const user = w.sim.addUser(tenant, { userPrincipalName: "big@contoso.test" });
@@ -134,7 +142,15 @@ async function memory(w: World): Promise<Figure[]> {
   await enqueueSync(w.deps.syncQueue, { linkId: "L-5004", reason: "admin", at: Date.now() });
   let peak = 0;
   const sample = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
-  await until(() => w.sim.outlook(user.id).messages("inbox").length >= N, 300_000, 100);
+  const t = performance.now();
+  const progress = setInterval(() => process.stderr.write(`memory: ${w.sim.outlook(user.id).messages("inbox").length} of ${N} copied after ${((performance.now() - t) / 1000).toFixed(0)} s\n`), 15_000);
+  const done = await until(() => w.sim.outlook(user.id).messages("inbox").length >= N, 300_000, 100);
+  clearInterval(progress);
+  if (!done) {
+    const items = await w.deps.state.voicemailState("L-5004").loadItems();
+    const odd = items.filter((i) => i.skipped || i.pendingCreate || !i.graphId);
+    process.stderr.write(`memory: not all copied; ${items.length} item rows, odd ones: ${JSON.stringify(odd.slice(0, 10))}; link: ${JSON.stringify(await w.deps.state.getLink("L-5004"))}\n`);
+  }
   // Then a full reconcile over 10,000 linked items.
   await enqueueSync(w.deps.syncQueue, { linkId: "L-5004", reason: "reconcile", at: Date.now() });
   await sleep(8000);

@@ -1,12 +1,12 @@
 import type { InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
 import { getDeps } from "../src/app/deps.js";
-import { runSyncRequest } from "../src/app/voicemail.js";
+import { handleSyncMessage } from "../src/app/voicemail.js";
 import { parseSyncRequest } from "../src/app/syncQueue.js";
 
 /** One sync run per queue message; a thrown error makes the host retry, then park it in sync-mailbox-poison. */
 async function syncWorker(message: unknown, _ctx: InvocationContext): Promise<void> {
-  await runSyncRequest(getDeps(), parseSyncRequest(message));
+  await handleSyncMessage(getDeps(), parseSyncRequest(message));
 }
 
 export const syncWorkerFunction: FunctionDefinition = {

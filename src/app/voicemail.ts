@@ -17,6 +17,7 @@ import { makeClientState } from "../webhooks/clientState.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
+import { SYNC_RUN_DEADLINE_MS, withDeadline } from "../timeouts.js";
 
 /** Outlook subscriptions live at most 10,080 minutes; ask for a little less (graph-facts.md section 1). */
 export const SUBSCRIPTION_MINUTES = 10_080 - 60;
@@ -40,7 +41,7 @@ export async function runSyncRequest(deps: Deps, req: SyncRequest): Promise<RunR
     enqueueFollowUp: (id) => enqueueSync(deps.syncQueue, { linkId: id, reason: "follow-up", at: Date.now() }),
     leaseSeconds: deps.config.sync.leaseSeconds,
     log,
-  }, () => syncLink(deps, link, req));
+  }, () => withDeadline(syncLink(deps, link, req), SYNC_RUN_DEADLINE_MS, "INTERNAL", `sync run of ${link.linkId}`, { mailboxId: link.linkId }));
   if (outcome.status === "coalesced") return outcome;
   return { status: "ran", report: outcome.result };
 }
@@ -185,4 +186,28 @@ export async function renewSubscriptions(deps: Deps, horizonHours = 48): Promise
     }
   }
   return result;
+}
+
+/** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
+const MAX_REQUEUE_SECONDS = 15 * 60;
+
+/**
+ * The sync worker's message handling. Graph's long throttling waits requeue the run for when
+ * the budget is back, rather than failing it; problems that need an administrator (recorded on
+ * the link as lastError) are not retried; other transient failures are rethrown so the host
+ * retries the message and finally parks it in the poison queue.
+ */
+export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<void> {
+  try {
+    await runSyncRequest(deps, req);
+  } catch (e) {
+    if (isConnectorError(e, "GRAPH_THROTTLED")) {
+      const delay = Math.min(MAX_REQUEUE_SECONDS, Math.max(1, e.retryAfterSeconds ?? 60));
+      deps.log.warn("voicemail.sync.throttled", { linkId: req.linkId, retryAfterSeconds: delay });
+      await enqueueSync(deps.syncQueue, { ...req, reason: req.reason === "admin" ? "admin" : "follow-up" }, delay);
+      return;
+    }
+    if (isConnectorError(e) && !e.transient) return; // visible on the link; retrying cannot help
+    throw e;
+  }
 }

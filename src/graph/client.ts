@@ -8,9 +8,13 @@
  *  - request counting per mailbox, and
  *  - mapping of every failure to a typed ConnectorError.
  */
-import { Client, GraphError } from "@microsoft/microsoft-graph-client";
+import {
+  AuthenticationHandler, Client, CustomAuthenticationProvider, GraphError, HTTPMessageHandler, RedirectHandler,
+  RedirectHandlerOptions, RetryHandler, RetryHandlerOptions, TelemetryHandler,
+} from "@microsoft/microsoft-graph-client";
 import { ConnectorError } from "../errors.js";
 import type { TokenSource } from "./auth.js";
+import { GRAPH_REQUEST_DEADLINE_MS, withDeadline } from "../timeouts.js";
 
 export interface GraphRequest {
   method: "GET" | "POST" | "PATCH" | "DELETE";
@@ -22,18 +26,24 @@ export interface GraphRequest {
   mailbox?: string;
 }
 
+/** Longest Retry-After waited out inside a request; longer ones end the run (requeued). */
+export const MAX_INLINE_RETRY_AFTER_SECONDS = 10;
+
 class Semaphore {
   private active = 0;
   private waiters: Array<() => void> = [];
   constructor(private readonly limit: number) {}
   async run<T>(fn: () => Promise<T>): Promise<T> {
+    // A freed slot is handed straight to the next waiter, so a newcomer cannot slip in
+    // between and make it five in flight.
     if (this.active >= this.limit) await new Promise<void>((r) => this.waiters.push(r));
-    this.active++;
+    else this.active++;
     try {
       return await fn();
     } finally {
-      this.active--;
-      this.waiters.shift()?.();
+      const next = this.waiters.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 }
@@ -50,10 +60,16 @@ export class GraphClient {
 
   constructor(private readonly opts: { baseUrl: string; tenantId: string; tokens: TokenSource; maxConcurrencyPerMailbox: number }) {
     const host = new URL(opts.baseUrl).hostname;
-    this.client = Client.init({
+    const auth = new CustomAuthenticationProvider((done) => { opts.tokens.token(opts.tenantId).then((t) => done(null, t), (e: Error) => done(e, null)); });
+    // The SDK's default chain, with one change to the retry rule: short Retry-After waits
+    // (concurrency, bursts) are retried in place; long ones (the 10-minute mailbox budget is
+    // spent) come back as GRAPH_THROTTLED so the run ends and is requeued for later, instead
+    // of a function sleeping for minutes (https://learn.microsoft.com/en-us/graph/throttling).
+    const retry = new RetryHandler(new RetryHandlerOptions(1, 3, (_delay, _attempt, _req, _opts, response) => Number(response.headers.get("retry-after") ?? 0) <= MAX_INLINE_RETRY_AFTER_SECONDS));
+    this.client = Client.initWithMiddleware({
       baseUrl: opts.baseUrl,
       customHosts: host === "graph.microsoft.com" ? undefined : new Set([host]),
-      authProvider: (done) => { opts.tokens.token(opts.tenantId).then((t) => done(null, t), (e: Error) => done(e, null)); },
+      middleware: [new AuthenticationHandler(auth), retry, new RedirectHandler(new RedirectHandlerOptions()), new TelemetryHandler(), new HTTPMessageHandler()],
     });
   }
 
@@ -78,7 +94,8 @@ export class GraphClient {
         throw toGraphError(e, { tenantId: this.opts.tenantId, mailboxId: r.mailbox });
       }
     };
-    return limit ? limit.run(call) : call();
+    const bounded = () => withDeadline(call(), GRAPH_REQUEST_DEADLINE_MS, "GRAPH_UNAVAILABLE", `Graph ${r.method} ${r.url.split("?")[0]}`, { tenantId: this.opts.tenantId, mailboxId: r.mailbox });
+    return limit ? limit.run(bounded) : bounded();
   }
 
   private limitFor(mailbox: string): Semaphore {

@@ -34,20 +34,23 @@ class Slots {
   private waiters: Array<{ resolve: () => void; timer: NodeJS.Timeout }> = [];
   constructor(private readonly limit: number) {}
   async take(timeoutMs: number, onTimeout: () => Error): Promise<() => void> {
+    // A freed slot passes straight to the next waiter (the count does not change), so no
+    // newcomer can take it in between and exceed the cap.
     if (this.active >= this.limit) {
       await new Promise<void>((resolve, reject) => {
         const w = { resolve, timer: setTimeout(() => { this.waiters = this.waiters.filter((x) => x !== w); reject(onTimeout()); }, timeoutMs) };
         this.waiters.push(w);
       });
+    } else {
+      this.active++;
     }
-    this.active++;
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.active--;
       const w = this.waiters.shift();
       if (w) { clearTimeout(w.timer); w.resolve(); }
+      else this.active--;
     };
   }
 }

@@ -13,6 +13,7 @@ import { ConnectorError } from "../errors.js";
 import type { ImapCursor, VoiceChanges, VoiceMailboxPort } from "../sync/ports.js";
 import { voiceSyncKey } from "../sync/syncKey.js";
 import { connectMailbox, toImapError, type ImapEndpoint } from "./endpoint.js";
+import { IMAP_COMMAND_DEADLINE_MS, withDeadline } from "../timeouts.js";
 
 /**
  * A compact UID set ("1:5,8,10:12"), in chunks that keep each command line short (servers cap
@@ -54,7 +55,13 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
   const { client, release } = await connectMailbox(endpoint, voiceMailbox);
   const ep = endpoint.id;
   const guard = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
-    try { return await fn(); } catch (e) { throw toImapError(e, ep, what); }
+    try {
+      return await withDeadline(fn(), IMAP_COMMAND_DEADLINE_MS, "IMAP_UNAVAILABLE", `IMAP ${what} on ${ep}`, { endpoint: ep });
+    } catch (e) {
+      // A command that hangs leaves the connection in an unknown state: drop it.
+      if (e instanceof ConnectorError && e.code === "IMAP_UNAVAILABLE" && /did not finish/.test(e.message)) client.close();
+      throw toImapError(e, ep, what);
+    }
   };
   const maxBytes = options.maxMessageBytes ?? 50 * 1024 * 1024;
   const condstore = () => !options.ignoreCondstore && client.capabilities.has("CONDSTORE");
