@@ -2,6 +2,7 @@
  * Voicemail benchmarks (issue 4), against the full local world with the Graph simulator
  * answering every request after 20 ms. Each figure is printed with its reference.
  */
+import { execFile } from "node:child_process";
 import { startWorld, type World } from "../test/e2e/world.js";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import { enqueueSync } from "../src/app/syncQueue.js";
@@ -151,12 +152,23 @@ async function memoryIn(w: World): Promise<Figure[]> {
     const odd = items.filter((i) => i.skipped || i.pendingCreate || !i.graphId);
     process.stderr.write(`memory: not all copied; ${items.length} item rows, odd ones: ${JSON.stringify(odd.slice(0, 10))}; link: ${JSON.stringify(await w.deps.state.getLink("L-5004"))}\n`);
   }
-  // Then a full reconcile over 10,000 linked items.
-  await enqueueSync(w.deps.syncQueue, { linkId: "L-5004", reason: "reconcile", at: Date.now() });
-  await sleep(8000);
   clearInterval(sample);
+  // Then a full reconcile over the 10,000 linked items, in a connector process of its own.
+  await sleep(3000);
+  const cfg = w.deps.config;
+  const env = {
+    ...process.env, UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: cfg.storage.connectionString, UMC_CLIENT_ID: cfg.identity.clientId,
+    UMC_CLIENT_SECRET: "app-secret-for-tests", UMC_AUTHORITY_HOST: cfg.identity.authorityHost, UMC_GRAPH_BASE_URL: cfg.graph.baseUrl,
+    UMC_SECRETS_FILE: cfg.secrets.secretsFile, UMC_LEASE_SECONDS: "60",
+  };
+  // Asynchronous: the simulator the child talks to lives in this process.
+  const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, ["--import", "tsx", new URL("./memory-worker.ts", import.meta.url).pathname, "L-5004"], { env, encoding: "utf8", maxBuffer: 1 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))));
+  const worker = JSON.parse(out.trim().split("\n").at(-1)!) as { peakRssBytes: number; ms: number; status: string };
+  if (worker.status !== "ran") throw new Error(`reconcile did not run: ${out}`);
   return [
-    { name: "peak RSS, 10,000 linked items (whole process: connector + simulator + dev host)", value: peak / 1024 / 1024, unit: "MB", reference: 256, better: "lower" },
+    { name: "connector process peak RSS, full reconcile of 10,000 linked items", value: worker.peakRssBytes / 1024 / 1024, unit: "MB", reference: 256, better: "lower" },
+    { name: "full reconcile of 10,000 linked items, wall time", value: worker.ms / 1000, unit: "s", reference: 60, better: "lower" },
+    { name: "whole test process peak RSS during the 10,000 backfill (connector + simulator + dev host)", value: peak / 1024 / 1024, unit: "MB", reference: 1024, better: "lower" },
   ];
 }
 

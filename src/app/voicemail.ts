@@ -114,9 +114,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promis
     } finally {
       await ports.voice.close();
     }
-    const items = await ports.state.loadItems();
-    const unreadVoice = items.filter((i) => !i.skipped && !i.agreedSeen).length;
-    await deps.state.modifyLink(link.linkId, (l) => ({ ...l, lastSyncAt: new Date().toISOString(), lastError: undefined, unreadVoice }));
+    await deps.state.modifyLink(link.linkId, (l) => ({ ...l, lastSyncAt: new Date().toISOString(), lastError: undefined, unreadVoice: report.unread }));
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
     if (acted || report.skipped) log.info("voicemail.sync.done", { ...report.actions, skipped: report.skipped, readDrift: report.readDrift, ms: Date.now() - started, triggerLagMs: req.at ? Date.now() - req.at : undefined });
     return report;

@@ -45,6 +45,8 @@ export interface VoicemailSyncReport {
   massDelete?: { side: "imap" | "graph"; deletes: number; known: number; emptied: boolean };
   /** Items whose read state disagreed between the sides before this run (MWI drift). */
   readDrift: number;
+  /** Unread voice items after this run (drives the fast read check). */
+  unread: number;
 }
 
 const emptyCounts = (): VoicemailSyncReport["actions"] => ({
@@ -107,6 +109,7 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     actions: emptyCounts(), skipped: 0, imapFull: vc.full, graphFull: ec.full, deltaExpired,
     uidValidityChanged: vc.uidValidityChanged, massDelete: plan.massDelete,
     readDrift: views.filter((v) => v.imap && v.graph && v.imap.seen !== v.graph.isRead).length,
+    unread: 0,
   };
 
   // 3. Apply. Actions touch one item each, so up to `parallel` run at once: twice Graph's 4
@@ -141,6 +144,7 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
       { ...deps.ids, transient: false });
   }
   await state.saveCursors({ imap: vc.cursor, deltaLink: ec.deltaLink });
+  for (const r of byKey.values()) if (!r.skipped && !r.agreedSeen) report.unread++;
   return report;
 }
 
