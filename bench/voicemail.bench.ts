@@ -30,25 +30,35 @@ async function pushLatency(w: World): Promise<Figure[]> {
     if (await until(() => w.sim.outlook(userId).messages("inbox").length > before, 10_000, 2)) lat.push(performance.now() - t);
   }
   // Read in Outlook -> \Seen on the store, notification path.
-  const c = await w.imap("5001");
-  const readLat: number[] = [];
-  const copies = w.sim.outlook(userId).messages("inbox").slice(0, 50);
-  const items = await w.deps.state.voicemailState("L-5001").loadItems();
-  for (const m of copies) {
-    const uid = items.find((i) => i.graphId === m.id)?.imapUid;
-    if (!uid) continue;
-    const t = performance.now();
-    w.sim.outlook(userId).markRead(m.id);
-    const ok = await until(async () => { const x = await c.fetchOne(String(uid), { flags: true }, { uid: true }); return x !== false && (x.flags?.has("\\Seen") ?? false); }, 10_000, 5);
-    if (ok) readLat.push(performance.now() - t);
-  }
-  await c.logout();
+  const readLat = await readLatencies(w, "5001", userId, { count: 50, timeoutMs: 10_000, pollMs: 5, pauseMs: 300 });
   return [
     { name: "deposit -> visible in Graph, p50 (push path, 200 deposits)", value: percentile(lat, 50), unit: "ms", reference: 300, better: "lower" },
     { name: "deposit -> visible in Graph, p99", value: percentile(lat, 99), unit: "ms", reference: 1000, better: "lower" },
     { name: "deposits seen", value: lat.length, unit: "of 200", reference: 200, better: "higher" },
     { name: "read in Outlook -> \\Seen, p99 (50 reads)", value: percentile(readLat, 99), unit: "ms", reference: 1000, better: "lower" },
   ];
+}
+
+/**
+ * Marks copies read in Outlook one by one and times until \Seen shows on the store. Between
+ * reads it pauses, so the run our own STORE triggers (store push) cannot pick up the next
+ * read: users do not read the next message within milliseconds.
+ */
+async function readLatencies(w: World, mailbox: string, userId: string, o: { count: number; timeoutMs: number; pollMs: number; pauseMs: number }): Promise<number[]> {
+  const c = await w.imap(mailbox);
+  const items = await w.deps.state.voicemailState(`L-${mailbox}`).loadItems();
+  const lat: number[] = [];
+  for (const m of w.sim.outlook(userId).messages("inbox").slice(0, o.count)) {
+    const uid = items.find((i) => i.graphId === m.id)?.imapUid;
+    if (!uid) continue;
+    const t = performance.now();
+    w.sim.outlook(userId).markRead(m.id);
+    const seen = async () => { const x = await c.fetchOne(String(uid), { flags: true }, { uid: true }); return x !== false && (x.flags?.has("\\Seen") ?? false); };
+    if (await until(seen, o.timeoutMs, o.pollMs)) lat.push(performance.now() - t);
+    await sleep(o.pauseMs);
+  }
+  await c.logout();
+  return lat;
 }
 
 async function delayedNotifications(w: World): Promise<Figure[]> {
@@ -58,21 +68,7 @@ async function delayedNotifications(w: World): Promise<Figure[]> {
   await until(() => w.sim.outlook(userId).messages("inbox").length === 10, 20_000);
   await sleep(500);
   w.sim.faults.delayNotificationsMs = 60_000;
-  const c = await w.imap("5002");
-  const items = await w.deps.state.voicemailState("L-5002").loadItems();
-  const lat: number[] = [];
-  for (const m of w.sim.outlook(userId).messages("inbox")) {
-    const uid = items.find((i) => i.graphId === m.id)?.imapUid;
-    if (!uid) continue;
-    const t = performance.now();
-    w.sim.outlook(userId).markRead(m.id);
-    const ok = await until(async () => { const x = await c.fetchOne(String(uid), { flags: true }, { uid: true }); return x !== false && (x.flags?.has("\\Seen") ?? false); }, 30_000, 20);
-    if (ok) lat.push(performance.now() - t);
-    // Let the run that our own STORE \Seen triggers (store push) finish, so it cannot pick
-    // up the next read: users do not read the next message within milliseconds.
-    await sleep(1500);
-  }
-  await c.logout();
+  const lat = await readLatencies(w, "5002", userId, { count: 10, timeoutMs: 30_000, pollMs: 20, pauseMs: 1500 });
   w.sim.faults.delayNotificationsMs = 0;
   return [
     { name: "read in Outlook -> \\Seen with notifications delayed 60 s, p50 (fast read check)", value: percentile(lat, 50), unit: "ms", reference: 10_000, better: "lower" },
