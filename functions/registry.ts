@@ -6,6 +6,7 @@
  */
 import type { FunctionDefinition } from "./definition.js";
 import { healthFunction } from "./health.js";
+import { consentCallbackFunction, consentStartFunction } from "./adminConsent.js";
 import { graphLifecycleFunction, graphNotificationsFunction } from "./graphNotifications.js";
 import { storeNotificationsFunction } from "./storeNotifications.js";
 import { syncWorkerFunction } from "./syncWorker.js";
@@ -21,4 +22,6 @@ export const functionDefinitions: readonly FunctionDefinition[] = [
   pollStoresFunction,
   fastReadCheckFunction,
   reconcileFunction,
+  consentStartFunction,
+  consentCallbackFunction,
 ];

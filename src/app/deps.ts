@@ -23,6 +23,8 @@ export interface Deps {
   syncQueue: QueueClient;
   directory: () => Directory;
   graph: (tenantId: string) => GraphClient;
+  /** App-only tokens per customer tenant. */
+  tokens: () => TokenSource;
   /** Identifies this process as a lease owner. */
   workerId: string;
   storeReplay: ReplayGuard;
@@ -64,6 +66,7 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
       ? new QueueClient(s.connectionString, s.syncQueue)
       : new QueueClient(`${s.queueServiceUri!.replace(/\/$/, "")}/${s.syncQueue}`, mi!),
     directory: () => (directory ??= loadDirectory(config.secrets.secretsFile)),
+    tokens: tokenSource,
     graph: (tenantId) => {
       let g = graphs.get(tenantId);
       if (!g) {
