@@ -1,0 +1,119 @@
+/**
+ * Mailbox linking for administrators: CSV import/export, one link at a time, pause, resume,
+ * resync. A CSV import is all-or-nothing: every row is checked first (syntax, endpoint,
+ * profile, the Exchange user found by SMTP address through Graph, one-to-one on both sides),
+ * every problem is reported with its line number, and links are written only when there are
+ * none.
+ */
+import crypto from "node:crypto";
+import { ConnectorError, isConnectorError } from "../errors.js";
+import type { Deps } from "../app/deps.js";
+import { enqueueSync } from "../app/syncQueue.js";
+import type { MailboxLink } from "../state/stateStore.js";
+
+export const CSV_HEADER = ["voiceMailbox", "endpointId", "smtp", "profileId"] as const;
+export type LinkRow = { line: number; voiceMailbox: string; endpointId: string; smtp: string; profileId: string };
+
+/** RFC 4180 CSV (quoted fields, doubled quotes, CRLF or LF). */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"' && field === "") quoted = true;
+    else if (c === ",") { row.push(field); field = ""; }
+    else if (c === "\n" || c === "\r") {
+      if (c === "\r" && text[i + 1] === "\n") i++;
+      row.push(field); rows.push(row); row = []; field = "";
+    } else field += c;
+  }
+  if (field !== "" || row.length) { row.push(field); rows.push(row); }
+  return rows;
+}
+
+export function readLinkCsv(text: string): { rows: LinkRow[]; problems: string[] } {
+  const all = parseCsv(text);
+  const problems: string[] = [];
+  const header = (all[0] ?? []).map((h) => h.trim());
+  if (CSV_HEADER.some((h, i) => header[i] !== h)) return { rows: [], problems: [`line 1: the header must be ${CSV_HEADER.join(",")}`] };
+  const rows: LinkRow[] = [];
+  all.slice(1).forEach((cells, i) => {
+    const line = i + 2;
+    if (cells.length === 1 && cells[0]!.trim() === "") return; // blank line
+    if (cells.length !== CSV_HEADER.length) { problems.push(`line ${line}: expected ${CSV_HEADER.length} fields, found ${cells.length}`); return; }
+    const [voiceMailbox, endpointId, smtp, profileId] = cells.map((c) => c.trim()) as [string, string, string, string];
+    if (!/^[A-Za-z0-9._@+-]{1,128}$/.test(voiceMailbox)) problems.push(`line ${line}: voice mailbox "${voiceMailbox}" is not valid`);
+    if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(smtp)) problems.push(`line ${line}: "${smtp}" is not an SMTP address`);
+    rows.push({ line, voiceMailbox, endpointId, smtp: smtp.toLowerCase(), profileId: profileId || "default" });
+  });
+  const seenVoice = new Map<string, number>();
+  const seenSmtp = new Map<string, number>();
+  for (const r of rows) {
+    const vk = `${r.endpointId}|${r.voiceMailbox.toLowerCase()}`;
+    if (seenVoice.has(vk)) problems.push(`line ${r.line}: voice mailbox ${r.voiceMailbox} is already on line ${seenVoice.get(vk)}`);
+    else seenVoice.set(vk, r.line);
+    if (seenSmtp.has(r.smtp)) problems.push(`line ${r.line}: ${r.smtp} is already on line ${seenSmtp.get(r.smtp)}`);
+    else seenSmtp.set(r.smtp, r.line);
+  }
+  return { rows, problems };
+}
+
+/** Finds the Exchange user by SMTP proxy address (https://learn.microsoft.com/en-us/graph/aad-advanced-queries). */
+export async function findUserBySmtp(deps: Deps, tenantId: string, smtp: string): Promise<{ id: string; userPrincipalName: string } | undefined> {
+  const filter = `proxyAddresses/any(x:x eq 'smtp:${smtp.replace(/'/g, "''")}')`;
+  const r = await deps.graph(tenantId).request<{ value: Array<{ id: string; userPrincipalName: string }> }>({ method: "GET", url: `/users?$filter=${encodeURIComponent(filter)}&$select=id,userPrincipalName` });
+  return r.value[0];
+}
+
+export async function importLinks(deps: Deps, tenantId: string, csv: string, onProgress: (done: number, total: number) => void = () => undefined): Promise<{ created: MailboxLink[] }> {
+  const { rows, problems } = readLinkCsv(csv);
+  if (!(await deps.state.getTenant(tenantId))) problems.unshift(`tenant ${tenantId} is not connected (no admin consent recorded)`);
+  const dir = deps.directory();
+  const resolved: Array<LinkRow & { userId: string; upn: string }> = [];
+  let checked = 0;
+  for (const r of rows) {
+    try { dir.endpoint(r.endpointId); } catch { problems.push(`line ${r.line}: unknown voice-store endpoint ${r.endpointId}`); }
+    try { dir.profile(r.profileId); } catch { problems.push(`line ${r.line}: unknown feature profile ${r.profileId}`); }
+    const user = await findUserBySmtp(deps, tenantId, r.smtp).catch((e) => { problems.push(`line ${r.line}: looking up ${r.smtp} failed (${isConnectorError(e) ? e.code : "error"})`); return undefined; });
+    if (user === undefined) { if (!problems.some((p) => p.startsWith(`line ${r.line}: looking up`))) problems.push(`line ${r.line}: no Exchange user has the address ${r.smtp}`); }
+    else {
+      if (await deps.state.findLinkByUser(tenantId, user.id)) problems.push(`line ${r.line}: ${r.smtp} is already linked`);
+      if (await deps.state.findLinkByVoice(r.endpointId, r.voiceMailbox)) problems.push(`line ${r.line}: voice mailbox ${r.voiceMailbox} is already linked`);
+      resolved.push({ ...r, userId: user.id, upn: user.userPrincipalName });
+    }
+    onProgress(++checked, rows.length * 2);
+  }
+  if (problems.length) throw new ConnectorError("BAD_REQUEST", `import refused, nothing was imported (${problems.length} problem${problems.length > 1 ? "s" : ""})`, { problems });
+  const created: MailboxLink[] = [];
+  for (const r of resolved) {
+    created.push(await deps.state.createLink({ linkId: `L-${crypto.randomUUID()}`, tenantId, endpointId: r.endpointId, voiceMailbox: r.voiceMailbox, userId: r.userId, upn: r.upn, profileId: r.profileId, state: "enabled" }));
+    await enqueueSync(deps.syncQueue, { linkId: created.at(-1)!.linkId, reason: "admin", at: Date.now() });
+    onProgress(rows.length + created.length, rows.length * 2);
+  }
+  return { created };
+}
+
+export async function exportLinks(deps: Deps, tenantId: string): Promise<string> {
+  const links = await deps.state.listLinks({ tenantId });
+  const q = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  return [CSV_HEADER.join(","), ...links.map((l) => [l.voiceMailbox, l.endpointId, l.upn ?? l.userId, l.profileId].map(q).join(","))].join("\r\n") + "\r\n";
+}
+
+/** Pause (mailbox restore or move), resume, or disable a link; resume and resync enqueue a run. */
+export async function setLinkState(deps: Deps, linkId: string, state: MailboxLink["state"]): Promise<MailboxLink> {
+  const l = await deps.state.modifyLink(linkId, (x) => ({ ...x, state }));
+  if (state === "enabled") await enqueueSync(deps.syncQueue, { linkId, reason: "admin", at: Date.now() });
+  return l;
+}
+
+export async function resync(deps: Deps, linkId: string): Promise<void> {
+  if (!(await deps.state.getLink(linkId))) throw new ConnectorError("NOT_FOUND", `no link ${linkId}`);
+  // A full comparison of both sides: re-matches by sync key, never re-copies.
+  await enqueueSync(deps.syncQueue, { linkId, reason: "reconcile", at: Date.now() });
+}

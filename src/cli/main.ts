@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+/**
+ * `umconnect`: the administrator's command line. Reads the same UMC_* settings as the app.
+ *
+ *   umconnect tenants
+ *   umconnect links [--tenant T]
+ *   umconnect status [--tenant T]
+ *   umconnect import <file.csv> --tenant T      (voiceMailbox,endpointId,smtp,profileId)
+ *   umconnect export --tenant T
+ *   umconnect pause|resume|disable|resync <linkId>
+ * Add --json for machine-readable output.
+ */
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import { getConfig } from "../config.js";
+import { buildDeps } from "../app/deps.js";
+import { createLogger } from "../log.js";
+import { isConnectorError } from "../errors.js";
+import { exportLinks, importLinks, resync, setLinkState } from "../admin/links.js";
+
+export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n")): Promise<number> {
+  const json = argv.includes("--json");
+  const args = argv.filter((a) => a !== "--json");
+  const opt = (name: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
+  const [cmd, arg] = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
+  const print = (human: string, data: unknown) => out(json ? JSON.stringify(data, null, 2) : human);
+  try {
+    const deps = buildDeps(getConfig(), createLogger({ level: "error" }));
+    switch (cmd) {
+      case "tenants": {
+        const t = await deps.state.listTenants();
+        print(t.map((x) => `${x.tenantId}  ${x.status}  consented ${x.consentedAt ?? "-"}  ${x.grantedRoles.join(",")}`).join("\n") || "(no tenants)", t);
+        return 0;
+      }
+      case "links": case "status": {
+        const links = await deps.state.listLinks({ tenantId: opt("tenant") });
+        print(links.map((l) => cmd === "links"
+          ? `${l.linkId}  ${l.voiceMailbox}@${l.endpointId} <-> ${l.upn ?? l.userId}  ${l.state}  profile ${l.profileId}`
+          : `${l.linkId}  ${l.state}  last sync ${l.lastSyncAt ?? "never"}  unread ${l.unreadVoice}${l.lastError ? `  ERROR ${l.lastError.code}: ${l.lastError.message}` : ""}`).join("\n") || "(no links)", links);
+        return 0;
+      }
+      case "import": {
+        const tenant = opt("tenant");
+        if (!arg || !tenant) { err("usage: umconnect import <file.csv> --tenant <tenant id>"); return 2; }
+        const r = await importLinks(deps, tenant, fs.readFileSync(arg, "utf8"), (done, total) => { if (!json) process.stderr.write(`\r${done}/${total}`); });
+        if (!json) process.stderr.write("\n");
+        print(`imported ${r.created.length} links`, r.created);
+        return 0;
+      }
+      case "export": {
+        const tenant = opt("tenant");
+        if (!tenant) { err("usage: umconnect export --tenant <tenant id>"); return 2; }
+        out(await exportLinks(deps, tenant));
+        return 0;
+      }
+      case "pause": case "resume": case "disable": {
+        if (!arg) { err(`usage: umconnect ${cmd} <linkId>`); return 2; }
+        const l = await setLinkState(deps, arg, cmd === "pause" ? "paused" : cmd === "resume" ? "enabled" : "disabled");
+        print(`${l.linkId} is ${l.state}`, l);
+        return 0;
+      }
+      case "resync": {
+        if (!arg) { err("usage: umconnect resync <linkId>"); return 2; }
+        await resync(deps, arg);
+        print(`${arg}: full resync queued`, { linkId: arg, queued: true });
+        return 0;
+      }
+      default:
+        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> [--json]");
+        return 2;
+    }
+  } catch (e) {
+    if (isConnectorError(e)) {
+      err(json ? JSON.stringify(e.toJSON()) : `${e.code}: ${e.message}${e.problems.length ? "\n  " + e.problems.join("\n  ") : ""}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+// Run when executed (also through npm's bin symlink), not when imported.
+const invoked = process.argv[1] ? fs.realpathSync(process.argv[1]) : "";
+if (invoked === fileURLToPath(import.meta.url) || invoked === fileURLToPath(import.meta.url).replace(/\.ts$/, ".js")) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (e) => { process.stderr.write(String(e?.stack ?? e) + "\n"); process.exit(1); });
+}
