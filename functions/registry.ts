@@ -7,6 +7,7 @@
 import type { FunctionDefinition } from "./definition.js";
 import { healthFunction } from "./health.js";
 import { consentCallbackFunction, consentStartFunction } from "./adminConsent.js";
+import { adminStatusFunction } from "./adminStatus.js";
 import { graphLifecycleFunction, graphNotificationsFunction } from "./graphNotifications.js";
 import { storeNotificationsFunction } from "./storeNotifications.js";
 import { syncWorkerFunction } from "./syncWorker.js";
@@ -24,4 +25,5 @@ export const functionDefinitions: readonly FunctionDefinition[] = [
   reconcileFunction,
   consentStartFunction,
   consentCallbackFunction,
+  adminStatusFunction,
 ];

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
-import { startWorld } from "../test/e2e/world.js";
+import { ADMIN_TOKEN, TENANT, startWorld } from "../test/e2e/world.js";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import { createLogger } from "../src/log.js";
 
@@ -35,6 +35,8 @@ const say = (s: string) => process.stdout.write(s + "\n");
 say(`
 umconnect local stack is up
   dev host (functions)   ${world.host.url}/api/health
+  admin status           ${world.host.url}/api/admin/status?format=html   (header Authorization: Bearer ${ADMIN_TOKEN}; local token)
+  admin consent link     ${world.host.url}/api/admin/consent/start?tenant=${TENANT}
   Graph simulator        ${world.sim.origin}   (control API under /_sim/)
   voice store (IMAP)     ${world.dc.host}:${world.dc.port}   mailboxes 4711 (pw-4711) and 4712 (pw-4712), plaintext, lab only
   Azurite                ${world.az.connectionString.replace(/AccountKey=[^;]+/, "AccountKey=<dev key>")}

@@ -21,6 +21,8 @@ import { enqueueSync } from "../../src/app/syncQueue.js";
 export const TENANT = "0c0ffee0-0000-4000-8000-000000000001";
 export const APP = "a0a0a0a0-0000-4000-8000-000000000002";
 export const ENDPOINT = "voice-1";
+/** The dev host's local admin token in the test world (not a secret). */
+export const ADMIN_TOKEN = "admin-token-for-the-test-world-0123456789";
 
 export interface World {
   az: AzuriteHandle;
@@ -63,7 +65,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   const config = loadConfig({
     UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: az.connectionString, UMC_CLIENT_ID: APP, UMC_CLIENT_SECRET: "app-secret-for-tests",
     UMC_AUTHORITY_HOST: sim.origin, UMC_GRAPH_BASE_URL: sim.origin, UMC_PUBLIC_BASE_URL: host.url, UMC_WEBHOOK_SECRET: webhookSecret,
-    UMC_STORE_NOTIFY_SECRET: storeSecret, UMC_SECRETS_FILE: secretsFile, UMC_FAST_READ_INTERVAL_SECONDS: String(options.fastReadSeconds ?? 1), UMC_LEASE_SECONDS: "30",
+    UMC_STORE_NOTIFY_SECRET: storeSecret, UMC_SECRETS_FILE: secretsFile, UMC_ADMIN_TOKEN: ADMIN_TOKEN, UMC_FAST_READ_INTERVAL_SECONDS: String(options.fastReadSeconds ?? 1), UMC_LEASE_SECONDS: "30",
   });
   const deps = buildDeps(config, log);
   setDeps(deps);

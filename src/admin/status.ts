@@ -1,0 +1,100 @@
+/**
+ * What an administrator looks at: per tenant and per link the last sync, how long ago, unread
+ * voice messages, the last error with its reason, skipped items, and subscription expiry; and
+ * alerts for what needs a person: links that keep failing, credentials an endpoint rejected,
+ * subscriptions that could not be renewed, mass-delete stops.
+ * Admin requests authenticate with a bearer token compared in constant time (a local token in
+ * the dev host; in Azure, App Service authentication with Entra ID in front of /api/admin).
+ */
+import crypto from "node:crypto";
+import type { HttpResponseInit } from "@azure/functions";
+import type { Deps } from "../app/deps.js";
+
+export interface LinkStatus {
+  linkId: string;
+  tenantId: string;
+  voiceMailbox: string;
+  exchangeUser: string;
+  state: string;
+  lastSyncAt?: string;
+  lagSeconds?: number;
+  unreadVoice: number;
+  skipped: Array<{ syncKey: string; code: string; message: string }>;
+  lastError?: { code: string; message: string; at: string };
+  subscriptionExpiresAt?: string;
+}
+
+export interface Alert {
+  severity: "warning" | "critical";
+  linkId?: string;
+  code: string;
+  text: string;
+}
+
+export interface StatusReport {
+  generatedAt: string;
+  tenants: Array<{ tenantId: string; status: string; links: number; failing: number }>;
+  links: LinkStatus[];
+  alerts: Alert[];
+}
+
+const NEEDS_A_PERSON: Record<string, string> = {
+  IMAP_AUTH_FAILED: "the voice store rejected the super-user credentials (expired password?)",
+  GRAPH_AUTH_FAILED: "Entra ID rejected the app's credentials, or consent was revoked",
+  FORBIDDEN: "Graph denied access to the mailbox (mailbox scoping or consent)",
+  MASS_DELETE_REFUSED: "a mass delete was stopped; check the voice store, then override if it is intended",
+  SUBSCRIPTION_FAILED: "the Graph subscription could not be created or renewed",
+  IMAP_TLS_FAILED: "the voice store's certificate is not trusted",
+};
+
+export async function statusReport(deps: Deps, now = Date.now()): Promise<StatusReport> {
+  const [tenants, links, subs] = await Promise.all([deps.state.listTenants(), deps.state.listLinks({}), deps.state.listSubscriptions({})]);
+  const alerts: Alert[] = [];
+  const out: LinkStatus[] = [];
+  for (const l of links) {
+    const items = await deps.state.voicemailState(l.linkId).loadItems();
+    const skipped = items.filter((i) => i.skipped && !/^(NOT_COPIED_BY_PROFILE|LOOP_PREVENTED)$/.test(i.skipped.code)).map((i) => ({ syncKey: i.syncKey, code: i.skipped!.code, message: i.skipped!.message }));
+    const sub = subs.filter((s) => s.linkId === l.linkId).sort((a, b) => b.expiresAt.localeCompare(a.expiresAt))[0];
+    out.push({
+      linkId: l.linkId, tenantId: l.tenantId, voiceMailbox: `${l.voiceMailbox}@${l.endpointId}`, exchangeUser: l.upn ?? l.userId, state: l.state,
+      lastSyncAt: l.lastSyncAt, lagSeconds: l.lastSyncAt ? Math.round((now - Date.parse(l.lastSyncAt)) / 1000) : undefined,
+      unreadVoice: l.unreadVoice, skipped, lastError: l.lastError, subscriptionExpiresAt: sub?.expiresAt,
+    });
+    if (l.lastError) {
+      const why = NEEDS_A_PERSON[l.lastError.code];
+      alerts.push({ severity: why ? "critical" : "warning", linkId: l.linkId, code: l.lastError.code, text: why ?? `last run failed: ${l.lastError.message}` });
+    }
+    if (sub?.status === "failed") alerts.push({ severity: "critical", linkId: l.linkId, code: "SUBSCRIPTION_FAILED", text: NEEDS_A_PERSON.SUBSCRIPTION_FAILED! });
+    if (skipped.length) alerts.push({ severity: "warning", linkId: l.linkId, code: "ITEMS_SKIPPED", text: `${skipped.length} voice message(s) could not be copied (see reasons)` });
+  }
+  return {
+    generatedAt: new Date(now).toISOString(),
+    tenants: tenants.map((t) => ({ tenantId: t.tenantId, status: t.status, links: links.filter((l) => l.tenantId === t.tenantId).length, failing: links.filter((l) => l.tenantId === t.tenantId && l.lastError).length })),
+    links: out,
+    alerts,
+  };
+}
+
+/** Constant-time bearer check; false when no admin token is configured. */
+export function adminAuthorized(deps: Deps, authorization: string | null): boolean {
+  const expected = deps.config.secrets.adminToken;
+  const given = authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
+  if (!expected || !given) return false;
+  const a = crypto.createHash("sha256").update(given).digest();
+  const b = crypto.createHash("sha256").update(expected).digest();
+  return crypto.timingSafeEqual(a, b);
+}
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export function statusPage(r: StatusReport): HttpResponseInit {
+  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}</td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
+  const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>umconnect status</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.9rem}tr.bad td{background:#fdecea}.critical{color:#a4262c}.warning{color:#8a5a00}</style></head><body>
+<h1>umconnect status</h1><p>Generated ${esc(r.generatedAt)}</p>
+<h2>Alerts (${r.alerts.length})</h2><ul>${r.alerts.map((a) => `<li class="${a.severity}">${esc(a.severity)}: ${a.linkId ? `${esc(a.linkId)}: ` : ""}${esc(a.text)} <code>${esc(a.code)}</code></li>`).join("") || "<li>none</li>"}</ul>
+<h2>Tenants</h2><ul>${r.tenants.map((t) => `<li>${esc(t.tenantId)}: ${esc(t.status)}, ${t.links} links, ${t.failing} failing</li>`).join("")}</ul>
+<h2>Mailboxes</h2><table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state</th><th>last sync</th><th>unread</th><th>subscription until</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>
+</body></html>`;
+  return { status: 200, headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'", "cache-control": "no-store", "x-content-type-options": "nosniff" }, body };
+}
