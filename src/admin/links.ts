@@ -100,7 +100,8 @@ export async function importLinks(deps: Deps, tenantId: string, csv: string, onP
 }
 
 export async function exportLinks(deps: Deps, tenantId: string): Promise<string> {
-  const links = await deps.state.listLinks({ tenantId });
+  // Sorted, so exports diff cleanly from one day to the next.
+  const links = (await deps.state.listLinks({ tenantId })).sort((a, b) => a.endpointId.localeCompare(b.endpointId) || a.voiceMailbox.localeCompare(b.voiceMailbox, undefined, { numeric: true }));
   const q = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
   return [CSV_HEADER.join(","), ...links.map((l) => [l.voiceMailbox, l.endpointId, l.upn ?? l.userId, l.profileId].map(q).join(","))].join("\r\n") + "\r\n";
 }
