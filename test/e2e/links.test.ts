@@ -54,9 +54,11 @@ describe("linking mailboxes", () => {
   it("pauses and resumes without duplicates or wipes", async () => {
     const [ann] = await w.deps.state.listLinks({ tenantId: TENANT });
     await setLinkState(w.deps, ann!.linkId, "paused");
+    await new Promise((r) => setTimeout(r, 1000)); // a run that started before the pause ends
+    const before = w.sim.outlook(ann!.userId).messages("inbox").length;
     await w.dc.lda(ann!.voiceMailbox, avayaVoiceMessage({ id: "paused-1" }));
     await new Promise((r) => setTimeout(r, 1000));
-    const before = w.sim.outlook(ann!.userId).messages("inbox").length;
+    expect(w.sim.outlook(ann!.userId).messages("inbox").length).toBe(before); // nothing moves while paused
     await setLinkState(w.deps, ann!.linkId, "enabled");
     await expect.poll(() => w.sim.outlook(ann!.userId).messages("inbox").length, { timeout: 10_000 }).toBe(before + 1);
     await new Promise((r) => setTimeout(r, 500));
