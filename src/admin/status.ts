@@ -19,6 +19,8 @@ export interface LinkStatus {
   lastSyncAt?: string;
   lagSeconds?: number;
   unreadVoice: number;
+  /** MWI drift found and corrected by reconcile runs, in total. */
+  readDriftTotal: number;
   skipped: Array<{ syncKey: string; code: string; message: string }>;
   lastError?: { code: string; message: string; at: string };
   subscriptionExpiresAt?: string;
@@ -52,13 +54,14 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
   const alerts: Alert[] = [];
   const out: LinkStatus[] = [];
   for (const l of links) {
-    const items = await deps.state.voicemailState(l.linkId).loadItems();
+    // Item rows are read only for links whose last run skipped something.
+    const items = l.skippedItems ? await deps.state.voicemailState(l.linkId).loadItems() : [];
     const skipped = items.filter((i) => i.skipped && !/^(NOT_COPIED_BY_PROFILE|LOOP_PREVENTED)$/.test(i.skipped.code)).map((i) => ({ syncKey: i.syncKey, code: i.skipped!.code, message: i.skipped!.message }));
     const sub = subs.filter((s) => s.linkId === l.linkId).sort((a, b) => b.expiresAt.localeCompare(a.expiresAt))[0];
     out.push({
       linkId: l.linkId, tenantId: l.tenantId, voiceMailbox: `${l.voiceMailbox}@${l.endpointId}`, exchangeUser: l.upn ?? l.userId, state: l.state,
       lastSyncAt: l.lastSyncAt, lagSeconds: l.lastSyncAt ? Math.round((now - Date.parse(l.lastSyncAt)) / 1000) : undefined,
-      unreadVoice: l.unreadVoice, skipped, lastError: l.lastError, subscriptionExpiresAt: sub?.expiresAt,
+      unreadVoice: l.unreadVoice, readDriftTotal: l.readDriftTotal ?? 0, skipped, lastError: l.lastError, subscriptionExpiresAt: sub?.expiresAt,
     });
     if (l.lastError) {
       const why = NEEDS_A_PERSON[l.lastError.code];
@@ -88,7 +91,7 @@ export function adminAuthorized(deps: Deps, authorization: string | null): boole
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function statusPage(r: StatusReport): HttpResponseInit {
-  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}</td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
+  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}</td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
   const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>umconnect status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.9rem}tr.bad td{background:#fdecea}.critical{color:#a4262c}.warning{color:#8a5a00}</style></head><body>
 <h1>umconnect status</h1><p>Generated ${esc(r.generatedAt)}</p>

@@ -114,7 +114,12 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promis
     } finally {
       await ports.voice.close();
     }
-    await deps.state.modifyLink(link.linkId, (l) => ({ ...l, lastSyncAt: new Date().toISOString(), lastError: undefined, unreadVoice: report.unread }));
+    const full = req.reason === "reconcile" || req.reason === "graph-missed";
+    await deps.state.modifyLink(link.linkId, (l) => ({
+      ...l, lastSyncAt: new Date().toISOString(), lastError: undefined, unreadVoice: report.unread, skippedItems: report.skippedTotal,
+      // Only a full comparison measures drift: the lamp was wrong for these until now.
+      readDriftTotal: (l.readDriftTotal ?? 0) + (full ? report.readDrift : 0),
+    }));
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
     if (acted || report.skipped) log.info("voicemail.sync.done", { ...report.actions, skipped: report.skipped, readDrift: report.readDrift, ms: Date.now() - started, triggerLagMs: req.at ? Date.now() - req.at : undefined });
     return report;

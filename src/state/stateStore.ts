@@ -46,6 +46,10 @@ export interface MailboxLink {
   lastError?: { code: string; message: string; at: string };
   /** Unread voice messages after the last run: drives the fast read check. */
   unreadVoice: number;
+  /** Messages the last run could not copy (reasons in their item rows). */
+  skippedItems?: number;
+  /** Read states that disagreed between the sides, found by full (reconcile) runs, in total. */
+  readDriftTotal?: number;
   etag?: string;
 }
 
@@ -387,6 +391,7 @@ function linkEntity(l: MailboxLink) {
     linkId: l.linkId, tenantId: l.tenantId, endpointId: l.endpointId, voiceMailbox: l.voiceMailbox, userId: l.userId, upn: l.upn,
     profileId: l.profileId, state: l.state, createdAt: l.createdAt, updatedAt: l.updatedAt, lastSyncAt: l.lastSyncAt,
     lastErrorCode: l.lastError?.code, lastErrorMessage: l.lastError?.message.slice(0, 1000), lastErrorAt: l.lastError?.at, unreadVoice: l.unreadVoice,
+    skippedItems: l.skippedItems, readDriftTotal: l.readDriftTotal,
   });
 }
 
@@ -398,7 +403,7 @@ function toLink(row: Row): MailboxLink {
     state: (str(row, "state") as LinkState | undefined) ?? "enabled", createdAt: str(row, "createdAt")!, updatedAt: str(row, "updatedAt")!,
     lastSyncAt: str(row, "lastSyncAt"),
     lastError: code ? { code, message: str(row, "lastErrorMessage") ?? "", at: str(row, "lastErrorAt") ?? "" } : undefined,
-    unreadVoice: num(row, "unreadVoice") ?? 0, etag: row.etag,
+    unreadVoice: num(row, "unreadVoice") ?? 0, skippedItems: num(row, "skippedItems"), readDriftTotal: num(row, "readDriftTotal"), etag: row.etag,
   };
 }
 

@@ -47,6 +47,8 @@ export interface VoicemailSyncReport {
   readDrift: number;
   /** Unread voice items after this run (drives the fast read check). */
   unread: number;
+  /** Items recorded as skipped (with a reason) after this run. */
+  skippedTotal: number;
 }
 
 const emptyCounts = (): VoicemailSyncReport["actions"] => ({
@@ -110,6 +112,7 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     uidValidityChanged: vc.uidValidityChanged, massDelete: plan.massDelete,
     readDrift: views.filter((v) => v.imap && v.graph && v.imap.seen !== v.graph.isRead).length,
     unread: 0,
+    skippedTotal: 0,
   };
 
   // 3. Apply. Actions touch one item each, so up to `parallel` run at once: twice Graph's 4
@@ -144,7 +147,10 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
       { ...deps.ids, transient: false });
   }
   await state.saveCursors({ imap: vc.cursor, deltaLink: ec.deltaLink });
-  for (const r of byKey.values()) if (!r.skipped && !r.agreedSeen) report.unread++;
+  for (const r of byKey.values()) {
+    if (r.skipped) { if (!/^(NOT_COPIED_BY_PROFILE|LOOP_PREVENTED)$/.test(r.skipped.code)) report.skippedTotal++; }
+    else if (!r.agreedSeen) report.unread++;
+  }
   return report;
 }
 

@@ -5,6 +5,7 @@ import { chromium } from "playwright-core";
 import { startWorld, ADMIN_TOKEN, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import type { StatusReport } from "../../src/admin/status.js";
+import { enqueueSync } from "../../src/app/syncQueue.js";
 
 let w: World;
 beforeAll(async () => { w = await startWorld({ users: ["2001", "2002"], timers: false, quiet: true }); }, 60_000);
@@ -32,6 +33,20 @@ describe("admin status", () => {
     expect(r.links.find((l) => l.linkId === bad.linkId)?.skipped[0]).toMatchObject({ code: "AUDIO_MISSING" });
     expect(r.alerts).toContainEqual(expect.objectContaining({ linkId: bad.linkId, code: "ITEMS_SKIPPED" }));
     expect(r.tenants[0]).toMatchObject({ links: 2 });
+  });
+
+  it("counts the MWI drift a reconcile run finds and corrects", async () => {
+    const link = (await w.deps.state.getLink("L-2001"))!;
+    w.sim.faults.dropNotificationsNext = 100; // Graph loses the notification of this read
+    w.sim.outlook(link.userId).markRead(w.sim.outlook(link.userId).messages("inbox")[0]!.id);
+    await new Promise((r) => setTimeout(r, 500));
+    w.sim.faults.dropNotificationsNext = 0;
+    await enqueueSync(w.deps.syncQueue, { linkId: "L-2001", reason: "reconcile", at: Date.now() });
+    await expect.poll(async () => ((await (await get(`Bearer ${ADMIN_TOKEN}`)).json()) as StatusReport).links.find((l) => l.linkId === "L-2001")?.readDriftTotal, { timeout: 10_000 }).toBe(1);
+    const c = await w.imap("2001");
+    const m = await c.fetchOne("1", { flags: true }, { uid: true });
+    await c.logout();
+    expect(m !== false && m.flags?.has("\\Seen")).toBe(true);
   });
 
   it("renders the page in Chromium", async () => {
