@@ -23,6 +23,9 @@ import { SYNC_RUN_DEADLINE_MS, withDeadline } from "../timeouts.js";
 export const SUBSCRIPTION_MINUTES = 10_080 - 60;
 const folderIds = new Map<string, string>();
 
+/** Requests that compare both sides in full (cursors ignored). */
+const isFull = (req: SyncRequest) => req.reason === "reconcile" || req.reason === "graph-missed";
+
 export type RunResult = { status: "ran"; report: VoicemailSyncReport } | { status: "coalesced" } | { status: "skipped"; reason: string };
 
 export async function runSyncRequest(deps: Deps, req: SyncRequest): Promise<RunResult> {
@@ -36,12 +39,12 @@ export async function runSyncRequest(deps: Deps, req: SyncRequest): Promise<RunR
     acquireLease: (id) => deps.state.acquireLease(`voicemail:${id}`, owner, deps.config.sync.leaseSeconds),
     renewLease: (l) => deps.state.renewLease(l, deps.config.sync.leaseSeconds),
     releaseLease: (l) => deps.state.releaseLease(l),
-    requestRun: (id) => deps.state.requestRun(id),
+    requestRun: (id, full) => deps.state.requestRun(id, full),
     takeRunRequest: (id) => deps.state.takeRunRequest(id),
-    enqueueFollowUp: (id) => enqueueSync(deps.syncQueue, { linkId: id, reason: "follow-up", at: Date.now() }),
+    enqueueFollowUp: (id, full) => enqueueSync(deps.syncQueue, { linkId: id, reason: full ? "reconcile" : "follow-up", at: Date.now() }),
     leaseSeconds: deps.config.sync.leaseSeconds,
     log,
-  }, () => withDeadline(syncLink(deps, link, req), SYNC_RUN_DEADLINE_MS, "INTERNAL", `sync run of ${link.linkId}`, { mailboxId: link.linkId }));
+  }, () => withDeadline(syncLink(deps, link, req), SYNC_RUN_DEADLINE_MS, "INTERNAL", `sync run of ${link.linkId}`, { mailboxId: link.linkId }), { full: isFull(req) });
   if (outcome.status === "coalesced") return outcome;
   return { status: "ran", report: outcome.result };
 }
@@ -109,12 +112,12 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promis
         ...ports, log,
         limits: { massDeleteMaxShare: ports.profile.massDelete.maxShare, massDeleteOverride: false },
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
-        mode: req.reason === "reconcile" || req.reason === "graph-missed" ? "full" : "incremental",
+        mode: isFull(req) ? "full" : "incremental",
       });
     } finally {
       await ports.voice.close();
     }
-    const full = req.reason === "reconcile" || req.reason === "graph-missed";
+    const full = isFull(req);
     await deps.state.modifyLink(link.linkId, (l) => ({
       ...l, lastSyncAt: new Date().toISOString(), lastError: undefined, unreadVoice: report.unread, skippedItems: report.skippedTotal,
       // Only a full comparison measures drift: the lamp was wrong for these until now.

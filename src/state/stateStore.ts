@@ -338,26 +338,30 @@ export class StateStore {
 
   // ---- coalesced run requests ----------------------------------------------------------
 
-  async requestRun(linkId: string): Promise<void> {
+  /**
+   * Marks a run as wanted. `full` (a reconcile or a missed-notification resync) sticks until
+   * taken: Merge keeps an earlier `full` when a plain request follows it.
+   */
+  async requestRun(linkId: string, full = false): Promise<void> {
     const c = await this.tables.client("runs");
-    await guard(() => c.upsertEntity(entity("run", keyOf(linkId), { requested: true, at: this.now() }), "Replace"));
+    await guard(() => c.upsertEntity(entity("run", keyOf(linkId), { requested: true, at: this.now(), ...(full ? { full: true } : {}) }), "Merge"));
   }
 
-  /** Clears the request mark; true when one was set. ETag-safe against a concurrent request. */
-  async takeRunRequest(linkId: string): Promise<boolean> {
+  /** Clears the request mark: "none", or the run wanted. ETag-safe against a concurrent request. */
+  async takeRunRequest(linkId: string): Promise<"none" | "run" | "full"> {
     const c = await this.tables.client("runs");
     for (let attempt = 0; attempt < 5; attempt++) {
       const row = await getOrUndefined(c, "run", keyOf(linkId));
-      if (!row || !bool(row, "requested")) return false;
+      if (!row || !bool(row, "requested")) return "none";
       try {
         await guard(() => c.deleteEntity("run", keyOf(linkId), { etag: row.etag }));
-        return true;
+        return bool(row, "full") ? "full" : "run";
       } catch (e) {
-        if (isConnectorError(e, "NOT_FOUND")) return false;
+        if (isConnectorError(e, "NOT_FOUND")) return "none";
         if (!isConnectorError(e, "STATE_CONFLICT")) throw e;
       }
     }
-    return true;
+    return "full";
   }
 
   // ---- single-use nonces (consent state) -----------------------------------------------

@@ -19,20 +19,21 @@ export interface MailboxRunDeps<L extends LeaseHandle> {
   acquireLease(linkId: string): Promise<L>;
   renewLease(lease: L): Promise<L>;
   releaseLease(lease: L): Promise<void>;
-  requestRun(linkId: string): Promise<void>;
-  /** Clears the mark; true when a run was requested since the last take. */
-  takeRunRequest(linkId: string): Promise<boolean>;
-  enqueueFollowUp(linkId: string): Promise<void>;
+  /** `full`: the coalesced request wanted a full comparison; the follow-up keeps that. */
+  requestRun(linkId: string, full: boolean): Promise<void>;
+  /** Clears the mark: "none", or the kind of run requested since the last take. */
+  takeRunRequest(linkId: string): Promise<"none" | "run" | "full">;
+  enqueueFollowUp(linkId: string, full: boolean): Promise<void>;
   leaseSeconds: number;
   log: Logger;
 }
 
 export type RunOutcome<T> = { status: "ran"; result: T; followUp: boolean } | { status: "coalesced" };
 
-export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, deps: MailboxRunDeps<L>, work: () => Promise<T>): Promise<RunOutcome<T>> {
+export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, deps: MailboxRunDeps<L>, work: () => Promise<T>, options: { full?: boolean } = {}): Promise<RunOutcome<T>> {
   let lease = await tryAcquire(linkId, deps);
   if (!lease) {
-    await deps.requestRun(linkId);
+    await deps.requestRun(linkId, options.full ?? false);
     lease = await tryAcquire(linkId, deps);
     if (!lease) {
       deps.log.debug("mailbox.run.coalesced", { linkId });
@@ -54,8 +55,8 @@ export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, de
     await deps.releaseLease(current).catch((e) => deps.log.warn("mailbox.lease.releaseFailed", { linkId, error: e }));
   }
   const followUp = await deps.takeRunRequest(linkId);
-  if (followUp) await deps.enqueueFollowUp(linkId);
-  return { status: "ran", result, followUp };
+  if (followUp !== "none") await deps.enqueueFollowUp(linkId, followUp === "full");
+  return { status: "ran", result, followUp: followUp !== "none" };
 }
 
 async function tryAcquire<L extends LeaseHandle>(linkId: string, deps: MailboxRunDeps<L>): Promise<L | undefined> {

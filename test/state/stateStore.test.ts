@@ -108,10 +108,14 @@ describe("state store on Table Storage (Azurite)", () => {
 
   it("coalesces run requests", async () => {
     const s = fresh();
-    expect(await s.takeRunRequest("L1")).toBe(false);
+    expect(await s.takeRunRequest("L1")).toBe("none");
     await Promise.all([s.requestRun("L1"), s.requestRun("L1"), s.requestRun("L1")]);
-    expect(await s.takeRunRequest("L1")).toBe(true);
-    expect(await s.takeRunRequest("L1")).toBe(false);
+    expect(await s.takeRunRequest("L1")).toBe("run");
+    expect(await s.takeRunRequest("L1")).toBe("none");
+    // A full request survives plain ones that follow it.
+    await s.requestRun("L1", true);
+    await s.requestRun("L1");
+    expect(await s.takeRunRequest("L1")).toBe("full");
   });
 
   it("stores subscriptions and finds those about to expire", async () => {
