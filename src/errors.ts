@@ -40,6 +40,8 @@ export type ErrorCode =
   | "MIME_MALFORMED"
   | "AUDIO_MISSING"
   | "AUDIO_UNSUPPORTED"
+  | "VCARD_MALFORMED"
+  | "ICALENDAR_MALFORMED"
   // sync safety
   | "MASS_DELETE_REFUSED"
   | "UNKNOWN_USER"

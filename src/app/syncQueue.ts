@@ -9,11 +9,14 @@ import { ConnectorError } from "../errors.js";
 
 export const syncRequestSchema = z.object({
   linkId: z.string().min(1).max(200),
-  reason: z.enum(["graph-change", "graph-missed", "graph-resubscribe", "graph-reauthorize", "store-change", "poll", "fast-read", "reconcile", "follow-up", "admin"]),
+  reason: z.enum(["graph-change", "graph-missed", "graph-resubscribe", "graph-reauthorize", "store-change", "poll", "fast-read", "reconcile", "follow-up", "admin", "scheduled"]),
+  /** What to sync; absent means voicemail (messages queued before other kinds existed). */
+  kind: z.enum(["voicemail", "contacts", "calendar", "location"]).optional(),
   /** Unix ms when the trigger happened (latency measurement). */
   at: z.number().optional(),
 });
 export type SyncRequest = z.infer<typeof syncRequestSchema>;
+export type SyncKind = NonNullable<SyncRequest["kind"]>;
 
 export async function enqueueSync(queue: QueueClient, req: SyncRequest, delaySeconds = 0): Promise<void> {
   try {

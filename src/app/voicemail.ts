@@ -3,12 +3,10 @@
  * folder, open the voice mailbox, run the sync core under the mailbox lease, record the
  * outcome on the link, and keep its Graph subscription alive.
  */
-import crypto from "node:crypto";
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import { parseVoiceMessage } from "../formats/voiceMessage.js";
 import { ExchangeVoicemail } from "../graph/voicemail.js";
 import { openVoiceMailbox, type VoiceMailboxSession } from "../imap/voiceMailbox.js";
-import { runUnderLease } from "../sync/mailboxRun.js";
 import { syncVoicemail, type CopySelector, type VoicemailSyncReport } from "../sync/voicemailSync.js";
 import { decideCopy, toVoicemailItem } from "../sync/voicemailCopy.js";
 import type { ExchangeMailboxPort, VoicemailStatePort } from "../sync/ports.js";
@@ -17,36 +15,18 @@ import { makeClientState } from "../webhooks/clientState.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
-import { SYNC_RUN_DEADLINE_MS, withDeadline } from "../timeouts.js";
+import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 
 /** Outlook subscriptions live at most 10,080 minutes; ask for a little less (graph-facts.md section 1). */
 export const SUBSCRIPTION_MINUTES = 10_080 - 60;
 const folderIds = new Map<string, string>();
 
-/** Requests that compare both sides in full (cursors ignored). */
-const isFull = (req: SyncRequest) => req.reason === "reconcile" || req.reason === "graph-missed";
+const isFull = isFullRun;
 
-export type RunResult = { status: "ran"; report: VoicemailSyncReport } | { status: "coalesced" } | { status: "skipped"; reason: string };
+export type RunResult = LinkRunResult<VoicemailSyncReport>;
 
 export async function runSyncRequest(deps: Deps, req: SyncRequest): Promise<RunResult> {
-  const link = await deps.state.getLink(req.linkId);
-  if (!link) return { status: "skipped", reason: "unknown link" };
-  if (link.state !== "enabled") return { status: "skipped", reason: `link is ${link.state}` };
-  const log = deps.log.child({ linkId: link.linkId, tenantId: link.tenantId, reason: req.reason });
-  // One owner per run, not per process: two invocations in one worker must exclude each other too.
-  const owner = `${deps.workerId}:${crypto.randomUUID()}`;
-  const outcome = await runUnderLease(link.linkId, {
-    acquireLease: (id) => deps.state.acquireLease(`voicemail:${id}`, owner, deps.config.sync.leaseSeconds),
-    renewLease: (l) => deps.state.renewLease(l, deps.config.sync.leaseSeconds),
-    releaseLease: (l) => deps.state.releaseLease(l),
-    requestRun: (id, full) => deps.state.requestRun(id, full),
-    takeRunRequest: (id) => deps.state.takeRunRequest(id),
-    enqueueFollowUp: (id, full) => enqueueSync(deps.syncQueue, { linkId: id, reason: full ? "reconcile" : "follow-up", at: Date.now() }),
-    leaseSeconds: deps.config.sync.leaseSeconds,
-    log,
-  }, () => withDeadline(syncLink(deps, link, req), SYNC_RUN_DEADLINE_MS, "INTERNAL", `sync run of ${link.linkId}`, { mailboxId: link.linkId }), { full: isFull(req) });
-  if (outcome.status === "coalesced") return outcome;
-  return { status: "ran", report: outcome.result };
+  return runLinkUnderLease(deps, req, "voicemail", (link) => syncLink(deps, link, req));
 }
 
 /** The ports of one link's sync run, bound to its endpoint, profile and Exchange folder. */

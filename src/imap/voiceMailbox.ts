@@ -44,11 +44,26 @@ export interface VoiceMailboxOptions {
   maxMessageBytes?: number;
   /** Ignore the server's CONDSTORE/QRESYNC (tests of the fallback path). */
   ignoreCondstore?: boolean;
+  /** Create the folder when it does not exist (the calendar and contacts folders). */
+  createFolder?: boolean;
+}
+
+export interface StoredItem {
+  uid: number;
+  source: Buffer;
+  internalDate?: Date;
 }
 
 export interface VoiceMailboxSession extends VoiceMailboxPort {
   close(): Promise<void>;
   client: ImapFlow;
+  /** APPEND (RFC 3501 section 6.3.11) to the folder; the new UID comes from UIDPLUS's APPENDUID (RFC 4315). */
+  append(source: Buffer, flags?: string[]): Promise<number>;
+  /** Full sources of several messages (small items: contacts, calendar entries). */
+  fetchSources(uids: number[]): Promise<StoredItem[]>;
+  /** SETMETADATA on INBOX (RFC 5464); `null` removes the entry. */
+  setMetadata(entry: string, value: string | null): Promise<void>;
+  getMetadata(entry: string): Promise<string | null>;
 }
 
 export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: string, options: VoiceMailboxOptions): Promise<VoiceMailboxSession> {
@@ -72,9 +87,61 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
     return client.mailboxOpen(options.folder);
   });
 
+  if (options.createFolder) {
+    try {
+      await guard("CREATE", () => client.mailboxCreate(options.folder));
+    } catch (e) {
+      // RFC 5530 ALREADYEXISTS (or an older server's plain NO for an existing folder).
+      if (!/exist/i.test(String((e as Error).message) + String((e as ConnectorError).cause ? ((e as ConnectorError).cause as Error).message : ""))) { await release(); throw e; }
+    }
+  }
+
   return {
     client,
     close: release,
+
+    async append(source: Buffer, flags: string[] = ["\\Seen"]): Promise<number> {
+      const r = await guard("APPEND", () => client.append(options.folder, source, flags));
+      if (!r || typeof r !== "object" || !r.uid) throw new ConnectorError("IMAP_COMMAND_FAILED", `APPEND to ${options.folder} on ${ep} returned no UID (UIDPLUS missing)`, { endpoint: ep });
+      return r.uid;
+    },
+
+    async fetchSources(uids: number[]): Promise<StoredItem[]> {
+      await ensureOpen();
+      const out: StoredItem[] = [];
+      if (!uids.length) return out;
+      await guard("FETCH BODY[]", async () => {
+        for (const set of uidSets(uids)) for await (const m of client.fetch(set, { uid: true, size: true, source: true, internalDate: true }, { uid: true })) {
+          if ((m.size ?? 0) > maxBytes || !m.source) continue;
+          out.push({ uid: m.uid, source: m.source, internalDate: m.internalDate ? new Date(m.internalDate) : undefined });
+        }
+      });
+      return out;
+    },
+
+    async setMetadata(entry: string, value: string | null): Promise<void> {
+      // imapflow has no METADATA command; exec sends it with the library's own encoder.
+      const exec = (client as unknown as { exec(cmd: string, attrs: unknown[]): Promise<unknown> }).exec.bind(client);
+      await guard("SETMETADATA", () => exec("SETMETADATA", [{ type: "STRING", value: "INBOX" }, [{ type: "ATOM", value: entry }, value === null ? null : { type: "STRING", value }]]));
+    },
+
+    async getMetadata(entry: string): Promise<string | null> {
+      const exec = (client as unknown as { exec(cmd: string, attrs: unknown[], opts: unknown): Promise<unknown> }).exec.bind(client);
+      let found: string | null = null;
+      await guard("GETMETADATA", () => exec("GETMETADATA", [{ type: "STRING", value: "INBOX" }, { type: "ATOM", value: entry }], {
+        untagged: {
+          METADATA: async (untagged: { attributes?: Array<unknown> }) => {
+            const list = untagged.attributes?.[1];
+            if (Array.isArray(list)) for (let i = 0; i + 1 < list.length; i += 2) {
+              const k = (list[i] as { value?: string }).value;
+              const v = list[i + 1] as { value?: string | Buffer } | null;
+              if (k?.toLowerCase() === entry.toLowerCase()) found = v?.value === undefined ? null : String(v.value);
+            }
+          },
+        },
+      }));
+      return found;
+    },
 
     async changes(since: ImapCursor | undefined): Promise<VoiceChanges> {
       const vanished: number[] = [];

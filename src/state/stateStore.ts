@@ -6,7 +6,9 @@
  *   links     PK "link"    RK linkId                   voice mailbox <-> Exchange mailbox
  *   index     PK "voice|<endpoint>" / "user|<tenant>"  uniqueness of each link side
  *   cursors   PK linkId    RK resource                 IMAP and Graph cursors
- *   items     PK linkId    RK syncKey                  per-item three-way state
+ *   items     PK linkId    RK syncKey                  per-item three-way state (voicemail)
+ *   records   PK linkId|kind RK syncKey               contacts / calendar item state (JSON)
+ *   conflicts PK linkId    RK syncKey|time             losing versions of edit/edit conflicts
  *   subs      PK "sub"     RK subscriptionId           Graph subscriptions
  *   leases    PK "lease"   RK key                      one writer per mailbox
  *   runs      PK "run"     RK linkId                   coalesced follow-up requests
@@ -50,7 +52,20 @@ export interface MailboxLink {
   skippedItems?: number;
   /** Read states that disagreed between the sides, found by full (reconcile) runs, in total. */
   readDriftTotal?: number;
+  /** Contacts, calendar and UC-location runs: their own last run and error. */
+  kinds?: Partial<Record<"contacts" | "calendar" | "location", KindStatus>>;
   etag?: string;
+}
+
+export interface KindStatus {
+  lastSyncAt?: string;
+  lastError?: { code: string; message: string; at: string };
+  /** Contacts: edit/edit conflicts kept in total; items skipped now. */
+  conflicts?: number;
+  skipped?: number;
+  /** Calendar: occurrences mirrored now; location: the value set now. */
+  items?: number;
+  location?: string | null;
 }
 
 export interface SubscriptionRecord {
@@ -71,6 +86,26 @@ export interface Lease {
 
 /** Largest string a Table property holds is 64 KiB (32K UTF-16 characters). */
 const MAX_STRING = 32_000;
+
+export interface RecordStatePort<T, C> {
+  loadItems(): Promise<T[]>;
+  putItem(item: T): Promise<void>;
+  deleteItem(syncKey: string): Promise<void>;
+  loadCursors(): Promise<C | undefined>;
+  saveCursors(cursors: C): Promise<void>;
+}
+
+export interface ConflictRecord {
+  syncKey: string;
+  at: string;
+  kind: "contact";
+  /** The side whose version lost (and is kept here). */
+  loser: "imap" | "graph";
+  /** The losing version, as a vCard. */
+  content: string;
+  /** A display name for the admin (no other content). */
+  summary?: string;
+}
 
 export class StateStore {
   private readonly tables: Tables;
@@ -207,7 +242,13 @@ export class StateStore {
   async deleteLink(linkId: string): Promise<void> {
     const link = await this.getLink(linkId);
     if (!link) return;
-    for (const table of ["items", "cursors"]) {
+    for (const kind of ["contacts", "calendar"]) {
+      const c = await this.tables.client("records");
+      await guard(async () => {
+        for await (const row of c.listEntities({ queryOptions: { filter: `PartitionKey eq '${keyOf(`${linkId}|${kind}`)}'`, select: ["RowKey"] } })) await c.deleteEntity(keyOf(`${linkId}|${kind}`), row.rowKey!);
+      });
+    }
+    for (const table of ["items", "cursors", "conflicts"]) {
       const c = await this.tables.client(table);
       await guard(async () => {
         for await (const row of c.listEntities({ queryOptions: { filter: `PartitionKey eq '${keyOf(linkId)}'`, select: ["RowKey"] } })) await c.deleteEntity(keyOf(linkId), row.rowKey!);
@@ -259,6 +300,64 @@ export class StateStore {
         }), "Replace"), ids);
       },
     };
+  }
+
+  // ---- per-link contacts / calendar state -----------------------------------------------
+
+  /**
+   * Item records of one kind for one link, as JSON (the records are small and their shape
+   * belongs to the sync core of that kind), with the kind's cursor row. The caller holds the
+   * link's lease for that kind.
+   */
+  recordState<T extends { syncKey: string }, C extends object>(linkId: string, kind: "contacts" | "calendar"): RecordStatePort<T, C> {
+    const pk = keyOf(`${linkId}|${kind}`);
+    const ids = { mailboxId: linkId };
+    return {
+      loadItems: async () => {
+        const c = await this.tables.client("records");
+        const out: T[] = [];
+        await guard(async () => { for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${pk}'` } })) out.push(JSON.parse(String(row.data)) as T); }, ids);
+        return out;
+      },
+      putItem: async (item) => {
+        const data = JSON.stringify(item);
+        if (data.length > MAX_STRING) throw new ConnectorError("INTERNAL", "item record longer than a table property holds", ids);
+        const c = await this.tables.client("records");
+        await guard(() => c.upsertEntity(entity(pk, keyOf(item.syncKey), { data }), "Replace"), ids);
+      },
+      deleteItem: async (syncKey) => {
+        const c = await this.tables.client("records");
+        await guard(() => c.deleteEntity(pk, keyOf(syncKey)), ids).catch((e) => { if (!isConnectorError(e, "NOT_FOUND")) throw e; });
+      },
+      loadCursors: async () => {
+        const row = await getOrUndefined(await this.tables.client("cursors"), keyOf(linkId), kind);
+        return row?.data ? (JSON.parse(String(row.data)) as C) : undefined;
+      },
+      saveCursors: async (cursors) => {
+        const data = JSON.stringify(cursors);
+        if (data.length > MAX_STRING) throw new ConnectorError("INTERNAL", "cursors longer than a table property holds", ids);
+        const c = await this.tables.client("cursors");
+        await guard(() => c.upsertEntity(entity(keyOf(linkId), kind, { data, savedAt: new Date(this.now()).toISOString() }), "Replace"), ids);
+      },
+    };
+  }
+
+  /** Keeps the losing version of an edit/edit conflict (nothing is lost; the admin can restore it). */
+  async putConflict(linkId: string, c: ConflictRecord): Promise<void> {
+    const client = await this.tables.client("conflicts");
+    const content = c.content.length > MAX_STRING ? c.content.slice(0, MAX_STRING) : c.content;
+    await guard(() => client.upsertEntity(entity(keyOf(linkId), keyOf(`${c.syncKey}|${c.at}`), { ...c, content, truncated: c.content.length > MAX_STRING }), "Replace"), { mailboxId: linkId });
+  }
+
+  async listConflicts(linkId: string): Promise<ConflictRecord[]> {
+    const client = await this.tables.client("conflicts");
+    const out: ConflictRecord[] = [];
+    await guard(async () => {
+      for await (const row of client.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${keyOf(linkId)}'` } })) {
+        out.push({ syncKey: String(row.syncKey), at: String(row.at), kind: row.kind as ConflictRecord["kind"], loser: row.loser as ConflictRecord["loser"], content: String(row.content), summary: str(row as Row, "summary") });
+      }
+    });
+    return out.sort((a, b) => a.at.localeCompare(b.at));
   }
 
   // ---- subscriptions -------------------------------------------------------------------
@@ -395,7 +494,7 @@ function linkEntity(l: MailboxLink) {
     linkId: l.linkId, tenantId: l.tenantId, endpointId: l.endpointId, voiceMailbox: l.voiceMailbox, userId: l.userId, upn: l.upn,
     profileId: l.profileId, state: l.state, createdAt: l.createdAt, updatedAt: l.updatedAt, lastSyncAt: l.lastSyncAt,
     lastErrorCode: l.lastError?.code, lastErrorMessage: l.lastError?.message.slice(0, 1000), lastErrorAt: l.lastError?.at, unreadVoice: l.unreadVoice,
-    skippedItems: l.skippedItems, readDriftTotal: l.readDriftTotal,
+    skippedItems: l.skippedItems, readDriftTotal: l.readDriftTotal, kinds: l.kinds ? JSON.stringify(l.kinds) : undefined,
   });
 }
 
@@ -407,7 +506,8 @@ function toLink(row: Row): MailboxLink {
     state: (str(row, "state") as LinkState | undefined) ?? "enabled", createdAt: str(row, "createdAt")!, updatedAt: str(row, "updatedAt")!,
     lastSyncAt: str(row, "lastSyncAt"),
     lastError: code ? { code, message: str(row, "lastErrorMessage") ?? "", at: str(row, "lastErrorAt") ?? "" } : undefined,
-    unreadVoice: num(row, "unreadVoice") ?? 0, skippedItems: num(row, "skippedItems"), readDriftTotal: num(row, "readDriftTotal"), etag: row.etag,
+    unreadVoice: num(row, "unreadVoice") ?? 0, skippedItems: num(row, "skippedItems"), readDriftTotal: num(row, "readDriftTotal"),
+    kinds: str(row, "kinds") ? (JSON.parse(str(row, "kinds")!) as MailboxLink["kinds"]) : undefined, etag: row.etag,
   };
 }
 

@@ -32,6 +32,61 @@ export interface SimUser {
   messages: Map<string, SimMessage>;
   tombstones: Tombstone[];
   seq: number;
+  /** Contact folders; the default one has the well-known name "contacts". */
+  contactFolders: Map<string, SimFolder>;
+  contacts: Map<string, SimContact>;
+  contactTombstones: Tombstone[];
+  /** Primary calendar: single instances and series masters. */
+  events: Map<string, SimEvent>;
+}
+
+export interface SimContact {
+  id: string;
+  folderId: string;
+  changeKey: string;
+  createdDateTime: string;
+  lastModifiedDateTime: string;
+  /** The contact's Graph properties as last written (only documented names are accepted). */
+  props: Record<string, unknown>;
+  ext: Map<string, { id: string; value: string }>;
+  seq: number;
+}
+
+export interface DateTimeTimeZone { dateTime: string; timeZone: string }
+
+/** Graph's patternedRecurrence, the subset the simulator expands
+ * (https://learn.microsoft.com/en-us/graph/api/resources/patternedrecurrence). */
+export interface SimRecurrence {
+  pattern: { type: "daily" | "weekly" | "absoluteMonthly"; interval: number; daysOfWeek?: string[]; dayOfMonth?: number };
+  range: { type: "endDate" | "numbered" | "noEnd"; startDate: string; endDate?: string; numberOfOccurrences?: number; recurrenceTimeZone?: string };
+}
+
+export interface SimEventData {
+  subject: string;
+  /** Local wall time in `timeZone` (IANA or a Windows name), as Graph accepts it on create. */
+  start: DateTimeTimeZone;
+  end: DateTimeTimeZone;
+  isAllDay: boolean;
+  showAs: "free" | "tentative" | "busy" | "oof" | "workingElsewhere" | "unknown";
+  sensitivity: "normal" | "personal" | "private" | "confidential";
+  location: { displayName: string };
+  organizer: { emailAddress: { name?: string; address: string } };
+  attendees: Array<{ type: "required" | "optional" | "resource"; emailAddress: { name?: string; address: string }; status: { response: string; time: string } }>;
+  responseStatus: { response: "none" | "organizer" | "tentativelyAccepted" | "accepted" | "declined" | "notResponded"; time: string };
+  isCancelled: boolean;
+  body: { contentType: "text" | "html"; content: string };
+}
+
+export interface SimEvent extends SimEventData {
+  id: string;
+  iCalUId: string;
+  changeKey: string;
+  createdDateTime: string;
+  lastModifiedDateTime: string;
+  recurrence?: SimRecurrence;
+  /** Per occurrence (by its original start, UTC ISO): changed fields, or deleted (cancelled). */
+  exceptions: Map<string, { deleted: true } | { deleted?: false; changes: Partial<SimEventData> }>;
+  seq: number;
 }
 
 export interface SimFolder {
@@ -97,7 +152,13 @@ export function makeUser(tenantId: string, input: { id?: string; userPrincipalNa
     messages: new Map(),
     tombstones: [],
     seq: 0,
+    contactFolders: new Map(),
+    contacts: new Map(),
+    contactTombstones: [],
+    events: new Map(),
   };
+  const contactsRoot: SimFolder = { id: newId("AQMkADc"), displayName: "Contacts", parentFolderId: "", wellKnownName: "contacts" };
+  user.contactFolders.set(contactsRoot.id, contactsRoot);
   const root: SimFolder = { id: newId("AQMkAD"), displayName: "Top of Information Store", parentFolderId: "", wellKnownName: "msgfolderroot" };
   user.folders.set(root.id, root);
   const names: Record<string, string> = { inbox: "Inbox", drafts: "Drafts", sentitems: "Sent Items", deleteditems: "Deleted Items", archive: "Archive", junkemail: "Junk Email", outbox: "Outbox", recoverableitemsdeletions: "Deletions" };

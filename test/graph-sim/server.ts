@@ -9,6 +9,8 @@ import type { AddressInfo } from "node:net";
 import { ensureTestCerts, type TestCerts } from "../harness/certs.js";
 import { signHs256, verifyAssertion, verifyHs256 } from "./jwt.js";
 import { makeUser, newChangeKey, newId, resolveFolder, type SimApp, type SimMessage, type SimTenant, type SimUser } from "./model.js";
+import { ContactsModel, resolveContactFolder } from "./contacts.js";
+import { CalendarModel } from "./calendar.js";
 import { normPropId, ODataError, parseExpand, parseMessageFilter, parseSelect, parseUserFilter } from "./odata.js";
 
 export interface SimOptions {
@@ -45,6 +47,7 @@ interface Subscription {
   appId: string;
   tenantId: string;
   resource: string;
+  kind: "messages" | "events" | "contacts";
   userId: string;
   folderId?: string;
   isReadFilter?: boolean;
@@ -87,6 +90,8 @@ export class GraphSimulator {
   private readonly held: Array<() => void> = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
+  readonly contactsModel = new ContactsModel(this);
+  readonly calendarModel = new CalendarModel(this);
 
   constructor(private readonly options: SimOptions = {}) {
     this.faults.latencyMs = options.latencyMs ?? 0;
@@ -156,7 +161,7 @@ export class GraphSimulator {
       this.stats.throttled++;
       return graphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", { "Retry-After": String(this.faults.throttleRetryAfterSeconds) });
     }
-    const routeKey = `${method} ${path.replace(/\/users\/[^/]+/, "/users/{id}").replace(/\/(messages|mailFolders|childFolders|subscriptions|attachments)\/(?!delta\b)[^/$]+/g, "/$1/{id}")}`;
+    const routeKey = `${method} ${path.replace(/\/users\/[^/]+/, "/users/{id}").replace(/\/(messages|mailFolders|childFolders|subscriptions|attachments|contacts|contactFolders|events)\/(?!delta\b)[^/$]+/g, "/$1/{id}")}`;
     this.stats.byRoute.set(routeKey, (this.stats.byRoute.get(routeKey) ?? 0) + 1);
     const userRef = path.match(/^\/users\/([^/]+)/)?.[1];
     const user = userRef ? this.findUser(auth.tenantId, userRef) : undefined;
@@ -305,6 +310,15 @@ export class GraphSimulator {
     if ((m = path.match(/^\/users\/[^/]+$/)) && method === "GET") {
       const denied = this.requireRole(ctx, "User.Read.All", "User.ReadWrite.All", "Directory.Read.All");
       return denied ?? { status: 200, body: this.userJson(user, parseSelect(q.get("$select"))) };
+    }
+    const sub = path.match(/^\/users\/[^/]+(\/.*)$/)?.[1] ?? "";
+    if (/^\/(contacts|contactFolders)(\/|$)/.test(sub)) {
+      const denied = method === "GET" ? this.requireRole(ctx, "Contacts.Read", "Contacts.ReadWrite") : this.requireRole(ctx, "Contacts.ReadWrite");
+      return denied ?? this.contactsModel.route(method, sub, q, json, user, ctx.prefer);
+    }
+    if (/^\/(calendarView|events)(\/|$)/.test(sub)) {
+      const denied = method === "GET" ? this.requireRole(ctx, "Calendars.Read", "Calendars.ReadWrite") : this.requireRole(ctx, "Calendars.ReadWrite");
+      return denied ?? this.calendarModel.route(method, sub, q, user, ctx.prefer);
     }
     const mailDenied = method === "GET" ? this.requireRole(ctx, "Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All") : this.requireRole(ctx, "Mail.ReadWrite");
     if (mailDenied) return mailDenied;
@@ -585,6 +599,8 @@ export class GraphSimulator {
   expireDeltaTokens(userId: string) {
     for (const [k, v] of this.deltaTokens) if (v.userId === userId) this.deltaTokens.delete(k);
     for (const [k, v] of this.skipTokens) if (v.userId === userId) this.skipTokens.delete(k);
+    this.contactsModel.expireDeltaTokens(userId);
+    this.calendarModel.expireDeltaTokens(userId);
   }
 
   // ---- subscriptions (https://learn.microsoft.com/en-us/graph/api/resources/subscription) ---
@@ -627,13 +643,20 @@ export class GraphSimulator {
     if (!changeType.length || changeType.some((c) => !["created", "updated", "deleted"].includes(c))) return graphError(400, "ExtensionError", "changeType must be created, updated and/or deleted.");
     if (!/^https:\/\//i.test(notificationUrl) || (lifecycleNotificationUrl !== undefined && !/^https:\/\//i.test(lifecycleNotificationUrl))) return graphError(400, "ExtensionError", "Subscription notification URL must be https.");
     if (clientState !== undefined && clientState.length > 128) return graphError(400, "ExtensionError", "clientState must be at most 128 characters.");
+    // Outlook resources (outlook-change-notifications-overview): messages (optionally per folder
+    // and with an isRead filter), events, and contacts (optionally per contact folder).
     const m = resource.match(/^users\/([^/]+)\/(?:mailFolders\/([^/]+)\/)?messages(?:\?\$filter=isRead eq (true|false))?$/i);
-    if (!m) return graphError(400, "ExtensionError", `Resource '${resource}' is not supported by the simulator.`);
-    const user = this.findUser(ctx.tenantId, m[1]!);
+    const ev = resource.match(/^users\/([^/]+)\/events$/i);
+    const ct = resource.match(/^users\/([^/]+)\/(?:contactFolders\/([^/]+)\/)?contacts$/i);
+    if (!m && !ev && !ct) return graphError(400, "ExtensionError", `Resource '${resource}' is not supported by the simulator.`);
+    const kind: Subscription["kind"] = m ? "messages" : ev ? "events" : "contacts";
+    const user = this.findUser(ctx.tenantId, (m ?? ev ?? ct)![1]!);
     if (!user) return graphError(404, "ResourceNotFound", "The user was not found.");
-    const folder = m[2] ? resolveFolder(user, m[2]) : undefined;
-    if (m[2] && !folder) return graphError(404, "ResourceNotFound", "The folder was not found.");
-    const denied = this.requireRole(ctx, "Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All");
+    const folderRef = m ? m[2] : ct ? (ct[2] ?? "contacts") : undefined;
+    const folder = folderRef === undefined ? undefined : kind === "contacts" ? resolveContactFolder(user, folderRef) : resolveFolder(user, folderRef);
+    if (folderRef !== undefined && !folder) return graphError(404, "ResourceNotFound", "The folder was not found.");
+    const denied = kind === "messages" ? this.requireRole(ctx, "Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All")
+      : kind === "events" ? this.requireRole(ctx, "Calendars.Read", "Calendars.ReadWrite") : this.requireRole(ctx, "Contacts.Read", "Contacts.ReadWrite");
     if (denied) return denied;
     const exp = this.checkExpiration(b.expirationDateTime, rich);
     if ("status" in exp) return exp;
@@ -649,8 +672,8 @@ export class GraphSimulator {
       }
     }
     const sub: Subscription = {
-      id: crypto.randomUUID(), appId: ctx.appId, tenantId: ctx.tenantId, resource, userId: user.id, folderId: folder?.id,
-      isReadFilter: m[3] === undefined ? undefined : m[3].toLowerCase() === "true", changeType, notificationUrl, lifecycleNotificationUrl,
+      id: crypto.randomUUID(), appId: ctx.appId, tenantId: ctx.tenantId, resource, kind, userId: user.id, folderId: folder?.id,
+      isReadFilter: m?.[3] === undefined ? undefined : m[3].toLowerCase() === "true", changeType, notificationUrl, lifecycleNotificationUrl,
       clientState, expirationDateTime: exp.value, includeResourceData: rich,
     };
     this.subscriptions.set(sub.id, sub);
@@ -681,7 +704,7 @@ export class GraphSimulator {
   /** Change notifications for a message change (change-notifications-delivery-webhooks). */
   private notify(user: SimUser, msg: SimMessage, change: "created" | "updated" | "deleted") {
     for (const s of [...this.subscriptions.values()]) {
-      if (s.userId !== user.id || this.expired(s)) continue;
+      if (s.kind !== "messages" || s.userId !== user.id || this.expired(s)) continue;
       if (s.folderId && s.folderId !== msg.folderId) continue;
       let effective = change;
       if (s.isReadFilter !== undefined) {
@@ -698,6 +721,58 @@ export class GraphSimulator {
       };
       this.deliver(s.notificationUrl, { value: [item] });
     }
+  }
+
+  /** Contact and event notifications: same envelope, resource `Users/{id}/Contacts/{id}` or `.../Events/{id}`. */
+  private notifyItem(kind: "contacts" | "events", user: SimUser, id: string, changeKey: string, change: "created" | "updated" | "deleted", folderId?: string) {
+    const entity = kind === "contacts" ? "Contact" : "Event";
+    for (const s of [...this.subscriptions.values()]) {
+      if (s.kind !== kind || s.userId !== user.id || this.expired(s)) continue;
+      if (s.folderId && folderId && s.folderId !== folderId) continue;
+      if (!s.changeType.includes(change)) continue;
+      const resource = `Users/${user.id}/${entity}s/${id}`;
+      this.deliver(s.notificationUrl, { value: [{
+        subscriptionId: s.id, subscriptionExpirationDateTime: s.expirationDateTime, changeType: change, resource,
+        resourceData: { "@odata.type": `#Microsoft.Graph.${entity}`, "@odata.id": resource, "@odata.etag": `W/"${changeKey}"`, id },
+        clientState: s.clientState ?? null, tenantId: s.tenantId,
+      }] });
+    }
+  }
+
+  notifyContact(user: SimUser, c: { id: string; folderId: string; changeKey: string }, change: "created" | "updated" | "deleted") {
+    this.notifyItem("contacts", user, c.id, c.changeKey, change, c.folderId);
+  }
+
+  notifyEvent(user: SimUser, id: string, changeKey: string, change: "created" | "updated" | "deleted") {
+    this.notifyItem("events", user, id, changeKey, change);
+  }
+
+  /** The mailbox owner's contacts (Outlook People). */
+  people(userRef: string, folder = "contacts") {
+    const user = this.userByRef(userRef);
+    const f = () => { const x = resolveContactFolder(user, folder); if (!x) throw new Error(`no contact folder ${folder}`); return x; };
+    const get = (id: string) => { const c = user.contacts.get(id); if (!c) throw new Error(`no contact ${id}`); return c; };
+    return {
+      user,
+      list: () => [...user.contacts.values()].filter((c) => c.folderId === f().id),
+      add: (props: Record<string, unknown>) => { const r = this.contactsModel.create(user, f(), props); if (r.status !== 201) throw new Error(JSON.stringify(r.body)); return get((r.body as { id: string }).id); },
+      update: (id: string, props: Record<string, unknown>) => { const r = this.contactsModel.patch(user, get(id), props); if (r.status !== 200) throw new Error(JSON.stringify(r.body)); },
+      remove: (id: string) => this.contactsModel.remove(user, get(id)),
+    };
+  }
+
+  /** The mailbox owner's calendar (Outlook). */
+  calendar(userRef: string) {
+    const user = this.userByRef(userRef);
+    const cal = this.calendarModel;
+    return {
+      user,
+      add: (input: Parameters<CalendarModel["add"]>[1]) => cal.add(user, input),
+      update: (id: string, changes: Parameters<CalendarModel["update"]>[2]) => cal.update(user, id, changes),
+      changeOccurrence: (seriesId: string, originalStartUtc: string, change: Parameters<CalendarModel["changeOccurrence"]>[3]) => cal.changeOccurrence(user, seriesId, originalStartUtc, change),
+      remove: (id: string) => cal.remove(user, id),
+      instances: (from: Date, to: Date) => cal.instances(user, from, to),
+    };
   }
 
   /** Lifecycle notifications (change-notifications-lifecycle-events). */

@@ -1,0 +1,41 @@
+/**
+ * One run of one kind (voicemail, contacts, calendar, UC location) for one mailbox link, under
+ * that kind's lease: kinds run independently (a long contacts backfill never delays a voice
+ * message), while two runs of one kind never overlap; bursts coalesce into one follow-up
+ * (src/sync/mailboxRun.ts).
+ */
+import crypto from "node:crypto";
+import type { Logger } from "../log.js";
+import { runUnderLease } from "../sync/mailboxRun.js";
+import type { MailboxLink } from "../state/stateStore.js";
+import { SYNC_RUN_DEADLINE_MS, withDeadline } from "../timeouts.js";
+import type { Deps } from "./deps.js";
+import { enqueueSync, type SyncKind, type SyncRequest } from "./syncQueue.js";
+
+export type LinkRunResult<T> = { status: "ran"; report: T } | { status: "coalesced" } | { status: "skipped"; reason: string };
+
+/** Requests that compare both sides in full (cursors ignored). */
+export const isFullRun = (req: SyncRequest) => req.reason === "reconcile" || req.reason === "graph-missed";
+
+export async function runLinkUnderLease<T>(deps: Deps, req: SyncRequest, kind: SyncKind, work: (link: MailboxLink, log: Logger) => Promise<T>): Promise<LinkRunResult<T>> {
+  const link = await deps.state.getLink(req.linkId);
+  if (!link) return { status: "skipped", reason: "unknown link" };
+  if (link.state !== "enabled") return { status: "skipped", reason: `link is ${link.state}` };
+  const log = deps.log.child({ linkId: link.linkId, tenantId: link.tenantId, reason: req.reason, ...(kind === "voicemail" ? {} : { kind }) });
+  // Voicemail keeps its original keys, so leases and marks survive an upgrade.
+  const runKey = kind === "voicemail" ? link.linkId : `${kind}:${link.linkId}`;
+  // One owner per run, not per process: two invocations in one worker must exclude each other too.
+  const owner = `${deps.workerId}:${crypto.randomUUID()}`;
+  const outcome = await runUnderLease(runKey, {
+    acquireLease: () => deps.state.acquireLease(`${kind}:${link.linkId}`, owner, deps.config.sync.leaseSeconds),
+    renewLease: (l) => deps.state.renewLease(l, deps.config.sync.leaseSeconds),
+    releaseLease: (l) => deps.state.releaseLease(l),
+    requestRun: (_, full) => deps.state.requestRun(runKey, full),
+    takeRunRequest: () => deps.state.takeRunRequest(runKey),
+    enqueueFollowUp: (_, full) => enqueueSync(deps.syncQueue, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: full ? "reconcile" : "follow-up", at: Date.now() }),
+    leaseSeconds: deps.config.sync.leaseSeconds,
+    log,
+  }, () => withDeadline(work(link, log), SYNC_RUN_DEADLINE_MS, "INTERNAL", `${kind} run of ${link.linkId}`, { mailboxId: link.linkId }), { full: isFullRun(req) });
+  if (outcome.status === "coalesced") return outcome;
+  return { status: "ran", report: outcome.result };
+}
