@@ -1,7 +1,7 @@
 import type { InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
 import { getDeps } from "../src/app/deps.js";
-import { handleSyncMessage } from "../src/app/voicemail.js";
+import { handleSyncMessage } from "../src/app/syncWorker.js";
 import { parseSyncRequest } from "../src/app/syncQueue.js";
 
 /** One sync run per queue message; a thrown error makes the host retry, then park it in sync-mailbox-poison. */

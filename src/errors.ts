@@ -42,6 +42,7 @@ export type ErrorCode =
   | "AUDIO_UNSUPPORTED"
   | "VCARD_MALFORMED"
   | "ICALENDAR_MALFORMED"
+  | "CALLBACK_FAILED" // the voice system's own HTTP callback (UC location) failed
   // sync safety
   | "MASS_DELETE_REFUSED"
   | "UNKNOWN_USER"

@@ -36,7 +36,10 @@ export const featureProfileSchema = z.object({
   }).prefault({}),
   contacts: z.object({
     enabled: z.boolean().default(false),
+    /** The voice store's contacts folder. */
     folder: z.string().min(1).max(255).default("Contacts"),
+    /** The Exchange contact folder: "contacts" is the default folder, any other name a folder under it. */
+    exchangeFolder: z.string().min(1).max(255).default("contacts"),
   }).prefault({}),
   /** Mail addressed to this domain is the voice system's own and never copied back. */
   loopPreventionDomain: z.string().max(255).optional(),

@@ -25,6 +25,8 @@ const fileSchema = z.object({
     caBundlePath: z.string().optional(),
     auth: authSchema,
     maxConnections: z.number().int().min(1).max(200).default(8),
+    /** Optional: the voice system's URL for UC-location changes (signed POST, https only). */
+    locationCallbackUrl: z.string().url().refine((u) => /^https:\/\//i.test(u), "must be https").optional(),
   })),
   profiles: z.array(z.unknown()).default([]),
 });
@@ -32,6 +34,8 @@ const fileSchema = z.object({
 export interface Directory {
   endpoint(id: string): ImapEndpoint;
   profile(id: string): FeatureProfile;
+  /** The endpoint's UC-location callback URL, when it has one. */
+  locationCallback(id: string): string | undefined;
 }
 
 export function loadDirectory(secretsFile: string | undefined): Directory {
@@ -48,7 +52,9 @@ export function loadDirectory(secretsFile: string | undefined): Directory {
     caBundle: e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined,
   }]));
   const profiles = new Map<string, FeatureProfile>([[DEFAULT_PROFILE.id, DEFAULT_PROFILE], ...parsed.profiles.map((p) => { const x = parseProfile(p); return [x.id, x] as const; })]);
+  const callbacks = new Map(parsed.endpoints.map((e) => [e.id, e.locationCallbackUrl]));
   return {
+    locationCallback: (id) => callbacks.get(id),
     endpoint(id) {
       const e = endpoints.get(id);
       if (!e) throw new ConnectorError("NOT_FOUND", `unknown voice-store endpoint ${id}`, { endpoint: id });

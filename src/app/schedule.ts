@@ -5,6 +5,9 @@
  *  - fast-read: only links with unread voice messages, so the cost is proportional to them
  *    (one delta request per check, far inside the 10,000 requests per 10 minutes budget);
  *  - reconcile: every enabled link, full comparison.
+ * Contacts ride along with poll and reconcile when the link's profile syncs them; the calendar
+ * (one-way from Exchange, so notifications cover it) with reconcile, which also slides its
+ * window once a day and re-checks the UC location.
  */
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
@@ -23,6 +26,11 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
     }
     await enqueueSync(deps.syncQueue, { linkId: l.linkId, reason, at: now });
     n++;
+    if (reason === "fast-read") continue;
+    let profile;
+    try { profile = deps.directory().profile(l.profileId); } catch { continue; } // the voicemail run reports it
+    if (profile.contacts.enabled) { await enqueueSync(deps.syncQueue, { linkId: l.linkId, kind: "contacts", reason, at: now }); n++; }
+    if (profile.calendar.enabled && reason === "reconcile") { await enqueueSync(deps.syncQueue, { linkId: l.linkId, kind: "calendar", reason, at: now }); n++; }
   }
   return n;
 }

@@ -32,7 +32,7 @@ export async function handleGraphNotification(deps: Deps, url: URL, body: string
     // coalesced follow-up) sees the link without a subscription and creates a new one.
     for (const w of work) if (w.reason === "graph-resubscribe") await deps.state.deleteSubscription(w.subscriptionId);
     // Enqueue, then 202: a failure to enqueue answers 5xx so Graph retries.
-    await Promise.all(work.map((w) => enqueueSync(deps.syncQueue, { linkId: w.linkId, reason: REASON[w.reason], at })));
+    await Promise.all(work.map((w) => enqueueSync(deps.syncQueue, { linkId: w.linkId, ...(w.kind === "voicemail" ? {} : { kind: w.kind }), reason: REASON[w.reason], at })));
     return { status: 202 };
   } catch (e) {
     return errorResponse(e);
@@ -45,10 +45,26 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
   try {
     const events = verifyStoreNotification({ secret, body, timestampHeader: timestamp, signatureHeader: signature, nowSeconds: Math.floor(Date.now() / 1000), replay: deps.storeReplay });
     const at = Date.now();
-    const users = [...new Set(events.map((e) => e.user.toLowerCase()))];
-    for (const user of users) {
+    // One run per user and kind: a change in the contacts folder syncs contacts, anything
+    // else the voice messages. The calendar folder is a one-way mirror of Exchange: the store's
+    // own changes there (our writes echoing back) need no run.
+    const byUser = new Map<string, Set<string | undefined>>();
+    for (const e of events) {
+      const u = e.user.toLowerCase();
+      if (!byUser.has(u)) byUser.set(u, new Set());
+      byUser.get(u)!.add(e.mailbox);
+    }
+    for (const [user, folders] of byUser) {
       const link = await deps.state.findLinkByVoice(endpointId, user);
-      if (link?.state === "enabled") await enqueueSync(deps.syncQueue, { linkId: link.linkId, reason: "store-change", at });
+      if (link?.state !== "enabled") continue;
+      const profile = deps.directory().profile(link.profileId);
+      const kinds = new Set<"voicemail" | "contacts">();
+      for (const f of folders) {
+        const folder = (f ?? "INBOX").toLowerCase();
+        if (profile.contacts.enabled && folder === profile.contacts.folder.toLowerCase()) kinds.add("contacts");
+        else if (!(profile.calendar.enabled && folder === profile.calendar.folder.toLowerCase())) kinds.add("voicemail");
+      }
+      for (const kind of kinds) await enqueueSync(deps.syncQueue, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: "store-change", at });
     }
     return { status: 202 };
   } catch (e) {

@@ -61,6 +61,8 @@ export interface VoiceMailboxSession extends VoiceMailboxPort {
   append(source: Buffer, flags?: string[]): Promise<number>;
   /** Full sources of several messages (small items: contacts, calendar entries). */
   fetchSources(uids: number[]): Promise<StoredItem[]>;
+  /** Every message's X-UMC-Key header (the connector's own items), by UID. */
+  listKeys(): Promise<Map<number, string | undefined>>;
   /** SETMETADATA on INBOX (RFC 5464); `null` removes the entry. */
   setMetadata(entry: string, value: string | null): Promise<void>;
   getMetadata(entry: string): Promise<string | null>;
@@ -114,6 +116,19 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
         for (const set of uidSets(uids)) for await (const m of client.fetch(set, { uid: true, size: true, source: true, internalDate: true }, { uid: true })) {
           if ((m.size ?? 0) > maxBytes || !m.source) continue;
           out.push({ uid: m.uid, source: m.source, internalDate: m.internalDate ? new Date(m.internalDate) : undefined });
+        }
+      });
+      return out;
+    },
+
+    async listKeys(): Promise<Map<number, string | undefined>> {
+      const box = await ensureOpen();
+      const out = new Map<number, string | undefined>();
+      if (!box.exists) return out;
+      await guard("FETCH HEADER.FIELDS", async () => {
+        for await (const m of client.fetch("1:*", { uid: true, headers: ["x-umc-key"] })) {
+          const key = m.headers?.toString("utf8").match(/^x-umc-key:\s*(\S+)/im)?.[1];
+          out.set(m.uid, key);
         }
       });
       return out;

@@ -66,6 +66,8 @@ export interface KindStatus {
   /** Calendar: occurrences mirrored now; location: the value set now. */
   items?: number;
   location?: string | null;
+  /** Location: when the next scheduled check is due (ISO). */
+  nextCheckAt?: string;
 }
 
 export interface SubscriptionRecord {

@@ -35,6 +35,8 @@ export type SyncReason = "graph-change" | "graph-missed" | "graph-resubscribe" |
 /** One unit of work for the queue: sync this mailbox link (and maybe fix its subscription). */
 export interface NotificationWork {
   linkId: string;
+  /** What the subscription watches (voicemail folder, contacts, calendar). */
+  kind: "voicemail" | "contacts" | "calendar";
   subscriptionId: string;
   reason: SyncReason;
   tenantId?: string;
@@ -68,15 +70,27 @@ export function parseNotifications(body: string, webhookSecret: string): Notific
   const seen = new Map<string, NotificationWork>();
   let forged = 0;
   for (const n of parsed.data.value) {
-    const linkId = verifyClientState(webhookSecret, n.clientState);
-    if (!linkId) { forged++; continue; }
+    const subject = verifyClientState(webhookSecret, n.clientState);
+    if (!subject) { forged++; continue; }
+    const { linkId, kind } = parseSubject(subject);
     const reason: SyncReason =
       n.lifecycleEvent === "missed" ? "graph-missed"
       : n.lifecycleEvent === "subscriptionRemoved" ? "graph-resubscribe"
       : n.lifecycleEvent === "reauthorizationRequired" ? "graph-reauthorize"
       : "graph-change";
-    const key = `${linkId}|${reason}`;
-    if (!seen.has(key)) seen.set(key, { linkId, subscriptionId: n.subscriptionId, reason, tenantId: n.tenantId });
+    const key = `${linkId}|${kind}|${reason}`;
+    if (!seen.has(key)) seen.set(key, { linkId, kind, subscriptionId: n.subscriptionId, reason, tenantId: n.tenantId });
   }
   return { work: [...seen.values()], forged };
+}
+
+/** The clientState subject: `<linkId>` for the voicemail folder, `<linkId>|<kind>` otherwise. */
+export function subscriptionSubject(linkId: string, kind: NotificationWork["kind"]): string {
+  return kind === "voicemail" ? linkId : `${linkId}|${kind}`;
+}
+
+function parseSubject(subject: string): { linkId: string; kind: NotificationWork["kind"] } {
+  const bar = subject.lastIndexOf("|");
+  const kind = bar > 0 ? subject.slice(bar + 1) : "";
+  return kind === "contacts" || kind === "calendar" ? { linkId: subject.slice(0, bar), kind } : { linkId: subject, kind: "voicemail" };
 }

@@ -1,0 +1,125 @@
+/**
+ * The calendar mirror and the UC location for one mailbox link.
+ *  - calendar runs (Graph notifications on events, the hourly reconcile, which also slides the
+ *    window once a day) mirror the window into the store's calendar folder;
+ *  - location runs set the user's UC location from the mirrored calendar: IMAP METADATA on the
+ *    voice mailbox (RFC 5464), and a signed POST to the voice system when it has a callback.
+ *    Each run schedules the next one for the next event start or end (a delayed queue
+ *    message), so the location changes on time, not at the next reconcile.
+ */
+import { ConnectorError, ensureConnectorError } from "../errors.js";
+import { ExchangeCalendar } from "../graph/calendar.js";
+import { openVoiceMailbox } from "../imap/voiceMailbox.js";
+import type { Logger } from "../log.js";
+import type { MailboxLink } from "../state/stateStore.js";
+import { syncCalendar, type CalendarCursors, type CalendarRecord, type CalendarSyncReport } from "../sync/calendarSync.js";
+import { locationAt } from "../sync/ucLocation.js";
+import { signStoreNotification, STORE_SIGNATURE_HEADER, STORE_TIMESTAMP_HEADER } from "../webhooks/storeNotifications.js";
+import type { Deps } from "./deps.js";
+import { recordKindOutcome } from "./kindStatus.js";
+import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
+import { calendarSubscription, keepSubscription } from "./subscriptions.js";
+import { enqueueSync, type SyncRequest } from "./syncQueue.js";
+
+/** The METADATA entry the voice system reads (RFC 5464 section 3.2: /shared/vendor/<vendor>/...). */
+export const LOCATION_ENTRY = "/shared/vendor/umconnect/uc-location";
+/** Storage queue messages can be hidden for at most 7 days. */
+const MAX_DELAY_SECONDS = 7 * 24 * 3600 - 60;
+
+export async function runCalendarRequest(deps: Deps, req: SyncRequest): Promise<LinkRunResult<CalendarSyncReport | undefined>> {
+  return runLinkUnderLease(deps, req, "calendar", (link, log) => syncLinkCalendar(deps, link, req, log));
+}
+
+async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger): Promise<CalendarSyncReport | undefined> {
+  const dir = deps.directory();
+  const profile = dir.profile(link.profileId);
+  if (!profile.calendar.enabled) return undefined;
+  const started = Date.now();
+  try {
+    await keepSubscription(deps, link, req, calendarSubscription(link));
+    const exchange = new ExchangeCalendar(deps.graph(link.tenantId), link.userId);
+    const store = await openVoiceMailbox(dir.endpoint(link.endpointId), link.voiceMailbox, { folder: profile.calendar.folder, removal: { mode: "expunge" }, createFolder: true });
+    let report: CalendarSyncReport;
+    try {
+      report = await syncCalendar({
+        store,
+        exchange: { changes: (w, d) => exchange.changes(w, d) },
+        state: deps.state.recordState<CalendarRecord, CalendarCursors>(link.linkId, "calendar"),
+        window: { pastDays: profile.calendar.pastDays, futureDays: profile.calendar.futureDays },
+        now: new Date(),
+        limits: { massDeleteMaxShare: profile.massDelete.maxShare },
+        log,
+        ids: { tenantId: link.tenantId, mailboxId: link.linkId },
+        mode: isFullRun(req) ? "full" : "incremental",
+      });
+    } finally {
+      await store.close();
+    }
+    await recordKindOutcome(deps, link.linkId, "calendar", (k) => ({ ...k, lastError: undefined, items: report.items }));
+    const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
+    if (acted) log.info("calendar.sync.done", { ...report.actions, items: report.items, windowMoved: report.windowMoved, ms: Date.now() - started });
+    if (profile.calendar.changeLocation.enabled && (report.busyChanged || isFullRun(req))) {
+      await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "location", reason: "scheduled", at: Date.now() });
+    }
+    return report;
+  } catch (e) {
+    const err = ensureConnectorError(e, "INTERNAL", { mailboxId: link.linkId, tenantId: link.tenantId });
+    await recordKindOutcome(deps, link.linkId, "calendar", (k) => ({ ...k, lastError: { code: err.code, message: err.message, at: new Date().toISOString() } }), false).catch(() => undefined);
+    log.error("calendar.sync.failed", { error: err });
+    throw err;
+  }
+}
+
+export interface LocationReport { value: string | null; changed: boolean; nextChange?: string }
+
+export async function runLocationRequest(deps: Deps, req: SyncRequest): Promise<LinkRunResult<LocationReport | undefined>> {
+  return runLinkUnderLease(deps, req, "location", (link, log) => updateLocation(deps, link, log));
+}
+
+async function updateLocation(deps: Deps, link: MailboxLink, log: Logger): Promise<LocationReport | undefined> {
+  const dir = deps.directory();
+  const profile = dir.profile(link.profileId);
+  if (!profile.calendar.enabled || !profile.calendar.changeLocation.enabled) return undefined;
+  try {
+    const records = await deps.state.recordState<CalendarRecord, CalendarCursors>(link.linkId, "calendar").loadItems();
+    const now = new Date();
+    const state = locationAt(records, now, profile.calendar.changeLocation.text);
+    const previous = link.kinds?.location;
+    const changed = (previous?.location ?? null) !== state.value || previous?.lastSyncAt === undefined;
+    if (changed) {
+      const store = await openVoiceMailbox(dir.endpoint(link.endpointId), link.voiceMailbox, { folder: "INBOX", removal: { mode: "expunge" } });
+      try { await store.setMetadata(LOCATION_ENTRY, state.value); } finally { await store.close(); }
+      const callback = dir.locationCallback(link.endpointId);
+      if (callback) await postLocation(deps, callback, link, state.value, now);
+      log.info("location.changed", { value: state.value === null ? "none" : "set" });
+    }
+    const nextIso = state.nextChange?.toISOString();
+    // One scheduled run per transition: a later calendar change that keeps it adds none.
+    if (state.nextChange && nextIso !== previous?.nextCheckAt) {
+      const delay = Math.min(MAX_DELAY_SECONDS, Math.max(1, Math.ceil((state.nextChange.getTime() - Date.now()) / 1000)));
+      await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "location", reason: "scheduled", at: state.nextChange.getTime() }, delay);
+    }
+    await recordKindOutcome(deps, link.linkId, "location", (k) => ({ ...k, lastError: undefined, location: state.value, nextCheckAt: nextIso }));
+    return { value: state.value, changed, nextChange: nextIso };
+  } catch (e) {
+    const err = ensureConnectorError(e, "INTERNAL", { mailboxId: link.linkId, tenantId: link.tenantId });
+    await recordKindOutcome(deps, link.linkId, "location", (k) => ({ ...k, lastError: { code: err.code, message: err.message, at: new Date().toISOString() } }), false).catch(() => undefined);
+    log.error("location.failed", { error: err });
+    throw err;
+  }
+}
+
+/** The same signature scheme as store notifications, in the other direction. */
+async function postLocation(deps: Deps, url: string, link: MailboxLink, value: string | null, at: Date): Promise<void> {
+  const secret = deps.config.secrets.storeNotifySecret;
+  if (!secret) throw new ConnectorError("CONFIG_INVALID", "a location callback needs the store notification secret to sign with");
+  const body = JSON.stringify({ event: "uc-location", mailbox: link.voiceMailbox, location: value, at: at.toISOString() });
+  const ts = Math.floor(Date.now() / 1000);
+  let res: Response;
+  try {
+    res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", [STORE_TIMESTAMP_HEADER]: String(ts), [STORE_SIGNATURE_HEADER]: signStoreNotification(secret, ts, body) }, body, signal: AbortSignal.timeout(10_000) });
+  } catch (e) {
+    throw new ConnectorError("CALLBACK_FAILED", `location callback ${new URL(url).host} unreachable`, { endpoint: link.endpointId, cause: e, transient: true });
+  }
+  if (!res.ok) throw new ConnectorError("CALLBACK_FAILED", `location callback answered HTTP ${res.status}`, { endpoint: link.endpointId, transient: res.status >= 500 });
+}

@@ -1,0 +1,68 @@
+/**
+ * Runs the two-way contacts sync for one mailbox link: the store's contacts folder and the
+ * profile's Exchange contact folder, under the link's contacts lease, with its subscription.
+ */
+import { ensureConnectorError } from "../errors.js";
+import { ExchangeContacts } from "../graph/contacts.js";
+import { openVoiceMailbox } from "../imap/voiceMailbox.js";
+import type { MailboxLink } from "../state/stateStore.js";
+import { syncContacts, type ContactCursors, type ContactRecord, type ContactsSyncReport } from "../sync/contactsSync.js";
+import type { Logger } from "../log.js";
+import type { Deps } from "./deps.js";
+import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
+import { contactsSubscription, keepSubscription } from "./subscriptions.js";
+import type { SyncRequest } from "./syncQueue.js";
+import { recordKindOutcome } from "./kindStatus.js";
+
+const folderIds = new Map<string, string>();
+
+export async function runContactsRequest(deps: Deps, req: SyncRequest): Promise<LinkRunResult<ContactsSyncReport | undefined>> {
+  return runLinkUnderLease(deps, req, "contacts", (link, log) => syncLinkContacts(deps, link, req, log));
+}
+
+async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger): Promise<ContactsSyncReport | undefined> {
+  const dir = deps.directory();
+  const profile = dir.profile(link.profileId);
+  if (!profile.contacts.enabled) return undefined;
+  const started = Date.now();
+  try {
+    const exchange = new ExchangeContacts(deps.graph(link.tenantId), link.userId);
+    const cacheKey = `${link.linkId}|${profile.contacts.exchangeFolder}`;
+    let folderId = folderIds.get(cacheKey);
+    if (!folderId) { folderId = await exchange.ensureFolder(profile.contacts.exchangeFolder); folderIds.set(cacheKey, folderId); }
+    const fid = folderId;
+    await keepSubscription(deps, link, req, contactsSubscription(link, fid));
+    const store = await openVoiceMailbox(dir.endpoint(link.endpointId), link.voiceMailbox, { folder: profile.contacts.folder, removal: { mode: "expunge" }, createFolder: true, maxMessageBytes: 1024 * 1024 });
+    let report: ContactsSyncReport;
+    try {
+      report = await syncContacts({
+        store,
+        exchange: {
+          changes: (deltaLink) => exchange.changes(fid, deltaLink),
+          get: (id) => exchange.get(id),
+          create: (key, fields) => exchange.create(fid, key, fields),
+          update: (id, fields) => exchange.update(id, fields),
+          remove: (id) => exchange.remove(id),
+          findBySyncKey: (key) => exchange.findBySyncKey(fid, key),
+        },
+        state: deps.state.recordState<ContactRecord, ContactCursors>(link.linkId, "contacts"),
+        putConflict: (c) => deps.state.putConflict(link.linkId, c),
+        limits: { massDeleteMaxShare: profile.massDelete.maxShare },
+        log,
+        ids: { tenantId: link.tenantId, mailboxId: link.linkId },
+        mode: isFullRun(req) ? "full" : "incremental",
+      });
+    } finally {
+      await store.close();
+    }
+    await recordKindOutcome(deps, link.linkId, "contacts", (k) => ({ ...k, lastError: undefined, conflicts: (k.conflicts ?? 0) + report.conflicts, skipped: report.skippedTotal }));
+    const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
+    if (acted || report.skipped || report.duplicatesRemoved) log.info("contacts.sync.done", { ...report.actions, conflicts: report.conflicts, skipped: report.skipped, duplicatesRemoved: report.duplicatesRemoved, ms: Date.now() - started });
+    return report;
+  } catch (e) {
+    const err = ensureConnectorError(e, "INTERNAL", { mailboxId: link.linkId, tenantId: link.tenantId });
+    await recordKindOutcome(deps, link.linkId, "contacts", (k) => ({ ...k, lastError: { code: err.code, message: err.message, at: new Date().toISOString() } }), false).catch(() => undefined);
+    log.error("contacts.sync.failed", { error: err });
+    throw err;
+  }
+}

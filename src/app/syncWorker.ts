@@ -1,0 +1,40 @@
+/**
+ * The sync worker's message handling: one queue message, one run of one kind for one link.
+ * Graph's long throttling waits requeue the run for when the budget is back, rather than
+ * failing it; problems that need an administrator (recorded on the link) are not retried;
+ * other transient failures are rethrown so the host retries the message and finally parks it
+ * in the poison queue.
+ */
+import { isConnectorError } from "../errors.js";
+import { runCalendarRequest, runLocationRequest } from "./calendar.js";
+import { runContactsRequest } from "./contacts.js";
+import type { Deps } from "./deps.js";
+import { enqueueSync, type SyncRequest } from "./syncQueue.js";
+import { runSyncRequest } from "./voicemail.js";
+
+/** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
+const MAX_REQUEUE_SECONDS = 15 * 60;
+
+export async function runRequest(deps: Deps, req: SyncRequest) {
+  switch (req.kind ?? "voicemail") {
+    case "voicemail": return runSyncRequest(deps, req);
+    case "contacts": return runContactsRequest(deps, req);
+    case "calendar": return runCalendarRequest(deps, req);
+    case "location": return runLocationRequest(deps, req);
+  }
+}
+
+export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<void> {
+  try {
+    await runRequest(deps, req);
+  } catch (e) {
+    if (isConnectorError(e, "GRAPH_THROTTLED")) {
+      const delay = Math.min(MAX_REQUEUE_SECONDS, Math.max(1, e.retryAfterSeconds ?? 60));
+      deps.log.warn("sync.throttled", { linkId: req.linkId, kind: req.kind ?? "voicemail", retryAfterSeconds: delay });
+      await enqueueSync(deps.syncQueue, { ...req, reason: req.reason === "admin" ? "admin" : "follow-up" }, delay);
+      return;
+    }
+    if (isConnectorError(e) && !e.transient) return; // visible on the link; retrying cannot help
+    throw e;
+  }
+}
