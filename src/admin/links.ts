@@ -8,7 +8,7 @@
 import crypto from "node:crypto";
 import { ConnectorError, isConnectorError } from "../errors.js";
 import type { Deps } from "../app/deps.js";
-import { enqueueSync } from "../app/syncQueue.js";
+import { enqueueLinkKinds } from "../app/schedule.js";
 import type { MailboxLink } from "../state/stateStore.js";
 
 export const CSV_HEADER = ["voiceMailbox", "endpointId", "smtp", "profileId"] as const;
@@ -93,7 +93,7 @@ export async function importLinks(deps: Deps, tenantId: string, csv: string, onP
   const created: MailboxLink[] = [];
   for (const r of resolved) {
     created.push(await deps.state.createLink({ linkId: `L-${crypto.randomUUID()}`, tenantId, endpointId: r.endpointId, voiceMailbox: r.voiceMailbox, userId: r.userId, upn: r.upn, profileId: r.profileId, state: "enabled" }));
-    await enqueueSync(deps.syncQueue, { linkId: created.at(-1)!.linkId, reason: "admin", at: Date.now() });
+    await enqueueLinkKinds(deps, created.at(-1)!, "admin");
     onProgress(rows.length + created.length, rows.length * 2);
   }
   return { created };
@@ -109,12 +109,13 @@ export async function exportLinks(deps: Deps, tenantId: string): Promise<string>
 /** Pause (mailbox restore or move), resume, or disable a link; resume and resync enqueue a run. */
 export async function setLinkState(deps: Deps, linkId: string, state: MailboxLink["state"]): Promise<MailboxLink> {
   const l = await deps.state.modifyLink(linkId, (x) => ({ ...x, state }));
-  if (state === "enabled") await enqueueSync(deps.syncQueue, { linkId, reason: "admin", at: Date.now() });
+  if (state === "enabled") await enqueueLinkKinds(deps, l, "admin");
   return l;
 }
 
 export async function resync(deps: Deps, linkId: string): Promise<void> {
-  if (!(await deps.state.getLink(linkId))) throw new ConnectorError("NOT_FOUND", `no link ${linkId}`);
+  const link = await deps.state.getLink(linkId);
+  if (!link) throw new ConnectorError("NOT_FOUND", `no link ${linkId}`);
   // A full comparison of both sides: re-matches by sync key, never re-copies.
-  await enqueueSync(deps.syncQueue, { linkId, reason: "reconcile", at: Date.now() });
+  await enqueueLinkKinds(deps, link, "reconcile");
 }

@@ -9,8 +9,21 @@
  * (one-way from Exchange, so notifications cover it) with reconcile, which also slides its
  * window once a day and re-checks the UC location.
  */
+import type { MailboxLink } from "../state/stateStore.js";
 import type { Deps } from "./deps.js";
-import { enqueueSync, type SyncRequest } from "./syncQueue.js";
+import { enqueueSync, type SyncKind, type SyncRequest } from "./syncQueue.js";
+
+/** Enqueues one run per kind the link's profile syncs (voicemail always). Returns how many. */
+export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "linkId" | "profileId">, reason: SyncRequest["reason"], kinds: SyncKind[] = ["voicemail", "contacts", "calendar"]): Promise<number> {
+  const at = Date.now();
+  let n = 0;
+  if (kinds.includes("voicemail")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, reason, at }); n++; }
+  let profile;
+  try { profile = deps.directory().profile(link.profileId); } catch { return n; } // the voicemail run reports it on the link
+  if (profile.contacts.enabled && kinds.includes("contacts")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "contacts", reason, at }); n++; }
+  if (profile.calendar.enabled && kinds.includes("calendar")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "calendar", reason, at }); n++; }
+  return n;
+}
 
 const lastFastRead = new Map<string, number>();
 
@@ -24,13 +37,8 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
       if (now - (lastFastRead.get(l.linkId) ?? 0) < deps.config.sync.fastReadIntervalSeconds * 1000 - 500) continue;
       lastFastRead.set(l.linkId, now);
     }
-    await enqueueSync(deps.syncQueue, { linkId: l.linkId, reason, at: now });
-    n++;
-    if (reason === "fast-read") continue;
-    let profile;
-    try { profile = deps.directory().profile(l.profileId); } catch { continue; } // the voicemail run reports it
-    if (profile.contacts.enabled) { await enqueueSync(deps.syncQueue, { linkId: l.linkId, kind: "contacts", reason, at: now }); n++; }
-    if (profile.calendar.enabled && reason === "reconcile") { await enqueueSync(deps.syncQueue, { linkId: l.linkId, kind: "calendar", reason, at: now }); n++; }
+    if (reason === "fast-read") { await enqueueSync(deps.syncQueue, { linkId: l.linkId, reason, at: now }); n++; continue; }
+    n += await enqueueLinkKinds(deps, l, reason, reason === "reconcile" ? ["voicemail", "contacts", "calendar"] : ["voicemail", "contacts"]);
   }
   return n;
 }

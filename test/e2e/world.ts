@@ -16,7 +16,7 @@ import { functionDefinitions } from "../../functions/registry.js";
 import { buildDeps, setDeps, type Deps } from "../../src/app/deps.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger, memoryLogger, type Logger } from "../../src/log.js";
-import { enqueueSync } from "../../src/app/syncQueue.js";
+import { enqueueLinkKinds } from "../../src/app/schedule.js";
 
 export const TENANT = "0c0ffee0-0000-4000-8000-000000000001";
 export const APP = "a0a0a0a0-0000-4000-8000-000000000002";
@@ -32,7 +32,7 @@ export interface World {
   deps: Deps;
   log: Logger & { lines?: unknown[] };
   /** Links voice mailbox <-> Exchange user and runs the first sync. */
-  link(voiceMailbox: string, upn: string): Promise<{ linkId: string; userId: string }>;
+  link(voiceMailbox: string, upn: string, profileId?: string): Promise<{ linkId: string; userId: string }>;
   imap(user: string): Promise<ImapFlow>;
   stop(): Promise<void>;
 }
@@ -46,6 +46,10 @@ export interface WorldOptions {
   /** Fixed ports for the local stack (random when omitted). */
   ports?: { azurite?: { blob: number; queue: number; table: number }; host?: number; imap?: number };
   logger?: Logger;
+  /** Feature profiles written to the secrets file (the default profile always exists). */
+  profiles?: unknown[];
+  /** Extra endpoint settings (e.g. locationCallbackUrl). */
+  endpoint?: Record<string, unknown>;
 }
 
 export async function startWorld(options: WorldOptions = { users: ["4711"] }): Promise<World> {
@@ -61,7 +65,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   const users = Object.fromEntries(options.users.map((u) => [u, `pw-${u}`]));
   const dc = await startDovecot({ users, port: options.ports?.imap, push: { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
   const secretsFile = path.join(dir, "secrets.json");
-  fs.writeFileSync(secretsFile, JSON.stringify({ endpoints: [{ id: ENDPOINT, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass } }] }), { mode: 0o600 });
+  fs.writeFileSync(secretsFile, JSON.stringify({ endpoints: [{ id: ENDPOINT, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...options.endpoint }], profiles: options.profiles ?? [] }), { mode: 0o600 });
   const config = loadConfig({
     UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: az.connectionString, UMC_CLIENT_ID: APP, UMC_CLIENT_SECRET: "app-secret-for-tests",
     UMC_AUTHORITY_HOST: sim.origin, UMC_GRAPH_BASE_URL: sim.origin, UMC_PUBLIC_BASE_URL: host.url, UMC_WEBHOOK_SECRET: webhookSecret,
@@ -73,11 +77,11 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   await deps.state.upsertTenant({ tenantId: TENANT, displayName: "Contoso", grantedRoles: ["Mail.ReadWrite"], status: "active", consentedAt: new Date().toISOString() });
   return {
     az, dc, sim, host, deps, log,
-    async link(voiceMailbox, upn) {
+    async link(voiceMailbox, upn, profileId = "default") {
       const user = sim.addUser(TENANT, { userPrincipalName: upn, proxyAddresses: [`SMTP:${upn}`] });
       const linkId = `L-${voiceMailbox}`;
-      await deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox, userId: user.id, upn, profileId: "default", state: "enabled" });
-      await enqueueSync(deps.syncQueue, { linkId, reason: "admin", at: Date.now() });
+      await deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox, userId: user.id, upn, profileId, state: "enabled" });
+      await enqueueLinkKinds(deps, { linkId, profileId }, "admin");
       return { linkId, userId: user.id };
     },
     async imap(user) {
