@@ -13,6 +13,7 @@
  * against the value recorded when both sides last agreed, `mapped` (the fields both sides can
  * hold) decides whether the two sides hold the same contact.
  */
+import { massDeleteCheck, type MassDelete, type MassDeleteLimits } from "./massDelete.js";
 
 export interface ContactSideView {
   /** IMAP UID or Graph id. */
@@ -99,11 +100,12 @@ export function planContact(v: ContactView): ContactAction[] {
 
 export interface ContactPlan {
   actions: ContactAction[];
-  massDelete?: { side: "imap" | "graph"; deletes: number; known: number; emptied: boolean };
+  massDelete?: MassDelete;
 }
 
+
 /** Plans every item, then holds back deletes on a side whose partner lost too much. */
-export function planContacts(views: Iterable<ContactView>, limits: { massDeleteMaxShare: number; massDeleteMinItems?: number; massDeleteOverride?: boolean }): ContactPlan {
+export function planContacts(views: Iterable<ContactView>, limits: MassDeleteLimits): ContactPlan {
   const actions: ContactAction[] = [];
   let linked = 0, imapPresent = 0, graphPresent = 0;
   for (const v of views) {
@@ -114,16 +116,7 @@ export function planContacts(views: Iterable<ContactView>, limits: { massDeleteM
     }
     actions.push(...planContact(v));
   }
-  if (limits.massDeleteOverride) return { actions };
-  const minItems = limits.massDeleteMinItems ?? 5;
-  const check = (side: "imap" | "graph", kind: ContactActionKind, present: number): ContactPlan["massDelete"] => {
-    const deletes = actions.filter((a) => a.kind === kind).length;
-    if (deletes === 0 || linked === 0) return undefined;
-    const emptied = present === 0 && deletes >= linked;
-    if (emptied || (linked >= minItems && deletes / linked > limits.massDeleteMaxShare)) return { side, deletes, known: linked, emptied };
-    return undefined;
-  };
-  const guard = check("graph", "deleteInGraph", imapPresent) ?? check("imap", "deleteInImap", graphPresent);
+  const guard = massDeleteCheck({ linked, imapPresent, graphPresent, graphDeletes: actions.filter((a) => a.kind === "deleteInGraph").length, imapDeletes: actions.filter((a) => a.kind === "deleteInImap").length }, limits);
   if (!guard) return { actions };
   const blocked: ContactActionKind = guard.side === "graph" ? "deleteInGraph" : "deleteInImap";
   return { actions: actions.filter((a) => a.kind !== blocked), massDelete: guard };

@@ -13,6 +13,8 @@
  * action succeeded, so a second plan over the result is empty.
  */
 
+import { massDeleteCheck, type MassDelete, type MassDeleteLimits } from "./massDelete.js";
+
 /** The item as the voice store shows it now. */
 export interface ImapSide {
   uid: number;
@@ -110,19 +112,12 @@ export function planItem(item: ItemView): VoicemailAction[] {
     : [{ kind: "setImapSeen", syncKey, imapUid: i.uid, seen: true }];
 }
 
-export interface PlanLimits {
-  /** Largest share (0..1) of a side's known items one run may delete before it stops. */
-  massDeleteMaxShare: number;
-  /** Below this many known items the share rule does not apply (deleting 1 of 2 is normal). */
-  massDeleteMinItems?: number;
-  /** An administrator lifted the guard for this mailbox. */
-  massDeleteOverride?: boolean;
-}
+export type PlanLimits = MassDeleteLimits;
 
 export interface Plan {
   actions: VoicemailAction[];
   /** Set when the guard refused the deletes; no delete action is included then. */
-  massDelete?: { side: "imap" | "graph"; deletes: number; known: number; emptied: boolean };
+  massDelete?: MassDelete;
 }
 
 /**
@@ -143,18 +138,7 @@ export function planVoicemail(items: Iterable<ItemView>, limits: PlanLimits): Pl
     }
     actions.push(...planItem(item));
   }
-  if (limits.massDeleteOverride) return { actions };
-  const minItems = limits.massDeleteMinItems ?? 5;
-  const check = (side: "imap" | "graph", kind: VoicemailActionKind, present: number): Plan["massDelete"] => {
-    // Deletes on `side` are caused by the other side losing items.
-    const deletes = actions.filter((a) => a.kind === kind).length;
-    if (deletes === 0 || linked === 0) return undefined;
-    const emptied = present === 0 && linked > 0 && deletes >= linked;
-    if (emptied || (linked >= minItems && deletes / linked > limits.massDeleteMaxShare)) return { side, deletes, known: linked, emptied };
-    return undefined;
-  };
-  // deleteInGraph happens when the voice store lost items, deleteInImap when Exchange did.
-  const guard = check("graph", "deleteInGraph", imapPresent) ?? check("imap", "deleteInImap", graphPresent);
+  const guard = massDeleteCheck({ linked, imapPresent, graphPresent, graphDeletes: actions.filter((a) => a.kind === "deleteInGraph").length, imapDeletes: actions.filter((a) => a.kind === "deleteInImap").length }, limits);
   if (!guard) return { actions };
   const blocked: VoicemailActionKind = guard.side === "graph" ? "deleteInGraph" : "deleteInImap";
   return { actions: actions.filter((a) => a.kind !== blocked), massDelete: guard };

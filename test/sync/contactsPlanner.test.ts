@@ -45,6 +45,9 @@ describe("contacts planner", () => {
     expect(plan.massDelete).toMatchObject({ side: "graph", deletes: 10, emptied: true });
     expect(plan.actions.filter((a) => a.kind === "deleteInGraph")).toHaveLength(0);
     expect(planContacts(views, { massDeleteMaxShare: 0.5, massDeleteOverride: true }).actions.filter((a) => a.kind === "deleteInGraph")).toHaveLength(10);
+    // Deleting the last contact (or the last two) is normal, not a wiped side.
+    expect(planContacts(views.slice(0, 2), { massDeleteMaxShare: 0.5 }).massDelete).toBeUndefined();
+    expect(planContacts(views.slice(0, 3), { massDeleteMaxShare: 0.5 }).massDelete).toMatchObject({ emptied: true });
     // Two of ten deleted is normal.
     const few = views.map((v, i) => (i < 2 ? v : { ...v, imap: imap("i0", "m0", undefined, i) }));
     expect(planContacts(few, { massDeleteMaxShare: 0.5 }).massDelete).toBeUndefined();
