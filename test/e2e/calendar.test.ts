@@ -1,0 +1,167 @@
+/**
+ * The calendar mirror and the UC location end to end: events changed in the simulator's
+ * calendar -> change notification -> graphNotifications -> queue -> worker -> the store's
+ * Calendar folder; the location follows the busy events on time (scheduled queue messages)
+ * through IMAP METADATA and a signed callback to the voice system.
+ */
+import fs from "node:fs";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWorld, type World } from "./world.js";
+import { parseOccurrence } from "../../src/formats/icalendar.js";
+import { storeItemText } from "../../src/formats/storeItem.js";
+import { ensureTestCerts } from "../harness/certs.js";
+import { signStoreNotification } from "../../src/webhooks/storeNotifications.js";
+import { openVoiceMailbox } from "../../src/imap/voiceMailbox.js";
+import { syncCalendar, type CalendarCursors, type CalendarRecord } from "../../src/sync/calendarSync.js";
+import { ExchangeCalendar } from "../../src/graph/calendar.js";
+import { LOCATION_ENTRY } from "../../src/app/calendar.js";
+
+let w: World;
+let userId = "";
+let linkId = "";
+const MAILBOX = "4901";
+const STORE_SECRET = "s".repeat(8) + "-store-secret-for-tests-0123456789";
+const callbacks: Array<{ location: string | null; at: number; valid: boolean }> = [];
+let receiver: https.Server;
+
+const day = (offset: number, time = "10:00:00") => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10) + `T${time}`;
+const cal = () => w.sim.calendar(userId);
+
+async function storeItems() {
+  const c = await w.imap(MAILBOX);
+  try {
+    await c.mailboxOpen("Calendar");
+    const out: Array<{ uid: number; subject?: string; id: string; start: string; isAllDay: boolean; text: string }> = [];
+    if (!(c.mailbox as { exists: number }).exists) return out;
+    for await (const m of c.fetch("1:*", { uid: true, source: true })) {
+      const text = await storeItemText(m.source!, "calendar");
+      const o = parseOccurrence(text);
+      out.push({ uid: m.uid, subject: o.subject, id: o.id, start: o.start, isAllDay: o.isAllDay, text });
+    }
+    return out.sort((a, b) => a.start.localeCompare(b.start));
+  } catch (e) {
+    if (/nonexistent|doesn't exist/i.test(String((e as Error).message) + JSON.stringify(e))) return [];
+    throw e;
+  } finally { await c.logout(); }
+}
+
+async function location(): Promise<string | null> {
+  const endpoint = w.deps.directory().endpoint("voice-1");
+  const s = await openVoiceMailbox(endpoint, MAILBOX, { folder: "INBOX", removal: { mode: "expunge" } });
+  try { return await s.getMetadata(LOCATION_ENTRY); } finally { await s.close(); }
+}
+
+beforeAll(async () => {
+  const certs = ensureTestCerts();
+  receiver = https.createServer({ key: fs.readFileSync(certs.serverKeyPath), cert: fs.readFileSync(certs.serverCertPath) }, (req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      const ts = Number(req.headers["x-umc-timestamp"]);
+      const valid = req.headers["x-umc-signature"] === signStoreNotification(STORE_SECRET, ts, body);
+      callbacks.push({ location: (JSON.parse(body) as { location: string | null }).location, at: Date.now(), valid });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", () => r()));
+  w = await startWorld({
+    users: [MAILBOX],
+    profiles: [{ id: "cal", displayName: "Calendar", calendar: { enabled: true, pastDays: 1, futureDays: 14, changeLocation: { enabled: true, text: "Meeting" } } }],
+    endpoint: { locationCallbackUrl: `https://127.0.0.1:${(receiver.address() as AddressInfo).port}/uc-location` },
+  });
+  ({ userId, linkId } = await w.link(MAILBOX, "dave@contoso.test", "cal"));
+}, 60_000);
+afterAll(async () => { await w?.stop(); receiver?.close(); });
+
+describe("calendar mirror end to end", () => {
+  it("subscribes to events and mirrors nothing for an empty calendar", async () => {
+    await expect.poll(async () => (await w.deps.state.getLink(linkId))?.kinds?.calendar?.lastSyncAt, { timeout: 20_000 }).toBeTruthy();
+    expect([...w.sim.subscriptions.values()].filter((s) => /events$/.test(s.resource))).toHaveLength(1);
+    expect(await storeItems()).toEqual([]);
+  });
+
+  it("writes one store item per occurrence: single, recurring (expanded), all-day, private redacted", async () => {
+    cal().add({ subject: "Budget review", location: { displayName: "Room 4" }, start: { dateTime: day(2), timeZone: "UTC" }, end: { dateTime: day(2, "11:00:00"), timeZone: "UTC" } });
+    cal().add({ subject: "Stand-up", start: { dateTime: day(3, "09:00:00"), timeZone: "W. Europe Standard Time" }, end: { dateTime: day(3, "09:15:00"), timeZone: "W. Europe Standard Time" },
+      recurrence: { pattern: { type: "daily", interval: 1 }, range: { type: "numbered", startDate: day(3).slice(0, 10), numberOfOccurrences: 3 } } });
+    cal().add({ subject: "Offsite", isAllDay: true, start: { dateTime: day(8, "00:00:00"), timeZone: "UTC" }, end: { dateTime: day(9, "00:00:00"), timeZone: "UTC" } });
+    cal().add({ subject: "Doctor", sensitivity: "private", start: { dateTime: day(9, "15:00:00"), timeZone: "UTC" }, end: { dateTime: day(9, "16:00:00"), timeZone: "UTC" } });
+    cal().add({ subject: "Far away", start: { dateTime: day(40), timeZone: "UTC" }, end: { dateTime: day(40, "11:00:00"), timeZone: "UTC" } });
+    await expect.poll(async () => (await storeItems()).length, { timeout: 10_000 }).toBe(6);
+    const items = await storeItems();
+    expect(items.map((i) => i.subject)).toEqual(["Budget review", "Stand-up", "Stand-up", "Stand-up", "Offsite", "Busy"]);
+    expect(items[0]!.text).toContain("LOCATION:Room 4");
+    expect(items[4]).toMatchObject({ isAllDay: true, start: day(8).slice(0, 10) });
+    expect(items[5]!.text).not.toContain("Doctor");
+    expect(items[5]!.text).toContain("CLASS:PRIVATE");
+  });
+
+  it("replaces a changed occurrence and removes cancelled and deleted ones", async () => {
+    const budget = [...w.sim.userByRef(userId).events.values()].find((e) => e.subject === "Budget review")!;
+    cal().update(budget.id, { subject: "Budget review (moved)", start: { dateTime: day(2, "14:00:00"), timeZone: "UTC" }, end: { dateTime: day(2, "15:00:00"), timeZone: "UTC" } });
+    const standup = [...w.sim.userByRef(userId).events.values()].find((e) => e.subject === "Stand-up")!;
+    const second = cal().instances(new Date(), new Date(Date.now() + 30 * 86_400_000)).filter((i) => i.event.id === standup.id)[1]!;
+    cal().changeOccurrence(standup.id, second.originalStart!.toISOString(), { deleted: true });
+    const offsite = [...w.sim.userByRef(userId).events.values()].find((e) => e.subject === "Offsite")!;
+    cal().update(offsite.id, { isCancelled: true });
+    await expect.poll(async () => (await storeItems()).map((i) => i.subject), { timeout: 10_000 }).toEqual(["Budget review (moved)", "Stand-up", "Stand-up", "Busy"]);
+    expect((await storeItems())[0]!.start).toBe(new Date(`${day(2, "14:00:00")}Z`).toISOString());
+  });
+
+  it("sets the UC location while a busy meeting runs, on time, and clears it after", async () => {
+    const start = Date.now() + 3000;
+    const iso = (t: number) => new Date(t).toISOString().slice(0, 19);
+    cal().add({ subject: "Quick sync", showAs: "busy", start: { dateTime: iso(start), timeZone: "UTC" }, end: { dateTime: iso(start + 3000), timeZone: "UTC" } });
+    const startAt = Math.floor(start / 1000) * 1000;
+    await expect.poll(location, { timeout: 10_000, interval: 100 }).toBe("Meeting");
+    const setLag = Date.now() - startAt;
+    await expect.poll(location, { timeout: 10_000, interval: 100 }).toBe(null);
+    const clearLag = Date.now() - (startAt + 3000);
+    console.log(`UC location: set ${setLag} ms after the meeting started, cleared ${clearLag} ms after it ended`);
+    expect(setLag).toBeLessThan(5000);
+    expect(clearLag).toBeLessThan(5000);
+    await expect.poll(() => callbacks.map((c) => c.location).slice(-2), { timeout: 5000 }).toEqual(["Meeting", null]);
+    expect(callbacks.every((c) => c.valid)).toBe(true);
+  });
+
+  it("a free or all-day event does not change the location", async () => {
+    const start = Date.now() + 1000;
+    const iso = (t: number) => new Date(t).toISOString().slice(0, 19);
+    cal().add({ subject: "Focus time", showAs: "free", start: { dateTime: iso(start), timeZone: "UTC" }, end: { dateTime: iso(start + 4000), timeZone: "UTC" } });
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await location()).toBe(null);
+  });
+});
+
+describe("calendar window", () => {
+  it("slides: occurrences that left the window leave the store, nothing else is rewritten", async () => {
+    const link = (await w.deps.state.getLink(linkId))!;
+    const endpoint = w.deps.directory().endpoint("voice-1");
+    const before = await storeItems();
+    const run = async (now: Date) => {
+      const store = await openVoiceMailbox(endpoint, MAILBOX, { folder: "Calendar", removal: { mode: "expunge" } });
+      try {
+        return await syncCalendar({
+          store, exchange: { changes: (win, d) => new ExchangeCalendar(w.deps.graph(link.tenantId), link.userId).changes(win, d) },
+          state: w.deps.state.recordState<CalendarRecord, CalendarCursors>(linkId, "calendar"), window: { pastDays: 1, futureDays: 14 }, now,
+          limits: { massDeleteMaxShare: 0.5 }, log: w.log, ids: { tenantId: link.tenantId, mailboxId: linkId },
+        });
+      } finally { await store.close(); }
+    };
+    // A week later the budget review (day 2) is more than a day in the past.
+    const r = await run(new Date(Date.now() + 7 * 86_400_000));
+    expect(r.windowMoved).toBe(true);
+    const after = await storeItems();
+    expect(after.map((i) => i.subject)).not.toContain("Budget review (moved)");
+    expect(after.map((i) => i.subject)).toContain("Busy");
+    // Items still in the window kept their UID (not rewritten).
+    const busyBefore = before.find((i) => i.subject === "Busy")!;
+    expect(after.find((i) => i.subject === "Busy")!.uid).toBe(busyBefore.uid);
+    expect(r.actions.write).toBe(0);
+    // Back to today: the review comes back.
+    await run(new Date());
+    expect((await storeItems()).map((i) => i.subject)).toContain("Budget review (moved)");
+  });
+});
