@@ -4,9 +4,10 @@
  */
 import { ensureConnectorError } from "../errors.js";
 import { ExchangeContacts } from "../graph/contacts.js";
-import { openVoiceMailbox } from "../imap/voiceMailbox.js";
-import type { MailboxLink } from "../state/stateStore.js";
-import { syncContacts, type ContactCursors, type ContactRecord, type ContactsSyncReport } from "../sync/contactsSync.js";
+import { openVoiceMailbox, type VoiceMailboxSession } from "../imap/voiceMailbox.js";
+import type { ConflictRecord, MailboxLink, RecordStatePort } from "../state/stateStore.js";
+import type { FeatureProfile } from "../admin/profiles.js";
+import { syncContacts, type ContactExchangePort, type ContactCursors, type ContactRecord, type ContactsSyncReport } from "../sync/contactsSync.js";
 import type { Logger } from "../log.js";
 import type { Deps } from "./deps.js";
 import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
@@ -20,40 +21,56 @@ export async function runContactsRequest(deps: Deps, req: SyncRequest): Promise<
   return runLinkUnderLease(deps, req, "contacts", (link, log) => syncLinkContacts(deps, link, req, log));
 }
 
+/** The ports of one link's contacts run, bound to its endpoint, profile and contact folder. */
+export interface ContactsRunPorts {
+  store: VoiceMailboxSession;
+  exchange: ContactExchangePort;
+  state: RecordStatePort<ContactRecord, ContactCursors>;
+  putConflict(c: ConflictRecord): Promise<void>;
+  folderId: string;
+}
+
+export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: FeatureProfile): Promise<ContactsRunPorts> {
+  const exchange = new ExchangeContacts(deps.graph(link.tenantId), link.userId);
+  const cacheKey = `${link.linkId}|${profile.contacts.exchangeFolder}`;
+  let folderId = folderIds.get(cacheKey);
+  if (!folderId) { folderId = await exchange.ensureFolder(profile.contacts.exchangeFolder); folderIds.set(cacheKey, folderId); }
+  const fid = folderId;
+  const store = await openVoiceMailbox(deps.directory().endpoint(link.endpointId), link.voiceMailbox, { folder: profile.contacts.folder, removal: { mode: "expunge" }, createFolder: true, maxMessageBytes: 1024 * 1024 });
+  return {
+    store,
+    folderId: fid,
+    exchange: {
+      changes: (deltaLink) => exchange.changes(fid, deltaLink),
+      get: (id) => exchange.get(id),
+      create: (key, fields) => exchange.create(fid, key, fields),
+      update: (id, fields) => exchange.update(id, fields),
+      remove: (id) => exchange.remove(id),
+      findBySyncKey: (key) => exchange.findBySyncKey(fid, key),
+    },
+    state: deps.state.recordState<ContactRecord, ContactCursors>(link.linkId, "contacts"),
+    putConflict: (c) => deps.state.putConflict(link.linkId, c),
+  };
+}
+
 async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger): Promise<ContactsSyncReport | undefined> {
-  const dir = deps.directory();
-  const profile = dir.profile(link.profileId);
+  const profile = deps.directory().profile(link.profileId);
   if (!profile.contacts.enabled) return undefined;
   const started = Date.now();
   try {
-    const exchange = new ExchangeContacts(deps.graph(link.tenantId), link.userId);
-    const cacheKey = `${link.linkId}|${profile.contacts.exchangeFolder}`;
-    let folderId = folderIds.get(cacheKey);
-    if (!folderId) { folderId = await exchange.ensureFolder(profile.contacts.exchangeFolder); folderIds.set(cacheKey, folderId); }
-    const fid = folderId;
-    await keepSubscription(deps, link, req, contactsSubscription(link, fid));
-    const store = await openVoiceMailbox(dir.endpoint(link.endpointId), link.voiceMailbox, { folder: profile.contacts.folder, removal: { mode: "expunge" }, createFolder: true, maxMessageBytes: 1024 * 1024 });
+    const ports = await openContactsPorts(deps, link, profile);
     let report: ContactsSyncReport;
     try {
+      await keepSubscription(deps, link, req, contactsSubscription(link, ports.folderId));
       report = await syncContacts({
-        store,
-        exchange: {
-          changes: (deltaLink) => exchange.changes(fid, deltaLink),
-          get: (id) => exchange.get(id),
-          create: (key, fields) => exchange.create(fid, key, fields),
-          update: (id, fields) => exchange.update(id, fields),
-          remove: (id) => exchange.remove(id),
-          findBySyncKey: (key) => exchange.findBySyncKey(fid, key),
-        },
-        state: deps.state.recordState<ContactRecord, ContactCursors>(link.linkId, "contacts"),
-        putConflict: (c) => deps.state.putConflict(link.linkId, c),
+        ...ports,
         limits: { massDeleteMaxShare: profile.massDelete.maxShare },
         log,
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFullRun(req) ? "full" : "incremental",
       });
     } finally {
-      await store.close();
+      await ports.store.close();
     }
     await recordKindOutcome(deps, link.linkId, "contacts", (k) => ({ ...k, lastError: undefined, conflicts: (k.conflicts ?? 0) + report.conflicts, skipped: report.skippedTotal }));
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);

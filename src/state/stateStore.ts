@@ -17,6 +17,7 @@
  * link id); a few thousand rows per tenant are well within one partition's limits
  * (https://learn.microsoft.com/en-us/azure/storage/tables/scalability-targets).
  */
+import crypto from "node:crypto";
 import { ConnectorError, isConnectorError } from "../errors.js";
 import type { ImapCursor, ItemRecord, SyncCursors, VoicemailStatePort } from "../sync/ports.js";
 import { bool, entity, getOrUndefined, guard, keyOf, num, str, Tables, type Row, type StorageTarget } from "./tables.js";
@@ -348,7 +349,13 @@ export class StateStore {
   async putConflict(linkId: string, c: ConflictRecord): Promise<void> {
     const client = await this.tables.client("conflicts");
     const content = c.content.length > MAX_STRING ? c.content.slice(0, MAX_STRING) : c.content;
-    await guard(() => client.upsertEntity(entity(keyOf(linkId), keyOf(`${c.syncKey}|${c.at}`), { ...c, content, truncated: c.content.length > MAX_STRING }), "Replace"), { mailboxId: linkId });
+    // Keyed by content: a run repeated after a crash records the same losing version once.
+    const rk = keyOf(`${c.syncKey}|${crypto.createHash("sha256").update(c.content).digest("base64url").slice(0, 16)}`);
+    try {
+      await guard(() => client.createEntity(entity(keyOf(linkId), rk, { ...c, content, truncated: c.content.length > MAX_STRING })), { mailboxId: linkId });
+    } catch (e) {
+      if (!isConnectorError(e, "STATE_CONFLICT")) throw e;
+    }
   }
 
   async listConflicts(linkId: string): Promise<ConflictRecord[]> {

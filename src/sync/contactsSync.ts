@@ -272,9 +272,12 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
       case "updateImap": {
         const c = await contactOf(a.syncKey, a.graphId);
         if (a.conflictLoser) await conflict(a.syncKey, "imap", (await cardOf(a.imapUid)).fields);
+        // New card first, then the old one goes, then the record: a crash after the APPEND
+        // leaves two cards with one key (the newest wins next run); after the EXPUNGE, the
+        // record's UID has vanished and the new card is re-matched by its key.
         const w = await writeCard(a.syncKey, c);
-        await put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields) });
         await store.remove(a.imapUid);
+        await put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields) });
         return;
       }
       case "deleteInGraph":
