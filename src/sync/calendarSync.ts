@@ -121,8 +121,10 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
         await put({ syncKey: a.syncKey, imapUid: a.replaceUid, hash, pending: true, ...meta });
         const text = occurrenceToICalendar(o, { redactPrivate: true });
         const uid = await store.append(storeItemMessage({ kind: "calendar", key: a.syncKey, subject: isPrivate(o) ? "Busy" : (o.subject || "(no subject)"), body: text, date: new Date(o.isAllDay ? `${o.start}T00:00:00Z` : o.start) }));
-        await put({ syncKey: a.syncKey, imapUid: uid, hash, ...meta });
+        // The replaced item goes before the record says done: until then the record is
+        // pending, and the next run settles it against a listing of the store.
         if (a.replaceUid !== undefined) await store.remove(a.replaceUid);
+        await put({ syncKey: a.syncKey, imapUid: uid, hash, ...meta });
         return;
       }
       case "remove":
