@@ -13,14 +13,15 @@ export interface LocationState {
 
 export function locationAt(records: Iterable<CalendarRecord>, now: Date, text: string): LocationState {
   const t = now.getTime();
-  let active = false;
-  let next = Infinity;
-  for (const r of records) {
-    if (!isBusyRecord(r)) continue;
-    const s = Date.parse(r.start!);
-    const e = Date.parse(r.end!);
-    if (s <= t && t < e) { active = true; next = Math.min(next, e); }
-    else if (s > t) next = Math.min(next, s);
+  const busy = [...records].filter(isBusyRecord).map((r) => [Date.parse(r.start!), Date.parse(r.end!)] as const).filter(([s, e]) => e > t && e > s).sort((a, b) => a[0] - b[0]);
+  // Back-to-back and overlapping meetings are one busy block: the value changes at its edges only.
+  let i = 0;
+  while (i < busy.length && busy[i]![0] <= t) {
+    let end = busy[i]![1];
+    let j = i + 1;
+    while (j < busy.length && busy[j]![0] <= end) { end = Math.max(end, busy[j]![1]); j++; }
+    if (end > t) return { value: text, nextChange: new Date(end) };
+    i = j;
   }
-  return { value: active ? text : null, nextChange: Number.isFinite(next) ? new Date(next) : undefined };
+  return { value: null, nextChange: i < busy.length ? new Date(busy[i]![0]) : undefined };
 }
