@@ -17,13 +17,30 @@ export type LinkRunResult<T> = { status: "ran"; report: T } | { status: "coalesc
 /** Requests that compare both sides in full (cursors ignored). */
 export const isFullRun = (req: SyncRequest) => req.reason === "reconcile" || req.reason === "graph-missed";
 
+const runKeyOf = (linkId: string, kind: SyncKind) => (kind === "voicemail" ? linkId : `${kind}:${linkId}`);
+/** A queued mark older than this no longer holds notifications back. */
+const QUEUED_MARK_SECONDS = 120;
+
+/**
+ * Enqueues a run for a change notification, unless one for the same link and kind is already
+ * queued and has not started: Graph sends one notification per changed item, so a burst of
+ * 5,000 contact changes becomes one queued run, not 5,000. The mark is cleared when the run
+ * starts, before it reads any change, so a change notified after that gets a run of its own.
+ */
+export async function requestChangeRun(deps: Deps, req: SyncRequest): Promise<void> {
+  const kind = req.kind ?? "voicemail";
+  if (!(await deps.state.markQueued(runKeyOf(req.linkId, kind), QUEUED_MARK_SECONDS))) return;
+  await enqueueSync(deps.syncQueue, req);
+}
+
 export async function runLinkUnderLease<T>(deps: Deps, req: SyncRequest, kind: SyncKind, work: (link: MailboxLink, log: Logger) => Promise<T>): Promise<LinkRunResult<T>> {
+  await deps.state.clearQueued(runKeyOf(req.linkId, kind));
   const link = await deps.state.getLink(req.linkId);
   if (!link) return { status: "skipped", reason: "unknown link" };
   if (link.state !== "enabled") return { status: "skipped", reason: `link is ${link.state}` };
   const log = deps.log.child({ linkId: link.linkId, tenantId: link.tenantId, reason: req.reason, ...(kind === "voicemail" ? {} : { kind }) });
   // Voicemail keeps its original keys, so leases and marks survive an upgrade.
-  const runKey = kind === "voicemail" ? link.linkId : `${kind}:${link.linkId}`;
+  const runKey = runKeyOf(link.linkId, kind);
   // One owner per run, not per process: two invocations in one worker must exclude each other too.
   const owner = `${deps.workerId}:${crypto.randomUUID()}`;
   const outcome = await runUnderLease(runKey, {

@@ -8,6 +8,7 @@ import { parseNotifications, validationToken, type NotificationWork } from "../w
 import { verifyStoreNotification } from "../webhooks/storeNotifications.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
+import { requestChangeRun } from "./linkRun.js";
 
 const REASON: Record<NotificationWork["reason"], SyncRequest["reason"]> = {
   "graph-change": "graph-change", "graph-missed": "graph-missed", "graph-resubscribe": "graph-resubscribe", "graph-reauthorize": "graph-reauthorize",
@@ -32,7 +33,11 @@ export async function handleGraphNotification(deps: Deps, url: URL, body: string
     // coalesced follow-up) sees the link without a subscription and creates a new one.
     for (const w of work) if (w.reason === "graph-resubscribe") await deps.state.deleteSubscription(w.subscriptionId);
     // Enqueue, then 202: a failure to enqueue answers 5xx so Graph retries.
-    await Promise.all(work.map((w) => enqueueSync(deps.syncQueue, { linkId: w.linkId, ...(w.kind === "voicemail" ? {} : { kind: w.kind }), reason: REASON[w.reason], at })));
+    await Promise.all(work.map((w) => {
+      const req: SyncRequest = { linkId: w.linkId, ...(w.kind === "voicemail" ? {} : { kind: w.kind }), reason: REASON[w.reason], at };
+      // Lifecycle events need their own run (a full comparison, a new subscription).
+      return w.reason === "graph-change" ? requestChangeRun(deps, req) : enqueueSync(deps.syncQueue, req);
+    }));
     return { status: 202 };
   } catch (e) {
     return errorResponse(e);
@@ -64,7 +69,7 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
         if (profile.contacts.enabled && folder === profile.contacts.folder.toLowerCase()) kinds.add("contacts");
         else if (!(profile.calendar.enabled && folder === profile.calendar.folder.toLowerCase())) kinds.add("voicemail");
       }
-      for (const kind of kinds) await enqueueSync(deps.syncQueue, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: "store-change", at });
+      for (const kind of kinds) await requestChangeRun(deps, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: "store-change", at });
     }
     return { status: 202 };
   } catch (e) {

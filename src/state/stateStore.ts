@@ -472,6 +472,38 @@ export class StateStore {
     return "full";
   }
 
+  /**
+   * Marks a run of `key` as queued; false when one is already queued and younger than
+   * `maxAgeSeconds` (the caller then need not enqueue another). A mark older than that is
+   * taken over (ETag-guarded): a message lost or stuck in a backlog does not block new ones.
+   */
+  async markQueued(key: string, maxAgeSeconds: number): Promise<boolean> {
+    const c = await this.tables.client("runs");
+    const rk = keyOf(key);
+    try {
+      await guard(() => c.createEntity(entity("queued", rk, { at: this.now() })));
+      return true;
+    } catch (e) {
+      if (!isConnectorError(e, "STATE_CONFLICT")) throw e;
+    }
+    const row = await getOrUndefined(c, "queued", rk);
+    if (row && this.now() - (num(row, "at") ?? 0) < maxAgeSeconds * 1000) return false;
+    try {
+      if (row) await guard(() => c.updateEntity(entity("queued", rk, { at: this.now() }), "Replace", { etag: row.etag }));
+      else await guard(() => c.createEntity(entity("queued", rk, { at: this.now() })));
+      return true;
+    } catch (e) {
+      if (isConnectorError(e, "STATE_CONFLICT")) return false; // another caller took it over just now
+      throw e;
+    }
+  }
+
+  /** A run started: notifications from now on need a new queued run. */
+  async clearQueued(key: string): Promise<void> {
+    const c = await this.tables.client("runs");
+    await guard(() => c.deleteEntity("queued", keyOf(key))).catch((e) => { if (!isConnectorError(e, "NOT_FOUND")) throw e; });
+  }
+
   // ---- single-use nonces (consent state) -----------------------------------------------
 
   async useNonceOnce(nonce: string, expiresAt: number): Promise<boolean> {

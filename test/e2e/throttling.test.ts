@@ -18,8 +18,8 @@ describe("Graph budget spent", () => {
     await c.logout();
     const { userId } = await w.link("8001", "thr@contoso.test");
     const lines = () => ((w.log as { lines?: Array<Record<string, unknown>> }).lines ?? []);
-    await expect.poll(() => lines().find((l) => l.event === "voicemail.sync.throttled"), { timeout: 20_000 }).toBeTruthy();
-    const throttled = lines().find((l) => l.event === "voicemail.sync.throttled")!;
+    await expect.poll(() => lines().find((l) => l.event === "sync.throttled"), { timeout: 20_000 }).toBeTruthy();
+    const throttled = lines().find((l) => l.event === "sync.throttled")!;
     expect(Number(throttled.retryAfterSeconds)).toBeGreaterThan(60);
     const copies = w.sim.outlook(userId).messages("inbox");
     expect(copies.length).toBeGreaterThan(0);
