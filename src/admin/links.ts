@@ -119,3 +119,15 @@ export async function resync(deps: Deps, linkId: string): Promise<void> {
   // A full comparison of both sides: re-matches by sync key, never re-copies.
   await enqueueLinkKinds(deps, link, "reconcile");
 }
+
+/**
+ * An administrator confirms that a mass delete the guard stopped is intended (a mailbox
+ * really was cleaned out): the next run of that kind applies it, once. The permission is
+ * recorded with its time on the link and cleared by the run that used it.
+ */
+export async function allowMassDelete(deps: Deps, linkId: string, kind: "voicemail" | "contacts" | "calendar"): Promise<MailboxLink> {
+  const l = await deps.state.modifyLink(linkId, (x) => ({ ...x, massDeleteAllowed: { ...x.massDeleteAllowed, [kind]: new Date().toISOString() } }));
+  deps.log.warn("admin.massDelete.allowed", { linkId, kind });
+  await enqueueLinkKinds(deps, l, "admin", [kind]);
+  return l;
+}

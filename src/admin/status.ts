@@ -9,6 +9,11 @@
 import crypto from "node:crypto";
 import type { HttpResponseInit } from "@azure/functions";
 import type { Deps } from "../app/deps.js";
+import type { KindStatus, MailboxLink } from "../state/stateStore.js";
+
+/** Runs failing this many times in a row raise "keeps failing", whatever the reason. */
+const FAILING_STREAK = 3;
+const KIND_NAMES = { contacts: "contacts", calendar: "calendar", location: "UC location" } as const;
 
 export interface LinkStatus {
   linkId: string;
@@ -24,6 +29,10 @@ export interface LinkStatus {
   skipped: Array<{ syncKey: string; code: string; message: string }>;
   lastError?: { code: string; message: string; at: string };
   subscriptionExpiresAt?: string;
+  /** Contacts, calendar and UC location, when the link's profile syncs them. */
+  contacts?: KindStatus;
+  calendar?: KindStatus;
+  location?: KindStatus;
 }
 
 export interface Alert {
@@ -62,11 +71,14 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
       linkId: l.linkId, tenantId: l.tenantId, voiceMailbox: `${l.voiceMailbox}@${l.endpointId}`, exchangeUser: l.upn ?? l.userId, state: l.state,
       lastSyncAt: l.lastSyncAt, lagSeconds: l.lastSyncAt ? Math.round((now - Date.parse(l.lastSyncAt)) / 1000) : undefined,
       unreadVoice: l.unreadVoice, readDriftTotal: l.readDriftTotal ?? 0, skipped, lastError: l.lastError, subscriptionExpiresAt: sub?.expiresAt,
+      contacts: l.kinds?.contacts, calendar: l.kinds?.calendar, location: l.kinds?.location,
     });
+    alerts.push(...kindAlerts(l));
     if (l.lastError) {
       const why = NEEDS_A_PERSON[l.lastError.code];
       alerts.push({ severity: why ? "critical" : "warning", linkId: l.linkId, code: l.lastError.code, text: why ?? `last run failed: ${l.lastError.message}` });
     }
+    if ((l.failureStreak ?? 0) >= FAILING_STREAK) alerts.push({ severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `voicemail sync failed ${l.failureStreak} times in a row` });
     if (sub?.status === "failed") alerts.push({ severity: "critical", linkId: l.linkId, code: "SUBSCRIPTION_FAILED", text: NEEDS_A_PERSON.SUBSCRIPTION_FAILED! });
     if (skipped.length) alerts.push({ severity: "warning", linkId: l.linkId, code: "ITEMS_SKIPPED", text: `${skipped.length} voice message(s) could not be copied (see reasons)` });
   }
@@ -76,6 +88,22 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
     links: out,
     alerts,
   };
+}
+
+function kindAlerts(l: MailboxLink): Alert[] {
+  const out: Alert[] = [];
+  for (const kind of ["contacts", "calendar", "location"] as const) {
+    const k = l.kinds?.[kind];
+    if (!k) continue;
+    if (k.lastError) {
+      const why = NEEDS_A_PERSON[k.lastError.code];
+      out.push({ severity: why ? "critical" : "warning", linkId: l.linkId, code: k.lastError.code, text: `${KIND_NAMES[kind]}: ${why ?? `last run failed: ${k.lastError.message}`}` });
+    }
+    if ((k.failureStreak ?? 0) >= FAILING_STREAK) out.push({ severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `${KIND_NAMES[kind]} sync failed ${k.failureStreak} times in a row` });
+    if (k.skipped) out.push({ severity: "warning", linkId: l.linkId, code: "ITEMS_SKIPPED", text: `${k.skipped} ${KIND_NAMES[kind]} item(s) could not be read (see the link's records)` });
+    if (k.conflicts) out.push({ severity: "warning", linkId: l.linkId, code: "CONFLICTS_KEPT", text: `${k.conflicts} contact edit conflict(s); the losing versions are kept (umconnect conflicts ${l.linkId})` });
+  }
+  return out;
 }
 
 /** Constant-time bearer check; false when no admin token is configured. */
@@ -90,14 +118,23 @@ export function adminAuthorized(deps: Deps, authorization: string | null): boole
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+function kindCell(l: LinkStatus): string {
+  const part = (name: string, k: KindStatus | undefined, extra: string) => k ? `${name}: ${k.lastError ? `<b>${esc(k.lastError.code)}</b>` : k.lastSyncAt ? "ok" : "pending"}${extra}` : "";
+  return [
+    part("contacts", l.contacts, l.contacts?.conflicts ? ` (${l.contacts.conflicts} conflicts kept)` : ""),
+    part("calendar", l.calendar, l.calendar?.items !== undefined ? ` (${l.calendar.items} items)` : ""),
+    part("location", l.location, l.location?.location ? ` (${esc(l.location.location)})` : ""),
+  ].filter(Boolean).join("<br>") || "-";
+}
+
 export function statusPage(r: StatusReport): HttpResponseInit {
-  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}</td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
+  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}</td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${kindCell(l)}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
   const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>umconnect status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.9rem}tr.bad td{background:#fdecea}.critical{color:#a4262c}.warning{color:#8a5a00}</style></head><body>
 <h1>umconnect status</h1><p>Generated ${esc(r.generatedAt)}</p>
 <h2>Alerts (${r.alerts.length})</h2><ul>${r.alerts.map((a) => `<li class="${a.severity}">${esc(a.severity)}: ${a.linkId ? `${esc(a.linkId)}: ` : ""}${esc(a.text)} <code>${esc(a.code)}</code></li>`).join("") || "<li>none</li>"}</ul>
 <h2>Tenants</h2><ul>${r.tenants.map((t) => `<li>${esc(t.tenantId)}: ${esc(t.status)}, ${t.links} links, ${t.failing} failing</li>`).join("")}</ul>
-<h2>Mailboxes</h2><table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state</th><th>last sync</th><th>unread</th><th>subscription until</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>
+<h2>Mailboxes</h2><table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state</th><th>last sync</th><th>unread</th><th>subscription until</th><th>contacts / calendar</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>
 </body></html>`;
   return { status: 200, headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'", "cache-control": "no-store", "x-content-type-options": "nosniff" }, body };
 }

@@ -47,7 +47,7 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
         state: deps.state.recordState<CalendarRecord, CalendarCursors>(link.linkId, "calendar"),
         window: { pastDays: profile.calendar.pastDays, futureDays: profile.calendar.futureDays },
         now: new Date(),
-        limits: { massDeleteMaxShare: profile.massDelete.maxShare },
+        limits: { massDeleteMaxShare: profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.calendar !== undefined },
         log,
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFullRun(req) ? "full" : "incremental",
@@ -55,7 +55,7 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
     } finally {
       await store.close();
     }
-    await recordKindOutcome(deps, link.linkId, "calendar", (k) => ({ ...k, lastError: undefined, items: report.items }));
+    await recordKindOutcome(deps, link.linkId, "calendar", (k) => ({ ...k, lastError: undefined, items: report.items }), true, link);
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
     if (acted) log.info("calendar.sync.done", { ...report.actions, items: report.items, windowMoved: report.windowMoved, ms: Date.now() - started });
     if (profile.calendar.changeLocation.enabled && (report.busyChanged || isFullRun(req))) {

@@ -64,7 +64,7 @@ async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest,
       await keepSubscription(deps, link, req, contactsSubscription(link, ports.folderId));
       report = await syncContacts({
         ...ports,
-        limits: { massDeleteMaxShare: profile.massDelete.maxShare },
+        limits: { massDeleteMaxShare: profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.contacts !== undefined },
         log,
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFullRun(req) ? "full" : "incremental",
@@ -72,7 +72,7 @@ async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest,
     } finally {
       await ports.store.close();
     }
-    await recordKindOutcome(deps, link.linkId, "contacts", (k) => ({ ...k, lastError: undefined, conflicts: (k.conflicts ?? 0) + report.conflicts, skipped: report.skippedTotal }));
+    await recordKindOutcome(deps, link.linkId, "contacts", (k) => ({ ...k, lastError: undefined, conflicts: (k.conflicts ?? 0) + report.conflicts, skipped: report.skippedTotal }), true, link);
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
     if (acted || report.skipped || report.duplicatesRemoved) log.info("contacts.sync.done", { ...report.actions, conflicts: report.conflicts, skipped: report.skipped, duplicatesRemoved: report.duplicatesRemoved, ms: Date.now() - started });
     return report;

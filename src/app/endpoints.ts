@@ -36,6 +36,9 @@ export interface Directory {
   profile(id: string): FeatureProfile;
   /** The endpoint's UC-location callback URL, when it has one. */
   locationCallback(id: string): string | undefined;
+  /** For the CLI: endpoints without their secrets, and the profiles. */
+  listEndpoints(): Array<{ id: string; host: string; port: number; tls: string; auth: string; maxConnections: number; locationCallbackUrl?: string }>;
+  listProfiles(): FeatureProfile[];
 }
 
 export function loadDirectory(secretsFile: string | undefined): Directory {
@@ -55,6 +58,8 @@ export function loadDirectory(secretsFile: string | undefined): Directory {
   const callbacks = new Map(parsed.endpoints.map((e) => [e.id, e.locationCallbackUrl]));
   return {
     locationCallback: (id) => callbacks.get(id),
+    listEndpoints: () => parsed.endpoints.map((e) => ({ id: e.id, host: e.host, port: e.port, tls: e.tls, auth: e.auth.mode, maxConnections: e.maxConnections, locationCallbackUrl: e.locationCallbackUrl })),
+    listProfiles: () => [...profiles.values()],
     endpoint(id) {
       const e = endpoints.get(id);
       if (!e) throw new ConnectorError("NOT_FOUND", `unknown voice-store endpoint ${id}`, { endpoint: id });

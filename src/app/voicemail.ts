@@ -16,6 +16,7 @@ import type { MailboxLink } from "../state/stateStore.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
+import { usedPermission } from "./kindStatus.js";
 
 const folderIds = new Map<string, string>();
 
@@ -86,7 +87,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promis
       await keepSubscription(deps, link, req, voicemailSubscription(link, ports.folderId));
       report = await syncVoicemail({
         ...ports, log,
-        limits: { massDeleteMaxShare: ports.profile.massDelete.maxShare, massDeleteOverride: false },
+        limits: { massDeleteMaxShare: ports.profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.voicemail !== undefined },
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFull(req) ? "full" : "incremental",
       });
@@ -95,7 +96,9 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promis
     }
     const full = isFull(req);
     await deps.state.modifyLink(link.linkId, (l) => ({
-      ...l, lastSyncAt: new Date().toISOString(), lastError: undefined, unreadVoice: report.unread, skippedItems: report.skippedTotal,
+      ...l, lastSyncAt: new Date().toISOString(), lastError: undefined, failureStreak: 0, unreadVoice: report.unread, skippedItems: report.skippedTotal,
+      // The administrator's permission covered this one run.
+      massDeleteAllowed: usedPermission(l.massDeleteAllowed, "voicemail", link),
       // Only a full comparison measures drift: the lamp was wrong for these until now.
       readDriftTotal: (l.readDriftTotal ?? 0) + (full ? report.readDrift : 0),
     }));
@@ -104,7 +107,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promis
     return report;
   } catch (e) {
     const err = ensureConnectorError(e, "INTERNAL", { mailboxId: link.linkId, tenantId: link.tenantId });
-    await deps.state.modifyLink(link.linkId, (l) => ({ ...l, lastError: { code: err.code, message: err.message, at: new Date().toISOString() } })).catch(() => undefined);
+    await deps.state.modifyLink(link.linkId, (l) => ({ ...l, lastError: { code: err.code, message: err.message, at: new Date().toISOString() }, failureStreak: (l.failureStreak ?? 0) + 1 })).catch(() => undefined);
     log.error("voicemail.sync.failed", { error: err });
     throw err;
   }

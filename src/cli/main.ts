@@ -8,6 +8,9 @@
  *   umconnect import <file.csv> --tenant T      (voiceMailbox,endpointId,smtp,profileId)
  *   umconnect export --tenant T
  *   umconnect pause|resume|disable|resync <linkId>
+ *   umconnect allow-mass-delete <linkId> [--kind voicemail|contacts|calendar]
+ *   umconnect conflicts <linkId>                (losing versions of contact edit/edit conflicts)
+ *   umconnect endpoints | profiles              (configuration as loaded; no secrets)
  * Add --json for machine-readable output.
  */
 import fs from "node:fs";
@@ -16,7 +19,7 @@ import { getConfig } from "../config.js";
 import { buildDeps } from "../app/deps.js";
 import { createLogger } from "../log.js";
 import { isConnectorError } from "../errors.js";
-import { exportLinks, importLinks, resync, setLinkState } from "../admin/links.js";
+import { allowMassDelete, exportLinks, importLinks, resync, setLinkState } from "../admin/links.js";
 
 export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n")): Promise<number> {
   const json = argv.includes("--json");
@@ -65,8 +68,31 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         print(`${arg}: full resync queued`, { linkId: arg, queued: true });
         return 0;
       }
+      case "allow-mass-delete": {
+        const kind = opt("kind") ?? "voicemail";
+        if (!arg || !["voicemail", "contacts", "calendar"].includes(kind)) { err("usage: umconnect allow-mass-delete <linkId> [--kind voicemail|contacts|calendar]"); return 2; }
+        await allowMassDelete(deps, arg, kind as "voicemail");
+        print(`${arg}: the next ${kind} run may apply the stopped deletes (once); run queued`, { linkId: arg, kind, allowed: true });
+        return 0;
+      }
+      case "conflicts": {
+        if (!arg) { err("usage: umconnect conflicts <linkId>"); return 2; }
+        const c = await deps.state.listConflicts(arg);
+        print(c.map((x) => `${x.at}  ${x.summary ?? x.syncKey}  the ${x.loser === "imap" ? "voice store's" : "Exchange"} version lost (kept; --json shows it)`).join("\n") || "(no conflicts)", c);
+        return 0;
+      }
+      case "endpoints": {
+        const e = deps.directory().listEndpoints();
+        print(e.map((x) => `${x.id}  ${x.host}:${x.port}  tls ${x.tls}  auth ${x.auth}  max ${x.maxConnections} connections${x.locationCallbackUrl ? `  location callback ${x.locationCallbackUrl}` : ""}`).join("\n") || "(no endpoints)", e);
+        return 0;
+      }
+      case "profiles": {
+        const p = deps.directory().listProfiles();
+        print(p.map((x) => `${x.id}  ${x.displayName}: voice${x.copy.fax ? "+fax" : ""} -> ${x.exchangeFolder}${x.contacts.enabled ? ", contacts" : ""}${x.calendar.enabled ? `, calendar ${x.calendar.pastDays}/${x.calendar.futureDays} days${x.calendar.changeLocation.enabled ? `, location "${x.calendar.changeLocation.text}"` : ""}` : ""}`).join("\n"), p);
+        return 0;
+      }
       default:
-        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> [--json]");
+        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | conflicts <linkId> | endpoints | profiles [--json]");
         return 2;
     }
   } catch (e) {

@@ -55,6 +55,10 @@ export interface MailboxLink {
   readDriftTotal?: number;
   /** Contacts, calendar and UC-location runs: their own last run and error. */
   kinds?: Partial<Record<"contacts" | "calendar" | "location", KindStatus>>;
+  /** Voicemail runs that failed in a row (alerts when a user keeps failing). */
+  failureStreak?: number;
+  /** An administrator allowed the next run of these kinds to apply a mass delete (ISO time of the decision). */
+  massDeleteAllowed?: Partial<Record<"voicemail" | "contacts" | "calendar", string>>;
   etag?: string;
 }
 
@@ -69,6 +73,8 @@ export interface KindStatus {
   location?: string | null;
   /** Location: when the next scheduled check is due (ISO). */
   nextCheckAt?: string;
+  /** Runs that failed in a row. */
+  failureStreak?: number;
 }
 
 export interface SubscriptionRecord {
@@ -536,6 +542,7 @@ function linkEntity(l: MailboxLink) {
     profileId: l.profileId, state: l.state, createdAt: l.createdAt, updatedAt: l.updatedAt, lastSyncAt: l.lastSyncAt,
     lastErrorCode: l.lastError?.code, lastErrorMessage: l.lastError?.message.slice(0, 1000), lastErrorAt: l.lastError?.at, unreadVoice: l.unreadVoice,
     skippedItems: l.skippedItems, readDriftTotal: l.readDriftTotal, kinds: l.kinds ? JSON.stringify(l.kinds) : undefined,
+    failureStreak: l.failureStreak, massDeleteAllowed: l.massDeleteAllowed ? JSON.stringify(l.massDeleteAllowed) : undefined,
   });
 }
 
@@ -548,7 +555,9 @@ function toLink(row: Row): MailboxLink {
     lastSyncAt: str(row, "lastSyncAt"),
     lastError: code ? { code, message: str(row, "lastErrorMessage") ?? "", at: str(row, "lastErrorAt") ?? "" } : undefined,
     unreadVoice: num(row, "unreadVoice") ?? 0, skippedItems: num(row, "skippedItems"), readDriftTotal: num(row, "readDriftTotal"),
-    kinds: str(row, "kinds") ? (JSON.parse(str(row, "kinds")!) as MailboxLink["kinds"]) : undefined, etag: row.etag,
+    kinds: str(row, "kinds") ? (JSON.parse(str(row, "kinds")!) as MailboxLink["kinds"]) : undefined,
+    failureStreak: num(row, "failureStreak"),
+    massDeleteAllowed: str(row, "massDeleteAllowed") ? (JSON.parse(str(row, "massDeleteAllowed")!) as MailboxLink["massDeleteAllowed"]) : undefined, etag: row.etag,
   };
 }
 

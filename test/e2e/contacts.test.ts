@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, type World } from "./world.js";
 import { parseVCard } from "../../src/formats/vcard.js";
 import { storeItemText } from "../../src/formats/storeItem.js";
-import { setLinkState } from "../../src/admin/links.js";
+import { allowMassDelete, setLinkState } from "../../src/admin/links.js";
+import { statusReport } from "../../src/admin/status.js";
 
 let w: World;
 let userId = "";
@@ -137,4 +138,22 @@ describe("contacts end to end", () => {
     await expect.poll(async () => (await linkKinds())?.lastError?.code, { timeout: 10_000 }).toBe("MASS_DELETE_REFUSED");
     expect(people().list().length).toBe(before);
   });
+
+  it("shows conflicts, skipped cards and the stop on the status report", async () => {
+    const r = await statusReport(w.deps);
+    const l = r.links.find((x) => x.linkId === linkId)!;
+    expect(l.contacts).toMatchObject({ conflicts: 1, skipped: 1, lastError: { code: "MASS_DELETE_REFUSED" } });
+    expect(r.alerts).toEqual(expect.arrayContaining([
+      expect.objectContaining({ linkId, code: "CONFLICTS_KEPT" }),
+      expect.objectContaining({ linkId, code: "MASS_DELETE_REFUSED", severity: "critical" }),
+    ]));
+  });
+
+  it("applies the stopped deletes once an administrator allows it, for one run", async () => {
+    await allowMassDelete(w.deps, linkId, "contacts");
+    await expect.poll(() => people().list().length, { timeout: 10_000 }).toBe(0);
+    await expect.poll(async () => (await w.deps.state.getLink(linkId))!.massDeleteAllowed?.contacts, { timeout: 10_000 }).toBeUndefined();
+    expect((await linkKinds())?.lastError).toBeUndefined();
+  });
 });
+
