@@ -75,7 +75,9 @@ export function occurrenceToICalendar(o: Occurrence, options: { redactPrivate?: 
   if (redact) {
     ev.addPropertyWithValue("class", "PRIVATE");
   } else {
-    if (o.sensitivity !== "normal") ev.addPropertyWithValue("class", "CONFIDENTIAL");
+    // Only private and confidential are redacted; "personal" has no CLASS of its own in RFC
+    // 5545 (PUBLIC / PRIVATE / CONFIDENTIAL), so it is kept in an x-property.
+    if (o.sensitivity === "personal") ev.addPropertyWithValue("x-umc-sensitivity", "PERSONAL");
     if (o.location) ev.addPropertyWithValue("location", o.location);
     if (o.organizer) {
       const p = ev.addPropertyWithValue("organizer", `mailto:${o.organizer.address}`);
@@ -138,7 +140,7 @@ function readOccurrence(text: string): Occurrence {
     end: fmt(end),
     isAllDay,
     showAs,
-    sensitivity: cls === "PRIVATE" ? "private" : cls === "CONFIDENTIAL" ? "confidential" : "normal",
+    sensitivity: cls === "PRIVATE" ? "private" : cls === "CONFIDENTIAL" ? "confidential" : str("x-umc-sensitivity") === "PERSONAL" ? "personal" : "normal",
     location: str("location"),
     organizer: organizerProp ? { address: mail(organizerProp.getFirstValue()), ...(organizerProp.getParameter("cn") ? { name: String(organizerProp.getParameter("cn")) } : {}) } : undefined,
     attendees: ev.getAllProperties("attendee").map((p) => ({

@@ -41,6 +41,8 @@ export interface ContactFields {
   extra: string[];
 }
 
+const GENERATED_FN = "X-UMC-GENERATED-FN";
+
 /** Hostile-input bounds: a contact card is small. */
 export const MAX_VCARD_BYTES = 256 * 1024;
 const MAX_LINES = 2000;
@@ -121,12 +123,14 @@ export function parseVCard(text: string): ContactFields {
   const version = parsed.find((l) => l.name === "VERSION")?.value.trim();
   if (version !== "3.0" && version !== "4.0") throw new ConnectorError("BAD_REQUEST", `unsupported vCard version ${version ?? "(none)"}`);
   const c: ContactFields = { emailAddresses: [], businessPhones: [], homePhones: [], extra: [] };
+  let generatedFn = false;
   for (const l of parsed.slice(1, endAt)) {
     const t = types(l);
     switch (l.name) {
       case "VERSION": case "PRODID": break;
       case "UID": c.uid = unescape(l.value); break;
       case "FN": c.displayName = unescape(l.value); break;
+      case GENERATED_FN: generatedFn = true; break;
       case "N": {
         const [surname, given, middle, prefix, suffix] = components(l.value);
         c.surname = surname || undefined; c.givenName = given || undefined; c.middleName = middle || undefined;
@@ -163,6 +167,7 @@ export function parseVCard(text: string): ContactFields {
       default: c.extra.push(l.raw);
     }
   }
+  if (generatedFn) delete c.displayName;
   return c;
 }
 
@@ -192,6 +197,8 @@ export function writeVCard(c: ContactFields): string {
   if (c.uid) lines.push(`UID:${escape(c.uid)}`);
   const fn = c.displayName ?? ([c.givenName, c.surname].filter(Boolean).join(" ") || c.emailAddresses[0]?.address || "");
   lines.push(`FN:${escape(fn)}`); // FN is required (RFC 6350 section 6.2.1)
+  // A made-up FN is marked, so reading the card back does not invent a display name.
+  if (c.displayName === undefined) lines.push(`${GENERATED_FN}:TRUE`);
   if (c.surname || c.givenName || c.middleName || c.title || c.generation) {
     lines.push(`N:${[c.surname, c.givenName, c.middleName, c.title, c.generation].map((v) => escape(v ?? "")).join(";")}`);
   }

@@ -67,13 +67,13 @@ export function toGraphContact(f: ContactFields): { props: Json; extra: string[]
   return {
     extra,
     props: {
-      displayName: f.displayName ?? null, givenName: f.givenName ?? null, surname: f.surname ?? null, middleName: f.middleName ?? null,
-      title: f.title ?? null, generation: f.generation ?? null,
+      displayName: f.displayName || null, givenName: f.givenName || null, surname: f.surname || null, middleName: f.middleName || null,
+      title: f.title || null, generation: f.generation || null,
       emailAddresses: f.emailAddresses.slice(0, GRAPH_MAX_EMAILS).map((e) => ({ address: e.address, name: e.name ?? e.address })),
-      businessPhones: f.businessPhones, homePhones: f.homePhones, mobilePhone: f.mobilePhone ?? null,
-      companyName: f.companyName ?? null, department: f.department ?? null, jobTitle: f.jobTitle ?? null,
+      businessPhones: f.businessPhones, homePhones: f.homePhones, mobilePhone: f.mobilePhone || null,
+      companyName: f.companyName || null, department: f.department || null, jobTitle: f.jobTitle || null,
       businessAddress: f.businessAddress ?? {}, homeAddress: f.homeAddress ?? {}, otherAddress: f.otherAddress ?? {},
-      birthday: f.birthday ? `${f.birthday}T00:00:00Z` : null, personalNotes: f.personalNotes ?? null,
+      birthday: f.birthday ? `${f.birthday}T00:00:00Z` : null, personalNotes: f.personalNotes || null,
     },
   };
 }
