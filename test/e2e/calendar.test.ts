@@ -17,6 +17,7 @@ import { openVoiceMailbox } from "../../src/imap/voiceMailbox.js";
 import { syncCalendar, type CalendarCursors, type CalendarRecord } from "../../src/sync/calendarSync.js";
 import { ExchangeCalendar } from "../../src/graph/calendar.js";
 import { LOCATION_ENTRY } from "../../src/app/calendar.js";
+import { enqueueSync } from "../../src/app/syncQueue.js";
 
 let w: World;
 let userId = "";
@@ -36,6 +37,7 @@ async function storeItems() {
     const out: Array<{ uid: number; subject?: string; id: string; start: string; isAllDay: boolean; text: string }> = [];
     if (!(c.mailbox as { exists: number }).exists) return out;
     for await (const m of c.fetch("1:*", { uid: true, source: true })) {
+      if (!/^X-UMC-Key:/im.test(m.source!.toString("utf8").split("\r\n\r\n")[0]!)) continue; // not the connector's
       const text = await storeItemText(m.source!, "calendar");
       const o = parseOccurrence(text);
       out.push({ uid: m.uid, subject: o.subject, id: o.id, start: o.start, isAllDay: o.isAllDay, text });
@@ -132,6 +134,26 @@ describe("calendar mirror end to end", () => {
     cal().add({ subject: "Focus time", showAs: "free", start: { dateTime: iso(start), timeZone: "UTC" }, end: { dateTime: iso(start + 4000), timeZone: "UTC" } });
     await new Promise((r) => setTimeout(r, 2500));
     expect(await location()).toBe(null);
+  });
+});
+
+describe("calendar: what the store holds that is not ours", () => {
+  it("leaves a malformed or foreign item in the Calendar folder alone and keeps mirroring", async () => {
+    const c = await w.imap(MAILBOX);
+    try { await c.append("Calendar", Buffer.from("Subject: broken\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:garbage\r\n")); } finally { await c.logout(); }
+    const before = (await w.deps.state.getLink(linkId))!.kinds?.calendar?.items ?? 0;
+    await enqueueSync(w.deps.syncQueue, { linkId, kind: "calendar", reason: "reconcile", at: Date.now() });
+    cal().add({ subject: "After the junk", start: { dateTime: day(4, "12:00:00"), timeZone: "UTC" }, end: { dateTime: day(4, "13:00:00"), timeZone: "UTC" } });
+    await expect.poll(async () => (await w.deps.state.getLink(linkId))!.kinds?.calendar?.items, { timeout: 10_000 }).toBe(before + 1);
+    expect((await w.deps.state.getLink(linkId))!.kinds?.calendar?.lastError).toBeUndefined();
+    const raw = await w.imap(MAILBOX);
+    try {
+      await raw.mailboxOpen("Calendar");
+      const subjects: string[] = [];
+      for await (const m of raw.fetch("1:*", { envelope: true })) subjects.push(m.envelope?.subject ?? "");
+      expect(subjects).toContain("broken");
+      expect(subjects).toContain("After the junk");
+    } finally { await raw.logout(); }
   });
 });
 
