@@ -57,8 +57,10 @@ export interface DevHostOptions {
   /** Serve https with this key/cert (Graph only calls https notification URLs). */
   tls?: { keyPath: string; certPath: string };
   queues?: Partial<HostJsonQueues>;
-  /** Timers off (tests drive timer functions themselves). */
+  /** Timers off (tests drive timer functions themselves; Azure runs a timer on one instance only). */
   timers?: boolean;
+  /** Queue triggers off (an HTTP-only front while other instances do the queue work). */
+  queueTriggers?: boolean;
 }
 
 export interface DevHost {
@@ -139,7 +141,7 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
   let stopping = false;
   const pollers: Array<Promise<void>> = [];
   for (const d of options.definitions) {
-    if (d.trigger.kind !== "queue") continue;
+    if (d.trigger.kind !== "queue" || options.queueTriggers === false) continue;
     const queueName = d.trigger.queueName;
     const client = new QueueClient(options.storageConnectionString, queueName);
     const poison = new QueueClient(options.storageConnectionString, `${d.trigger.queueName}-poison`);

@@ -31,6 +31,8 @@ export interface World {
   host: DevHost;
   deps: Deps;
   log: Logger & { lines?: unknown[] };
+  /** The UMC_* settings the world's connector runs with (for more instances in child processes). */
+  env: Record<string, string>;
   /** Links voice mailbox <-> Exchange user and runs the first sync. */
   link(voiceMailbox: string, upn: string, profileId?: string): Promise<{ linkId: string; userId: string }>;
   imap(user: string): Promise<ImapFlow>;
@@ -43,6 +45,10 @@ export interface WorldOptions {
   quiet?: boolean;
   fastReadSeconds?: number;
   timers?: boolean;
+  /** Queue work in this process (off when child-process instances do it: load test). */
+  queueWorkers?: boolean;
+  /** Dovecot's mail_max_userip_connections (the world default is generous). */
+  maxUserIpConnections?: number;
   /** Fixed ports for the local stack (random when omitted). */
   ports?: { azurite?: { blob: number; queue: number; table: number }; host?: number; imap?: number };
   logger?: Logger;
@@ -61,22 +67,23 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   const az = await startAzurite({ ports: options.ports?.azurite });
   const sim = await startGraphSimulator({ notificationRetryScale: 0.01, ...options.sim });
   sim.addTenant({ tenantId: TENANT, apps: [{ clientId: APP, clientSecret: "app-secret-for-tests", roles: ["Mail.ReadWrite", "User.Read.All", "Calendars.Read", "Contacts.ReadWrite"] }] });
-  const host = await startDevHost({ definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, port: options.ports?.host });
+  const host = await startDevHost({ definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, queueTriggers: options.queueWorkers ?? true, port: options.ports?.host });
   const users = Object.fromEntries(options.users.map((u) => [u, `pw-${u}`]));
-  const dc = await startDovecot({ users, port: options.ports?.imap, push: { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
+  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, push: { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
   const secretsFile = path.join(dir, "secrets.json");
   fs.writeFileSync(secretsFile, JSON.stringify({ endpoints: [{ id: ENDPOINT, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...options.endpoint }], profiles: options.profiles ?? [] }), { mode: 0o600 });
-  const config = loadConfig({
+  const env: Record<string, string> = {
     UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: az.connectionString, UMC_CLIENT_ID: APP, UMC_CLIENT_SECRET: "app-secret-for-tests",
     UMC_AUTHORITY_HOST: sim.origin, UMC_GRAPH_BASE_URL: sim.origin, UMC_PUBLIC_BASE_URL: host.url, UMC_WEBHOOK_SECRET: webhookSecret,
     UMC_STORE_NOTIFY_SECRET: storeSecret, UMC_SECRETS_FILE: secretsFile, UMC_ADMIN_TOKEN: ADMIN_TOKEN, UMC_FAST_READ_INTERVAL_SECONDS: String(options.fastReadSeconds ?? 1), UMC_LEASE_SECONDS: "30",
-  });
+  };
+  const config = loadConfig(env);
   const deps = buildDeps(config, log);
   setDeps(deps);
   await deps.syncQueue.createIfNotExists();
   await deps.state.upsertTenant({ tenantId: TENANT, displayName: "Contoso", grantedRoles: ["Mail.ReadWrite"], status: "active", consentedAt: new Date().toISOString() });
   return {
-    az, dc, sim, host, deps, log,
+    az, dc, sim, host, deps, log, env,
     async link(voiceMailbox, upn, profileId = "default") {
       const user = sim.addUser(TENANT, { userPrincipalName: upn, proxyAddresses: [`SMTP:${upn}`] });
       const linkId = `L-${voiceMailbox}`;
