@@ -109,7 +109,11 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
     let size = 0;
     for await (const chunk of req) {
       size += (chunk as Buffer).length;
-      if (size > MAX_HTTP_BODY_BYTES) { res.writeHead(413).end(); req.destroy(); return; }
+      if (size > MAX_HTTP_BODY_BYTES) {
+        // Answer first, then drop the connection: the client still writing its body reads the 413.
+        res.writeHead(413, { connection: "close", "content-type": "application/json" }).end('{"error":"PAYLOAD_TOO_LARGE"}', () => req.destroy());
+        return;
+      }
       chunks.push(chunk as Buffer);
     }
     const headers: Record<string, string> = {};

@@ -4,8 +4,8 @@
  * - Validation: Graph POSTs `?validationToken=...`; answer 200, text/plain, the decoded
  *   token, within 10 s (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks#notificationurl-validation).
  * - Delivery: persist (enqueue) and answer 202 in well under 3 s; a 5xx makes Graph retry.
- * - clientState is checked in constant time on every item; forged items are dropped and
- *   counted, never acted on (same page, "Receive notifications").
+ * - clientState is checked in constant time on every item; forged or malformed items are
+ *   dropped and counted, never acted on (same page, "Receive notifications").
  * - Lifecycle events (reauthorizationRequired, subscriptionRemoved, missed) arrive on the
  *   lifecycleNotificationUrl and carry no resource
  *   (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events).
@@ -28,7 +28,8 @@ const changeNotification = z.object({
   resourceData: z.object({ id: z.string().max(1000).optional() }).passthrough().optional(),
 }).passthrough();
 
-const collection = z.object({ value: z.array(changeNotification).max(1000) }).passthrough();
+// Items are checked one by one: one odd item must not cost the genuine ones of its batch.
+const collection = z.object({ value: z.array(z.unknown()).max(1000) }).passthrough();
 
 export type SyncReason = "graph-change" | "graph-missed" | "graph-resubscribe" | "graph-reauthorize";
 
@@ -69,7 +70,10 @@ export function parseNotifications(body: string, webhookSecret: string): Notific
   if (!parsed.success) throw new ConnectorError("BAD_REQUEST", "notification body is not a change notification collection");
   const seen = new Map<string, NotificationWork>();
   let forged = 0;
-  for (const n of parsed.data.value) {
+  for (const item of parsed.data.value) {
+    const one = changeNotification.safeParse(item);
+    if (!one.success) { forged++; continue; }
+    const n = one.data;
     const subject = verifyClientState(webhookSecret, n.clientState);
     if (!subject) { forged++; continue; }
     const { linkId, kind } = parseSubject(subject);

@@ -47,6 +47,8 @@ export interface WorldOptions {
   timers?: boolean;
   /** Queue work in this process (off when child-process instances do it: load test). */
   queueWorkers?: boolean;
+  /** Azurite on disk, so the suite can restart it (state store unavailable for a while). */
+  persistentStorage?: boolean;
   /** Dovecot's mail_max_userip_connections (the world default is generous). */
   maxUserIpConnections?: number;
   /** Fixed ports for the local stack (random when omitted). */
@@ -64,7 +66,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   const webhookSecret = "w".repeat(8) + "-webhook-secret-for-tests-0123456789";
   const storeSecret = "s".repeat(8) + "-store-secret-for-tests-0123456789";
   const log = options.logger ?? (options.quiet ? createLogger({ level: "error" }) : memoryLogger("info"));
-  const az = await startAzurite({ ports: options.ports?.azurite });
+  const az = await startAzurite({ ports: options.ports?.azurite, persistent: options.persistentStorage });
   const sim = await startGraphSimulator({ notificationRetryScale: 0.01, ...options.sim });
   sim.addTenant({ tenantId: TENANT, apps: [{ clientId: APP, clientSecret: "app-secret-for-tests", roles: ["Mail.ReadWrite", "User.Read.All", "Calendars.Read", "Contacts.ReadWrite"] }] });
   const host = await startDevHost({ definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, queueTriggers: options.queueWorkers ?? true, port: options.ports?.host });
