@@ -14,6 +14,8 @@ export const syncRequestSchema = z.object({
   kind: z.enum(["voicemail", "contacts", "calendar", "location"]).optional(),
   /** Unix ms when the trigger happened (latency measurement). */
   at: z.number().optional(),
+  /** Retries so far of a run put off because its voice store was busy or away. */
+  attempt: z.number().int().min(0).max(100).optional(),
 });
 export type SyncRequest = z.infer<typeof syncRequestSchema>;
 export type SyncKind = NonNullable<SyncRequest["kind"]>;

@@ -14,6 +14,10 @@ import { runSyncRequest } from "./voicemail.js";
 
 /** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
 const MAX_REQUEUE_SECONDS = 15 * 60;
+/** A voice store that is full or away is retried after 2, 4, 8 ... 256 s (about 8 minutes in
+ *  all); the host's own retries (5 within a minute) would give up before a restart is over. */
+const STORE_RETRIES = 8;
+const STORE_BUSY = ["IMAP_CONNECTION_LIMIT", "IMAP_UNAVAILABLE"] as const;
 
 export async function runRequest(deps: Deps, req: SyncRequest) {
   switch (req.kind ?? "voicemail") {
@@ -32,6 +36,14 @@ export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<v
       const delay = Math.min(MAX_REQUEUE_SECONDS, Math.max(1, e.retryAfterSeconds ?? 60));
       deps.log.warn("sync.throttled", { linkId: req.linkId, kind: req.kind ?? "voicemail", retryAfterSeconds: delay });
       await enqueueSync(deps.syncQueue, { ...req, reason: req.reason === "admin" ? "admin" : "follow-up" }, delay);
+      return;
+    }
+    if (isConnectorError(e) && (STORE_BUSY as readonly string[]).includes(e.code)) {
+      const attempt = (req.attempt ?? 0) + 1;
+      if (attempt > STORE_RETRIES) throw e; // the host's retries, then the poison queue; the poll timer goes on
+      const delay = 2 ** attempt;
+      deps.log.warn("sync.storeBusy", { linkId: req.linkId, kind: req.kind ?? "voicemail", code: e.code, attempt, retryInSeconds: delay });
+      await enqueueSync(deps.syncQueue, { ...req, attempt }, delay);
       return;
     }
     if (isConnectorError(e) && !e.transient) return; // visible on the link; retrying cannot help

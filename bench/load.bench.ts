@@ -1,0 +1,97 @@
+/**
+ * Load: 1,000 linked voice mailboxes, 10 voice messages each, deposited in ten bursts of one
+ * message per mailbox, worked by four connector instances in processes of their own
+ * (scripts/instance.ts) while this process serves the HTTP functions and fires the timers, as
+ * in Azure. Graph answers every request after 20 ms. Measures convergence (every message once
+ * in Exchange), Graph requests per message, 429s received, and each worker's peak RSS.
+ * Writes docs/load.md. `npm run bench -- load` (about 3 minutes).
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { startWorld } from "../test/e2e/world.js";
+import { startInstance, type Instance } from "../test/harness/instance.js";
+import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
+import { SYNC_KEY_PROP } from "../src/graph/voicemail.js";
+import { formatFigures, type Figure } from "./report.js";
+
+export const title = "load: 1,000 mailboxes x 10 voice messages, 4 workers";
+
+const MAILBOXES = Number(process.env.UMC_LOAD_MAILBOXES ?? 1000);
+const PER_MAILBOX = 10;
+const WORKERS = 4;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => { while (next < items.length) await fn(items[next++]!); }));
+}
+
+export async function run(): Promise<Figure[]> {
+  const users = Array.from({ length: MAILBOXES }, (_, i) => String(20000 + i));
+  const w = await startWorld({ users, sim: { latencyMs: 20 }, quiet: true, fastReadSeconds: 30, queueWorkers: false });
+  const workers: Instance[] = [];
+  try {
+    for (let i = 0; i < WORKERS; i++) workers.push(await startInstance(w.env, { UMC_LOG_LEVEL: "warn" }));
+    const ids = new Map<string, string>();
+    const tLink = Date.now();
+    await pool(users, 16, async (u) => { ids.set(u, (await w.link(u, `user${u}@contoso.test`)).userId); });
+    // Linked: every first run done and every subscription created.
+    const subscribed = () => new Set([...w.sim.subscriptions.values()].map((s) => s.userId)).size;
+    while (subscribed() < MAILBOXES && Date.now() - tLink < 300_000) await sleep(250);
+    const linkSeconds = (Date.now() - tLink) / 1000;
+    await sleep(2000);
+
+    const before = { requests: w.sim.stats.requests, throttled: w.sim.stats.throttled };
+    const t0 = Date.now();
+    for (let burst = 0; burst < PER_MAILBOX; burst++) {
+      await pool(users, 32, (u) => w.dc.lda(u, avayaVoiceMessage({ id: `load-${u}-${burst}` })));
+    }
+    const depositSeconds = (Date.now() - t0) / 1000;
+    const total = MAILBOXES * PER_MAILBOX;
+    const count = () => { let n = 0; for (const id of ids.values()) n += w.sim.outlook(id).messages("inbox").length; return n; };
+    while (count() < total && Date.now() - t0 < 600_000) await sleep(250);
+    const convergeSeconds = (Date.now() - t0) / 1000;
+    // Let the follow-up runs finish before counting requests and duplicates.
+    await sleep(5000);
+    let dups = 0;
+    let copies = 0;
+    for (const id of ids.values()) {
+      const keys = w.sim.outlook(id).messages("inbox").map((m) => m.ext.get(SYNC_KEY_PROP.toLowerCase())?.value);
+      copies += keys.length;
+      dups += keys.length - new Set(keys).size;
+    }
+    const requests = w.sim.stats.requests - before.requests;
+    const throttled = w.sim.stats.throttled - before.throttled;
+    const rss = await Promise.all(workers.splice(0).map((i) => i.stop()));
+    const peaks = rss.map((r) => (r.peakRssBytes ?? 0) / 1024 / 1024);
+    const figures: Figure[] = [
+      { name: `linking ${MAILBOXES} mailboxes (first run + subscription each)`, value: linkSeconds, unit: "s", reference: 120, better: "lower" },
+      { name: `${total} deposits (10 bursts of ${MAILBOXES}) -> all in Exchange`, value: convergeSeconds, unit: "s", reference: 300, better: "lower" },
+      { name: "of which depositing (dovecot-lda, 32 at a time)", value: depositSeconds, unit: "s", reference: 300, better: "lower" },
+      { name: "voice messages in Exchange", value: copies, unit: "", reference: total, better: "higher" },
+      { name: "duplicates", value: dups, unit: "", reference: 0, better: "lower" },
+      { name: "Graph requests per voice message (incl. follow-up runs)", value: requests / total, unit: "req", reference: 1.5, better: "lower" },
+      { name: "429 responses received", value: throttled, unit: "", reference: 0, better: "lower" },
+      { name: "worker peak RSS, highest of 4", value: Math.max(...peaks), unit: "MB", reference: 512, better: "lower" },
+      { name: "worker peak RSS, lowest of 4", value: Math.min(...peaks), unit: "MB", reference: 512, better: "lower" },
+    ];
+    const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+    fs.mkdirSync(path.join(root, "docs"), { recursive: true });
+    fs.writeFileSync(path.join(root, "docs", "load.md"), `# Load
+
+Generated by \`npm run bench -- load\` (bench/load.bench.ts) on ${new Date().toISOString().slice(0, 10)}; do not edit by hand.
+${MAILBOXES} linked voice mailboxes (voice profile), ${PER_MAILBOX} voice messages each, deposited through dovecot-lda
+in ${PER_MAILBOX} bursts of one message per mailbox. One process serves the HTTP functions and the
+timers; ${WORKERS} worker processes (scripts/instance.ts) take the queue (host.json batchSize 16 each).
+The Graph simulator answers every request after 20 ms and enforces Graph's documented limits
+(4 concurrent requests and 10,000 requests per 10 minutes per app and mailbox).
+
+${formatFigures(title, figures)}
+`);
+    return figures;
+  } finally {
+    await Promise.all(workers.map((i) => i.stop()));
+    await w.stop();
+  }
+}
