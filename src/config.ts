@@ -40,6 +40,8 @@ const schema = z
     UMC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     UMC_FAST_READ_INTERVAL_SECONDS: int(1, 3600).default(5),
     UMC_GRAPH_MAX_CONCURRENCY_PER_MAILBOX: int(1, 4).default(4),
+    /** A Graph request slower than this is given up (transient GRAPH_UNAVAILABLE). */
+    UMC_GRAPH_REQUEST_TIMEOUT_SECONDS: int(1, 240).default(60),
     UMC_MASS_DELETE_MAX_SHARE: z.coerce.number().min(0).max(1).default(0.5),
     UMC_LEASE_SECONDS: int(5, 600).default(60),
     UMC_ENVIRONMENT: z.enum(["azure", "local", "test"]).default("azure"),
@@ -86,7 +88,7 @@ export interface Config {
     managedIdentityClientId?: string;
     authorityHost: string;
   };
-  graph: { baseUrl: string; maxConcurrencyPerMailbox: number };
+  graph: { baseUrl: string; maxConcurrencyPerMailbox: number; requestTimeoutMs: number };
   publicBaseUrl?: string;
   secrets: {
     webhookSecret?: string;
@@ -127,7 +129,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       managedIdentityClientId: c.UMC_MANAGED_IDENTITY_CLIENT_ID,
       authorityHost: c.UMC_AUTHORITY_HOST,
     },
-    graph: { baseUrl: c.UMC_GRAPH_BASE_URL, maxConcurrencyPerMailbox: c.UMC_GRAPH_MAX_CONCURRENCY_PER_MAILBOX },
+    graph: { baseUrl: c.UMC_GRAPH_BASE_URL, maxConcurrencyPerMailbox: c.UMC_GRAPH_MAX_CONCURRENCY_PER_MAILBOX, requestTimeoutMs: c.UMC_GRAPH_REQUEST_TIMEOUT_SECONDS * 1000 },
     publicBaseUrl: c.UMC_PUBLIC_BASE_URL,
     secrets: {
       webhookSecret: c.UMC_WEBHOOK_SECRET,

@@ -70,7 +70,7 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
     graph: (tenantId) => {
       let g = graphs.get(tenantId);
       if (!g) {
-        g = new GraphClient({ baseUrl: config.graph.baseUrl, tenantId, tokens: tokenSource(), maxConcurrencyPerMailbox: config.graph.maxConcurrencyPerMailbox });
+        g = new GraphClient({ baseUrl: config.graph.baseUrl, tenantId, tokens: tokenSource(), maxConcurrencyPerMailbox: config.graph.maxConcurrencyPerMailbox, requestTimeoutMs: config.graph.requestTimeoutMs });
         graphs.set(tenantId, g);
       }
       return g;

@@ -14,10 +14,11 @@ import { runSyncRequest } from "./voicemail.js";
 
 /** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
 const MAX_REQUEUE_SECONDS = 15 * 60;
-/** A voice store that is full or away is retried after 2, 4, 8 ... 256 s (about 8 minutes in
- *  all); the host's own retries (5 within a minute) would give up before a restart is over. */
-const STORE_RETRIES = 8;
-const STORE_BUSY = ["IMAP_CONNECTION_LIMIT", "IMAP_UNAVAILABLE"] as const;
+/** A voice store that is full or away, or a storage or Graph outage, is retried after 2, 4,
+ *  8 ... 256 s (about 8 minutes in all): the host's own retries (5 within a minute) would give
+ *  up before a restart is over and fill the poison queue with runs that only needed to wait. */
+const OUTAGE_RETRIES = 8;
+const OUTAGES: readonly string[] = ["IMAP_CONNECTION_LIMIT", "IMAP_UNAVAILABLE", "STATE_UNAVAILABLE", "GRAPH_UNAVAILABLE"];
 
 export async function runRequest(deps: Deps, req: SyncRequest) {
   switch (req.kind ?? "voicemail") {
@@ -38,12 +39,13 @@ export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<v
       await enqueueSync(deps.syncQueue, { ...req, reason: req.reason === "admin" ? "admin" : "follow-up" }, delay);
       return;
     }
-    if (isConnectorError(e) && (STORE_BUSY as readonly string[]).includes(e.code)) {
+    if (isConnectorError(e) && OUTAGES.includes(e.code)) {
       const attempt = (req.attempt ?? 0) + 1;
-      if (attempt > STORE_RETRIES) throw e; // the host's retries, then the poison queue; the poll timer goes on
+      if (attempt > OUTAGE_RETRIES) throw e; // the host's retries, then the poison queue; the timers go on
       const delay = 2 ** attempt;
-      deps.log.warn("sync.storeBusy", { linkId: req.linkId, kind: req.kind ?? "voicemail", code: e.code, attempt, retryInSeconds: delay });
-      await enqueueSync(deps.syncQueue, { ...req, attempt }, delay);
+      deps.log.warn("sync.outage", { linkId: req.linkId, kind: req.kind ?? "voicemail", code: e.code, attempt, retryInSeconds: delay });
+      // Storage may be the thing that is down: if the requeue fails, the host retries the original.
+      await enqueueSync(deps.syncQueue, { ...req, attempt }, delay).catch(() => { throw e; });
       return;
     }
     if (isConnectorError(e) && !e.transient) return; // visible on the link; retrying cannot help

@@ -58,7 +58,7 @@ export class GraphClient {
   private readonly client: Client;
   private readonly limits = new Map<string, Semaphore>();
 
-  constructor(private readonly opts: { baseUrl: string; tenantId: string; tokens: TokenSource; maxConcurrencyPerMailbox: number }) {
+  constructor(private readonly opts: { baseUrl: string; tenantId: string; tokens: TokenSource; maxConcurrencyPerMailbox: number; requestTimeoutMs?: number }) {
     const host = new URL(opts.baseUrl).hostname;
     const auth = new CustomAuthenticationProvider((done) => { opts.tokens.token(opts.tenantId).then((t) => done(null, t), (e: Error) => done(e, null)); });
     // The SDK's default chain, with one change to the retry rule: short Retry-After waits
@@ -94,7 +94,7 @@ export class GraphClient {
         throw toGraphError(e, { tenantId: this.opts.tenantId, mailboxId: r.mailbox });
       }
     };
-    const bounded = () => withDeadline(call(), GRAPH_REQUEST_DEADLINE_MS, "GRAPH_UNAVAILABLE", `Graph ${r.method} ${r.url.split("?")[0]}`, { tenantId: this.opts.tenantId, mailboxId: r.mailbox });
+    const bounded = () => withDeadline(call(), this.opts.requestTimeoutMs ?? GRAPH_REQUEST_DEADLINE_MS, "GRAPH_UNAVAILABLE", `Graph ${r.method} ${r.url.split("?")[0]}`, { tenantId: this.opts.tenantId, mailboxId: r.mailbox });
     return limit ? limit.run(bounded) : bounded();
   }
 

@@ -23,8 +23,8 @@ describe("voice store connection limit", () => {
     await w.dc.lda("8101", avayaVoiceMessage({ id: "busy-1" }));
     await w.dc.lda("8101", avayaVoiceMessage({ id: "busy-2" }));
     const lines = () => ((w.log as { lines?: Array<Record<string, unknown>> }).lines ?? []);
-    await expect.poll(() => lines().filter((l) => l.event === "sync.storeBusy").length, { timeout: 15_000 }).toBeGreaterThanOrEqual(3);
-    expect(lines().find((l) => l.event === "sync.storeBusy")).toMatchObject({ code: "IMAP_CONNECTION_LIMIT", attempt: 1, retryInSeconds: 2 });
+    await expect.poll(() => lines().filter((l) => l.event === "sync.outage").length, { timeout: 15_000 }).toBeGreaterThanOrEqual(3);
+    expect(lines().find((l) => l.event === "sync.outage")).toMatchObject({ code: "IMAP_CONNECTION_LIMIT", attempt: 1, retryInSeconds: 2 });
     expect(w.sim.outlook(userId).messages("inbox")).toHaveLength(0);
     // Longer than the host's own retries last here (5 deliveries, 1 s apart).
     await new Promise((r) => setTimeout(r, 8000));

@@ -56,6 +56,8 @@ export interface WorldOptions {
   logger?: Logger;
   /** Feature profiles written to the secrets file (the default profile always exists). */
   profiles?: unknown[];
+  /** More UMC_* settings for the connector (e.g. a shorter Graph request timeout). */
+  env?: Record<string, string>;
   /** Extra endpoint settings (e.g. locationCallbackUrl). */
   endpoint?: Record<string, unknown>;
 }
@@ -78,6 +80,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
     UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: az.connectionString, UMC_CLIENT_ID: APP, UMC_CLIENT_SECRET: "app-secret-for-tests",
     UMC_AUTHORITY_HOST: sim.origin, UMC_GRAPH_BASE_URL: sim.origin, UMC_PUBLIC_BASE_URL: host.url, UMC_WEBHOOK_SECRET: webhookSecret,
     UMC_STORE_NOTIFY_SECRET: storeSecret, UMC_SECRETS_FILE: secretsFile, UMC_ADMIN_TOKEN: ADMIN_TOKEN, UMC_FAST_READ_INTERVAL_SECONDS: String(options.fastReadSeconds ?? 1), UMC_LEASE_SECONDS: "30",
+    ...options.env,
   };
   const config = loadConfig(env);
   const deps = buildDeps(config, log);

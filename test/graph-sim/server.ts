@@ -40,6 +40,10 @@ export interface Faults {
   reorderNotificationsBatch: number;
   /** The next N attachment upload PUTs answer 503. */
   failUploadsNext: number;
+  /** The next N mailbox requests answer only after stallMs (and then do their work, as a
+   *  backend that is slow, not down, would: a write lands after the client gave up). */
+  stallNext: number;
+  stallMs: number;
 }
 
 interface Subscription {
@@ -77,7 +81,7 @@ export class GraphSimulator {
   origin = "";
   readonly tenants = new Map<string, SimTenant>();
   readonly subscriptions = new Map<string, Subscription>();
-  readonly faults: Faults = { latencyMs: 0, fail5xxNext: 0, throttleNext: 0, throttleRetryAfterSeconds: 1, dropNotificationsNext: 0, duplicateNotifications: false, delayNotificationsMs: 0, reorderNotificationsBatch: 0, failUploadsNext: 0 };
+  readonly faults: Faults = { latencyMs: 0, fail5xxNext: 0, throttleNext: 0, throttleRetryAfterSeconds: 1, dropNotificationsNext: 0, duplicateNotifications: false, delayNotificationsMs: 0, reorderNotificationsBatch: 0, failUploadsNext: 0, stallNext: 0, stallMs: 0 };
   readonly stats = { requests: 0, throttled: 0, byMailbox: new Map<string, number>(), byRoute: new Map<string, number>(), maxInFlight: new Map<string, number>(), notificationsSent: 0, notificationsFailed: 0, notificationsDropped: 0 };
   /** Consent decision the adminconsent endpoint takes (the test plays the admin). */
   consentDecision: "approve" | "deny" = "approve";
@@ -189,6 +193,7 @@ export class GraphSimulator {
     }
     // Latency is spent inside the mailbox's concurrency window, as a slow backend would.
     if (this.faults.latencyMs > 0) await new Promise((r) => setTimeout(r, this.faults.latencyMs));
+    if (user && this.faults.stallNext > 0) { this.faults.stallNext--; await new Promise((r) => setTimeout(r, this.faults.stallMs)); }
     const ctx: Ctx = { ...auth, immutableIds: /IdType="ImmutableId"/i.test(headers.prefer ?? ""), prefer: (headers.prefer ?? "").split(",").map((s) => s.trim()) };
     try {
       return await this.dispatch(method, path, query, headers, body, ctx, user);
