@@ -28,6 +28,23 @@ for entry in "${GRAPH_APP_ROLES[@]}"; do
   echo "  + ${entry#*=} (application)"
 done
 
+# The admin API (status page and JSON): operators of this tenant sign in with Entra and need the
+# app role Umconnect.Admin (assign it under Enterprise applications > umconnect > Users and
+# groups). Tokens are v2.0; the Azure CLI is pre-authorized, so an operator gets one with
+#   az account get-access-token --scope api://<app id>/.default
+# (src/admin/adminAuth.ts checks signature, issuer, audience, lifetime and the role.)
+ADMIN_ROLE_ID=$(cat /proc/sys/kernel/random/uuid)
+SCOPE_ID=$(cat /proc/sys/kernel/random/uuid)
+AZURE_CLI_APP_ID="04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+az ad app update --id "$APP_ID" --identifier-uris "api://${APP_ID}" \
+  --app-roles "[{\"allowedMemberTypes\":[\"User\"],\"description\":\"Read umconnect status and operate links\",\"displayName\":\"umconnect administrator\",\"isEnabled\":true,\"value\":\"Umconnect.Admin\",\"id\":\"${ADMIN_ROLE_ID}\"}]"
+OBJECT_ID=$(az ad app show --id "$APP_ID" --query id -o tsv)
+az rest --method PATCH --uri "https://graph.microsoft.com/v1.0/applications/${OBJECT_ID}" --headers "Content-Type=application/json" \
+  --body "{\"api\":{\"requestedAccessTokenVersion\":2,\"oauth2PermissionScopes\":[{\"id\":\"${SCOPE_ID}\",\"value\":\"admin\",\"type\":\"Admin\",\"isEnabled\":true,\"adminConsentDisplayName\":\"Administer umconnect\",\"adminConsentDescription\":\"Read umconnect status as the signed-in operator\"}]}}" >/dev/null
+az rest --method PATCH --uri "https://graph.microsoft.com/v1.0/applications/${OBJECT_ID}" --headers "Content-Type=application/json" \
+  --body "{\"api\":{\"preAuthorizedApplications\":[{\"appId\":\"${AZURE_CLI_APP_ID}\",\"delegatedPermissionIds\":[\"${SCOPE_ID}\"]}]}}" >/dev/null
+echo "admin API: app role Umconnect.Admin, identifier api://${APP_ID}, Azure CLI pre-authorized"
+
 # Certificate credential: only the public part is uploaded; keep the key in Key Vault.
 if [ ! -f umconnect-app.pem ]; then
   openssl req -x509 -newkey rsa:3072 -nodes -days 730 -subj "/CN=umconnect" -keyout umconnect-app.key -out umconnect-app.crt

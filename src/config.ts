@@ -36,6 +36,9 @@ const schema = z
     UMC_KEY_VAULT_URI: httpsUrl.optional(),
     UMC_SECRETS_FILE: z.string().min(1).optional(),
     UMC_ADMIN_TOKEN: z.string().min(24, "at least 24 characters").optional(),
+    // Admin API in Azure: Entra access tokens of the operator's tenant, with this app role.
+    UMC_ADMIN_TENANT_ID: z.string().uuid("a tenant id (GUID)").optional(),
+    UMC_ADMIN_ROLE: z.string().regex(/^[A-Za-z0-9._-]{1,120}$/).default("Umconnect.Admin"),
     // Behaviour
     UMC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     UMC_FAST_READ_INTERVAL_SECONDS: int(1, 3600).default(5),
@@ -63,6 +66,9 @@ function crossProblems(c: Record<string, string | undefined>): string[] {
     for (const key of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_STORE_NOTIFY_SECRET"]) {
       if (!c[key]) out.push(`${key}: required in Azure`);
     }
+    // The admin API takes Entra tokens in Azure; a shared bearer token is for the dev host only.
+    if (c.UMC_ADMIN_TOKEN) out.push("UMC_ADMIN_TOKEN: the local admin token is for the dev host; in Azure the admin API takes Entra tokens (UMC_ADMIN_TENANT_ID)");
+    if (!c.UMC_ADMIN_TENANT_ID) out.push("UMC_ADMIN_TENANT_ID: required in Azure (the tenant whose users administer umconnect)");
     if (!c.UMC_CLIENT_CERT_PATH && !c.UMC_MANAGED_IDENTITY_CLIENT_ID) {
       out.push("UMC_MANAGED_IDENTITY_CLIENT_ID: set UMC_MANAGED_IDENTITY_CLIENT_ID (federated credential) or UMC_CLIENT_CERT_PATH");
     }
@@ -97,6 +103,7 @@ export interface Config {
     secretsFile?: string;
     adminToken?: string;
   };
+  admin: { tenantId?: string; role: string };
   logLevel: RawConfig["UMC_LOG_LEVEL"];
   sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number };
 }
@@ -138,6 +145,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       secretsFile: c.UMC_SECRETS_FILE,
       adminToken: c.UMC_ADMIN_TOKEN,
     },
+    admin: { tenantId: c.UMC_ADMIN_TENANT_ID, role: c.UMC_ADMIN_ROLE },
     logLevel: c.UMC_LOG_LEVEL,
     sync: {
       fastReadIntervalSeconds: c.UMC_FAST_READ_INTERVAL_SECONDS,

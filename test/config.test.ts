@@ -6,7 +6,7 @@ import { memoryLogger } from "../src/log.js";
 const azure = {
   UMC_ENVIRONMENT: "azure", UMC_TABLE_SERVICE_URI: "https://st.table.core.windows.net/", UMC_QUEUE_SERVICE_URI: "https://st.queue.core.windows.net/",
   UMC_CLIENT_ID: "app", UMC_MANAGED_IDENTITY_CLIENT_ID: "mi", UMC_PUBLIC_BASE_URL: "https://func.example.test",
-  UMC_WEBHOOK_SECRET: "w".repeat(40), UMC_STORE_NOTIFY_SECRET: "s".repeat(40),
+  UMC_WEBHOOK_SECRET: "w".repeat(40), UMC_STORE_NOTIFY_SECRET: "s".repeat(40), UMC_ADMIN_TENANT_ID: "0c0ffee0-0000-4000-8000-000000000001",
 };
 
 describe("configuration", () => {
@@ -19,6 +19,13 @@ describe("configuration", () => {
     expect(err.problems!.join("\n")).toMatch(/UMC_STORAGE_CONNECTION_STRING/);
     expect(err.problems!.join("\n")).toMatch(/UMC_CLIENT_SECRET: client secrets are not allowed in Azure/);
     expect(err.problems!.join("\n")).toMatch(/UMC_WEBHOOK_SECRET: required in Azure/);
+  });
+  it("keeps the shared admin token out of Azure, where the admin API takes Entra tokens", () => {
+    expect(() => loadConfig({ ...azure, UMC_ADMIN_TOKEN: "t".repeat(40) })).toThrow(/UMC_ADMIN_TOKEN: the local admin token is for the dev host/);
+    const { UMC_ADMIN_TENANT_ID: _t, ...noTenant } = azure;
+    expect(() => loadConfig(noTenant)).toThrow(/UMC_ADMIN_TENANT_ID: required in Azure/);
+    expect(() => loadConfig({ ...azure, UMC_ADMIN_TENANT_ID: "contoso" })).toThrow(/UMC_ADMIN_TENANT_ID: a tenant id/);
+    expect(loadConfig(azure).admin).toEqual({ tenantId: "0c0ffee0-0000-4000-8000-000000000001", role: "Umconnect.Admin" });
   });
   it("ignores empty settings and other variables", () => {
     expect(loadConfig({ UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: "UseDevelopmentStorage=true", UMC_LOG_LEVEL: "", PATH: "/bin" }).logLevel).toBe("info");

@@ -6,7 +6,6 @@
  * Admin requests authenticate with a bearer token compared in constant time (a local token in
  * the dev host; in Azure, App Service authentication with Entra ID in front of /api/admin).
  */
-import crypto from "node:crypto";
 import type { HttpResponseInit } from "@azure/functions";
 import type { Deps } from "../app/deps.js";
 import type { KindStatus, MailboxLink } from "../state/stateStore.js";
@@ -104,16 +103,6 @@ function kindAlerts(l: MailboxLink): Alert[] {
     if (k.conflicts) out.push({ severity: "warning", linkId: l.linkId, code: "CONFLICTS_KEPT", text: `${k.conflicts} contact edit conflict(s); the losing versions are kept (umconnect conflicts ${l.linkId})` });
   }
   return out;
-}
-
-/** Constant-time bearer check; false when no admin token is configured. */
-export function adminAuthorized(deps: Deps, authorization: string | null): boolean {
-  const expected = deps.config.secrets.adminToken;
-  const given = authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
-  if (!expected || !given) return false;
-  const a = crypto.createHash("sha256").update(given).digest();
-  const b = crypto.createHash("sha256").update(expected).digest();
-  return crypto.timingSafeEqual(a, b);
 }
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -15,6 +15,7 @@ import { msalTokenSource, type AppCredential, type TokenSource } from "../graph/
 import { GraphClient } from "../graph/client.js";
 import { loadDirectory, type Directory } from "./endpoints.js";
 import { ReplayGuard } from "../webhooks/storeNotifications.js";
+import { createAdminAuth, type AdminAuth } from "../admin/adminAuth.js";
 
 export interface Deps {
   config: Config;
@@ -28,6 +29,8 @@ export interface Deps {
   /** Identifies this process as a lease owner. */
   workerId: string;
   storeReplay: ReplayGuard;
+  /** Who may use the admin API (Entra tokens in Azure, the local token in the dev host). */
+  adminAuth: () => AdminAuth;
 }
 
 let current: Deps | undefined;
@@ -42,6 +45,7 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
   const mi = config.identity.managedIdentityClientId ? new ManagedIdentityCredential({ clientId: config.identity.managedIdentityClientId }) : undefined;
   if (!s.connectionString && !mi) throw new ConnectorError("CONFIG_INVALID", "storage by service URI needs UMC_MANAGED_IDENTITY_CLIENT_ID");
   let directory: Directory | undefined;
+  let adminAuth: AdminAuth | undefined;
   let tokens = overrides.tokens;
   const graphs = new Map<string, GraphClient>();
   const tokenSource = () => {
@@ -77,6 +81,7 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
     },
     workerId: `${process.pid}-${crypto.randomBytes(4).toString("hex")}`,
     storeReplay: new ReplayGuard(),
+    adminAuth: () => (adminAuth ??= createAdminAuth(config)),
   };
 }
 

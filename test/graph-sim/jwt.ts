@@ -48,3 +48,11 @@ export function verifyAssertion(token: string, certPem: string): { ok: true; pay
     : alg === "RS256" ? crypto.verify("sha256", Buffer.from(d.signingInput), key, d.signature) : false;
   return ok ? { ok: true, payload: d.payload, header: d.header } : { ok: false, reason: "signature" };
 }
+
+/** RS256 (RFC 7518 section 3.3), as Entra ID signs its tokens. */
+export function signRs256(payload: Record<string, unknown>, key: crypto.KeyObject, kid: string): string {
+  const head = b64url(JSON.stringify({ typ: "JWT", alg: "RS256", kid }));
+  const body = b64url(JSON.stringify(payload));
+  const sig = crypto.sign("sha256", Buffer.from(`${head}.${body}`), key).toString("base64url");
+  return `${head}.${body}.${sig}`;
+}

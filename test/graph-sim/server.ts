@@ -7,7 +7,7 @@ import fs from "node:fs";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { ensureTestCerts, type TestCerts } from "../harness/certs.js";
-import { signHs256, verifyAssertion, verifyHs256 } from "./jwt.js";
+import { signHs256, signRs256, verifyAssertion, verifyHs256 } from "./jwt.js";
 import { makeUser, newChangeKey, newId, resolveFolder, type SimApp, type SimMessage, type SimTenant, type SimUser } from "./model.js";
 import { ContactsModel, resolveContactFolder } from "./contacts.js";
 import { CalendarModel } from "./calendar.js";
@@ -87,6 +87,8 @@ export class GraphSimulator {
   consentDecision: "approve" | "deny" = "approve";
   private server?: https.Server;
   private readonly signingKey = crypto.randomBytes(32);
+  /** Entra's token signing keys, published at /{tenant}/discovery/v2.0/keys; rotateSigningKey() adds one. */
+  private readonly rsaKeys: Array<{ kid: string; privateKey: crypto.KeyObject; publicKey: crypto.KeyObject }> = [];
   private readonly inFlight = new Map<string, number>();
   private readonly budget = new Map<string, { windowStart: number; count: number }>();
   private readonly deltaTokens = new Map<string, { userId: string; folderId: string; seq: number; select?: string; expand?: string }>();
@@ -148,6 +150,8 @@ export class GraphSimulator {
     if (tokenPath && method === "POST") return this.token(tokenPath[1]!, body.toString(), url);
     const oidc = path.match(/^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/);
     if (oidc) return { status: 200, body: this.openidConfiguration(oidc[1]!) };
+    const keys = path.match(/^\/([^/]+)\/discovery\/v2\.0\/keys$/);
+    if (keys && method === "GET") return { status: 200, body: { keys: this.signingKeys().map((k) => ({ ...k.publicKey.export({ format: "jwk" }), kid: k.kid, kty: "RSA", use: "sig", alg: "RS256" })) } };
     const consent = path.match(/^\/([^/]+)\/v2\.0\/adminconsent$/);
     if (consent) return this.adminConsent(consent[1]!, url);
     if (!path.startsWith("/v1.0/")) return graphError(404, "NotFound", "Resource not found");
@@ -207,6 +211,34 @@ export class GraphSimulator {
   }
 
   // ---- Entra ID ---------------------------------------------------------------------------
+
+  private signingKeys() {
+    if (!this.rsaKeys.length) this.rotateSigningKey();
+    return this.rsaKeys;
+  }
+
+  /** A new signing key becomes the current one; the old ones stay published (Entra rolls keys over). */
+  rotateSigningKey(): string {
+    const { privateKey, publicKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const kid = crypto.randomBytes(12).toString("base64url");
+    this.rsaKeys.unshift({ kid, privateKey, publicKey });
+    return kid;
+  }
+
+  /**
+   * An access token for an app's own API, as Entra issues it to a signed-in user (say, the
+   * Azure CLI: az account get-access-token --scope api://<app>/.default). v2.0 format: the
+   * audience is the app's client id, the issuer {authority}/{tenant}/v2.0, app roles assigned
+   * to the user in `roles` (https://learn.microsoft.com/en-us/entra/identity-platform/access-token-claims-reference).
+   */
+  issueUserToken(claims: { tenantId: string; audience: string; roles?: string[]; oid?: string; name?: string; expiresInSeconds?: number; issuer?: string }): string {
+    const iat = Math.floor(Date.now() / 1000);
+    const [key] = this.signingKeys();
+    return signRs256({
+      aud: claims.audience, iss: claims.issuer ?? `${this.origin}/${claims.tenantId}/v2.0`, iat, nbf: iat, exp: iat + (claims.expiresInSeconds ?? 3600),
+      tid: claims.tenantId, oid: claims.oid ?? crypto.randomUUID(), name: claims.name ?? "Admin", ver: "2.0", ...(claims.roles ? { roles: claims.roles } : {}),
+    }, key!.privateKey, key!.kid);
+  }
 
   private openidConfiguration(tenant: string) {
     const base = `${this.origin}/${tenant}`;
