@@ -11,7 +11,7 @@ import { adminStatusFunction } from "./adminStatus.js";
 import { graphLifecycleFunction, graphNotificationsFunction } from "./graphNotifications.js";
 import { storeNotificationsFunction } from "./storeNotifications.js";
 import { syncWorkerFunction } from "./syncWorker.js";
-import { fastReadCheckFunction, pollStoresFunction, reconcileFunction, renewSubscriptionsFunction } from "./timers.js";
+import { alertsFunction, fastReadCheckFunction, pollStoresFunction, reconcileFunction, renewSubscriptionsFunction } from "./timers.js";
 
 export const functionDefinitions: readonly FunctionDefinition[] = [
   healthFunction,
@@ -23,6 +23,7 @@ export const functionDefinitions: readonly FunctionDefinition[] = [
   pollStoresFunction,
   fastReadCheckFunction,
   reconcileFunction,
+  alertsFunction,
   consentStartFunction,
   consentCallbackFunction,
   adminStatusFunction,

@@ -3,6 +3,7 @@ import type { FunctionDefinition } from "./definition.js";
 import { getDeps } from "../src/app/deps.js";
 import { enqueueLinks } from "../src/app/schedule.js";
 import { renewSubscriptions } from "../src/app/voicemail.js";
+import { evaluateAlerts } from "../src/admin/alerts.js";
 
 export const renewSubscriptionsFunction: FunctionDefinition = {
   name: "renewSubscriptions",
@@ -29,4 +30,11 @@ export const reconcileFunction: FunctionDefinition = {
   name: "reconcile",
   trigger: { kind: "timer", schedule: "0 17 * * * *" },
   handler: async () => { await enqueueLinks(getDeps(), "reconcile"); },
+};
+
+/** Alerts to a person (webhook) and the link/alert gauges of the telemetry. */
+export const alertsFunction: FunctionDefinition = {
+  name: "alerts",
+  trigger: { kind: "timer", schedule: "0 */5 * * * *" },
+  handler: async () => { await evaluateAlerts(getDeps()); },
 };

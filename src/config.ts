@@ -39,6 +39,9 @@ const schema = z
     // Admin API in Azure: Entra access tokens of the operator's tenant, with this app role.
     UMC_ADMIN_TENANT_ID: z.string().uuid("a tenant id (GUID)").optional(),
     UMC_ADMIN_ROLE: z.string().regex(/^[A-Za-z0-9._-]{1,120}$/).default("Umconnect.Admin"),
+    // Alerts are POSTed here (a Teams workflow, an incident tool); signed when a secret is set.
+    UMC_ALERT_WEBHOOK_URL: httpsUrl.optional(),
+    UMC_ALERT_WEBHOOK_SECRET: z.string().min(32, "at least 32 characters").optional(),
     // Behaviour
     UMC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     UMC_FAST_READ_INTERVAL_SECONDS: int(1, 3600).default(5),
@@ -104,6 +107,7 @@ export interface Config {
     adminToken?: string;
   };
   admin: { tenantId?: string; role: string };
+  alerts: { webhookUrl?: string; webhookSecret?: string };
   logLevel: RawConfig["UMC_LOG_LEVEL"];
   sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number };
 }
@@ -146,6 +150,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       adminToken: c.UMC_ADMIN_TOKEN,
     },
     admin: { tenantId: c.UMC_ADMIN_TENANT_ID, role: c.UMC_ADMIN_ROLE },
+    alerts: { webhookUrl: c.UMC_ALERT_WEBHOOK_URL, webhookSecret: c.UMC_ALERT_WEBHOOK_SECRET },
     logLevel: c.UMC_LOG_LEVEL,
     sync: {
       fastReadIntervalSeconds: c.UMC_FAST_READ_INTERVAL_SECONDS,

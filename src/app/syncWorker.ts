@@ -11,6 +11,7 @@ import { runContactsRequest } from "./contacts.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 import { runSyncRequest } from "./voicemail.js";
+import { recordDeferred, traceSyncRun } from "../telemetry.js";
 
 /** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
 const MAX_REQUEUE_SECONDS = 15 * 60;
@@ -30,12 +31,14 @@ export async function runRequest(deps: Deps, req: SyncRequest) {
 }
 
 export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<void> {
+  const kind = req.kind ?? "voicemail";
   try {
-    await runRequest(deps, req);
+    await traceSyncRun({ kind, linkId: req.linkId, reason: req.reason, at: req.at }, () => runRequest(deps, req));
   } catch (e) {
     if (isConnectorError(e, "GRAPH_THROTTLED")) {
       const delay = Math.min(MAX_REQUEUE_SECONDS, Math.max(1, e.retryAfterSeconds ?? 60));
-      deps.log.warn("sync.throttled", { linkId: req.linkId, kind: req.kind ?? "voicemail", retryAfterSeconds: delay });
+      deps.log.warn("sync.throttled", { linkId: req.linkId, kind, retryAfterSeconds: delay });
+      recordDeferred(kind, e.code);
       await enqueueSync(deps.syncQueue, { ...req, reason: req.reason === "admin" ? "admin" : "follow-up" }, delay);
       return;
     }
@@ -43,7 +46,8 @@ export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<v
       const attempt = (req.attempt ?? 0) + 1;
       if (attempt > OUTAGE_RETRIES) throw e; // the host's retries, then the poison queue; the timers go on
       const delay = 2 ** attempt;
-      deps.log.warn("sync.outage", { linkId: req.linkId, kind: req.kind ?? "voicemail", code: e.code, attempt, retryInSeconds: delay });
+      deps.log.warn("sync.outage", { linkId: req.linkId, kind, code: e.code, attempt, retryInSeconds: delay });
+      recordDeferred(kind, e.code);
       // Storage may be the thing that is down: if the requeue fails, the host retries the original.
       await enqueueSync(deps.syncQueue, { ...req, attempt }, delay).catch(() => { throw e; });
       return;

@@ -104,6 +104,21 @@ export interface RecordStatePort<T, C> {
   saveCursors(cursors: C): Promise<void>;
 }
 
+/** An alert the alerts timer has seen: when it was raised, told, and (once gone) resolved. */
+export interface AlertRecord {
+  key: string;
+  code: string;
+  severity: "warning" | "critical";
+  linkId?: string;
+  tenantId?: string;
+  text: string;
+  firstSeen: string;
+  /** When the last notice about it went out; absent while one is owed. */
+  notifiedAt?: string;
+  /** Set when the condition cleared; the row goes once the "resolved" notice is out. */
+  resolvedAt?: string;
+}
+
 export interface ConflictRecord {
   syncKey: string;
   at: string;
@@ -373,6 +388,33 @@ export class StateStore {
       }
     });
     return out.sort((a, b) => a.at.localeCompare(b.at));
+  }
+
+  // ---- alerts --------------------------------------------------------------------------
+
+  async listAlerts(): Promise<AlertRecord[]> {
+    const c = await this.tables.client("alerts");
+    const out: AlertRecord[] = [];
+    await guard(async () => {
+      for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: "PartitionKey eq 'alert'" } })) {
+        out.push(JSON.parse(String(row.data)) as AlertRecord);
+      }
+    });
+    return out;
+  }
+
+  async putAlert(a: AlertRecord): Promise<void> {
+    const c = await this.tables.client("alerts");
+    await guard(() => c.upsertEntity(entity("alert", keyOf(a.key), { data: JSON.stringify(a) }), "Replace"));
+  }
+
+  async deleteAlert(key: string): Promise<void> {
+    const c = await this.tables.client("alerts");
+    try {
+      await guard(() => c.deleteEntity("alert", keyOf(key)));
+    } catch (e) {
+      if (!isConnectorError(e, "NOT_FOUND")) throw e;
+    }
   }
 
   // ---- subscriptions -------------------------------------------------------------------
