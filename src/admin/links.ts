@@ -131,3 +131,47 @@ export async function allowMassDelete(deps: Deps, linkId: string, kind: "voicema
   await enqueueLinkKinds(deps, l, "admin", [kind]);
   return l;
 }
+
+/**
+ * Sets (or with `undefined` clears) one user's departures from the link's feature profile,
+ * e.g. `{ "contacts": { "enabled": true } }`. Stored as given, so the profile's own settings
+ * show through everywhere the override says nothing; refused with every problem listed when a
+ * setting is unknown or the result is not a valid profile. Runs of every kind are queued, so a
+ * kind the override turns on starts at once.
+ */
+export async function setProfileOverride(deps: Deps, linkId: string, override: Record<string, unknown> | undefined): Promise<MailboxLink> {
+  const link = await deps.state.getLink(linkId);
+  if (!link) throw new ConnectorError("NOT_FOUND", `no link ${linkId}`, { mailboxId: linkId });
+  if (override !== undefined) {
+    const problems: string[] = [];
+    if (typeof override !== "object" || override === null || Array.isArray(override)) problems.push("(override): must be a JSON object");
+    else {
+      for (const k of ["id", "displayName"]) if (k in override) problems.push(`${k}: a profile's identity cannot be overridden`);
+      problems.push(...unknownSettings(override, deps.directory().profile(link.profileId) as unknown as Record<string, unknown>));
+      try {
+        deps.directory().linkProfile({ profileId: link.profileId, profileOverride: override });
+      } catch (e) {
+        if (!isConnectorError(e, "BAD_REQUEST")) throw e;
+        problems.push(...e.problems);
+      }
+    }
+    if (problems.length) throw new ConnectorError("BAD_REQUEST", `invalid override for ${linkId}`, { problems, mailboxId: linkId });
+  }
+  const l = await deps.state.modifyLink(linkId, (x) => ({ ...x, profileOverride: override }));
+  deps.log.info("admin.override.set", { linkId, settings: override ? Object.keys(override) : [] });
+  await enqueueLinkKinds(deps, l, "admin");
+  return l;
+}
+
+/** Paths in `given` that the profile does not have (typos would otherwise be dropped silently). */
+function unknownSettings(given: Record<string, unknown>, known: Record<string, unknown>, at = ""): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(given)) {
+    const path = at ? `${at}.${k}` : k;
+    if (k === "id" || k === "displayName") continue;
+    if (!(k in known)) { out.push(`${path}: unknown setting`); continue; }
+    const sub = known[k];
+    if (v && typeof v === "object" && !Array.isArray(v) && sub && typeof sub === "object" && !Array.isArray(sub)) out.push(...unknownSettings(v as Record<string, unknown>, sub as Record<string, unknown>, path));
+  }
+  return out;
+}

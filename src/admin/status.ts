@@ -3,8 +3,8 @@
  * voice messages, the last error with its reason, skipped items, and subscription expiry; and
  * alerts for what needs a person: links that keep failing, credentials an endpoint rejected,
  * subscriptions that could not be renewed, mass-delete stops.
- * Admin requests authenticate with a bearer token compared in constant time (a local token in
- * the dev host; in Azure, App Service authentication with Entra ID in front of /api/admin).
+ * Who may read it is decided by src/admin/adminAuth.ts (Entra tokens in Azure, a local token
+ * in the dev host).
  */
 import type { HttpResponseInit } from "@azure/functions";
 import type { Deps } from "../app/deps.js";
@@ -20,6 +20,9 @@ export interface LinkStatus {
   voiceMailbox: string;
   exchangeUser: string;
   state: string;
+  profileId: string;
+  /** The settings this user's override changes (see `umconnect override`). */
+  overrides?: string[];
   lastSyncAt?: string;
   lagSeconds?: number;
   unreadVoice: number;
@@ -68,6 +71,7 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
     const sub = subs.filter((s) => s.linkId === l.linkId).sort((a, b) => b.expiresAt.localeCompare(a.expiresAt))[0];
     out.push({
       linkId: l.linkId, tenantId: l.tenantId, voiceMailbox: `${l.voiceMailbox}@${l.endpointId}`, exchangeUser: l.upn ?? l.userId, state: l.state,
+      profileId: l.profileId, ...(l.profileOverride ? { overrides: Object.keys(l.profileOverride) } : {}),
       lastSyncAt: l.lastSyncAt, lagSeconds: l.lastSyncAt ? Math.round((now - Date.parse(l.lastSyncAt)) / 1000) : undefined,
       unreadVoice: l.unreadVoice, readDriftTotal: l.readDriftTotal ?? 0, skipped, lastError: l.lastError, subscriptionExpiresAt: sub?.expiresAt,
       contacts: l.kinds?.contacts, calendar: l.kinds?.calendar, location: l.kinds?.location,
@@ -117,13 +121,13 @@ function kindCell(l: LinkStatus): string {
 }
 
 export function statusPage(r: StatusReport): HttpResponseInit {
-  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}</td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${kindCell(l)}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
+  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}<br><small>${esc(l.profileId)}${l.overrides ? ` + override (${esc(l.overrides.join(", "))})` : ""}</small></td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${kindCell(l)}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
   const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>umconnect status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.9rem}tr.bad td{background:#fdecea}.critical{color:#a4262c}.warning{color:#8a5a00}</style></head><body>
 <h1>umconnect status</h1><p>Generated ${esc(r.generatedAt)}</p>
 <h2>Alerts (${r.alerts.length})</h2><ul>${r.alerts.map((a) => `<li class="${a.severity}">${esc(a.severity)}: ${a.linkId ? `${esc(a.linkId)}: ` : ""}${esc(a.text)} <code>${esc(a.code)}</code></li>`).join("") || "<li>none</li>"}</ul>
 <h2>Tenants</h2><ul>${r.tenants.map((t) => `<li>${esc(t.tenantId)}: ${esc(t.status)}, ${t.links} links, ${t.failing} failing</li>`).join("")}</ul>
-<h2>Mailboxes</h2><table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state</th><th>last sync</th><th>unread</th><th>subscription until</th><th>contacts / calendar</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>
+<h2>Mailboxes</h2><table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state / profile</th><th>last sync</th><th>unread</th><th>subscription until</th><th>contacts / calendar</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>
 </body></html>`;
   return { status: 200, headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'", "cache-control": "no-store", "x-content-type-options": "nosniff" }, body };
 }

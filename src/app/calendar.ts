@@ -32,7 +32,7 @@ export async function runCalendarRequest(deps: Deps, req: SyncRequest): Promise<
 
 async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger): Promise<CalendarSyncReport | undefined> {
   const dir = deps.directory();
-  const profile = dir.profile(link.profileId);
+  const profile = dir.linkProfile(link);
   if (!profile.calendar.enabled) return undefined;
   const started = Date.now();
   try {
@@ -78,7 +78,7 @@ export async function runLocationRequest(deps: Deps, req: SyncRequest): Promise<
 
 async function updateLocation(deps: Deps, link: MailboxLink, log: Logger): Promise<LocationReport | undefined> {
   const dir = deps.directory();
-  const profile = dir.profile(link.profileId);
+  const profile = dir.linkProfile(link);
   if (!profile.calendar.enabled || !profile.calendar.changeLocation.enabled) return undefined;
   try {
     const records = await deps.state.recordState<CalendarRecord, CalendarCursors>(link.linkId, "calendar").loadItems();

@@ -54,7 +54,7 @@ export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: 
 }
 
 async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger): Promise<ContactsSyncReport | undefined> {
-  const profile = deps.directory().profile(link.profileId);
+  const profile = deps.directory().linkProfile(link);
   if (!profile.contacts.enabled) return undefined;
   const started = Date.now();
   try {

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import { z } from "zod";
 import { ConnectorError } from "../errors.js";
 import type { ImapEndpoint } from "../imap/endpoint.js";
-import { parseProfile, DEFAULT_PROFILE, type FeatureProfile } from "../admin/profiles.js";
+import { parseProfile, effectiveProfile, DEFAULT_PROFILE, type FeatureProfile, type ProfileOverride } from "../admin/profiles.js";
 
 const authSchema = z.discriminatedUnion("mode", [
   z.object({ mode: z.literal("user-password"), password: z.string().min(1) }),
@@ -34,6 +34,8 @@ const fileSchema = z.object({
 export interface Directory {
   endpoint(id: string): ImapEndpoint;
   profile(id: string): FeatureProfile;
+  /** The profile a link runs with: its feature profile with the user's overrides applied. */
+  linkProfile(link: { profileId: string; profileOverride?: Record<string, unknown> }): FeatureProfile;
   /** The endpoint's UC-location callback URL, when it has one. */
   locationCallback(id: string): string | undefined;
   /** For the CLI: endpoints without their secrets, and the profiles. */
@@ -56,6 +58,11 @@ export function loadDirectory(secretsFile: string | undefined): Directory {
   }]));
   const profiles = new Map<string, FeatureProfile>([[DEFAULT_PROFILE.id, DEFAULT_PROFILE], ...parsed.profiles.map((p) => { const x = parseProfile(p); return [x.id, x] as const; })]);
   const callbacks = new Map(parsed.endpoints.map((e) => [e.id, e.locationCallbackUrl]));
+  const profile = (id: string) => {
+    const p = profiles.get(id);
+    if (!p) throw new ConnectorError("NOT_FOUND", `unknown feature profile ${id}`);
+    return p;
+  };
   return {
     locationCallback: (id) => callbacks.get(id),
     listEndpoints: () => parsed.endpoints.map((e) => ({ id: e.id, host: e.host, port: e.port, tls: e.tls, auth: e.auth.mode, maxConnections: e.maxConnections, locationCallbackUrl: e.locationCallbackUrl })),
@@ -65,10 +72,7 @@ export function loadDirectory(secretsFile: string | undefined): Directory {
       if (!e) throw new ConnectorError("NOT_FOUND", `unknown voice-store endpoint ${id}`, { endpoint: id });
       return e;
     },
-    profile(id) {
-      const p = profiles.get(id);
-      if (!p) throw new ConnectorError("NOT_FOUND", `unknown feature profile ${id}`);
-      return p;
-    },
+    profile,
+    linkProfile: (link) => effectiveProfile(profile(link.profileId), link.profileOverride as ProfileOverride | undefined),
   };
 }

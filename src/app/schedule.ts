@@ -14,12 +14,12 @@ import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncKind, type SyncRequest } from "./syncQueue.js";
 
 /** Enqueues one run per kind the link's profile syncs (voicemail always). Returns how many. */
-export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "linkId" | "profileId">, reason: SyncRequest["reason"], kinds: SyncKind[] = ["voicemail", "contacts", "calendar"]): Promise<number> {
+export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "linkId" | "profileId" | "profileOverride">, reason: SyncRequest["reason"], kinds: SyncKind[] = ["voicemail", "contacts", "calendar"]): Promise<number> {
   const at = Date.now();
   let n = 0;
   if (kinds.includes("voicemail")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, reason, at }); n++; }
   let profile;
-  try { profile = deps.directory().profile(link.profileId); } catch { return n; } // the voicemail run reports it on the link
+  try { profile = deps.directory().linkProfile(link); } catch { return n; } // the voicemail run reports it on the link
   if (profile.contacts.enabled && kinds.includes("contacts")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "contacts", reason, at }); n++; }
   if (profile.calendar.enabled && kinds.includes("calendar")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "calendar", reason, at }); n++; }
   return n;

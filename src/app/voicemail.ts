@@ -40,7 +40,7 @@ export interface VoicemailRunPorts {
 
 export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise<VoicemailRunPorts> {
   const dir = deps.directory();
-  const profile = dir.profile(link.profileId);
+  const profile = dir.linkProfile(link);
   const endpoint = dir.endpoint(link.endpointId);
   const exchange = new ExchangeVoicemail(deps.graph(link.tenantId), link.userId);
   let folderId = folderIds.get(link.linkId);

@@ -10,6 +10,7 @@
  *   umconnect pause|resume|disable|resync <linkId>
  *   umconnect allow-mass-delete <linkId> [--kind voicemail|contacts|calendar]
  *   umconnect conflicts <linkId>                (losing versions of contact edit/edit conflicts)
+ *   umconnect override <linkId> ['<json>' | --clear]  (one user's departures from the profile)
  *   umconnect endpoints | profiles              (configuration as loaded; no secrets)
  * Add --json for machine-readable output.
  */
@@ -19,7 +20,7 @@ import { getConfig } from "../config.js";
 import { buildDeps } from "../app/deps.js";
 import { createLogger } from "../log.js";
 import { isConnectorError } from "../errors.js";
-import { allowMassDelete, exportLinks, importLinks, resync, setLinkState } from "../admin/links.js";
+import { allowMassDelete, exportLinks, importLinks, resync, setLinkState, setProfileOverride } from "../admin/links.js";
 
 export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n")): Promise<number> {
   const json = argv.includes("--json");
@@ -38,7 +39,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       case "links": case "status": {
         const links = await deps.state.listLinks({ tenantId: opt("tenant") });
         print(links.map((l) => cmd === "links"
-          ? `${l.linkId}  ${l.voiceMailbox}@${l.endpointId} <-> ${l.upn ?? l.userId}  ${l.state}  profile ${l.profileId}`
+          ? `${l.linkId}  ${l.voiceMailbox}@${l.endpointId} <-> ${l.upn ?? l.userId}  ${l.state}  profile ${l.profileId}${l.profileOverride ? " + override" : ""}`
           : `${l.linkId}  ${l.state}  last sync ${l.lastSyncAt ?? "never"}  unread ${l.unreadVoice}${l.lastError ? `  ERROR ${l.lastError.code}: ${l.lastError.message}` : ""}`).join("\n") || "(no links)", links);
         return 0;
       }
@@ -75,6 +76,23 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         print(`${arg}: the next ${kind} run may apply the stopped deletes (once); run queued`, { linkId: arg, kind, allowed: true });
         return 0;
       }
+      case "override": {
+        if (!arg) { err("usage: umconnect override <linkId> ['<json>' | --clear]"); return 2; }
+        const given = args.filter((a) => !a.startsWith("--"))[2];
+        if (given === undefined && !args.includes("--clear")) {
+          const l = await deps.state.getLink(arg);
+          if (!l) { err(`NOT_FOUND: no link ${arg}`); return 1; }
+          print(l.profileOverride ? `${arg} (profile ${l.profileId}) overrides: ${JSON.stringify(l.profileOverride)}` : `${arg} runs profile ${l.profileId} as is`, { linkId: arg, profileId: l.profileId, override: l.profileOverride ?? null });
+          return 0;
+        }
+        let parsed: Record<string, unknown> | undefined;
+        if (given !== undefined) {
+          try { parsed = JSON.parse(given) as Record<string, unknown>; } catch { err("BAD_REQUEST: the override is not JSON"); return 1; }
+        }
+        const l = await setProfileOverride(deps, arg, parsed);
+        print(parsed ? `${arg}: override set; runs queued` : `${arg}: override cleared; runs profile ${l.profileId} as is`, { linkId: arg, profileId: l.profileId, override: l.profileOverride ?? null });
+        return 0;
+      }
       case "conflicts": {
         if (!arg) { err("usage: umconnect conflicts <linkId>"); return 2; }
         const c = await deps.state.listConflicts(arg);
@@ -92,7 +110,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         return 0;
       }
       default:
-        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | conflicts <linkId> | endpoints | profiles [--json]");
+        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles [--json]");
         return 2;
     }
   } catch (e) {

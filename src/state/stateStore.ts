@@ -59,6 +59,8 @@ export interface MailboxLink {
   failureStreak?: number;
   /** An administrator allowed the next run of these kinds to apply a mass delete (ISO time of the decision). */
   massDeleteAllowed?: Partial<Record<"voicemail" | "contacts" | "calendar", string>>;
+  /** This user's departures from the link's feature profile (validated when set). */
+  profileOverride?: Record<string, unknown>;
   etag?: string;
 }
 
@@ -585,6 +587,7 @@ function linkEntity(l: MailboxLink) {
     lastErrorCode: l.lastError?.code, lastErrorMessage: l.lastError?.message.slice(0, 1000), lastErrorAt: l.lastError?.at, unreadVoice: l.unreadVoice,
     skippedItems: l.skippedItems, readDriftTotal: l.readDriftTotal, kinds: l.kinds ? JSON.stringify(l.kinds) : undefined,
     failureStreak: l.failureStreak, massDeleteAllowed: l.massDeleteAllowed ? JSON.stringify(l.massDeleteAllowed) : undefined,
+    profileOverride: l.profileOverride ? JSON.stringify(l.profileOverride) : undefined,
   });
 }
 
@@ -599,7 +602,8 @@ function toLink(row: Row): MailboxLink {
     unreadVoice: num(row, "unreadVoice") ?? 0, skippedItems: num(row, "skippedItems"), readDriftTotal: num(row, "readDriftTotal"),
     kinds: str(row, "kinds") ? (JSON.parse(str(row, "kinds")!) as MailboxLink["kinds"]) : undefined,
     failureStreak: num(row, "failureStreak"),
-    massDeleteAllowed: str(row, "massDeleteAllowed") ? (JSON.parse(str(row, "massDeleteAllowed")!) as MailboxLink["massDeleteAllowed"]) : undefined, etag: row.etag,
+    massDeleteAllowed: str(row, "massDeleteAllowed") ? (JSON.parse(str(row, "massDeleteAllowed")!) as MailboxLink["massDeleteAllowed"]) : undefined,
+    profileOverride: str(row, "profileOverride") ? (JSON.parse(str(row, "profileOverride")!) as Record<string, unknown>) : undefined, etag: row.etag,
   };
 }
 

@@ -1,0 +1,107 @@
+/**
+ * The `umconnect` command line as an administrator runs it: a separate process with the
+ * deployment's UMC_* settings, against the running world. Exit codes, human and JSON output,
+ * all-or-nothing imports with line numbers, per-user overrides that take effect at once.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWorld, TENANT, type World } from "./world.js";
+
+let w: World;
+const cli = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "umc-cli-"));
+
+function umconnect(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", cli, ...args], { env: { ...process.env, ...w.env }, encoding: "utf8" }, (e, stdout, stderr) => {
+      resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const card = (fn: string) => `From: Avaya <mm@voice.test>\r\nSubject: card\r\nContent-Type: text/vcard; charset=utf-8\r\n\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nUID:${fn.replace(/ /g, "-")}\r\nFN:${fn}\r\nN:${fn.split(" ").reverse().join(";")};;;\r\nEND:VCARD\r\n`;
+
+beforeAll(async () => {
+  w = await startWorld({ users: ["4980", "4981", "4982"], quiet: true, profiles: [{ id: "kontakte", displayName: "Voice and contacts", contacts: { enabled: true, folder: "Kontakte" } }] });
+  for (const u of ["ann", "bob"]) w.sim.addUser(TENANT, { userPrincipalName: `${u}@contoso.test`, proxyAddresses: [`SMTP:${u}@contoso.test`] });
+}, 60_000);
+afterAll(async () => { await w?.stop(); fs.rmSync(dir, { recursive: true, force: true }); });
+
+describe("umconnect", () => {
+  it("lists tenants, endpoints and profiles, without secrets", async () => {
+    const t = await umconnect("tenants", "--json");
+    expect(t.code).toBe(0);
+    expect(JSON.parse(t.stdout)[0]).toMatchObject({ tenantId: TENANT, status: "active" });
+    const e = await umconnect("endpoints");
+    expect(e.stdout).toMatch(/voice-1 .*auth master-separator/);
+    expect(e.stdout + (await umconnect("endpoints", "--json")).stdout).not.toContain(w.dc.master.pass);
+    expect((await umconnect("profiles")).stdout).toMatch(/kontakte\s+Voice and contacts: voice\+fax -> inbox, contacts/);
+  });
+
+  it("refuses a CSV with bad rows, naming each line, and imports nothing; then imports a good one", async () => {
+    const bad = path.join(dir, "bad.csv");
+    fs.writeFileSync(bad, "voiceMailbox,endpointId,smtp,profileId\n4980,voice-1,ann@contoso.test,default\n4981,voice-9,bob@contoso.test,default\n4982,voice-1,nobody@contoso.test,nope\n");
+    const r = await umconnect("import", bad, "--tenant", TENANT);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/line 3: .*voice-9/);
+    expect(r.stderr).toMatch(/line 4: .*nope/);
+    expect(r.stderr).toMatch(/line 4: .*nobody@contoso\.test/);
+    expect(JSON.parse((await umconnect("links", "--json")).stdout)).toEqual([]);
+    const good = path.join(dir, "good.csv");
+    fs.writeFileSync(good, "voiceMailbox,endpointId,smtp,profileId\n4980,voice-1,ann@contoso.test,default\n4981,voice-1,bob@contoso.test,default\n");
+    const ok = await umconnect("import", good, "--tenant", TENANT, "--json");
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toHaveLength(2);
+    expect((await umconnect("export", "--tenant", TENANT)).stdout).toMatch(/4980,voice-1,ann@contoso\.test,default/);
+    // One voice mailbox, one Exchange mailbox: a second link to either side is refused.
+    const again = await umconnect("import", good, "--tenant", TENANT);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already linked/);
+  });
+
+  it("pauses and resumes a link, with usage errors as exit code 2", async () => {
+    const [ann] = (JSON.parse((await umconnect("links", "--json")).stdout) as Array<{ linkId: string; voiceMailbox: string }>).filter((l) => l.voiceMailbox === "4980");
+    expect((await umconnect("pause", ann!.linkId)).stdout).toMatch(/is paused/);
+    expect((await umconnect("resume", ann!.linkId)).stdout).toMatch(/is enabled/);
+    expect((await umconnect("pause")).code).toBe(2);
+    expect((await umconnect("frobnicate")).code).toBe(2);
+    expect((await umconnect("pause", "L-unknown")).code).toBe(1);
+  });
+
+  it("sets one user's override (contacts on, for that user only), shows it, refuses bad ones, clears it", async () => {
+    const links = JSON.parse((await umconnect("links", "--json")).stdout) as Array<{ linkId: string; voiceMailbox: string; userId: string }>;
+    const ann = links.find((l) => l.voiceMailbox === "4980")!;
+    const bob = links.find((l) => l.voiceMailbox === "4981")!;
+    const bad = await umconnect("override", ann.linkId, JSON.stringify({ contacts: { enabled: "yes", foldr: "x" }, id: "other", colour: "red" }));
+    expect(bad.code).toBe(1);
+    for (const p of [/contacts\.enabled/, /contacts\.foldr: unknown setting/, /id: a profile's identity/, /colour: unknown setting/]) expect(bad.stderr).toMatch(p);
+    const set = await umconnect("override", ann.linkId, JSON.stringify({ contacts: { enabled: true } }));
+    expect(set.code).toBe(0);
+    expect((await umconnect("override", ann.linkId)).stdout).toContain('{"contacts":{"enabled":true}}');
+    expect((await umconnect("links")).stdout).toMatch(new RegExp(`${ann.linkId} .* profile default \\+ override`));
+    // It takes effect: Ann's store contacts reach her Outlook; Bob's profile has no contacts.
+    for (const [mb] of [["4980"], ["4981"]]) {
+      const c = await w.imap(mb!);
+      try { await c.mailboxCreate("Contacts").catch(() => undefined); await c.append("Contacts", Buffer.from(card(`Grace Hopper ${mb}`))); } finally { await c.logout(); }
+    }
+    await expect.poll(() => w.sim.people(ann.userId).list().map((p) => p.props.displayName), { timeout: 15_000 }).toEqual(["Grace Hopper 4980"]);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(w.sim.people(bob.userId).list()).toEqual([]);
+    const status = await fetch(`${w.host.url}/api/admin/status`, { headers: { authorization: `Bearer ${w.env.UMC_ADMIN_TOKEN}` } }).then((r) => r.json()) as { links: Array<{ linkId: string; overrides?: string[] }> };
+    expect(status.links.find((l) => l.linkId === ann.linkId)?.overrides).toEqual(["contacts"]);
+    const cleared = await umconnect("override", ann.linkId, "--clear", "--json");
+    expect(JSON.parse(cleared.stdout)).toMatchObject({ linkId: ann.linkId, override: null });
+  });
+
+  it("keeps a profile's own settings where the override says nothing", async () => {
+    const links = JSON.parse((await umconnect("links", "--json")).stdout) as Array<{ linkId: string; voiceMailbox: string }>;
+    const bob = links.find((l) => l.voiceMailbox === "4981")!;
+    await umconnect("override", bob.linkId, JSON.stringify({ exchangeFolder: "inbox" }));
+    const eff = w.deps.directory().linkProfile({ profileId: "kontakte", profileOverride: { contacts: { enabled: false } } });
+    expect(eff.contacts).toMatchObject({ enabled: false, folder: "Kontakte" });
+  });
+});
