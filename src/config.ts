@@ -66,7 +66,7 @@ function crossProblems(c: Record<string, string | undefined>): string[] {
   if ((c.UMC_ENVIRONMENT ?? "azure") === "azure") {
     // Production never runs on a client secret (DESIGN.md section 5).
     if (c.UMC_CLIENT_SECRET) out.push("UMC_CLIENT_SECRET: client secrets are not allowed in Azure; use a certificate or the managed identity");
-    for (const key of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_STORE_NOTIFY_SECRET"]) {
+    for (const key of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_STORE_NOTIFY_SECRET", "UMC_KEY_VAULT_URI"]) {
       if (!c[key]) out.push(`${key}: required in Azure`);
     }
     // The admin API takes Entra tokens in Azure; a shared bearer token is for the dev host only.

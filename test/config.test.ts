@@ -6,7 +6,7 @@ import { memoryLogger } from "../src/log.js";
 const azure = {
   UMC_ENVIRONMENT: "azure", UMC_TABLE_SERVICE_URI: "https://st.table.core.windows.net/", UMC_QUEUE_SERVICE_URI: "https://st.queue.core.windows.net/",
   UMC_CLIENT_ID: "app", UMC_MANAGED_IDENTITY_CLIENT_ID: "mi", UMC_PUBLIC_BASE_URL: "https://func.example.test",
-  UMC_WEBHOOK_SECRET: "w".repeat(40), UMC_STORE_NOTIFY_SECRET: "s".repeat(40), UMC_ADMIN_TENANT_ID: "0c0ffee0-0000-4000-8000-000000000001",
+  UMC_WEBHOOK_SECRET: "w".repeat(40), UMC_STORE_NOTIFY_SECRET: "s".repeat(40), UMC_ADMIN_TENANT_ID: "0c0ffee0-0000-4000-8000-000000000001", UMC_KEY_VAULT_URI: "https://kv.vault.azure.net/",
 };
 
 describe("configuration", () => {

@@ -74,7 +74,7 @@ export async function findUserBySmtp(deps: Deps, tenantId: string, smtp: string)
 export async function importLinks(deps: Deps, tenantId: string, csv: string, onProgress: (done: number, total: number) => void = () => undefined): Promise<{ created: MailboxLink[] }> {
   const { rows, problems } = readLinkCsv(csv);
   if (!(await deps.state.getTenant(tenantId))) problems.unshift(`tenant ${tenantId} is not connected (no admin consent recorded)`);
-  const dir = deps.directory();
+  const dir = await deps.directory();
   const resolved: Array<LinkRow & { userId: string; upn: string }> = [];
   let checked = 0;
   for (const r of rows) {
@@ -147,9 +147,9 @@ export async function setProfileOverride(deps: Deps, linkId: string, override: R
     if (typeof override !== "object" || override === null || Array.isArray(override)) problems.push("(override): must be a JSON object");
     else {
       for (const k of ["id", "displayName"]) if (k in override) problems.push(`${k}: a profile's identity cannot be overridden`);
-      problems.push(...unknownSettings(override, deps.directory().profile(link.profileId) as unknown as Record<string, unknown>));
+      problems.push(...unknownSettings(override, (await deps.directory()).profile(link.profileId) as unknown as Record<string, unknown>));
       try {
-        deps.directory().linkProfile({ profileId: link.profileId, profileOverride: override });
+        (await deps.directory()).linkProfile({ profileId: link.profileId, profileOverride: override });
       } catch (e) {
         if (!isConnectorError(e, "BAD_REQUEST")) throw e;
         problems.push(...e.problems);

@@ -26,6 +26,8 @@ export interface LinkStatus {
   lastSyncAt?: string;
   lagSeconds?: number;
   unreadVoice: number;
+  /** Runs Graph throttled and put off, in total, and the last time. */
+  throttled?: { count: number; lastAt: string };
   /** MWI drift found and corrected by reconcile runs, in total. */
   readDriftTotal: number;
   skipped: Array<{ syncKey: string; code: string; message: string }>;
@@ -71,7 +73,7 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
     const sub = subs.filter((s) => s.linkId === l.linkId).sort((a, b) => b.expiresAt.localeCompare(a.expiresAt))[0];
     out.push({
       linkId: l.linkId, tenantId: l.tenantId, voiceMailbox: `${l.voiceMailbox}@${l.endpointId}`, exchangeUser: l.upn ?? l.userId, state: l.state,
-      profileId: l.profileId, ...(l.profileOverride ? { overrides: Object.keys(l.profileOverride) } : {}),
+      profileId: l.profileId, ...(l.profileOverride ? { overrides: Object.keys(l.profileOverride) } : {}), ...(l.throttled ? { throttled: l.throttled } : {}),
       lastSyncAt: l.lastSyncAt, lagSeconds: l.lastSyncAt ? Math.round((now - Date.parse(l.lastSyncAt)) / 1000) : undefined,
       unreadVoice: l.unreadVoice, readDriftTotal: l.readDriftTotal ?? 0, skipped, lastError: l.lastError, subscriptionExpiresAt: sub?.expiresAt,
       contacts: l.kinds?.contacts, calendar: l.kinds?.calendar, location: l.kinds?.location,
@@ -121,7 +123,7 @@ function kindCell(l: LinkStatus): string {
 }
 
 export function statusPage(r: StatusReport): HttpResponseInit {
-  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}<br><small>${esc(l.profileId)}${l.overrides ? ` + override (${esc(l.overrides.join(", "))})` : ""}</small></td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${kindCell(l)}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
+  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}<br><small>${esc(l.profileId)}${l.overrides ? ` + override (${esc(l.overrides.join(", "))})` : ""}</small></td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${kindCell(l)}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.throttled ? `<br>throttled by Graph ${l.throttled.count}x, last ${esc(l.throttled.lastAt.slice(0, 16).replace("T", " "))}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
   const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>umconnect status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.9rem}tr.bad td{background:#fdecea}.critical{color:#a4262c}.warning{color:#8a5a00}</style></head><body>
 <h1>umconnect status</h1><p>Generated ${esc(r.generatedAt)}</p>

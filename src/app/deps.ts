@@ -13,7 +13,7 @@ import { ConnectorError } from "../errors.js";
 import { ManagedIdentityCredential } from "@azure/identity";
 import { msalTokenSource, type AppCredential, type TokenSource } from "../graph/auth.js";
 import { GraphClient } from "../graph/client.js";
-import { loadDirectory, type Directory } from "./endpoints.js";
+import { fileSecrets, keyVaultSecrets, loadDirectory, type Directory, type SecretSource } from "./endpoints.js";
 import { ReplayGuard } from "../webhooks/storeNotifications.js";
 import { createAdminAuth, type AdminAuth } from "../admin/adminAuth.js";
 
@@ -22,7 +22,13 @@ export interface Deps {
   log: Logger;
   state: StateStore;
   syncQueue: QueueClient;
-  directory: () => Directory;
+  /** Endpoints (secrets resolved) and profiles; reloaded at most every minute, so changes made
+   *  with the CLI and rotated secrets take effect without a restart. */
+  directory: () => Promise<Directory>;
+  /** Forget the loaded directory (after a configuration change in this process). */
+  reloadDirectory: () => void;
+  /** Where secrets named by endpoints are read: Key Vault in Azure, the local file in the dev host. */
+  secrets: () => SecretSource | undefined;
   graph: (tenantId: string) => GraphClient;
   /** App-only tokens per customer tenant. */
   tokens: () => TokenSource;
@@ -35,6 +41,8 @@ export interface Deps {
 
 let current: Deps | undefined;
 
+const DIRECTORY_TTL_MS = 60_000;
+
 /** Audience of a managed-identity token used as a federated client assertion. */
 const FEDERATION_SCOPE = "api://AzureADTokenExchange/.default";
 
@@ -44,7 +52,7 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
   // the app in to customer tenants as a federated credential (graph-facts.md section 7).
   const mi = config.identity.managedIdentityClientId ? new ManagedIdentityCredential({ clientId: config.identity.managedIdentityClientId }) : undefined;
   if (!s.connectionString && !mi) throw new ConnectorError("CONFIG_INVALID", "storage by service URI needs UMC_MANAGED_IDENTITY_CLIENT_ID");
-  let directory: Directory | undefined;
+  let directory: { at: number; value: Promise<Directory> } | undefined;
   let adminAuth: AdminAuth | undefined;
   let tokens = overrides.tokens;
   const graphs = new Map<string, GraphClient>();
@@ -60,16 +68,34 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
     tokens = msalTokenSource({ clientId: id.clientId, authorityHost: id.authorityHost, credential });
     return tokens;
   };
+  const stateStore = s.connectionString
+    ? new StateStore({ connectionString: s.connectionString, tablePrefix: s.tablePrefix })
+    : new StateStore({ tableServiceUri: s.tableServiceUri, credential: mi, tablePrefix: s.tablePrefix });
+  const state = Promise.resolve(stateStore);
+  const secretSource: SecretSource | undefined = config.secrets.secretsFile ? fileSecrets(config.secrets.secretsFile)
+    : config.secrets.keyVaultUri && mi ? keyVaultSecrets(config.secrets.keyVaultUri, mi) : undefined;
   return {
     config,
     log,
-    state: s.connectionString
-      ? new StateStore({ connectionString: s.connectionString, tablePrefix: s.tablePrefix })
-      : new StateStore({ tableServiceUri: s.tableServiceUri, credential: mi, tablePrefix: s.tablePrefix }),
+    state: stateStore,
     syncQueue: s.connectionString
       ? new QueueClient(s.connectionString, s.syncQueue)
       : new QueueClient(`${s.queueServiceUri!.replace(/\/$/, "")}/${s.syncQueue}`, mi!),
-    directory: () => (directory ??= loadDirectory(config.secrets.secretsFile)),
+    directory: () => {
+      if (directory && Date.now() - directory.at < DIRECTORY_TTL_MS) return directory.value;
+      const previous = directory;
+      const value = state.then(async (st) => loadDirectory({
+        secretsFile: config.secrets.secretsFile,
+        stored: { endpoints: await st.listConfig("endpoint"), profiles: await st.listConfig("profile") },
+        secrets: secretSource,
+      }));
+      // A failed reload (storage or Key Vault away) keeps serving the last good directory.
+      directory = { at: Date.now(), value: previous ? value.catch((e: unknown) => { log.warn("directory.reload.failed", { error: e }); return previous.value; }) : value };
+      value.catch(() => { if (!previous) directory = undefined; });
+      return directory.value;
+    },
+    reloadDirectory: () => { directory = undefined; },
+    secrets: () => secretSource,
     tokens: tokenSource,
     graph: (tenantId) => {
       let g = graphs.get(tenantId);

@@ -1,34 +1,52 @@
 /**
- * Voice-store endpoints and their super-user secrets. In Azure the secrets file is not used:
- * secrets come from Key Vault references (docs/deploy.md); in the dev host and tests they come
- * from the local secrets file named by UMC_SECRETS_FILE (kept out of git under .local/). They
- * are never written to tables or logs.
+ * The directory: voice-store endpoints with their super-user secrets, and feature profiles.
+ *
+ * Where they come from:
+ *  - Stored configuration (Table Storage, table "config"), managed with `umconnect endpoint`
+ *    and `umconnect profile`: endpoints name their password by a secret name, never hold it.
+ *  - Secrets by name: from Key Vault in Azure (UMC_KEY_VAULT_URI, read with the managed
+ *    identity), from the local secrets file's `secrets` map in the dev host.
+ *  - The local secrets file (UMC_SECRETS_FILE) may also list endpoints with inline passwords
+ *    and profiles: the dev host and the tests.
+ * An id defined in both places is a configuration error, not a silent preference.
+ * Secrets are never written to tables or logs, and listEndpoints() leaves them out.
  */
 import fs from "node:fs";
 import { z } from "zod";
+import type { TokenCredential } from "@azure/core-auth";
 import { ConnectorError } from "../errors.js";
-import type { ImapEndpoint } from "../imap/endpoint.js";
+import type { ImapAuth, ImapEndpoint } from "../imap/endpoint.js";
 import { parseProfile, effectiveProfile, DEFAULT_PROFILE, type FeatureProfile, type ProfileOverride } from "../admin/profiles.js";
 
+const secretName = z.string().regex(/^[0-9A-Za-z-]{1,127}$/, "a Key Vault secret name (letters, digits, dashes)");
+const masterAuth = { masterUser: z.string().min(1).max(200) };
+/** The password inline (local secrets file only) or by secret name (stored configuration). */
 const authSchema = z.discriminatedUnion("mode", [
-  z.object({ mode: z.literal("user-password"), password: z.string().min(1) }),
-  z.object({ mode: z.literal("master-separator"), masterUser: z.string().min(1), password: z.string().min(1), separator: z.string().min(1).max(2).optional() }),
-  z.object({ mode: z.literal("sasl-authzid"), masterUser: z.string().min(1), password: z.string().min(1) }),
-]);
+  z.object({ mode: z.literal("user-password"), password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
+  z.object({ mode: z.literal("master-separator"), ...masterAuth, separator: z.string().min(1).max(2).optional(), password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
+  z.object({ mode: z.literal("sasl-authzid"), ...masterAuth, password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
+]).refine((a) => (a.password === undefined) !== (a.passwordSecret === undefined), "exactly one of password (local file) or passwordSecret (secret name)");
+
+export const endpointSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, dot, dash, underscore"),
+  host: z.string().min(1).max(253),
+  port: z.number().int().min(1).max(65535),
+  tls: z.enum(["implicit", "starttls", "plaintext"]),
+  /** A PEM file (local) or the PEM text (stored) of the CA that signs the store's certificate. */
+  caBundlePath: z.string().optional(),
+  caBundle: z.string().max(64_000).regex(/-----BEGIN CERTIFICATE-----/, "PEM certificates").optional(),
+  auth: authSchema,
+  maxConnections: z.number().int().min(1).max(200).default(8),
+  /** Optional: the voice system's URL for UC-location changes (signed POST, https only). */
+  locationCallbackUrl: z.string().url().refine((u) => /^https:\/\//i.test(u), "must be https").optional(),
+});
+export type EndpointConfig = z.input<typeof endpointSchema>;
 
 const fileSchema = z.object({
-  endpoints: z.array(z.object({
-    id: z.string().min(1),
-    host: z.string().min(1),
-    port: z.number().int().min(1).max(65535),
-    tls: z.enum(["implicit", "starttls", "plaintext"]),
-    caBundlePath: z.string().optional(),
-    auth: authSchema,
-    maxConnections: z.number().int().min(1).max(200).default(8),
-    /** Optional: the voice system's URL for UC-location changes (signed POST, https only). */
-    locationCallbackUrl: z.string().url().refine((u) => /^https:\/\//i.test(u), "must be https").optional(),
-  })),
+  endpoints: z.array(endpointSchema).default([]),
   profiles: z.array(z.unknown()).default([]),
+  /** Secrets by name, for endpoints that name theirs (the dev host's stand-in for Key Vault). */
+  secrets: z.record(z.string(), z.string()).default({}),
 });
 
 export interface Directory {
@@ -39,33 +57,93 @@ export interface Directory {
   /** The endpoint's UC-location callback URL, when it has one. */
   locationCallback(id: string): string | undefined;
   /** For the CLI: endpoints without their secrets, and the profiles. */
-  listEndpoints(): Array<{ id: string; host: string; port: number; tls: string; auth: string; maxConnections: number; locationCallbackUrl?: string }>;
+  listEndpoints(): Array<{ id: string; host: string; port: number; tls: string; auth: string; maxConnections: number; locationCallbackUrl?: string; source: "stored" | "file"; passwordSecret?: string }>;
   listProfiles(): FeatureProfile[];
 }
 
-export function loadDirectory(secretsFile: string | undefined): Directory {
-  if (!secretsFile) throw new ConnectorError("CONFIG_INVALID", "UMC_SECRETS_FILE is not set: no voice-store endpoints are known");
-  let parsed: z.infer<typeof fileSchema>;
+/** Secrets by name. */
+export interface SecretSource {
+  get(name: string): Promise<string>;
+}
+
+export function fileSecrets(secretsFile: string): SecretSource {
+  return {
+    async get(name) {
+      const v = readFile(secretsFile).secrets[name];
+      if (v === undefined) throw new ConnectorError("CONFIG_INVALID", `secret ${name} is not in the local secrets file`);
+      return v;
+    },
+  };
+}
+
+/** Key Vault with the managed identity (Key Vault Secrets User on the vault; infra/app/rbac.bicep). */
+export function keyVaultSecrets(vaultUri: string, credential: TokenCredential): SecretSource {
+  let client: Promise<import("@azure/keyvault-secrets").SecretClient> | undefined;
+  return {
+    async get(name) {
+      client ??= import("@azure/keyvault-secrets").then(({ SecretClient }) => new SecretClient(vaultUri, credential));
+      try {
+        const s = await (await client).getSecret(name);
+        if (!s.value) throw new Error("empty");
+        return s.value;
+      } catch (e) {
+        const status = (e as { statusCode?: number }).statusCode;
+        throw new ConnectorError("CONFIG_INVALID", `secret ${name} could not be read from Key Vault${status ? ` (HTTP ${status})` : ""}`, { cause: e, transient: status === undefined || status >= 500 || status === 429 });
+      }
+    },
+  };
+}
+
+function readFile(secretsFile: string): z.infer<typeof fileSchema> {
   try {
-    parsed = fileSchema.parse(JSON.parse(fs.readFileSync(secretsFile, "utf8")));
+    return fileSchema.parse(JSON.parse(fs.readFileSync(secretsFile, "utf8")));
   } catch (e) {
     // Never echo the file: it holds passwords.
-    throw new ConnectorError("CONFIG_INVALID", `secrets file ${secretsFile} is missing or invalid`, { cause: e instanceof z.ZodError ? new Error(e.issues.map((i) => i.path.join(".")).join(", ")) : undefined });
+    throw new ConnectorError("CONFIG_INVALID", `secrets file ${secretsFile} is missing or invalid`, { cause: e instanceof z.ZodError ? new Error(e.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join(", ")) : undefined });
   }
-  const endpoints = new Map<string, ImapEndpoint>(parsed.endpoints.map((e) => [e.id, {
-    id: e.id, host: e.host, port: e.port, tls: e.tls, auth: e.auth, maxConnections: e.maxConnections,
-    caBundle: e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined,
-  }]));
-  const profiles = new Map<string, FeatureProfile>([[DEFAULT_PROFILE.id, DEFAULT_PROFILE], ...parsed.profiles.map((p) => { const x = parseProfile(p); return [x.id, x] as const; })]);
-  const callbacks = new Map(parsed.endpoints.map((e) => [e.id, e.locationCallbackUrl]));
+}
+
+export interface DirectorySources {
+  secretsFile?: string;
+  /** Stored configuration rows (already JSON-parsed). */
+  stored: { endpoints: unknown[]; profiles: unknown[] };
+  secrets?: SecretSource;
+}
+
+export async function loadDirectory(src: DirectorySources): Promise<Directory> {
+  const file = src.secretsFile ? readFile(src.secretsFile) : { endpoints: [], profiles: [], secrets: {} };
+  const stored = src.stored.endpoints.map((e) => {
+    const r = endpointSchema.safeParse(e);
+    if (!r.success) throw new ConnectorError("CONFIG_INVALID", `stored endpoint ${(e as { id?: string })?.id ?? "?"} is invalid: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    return r.data;
+  });
+  const all = [...file.endpoints.map((e) => ({ e, source: "file" as const })), ...stored.map((e) => ({ e, source: "stored" as const }))];
+  const endpoints = new Map<string, ImapEndpoint>();
+  const meta = new Map<string, { e: z.infer<typeof endpointSchema>; source: "stored" | "file" }>();
+  for (const { e, source } of all) {
+    if (meta.has(e.id)) throw new ConnectorError("CONFIG_INVALID", `endpoint ${e.id} is defined twice (stored configuration and the local secrets file)`);
+    const password = e.auth.password ?? (await secretOf(e.auth.passwordSecret!, src.secrets, e.id));
+    const { passwordSecret: _n, password: _p, ...rest } = e.auth;
+    endpoints.set(e.id, {
+      id: e.id, host: e.host, port: e.port, tls: e.tls, auth: { ...rest, password } as ImapAuth, maxConnections: e.maxConnections,
+      caBundle: e.caBundle ?? (e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined),
+    });
+    meta.set(e.id, { e, source });
+  }
+  const profiles = new Map<string, FeatureProfile>([[DEFAULT_PROFILE.id, DEFAULT_PROFILE]]);
+  for (const p of [...file.profiles, ...src.stored.profiles]) {
+    const x = parseProfile(p);
+    if (profiles.has(x.id) && x.id !== DEFAULT_PROFILE.id) throw new ConnectorError("CONFIG_INVALID", `feature profile ${x.id} is defined twice`);
+    profiles.set(x.id, x);
+  }
   const profile = (id: string) => {
     const p = profiles.get(id);
     if (!p) throw new ConnectorError("NOT_FOUND", `unknown feature profile ${id}`);
     return p;
   };
   return {
-    locationCallback: (id) => callbacks.get(id),
-    listEndpoints: () => parsed.endpoints.map((e) => ({ id: e.id, host: e.host, port: e.port, tls: e.tls, auth: e.auth.mode, maxConnections: e.maxConnections, locationCallbackUrl: e.locationCallbackUrl })),
+    locationCallback: (id) => meta.get(id)?.e.locationCallbackUrl,
+    listEndpoints: () => [...meta.values()].map(({ e, source }) => ({ id: e.id, host: e.host, port: e.port, tls: e.tls, auth: e.auth.mode, maxConnections: e.maxConnections, locationCallbackUrl: e.locationCallbackUrl, source, ...(e.auth.passwordSecret ? { passwordSecret: e.auth.passwordSecret } : {}) })),
     listProfiles: () => [...profiles.values()],
     endpoint(id) {
       const e = endpoints.get(id);
@@ -75,4 +153,9 @@ export function loadDirectory(secretsFile: string | undefined): Directory {
     profile,
     linkProfile: (link) => effectiveProfile(profile(link.profileId), link.profileOverride as ProfileOverride | undefined),
   };
+}
+
+async function secretOf(name: string, secrets: SecretSource | undefined, endpointId: string): Promise<string> {
+  if (!secrets) throw new ConnectorError("CONFIG_INVALID", `endpoint ${endpointId} names secret ${name}, but no secret source is configured (UMC_KEY_VAULT_URI or UMC_SECRETS_FILE)`, { endpoint: endpointId });
+  return secrets.get(name);
 }

@@ -19,7 +19,7 @@ export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "link
   let n = 0;
   if (kinds.includes("voicemail")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, reason, at }); n++; }
   let profile;
-  try { profile = deps.directory().linkProfile(link); } catch { return n; } // the voicemail run reports it on the link
+  try { profile = (await deps.directory()).linkProfile(link); } catch { return n; } // the voicemail run reports it on the link
   if (profile.contacts.enabled && kinds.includes("contacts")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "contacts", reason, at }); n++; }
   if (profile.calendar.enabled && kinds.includes("calendar")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "calendar", reason, at }); n++; }
   return n;

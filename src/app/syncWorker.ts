@@ -40,6 +40,8 @@ export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<v
       deps.log.warn("sync.throttled", { linkId: req.linkId, kind, retryAfterSeconds: delay });
       recordDeferred(kind, e.code);
       await enqueueSync(deps.syncQueue, { ...req, reason: req.reason === "admin" ? "admin" : "follow-up" }, delay);
+      // Shown on the status page ("throttling seen"); a lost count is no reason to fail the message.
+      await deps.state.modifyLink(req.linkId, (l) => ({ ...l, throttled: { count: (l.throttled?.count ?? 0) + 1, lastAt: new Date().toISOString() } })).catch(() => undefined);
       return;
     }
     if (isConnectorError(e) && OUTAGES.includes(e.code)) {

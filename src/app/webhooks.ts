@@ -62,7 +62,7 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
     for (const [user, folders] of byUser) {
       const link = await deps.state.findLinkByVoice(endpointId, user);
       if (link?.state !== "enabled") continue;
-      const profile = deps.directory().linkProfile(link);
+      const profile = (await deps.directory()).linkProfile(link);
       const kinds = new Set<"voicemail" | "contacts">();
       for (const f of folders) {
         const folder = (f ?? "INBOX").toLowerCase();

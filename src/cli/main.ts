@@ -12,6 +12,8 @@
  *   umconnect conflicts <linkId>                (losing versions of contact edit/edit conflicts)
  *   umconnect override <linkId> ['<json>' | --clear]  (one user's departures from the profile)
  *   umconnect endpoints | profiles              (configuration as loaded; no secrets)
+ *   umconnect endpoint set <endpoint.json> | remove <id> | test <id> --mailbox M
+ *   umconnect profile set <profile.json> | remove <id>
  * Add --json for machine-readable output.
  */
 import fs from "node:fs";
@@ -20,6 +22,7 @@ import { getConfig } from "../config.js";
 import { buildDeps } from "../app/deps.js";
 import { createLogger } from "../log.js";
 import { isConnectorError } from "../errors.js";
+import { removeEndpoint, removeProfile, setEndpoint, setProfile, testEndpoint } from "../admin/configAdmin.js";
 import { allowMassDelete, exportLinks, importLinks, resync, setLinkState, setProfileOverride } from "../admin/links.js";
 
 export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n")): Promise<number> {
@@ -99,18 +102,38 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         print(c.map((x) => `${x.at}  ${x.summary ?? x.syncKey}  the ${x.loser === "imap" ? "voice store's" : "Exchange"} version lost (kept; --json shows it)`).join("\n") || "(no conflicts)", c);
         return 0;
       }
+      case "endpoint": case "profile": {
+        const [, sub, target] = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
+        const usage = cmd === "endpoint" ? "usage: umconnect endpoint set <endpoint.json> | remove <id> | test <id> --mailbox <voice mailbox>" : "usage: umconnect profile set <profile.json> | remove <id>";
+        if (!target || !["set", "remove", ...(cmd === "endpoint" ? ["test"] : [])].includes(sub ?? "")) { err(usage); return 2; }
+        if (sub === "set") {
+          let input: unknown;
+          try { input = JSON.parse(fs.readFileSync(target, "utf8")); } catch { err(`BAD_REQUEST: ${target} is not a readable JSON file`); return 1; }
+          const id = cmd === "endpoint" ? (await setEndpoint(deps, input as never), (input as { id: string }).id) : await setProfile(deps, input);
+          print(`${cmd} ${id} saved; running instances pick it up within a minute`, { [cmd]: id, saved: true });
+        } else if (sub === "remove") {
+          await (cmd === "endpoint" ? removeEndpoint(deps, target) : removeProfile(deps, target));
+          print(`${cmd} ${target} removed`, { [cmd]: target, removed: true });
+        } else {
+          const mailbox = opt("mailbox");
+          if (!mailbox) { err(usage); return 2; }
+          const r = await testEndpoint(deps, target, mailbox);
+          print(`${target}: logged in for ${mailbox} and opened INBOX (${r.messages} messages)`, { endpoint: target, mailbox, ok: true, ...r });
+        }
+        return 0;
+      }
       case "endpoints": {
-        const e = deps.directory().listEndpoints();
-        print(e.map((x) => `${x.id}  ${x.host}:${x.port}  tls ${x.tls}  auth ${x.auth}  max ${x.maxConnections} connections${x.locationCallbackUrl ? `  location callback ${x.locationCallbackUrl}` : ""}`).join("\n") || "(no endpoints)", e);
+        const e = (await deps.directory()).listEndpoints();
+        print(e.map((x) => `${x.id}  ${x.host}:${x.port}  tls ${x.tls}  auth ${x.auth}${x.passwordSecret ? ` (secret ${x.passwordSecret})` : ""}  max ${x.maxConnections} connections  ${x.source}${x.locationCallbackUrl ? `  location callback ${x.locationCallbackUrl}` : ""}`).join("\n") || "(no endpoints)", e);
         return 0;
       }
       case "profiles": {
-        const p = deps.directory().listProfiles();
+        const p = (await deps.directory()).listProfiles();
         print(p.map((x) => `${x.id}  ${x.displayName}: voice${x.copy.fax ? "+fax" : ""} -> ${x.exchangeFolder}${x.contacts.enabled ? ", contacts" : ""}${x.calendar.enabled ? `, calendar ${x.calendar.pastDays}/${x.calendar.futureDays} days${x.calendar.changeLocation.enabled ? `, location "${x.calendar.changeLocation.text}"` : ""}` : ""}`).join("\n"), p);
         return 0;
       }
       default:
-        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles [--json]");
+        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test | profile set|remove [--json]");
         return 2;
     }
   } catch (e) {

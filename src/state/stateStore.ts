@@ -59,6 +59,8 @@ export interface MailboxLink {
   failureStreak?: number;
   /** An administrator allowed the next run of these kinds to apply a mass delete (ISO time of the decision). */
   massDeleteAllowed?: Partial<Record<"voicemail" | "contacts" | "calendar", string>>;
+  /** Runs Graph throttled (429) and put off, in total, and when that last happened. */
+  throttled?: { count: number; lastAt: string };
   /** This user's departures from the link's feature profile (validated when set). */
   profileOverride?: Record<string, unknown>;
   etag?: string;
@@ -392,6 +394,33 @@ export class StateStore {
     return out.sort((a, b) => a.at.localeCompare(b.at));
   }
 
+  // ---- configuration (endpoints and profiles; secrets are only named) ---------------------
+
+  async listConfig(kind: "endpoint" | "profile"): Promise<unknown[]> {
+    const c = await this.tables.client("config");
+    const out: unknown[] = [];
+    await guard(async () => {
+      for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${kind}'` } })) out.push(JSON.parse(String(row.data)));
+    });
+    return out;
+  }
+
+  async putConfig(kind: "endpoint" | "profile", id: string, data: unknown): Promise<void> {
+    const c = await this.tables.client("config");
+    await guard(() => c.upsertEntity(entity(kind, keyOf(id), { data: JSON.stringify(data), updatedAt: new Date(this.now()).toISOString() }), "Replace"));
+  }
+
+  async deleteConfig(kind: "endpoint" | "profile", id: string): Promise<boolean> {
+    const c = await this.tables.client("config");
+    try {
+      await guard(() => c.deleteEntity(kind, keyOf(id)));
+      return true;
+    } catch (e) {
+      if (isConnectorError(e, "NOT_FOUND")) return false;
+      throw e;
+    }
+  }
+
   // ---- alerts --------------------------------------------------------------------------
 
   async listAlerts(): Promise<AlertRecord[]> {
@@ -588,6 +617,7 @@ function linkEntity(l: MailboxLink) {
     skippedItems: l.skippedItems, readDriftTotal: l.readDriftTotal, kinds: l.kinds ? JSON.stringify(l.kinds) : undefined,
     failureStreak: l.failureStreak, massDeleteAllowed: l.massDeleteAllowed ? JSON.stringify(l.massDeleteAllowed) : undefined,
     profileOverride: l.profileOverride ? JSON.stringify(l.profileOverride) : undefined,
+    throttled: l.throttled ? JSON.stringify(l.throttled) : undefined,
   });
 }
 
@@ -603,7 +633,8 @@ function toLink(row: Row): MailboxLink {
     kinds: str(row, "kinds") ? (JSON.parse(str(row, "kinds")!) as MailboxLink["kinds"]) : undefined,
     failureStreak: num(row, "failureStreak"),
     massDeleteAllowed: str(row, "massDeleteAllowed") ? (JSON.parse(str(row, "massDeleteAllowed")!) as MailboxLink["massDeleteAllowed"]) : undefined,
-    profileOverride: str(row, "profileOverride") ? (JSON.parse(str(row, "profileOverride")!) as Record<string, unknown>) : undefined, etag: row.etag,
+    profileOverride: str(row, "profileOverride") ? (JSON.parse(str(row, "profileOverride")!) as Record<string, unknown>) : undefined,
+    throttled: str(row, "throttled") ? (JSON.parse(str(row, "throttled")!) as MailboxLink["throttled"]) : undefined, etag: row.etag,
   };
 }
 

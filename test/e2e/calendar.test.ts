@@ -50,7 +50,7 @@ async function storeItems() {
 }
 
 async function location(): Promise<string | null> {
-  const endpoint = w.deps.directory().endpoint("voice-1");
+  const endpoint = (await w.deps.directory()).endpoint("voice-1");
   const s = await openVoiceMailbox(endpoint, MAILBOX, { folder: "INBOX", removal: { mode: "expunge" } });
   try { return await s.getMetadata(LOCATION_ENTRY); } finally { await s.close(); }
 }
@@ -160,7 +160,7 @@ describe("calendar: what the store holds that is not ours", () => {
 describe("calendar window", () => {
   it("slides: occurrences that left the window leave the store, nothing else is rewritten", async () => {
     const link = (await w.deps.state.getLink(linkId))!;
-    const endpoint = w.deps.directory().endpoint("voice-1");
+    const endpoint = (await w.deps.directory()).endpoint("voice-1");
     const before = await storeItems();
     const run = async (now: Date) => {
       const store = await openVoiceMailbox(endpoint, MAILBOX, { folder: "Calendar", removal: { mode: "expunge" } });

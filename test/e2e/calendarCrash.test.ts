@@ -22,7 +22,7 @@ beforeAll(async () => { w = await startWorld({ users: mailboxes, timers: false, 
 afterAll(async () => { await w?.stop(); });
 
 async function run(linkId: string, mailbox: string, userId: string, crashAfter?: number) {
-  const store = await openVoiceMailbox(w.deps.directory().endpoint(ENDPOINT), mailbox, { folder: "Calendar", removal: { mode: "expunge" }, createFolder: true });
+  const store = await openVoiceMailbox((await w.deps.directory()).endpoint(ENDPOINT), mailbox, { folder: "Calendar", removal: { mode: "expunge" }, createFolder: true });
   let writes = 0;
   const after = async <T>(r: Promise<T>) => { const v = await r; if (++writes === crashAfter) throw new Crash(`crash after write ${writes}`); return v; };
   const state = w.deps.state.recordState<CalendarRecord, CalendarCursors>(linkId, "calendar");

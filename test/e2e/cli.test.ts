@@ -10,6 +10,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, TENANT, type World } from "./world.js";
+import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 
 let w: World;
 const cli = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -101,7 +102,60 @@ describe("umconnect", () => {
     const links = JSON.parse((await umconnect("links", "--json")).stdout) as Array<{ linkId: string; voiceMailbox: string }>;
     const bob = links.find((l) => l.voiceMailbox === "4981")!;
     await umconnect("override", bob.linkId, JSON.stringify({ exchangeFolder: "inbox" }));
-    const eff = w.deps.directory().linkProfile({ profileId: "kontakte", profileOverride: { contacts: { enabled: false } } });
+    const eff = (await w.deps.directory()).linkProfile({ profileId: "kontakte", profileOverride: { contacts: { enabled: false } } });
     expect(eff.contacts).toMatchObject({ enabled: false, folder: "Kontakte" });
+  });
+
+  it("manages stored endpoints whose password is a named secret, tests them, and refuses what would break", async () => {
+    const secretsFile = w.env.UMC_SECRETS_FILE!;
+    const withSecret = (value: string) => {
+      const f = JSON.parse(fs.readFileSync(secretsFile, "utf8")) as Record<string, unknown>;
+      fs.writeFileSync(secretsFile, JSON.stringify({ ...f, secrets: { "voice-2-master": value } }), { mode: 0o600 });
+    };
+    const file = (name: string, body: unknown) => { const p = path.join(dir, name); fs.writeFileSync(p, JSON.stringify(body)); return p; };
+    const ep = { id: "voice-2", host: w.dc.host, port: w.dc.port, tls: "plaintext", maxConnections: 4, auth: { mode: "master-separator", masterUser: w.dc.master.user, passwordSecret: "voice-2-master" } };
+    const inline = await umconnect("endpoint", "set", file("inline.json", { ...ep, auth: { ...ep.auth, passwordSecret: undefined, password: "pw" } }));
+    expect(inline.code).toBe(1);
+    expect(inline.stderr).toMatch(/stored endpoints name their secret/);
+    const missing = await umconnect("endpoint", "set", file("ep.json", ep));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/secret voice-2-master is not in the local secrets file/);
+    withSecret(w.dc.master.pass);
+    expect((await umconnect("endpoint", "set", file("ep.json", ep))).code).toBe(0);
+    const listed = await umconnect("endpoints");
+    expect(listed.stdout).toMatch(/voice-2 .*auth master-separator \(secret voice-2-master\).*stored/);
+    expect(listed.stdout).not.toContain(w.dc.master.pass);
+    expect((await umconnect("endpoint", "test", "voice-2", "--mailbox", "4982")).stdout).toMatch(/voice-2: logged in for 4982/);
+    withSecret("an-expired-password");
+    const rejected = await umconnect("endpoint", "test", "voice-2", "--mailbox", "4982");
+    expect(rejected.code).toBe(1);
+    expect(rejected.stderr).toMatch(/IMAP_AUTH_FAILED/);
+    withSecret(w.dc.master.pass);
+
+    // A mailbox linked through the stored endpoint syncs (the worker's directory reloads within a minute; here at once).
+    const carl = w.sim.addUser(TENANT, { userPrincipalName: "carl@contoso.test", proxyAddresses: ["SMTP:carl@contoso.test"] });
+    const csv = path.join(dir, "v2.csv");
+    fs.writeFileSync(csv, "voiceMailbox,endpointId,smtp,profileId\n4982,voice-2,carl@contoso.test,default\n");
+    expect((await umconnect("import", csv, "--tenant", TENANT)).code).toBe(0);
+    w.deps.reloadDirectory();
+    await w.dc.lda("4982", avayaVoiceMessage({ id: "via-voice-2" }));
+    await expect.poll(() => w.sim.outlook(carl.id).messages("inbox").length, { timeout: 15_000 }).toBe(1);
+    const inUse = await umconnect("endpoint", "remove", "voice-2");
+    expect(inUse.code).toBe(1);
+    expect(inUse.stderr).toMatch(/used by 1 link/);
+  });
+
+  it("manages stored profiles", async () => {
+    const p = path.join(dir, "profile.json");
+    fs.writeFileSync(p, JSON.stringify({ id: "fax-only", displayName: "Fax only", copy: { voice: false, fax: true } }));
+    expect((await umconnect("profile", "set", p)).code).toBe(0);
+    expect((await umconnect("profiles")).stdout).toMatch(/fax-only\s+Fax only/);
+    fs.writeFileSync(p, JSON.stringify({ id: "broken", displayName: "x", calendar: { pastDays: -1 } }));
+    const bad = await umconnect("profile", "set", p);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/calendar\.pastDays/);
+    expect((await umconnect("profile", "remove", "fax-only")).code).toBe(0);
+    expect((await umconnect("profile", "remove", "default")).code).toBe(1);
+    expect((await umconnect("profile", "remove", "kontakte")).code).toBe(1); // defined in the local file, not stored
   });
 });

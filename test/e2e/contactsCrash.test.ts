@@ -34,7 +34,7 @@ function crashing(p: ContactsRunPorts, crashAfter: number): ContactsRunPorts {
 
 async function run(linkId: string, crashAfter?: number) {
   const link = (await w.deps.state.getLink(linkId))!;
-  const ports = await openContactsPorts(w.deps, link, w.deps.directory().profile("people"));
+  const ports = await openContactsPorts(w.deps, link, (await w.deps.directory()).profile("people"));
   try {
     const p = crashAfter ? crashing(ports, crashAfter) : ports;
     // One action at a time, so write N is the same step on every run.

@@ -26,6 +26,8 @@ describe("Graph budget spent", () => {
     expect(copies.length).toBeLessThan(40);
     const keys = copies.map((m) => [...m.ext.values()].find((p) => /UmcSyncKey/.test(p.id))?.value);
     expect(new Set(keys).size).toBe(keys.length);
+    // Shown to the administrator.
+    await expect.poll(async () => (await w.deps.state.getLink("L-8001"))?.throttled?.count, { timeout: 5_000 }).toBeGreaterThanOrEqual(1);
     // The requeued request waits, invisible, in the queue.
     const props = await w.deps.syncQueue.getProperties();
     expect(props.approximateMessagesCount).toBeGreaterThanOrEqual(1);

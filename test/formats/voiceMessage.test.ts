@@ -40,4 +40,27 @@ describe("voice message understanding", () => {
       await parseVoiceMessage(raw).catch((e) => { if (!isConnectorError(e)) throw e; });
     }), { numRuns: 150 });
   });
+
+  it("refuses hostile MIME with a typed error or reads it, and never blows up (nesting, huge headers, bad encodings, part floods)", async () => {
+    const outcome = async (raw: Buffer) => parseVoiceMessage(raw).then(() => "ok", (e) => (isConnectorError(e) ? e.code : `untyped: ${String(e)}`));
+    const head = "From: a@b.test\r\nTo: c@d.test\r\nSubject: x\r\nMessage-ID: <h@x>\r\nMIME-Version: 1.0\r\n";
+    // 2,000 levels of nested multiparts.
+    let nested = "--b0\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\n\r\nUklGRg==\r\n--b0--\r\n";
+    for (let i = 1; i < 2000; i++) nested = `--b${i}\r\nContent-Type: multipart/mixed; boundary="b${i - 1}"\r\n\r\n${nested}--b${i}--\r\n`;
+    const cases: Record<string, Buffer> = {
+      "deep nesting": Buffer.from(`${head}Content-Type: multipart/mixed; boundary="b1999"\r\n\r\n${nested}`),
+      "one 8 MB header line": Buffer.from(`${head}X-Long: ${"a".repeat(8 * 1024 * 1024)}\r\n\r\nbody`),
+      "200,000 headers": Buffer.from(`${head}${"X-H: v\r\n".repeat(200_000)}\r\nbody`),
+      "20,000 tiny parts": Buffer.from(`${head}Content-Type: multipart/mixed; boundary="p"\r\n\r\n${"--p\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\n\r\nUklGRg==\r\n".repeat(20_000)}--p--\r\n`),
+      "broken base64 audio": Buffer.from(`${head}Content-Type: multipart/mixed; boundary="p"\r\n\r\n--p\r\nContent-Type: audio/wav\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!not base64 at all%%%%\r\n--p--\r\n`),
+      "unknown charset and bad quoted-printable": Buffer.from(`${head}Content-Type: text/plain; charset=x-klingon\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=ZZ=4=\r\n`),
+      "encoded-word flood in the subject": Buffer.from(`From: a@b.test\r\nSubject: ${"=?utf-8?B?w6TDtsO8?= ".repeat(50_000)}\r\nContent-Type: audio/wav\r\n\r\nRIFF`),
+      "over the size limit": Buffer.alloc(50 * 1024 * 1024 + 1, 0x61),
+    };
+    for (const [what, raw] of Object.entries(cases)) {
+      const o = await outcome(raw);
+      expect(o, what).not.toMatch(/^untyped/);
+    }
+    expect(await outcome(cases["over the size limit"]!)).toBe("PAYLOAD_TOO_LARGE");
+  }, 120_000);
 });

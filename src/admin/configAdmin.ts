@@ -1,0 +1,70 @@
+/**
+ * Managing the stored configuration: voice-store endpoints (their passwords only named, kept
+ * in Key Vault) and feature profiles. Every change is validated in full before it is written,
+ * a secret an endpoint names must be readable, and nothing in use by a link can be removed.
+ * Running instances pick changes up within a minute (src/app/deps.ts).
+ */
+import { ConnectorError } from "../errors.js";
+import type { Deps } from "../app/deps.js";
+import { endpointSchema, loadDirectory, type EndpointConfig } from "../app/endpoints.js";
+import { openVoiceMailbox } from "../imap/voiceMailbox.js";
+import { DEFAULT_PROFILE, parseProfile } from "./profiles.js";
+
+function problemsOf(e: { issues: Array<{ path: PropertyKey[]; message: string }> }): string[] {
+  return e.issues.map((i) => `${i.path.map(String).join(".") || "(endpoint)"}: ${i.message}`);
+}
+
+export async function setEndpoint(deps: Deps, input: EndpointConfig): Promise<void> {
+  const r = endpointSchema.safeParse(input);
+  if (!r.success) throw new ConnectorError("BAD_REQUEST", "invalid endpoint", { problems: problemsOf(r.error) });
+  if (r.data.auth.password !== undefined) throw new ConnectorError("BAD_REQUEST", "invalid endpoint", { problems: ["auth.password: stored endpoints name their secret (auth.passwordSecret); the password goes into Key Vault"] });
+  if (r.data.caBundlePath) throw new ConnectorError("BAD_REQUEST", "invalid endpoint", { problems: ["caBundlePath: store the PEM text (caBundle); files do not exist in Azure"] });
+  const dir = await deps.directory();
+  if (dir.listEndpoints().some((e) => e.id === r.data.id && e.source === "file")) throw new ConnectorError("CONFLICT", `endpoint ${r.data.id} is defined in the local secrets file`);
+  // The whole directory must still load with it, its secret included.
+  await loadDirectory({ stored: { endpoints: [r.data], profiles: [] }, secrets: deps.secrets() });
+  await deps.state.putConfig("endpoint", r.data.id, r.data);
+  deps.log.info("admin.endpoint.set", { endpoint: r.data.id });
+  deps.reloadDirectory();
+}
+
+export async function removeEndpoint(deps: Deps, id: string): Promise<void> {
+  const using = (await deps.state.listLinks({})).filter((l) => l.endpointId === id);
+  if (using.length) throw new ConnectorError("CONFLICT", `endpoint ${id} is used by ${using.length} link(s)`, { problems: using.slice(0, 20).map((l) => l.linkId) });
+  if (!(await deps.state.deleteConfig("endpoint", id))) throw new ConnectorError("NOT_FOUND", `no stored endpoint ${id}`);
+  deps.log.info("admin.endpoint.removed", { endpoint: id });
+  deps.reloadDirectory();
+}
+
+/** Logs in to the store as the super user on behalf of one mailbox and opens its INBOX. */
+export async function testEndpoint(deps: Deps, id: string, mailbox: string): Promise<{ messages: number }> {
+  deps.reloadDirectory();
+  const endpoint = (await deps.directory()).endpoint(id);
+  const s = await openVoiceMailbox(endpoint, mailbox, { folder: "INBOX", removal: { mode: "expunge" } });
+  try {
+    return { messages: (await s.listKeys()).size };
+  } finally {
+    await s.close();
+  }
+}
+
+export async function setProfile(deps: Deps, input: unknown): Promise<string> {
+  const p = parseProfile(input);
+  if (p.id === DEFAULT_PROFILE.id) throw new ConnectorError("BAD_REQUEST", "the default profile is built in; create a profile with another id");
+  const dir = await deps.directory();
+  if (dir.listProfiles().some((x) => x.id === p.id) && !(await deps.state.listConfig("profile")).some((x) => (x as { id?: string }).id === p.id)) {
+    throw new ConnectorError("CONFLICT", `profile ${p.id} is defined in the local secrets file`);
+  }
+  await deps.state.putConfig("profile", p.id, input);
+  deps.log.info("admin.profile.set", { profile: p.id });
+  deps.reloadDirectory();
+  return p.id;
+}
+
+export async function removeProfile(deps: Deps, id: string): Promise<void> {
+  const using = (await deps.state.listLinks({})).filter((l) => l.profileId === id);
+  if (using.length) throw new ConnectorError("CONFLICT", `profile ${id} is used by ${using.length} link(s)`, { problems: using.slice(0, 20).map((l) => l.linkId) });
+  if (!(await deps.state.deleteConfig("profile", id))) throw new ConnectorError("NOT_FOUND", `no stored profile ${id}`);
+  deps.log.info("admin.profile.removed", { profile: id });
+  deps.reloadDirectory();
+}

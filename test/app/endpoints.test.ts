@@ -1,0 +1,34 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadDirectory, fileSecrets, type SecretSource } from "../../src/app/endpoints.js";
+
+const ep = (id: string, auth: Record<string, unknown>) => ({ id, host: "vm.example.test", port: 993, tls: "implicit", auth });
+const secrets = (map: Record<string, string>): SecretSource => ({ get: async (n) => { if (!(n in map)) throw new Error(`no ${n}`); return map[n]!; } });
+
+describe("directory", () => {
+  it("resolves named secrets, and lists endpoints without them", async () => {
+    const d = await loadDirectory({ stored: { endpoints: [ep("v1", { mode: "master-separator", masterUser: "mu", passwordSecret: "v1-master" })], profiles: [{ id: "p", displayName: "P" }] }, secrets: secrets({ "v1-master": "s3cret" }) });
+    expect(d.endpoint("v1").auth).toEqual({ mode: "master-separator", masterUser: "mu", password: "s3cret" });
+    expect(JSON.stringify(d.listEndpoints())).not.toContain("s3cret");
+    expect(d.listEndpoints()[0]).toMatchObject({ id: "v1", source: "stored", passwordSecret: "v1-master" });
+    expect(d.profile("p").displayName).toBe("P");
+    expect(d.profile("default").id).toBe("default");
+  });
+
+  it("refuses an id defined twice, an endpoint with both or neither password forms, and a named secret without a source", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "umc-dir-"));
+    const file = path.join(dir, "secrets.json");
+    fs.writeFileSync(file, JSON.stringify({ endpoints: [ep("v1", { mode: "user-password", password: "x" })], secrets: { a: "b" } }));
+    await expect(loadDirectory({ secretsFile: file, stored: { endpoints: [ep("v1", { mode: "user-password", passwordSecret: "a" })], profiles: [] }, secrets: fileSecrets(file) })).rejects.toThrow(/defined twice/);
+    await expect(loadDirectory({ stored: { endpoints: [ep("v2", { mode: "user-password", password: "x", passwordSecret: "a" })], profiles: [] } })).rejects.toThrow(/exactly one of password/);
+    await expect(loadDirectory({ stored: { endpoints: [ep("v2", { mode: "user-password" })], profiles: [] } })).rejects.toThrow(/exactly one of password/);
+    await expect(loadDirectory({ stored: { endpoints: [ep("v3", { mode: "user-password", passwordSecret: "a" })], profiles: [] } })).rejects.toThrow(/no secret source/);
+    await expect(loadDirectory({ stored: { endpoints: [], profiles: [{ id: "p", displayName: "1" }, { id: "p", displayName: "2" }] } })).rejects.toThrow(/profile p is defined twice/);
+    fs.writeFileSync(file, "{ not json, password: hunter2");
+    await expect(loadDirectory({ secretsFile: file, stored: { endpoints: [], profiles: [] } })).rejects.toThrow(/missing or invalid/);
+    await loadDirectory({ secretsFile: file, stored: { endpoints: [], profiles: [] } }).catch((e: Error) => expect(e.message).not.toContain("hunter2"));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
