@@ -31,7 +31,7 @@ export async function runCalendarRequest(deps: Deps, req: SyncRequest): Promise<
 }
 
 async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger): Promise<CalendarSyncReport | undefined> {
-  const dir = await deps.directory();
+  const dir = await deps.directory({ endpointId: link.endpointId, profileId: link.profileId });
   const profile = dir.linkProfile(link);
   if (!profile.calendar.enabled) return undefined;
   const started = Date.now();
@@ -77,7 +77,7 @@ export async function runLocationRequest(deps: Deps, req: SyncRequest): Promise<
 }
 
 async function updateLocation(deps: Deps, link: MailboxLink, log: Logger): Promise<LocationReport | undefined> {
-  const dir = await deps.directory();
+  const dir = await deps.directory({ endpointId: link.endpointId, profileId: link.profileId });
   const profile = dir.linkProfile(link);
   if (!profile.calendar.enabled || !profile.calendar.changeLocation.enabled) return undefined;
   try {

@@ -36,7 +36,7 @@ export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: 
   let folderId = folderIds.get(cacheKey);
   if (!folderId) { folderId = await exchange.ensureFolder(profile.contacts.exchangeFolder); folderIds.set(cacheKey, folderId); }
   const fid = folderId;
-  const store = await openVoiceMailbox((await deps.directory()).endpoint(link.endpointId), link.voiceMailbox, { folder: profile.contacts.folder, removal: { mode: "expunge" }, createFolder: true, maxMessageBytes: 1024 * 1024 });
+  const store = await openVoiceMailbox((await deps.directory({ endpointId: link.endpointId })).endpoint(link.endpointId), link.voiceMailbox, { folder: profile.contacts.folder, removal: { mode: "expunge" }, createFolder: true, maxMessageBytes: 1024 * 1024 });
   return {
     store,
     folderId: fid,
@@ -54,7 +54,7 @@ export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: 
 }
 
 async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger): Promise<ContactsSyncReport | undefined> {
-  const profile = (await deps.directory()).linkProfile(link);
+  const profile = (await deps.directory({ profileId: link.profileId })).linkProfile(link);
   if (!profile.contacts.enabled) return undefined;
   const started = Date.now();
   try {

@@ -24,7 +24,7 @@ export interface Deps {
   syncQueue: QueueClient;
   /** Endpoints (secrets resolved) and profiles; reloaded at most every minute, so changes made
    *  with the CLI and rotated secrets take effect without a restart. */
-  directory: () => Promise<Directory>;
+  directory: (need?: { endpointId?: string; profileId?: string }) => Promise<Directory>;
   /** Forget the loaded directory (after a configuration change in this process). */
   reloadDirectory: () => void;
   /** Where secrets named by endpoints are read: Key Vault in Azure, the local file in the dev host. */
@@ -81,18 +81,23 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
     syncQueue: s.connectionString
       ? new QueueClient(s.connectionString, s.syncQueue)
       : new QueueClient(`${s.queueServiceUri!.replace(/\/$/, "")}/${s.syncQueue}`, mi!),
-    directory: () => {
-      if (directory && Date.now() - directory.at < DIRECTORY_TTL_MS) return directory.value;
-      const previous = directory;
-      const value = state.then(async (st) => loadDirectory({
-        secretsFile: config.secrets.secretsFile,
-        stored: { endpoints: await st.listConfig("endpoint"), profiles: await st.listConfig("profile") },
-        secrets: secretSource,
-      }));
-      // A failed reload (storage or Key Vault away) keeps serving the last good directory.
-      directory = { at: Date.now(), value: previous ? value.catch((e: unknown) => { log.warn("directory.reload.failed", { error: e }); return previous.value; }) : value };
-      value.catch(() => { if (!previous) directory = undefined; });
-      return directory.value;
+    directory: async (need) => {
+      const load = () => {
+        const previous = directory;
+        const value = state.then(async (st) => loadDirectory({
+          secretsFile: config.secrets.secretsFile,
+          stored: { endpoints: await st.listConfig("endpoint"), profiles: await st.listConfig("profile") },
+          secrets: secretSource,
+        }));
+        // A failed reload (storage or Key Vault away) keeps serving the last good directory.
+        directory = { at: Date.now(), value: previous ? value.catch((e: unknown) => { log.warn("directory.reload.failed", { error: e }); return previous.value; }) : value };
+        value.catch(() => { if (!previous) directory = undefined; });
+        return directory.value;
+      };
+      const d = directory && Date.now() - directory.at < DIRECTORY_TTL_MS ? await directory.value : await load();
+      // A link to an endpoint or profile added a moment ago by another process: look again, once.
+      const missing = (need?.endpointId && !d.listEndpoints().some((e) => e.id === need.endpointId)) || (need?.profileId && !d.listProfiles().some((p) => p.id === need.profileId));
+      return missing && directory && Date.now() - directory.at > 2000 ? load() : d;
     },
     reloadDirectory: () => { directory = undefined; },
     secrets: () => secretSource,

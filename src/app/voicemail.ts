@@ -39,7 +39,7 @@ export interface VoicemailRunPorts {
 }
 
 export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise<VoicemailRunPorts> {
-  const dir = await deps.directory();
+  const dir = await deps.directory({ endpointId: link.endpointId, profileId: link.profileId });
   const profile = dir.linkProfile(link);
   const endpoint = dir.endpoint(link.endpointId);
   const exchange = new ExchangeVoicemail(deps.graph(link.tenantId), link.userId);

@@ -132,14 +132,16 @@ describe("umconnect", () => {
     expect(rejected.stderr).toMatch(/IMAP_AUTH_FAILED/);
     withSecret(w.dc.master.pass);
 
-    // A mailbox linked through the stored endpoint syncs (the worker's directory reloads within a minute; here at once).
+    // A mailbox linked through the stored endpoint syncs at once: the worker's directory, loaded
+    // before the endpoint existed, looks again when a link names an endpoint it does not know.
     const carl = w.sim.addUser(TENANT, { userPrincipalName: "carl@contoso.test", proxyAddresses: ["SMTP:carl@contoso.test"] });
     const csv = path.join(dir, "v2.csv");
     fs.writeFileSync(csv, "voiceMailbox,endpointId,smtp,profileId\n4982,voice-2,carl@contoso.test,default\n");
     expect((await umconnect("import", csv, "--tenant", TENANT)).code).toBe(0);
-    w.deps.reloadDirectory();
     await w.dc.lda("4982", avayaVoiceMessage({ id: "via-voice-2" }));
     await expect.poll(() => w.sim.outlook(carl.id).messages("inbox").length, { timeout: 15_000 }).toBe(1);
+    const carlLink = (await w.deps.state.listLinks({})).find((l) => l.voiceMailbox === "4982")!;
+    expect(carlLink.lastError).toBeUndefined();
     const inUse = await umconnect("endpoint", "remove", "voice-2");
     expect(inUse.code).toBe(1);
     expect(inUse.stderr).toMatch(/used by 1 link/);
