@@ -26,6 +26,8 @@ export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "link
 }
 
 const lastFastRead = new Map<string, number>();
+/** The poll timer fires every minute; a run younger than this made the poll's check itself. */
+const POLL_SKIP_MS = 55_000;
 
 export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reason"], "poll" | "fast-read" | "reconcile">): Promise<number> {
   const links = await deps.state.listLinks({ state: "enabled", withUnreadVoice: reason === "fast-read" });
@@ -33,12 +35,20 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
   let n = 0;
   for (const l of links) {
     if (reason === "fast-read") {
-      // The timer fires every 5 s; the configured interval may be longer.
-      if (now - (lastFastRead.get(l.linkId) ?? 0) < deps.config.sync.fastReadIntervalSeconds * 1000 - 500) continue;
+      // The timer fires every 5 s; the configured interval may be longer. A link that ran within
+      // the interval (a notification, a deposit) has just looked at its delta: no check needed.
+      const interval = deps.config.sync.fastReadIntervalSeconds * 1000 - 500;
+      if (now - (lastFastRead.get(l.linkId) ?? 0) < interval) continue;
+      if (l.lastSyncAt && now - Date.parse(l.lastSyncAt) < interval) continue;
       lastFastRead.set(l.linkId, now);
     }
     if (reason === "fast-read") { await enqueueSync(deps.syncQueue, { linkId: l.linkId, reason, at: now }); n++; continue; }
-    n += await enqueueLinkKinds(deps, l, reason, reason === "reconcile" ? ["voicemail", "contacts", "calendar"] : ["voicemail", "contacts"]);
+    if (reason === "reconcile") { n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar"]); continue; }
+    // Poll: a kind that ran within the last minute has just compared its store (a run starts
+    // with the CONDSTORE/QRESYNC check); during bursts that is every busy link.
+    const recent = (at: string | undefined) => at !== undefined && now - Date.parse(at) < POLL_SKIP_MS;
+    const kinds = (["voicemail", "contacts"] as const).filter((k) => !recent(k === "voicemail" ? l.lastSyncAt : l.kinds?.contacts?.lastSyncAt));
+    if (kinds.length) n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
   }
   return n;
 }

@@ -1,0 +1,54 @@
+/**
+ * What the timers enqueue: poll skips kinds that ran within the last minute (their run made the
+ * check), fast read only mailboxes with unread voicemail that did not just run, reconcile
+ * everything the profile syncs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWorld, type World } from "./world.js";
+import { enqueueLinks } from "../../src/app/schedule.js";
+import type { SyncRequest } from "../../src/app/syncQueue.js";
+
+let w: World;
+const ago = (s: number) => new Date(Date.now() - s * 1000).toISOString();
+
+async function drain(): Promise<SyncRequest[]> {
+  const out: SyncRequest[] = [];
+  for (;;) {
+    const r = await w.deps.syncQueue.receiveMessages({ numberOfMessages: 32 });
+    if (!r.receivedMessageItems.length) return out;
+    for (const m of r.receivedMessageItems) {
+      out.push(JSON.parse(Buffer.from(m.messageText, "base64").toString("utf8")) as SyncRequest);
+      await w.deps.syncQueue.deleteMessage(m.messageId, m.popReceipt);
+    }
+  }
+}
+const runs = (reqs: SyncRequest[]) => reqs.map((r) => `${r.linkId} ${r.kind ?? "voicemail"}`).sort();
+
+beforeAll(async () => {
+  w = await startWorld({ users: ["4990", "4991", "4992"], timers: false, queueWorkers: false, quiet: true, fastReadSeconds: 30, profiles: [{ id: "people", displayName: "p", contacts: { enabled: true }, calendar: { enabled: true } }] });
+  await w.link("4990", "a@contoso.test", "people");
+  await w.link("4991", "b@contoso.test");
+  await w.link("4992", "c@contoso.test");
+  await drain();
+  await w.deps.state.modifyLink("L-4990", (l) => ({ ...l, lastSyncAt: ago(10), unreadVoice: 2, kinds: { contacts: { lastSyncAt: ago(300) } } }));
+  await w.deps.state.modifyLink("L-4991", (l) => ({ ...l, lastSyncAt: ago(300), unreadVoice: 1 }));
+  await w.deps.state.modifyLink("L-4992", (l) => ({ ...l, lastSyncAt: ago(300), unreadVoice: 0, state: "paused" }));
+}, 60_000);
+afterAll(async () => { await w?.stop(); });
+
+describe("timers", () => {
+  it("poll: every enabled link and kind, except those that ran within the last minute", async () => {
+    await enqueueLinks(w.deps, "poll");
+    expect(runs(await drain())).toEqual(["L-4990 contacts", "L-4991 voicemail"]);
+  });
+
+  it("fast read: only mailboxes with unread voicemail that did not just run", async () => {
+    await enqueueLinks(w.deps, "fast-read");
+    expect(runs(await drain())).toEqual(["L-4991 voicemail"]);
+  });
+
+  it("reconcile: every kind of every enabled link, recent or not", async () => {
+    await enqueueLinks(w.deps, "reconcile");
+    expect(runs(await drain())).toEqual(["L-4990 calendar", "L-4990 contacts", "L-4990 voicemail", "L-4991 voicemail"]);
+  });
+});
