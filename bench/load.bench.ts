@@ -7,6 +7,7 @@
  * Writes docs/load.md. `npm run bench -- load` (about 3 minutes).
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startWorld } from "../test/e2e/world.js";
@@ -103,6 +104,8 @@ in ${PER_MAILBOX} bursts of one message per mailbox. One process serves the HTTP
 timers; ${WORKERS} worker processes (scripts/instance.ts) take the queue (host.json batchSize 16 each).
 The Graph simulator answers every request after 20 ms and enforces Graph's documented limits
 (4 concurrent requests and 10,000 requests per 10 minutes per app and mailbox).
+Measured on ${os.cpus().length} CPUs shared by everything above (dovecot-lda processes, Azurite, the
+simulator, the workers): deposit and catch-up times are this machine's, not the connector's limit.
 
 ${formatFigures(title, figures)}
 `);

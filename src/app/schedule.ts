@@ -39,15 +39,16 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
       // the interval (a notification, a deposit) has just looked at its delta: no check needed.
       const interval = deps.config.sync.fastReadIntervalSeconds * 1000 - 500;
       if (now - (lastFastRead.get(l.linkId) ?? 0) < interval) continue;
-      if (l.lastSyncAt && now - Date.parse(l.lastSyncAt) < interval) continue;
+      if (l.lastSyncAt && !l.lastError && now - Date.parse(l.lastSyncAt) < interval) continue;
       lastFastRead.set(l.linkId, now);
     }
     if (reason === "fast-read") { await enqueueSync(deps.syncQueue, { linkId: l.linkId, reason, at: now }); n++; continue; }
     if (reason === "reconcile") { n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar"]); continue; }
     // Poll: a kind that ran within the last minute has just compared its store (a run starts
     // with the CONDSTORE/QRESYNC check); during bursts that is every busy link.
-    const recent = (at: string | undefined) => at !== undefined && now - Date.parse(at) < POLL_SKIP_MS;
-    const kinds = (["voicemail", "contacts"] as const).filter((k) => !recent(k === "voicemail" ? l.lastSyncAt : l.kinds?.contacts?.lastSyncAt));
+    // A failed run (its error still on the link: success clears it) checked nothing.
+    const recent = (k: { lastSyncAt?: string; lastError?: unknown } | undefined) => !!k?.lastSyncAt && !k.lastError && now - Date.parse(k.lastSyncAt) < POLL_SKIP_MS;
+    const kinds = (["voicemail", "contacts"] as const).filter((k) => !recent(k === "voicemail" ? l : l.kinds?.contacts));
     if (kinds.length) n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
   }
   return n;

@@ -25,13 +25,17 @@ async function drain(): Promise<SyncRequest[]> {
 const runs = (reqs: SyncRequest[]) => reqs.map((r) => `${r.linkId} ${r.kind ?? "voicemail"}`).sort();
 
 beforeAll(async () => {
-  w = await startWorld({ users: ["4990", "4991", "4992"], timers: false, queueWorkers: false, quiet: true, fastReadSeconds: 30, profiles: [{ id: "people", displayName: "p", contacts: { enabled: true }, calendar: { enabled: true } }] });
+  w = await startWorld({ users: ["4990", "4991", "4992", "4993"], timers: false, queueWorkers: false, quiet: true, fastReadSeconds: 30, profiles: [{ id: "people", displayName: "p", contacts: { enabled: true }, calendar: { enabled: true } }] });
   await w.link("4990", "a@contoso.test", "people");
   await w.link("4991", "b@contoso.test");
   await w.link("4992", "c@contoso.test");
   await drain();
   await w.deps.state.modifyLink("L-4990", (l) => ({ ...l, lastSyncAt: ago(10), unreadVoice: 2, kinds: { contacts: { lastSyncAt: ago(300) } } }));
   await w.deps.state.modifyLink("L-4991", (l) => ({ ...l, lastSyncAt: ago(300), unreadVoice: 1 }));
+  // Ran successfully 10 s ago, then failed (consent revoked): the failed run checked nothing.
+  await w.link("4993", "d@contoso.test");
+  await drain();
+  await w.deps.state.modifyLink("L-4993", (l) => ({ ...l, lastSyncAt: ago(10), unreadVoice: 1, lastError: { code: "GRAPH_AUTH_FAILED", message: "consent revoked", at: ago(5) } }));
   await w.deps.state.modifyLink("L-4992", (l) => ({ ...l, lastSyncAt: ago(300), unreadVoice: 0, state: "paused" }));
 }, 60_000);
 afterAll(async () => { await w?.stop(); });
@@ -39,16 +43,16 @@ afterAll(async () => { await w?.stop(); });
 describe("timers", () => {
   it("poll: every enabled link and kind, except those that ran within the last minute", async () => {
     await enqueueLinks(w.deps, "poll");
-    expect(runs(await drain())).toEqual(["L-4990 contacts", "L-4991 voicemail"]);
+    expect(runs(await drain())).toEqual(["L-4990 contacts", "L-4991 voicemail", "L-4993 voicemail"]);
   });
 
   it("fast read: only mailboxes with unread voicemail that did not just run", async () => {
     await enqueueLinks(w.deps, "fast-read");
-    expect(runs(await drain())).toEqual(["L-4991 voicemail"]);
+    expect(runs(await drain())).toEqual(["L-4991 voicemail", "L-4993 voicemail"]);
   });
 
   it("reconcile: every kind of every enabled link, recent or not", async () => {
     await enqueueLinks(w.deps, "reconcile");
-    expect(runs(await drain())).toEqual(["L-4990 calendar", "L-4990 contacts", "L-4990 voicemail", "L-4991 voicemail"]);
+    expect(runs(await drain())).toEqual(["L-4990 calendar", "L-4990 contacts", "L-4990 voicemail", "L-4991 voicemail", "L-4993 voicemail"]);
   });
 });
