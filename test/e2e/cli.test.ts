@@ -10,13 +10,17 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, TENANT, type World } from "./world.js";
+import { main } from "../../src/cli/main.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 
 let w: World;
 const cli = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "umc-cli-"));
 
-function umconnect(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+type Result = { code: number; stdout: string; stderr: string };
+
+/** The real command as a process (npm's bin runs exactly this file). */
+function umconnectProcess(...args: string[]): Promise<Result> {
   return new Promise((resolve) => {
     execFile(process.execPath, ["--import", "tsx", cli, ...args], { env: { ...process.env, ...w.env }, encoding: "utf8" }, (e, stdout, stderr) => {
       resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, stdout, stderr });
@@ -24,15 +28,35 @@ function umconnect(...args: string[]): Promise<{ code: number; stdout: string; s
   });
 }
 
+/** The same entry point in this process (a process costs seconds of CPU to start with tsx). */
+async function umconnect(...args: string[]): Promise<Result> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(args, (s) => out.push(s), (s) => err.push(s));
+  return { code, stdout: out.join("\n") + (out.length ? "\n" : ""), stderr: err.join("\n") };
+}
+
 const card = (fn: string) => `From: Avaya <mm@voice.test>\r\nSubject: card\r\nContent-Type: text/vcard; charset=utf-8\r\n\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nUID:${fn.replace(/ /g, "-")}\r\nFN:${fn}\r\nN:${fn.split(" ").reverse().join(";")};;;\r\nEND:VCARD\r\n`;
 
 beforeAll(async () => {
   w = await startWorld({ users: ["4980", "4981", "4982"], quiet: true, profiles: [{ id: "kontakte", displayName: "Voice and contacts", contacts: { enabled: true, folder: "Kontakte" } }] });
+  // main() reads the UMC_* settings from the environment, as the installed command does.
+  Object.assign(process.env, w.env);
   for (const u of ["ann", "bob"]) w.sim.addUser(TENANT, { userPrincipalName: `${u}@contoso.test`, proxyAddresses: [`SMTP:${u}@contoso.test`] });
 }, 60_000);
 afterAll(async () => { await w?.stop(); fs.rmSync(dir, { recursive: true, force: true }); });
 
 describe("umconnect", () => {
+  it("runs as a process: human and JSON output, exit codes 0, 1 and 2", async () => {
+    const t = await umconnectProcess("tenants", "--json");
+    expect(t.code).toBe(0);
+    expect(JSON.parse(t.stdout)[0]).toMatchObject({ tenantId: TENANT });
+    expect((await umconnectProcess("pause", "L-unknown")).code).toBe(1);
+    const usage = await umconnectProcess("frobnicate");
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/^usage: umconnect/);
+  });
+
   it("lists tenants, endpoints and profiles, without secrets", async () => {
     const t = await umconnect("tenants", "--json");
     expect(t.code).toBe(0);
