@@ -49,7 +49,8 @@ const schema = z
     /** A Graph request slower than this is given up (transient GRAPH_UNAVAILABLE). */
     UMC_GRAPH_REQUEST_TIMEOUT_SECONDS: int(1, 240).default(60),
     UMC_MASS_DELETE_MAX_SHARE: z.coerce.number().min(0).max(1).default(0.5),
-    UMC_LEASE_SECONDS: int(5, 600).default(60),
+    // A run renews its lease every third of this; a worker that dies holds its mailboxes this long.
+    UMC_LEASE_SECONDS: int(5, 600).default(30),
     UMC_ENVIRONMENT: z.enum(["azure", "local", "test"]).default("azure"),
   })
 ;
