@@ -1,7 +1,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
 import { getDeps } from "../src/app/deps.js";
-import { statusPage, statusReport } from "../src/admin/status.js";
+import { selectLinks, statusPage, statusReport, type StatusQuery } from "../src/admin/status.js";
 import { isConnectorError } from "../src/errors.js";
 
 async function status(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
@@ -16,8 +16,16 @@ async function status(req: HttpRequest, _ctx: InvocationContext): Promise<HttpRe
     const error = e.httpStatus === 403 ? "insufficient_scope" : "invalid_token";
     return { status: e.httpStatus, headers: { "www-authenticate": `Bearer error="${error}"` }, jsonBody: { error: e.code } };
   }
-  const report = await statusReport(deps);
-  return req.query.get("format") === "html" ? statusPage(report) : { status: 200, jsonBody: report };
+  const q = req.query;
+  const limit = q.get("limit");
+  const query: StatusQuery = {
+    ...(q.get("tenant") ? { tenantId: q.get("tenant")! } : {}),
+    ...(q.get("problems") === "1" || q.get("problems") === "true" ? { problems: true } : {}),
+    ...(limit && /^\d{1,5}$/.test(limit) ? { limit: Number(limit) } : {}),
+    ...(q.get("after") ? { after: q.get("after")! } : {}),
+  };
+  const report = selectLinks(await statusReport(deps), query);
+  return q.get("format") === "html" ? statusPage(report, query) : { status: 200, jsonBody: report };
 }
 
 export const adminStatusFunction: FunctionDefinition = {

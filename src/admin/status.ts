@@ -51,6 +51,41 @@ export interface StatusReport {
   tenants: Array<{ tenantId: string; status: string; links: number; failing: number }>;
   links: LinkStatus[];
   alerts: Alert[];
+  /** Set when the links were selected (tenant, problems only) and paged. */
+  page?: { matching: number; shown: number; next?: string };
+}
+
+/** What an administrator asks to see: thousands of mailboxes are read a page at a time. */
+export interface StatusQuery {
+  tenantId?: string;
+  /** Only links with an error, skipped items or an alert. */
+  problems?: boolean;
+  limit?: number;
+  /** The link id the previous page ended with. */
+  after?: string;
+}
+
+export const STATUS_PAGE_DEFAULT = 200;
+export const STATUS_PAGE_MAX = 2000;
+
+/** The report narrowed to one page of the links asked for; alerts follow the same selection. */
+export function selectLinks(r: StatusReport, q: StatusQuery): StatusReport {
+  const limit = Math.min(STATUS_PAGE_MAX, Math.max(1, Math.floor(q.limit ?? STATUS_PAGE_DEFAULT)));
+  const alerted = new Set(r.alerts.map((a) => a.linkId));
+  const matching = r.links
+    .filter((l) => !q.tenantId || l.tenantId === q.tenantId)
+    .filter((l) => !q.problems || l.lastError || l.skipped.length || alerted.has(l.linkId))
+    .sort((a, b) => a.linkId.localeCompare(b.linkId));
+  const from = q.after ? matching.filter((l) => l.linkId > q.after!) : matching;
+  const links = from.slice(0, limit);
+  const ids = new Set(matching.map((l) => l.linkId));
+  return {
+    ...r,
+    tenants: q.tenantId ? r.tenants.filter((t) => t.tenantId === q.tenantId) : r.tenants,
+    links,
+    alerts: r.alerts.filter((a) => (a.linkId ? ids.has(a.linkId) : !q.tenantId)),
+    page: { matching: matching.length, shown: links.length, ...(from.length > limit ? { next: links.at(-1)!.linkId } : {}) },
+  };
 }
 
 const NEEDS_A_PERSON: Record<string, string> = {
@@ -122,14 +157,16 @@ function kindCell(l: LinkStatus): string {
   ].filter(Boolean).join("<br>") || "-";
 }
 
-export function statusPage(r: StatusReport): HttpResponseInit {
+export function statusPage(r: StatusReport, q: StatusQuery = {}): HttpResponseInit {
+  const nextQuery = r.page?.next ? new URLSearchParams({ format: "html", after: r.page.next, ...(q.tenantId ? { tenant: q.tenantId } : {}), ...(q.problems ? { problems: "1" } : {}), ...(q.limit ? { limit: String(q.limit) } : {}) }) : undefined;
+  const nextLink = nextQuery ? `<p><a href="?${esc(nextQuery.toString())}">next page</a></p>` : "";
   const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}<br><small>${esc(l.profileId)}${l.overrides ? ` + override (${esc(l.overrides.join(", "))})` : ""}</small></td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${kindCell(l)}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.throttled ? `<br>throttled by Graph ${l.throttled.count}x, last ${esc(l.throttled.lastAt.slice(0, 16).replace("T", " "))}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
   const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>umconnect status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.9rem}tr.bad td{background:#fdecea}.critical{color:#a4262c}.warning{color:#8a5a00}</style></head><body>
 <h1>umconnect status</h1><p>Generated ${esc(r.generatedAt)}</p>
 <h2>Alerts (${r.alerts.length})</h2><ul>${r.alerts.map((a) => `<li class="${a.severity}">${esc(a.severity)}: ${a.linkId ? `${esc(a.linkId)}: ` : ""}${esc(a.text)} <code>${esc(a.code)}</code></li>`).join("") || "<li>none</li>"}</ul>
 <h2>Tenants</h2><ul>${r.tenants.map((t) => `<li>${esc(t.tenantId)}: ${esc(t.status)}, ${t.links} links, ${t.failing} failing</li>`).join("")}</ul>
-<h2>Mailboxes</h2><table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state / profile</th><th>last sync</th><th>unread</th><th>subscription until</th><th>contacts / calendar</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>
+<h2>Mailboxes${r.page ? ` (${r.page.shown} of ${r.page.matching})` : ""}</h2>${nextLink}<table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state / profile</th><th>last sync</th><th>unread</th><th>subscription until</th><th>contacts / calendar</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>
 </body></html>`;
   return { status: 200, headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'", "cache-control": "no-store", "x-content-type-options": "nosniff" }, body };
 }

@@ -35,6 +35,25 @@ describe("admin status", () => {
     expect(r.tenants[0]).toMatchObject({ links: 2 });
   });
 
+  it("selects and pages the mailboxes (tenant, problems only, limit/after), alerts following the selection", async () => {
+    const page = async (q: string) => (await (await get(`Bearer ${ADMIN_TOKEN}`, q)).json()) as StatusReport;
+    const first = await page("?limit=1");
+    expect(first.links.map((l) => l.linkId)).toEqual(["L-2001"]);
+    expect(first.page).toEqual({ matching: 2, shown: 1, next: "L-2001" });
+    const second = await page(`?limit=1&after=${first.page!.next}`);
+    expect(second.links.map((l) => l.linkId)).toEqual(["L-2002"]);
+    expect(second.page?.next).toBeUndefined();
+    const problems = await page("?problems=1");
+    expect(problems.links.map((l) => l.linkId)).toEqual(["L-2002"]);
+    expect(problems.alerts.every((a) => a.linkId === "L-2002")).toBe(true);
+    const other = await page("?tenant=00000000-0000-4000-8000-000000000000");
+    expect(other).toMatchObject({ links: [], alerts: [], tenants: [], page: { matching: 0, shown: 0 } });
+    expect((await get(`Bearer ${ADMIN_TOKEN}`, "?limit=abc&after=%00")).status).toBe(200);
+    const html = await (await get(`Bearer ${ADMIN_TOKEN}`, "?format=html&limit=1")).text();
+    expect(html).toContain("Mailboxes (1 of 2)");
+    expect(html).toContain('href="?format=html&#38;after=L-2001&#38;limit=1"');
+  });
+
   it("counts the MWI drift a reconcile run finds and corrects", async () => {
     const link = (await w.deps.state.getLink("L-2001"))!;
     // Let follow-ups of the previous test finish: an incremental run would pick the read up
