@@ -1,8 +1,9 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
 import { getDeps } from "../src/app/deps.js";
-import { selectLinks, statusPage, statusReport, type StatusQuery } from "../src/admin/status.js";
+import { parseStatusQuery, selectLinks, statusPage, statusReport } from "../src/admin/status.js";
 import { isConnectorError } from "../src/errors.js";
+import { refusal } from "../src/admin/adminAuth.js";
 
 async function status(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
   const deps = getDeps();
@@ -12,20 +13,11 @@ async function status(req: HttpRequest, _ctx: InvocationContext): Promise<HttpRe
   } catch (e) {
     if (!isConnectorError(e)) throw e;
     deps.log.warn("admin.refused", { code: e.code });
-    // RFC 6750 section 3.1: invalid_token for no/bad credentials, insufficient_scope for a missing role.
-    const error = e.httpStatus === 403 ? "insufficient_scope" : "invalid_token";
-    return { status: e.httpStatus, headers: { "www-authenticate": `Bearer error="${error}"` }, jsonBody: { error: e.code } };
+    return refusal(e);
   }
-  const q = req.query;
-  const limit = q.get("limit");
-  const query: StatusQuery = {
-    ...(q.get("tenant") ? { tenantId: q.get("tenant")! } : {}),
-    ...(q.get("problems") === "1" || q.get("problems") === "true" ? { problems: true } : {}),
-    ...(limit && /^\d{1,5}$/.test(limit) ? { limit: Number(limit) } : {}),
-    ...(q.get("after") ? { after: q.get("after")! } : {}),
-  };
+  const query = parseStatusQuery(req.query);
   const report = selectLinks(await statusReport(deps), query);
-  return q.get("format") === "html" ? statusPage(report, query) : { status: 200, jsonBody: report };
+  return req.query.get("format") === "html" ? statusPage(report, query) : { status: 200, jsonBody: report };
 }
 
 export const adminStatusFunction: FunctionDefinition = {

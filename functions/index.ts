@@ -2,14 +2,14 @@
 import { app } from "@azure/functions";
 import { registerAll } from "./definition.js";
 import { functionDefinitions } from "./registry.js";
+import { getConfig } from "../src/config.js";
 import { startAzureMonitor } from "../src/telemetry.js";
 
-// Platform settings (infra/app/api.bicep), not connector config: the App Insights component
-// and the identity that may publish to it. Instruments bind to the provider on first use, so
-// starting it asynchronously loses nothing.
-void startAzureMonitor({
-  connectionString: process.env.APPLICATIONINSIGHTS_CONNECTION_STRING,
-  managedIdentityClientId: process.env.UMC_MANAGED_IDENTITY_CLIENT_ID,
-}).catch((e: unknown) => console.error(JSON.stringify({ level: "error", event: "telemetry.start.failed", error: String(e) })));
+// Telemetry starts with the process; instruments bind to the provider on first use, so starting
+// it asynchronously loses nothing. A configuration problem is left to the first invocation,
+// which reports it with its function.
+void Promise.resolve()
+  .then(() => startAzureMonitor(getConfig()))
+  .catch((e: unknown) => console.error(JSON.stringify({ level: "error", event: "telemetry.start.failed", error: e instanceof Error ? e.name : "unknown" })));
 
 registerAll(app, functionDefinitions);

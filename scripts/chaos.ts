@@ -10,6 +10,7 @@
  * address, its default.
  */
 import fs from "node:fs";
+import { QueueClient } from "@azure/storage-queue";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startWorld, TENANT, ADMIN_TOKEN, type World } from "../test/e2e/world.js";
@@ -219,7 +220,6 @@ const cases: Case[] = [
 ];
 
 async function poisonTexts(w: World): Promise<string[]> {
-  const { QueueClient } = await import("@azure/storage-queue");
   const q = new QueueClient(w.az.connectionString, `${w.deps.config.storage.syncQueue}-poison`);
   if (!(await q.exists())) return [];
   const out: string[] = [];

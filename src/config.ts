@@ -109,6 +109,8 @@ export interface Config {
   };
   admin: { tenantId?: string; role: string };
   alerts: { webhookUrl?: string; webhookSecret?: string };
+  /** Application Insights (platform setting APPLICATIONINSIGHTS_CONNECTION_STRING, set by the template). */
+  telemetry: { appInsightsConnectionString?: string };
   logLevel: RawConfig["UMC_LOG_LEVEL"];
   sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number };
 }
@@ -152,6 +154,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     admin: { tenantId: c.UMC_ADMIN_TENANT_ID, role: c.UMC_ADMIN_ROLE },
     alerts: { webhookUrl: c.UMC_ALERT_WEBHOOK_URL, webhookSecret: c.UMC_ALERT_WEBHOOK_SECRET },
+    // The one setting not ours: the Functions platform and the Azure Monitor distro share its name.
+    telemetry: { appInsightsConnectionString: env.APPLICATIONINSIGHTS_CONNECTION_STRING || undefined },
     logLevel: c.UMC_LOG_LEVEL,
     sync: {
       fastReadIntervalSeconds: c.UMC_FAST_READ_INTERVAL_SECONDS,

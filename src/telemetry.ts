@@ -11,6 +11,7 @@
  */
 import { metrics, trace, SpanStatusCode, type Attributes, type Counter, type Histogram, type MeterProvider, type Span } from "@opentelemetry/api";
 import { isConnectorError } from "./errors.js";
+import type { Config } from "./config.js";
 
 export const INSTRUMENTATION_SCOPE = "umconnect";
 
@@ -105,16 +106,16 @@ export function recordStatusSnapshot(linksByState: Map<string, number>, alertsBy
 /**
  * Azure: the Azure Monitor OpenTelemetry distro with Entra authentication (the managed
  * identity holds Monitoring Metrics Publisher on the component; infra/app/rbac.bicep).
+ * Nothing happens without an Application Insights connection string.
  * https://learn.microsoft.com/en-us/azure/azure-monitor/app/opentelemetry-enable?tabs=nodejs
  */
-export async function startAzureMonitor(options: { connectionString?: string; managedIdentityClientId?: string }): Promise<boolean> {
-  if (!options.connectionString) return false;
+export async function startAzureMonitor(config: Pick<Config, "telemetry" | "identity">): Promise<boolean> {
+  const connectionString = config.telemetry.appInsightsConnectionString;
+  if (!connectionString) return false;
+  const clientId = config.identity.managedIdentityClientId;
   const [{ useAzureMonitor }, { ManagedIdentityCredential }] = await Promise.all([import("@azure/monitor-opentelemetry"), import("@azure/identity")]);
   useAzureMonitor({
-    azureMonitorExporterOptions: {
-      connectionString: options.connectionString,
-      ...(options.managedIdentityClientId ? { credential: new ManagedIdentityCredential({ clientId: options.managedIdentityClientId }) } : {}),
-    },
+    azureMonitorExporterOptions: { connectionString, ...(clientId ? { credential: new ManagedIdentityCredential({ clientId }) } : {}) },
     // Request/dependency telemetry comes from the Functions host; these are the connector's own.
     instrumentationOptions: { http: { enabled: false }, azureSdk: { enabled: false } },
   });

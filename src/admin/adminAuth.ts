@@ -13,6 +13,7 @@
  * No valid credential: 401. A valid token without the role: 403.
  */
 import crypto from "node:crypto";
+import type { HttpResponseInit } from "@azure/functions";
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
 import type { Config } from "../config.js";
 import { ConnectorError } from "../errors.js";
@@ -62,6 +63,13 @@ export function createAdminAuth(config: Config): AdminAuth {
       return { kind: "entra", tenantId, objectId: String(claims.oid), ...(typeof claims.name === "string" ? { name: claims.name } : {}) };
     },
   };
+}
+
+/** The answer to a refused admin request (RFC 6750 section 3.1: invalid_token for no or bad
+ *  credentials, insufficient_scope for a missing role). */
+export function refusal(e: ConnectorError): HttpResponseInit {
+  const error = e.httpStatus === 403 ? "insufficient_scope" : "invalid_token";
+  return { status: e.httpStatus, headers: { "www-authenticate": `Bearer error="${error}"` }, jsonBody: { error: e.code } };
 }
 
 function sameSecret(given: string, expected: string): boolean {

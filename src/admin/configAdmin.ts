@@ -9,6 +9,7 @@ import type { Deps } from "../app/deps.js";
 import { endpointSchema, loadDirectory, type EndpointConfig } from "../app/endpoints.js";
 import { openVoiceMailbox } from "../imap/voiceMailbox.js";
 import { DEFAULT_PROFILE, parseProfile } from "./profiles.js";
+import type { MailboxLink } from "../state/stateStore.js";
 
 function problemsOf(e: { issues: Array<{ path: PropertyKey[]; message: string }> }): string[] {
   return e.issues.map((i) => `${i.path.map(String).join(".") || "(endpoint)"}: ${i.message}`);
@@ -21,7 +22,7 @@ export async function setEndpoint(deps: Deps, input: EndpointConfig): Promise<vo
   if (r.data.caBundlePath) throw new ConnectorError("BAD_REQUEST", "invalid endpoint", { problems: ["caBundlePath: store the PEM text (caBundle); files do not exist in Azure"] });
   const dir = await deps.directory();
   if (dir.listEndpoints().some((e) => e.id === r.data.id && e.source === "file")) throw new ConnectorError("CONFLICT", `endpoint ${r.data.id} is defined in the local secrets file`);
-  // The whole directory must still load with it, its secret included.
+  // It must load on its own, its secret read: a typo in the secret name is refused now, not at the next run.
   await loadDirectory({ stored: { endpoints: [r.data], profiles: [] }, secrets: deps.secrets() });
   await deps.state.putConfig("endpoint", r.data.id, r.data);
   deps.log.info("admin.endpoint.set", { endpoint: r.data.id });
@@ -29,11 +30,7 @@ export async function setEndpoint(deps: Deps, input: EndpointConfig): Promise<vo
 }
 
 export async function removeEndpoint(deps: Deps, id: string): Promise<void> {
-  const using = (await deps.state.listLinks({})).filter((l) => l.endpointId === id);
-  if (using.length) throw new ConnectorError("CONFLICT", `endpoint ${id} is used by ${using.length} link(s)`, { problems: using.slice(0, 20).map((l) => l.linkId) });
-  if (!(await deps.state.deleteConfig("endpoint", id))) throw new ConnectorError("NOT_FOUND", `no stored endpoint ${id}`);
-  deps.log.info("admin.endpoint.removed", { endpoint: id });
-  deps.reloadDirectory();
+  await removeUnused(deps, "endpoint", id, (l) => l.endpointId === id);
 }
 
 /** Logs in to the store as the super user on behalf of one mailbox and opens its INBOX. */
@@ -62,9 +59,14 @@ export async function setProfile(deps: Deps, input: unknown): Promise<string> {
 }
 
 export async function removeProfile(deps: Deps, id: string): Promise<void> {
-  const using = (await deps.state.listLinks({})).filter((l) => l.profileId === id);
-  if (using.length) throw new ConnectorError("CONFLICT", `profile ${id} is used by ${using.length} link(s)`, { problems: using.slice(0, 20).map((l) => l.linkId) });
-  if (!(await deps.state.deleteConfig("profile", id))) throw new ConnectorError("NOT_FOUND", `no stored profile ${id}`);
-  deps.log.info("admin.profile.removed", { profile: id });
+  await removeUnused(deps, "profile", id, (l) => l.profileId === id);
+}
+
+/** Removes a stored endpoint or profile that no link uses. */
+async function removeUnused(deps: Deps, kind: "endpoint" | "profile", id: string, uses: (l: MailboxLink) => boolean): Promise<void> {
+  const using = (await deps.state.listLinks({})).filter(uses);
+  if (using.length) throw new ConnectorError("CONFLICT", `${kind} ${id} is used by ${using.length} link(s)`, { problems: using.slice(0, 20).map((l) => l.linkId) });
+  if (!(await deps.state.deleteConfig(kind, id))) throw new ConnectorError("NOT_FOUND", `no stored ${kind} ${id}`);
+  deps.log.info(`admin.${kind}.removed`, { [kind]: id });
   deps.reloadDirectory();
 }

@@ -10,6 +10,7 @@ import { ConnectorError, isConnectorError } from "../errors.js";
 import type { Deps } from "../app/deps.js";
 import { enqueueLinkKinds } from "../app/schedule.js";
 import type { MailboxLink } from "../state/stateStore.js";
+import { overrideProblems } from "./profiles.js";
 
 export const CSV_HEADER = ["voiceMailbox", "endpointId", "smtp", "profileId"] as const;
 export type LinkRow = { line: number; voiceMailbox: string; endpointId: string; smtp: string; profileId: string };
@@ -143,35 +144,11 @@ export async function setProfileOverride(deps: Deps, linkId: string, override: R
   const link = await deps.state.getLink(linkId);
   if (!link) throw new ConnectorError("NOT_FOUND", `no link ${linkId}`, { mailboxId: linkId });
   if (override !== undefined) {
-    const problems: string[] = [];
-    if (typeof override !== "object" || override === null || Array.isArray(override)) problems.push("(override): must be a JSON object");
-    else {
-      for (const k of ["id", "displayName"]) if (k in override) problems.push(`${k}: a profile's identity cannot be overridden`);
-      problems.push(...unknownSettings(override, (await deps.directory()).profile(link.profileId) as unknown as Record<string, unknown>));
-      try {
-        (await deps.directory()).linkProfile({ profileId: link.profileId, profileOverride: override });
-      } catch (e) {
-        if (!isConnectorError(e, "BAD_REQUEST")) throw e;
-        problems.push(...e.problems);
-      }
-    }
+    const problems = overrideProblems((await deps.directory()).profile(link.profileId), override);
     if (problems.length) throw new ConnectorError("BAD_REQUEST", `invalid override for ${linkId}`, { problems, mailboxId: linkId });
   }
   const l = await deps.state.modifyLink(linkId, (x) => ({ ...x, profileOverride: override }));
   deps.log.info("admin.override.set", { linkId, settings: override ? Object.keys(override) : [] });
   await enqueueLinkKinds(deps, l, "admin");
   return l;
-}
-
-/** Paths in `given` that the profile does not have (typos would otherwise be dropped silently). */
-function unknownSettings(given: Record<string, unknown>, known: Record<string, unknown>, at = ""): string[] {
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(given)) {
-    const path = at ? `${at}.${k}` : k;
-    if (k === "id" || k === "displayName") continue;
-    if (!(k in known)) { out.push(`${path}: unknown setting`); continue; }
-    const sub = known[k];
-    if (v && typeof v === "object" && !Array.isArray(v) && sub && typeof sub === "object" && !Array.isArray(sub)) out.push(...unknownSettings(v as Record<string, unknown>, sub as Record<string, unknown>, path));
-  }
-  return out;
 }

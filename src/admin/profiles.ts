@@ -4,7 +4,7 @@
  * API, state store), so a profile in state is always complete and valid.
  */
 import { z } from "zod";
-import { ConnectorError } from "../errors.js";
+import { ConnectorError, isConnectorError } from "../errors.js";
 
 export const featureProfileSchema = z.object({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and dashes"),
@@ -50,9 +50,9 @@ export const featureProfileSchema = z.object({
 export type FeatureProfile = z.output<typeof featureProfileSchema>;
 export type FeatureProfileInput = z.input<typeof featureProfileSchema>;
 
-/** Per-user overrides: any subset of a profile except its identity. */
-export const profileOverrideSchema = featureProfileSchema.omit({ id: true, displayName: true }).partial();
-export type ProfileOverride = z.input<typeof profileOverrideSchema>;
+/** Per-user overrides: any subset of a profile except its identity, stored as given (not
+ *  parsed: parsing would fill in defaults that hide the profile's own settings). */
+export type ProfileOverride = Record<string, unknown>;
 
 export function parseProfile(input: unknown): FeatureProfile {
   const r = featureProfileSchema.safeParse(input);
@@ -74,6 +74,34 @@ export function effectiveProfile(profile: FeatureProfile, override: ProfileOverr
     merged[key] = isObj(base) && isObj(value) && !("mode" in value) ? { ...base, ...value } : value;
   }
   return parseProfile({ ...merged, id: profile.id, displayName: profile.displayName });
+}
+
+/** Every problem with an override for this profile: identity, unknown settings at any depth
+ *  (typos would otherwise be dropped silently), and whatever makes the result invalid. */
+export function overrideProblems(profile: FeatureProfile, override: unknown): string[] {
+  if (typeof override !== "object" || override === null || Array.isArray(override)) return ["(override): must be a JSON object"];
+  const o = override as ProfileOverride;
+  const problems = ["id", "displayName"].filter((k) => k in o).map((k) => `${k}: a profile's identity cannot be overridden`);
+  problems.push(...unknownSettings(o, profile as unknown as Record<string, unknown>));
+  try {
+    effectiveProfile(profile, o);
+  } catch (e) {
+    if (!isConnectorError(e, "BAD_REQUEST")) throw e;
+    problems.push(...e.problems);
+  }
+  return problems;
+}
+
+function unknownSettings(given: Record<string, unknown>, known: Record<string, unknown>, at = ""): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(given)) {
+    const path = at ? `${at}.${k}` : k;
+    if (!at && (k === "id" || k === "displayName")) continue;
+    if (!(k in known)) { out.push(`${path}: unknown setting`); continue; }
+    const sub = known[k];
+    if (v && typeof v === "object" && !Array.isArray(v) && sub && typeof sub === "object" && !Array.isArray(sub)) out.push(...unknownSettings(v as Record<string, unknown>, sub as Record<string, unknown>, path));
+  }
+  return out;
 }
 
 export const DEFAULT_PROFILE: FeatureProfile = parseProfile({ id: "default", displayName: "Voice and fax to Inbox" });

@@ -65,6 +65,17 @@ export interface StatusQuery {
   after?: string;
 }
 
+/** Reads ?tenant=&problems=1&limit=&after= ; anything malformed is ignored, not an error. */
+export function parseStatusQuery(q: URLSearchParams): StatusQuery {
+  const limit = q.get("limit");
+  return {
+    ...(q.get("tenant") ? { tenantId: q.get("tenant")! } : {}),
+    ...(q.get("problems") === "1" || q.get("problems") === "true" ? { problems: true } : {}),
+    ...(limit && /^\d{1,5}$/.test(limit) ? { limit: Number(limit) } : {}),
+    ...(q.get("after") ? { after: q.get("after")! } : {}),
+  };
+}
+
 export const STATUS_PAGE_DEFAULT = 200;
 export const STATUS_PAGE_MAX = 2000;
 

@@ -71,9 +71,21 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
   const stateStore = s.connectionString
     ? new StateStore({ connectionString: s.connectionString, tablePrefix: s.tablePrefix })
     : new StateStore({ tableServiceUri: s.tableServiceUri, credential: mi, tablePrefix: s.tablePrefix });
-  const state = Promise.resolve(stateStore);
   const secretSource: SecretSource | undefined = config.secrets.secretsFile ? fileSecrets(config.secrets.secretsFile)
     : config.secrets.keyVaultUri && mi ? keyVaultSecrets(config.secrets.keyVaultUri, mi) : undefined;
+  const loadDirectoryNow = (): Promise<Directory> => {
+    const previous = directory;
+    const value = (async () => loadDirectory({
+      secretsFile: config.secrets.secretsFile,
+      stored: { endpoints: await stateStore.listConfig("endpoint"), profiles: await stateStore.listConfig("profile") },
+      secrets: secretSource,
+    }))();
+    // A failed reload (storage or Key Vault away) keeps serving the last good directory; with
+    // none, the next call tries again.
+    directory = { at: Date.now(), value: previous ? value.catch((e: unknown) => { log.warn("directory.reload.failed", { error: e }); return previous.value; }) : value };
+    if (!previous) value.catch(() => { directory = undefined; });
+    return directory.value;
+  };
   return {
     config,
     log,
@@ -82,22 +94,11 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
       ? new QueueClient(s.connectionString, s.syncQueue)
       : new QueueClient(`${s.queueServiceUri!.replace(/\/$/, "")}/${s.syncQueue}`, mi!),
     directory: async (need) => {
-      const load = () => {
-        const previous = directory;
-        const value = state.then(async (st) => loadDirectory({
-          secretsFile: config.secrets.secretsFile,
-          stored: { endpoints: await st.listConfig("endpoint"), profiles: await st.listConfig("profile") },
-          secrets: secretSource,
-        }));
-        // A failed reload (storage or Key Vault away) keeps serving the last good directory.
-        directory = { at: Date.now(), value: previous ? value.catch((e: unknown) => { log.warn("directory.reload.failed", { error: e }); return previous.value; }) : value };
-        value.catch(() => { if (!previous) directory = undefined; });
-        return directory.value;
-      };
-      const d = directory && Date.now() - directory.at < DIRECTORY_TTL_MS ? await directory.value : await load();
+      const fresh = directory && Date.now() - directory.at < DIRECTORY_TTL_MS;
+      const d = fresh ? await directory!.value : await loadDirectoryNow();
       // A link to an endpoint or profile added a moment ago by another process: look again, once.
-      const missing = (need?.endpointId && !d.listEndpoints().some((e) => e.id === need.endpointId)) || (need?.profileId && !d.listProfiles().some((p) => p.id === need.profileId));
-      return missing && directory && Date.now() - directory.at > 2000 ? load() : d;
+      const missing = (need?.endpointId !== undefined && !d.has("endpoint", need.endpointId)) || (need?.profileId !== undefined && !d.has("profile", need.profileId));
+      return missing && fresh && Date.now() - directory!.at > 2000 ? loadDirectoryNow() : d;
     },
     reloadDirectory: () => { directory = undefined; },
     secrets: () => secretSource,

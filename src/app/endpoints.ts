@@ -16,7 +16,7 @@ import { z } from "zod";
 import type { TokenCredential } from "@azure/core-auth";
 import { ConnectorError } from "../errors.js";
 import type { ImapAuth, ImapEndpoint } from "../imap/endpoint.js";
-import { parseProfile, effectiveProfile, DEFAULT_PROFILE, type FeatureProfile, type ProfileOverride } from "../admin/profiles.js";
+import { parseProfile, effectiveProfile, DEFAULT_PROFILE, type FeatureProfile } from "../admin/profiles.js";
 
 const secretName = z.string().regex(/^[0-9A-Za-z-]{1,127}$/, "a Key Vault secret name (letters, digits, dashes)");
 const masterAuth = { masterUser: z.string().min(1).max(200) };
@@ -59,6 +59,7 @@ export interface Directory {
   /** For the CLI: endpoints without their secrets, and the profiles. */
   listEndpoints(): Array<{ id: string; host: string; port: number; tls: string; auth: string; maxConnections: number; locationCallbackUrl?: string; source: "stored" | "file"; passwordSecret?: string }>;
   listProfiles(): FeatureProfile[];
+  has(kind: "endpoint" | "profile", id: string): boolean;
 }
 
 /** Secrets by name. */
@@ -145,13 +146,14 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
     locationCallback: (id) => meta.get(id)?.e.locationCallbackUrl,
     listEndpoints: () => [...meta.values()].map(({ e, source }) => ({ id: e.id, host: e.host, port: e.port, tls: e.tls, auth: e.auth.mode, maxConnections: e.maxConnections, locationCallbackUrl: e.locationCallbackUrl, source, ...(e.auth.passwordSecret ? { passwordSecret: e.auth.passwordSecret } : {}) })),
     listProfiles: () => [...profiles.values()],
+    has: (kind, id) => (kind === "endpoint" ? endpoints.has(id) : profiles.has(id)),
     endpoint(id) {
       const e = endpoints.get(id);
       if (!e) throw new ConnectorError("NOT_FOUND", `unknown voice-store endpoint ${id}`, { endpoint: id });
       return e;
     },
     profile,
-    linkProfile: (link) => effectiveProfile(profile(link.profileId), link.profileOverride as ProfileOverride | undefined),
+    linkProfile: (link) => effectiveProfile(profile(link.profileId), link.profileOverride),
   };
 }
 

@@ -29,6 +29,11 @@ const lastFastRead = new Map<string, number>();
 /** The poll timer fires every minute; a run younger than this made the poll's check itself. */
 const POLL_SKIP_MS = 55_000;
 
+/** The kind ran successfully within `ms`: it has just made the check a timer would ask for. A
+ *  failed run (its error stays on the link until a run succeeds) checked nothing. */
+const ranWithin = (k: { lastSyncAt?: string; lastError?: unknown } | undefined, ms: number, now: number) =>
+  !!k?.lastSyncAt && !k.lastError && now - Date.parse(k.lastSyncAt) < ms;
+
 export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reason"], "poll" | "fast-read" | "reconcile">): Promise<number> {
   const links = await deps.state.listLinks({ state: "enabled", withUnreadVoice: reason === "fast-read" });
   const now = Date.now();
@@ -36,20 +41,19 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
   for (const l of links) {
     if (reason === "fast-read") {
       // The timer fires every 5 s; the configured interval may be longer. A link that ran within
-      // the interval (a notification, a deposit) has just looked at its delta: no check needed.
+      // the interval (a notification, a deposit) has just looked at its delta.
       const interval = deps.config.sync.fastReadIntervalSeconds * 1000 - 500;
-      if (now - (lastFastRead.get(l.linkId) ?? 0) < interval) continue;
-      if (l.lastSyncAt && !l.lastError && now - Date.parse(l.lastSyncAt) < interval) continue;
+      if (now - (lastFastRead.get(l.linkId) ?? 0) < interval || ranWithin(l, interval, now)) continue;
       lastFastRead.set(l.linkId, now);
+      await enqueueSync(deps.syncQueue, { linkId: l.linkId, reason, at: now });
+      n++;
+    } else if (reason === "reconcile") {
+      n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar"]);
+    } else {
+      // Poll: a run starts with the CONDSTORE/QRESYNC check; during bursts every busy link just ran.
+      const kinds = (["voicemail", "contacts"] as const).filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.contacts, POLL_SKIP_MS, now));
+      if (kinds.length) n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
     }
-    if (reason === "fast-read") { await enqueueSync(deps.syncQueue, { linkId: l.linkId, reason, at: now }); n++; continue; }
-    if (reason === "reconcile") { n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar"]); continue; }
-    // Poll: a kind that ran within the last minute has just compared its store (a run starts
-    // with the CONDSTORE/QRESYNC check); during bursts that is every busy link.
-    // A failed run (its error still on the link: success clears it) checked nothing.
-    const recent = (k: { lastSyncAt?: string; lastError?: unknown } | undefined) => !!k?.lastSyncAt && !k.lastError && now - Date.parse(k.lastSyncAt) < POLL_SKIP_MS;
-    const kinds = (["voicemail", "contacts"] as const).filter((k) => !recent(k === "voicemail" ? l : l.kinds?.contacts));
-    if (kinds.length) n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
   }
   return n;
 }
