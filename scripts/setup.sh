@@ -52,7 +52,7 @@ if [ ! -x "$bicep_bin" ] && command -v dotnet >/dev/null; then
 fi
 if [ -x "$bicep_bin" ]; then
   mkdir -p .local/bin
-  ln -sf "../../$bicep_bin" .local/bin/bicep
+  ln -sf "../${bicep_bin#.local/}" .local/bin/bicep
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
