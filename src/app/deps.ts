@@ -15,7 +15,7 @@ import { msalTokenSource, type AppCredential, type TokenSource } from "../graph/
 import { GraphClient } from "../graph/client.js";
 import { fileSecrets, keyVaultSecrets, loadDirectory, type Directory, type SecretSource } from "./endpoints.js";
 import { ReplayGuard } from "../webhooks/storeNotifications.js";
-import { createAdminAuth, type AdminAuth } from "../admin/adminAuth.js";
+import type { AdminAuth } from "../admin/adminAuth.js";
 
 export interface Deps {
   config: Config;
@@ -85,6 +85,7 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
   if (!s.connectionString && !mi) throw new ConnectorError("CONFIG_INVALID", "storage by service URI needs UMC_MANAGED_IDENTITY_CLIENT_ID (in Azure) or a signed-in operator (the CLI)");
   let directory: { at: number; value: Promise<Directory> } | undefined;
   let adminAuth: AdminAuth | undefined;
+  let realAdminAuth: Promise<AdminAuth> | undefined;
   let tokens = overrides.tokens;
   const graphs = new Map<string, GraphClient>();
   const tokenSource = () => {
@@ -148,7 +149,10 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
     },
     workerId: `${process.pid}-${crypto.randomBytes(4).toString("hex")}`,
     storeReplay: new ReplayGuard(),
-    adminAuth: () => (adminAuth ??= createAdminAuth(config)),
+    // jose (token checks) loads with the first admin request, not on the webhook path.
+    adminAuth: () => (adminAuth ??= {
+      authenticate: async (authorization) => (await (realAdminAuth ??= import("../admin/adminAuth.js").then((m) => m.createAdminAuth(config)))).authenticate(authorization),
+    }),
   };
 }
 
