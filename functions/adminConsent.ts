@@ -1,13 +1,15 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
-import { getDeps } from "../src/app/deps.js";
-import { consentCallback, consentStart } from "../src/admin/consent.js";
+
+const load = () => Promise.all([import("../src/app/deps.js"), import("../src/admin/consent.js")]);
 
 async function start(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  const [{ getDeps }, { consentStart }] = await load();
   return consentStart(getDeps(), req.query.get("tenant"));
 }
 
 async function callback(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  const [{ getDeps }, { consentCallback }] = await load();
   return consentCallback(getDeps(), req.query);
 }
 

@@ -1,11 +1,10 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
-import { getDeps } from "../src/app/deps.js";
-import { parseStatusQuery, selectLinks, statusPage, statusReport } from "../src/admin/status.js";
-import { isConnectorError } from "../src/errors.js";
-import { refusal } from "../src/admin/adminAuth.js";
 
 async function status(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  const [{ getDeps }, { parseStatusQuery, selectLinks, statusPage, statusReport }, { isConnectorError }, { refusal }] = await Promise.all([
+    import("../src/app/deps.js"), import("../src/admin/status.js"), import("../src/errors.js"), import("../src/admin/adminAuth.js"),
+  ]);
   const deps = getDeps();
   try {
     const who = await deps.adminAuth().authenticate(req.headers.get("authorization"));

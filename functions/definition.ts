@@ -3,7 +3,7 @@
  * registered from one list (functions/registry.ts) by both the Azure Functions runtime
  * (functions/index.ts) and the local dev host (src/host/devHost.ts).
  */
-import type { HttpHandler, StorageQueueHandler, TimerHandler } from "@azure/functions";
+import type { HttpHandler, InvocationContext, StorageQueueHandler, TimerHandler } from "@azure/functions";
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -27,4 +27,21 @@ export function registerAll(app: Registrar, definitions: readonly FunctionDefini
       case "timer": app.timer(d.name, { schedule: d.trigger.schedule, runOnStartup: d.trigger.runOnStartup, handler: d.handler as TimerHandler }); break;
     }
   }
+}
+
+/**
+ * Starts `start` (telemetry) without delaying an HTTP answer: an HTTP function answers first and
+ * starts it just after, a queue or timer function starts it before its run (its metrics need
+ * the provider). Graph drops change notifications not answered within 3 s
+ * (https://learn.microsoft.com/graph/change-notifications-delivery-webhooks), and the Azure
+ * Monitor distro alone takes about a second to load.
+ */
+export function withStartFirst(d: FunctionDefinition, start: () => Promise<unknown>, afterAnswerMs = 500): FunctionDefinition {
+  const h = d.handler as (input: unknown, ctx: InvocationContext) => Promise<unknown>;
+  const handler = d.trigger.kind === "http"
+    ? async (input: unknown, ctx: InvocationContext) => {
+      try { return await h(input, ctx); } finally { setTimeout(() => void start(), afterAnswerMs); }
+    }
+    : async (input: unknown, ctx: InvocationContext) => { await start(); return h(input, ctx); };
+  return { ...d, handler } as FunctionDefinition;
 }

@@ -1,13 +1,16 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
-import { getDeps } from "../src/app/deps.js";
-import { handleGraphNotification } from "../src/app/webhooks.js";
+
+// src/ is imported on first use (functions/index.ts: only the wiring loads at start).
+const load = () => Promise.all([import("../src/app/deps.js"), import("../src/app/webhooks.js")]);
 
 async function graphNotifications(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  const [{ getDeps }, { handleGraphNotification }] = await load();
   return handleGraphNotification(getDeps(), new URL(req.url), await req.text(), "change");
 }
 
 async function graphLifecycle(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  const [{ getDeps }, { handleGraphNotification }] = await load();
   return handleGraphNotification(getDeps(), new URL(req.url), await req.text(), "lifecycle");
 }
 

@@ -1,9 +1,8 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
-import { getDeps } from "../src/app/deps.js";
-import { checkHealth } from "../src/app/health.js";
 
 export async function health(_req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  const [{ getDeps }, { checkHealth }] = await Promise.all([import("../src/app/deps.js"), import("../src/app/health.js")]);
   const report = await checkHealth(getDeps());
   return { status: report.status === "ok" ? 200 : 503, jsonBody: report };
 }

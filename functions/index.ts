@@ -1,15 +1,16 @@
 // Entry point for the Azure Functions runtime (package.json "main": dist/functions/index.js).
+// Loads only the wiring: each function imports its part of src/ on first use, so a cold
+// instance registers its functions in well under a second and the webhook path never waits
+// for the IMAP, MIME, iCalendar or telemetry stacks (`npm run bench -- coldstart`).
 import { app } from "@azure/functions";
-import { registerAll } from "./definition.js";
+import { registerAll, withStartFirst } from "./definition.js";
 import { functionDefinitions } from "./registry.js";
-import { getConfig } from "../src/config.js";
-import { startAzureMonitor } from "../src/telemetry.js";
 
-// Telemetry starts with the process; instruments bind to the provider on first use, so starting
-// it asynchronously loses nothing. A configuration problem is left to the first invocation,
-// which reports it with its function.
-void Promise.resolve()
-  .then(() => startAzureMonitor(getConfig()))
-  .catch((e: unknown) => console.error(JSON.stringify({ level: "error", event: "telemetry.start.failed", error: e instanceof Error ? e.name : "unknown" })));
+// Telemetry starts once per process. A configuration problem is left to the invocations,
+// which report it with their function.
+let telemetry: Promise<unknown> | undefined;
+const startTelemetry = () => (telemetry ??= Promise.all([import("../src/config.js"), import("../src/telemetry.js")])
+  .then(([{ getConfig }, { startAzureMonitor }]) => startAzureMonitor(getConfig()))
+  .catch((e: unknown) => console.error(JSON.stringify({ level: "error", event: "telemetry.start.failed", error: e instanceof Error ? e.name : "unknown" }))));
 
-registerAll(app, functionDefinitions);
+registerAll(app, functionDefinitions.map((d) => withStartFirst(d, startTelemetry)));

@@ -1,9 +1,9 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
-import { getDeps } from "../src/app/deps.js";
-import { handleStoreNotification } from "../src/app/webhooks.js";
 
 async function storeNotifications(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
+  // src/ is imported on first use (functions/index.ts: only the wiring loads at start).
+  const [{ getDeps }, { handleStoreNotification }] = await Promise.all([import("../src/app/deps.js"), import("../src/app/webhooks.js")]);
   return handleStoreNotification(getDeps(), req.params.endpointId ?? "", await req.text(), req.headers.get("x-umc-timestamp"), req.headers.get("x-umc-signature"));
 }
 

@@ -1,40 +1,40 @@
 import type { InvocationContext, Timer } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
-import { getDeps } from "../src/app/deps.js";
-import { enqueueLinks } from "../src/app/schedule.js";
-import { renewSubscriptions } from "../src/app/voicemail.js";
-import { evaluateAlerts } from "../src/admin/alerts.js";
+
+// src/ is imported on first use (functions/index.ts: only the wiring loads at start).
+const deps = async () => (await import("../src/app/deps.js")).getDeps();
+const enqueueLinks = async (reason: "poll" | "fast-read" | "reconcile") => (await import("../src/app/schedule.js")).enqueueLinks(await deps(), reason);
 
 export const renewSubscriptionsFunction: FunctionDefinition = {
   name: "renewSubscriptions",
   trigger: { kind: "timer", schedule: "0 */30 * * * *" },
-  handler: async (_t: Timer, _ctx: InvocationContext) => { await renewSubscriptions(getDeps()); },
+  handler: async (_t: Timer, _ctx: InvocationContext) => { await (await import("../src/app/voicemail.js")).renewSubscriptions(await deps()); },
 };
 
 /** Stores that cannot notify: a cheap CONDSTORE check per mailbox every minute. */
 export const pollStoresFunction: FunctionDefinition = {
   name: "pollStores",
   trigger: { kind: "timer", schedule: "30 * * * * *" },
-  handler: async () => { await enqueueLinks(getDeps(), "poll"); },
+  handler: async () => { await enqueueLinks("poll"); },
 };
 
 /** Mailboxes holding unread voice messages: a delta check every few seconds keeps the lamp honest. */
 export const fastReadCheckFunction: FunctionDefinition = {
   name: "fastReadCheck",
   trigger: { kind: "timer", schedule: "*/5 * * * * *" },
-  handler: async () => { await enqueueLinks(getDeps(), "fast-read"); },
+  handler: async () => { await enqueueLinks("fast-read"); },
 };
 
 /** Safety net: a full comparison of both sides, which also corrects MWI drift. */
 export const reconcileFunction: FunctionDefinition = {
   name: "reconcile",
   trigger: { kind: "timer", schedule: "0 17 * * * *" },
-  handler: async () => { await enqueueLinks(getDeps(), "reconcile"); },
+  handler: async () => { await enqueueLinks("reconcile"); },
 };
 
 /** Alerts to a person (webhook) and the link/alert gauges of the telemetry. */
 export const alertsFunction: FunctionDefinition = {
   name: "alerts",
   trigger: { kind: "timer", schedule: "0 */5 * * * *" },
-  handler: async () => { await evaluateAlerts(getDeps()); },
+  handler: async () => { await (await import("../src/admin/alerts.js")).evaluateAlerts(await deps()); },
 };

@@ -1,17 +1,18 @@
-// The function app on Flex Consumption (Node 20), running as the user-assigned identity.
-// App settings match src/config.ts exactly (test/infra checks both ways).
+// The function app on Flex Consumption (Node 22), running as the user-assigned identity.
+// App settings match src/config.ts exactly, and siteConfig carries only what Flex accepts
+// (test/infra checks both on the compiled ARM JSON). Flex moved runtime, scale and deployment
+// into functionAppConfig and refuses the old siteConfig/app-setting equivalents
+// (https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations).
 @description('Function app name.')
 param name string
 @description('Flex Consumption plan name.')
 param planName string
 @description('Region.')
 param location string
-@description('Resource tags (include azd-service-name).')
+@description('Resource tags (the app adds azd-service-name; the plan must not carry it).')
 param tags object
-@description('Resource id of the user-assigned managed identity.')
-param identityId string
-@description('Client id of the user-assigned managed identity.')
-param identityClientId string
+@description('User-assigned managed identity the app runs as.')
+param identityName string
 @description('Storage account for the host, the queue and the state tables.')
 param storageAccountName string
 @description('Blob container holding the deployment package.')
@@ -26,8 +27,13 @@ param appClientId string
 param publicBaseUrl string
 @description('Scale-out limit.')
 param maximumInstanceCount int
+@description('Always-ready instances of the HTTP group.')
+param alwaysReadyHttpInstances int
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = { name: storageAccountName }
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = { name: identityName }
+var identityId = identity.id
+var identityClientId = identity.properties.clientId
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -41,7 +47,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 resource app 'Microsoft.Web/sites@2024-04-01' = {
   name: name
   location: location
-  tags: tags
+  tags: union(tags, { 'azd-service-name': 'api' })
   kind: 'functionapp,linux'
   identity: { type: 'UserAssigned', userAssignedIdentities: { '${identityId}': {} } }
   properties: {
@@ -56,16 +62,25 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identityId }
         }
       }
-      scaleAndConcurrency: { maximumInstanceCount: maximumInstanceCount, instanceMemoryMB: 2048 }
-      runtime: { name: 'node', version: '20' }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: 2048
+        // 'http' is the group of all HTTP functions (https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#always-ready-instances).
+        alwaysReady: alwaysReadyHttpInstances > 0 ? [ { name: 'http', instanceCount: alwaysReadyHttpInstances } ] : []
+      }
+      // Azure Functions support for Node 20 ended on 30 April 2026.
+      runtime: { name: 'node', version: '22' }
     }
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: [
-        // Host storage through the managed identity (identity-based connections).
-        { name: 'AzureWebJobsStorage__accountName', value: storage.name }
+        // Host storage and the sync-mailbox queue trigger (connection AzureWebJobsStorage) through
+        // the managed identity: identity-based connections
+        // (https://learn.microsoft.com/azure/azure-functions/functions-reference#configure-an-identity-based-connection).
+        { name: 'AzureWebJobsStorage__blobServiceUri', value: storage.properties.primaryEndpoints.blob }
+        { name: 'AzureWebJobsStorage__queueServiceUri', value: storage.properties.primaryEndpoints.queue }
+        { name: 'AzureWebJobsStorage__tableServiceUri', value: storage.properties.primaryEndpoints.table }
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
         { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsightsConnectionString }
@@ -87,6 +102,19 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       ]
     }
   }
+}
+
+// FTP and SCM basic-auth publishing off (Flex refuses siteConfig.ftpsState); azd deploys with Entra.
+resource ftp 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'ftp'
+  properties: { allow: false }
+}
+
+resource scm 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'scm'
+  properties: { allow: false }
 }
 
 output name string = app.name

@@ -10,12 +10,12 @@ import { getConfig, type Config } from "../config.js";
 import { createLogger, type Logger } from "../log.js";
 import { StateStore } from "../state/stateStore.js";
 import { ConnectorError } from "../errors.js";
-import { ManagedIdentityCredential } from "@azure/identity";
+import type { TokenCredential } from "@azure/core-auth";
 import { msalTokenSource, type AppCredential, type TokenSource } from "../graph/auth.js";
 import { GraphClient } from "../graph/client.js";
 import { fileSecrets, keyVaultSecrets, loadDirectory, type Directory, type SecretSource } from "./endpoints.js";
 import { ReplayGuard } from "../webhooks/storeNotifications.js";
-import { createAdminAuth, type AdminAuth } from "../admin/adminAuth.js";
+import type { AdminAuth } from "../admin/adminAuth.js";
 
 export interface Deps {
   config: Config;
@@ -46,14 +46,46 @@ const DIRECTORY_TTL_MS = 60_000;
 /** Audience of a managed-identity token used as a federated client assertion. */
 const FEDERATION_SCOPE = "api://AzureADTokenExchange/.default";
 
-export function buildDeps(config: Config, log: Logger = createLogger({ level: config.logLevel }), overrides: { tokens?: TokenSource } = {}): Deps {
+/**
+ * The user-assigned managed identity, with @azure/identity loaded on the first token rather than
+ * at cold start (it costs about 300 ms of CPU; `npm run bench -- coldstart`).
+ */
+function managedIdentity(clientId: string): TokenCredential {
+  let credential: Promise<TokenCredential> | undefined;
+  return {
+    getToken: async (scopes, options) => {
+      credential ??= import("@azure/identity").then(({ ManagedIdentityCredential }) => new ManagedIdentityCredential({ clientId }));
+      return (await credential).getToken(scopes, options);
+    },
+  };
+}
+
+/**
+ * A workstation's Entra sign-in (Azure CLI, azd, environment, ...; DefaultAzureCredential), for
+ * the operator CLI: the deployment grants the deploying principal the Table, Queue and Key Vault
+ * data roles (infra/app/rbac.bicep). Loaded on the first token.
+ */
+export function workstationCredential(managedIdentityClientId?: string): TokenCredential {
+  let credential: Promise<TokenCredential> | undefined;
+  return {
+    getToken: async (scopes, options) => {
+      credential ??= import("@azure/identity").then(({ DefaultAzureCredential }) => new DefaultAzureCredential(managedIdentityClientId ? { managedIdentityClientId } : {}));
+      return (await credential).getToken(scopes, options);
+    },
+  };
+}
+
+export function buildDeps(config: Config, log: Logger = createLogger({ level: config.logLevel }), overrides: { tokens?: TokenSource; credential?: TokenCredential } = {}): Deps {
   const s = config.storage;
   // In Azure: no keys anywhere. The user-assigned identity reaches storage, and it also signs
-  // the app in to customer tenants as a federated credential (graph-facts.md section 7).
-  const mi = config.identity.managedIdentityClientId ? new ManagedIdentityCredential({ clientId: config.identity.managedIdentityClientId }) : undefined;
-  if (!s.connectionString && !mi) throw new ConnectorError("CONFIG_INVALID", "storage by service URI needs UMC_MANAGED_IDENTITY_CLIENT_ID");
+  // the app in to customer tenants as a federated credential (graph-facts.md section 7). The
+  // operator CLI passes its own credential for storage and Key Vault.
+  const identity = config.identity.managedIdentityClientId ? managedIdentity(config.identity.managedIdentityClientId) : undefined;
+  const mi = overrides.credential ?? identity;
+  if (!s.connectionString && !mi) throw new ConnectorError("CONFIG_INVALID", "storage by service URI needs UMC_MANAGED_IDENTITY_CLIENT_ID (in Azure) or a signed-in operator (the CLI)");
   let directory: { at: number; value: Promise<Directory> } | undefined;
   let adminAuth: AdminAuth | undefined;
+  let realAdminAuth: Promise<AdminAuth> | undefined;
   let tokens = overrides.tokens;
   const graphs = new Map<string, GraphClient>();
   const tokenSource = () => {
@@ -61,7 +93,11 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
     const id = config.identity;
     if (!id.clientId) throw new ConnectorError("CONFIG_INVALID", "UMC_CLIENT_ID is not set");
     const credential: AppCredential | undefined = id.clientCertPath ? { kind: "certificate", certPath: id.clientCertPath }
-      : mi ? { kind: "assertion", getAssertion: async () => (await mi.getToken(FEDERATION_SCOPE)).token }
+      : identity ? { kind: "assertion", getAssertion: async () => {
+        const t = await identity.getToken(FEDERATION_SCOPE);
+        if (!t) throw new ConnectorError("GRAPH_AUTH_FAILED", "the managed identity returned no token for the federated credential", { transient: true });
+        return t.token;
+      } }
       : id.clientSecret ? { kind: "secret", secret: id.clientSecret }
       : undefined;
     if (!credential) throw new ConnectorError("CONFIG_INVALID", "no app credential: set UMC_CLIENT_CERT_PATH or UMC_MANAGED_IDENTITY_CLIENT_ID");
@@ -113,7 +149,10 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
     },
     workerId: `${process.pid}-${crypto.randomBytes(4).toString("hex")}`,
     storeReplay: new ReplayGuard(),
-    adminAuth: () => (adminAuth ??= createAdminAuth(config)),
+    // jose (token checks) loads with the first admin request, not on the webhook path.
+    adminAuth: () => (adminAuth ??= {
+      authenticate: async (authorization) => (await (realAdminAuth ??= import("../admin/adminAuth.js").then((m) => m.createAdminAuth(config)))).authenticate(authorization),
+    }),
   };
 }
 

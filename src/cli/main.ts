@@ -19,7 +19,7 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { getConfig } from "../config.js";
-import { buildDeps } from "../app/deps.js";
+import { buildDeps, workstationCredential } from "../app/deps.js";
 import { createLogger } from "../log.js";
 import { isConnectorError } from "../errors.js";
 import { removeEndpoint, removeProfile, setEndpoint, setProfile, testEndpoint } from "../admin/configAdmin.js";
@@ -32,7 +32,9 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
   const [cmd, arg] = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
   const print = (human: string, data: unknown) => out(json ? JSON.stringify(data, null, 2) : human);
   try {
-    const deps = buildDeps(getConfig(), createLogger({ level: "error" }));
+    // Storage by service URI (Azure): the operator's own Entra sign-in (az login), not keys.
+    const config = getConfig();
+    const deps = buildDeps(config, createLogger({ level: "error" }), config.storage.connectionString ? {} : { credential: workstationCredential(config.identity.managedIdentityClientId) });
     switch (cmd) {
       case "tenants": {
         const t = await deps.state.listTenants();
@@ -138,11 +140,21 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     }
   } catch (e) {
     if (isConnectorError(e)) {
-      err(json ? JSON.stringify(e.toJSON()) : `${e.code}: ${e.message}${e.problems.length ? "\n  " + e.problems.join("\n  ") : ""}`);
+      const hint = accessHint(e);
+      err(json ? JSON.stringify({ ...e.toJSON(), ...(hint ? { hint } : {}) }) : `${e.code}: ${e.message}${e.problems.length ? "\n  " + e.problems.join("\n  ") : ""}${hint ? `\n  ${hint}` : ""}`);
       return 1;
     }
     throw e;
   }
+}
+
+/** What an operator can do when a sign-in or a missing data role is behind an error. */
+function accessHint(e: unknown): string | undefined {
+  for (let c = e as { name?: string; statusCode?: number; cause?: unknown } | undefined; c; c = c.cause as typeof c) {
+    if (/CredentialUnavailable|AggregateAuthentication|AuthenticationRequired/.test(c.name ?? "")) return "sign in first: az login (or azd auth login); the CLI uses DefaultAzureCredential";
+    if (c.statusCode === 403) return "your sign-in lacks a data role: azd provision grants AZURE_PRINCIPAL_ID Storage Table/Queue Data Contributor and Key Vault Secrets Officer (new role assignments take a few minutes)";
+  }
+  return undefined;
 }
 
 // Run when executed (also through npm's bin symlink), not when imported.

@@ -7,7 +7,7 @@
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
-import { ConfidentialClientApplication, type Configuration } from "@azure/msal-node";
+import type { ConfidentialClientApplication, Configuration } from "@azure/msal-node";
 import { ConnectorError } from "../errors.js";
 
 export type AppCredential =
@@ -25,7 +25,8 @@ export function msalTokenSource(opts: { clientId: string; authorityHost: string;
   const apps = new Map<string, ConfidentialClientApplication>();
   const auth = credentialConfig(opts.credential);
   const isMicrosoft = /(^|\.)login\.microsoftonline\.(com|us)$|(^|\.)login\.partner\.microsoftonline\.cn$/i.test(new URL(opts.authorityHost).hostname);
-  const appFor = (tenantId: string) => {
+  // msal-node loads with the first token request, not with the app (cold start).
+  const appFor = async (tenantId: string) => {
     let app = apps.get(tenantId);
     if (!app) {
       const authority = `${opts.authorityHost.replace(/\/$/, "")}/${tenantId}`;
@@ -36,7 +37,8 @@ export function msalTokenSource(opts: { clientId: string; authorityHost: string;
         authorityMetadata: JSON.stringify({ token_endpoint: `${authority}/oauth2/v2.0/token`, authorization_endpoint: `${authority}/oauth2/v2.0/authorize`, issuer: `${authority}/v2.0`, jwks_uri: `${authority}/discovery/v2.0/keys`, end_session_endpoint: `${authority}/oauth2/v2.0/logout` }),
         cloudDiscoveryMetadata: JSON.stringify({ tenant_discovery_endpoint: `${authority}/v2.0/.well-known/openid-configuration`, "api-version": "1.1", metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }] }),
       };
-      app = new ConfidentialClientApplication({ auth: { clientId: opts.clientId, authority, ...metadata, ...auth } });
+      const { ConfidentialClientApplication } = await import("@azure/msal-node");
+      app = apps.get(tenantId) ?? new ConfidentialClientApplication({ auth: { clientId: opts.clientId, authority, ...metadata, ...auth } });
       apps.set(tenantId, app);
     }
     return app;
@@ -44,7 +46,7 @@ export function msalTokenSource(opts: { clientId: string; authorityHost: string;
   return {
     async token(tenantId) {
       try {
-        const r = await appFor(tenantId).acquireTokenByClientCredential({ scopes: [GRAPH_SCOPE] });
+        const r = await (await appFor(tenantId)).acquireTokenByClientCredential({ scopes: [GRAPH_SCOPE] });
         if (!r?.accessToken) throw new Error("no access token in the response");
         return r.accessToken;
       } catch (e) {
