@@ -6,12 +6,13 @@
  * storeDelete "trash"; exchangeDelete "hardDelete".
  *
  * Breaks used (each turned the named test red):
- *  - decideCopy ignores profile.copy.email (copies every e-mail) -> "default profile: ...";
- *  - decideCopy ignores secureMessages "skip" -> "everything profile: ...";
- *  - decideCopy ignores loopPreventionDomain -> "everything profile: ...";
- *  - openVoicemailPorts removes with mode "expunge" whatever storeDelete says -> "an Outlook delete moves ... to the store's Trash";
- *  - openVoicemailPorts always moves to Deleted Items (no hardDelete) -> "a voice-store delete hard-deletes ...";
- *  - toVoicemailItem gives faxes the voice class -> "a fax arrives as a fax ...".
+ *  - decideCopy ignores profile.copy.email (copies every e-mail) -> "default profile: ..."
+ *    (UID 3: expected undefined to be 'NOT_COPIED_BY_PROFILE');
+ *  - decideCopy ignores secureMessages "skip" -> "everything profile: ..." (UID 5 copied);
+ *  - openVoicemailPorts expunges whatever storeDelete says -> "an Outlook delete moves the
+ *    voice message to the store's Trash ..." (Trash empty);
+ *  - openVoicemailPorts always moves to Deleted Items -> "a voice-store delete hard-deletes
+ *    the Exchange copy ..." (the copy still exists).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, type World } from "./world.js";
