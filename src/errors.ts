@@ -21,6 +21,7 @@ export type ErrorCode =
   | "STATE_CONFLICT" // optimistic concurrency: the row changed under us (HTTP 412) or already exists (409)
   | "STATE_UNAVAILABLE"
   | "LEASE_HELD"
+  | "LEASE_LOST" // our run's lease could not be renewed in time: the run stops before its next write
   // Graph
   | "GRAPH_AUTH_FAILED"
   | "GRAPH_THROTTLED"
@@ -75,6 +76,7 @@ export interface ConnectorErrorOptions extends ErrorIds {
 const TRANSIENT_BY_DEFAULT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "STATE_UNAVAILABLE",
   "LEASE_HELD",
+  "LEASE_LOST",
   "GRAPH_THROTTLED",
   "GRAPH_UNAVAILABLE",
   "IMAP_CONNECTION_LIMIT",
@@ -93,6 +95,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   PAYLOAD_TOO_LARGE: 413,
   GRAPH_THROTTLED: 429,
   LEASE_HELD: 409,
+  LEASE_LOST: 409,
   STATE_UNAVAILABLE: 503,
   GRAPH_UNAVAILABLE: 503,
   IMAP_UNAVAILABLE: 503,

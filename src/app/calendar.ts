@@ -18,6 +18,8 @@ import { signStoreNotification, STORE_SIGNATURE_HEADER, STORE_TIMESTAMP_HEADER }
 import type { Deps } from "./deps.js";
 import { recordKindOutcome } from "./kindStatus.js";
 import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
+import type { LeaseGuard } from "../sync/mailboxRun.js";
+import { gateCalendarPorts, leaseHooks } from "../sync/writeGate.js";
 import { calendarSubscription, keepSubscription } from "./subscriptions.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 
@@ -27,10 +29,10 @@ export const LOCATION_ENTRY = "/shared/vendor/umconnect/uc-location";
 const MAX_DELAY_SECONDS = 7 * 24 * 3600 - 60;
 
 export async function runCalendarRequest(deps: Deps, req: SyncRequest): Promise<LinkRunResult<CalendarSyncReport | undefined>> {
-  return runLinkUnderLease(deps, req, "calendar", (link, log) => syncLinkCalendar(deps, link, req, log));
+  return runLinkUnderLease(deps, req, "calendar", (link, log, lease) => syncLinkCalendar(deps, link, req, log, lease));
 }
 
-async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger): Promise<CalendarSyncReport | undefined> {
+async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger, lease: LeaseGuard): Promise<CalendarSyncReport | undefined> {
   const dir = await deps.directory({ endpointId: link.endpointId, profileId: link.profileId });
   const profile = dir.linkProfile(link);
   if (!profile.calendar.enabled) return undefined;
@@ -42,9 +44,8 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
     let report: CalendarSyncReport;
     try {
       report = await syncCalendar({
-        store,
+        ...gateCalendarPorts({ store, state: deps.state.recordState<CalendarRecord, CalendarCursors>(link.linkId, "calendar") }, leaseHooks(lease)),
         exchange: { changes: (w, d) => exchange.changes(w, d) },
-        state: deps.state.recordState<CalendarRecord, CalendarCursors>(link.linkId, "calendar"),
         window: { pastDays: profile.calendar.pastDays, futureDays: profile.calendar.futureDays },
         now: new Date(),
         limits: { massDeleteMaxShare: profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.calendar !== undefined },

@@ -14,11 +14,13 @@ import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 import { contactsSubscription, keepSubscription } from "./subscriptions.js";
 import type { SyncRequest } from "./syncQueue.js";
 import { recordKindOutcome } from "./kindStatus.js";
+import type { LeaseGuard } from "../sync/mailboxRun.js";
+import { gateContactsPorts, leaseHooks } from "../sync/writeGate.js";
 
 const folderIds = new Map<string, string>();
 
 export async function runContactsRequest(deps: Deps, req: SyncRequest): Promise<LinkRunResult<ContactsSyncReport | undefined>> {
-  return runLinkUnderLease(deps, req, "contacts", (link, log) => syncLinkContacts(deps, link, req, log));
+  return runLinkUnderLease(deps, req, "contacts", (link, log, lease) => syncLinkContacts(deps, link, req, log, lease));
 }
 
 /** The ports of one link's contacts run, bound to its endpoint, profile and contact folder. */
@@ -53,7 +55,7 @@ export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: 
   };
 }
 
-async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger): Promise<ContactsSyncReport | undefined> {
+async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest, log: Logger, lease: LeaseGuard): Promise<ContactsSyncReport | undefined> {
   const profile = (await deps.directory({ profileId: link.profileId })).linkProfile(link);
   if (!profile.contacts.enabled) return undefined;
   const started = Date.now();
@@ -63,7 +65,7 @@ async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest,
     try {
       await keepSubscription(deps, link, req, contactsSubscription(link, ports.folderId));
       report = await syncContacts({
-        ...ports,
+        ...gateContactsPorts(ports, leaseHooks(lease)),
         limits: { massDeleteMaxShare: profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.contacts !== undefined },
         log,
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },

@@ -6,7 +6,7 @@
  */
 import crypto from "node:crypto";
 import type { Logger } from "../log.js";
-import { runUnderLease } from "../sync/mailboxRun.js";
+import { runUnderLease, type LeaseGuard } from "../sync/mailboxRun.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import { SYNC_RUN_DEADLINE_MS, withDeadline } from "../timeouts.js";
 import type { Deps } from "./deps.js";
@@ -33,7 +33,7 @@ export async function requestChangeRun(deps: Deps, req: SyncRequest): Promise<vo
   await enqueueSync(deps.syncQueue, req);
 }
 
-export async function runLinkUnderLease<T>(deps: Deps, req: SyncRequest, kind: SyncKind, work: (link: MailboxLink, log: Logger) => Promise<T>): Promise<LinkRunResult<T>> {
+export async function runLinkUnderLease<T>(deps: Deps, req: SyncRequest, kind: SyncKind, work: (link: MailboxLink, log: Logger, lease: LeaseGuard) => Promise<T>): Promise<LinkRunResult<T>> {
   await deps.state.clearQueued(runKeyOf(req.linkId, kind));
   const link = await deps.state.getLink(req.linkId);
   if (!link) return { status: "skipped", reason: "unknown link" };
@@ -52,7 +52,7 @@ export async function runLinkUnderLease<T>(deps: Deps, req: SyncRequest, kind: S
     enqueueFollowUp: (_, full) => enqueueSync(deps.syncQueue, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: full ? "reconcile" : "follow-up", at: Date.now() }),
     leaseSeconds: deps.config.sync.leaseSeconds,
     log,
-  }, () => withDeadline(work(link, log), SYNC_RUN_DEADLINE_MS, "INTERNAL", `${kind} run of ${link.linkId}`, { mailboxId: link.linkId }), { full: isFullRun(req) });
+  }, (lease) => withDeadline(work(link, log, lease), SYNC_RUN_DEADLINE_MS, "INTERNAL", `${kind} run of ${link.linkId}`, { mailboxId: link.linkId }), { full: isFullRun(req) });
   if (outcome.status === "coalesced") return outcome;
   return { status: "ran", report: outcome.result };
 }

@@ -17,6 +17,8 @@ import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 import { usedPermission } from "./kindStatus.js";
+import type { LeaseGuard } from "../sync/mailboxRun.js";
+import { gateVoicemailPorts, leaseHooks } from "../sync/writeGate.js";
 
 const folderIds = new Map<string, string>();
 
@@ -25,7 +27,7 @@ const isFull = isFullRun;
 export type RunResult = LinkRunResult<VoicemailSyncReport>;
 
 export async function runSyncRequest(deps: Deps, req: SyncRequest): Promise<RunResult> {
-  return runLinkUnderLease(deps, req, "voicemail", (link) => syncLink(deps, link, req));
+  return runLinkUnderLease(deps, req, "voicemail", (link, _log, lease) => syncLink(deps, link, req, lease));
 }
 
 /** The ports of one link's sync run, bound to its endpoint, profile and Exchange folder. */
@@ -77,7 +79,7 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise
   };
 }
 
-async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promise<VoicemailSyncReport> {
+async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: LeaseGuard): Promise<VoicemailSyncReport> {
   const started = Date.now();
   const log = deps.log.child({ linkId: link.linkId, tenantId: link.tenantId });
   try {
@@ -86,7 +88,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest): Promis
     try {
       await keepSubscription(deps, link, req, voicemailSubscription(link, ports.folderId));
       report = await syncVoicemail({
-        ...ports, log,
+        ...gateVoicemailPorts(ports, leaseHooks(lease)), log,
         limits: { massDeleteMaxShare: ports.profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.voicemail !== undefined },
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFull(req) ? "full" : "incremental",

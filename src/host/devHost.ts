@@ -84,6 +84,40 @@ function routeMatcher(route: string): (path: string) => Record<string, string> |
   };
 }
 
+/** What an oversized request may still send after its 413 before the connection is cut. */
+const MAX_DISCARDED_BYTES = 4 * MAX_HTTP_BODY_BYTES;
+
+/**
+ * Reads a request body up to MAX_HTTP_BODY_BYTES. A larger one (declared or sent) is answered
+ * 413 at once and the rest of it is read and discarded, so the client, still writing, reads the
+ * 413 instead of a reset (RFC 9110 section 15.5.14); the connection stays usable. Only a client
+ * that keeps sending past MAX_DISCARDED_BYTES has its connection dropped. Event-driven on
+ * purpose: leaving a `for await` loop over the request destroys its socket.
+ */
+function readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<Buffer[] | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    const refuse = () => {
+      refused = true;
+      chunks.length = 0;
+      res.writeHead(413, { "content-type": "application/json" }).end('{"error":"PAYLOAD_TOO_LARGE"}');
+      resolve(undefined);
+    };
+    if (Number(req.headers["content-length"] ?? 0) > MAX_HTTP_BODY_BYTES) refuse();
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (refused) { if (size > MAX_HTTP_BODY_BYTES + MAX_DISCARDED_BYTES) req.destroy(); return; }
+      if (size > MAX_HTTP_BODY_BYTES) { refuse(); return; }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(refused ? undefined : chunks));
+    req.on("error", (e) => (refused ? undefined : reject(e)));
+    req.on("close", () => resolve(undefined)); // the client went away mid-body: nothing to answer
+  });
+}
+
 export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
   const log = options.logger.child({ component: "devhost" });
   const inFlight = new Set<Promise<unknown>>();
@@ -105,17 +139,8 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
     const route = httpDefs.find((r) => (params = r.match(url.pathname)) !== undefined);
     if (!route || !params) { res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not found"}'); return; }
     if (!route.methods.includes((req.method ?? "GET").toUpperCase() as never)) { res.writeHead(405).end(); return; }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_HTTP_BODY_BYTES) {
-        // Answer first, then drop the connection: the client still writing its body reads the 413.
-        res.writeHead(413, { connection: "close", "content-type": "application/json" }).end('{"error":"PAYLOAD_TOO_LARGE"}', () => req.destroy());
-        return;
-      }
-      chunks.push(chunk as Buffer);
-    }
+    const chunks = await readBody(req, res);
+    if (!chunks) return; // answered 413
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : v;
     const request: Req = new azf.HttpRequest({ method: req.method, url: url.toString(), headers, params, body: chunks.length ? { bytes: Buffer.concat(chunks) } : undefined });

@@ -8,11 +8,23 @@
  *  - the holder releases the lease first, then takes the "run requested" mark and, if it was
  *    set, enqueues exactly one follow-up run.
  */
-import { isConnectorError } from "../errors.js";
+import { ConnectorError, isConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
 
 export interface LeaseHandle {
   key: string;
+  /** Epoch ms until which the lease is ours (the state store's clock is ours: it computed it). */
+  expiresAt: number;
+}
+
+/**
+ * Handed to the run: the executor's ports call `assertHeld()` before every write
+ * (src/sync/writeGate.ts). A run whose lease renewal failed, or whose lease is about to expire
+ * because renewals hang (storage paused), stops before its next write: another worker may
+ * already own the mailbox, and two writers would duplicate copies or undo each other's work.
+ */
+export interface LeaseGuard {
+  assertHeld(): void;
 }
 
 export interface MailboxRunDeps<L extends LeaseHandle> {
@@ -30,7 +42,7 @@ export interface MailboxRunDeps<L extends LeaseHandle> {
 
 export type RunOutcome<T> = { status: "ran"; result: T; followUp: boolean } | { status: "coalesced" };
 
-export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, deps: MailboxRunDeps<L>, work: () => Promise<T>, options: { full?: boolean } = {}): Promise<RunOutcome<T>> {
+export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, deps: MailboxRunDeps<L>, work: (lease: LeaseGuard) => Promise<T>, options: { full?: boolean } = {}): Promise<RunOutcome<T>> {
   let lease = await tryAcquire(linkId, deps);
   if (!lease) {
     await deps.requestRun(linkId, options.full ?? false);
@@ -40,15 +52,33 @@ export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, de
       return { status: "coalesced" };
     }
   }
-  // Keep the lease alive through long runs (a backfill can outlast one lease period).
+  // Keep the lease alive through long runs (a backfill can outlast one lease period), renewing
+  // every third of it. Once a renewal fails, or the lease gets within one renewal period of
+  // its expiry without one succeeding, the lease counts as lost for the rest of the run.
   let current = lease;
   let renewing = Promise.resolve();
+  let lost: string | undefined;
+  const periodMs = Math.max(1000, (deps.leaseSeconds * 1000) / 3);
+  const loseLease = (why: string, error?: unknown) => {
+    if (lost) return;
+    lost = why;
+    deps.log.warn("mailbox.lease.lost", { linkId, why, error });
+  };
+  let renewalInFlight = false; // a hanging renewal is not overtaken by a second one with the same ETag
   const timer = setInterval(() => {
-    renewing = deps.renewLease(current).then((l) => { current = l; }, (e) => deps.log.warn("mailbox.lease.renewFailed", { linkId, error: e }));
-  }, Math.max(1000, (deps.leaseSeconds * 1000) / 3));
+    if (lost || renewalInFlight) return;
+    renewalInFlight = true;
+    renewing = deps.renewLease(current).then((l) => { if (!lost) current = l; }, (e) => loseLease("renewal failed", e)).finally(() => { renewalInFlight = false; });
+  }, periodMs);
+  const guard: LeaseGuard = {
+    assertHeld() {
+      if (!lost && Date.now() > current.expiresAt - periodMs) loseLease("not renewed in time");
+      if (lost) throw new ConnectorError("LEASE_LOST", `the lease on ${linkId} was lost (${lost}): stopped before the next write`, { mailboxId: linkId, retryAfterSeconds: 1 });
+    },
+  };
   let result: T;
   try {
-    result = await work();
+    result = await work(guard);
   } finally {
     clearInterval(timer);
     await renewing;

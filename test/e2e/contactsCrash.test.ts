@@ -1,47 +1,36 @@
 /**
- * Crash safety of the contacts executor: the worker "dies" right after its Nth write (an IMAP
- * APPEND or EXPUNGE, a Graph create / PATCH / DELETE, a state row, a conflict record), for
- * every N, in an initial sync and in a round of edits on both sides, and is run again.
- * Afterwards both sides hold the same contacts exactly once, and one more run changes nothing.
+ * Crash safety of the contacts executor, as a real death: the run executes in a child process
+ * (test/harness/crashRun.ts) with the executor's default parallelism and is killed by SIGKILL
+ * the moment its Nth write is answered (an IMAP APPEND or EXPUNGE, a Graph create / PATCH /
+ * DELETE, a state row, a conflict record), counted across parallel actions. Each test asserts
+ * the crash fired at write N; N runs from 1 to the writes of the phase, measured by a counting
+ * run of the same scenario. After the restart both sides hold the same contacts exactly once,
+ * per contact (name and title), and one more run changes nothing.
+ *
+ * Break used: contactsSync writes the store card before recording its pending key (or the
+ * crash point returns instead of killing) -> "contacts phase ...: dies at write N" fails
+ * (a duplicate card, or "the crash at write N did not fire").
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startWorld, TENANT, ENDPOINT, type World } from "./world.js";
-import { openContactsPorts, type ContactsRunPorts } from "../../src/app/contacts.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { startWorld, TENANT, ENDPOINT } from "./world.js";
+import { openContactsPorts } from "../../src/app/contacts.js";
 import { syncContacts } from "../../src/sync/contactsSync.js";
 import { parseVCard } from "../../src/formats/vcard.js";
 import { storeItemText } from "../../src/formats/storeItem.js";
+import { countWrites, crashRun } from "../harness/crash.js";
 
-class Crash extends Error {}
-const N_MAX = 24;
-const mailboxes = Array.from({ length: N_MAX }, (_, i) => `k${i + 1}`);
-let w: World;
+const POOL = 60;
+const mailboxes = Array.from({ length: POOL }, (_, i) => `k${i}`);
 const PROFILE = { id: "people", displayName: "Contacts", contacts: { enabled: true } };
+const w = await startWorld({ users: mailboxes, timers: false, quiet: true, profiles: [PROFILE] });
+afterAll(async () => { await w.stop(); });
 
-beforeAll(async () => { w = await startWorld({ users: mailboxes, timers: false, quiet: true, profiles: [PROFILE] }); }, 60_000);
-afterAll(async () => { await w?.stop(); });
-
-function crashing(p: ContactsRunPorts, crashAfter: number): ContactsRunPorts {
-  let writes = 0;
-  const after = async <T>(r: Promise<T>) => { const v = await r; if (++writes === crashAfter) throw new Crash(`crash after write ${writes}`); return v; };
-  return {
-    ...p,
-    store: { ...p.store, changes: p.store.changes, fetchSources: p.store.fetchSources, append: (s: Buffer) => after(p.store.append(s)), remove: (u: number) => after(p.store.remove(u)) },
-    exchange: { ...p.exchange, create: (k, f) => after(p.exchange.create(k, f)), update: (id, f) => after(p.exchange.update(id, f)), remove: (id) => after(p.exchange.remove(id)) },
-    state: { ...p.state, putItem: (i) => after(p.state.putItem(i)), deleteItem: (k) => after(p.state.deleteItem(k)), saveCursors: (c) => after(p.state.saveCursors(c)) },
-    putConflict: (c) => after(p.putConflict(c)),
-  };
-}
-
-async function run(linkId: string, crashAfter?: number) {
+/** The restarted worker: one ordinary run in this process. */
+async function run(linkId: string) {
   const link = (await w.deps.state.getLink(linkId))!;
   const ports = await openContactsPorts(w.deps, link, (await w.deps.directory()).profile("people"));
   try {
-    const p = crashAfter ? crashing(ports, crashAfter) : ports;
-    // One action at a time, so write N is the same step on every run.
-    return await syncContacts({ ...p, parallel: 1, log: w.deps.log, limits: { massDeleteMaxShare: 1 }, ids: { tenantId: TENANT, mailboxId: linkId } });
-  } catch (e) {
-    if (e instanceof Crash || (e as { cause?: unknown }).cause instanceof Crash) return undefined;
-    throw e;
+    return await syncContacts({ ...ports, log: w.deps.log, limits: { massDeleteMaxShare: 1 }, ids: { tenantId: TENANT, mailboxId: linkId } });
   } finally {
     await ports.store.close();
   }
@@ -84,49 +73,97 @@ async function check(mailbox: string, userId: string) {
   return { store, graph };
 }
 
-describe("contacts: crash after every write step", () => {
-  for (let n = 1; n <= N_MAX; n++) {
-    it(`converges without duplicates or loss when the worker dies after write ${n}`, async () => {
-      const mailbox = `k${n}`;
-      const user = w.sim.addUser(TENANT, { userPrincipalName: `${mailbox}@contoso.test` });
-      const linkId = `kcrash-${n}`;
-      await w.deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox: mailbox, userId: user.id, profileId: "people", state: "paused" });
-      await run(linkId); // creates the store folder
-      await appendCard(mailbox, card("s1", "Store One"));
-      await appendCard(mailbox, card("s2", "Store Two"));
-      const people = w.sim.people(user.id);
-      people.add({ displayName: "Graph One" });
-      people.add({ displayName: "Graph Two" });
+interface Scenario { mailbox: string; userId: string; linkId: string }
+let nextMailbox = 0;
 
-      // Phase 1: initial sync both ways, crash, rerun.
-      await run(linkId, n);
-      await run(linkId);
-      const first = await check(mailbox, user.id);
-      expect(first.store).toHaveLength(4);
-      // A quiet run moves the store cursor past the cards phase 1 wrote (the steady state):
-      // from here on they are "old" and only the records know them.
-      await run(linkId);
+/** A fresh mailbox with two cards in the store and two contacts in Outlook, linked (paused). */
+async function scenario(): Promise<Scenario> {
+  const mailbox = mailboxes[nextMailbox++];
+  if (!mailbox) throw new Error(`mailbox pool of ${POOL} exhausted`);
+  const user = w.sim.addUser(TENANT, { userPrincipalName: `${mailbox}@contoso.test` });
+  const linkId = `kcrash-${mailbox}`;
+  await w.deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox: mailbox, userId: user.id, profileId: "people", state: "paused" });
+  await run(linkId); // creates the store folder
+  await appendCard(mailbox, card("s1", "Store One"));
+  await appendCard(mailbox, card("s2", "Store Two"));
+  const people = w.sim.people(user.id);
+  people.add({ displayName: "Graph One" });
+  people.add({ displayName: "Graph Two" });
+  return { mailbox, userId: user.id, linkId };
+}
 
-      // Phase 2: edit/edit conflict, one-sided edits, deletes on both sides, a new card.
-      const s1 = first.store.find((s) => s.name === "Store One")!;
-      await appendCard(mailbox, card("s1", "Store One", "Store title")); await expunge(mailbox, s1.uid);
-      const byName = (x: string) => people.list().find((c) => c.props.displayName === x)!;
-      await new Promise((r) => setTimeout(r, 5));
-      people.update(byName("Store One").id, { jobTitle: "Outlook title" }); // later edit: wins
-      people.update(byName("Graph One").id, { jobTitle: "Edited in Outlook" });
-      await expunge(mailbox, first.store.find((s) => s.name === "Graph Two")!.uid);
-      people.remove(byName("Store Two").id);
-      await appendCard(mailbox, card("s3", "Store Three"));
-      await run(linkId, n);
-      await run(linkId);
-      const second = await check(mailbox, user.id);
-      expect(second.store.map((s) => s.name).sort()).toEqual(["Graph One", "Store One", "Store Three"]);
-      expect(second.store.find((s) => s.name === "Store One")!.title).toBe("Outlook title");
-      expect((await w.deps.state.listConflicts(linkId)).length).toBeGreaterThanOrEqual(1);
+/** Phase 2: edit/edit conflict, one-sided edits, deletes on both sides, a new card. */
+async function phase2(s: Scenario) {
+  const first = await storeCards(s.mailbox);
+  const people = w.sim.people(s.userId);
+  const s1 = first.find((c) => c.name === "Store One")!;
+  await appendCard(s.mailbox, card("s1", "Store One", "Store title")); await expunge(s.mailbox, s1.uid);
+  const byName = (x: string) => people.list().find((c) => c.props.displayName === x)!;
+  await new Promise((r) => setTimeout(r, 5)); // the Outlook edit is the later one
+  people.update(byName("Store One").id, { jobTitle: "Outlook title" }); // later edit: wins
+  people.update(byName("Graph One").id, { jobTitle: "Edited in Outlook" });
+  await expunge(s.mailbox, first.find((c) => c.name === "Graph Two")!.uid);
+  people.remove(byName("Store Two").id);
+  await appendCard(s.mailbox, card("s3", "Store Three"));
+}
 
-      // Settled: a further run changes nothing.
-      const again = await run(linkId);
-      expect(Object.values(again!.actions).reduce((a, b) => a + b, 0)).toBe(0);
-    });
+async function checkPhase2(s: Scenario) {
+  const second = await check(s.mailbox, s.userId);
+  expect(second.store.map((c) => c.name).sort()).toEqual(["Graph One", "Store One", "Store Three"]);
+  expect(second.store.find((c) => c.name === "Store One")!.title).toBe("Outlook title");
+  expect(second.store.find((c) => c.name === "Graph One")!.title).toBe("Edited in Outlook");
+  expect((await w.deps.state.listConflicts(s.linkId)).length).toBeGreaterThanOrEqual(1);
+}
+
+async function settled(linkId: string) {
+  const again = await run(linkId);
+  expect(Object.values(again.actions).reduce((a, b) => a + b, 0)).toBe(0);
+}
+
+/** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
+const CASE_TIMEOUT_MS = 180_000;
+const job = (linkId: string) => ({ env: w.env, kind: "contacts" as const, linkId });
+
+// The counting run: the same scenario, to completion, in the same kind of child process.
+const counting = await scenario();
+const phase1Writes = await countWrites(job(counting.linkId));
+await check(counting.mailbox, counting.userId);
+await run(counting.linkId); // a quiet run moves the store cursor past the cards phase 1 wrote (steady state)
+await phase2(counting);
+const phase2Writes = await countWrites(job(counting.linkId));
+await checkPhase2(counting);
+
+describe.concurrent("contacts: the worker dies at every write (SIGKILL)", () => {
+  it("the counting run measured the writes of both phases", () => {
+    // Two cards each way: an APPEND and a Graph create at least, the cursors last.
+    expect(phase1Writes.filter((n) => n === "store.append")).toHaveLength(2);
+    expect(phase1Writes.filter((n) => n === "exchange.create")).toHaveLength(2);
+    expect(phase1Writes.at(-1)).toBe("state.saveCursors");
+    for (const write of ["store.append", "store.remove", "exchange.update", "exchange.remove", "state.putConflict"]) expect(phase2Writes).toContain(write);
+    expect(phase2Writes.at(-1)).toBe("state.saveCursors");
+  });
+
+  for (let n = 1; n <= phase1Writes.length; n++) {
+    it(`phase 1 (initial sync both ways): dies at write ${n} of ${phase1Writes.length}, restarts, loses and duplicates nothing`, async () => {
+      const s = await scenario();
+      await crashRun(job(s.linkId), n);
+      await run(s.linkId);
+      expect((await check(s.mailbox, s.userId)).store).toHaveLength(4);
+      await settled(s.linkId);
+    }, CASE_TIMEOUT_MS);
+  }
+
+  for (let n = 1; n <= phase2Writes.length; n++) {
+    it(`phase 2 (conflict, edits and deletes on both sides): dies at write ${n} of ${phase2Writes.length}, restarts, loses and duplicates nothing`, async () => {
+      const s = await scenario();
+      await run(s.linkId);
+      expect((await check(s.mailbox, s.userId)).store).toHaveLength(4);
+      await run(s.linkId); // steady state, as in the counting run
+      await phase2(s);
+      await crashRun(job(s.linkId), n);
+      await run(s.linkId);
+      await checkPhase2(s);
+      await settled(s.linkId);
+    }, CASE_TIMEOUT_MS);
   }
 });

@@ -1,97 +1,160 @@
 /**
- * Crash safety of the real executor: the worker "dies" right after its Nth write (a Graph
- * create or PATCH, an IMAP STORE/EXPUNGE, a state row), for every N, and is run again.
- * Afterwards every voice message is in Exchange exactly once with the same read state,
- * deletes have landed on both sides, and one more run changes nothing.
+ * Crash safety of the real voicemail executor, as a real death: the run executes in a child
+ * process (test/harness/crashRun.ts) with the executor's default 8 parallel actions and is
+ * killed by SIGKILL the moment its Nth write is answered (a Graph create or PATCH or move, an
+ * IMAP STORE/EXPUNGE, a state row), counted across the parallel actions; the other actions'
+ * requests die in flight. Each test asserts that the crash fired at write N. N runs from 1 to
+ * the number of writes the phase makes, measured by a counting run of the same scenario in
+ * the same kind of process (not a constant). Then the worker "restarts" (a fresh run) and
+ * every voice message is in Exchange exactly once, per message, with the same read state on
+ * both sides; deletes have landed on both sides; one more run changes nothing.
+ *
+ * Breaks used (each turned tests red):
+ *  - executor writes the pending row AFTER the Graph create (voicemailSync.ts apply,
+ *    createInGraph) -> "phase 1: ... dies at write 2 of 10" (a duplicate copy);
+ *  - the crash point does not kill (crashRun.ts: `return` instead of process.kill) ->
+ *    every test fails with "the crash at write N did not fire".
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startWorld, TENANT, ENDPOINT, type World } from "./world.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { startWorld, TENANT, ENDPOINT } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
-import { openVoicemailPorts, type VoicemailRunPorts } from "../../src/app/voicemail.js";
+import { openVoicemailPorts } from "../../src/app/voicemail.js";
 import { syncVoicemail } from "../../src/sync/voicemailSync.js";
 import { SYNC_KEY_PROP } from "../../src/graph/voicemail.js";
+import { countWrites, crashRun } from "../harness/crash.js";
 
-class Crash extends Error {}
-const N_MAX = 14;
-const mailboxes = Array.from({ length: N_MAX }, (_, i) => `c${i + 1}`);
-let w: World;
+// Mailboxes for the counting run and one per crash case (Dovecot's users are fixed at start).
+const POOL = 40;
+const mailboxes = Array.from({ length: POOL }, (_, i) => `c${i}`);
+const w = await startWorld({ users: mailboxes, timers: false, quiet: true });
+afterAll(async () => { await w.stop(); });
 
-beforeAll(async () => { w = await startWorld({ users: mailboxes, timers: false, quiet: true }); }, 60_000);
-afterAll(async () => { await w?.stop(); });
+let nextMailbox = 0;
+interface Scenario { mailbox: string; userId: string; linkId: string; messageIds: string[] }
 
-/** Wraps the ports so the run throws right after write number `crashAfter`. */
-function crashing(p: VoicemailRunPorts, crashAfter: number) {
-  let writes = 0;
-  const after = async <T>(r: Promise<T>) => { const v = await r; if (++writes === crashAfter) throw new Crash(`crash after write ${writes}`); return v; };
-  return {
-    voice: { ...p.voice, changes: p.voice.changes, syncKeys: p.voice.syncKeys, fetchSource: p.voice.fetchSource, setSeen: (u: number, s: boolean) => after(p.voice.setSeen(u, s)), remove: (u: number) => after(p.voice.remove(u)) },
-    exchange: { ...p.exchange, create: (c: Parameters<typeof p.exchange.create>[0]) => after(p.exchange.create(c)), setRead: (id: string, r: boolean) => after(p.exchange.setRead(id, r)), remove: (id: string) => after(p.exchange.remove(id)) },
-    state: { ...p.state, putItem: (i: Parameters<typeof p.state.putItem>[0]) => after(p.state.putItem(i)), deleteItem: (k: string) => after(p.state.deleteItem(k)), saveCursors: (c: Parameters<typeof p.state.saveCursors>[0]) => after(p.state.saveCursors(c)) },
-  };
+/** A fresh mailbox with three voice messages, linked (paused: this suite drives the executor). */
+async function scenario(): Promise<Scenario> {
+  const mailbox = mailboxes[nextMailbox++];
+  if (!mailbox) throw new Error(`mailbox pool of ${POOL} exhausted: the scenario makes more writes than expected`);
+  const user = w.sim.addUser(TENANT, { userPrincipalName: `${mailbox}@contoso.test` });
+  const linkId = `crash-${mailbox}`;
+  await w.deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox: mailbox, userId: user.id, profileId: "default", state: "paused" });
+  const messageIds: string[] = [];
+  for (let i = 0; i < 3; i++) messageIds.push(await deposit(mailbox, `${mailbox}-${i}`));
+  return { mailbox, userId: user.id, linkId, messageIds };
 }
 
-async function run(linkId: string, crashAfter?: number) {
+async function deposit(mailbox: string, id: string): Promise<string> {
+  const msg = avayaVoiceMessage({ id });
+  await w.dc.lda(mailbox, msg);
+  return /^Message-ID:\s*(\S+)/im.exec(msg.toString("utf8"))![1]!;
+}
+
+/** Phase 2: three different messages read in Outlook, deleted in Outlook, heard on the phone; one new message. */
+async function phase2(s: Scenario) {
+  const items = (await w.deps.state.voicemailState(s.linkId).loadItems()).sort((a, b) => a.imapUid! - b.imapUid!);
+  const outlook = w.sim.outlook(s.userId);
+  outlook.markRead(items[0]!.graphId!);
+  outlook.delete(items[1]!.graphId!);
+  const c = await w.imap(s.mailbox);
+  await c.messageFlagsAdd(String(items[2]!.imapUid), ["\\Seen"], { uid: true });
+  await c.logout();
+  s.messageIds.push(await deposit(s.mailbox, `${s.mailbox}-new`));
+  return { deleted: items[1]!.syncKey };
+}
+
+/** The restarted worker: one ordinary run in this process. */
+async function run(linkId: string) {
   const link = (await w.deps.state.getLink(linkId))!;
   const ports = await openVoicemailPorts(w.deps, link);
   try {
-    const wrapped = crashAfter ? crashing(ports, crashAfter) : ports;
-    return await syncVoicemail({ ...ports, ...wrapped, log: w.deps.log, limits: { massDeleteMaxShare: 1 }, ids: { tenantId: TENANT, mailboxId: linkId } });
-  } catch (e) {
-    if (e instanceof Crash || (e as { cause?: unknown }).cause instanceof Crash) return undefined;
-    throw e;
+    return await syncVoicemail({ ...ports, log: w.deps.log, limits: { massDeleteMaxShare: 1 }, ids: { tenantId: TENANT, mailboxId: linkId } });
   } finally {
     await ports.voice.close();
   }
 }
 
-async function check(mailbox: string, userId: string) {
-  const c = await w.imap(mailbox);
-  const store: Array<{ uid: number; seen: boolean; messageId?: string }> = [];
-  for await (const m of c.fetch("1:*", { uid: true, flags: true, envelope: true })) store.push({ uid: m.uid, seen: m.flags?.has("\\Seen") ?? false, messageId: m.envelope?.messageId });
+/**
+ * Per message: each voice message left in the store has exactly one copy in Exchange (by its
+ * sync key), with the store's read state; no copy without a message; records agree.
+ */
+async function check(s: Scenario) {
+  const c = await w.imap(s.mailbox);
+  const store = new Map<number, { seen: boolean; messageId?: string }>();
+  for await (const m of c.fetch("1:*", { uid: true, flags: true, envelope: true })) store.set(m.uid, { seen: m.flags?.has("\\Seen") ?? false, messageId: m.envelope?.messageId });
   await c.logout();
-  const copies = w.sim.outlook(userId).messages("inbox");
-  const keys = copies.map((m) => m.ext.get(SYNC_KEY_PROP.toLowerCase())?.value);
-  expect(new Set(keys).size).toBe(keys.length); // no duplicates
-  expect(copies.length).toBe(store.length); // nothing lost, nothing extra
-  expect(copies.map((m) => m.isRead).sort()).toEqual(store.map((s) => s.seen).sort());
-  return { store, copies };
+  const records = await w.deps.state.voicemailState(s.linkId).loadItems();
+  const copies = w.sim.outlook(s.userId).messages("inbox");
+  const copiesByKey = new Map<string, typeof copies>();
+  for (const m of copies) {
+    const key = m.ext.get(SYNC_KEY_PROP.toLowerCase())?.value;
+    expect(key, `copy ${m.id} carries a sync key`).toBeTruthy();
+    copiesByKey.set(key!, [...(copiesByKey.get(key!) ?? []), m]);
+  }
+  for (const [uid, msg] of store) {
+    const rec = records.find((r) => r.imapUid === uid);
+    expect(rec, `message ${msg.messageId} has a record`).toBeDefined();
+    const mine = copiesByKey.get(rec!.syncKey) ?? [];
+    expect(mine.length, `copies of ${msg.messageId}`).toBe(1); // 0 lost, 0 duplicates
+    expect(mine[0]!.id).toBe(rec!.graphId);
+    expect(mine[0]!.isRead, `read state of ${msg.messageId}`).toBe(msg.seen);
+    expect(rec!.agreedSeen).toBe(msg.seen);
+    expect(rec!.pendingCreate).toBe(false);
+  }
+  const storeKeys = new Set([...store.keys()].map((uid) => records.find((r) => r.imapUid === uid)!.syncKey));
+  for (const key of copiesByKey.keys()) expect(storeKeys.has(key), `copy ${key} has its message`).toBe(true);
+  expect(records).toHaveLength(store.size);
+  return { store: [...store.values()], copies };
 }
 
-describe("crash after every write step", () => {
-  for (let n = 1; n <= N_MAX; n++) {
-    it(`converges without duplicates or loss when the worker dies after write ${n}`, async () => {
-      const mailbox = `c${n}`;
-      const user = w.sim.addUser(TENANT, { userPrincipalName: `${mailbox}@contoso.test` });
-      const linkId = `crash-${n}`;
-      // Paused: the queue worker leaves it alone; this test drives the executor itself.
-      await w.deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox: mailbox, userId: user.id, profileId: "default", state: "paused" });
-      for (let i = 0; i < 3; i++) await w.dc.lda(mailbox, avayaVoiceMessage({ id: `${mailbox}-${i}` }));
+/** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
+const CASE_TIMEOUT_MS = 180_000;
+const job = (linkId: string) => ({ env: w.env, kind: "voicemail" as const, linkId });
 
-      // Phase 1: initial copy, crash, rerun.
-      await run(linkId, n);
-      await run(linkId);
-      const first = await check(mailbox, user.id);
-      expect(first.copies).toHaveLength(3);
+// The counting run: the same scenario, run to completion in a child process.
+const counting = await scenario();
+const phase1Writes = await countWrites(job(counting.linkId));
+await check(counting);
+await phase2(counting);
+const phase2Writes = await countWrites(job(counting.linkId));
+await check(counting);
 
-      // Phase 2: edits on both sides, crash, rerun.
-      // Three different messages: read in Outlook, deleted in Outlook, heard on the phone.
-      const items = (await w.deps.state.voicemailState(linkId).loadItems()).sort((a, b) => a.imapUid! - b.imapUid!);
-      const outlook = w.sim.outlook(user.id);
-      outlook.markRead(items[0]!.graphId!);
-      outlook.delete(items[1]!.graphId!);
-      const c = await w.imap(mailbox);
-      await c.messageFlagsAdd(String(items[2]!.imapUid), ["\\Seen"], { uid: true });
-      await c.logout();
-      await w.dc.lda(mailbox, avayaVoiceMessage({ id: `${mailbox}-new` }));
-      await run(linkId, n);
-      await run(linkId);
-      const second = await check(mailbox, user.id);
-      expect(second.store).toHaveLength(3);
-      expect(second.store.filter((s) => s.seen)).toHaveLength(2);
+describe.concurrent("voicemail: the worker dies at every write (SIGKILL, 8 actions in parallel)", () => {
+  it("the counting run measured the writes of both phases", () => {
+    // Three copies: pending row, create, row each; the cursors last.
+    expect(phase1Writes.filter((n) => n === "exchange.create")).toHaveLength(3);
+    expect(phase1Writes.at(-1)).toBe("state.saveCursors");
+    // Read in Outlook -> STORE \Seen; deleted in Outlook -> EXPUNGE; heard -> PATCH; new -> create.
+    for (const write of ["voice.setSeen", "voice.remove", "exchange.setRead", "exchange.create"]) expect(phase2Writes).toContain(write);
+    expect(phase2Writes.at(-1)).toBe("state.saveCursors");
+  });
 
-      // A further run finds nothing to do.
-      const idle = await run(linkId);
-      expect(Object.values(idle!.actions).reduce((a, b) => a + b, 0)).toBe(0);
-    });
+  for (let n = 1; n <= phase1Writes.length; n++) {
+    it(`phase 1 (initial copy): dies at write ${n} of ${phase1Writes.length}, restarts, loses and duplicates nothing`, async () => {
+      const s = await scenario();
+      await crashRun(job(s.linkId), n);
+      await run(s.linkId);
+      const after = await check(s);
+      expect(after.copies).toHaveLength(3);
+      const idle = await run(s.linkId);
+      expect(Object.values(idle.actions).reduce((a, b) => a + b, 0)).toBe(0);
+    }, CASE_TIMEOUT_MS);
+  }
+
+  for (let n = 1; n <= phase2Writes.length; n++) {
+    it(`phase 2 (edits on both sides): dies at write ${n} of ${phase2Writes.length}, restarts, loses and duplicates nothing`, async () => {
+      const s = await scenario();
+      await run(s.linkId);
+      await check(s);
+      const { deleted } = await phase2(s);
+      await crashRun(job(s.linkId), n);
+      await run(s.linkId);
+      const after = await check(s);
+      expect(after.store).toHaveLength(3);
+      expect(after.store.filter((m) => m.seen)).toHaveLength(2);
+      expect((await w.deps.state.voicemailState(s.linkId).loadItems()).some((r) => r.syncKey === deleted)).toBe(false);
+      const idle = await run(s.linkId);
+      expect(Object.values(idle.actions).reduce((a, b) => a + b, 0)).toBe(0);
+    }, CASE_TIMEOUT_MS);
   }
 });

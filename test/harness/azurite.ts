@@ -21,6 +21,9 @@ export interface AzuriteHandle {
   /** Only with `persistent`: stops gracefully (data saved) and starts again on the same ports
    *  after `downMs` (the state store unavailable for a while). */
   restart(downMs: number): Promise<void>;
+  /** SIGSTOP / SIGCONT: storage paused (requests hang, nothing answers) and resumed. */
+  pause(): void;
+  resume(): void;
 }
 
 type Ports = { blob: number; queue: number; table: number };
@@ -42,6 +45,8 @@ export async function startAzurite(options: { ports?: Ports; persistent?: boolea
       await exit("SIGKILL");
       if (location) fs.rmSync(location, { recursive: true, force: true });
     },
+    pause: () => { proc.kill("SIGSTOP"); },
+    resume: () => { proc.kill("SIGCONT"); },
     restart: async (downMs) => {
       if (!location) throw new Error("restart needs a persistent Azurite");
       await exit("SIGTERM"); // Azurite saves its metadata on a graceful stop

@@ -51,8 +51,16 @@ describe("dev host", () => {
     expect(await res.json()).toEqual({ id: "a b", q: "1", body: "hello" });
     expect((await fetch(`${host.url}/api/nope`)).status).toBe(404);
     expect((await fetch(`${host.url}/api/echo/x`)).status).toBe(405);
-    const big = await fetch(`${host.url}/api/echo/x`, { method: "POST", body: Buffer.alloc(11 * 1024 * 1024) }).catch(() => ({ status: 413 }));
+    // A dropped connection rejects the fetch and fails the test: the host must answer 413.
+    // Break used: the host destroys the request instead of answering -> "TypeError: fetch failed".
+    const big = await fetch(`${host.url}/api/echo/x`, { method: "POST", body: Buffer.alloc(11 * 1024 * 1024) });
     expect(big.status).toBe(413);
+    expect(await big.json()).toEqual({ error: "PAYLOAD_TOO_LARGE" });
+    // Declared too large up front: refused from the header, the body still read and discarded.
+    const declared = await fetch(`${host.url}/api/echo/x`, { method: "POST", body: Buffer.alloc(10 * 1024 * 1024 + 1) });
+    expect(declared.status).toBe(413);
+    // The connection is still usable: the next request on it is served.
+    expect((await fetch(`${host.url}/api/echo/y`, { method: "POST", body: "ok" })).status).toBe(201);
     const boom = await fetch(`${host.url}/api/boom`);
     expect(boom.status).toBe(500);
     expect(await boom.text()).not.toContain("secret detail");

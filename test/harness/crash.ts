@@ -1,0 +1,53 @@
+/**
+ * Crash injection as a real death (test/harness/crashRun.ts): a sync run in a child process
+ * that SIGKILLs itself when its Nth write is answered. `crashRun` asserts that the crash fired
+ * at exactly that write (the process died by SIGKILL and recorded write N); `countWrites`
+ * runs the same scenario to completion in the same kind of process and returns how many
+ * writes it made, which is the range of N the crash suites test.
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface CrashJob {
+  env: Record<string, string>;
+  kind: "voicemail" | "contacts" | "calendar";
+  linkId: string;
+  /** Die when this write (1-based, counted across parallel actions) is answered. */
+  crashAt?: number;
+  report: string;
+}
+
+type Report = { crashedAt: number; write: string } | { completed: true; writes: number; names: string[] };
+
+const script = fileURLToPath(new URL("./crashRun.ts", import.meta.url));
+
+async function runChild(job: Omit<CrashJob, "report">): Promise<{ signal: NodeJS.Signals | null; code: number | null; report?: Report; stderr: string }> {
+  const report = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "umc-crash-")), "report.json");
+  const child = spawn(process.execPath, ["--import", "tsx", script, JSON.stringify({ ...job, report })], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => { stderr += c.toString("utf8"); });
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once("exit", (c, s) => r([c, s])));
+  const text = fs.existsSync(report) ? fs.readFileSync(report, "utf8") : undefined;
+  fs.rmSync(path.dirname(report), { recursive: true, force: true });
+  return { code, signal, report: text ? (JSON.parse(text) as Report) : undefined, stderr };
+}
+
+/** Runs the sync in a child that must die by SIGKILL right after write `n`; returns that write's name. */
+export async function crashRun(job: Omit<CrashJob, "report" | "crashAt">, n: number): Promise<string> {
+  const r = await runChild({ ...job, crashAt: n });
+  if (r.report && "completed" in r.report) throw new Error(`the crash at write ${n} did not fire: the run completed after ${r.report.writes} writes`);
+  if (r.signal !== "SIGKILL" || !r.report) throw new Error(`the worker did not die at write ${n} (exit ${r.code}, signal ${r.signal}):\n${r.stderr.slice(-2000)}`);
+  if (r.report.crashedAt !== n) throw new Error(`the worker died at write ${r.report.crashedAt}, not ${n}`);
+  return r.report.write;
+}
+
+/** Runs the sync to completion in a child; returns the writes it made, by name, in the order they were answered. */
+export async function countWrites(job: Omit<CrashJob, "report" | "crashAt">): Promise<string[]> {
+  const r = await runChild(job);
+  if (r.code !== 0 || !r.report || !("completed" in r.report)) throw new Error(`the counting run failed (exit ${r.code}, signal ${r.signal}):\n${r.stderr.slice(-2000)}`);
+  if (r.report.names.length !== r.report.writes) throw new Error("the counting run lost count");
+  return r.report.names;
+}
