@@ -65,13 +65,13 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await ranLongAgo(linkId);
     await w.runFunction("pollStores");
     await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(2);
-    expect(reasonsFor(linkId, "createInGraph")).toEqual(["poll"]);
+    await expect.poll(() => reasonsFor(linkId, "createInGraph"), { timeout: 5000 }).toEqual(["poll"]);
 
     await readInOutlookUnnoticed(userId, inbox(userId)[0]!.id);
     await ranLongAgo(linkId);
     await w.runFunction("pollStores");
     await expect.poll(() => seen("5311"), { timeout: 15_000 }).toEqual([true, false]);
-    expect(reasonsFor(linkId, "setImapSeen")).toEqual(["poll"]);
+    await expect.poll(() => reasonsFor(linkId, "setImapSeen"), { timeout: 5000 }).toEqual(["poll"]);
 
     const c = await w.imap("5311");
     await c.messageFlagsRemove("1", ["\\Seen"]);
@@ -81,8 +81,8 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await w.runFunction("pollStores");
     await expect.poll(() => inbox(userId).map((m) => m.isRead), { timeout: 15_000 }).toEqual([false]);
     expect(w.sim.outlook(userId).messages("deleteditems")).toHaveLength(1);
-    expect(reasonsFor(linkId, "setGraphRead")).toEqual(["poll"]);
-    expect(reasonsFor(linkId, "deleteInGraph")).toEqual(["poll"]);
+    await expect.poll(() => reasonsFor(linkId, "setGraphRead"), { timeout: 5000 }).toEqual(["poll"]);
+    await expect.poll(() => reasonsFor(linkId, "deleteInGraph"), { timeout: 5000 }).toEqual(["poll"]);
   }, 60_000);
 
   it("reconcile alone: copies, read both ways and deletes, whatever ran last", async () => {
@@ -99,7 +99,7 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await w.runFunction("reconcile");
     await expect.poll(() => seen("5312"), { timeout: 15_000 }).toEqual([true]);
     await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(1);
-    for (const action of ["createInGraph", "setImapSeen", "deleteInGraph"]) expect(reasonsFor(linkId, action), action).toEqual(["reconcile"]);
+    for (const action of ["createInGraph", "setImapSeen", "deleteInGraph"]) await expect.poll(() => reasonsFor(linkId, action), { timeout: 5000, message: action }).toEqual(["reconcile"]);
   }, 60_000);
 
   it("fast read alone: an Outlook read reaches the store by the fast read check, no notification", async () => {
@@ -114,6 +114,6 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await new Promise((r) => setTimeout(r, Math.max(0, last + 1_100 - Date.now())));
     await w.runFunction("fastReadCheck");
     await expect.poll(() => seen("5313"), { timeout: 15_000 }).toEqual([true]);
-    expect(reasonsFor(linkId, "setImapSeen")).toEqual(["fast-read"]);
+    await expect.poll(() => reasonsFor(linkId, "setImapSeen"), { timeout: 5000 }).toEqual(["fast-read"]);
   }, 60_000);
 });

@@ -45,6 +45,9 @@ export interface World {
   env: Record<string, string>;
   /** Links voice mailbox <-> Exchange user and runs the first sync. */
   link(voiceMailbox: string, upn: string, profileId?: string): Promise<{ linkId: string; userId: string }>;
+  /** Resolves once every queued run has been handled (the queue's approximate count includes
+   *  the messages being worked on, which are invisible). Throws after timeoutMs. */
+  queueDrained(timeoutMs?: number): Promise<void>;
   /** Runs a timer function now, through the host's master-key endpoint (works when it is disabled, as in Azure). */
   runFunction(name: string): Promise<void>;
   imap(user: string): Promise<ImapFlow>;
@@ -125,6 +128,13 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
       await deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox, userId: user.id, upn, profileId, state: "enabled" });
       await enqueueLinkKinds(deps, { linkId, profileId }, "admin");
       return { linkId, userId: user.id };
+    },
+    async queueDrained(timeoutMs = 20_000) {
+      const end = Date.now() + timeoutMs;
+      while ((await deps.syncQueue.getProperties()).approximateMessagesCount) {
+        if (Date.now() > end) throw new Error(`the sync queue still holds runs after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     },
     async runFunction(name) {
       const r = await fetch(`${host.url.replace(/\/$/, "")}/admin/functions/${name}`, { method: "POST", headers: { "x-functions-key": MASTER_KEY, "content-type": "application/json" }, body: JSON.stringify({ input: "" }) });
