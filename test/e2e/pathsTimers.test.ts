@@ -9,10 +9,8 @@
  * Breaks seen red (each restored):
  *  - poll enqueues nothing (functions/timers.ts pollStoresFunction handler body emptied) ->
  *    "poll alone: copies a deposit, ..." times out waiting for the copy;
- *  - reconcile enqueues nothing (reconcileFunction handler emptied) -> "reconcile alone: ..." fails;
- *  - fast read enqueues nothing (fastReadCheckFunction handler emptied) -> "fast read alone: ..." fails;
- *  - the dev host ignores AzureWebJobs.<name>.Disabled (disabled set emptied in devHost.ts) ->
- *    the runs' reasons include "fast-read" where only "poll" / "reconcile" may appear.
+ *  - fast read enqueues nothing (fastReadCheckFunction handler emptied) -> "fast read alone: ..." fails.
+ * That the disabled timers really stay off is test/host/disabledFunctions.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runReasons, SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
