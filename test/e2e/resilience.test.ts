@@ -35,7 +35,7 @@ const inbox = (userId: string) => w.sim.outlook(userId).messages("inbox");
 /** Pauses the link (queue runs skip it), waits for a run in flight to end, then runs the executor directly. */
 async function pauseAndRun(linkId: string, between: () => Promise<void> | void) {
   await w.deps.state.modifyLink(linkId, (l) => ({ ...l, state: "paused" }));
-  await sleep(500);
+  await w.queueDrained();
   await between();
   const link = (await w.deps.state.getLink(linkId))!;
   const ports = await openVoicemailPorts(w.deps, link);
