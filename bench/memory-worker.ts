@@ -6,14 +6,12 @@ import { getConfig } from "../src/config.js";
 import { buildDeps } from "../src/app/deps.js";
 import { runSyncRequest } from "../src/app/voicemail.js";
 import { createLogger } from "../src/log.js";
+import { peakRssBytes } from "./report.js";
 
 const linkId = process.argv[2]!;
-let peak = process.memoryUsage().rss;
-const sample = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
 const deps = buildDeps(getConfig(), createLogger({ level: "error" }));
 const t = performance.now();
 const result = await runSyncRequest(deps, { linkId, reason: "reconcile" });
-clearInterval(sample);
-peak = Math.max(peak, process.memoryUsage().rss);
-process.stdout.write(JSON.stringify({ peakRssBytes: peak, ms: performance.now() - t, status: result.status, actions: result.status === "ran" ? result.report.actions : undefined }) + "\n");
+// The kernel's record of the peak (getrusage ru_maxrss), not a sample that can miss a spike.
+process.stdout.write(JSON.stringify({ peakRssBytes: peakRssBytes(), ms: performance.now() - t, status: result.status, actions: result.status === "ran" ? result.report.actions : undefined }) + "\n");
 process.exit(0);

@@ -22,6 +22,8 @@ async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, 
   return false;
 }
 const CEILING = 4 / 0.020;
+/** Timers off: each run is enqueued (or called) by the bench, so no poll or reconcile run adds requests to the counts. */
+const SETTING = "timers off: the bench starts each run itself, so no poll or reconcile run adds Graph requests to the counts";
 const N_CONTACTS = 5000;
 const N_OCCURRENCES = 1000;
 
@@ -67,13 +69,13 @@ async function storeToExchange(w: World): Promise<Figure[]> {
   const throttled = w.sim.stats.throttled;
   const t = performance.now();
   await enqueueSync(w.deps.syncQueue, { linkId, kind: "contacts", reason: "admin", at: Date.now() });
-  await until(() => w.sim.people(user.id).list().length >= N_CONTACTS, 300_000);
-  const seconds = (performance.now() - t) / 1000;
+  const done = await until(() => w.sim.people(user.id).list().length >= N_CONTACTS, 300_000);
+  const seconds = done ? (performance.now() - t) / 1000 : Infinity; // timed out: no throughput
   const requests = requestsOf(w, user.id) - before;
   const idle = await idleCycle(w, user.id, () => runContactsRequest(w.deps, { linkId, kind: "contacts", reason: "poll" }));
   const names = new Set(w.sim.people(user.id).list().map((x) => x.props.displayName));
   return [
-    { name: "contacts 5,000 store -> Exchange: Graph throughput vs throttle ceiling (200 req/s)", value: requests / seconds / CEILING, unit: "x ceiling", reference: 0.8, better: "higher" },
+    { name: "contacts 5,000 store -> Exchange: Graph throughput vs throttle ceiling (200 req/s)", value: requests / seconds / CEILING, unit: "x ceiling", reference: 0.8, better: "higher", setting: SETTING },
     { name: "contacts 5,000 store -> Exchange: wall time", value: seconds, unit: "s", reference: N_CONTACTS / CEILING / 0.8, better: "lower" },
     { name: "contacts 5,000 store -> Exchange: Graph requests per contact", value: requests / N_CONTACTS, unit: "req", reference: 1.1, better: "lower" },
     { name: "contacts 5,000 store -> Exchange: distinct contacts in Exchange", value: names.size, unit: "", reference: N_CONTACTS, better: "higher" },
@@ -92,13 +94,14 @@ async function exchangeToStore(w: World): Promise<Figure[]> {
   const t = performance.now();
   await enqueueSync(w.deps.syncQueue, { linkId, kind: "contacts", reason: "admin", at: Date.now() });
   const records = w.deps.state.recordState<{ syncKey: string; imapUid?: number }, object>(linkId, "contacts");
-  await until(async () => (await w.deps.state.getLink(linkId))?.kinds?.contacts?.lastSyncAt !== undefined, 300_000, 200);
-  const seconds = (performance.now() - t) / 1000;
+  const done = await until(async () => (await w.deps.state.getLink(linkId))?.kinds?.contacts?.lastSyncAt !== undefined, 300_000, 200);
+  const seconds = done ? (performance.now() - t) / 1000 : Infinity; // timed out: no rate
   const requests = requestsOf(w, user.id) - before;
   const onStore = (await records.loadItems()).filter((r) => r.imapUid !== undefined).length;
   return [
     { name: "contacts 5,000 Exchange -> store: Graph requests per contact (delta pages)", value: requests / N_CONTACTS, unit: "req", reference: 1.1, better: "lower" },
-    { name: "contacts 5,000 Exchange -> store: contacts per second (store APPENDs)", value: onStore / seconds, unit: "/s", reference: 0, better: "higher" },
+    // Target: a 5,000-contact mailbox's first sync onto the store within a minute.
+    { name: "contacts 5,000 Exchange -> store: contacts per second (store APPENDs)", value: onStore / seconds, unit: "/s", reference: N_CONTACTS / 60, better: "higher", setting: SETTING },
     { name: "contacts 5,000 Exchange -> store: cards on the store", value: onStore, unit: "", reference: N_CONTACTS, better: "higher" },
   ];
 }
@@ -118,8 +121,8 @@ async function calendar(w: World): Promise<Figure[]> {
   const before = requestsOf(w, user.id);
   const t = performance.now();
   await enqueueSync(w.deps.syncQueue, { linkId, kind: "calendar", reason: "admin", at: Date.now() });
-  await until(async () => (await w.deps.state.getLink(linkId))?.kinds?.calendar?.items === N_OCCURRENCES, 300_000, 100);
-  const seconds = (performance.now() - t) / 1000;
+  const done = await until(async () => (await w.deps.state.getLink(linkId))?.kinds?.calendar?.items === N_OCCURRENCES, 300_000, 100);
+  const seconds = done ? (performance.now() - t) / 1000 : Infinity; // timed out: no figure
   const requests = requestsOf(w, user.id) - before;
   const idle = await idleCycle(w, user.id, () => runCalendarRequest(w.deps, { linkId, kind: "calendar", reason: "poll" }));
   return [

@@ -1,13 +1,15 @@
 /**
  * Voicemail benchmarks (issue 4), against the full local world with the Graph simulator
- * answering every request after 20 ms. Each figure is printed with its reference.
+ * answering every request after 20 ms. Each figure is printed with its reference, measured at
+ * the connector's default settings (fast read check every 5 s). A latency sample that timed out
+ * counts as Infinity in its percentile and in a "timed out" row, never dropped.
  */
 import { execFile } from "node:child_process";
 import { startWorld, type World } from "../test/e2e/world.js";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import { enqueueSync } from "../src/app/syncQueue.js";
 import { runSyncRequest } from "../src/app/voicemail.js";
-import { formatFigures, percentile, type Figure } from "./report.js";
+import { formatFigures, peakRssBytes, percentile, type Figure } from "./report.js";
 import { SYNC_KEY_PROP } from "../src/graph/voicemail.js";
 
 export const title = "Voicemail sync (simulator latency 20 ms per request)";
@@ -19,6 +21,8 @@ async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, 
   return false;
 }
 
+const timedOut = (samples: number[]) => samples.filter((x) => x === Infinity).length;
+
 async function pushLatency(w: World): Promise<Figure[]> {
   const { userId } = await w.link("5001", "push@contoso.test");
   await sleep(1500);
@@ -27,15 +31,16 @@ async function pushLatency(w: World): Promise<Figure[]> {
     const before = w.sim.outlook(userId).messages("inbox").length;
     const t = performance.now();
     await w.dc.lda("5001", avayaVoiceMessage({ id: `push-${i}` }));
-    if (await until(() => w.sim.outlook(userId).messages("inbox").length > before, 10_000, 2)) lat.push(performance.now() - t);
+    lat.push(await until(() => w.sim.outlook(userId).messages("inbox").length > before, 10_000, 2) ? performance.now() - t : Infinity);
   }
   // Read in Outlook -> \Seen on the store, notification path.
   const readLat = await readLatencies(w, "5001", userId, { count: 50, timeoutMs: 10_000, pollMs: 5, pauseMs: 300 });
   return [
     { name: "deposit -> visible in Graph, p50 (push path, 200 deposits)", value: percentile(lat, 50), unit: "ms", reference: 300, better: "lower" },
     { name: "deposit -> visible in Graph, p99", value: percentile(lat, 99), unit: "ms", reference: 1000, better: "lower" },
-    { name: "deposits seen", value: lat.length, unit: "of 200", reference: 200, better: "higher" },
+    { name: "deposits not in Graph within 10 s (timed out)", value: timedOut(lat), unit: "of 200", reference: 0, better: "lower" },
     { name: "read in Outlook -> \\Seen, p99 (50 reads)", value: percentile(readLat, 99), unit: "ms", reference: 1000, better: "lower" },
+    { name: "reads not on the store within 10 s (timed out)", value: timedOut(readLat), unit: `of ${readLat.length}`, reference: 0, better: "lower" },
   ];
 }
 
@@ -54,7 +59,7 @@ async function readLatencies(w: World, mailbox: string, userId: string, o: { cou
     const t = performance.now();
     w.sim.outlook(userId).markRead(m.id);
     const seen = async () => { const x = await c.fetchOne(String(uid), { flags: true }, { uid: true }); return x !== false && (x.flags?.has("\\Seen") ?? false); };
-    if (await until(seen, o.timeoutMs, o.pollMs)) lat.push(performance.now() - t);
+    lat.push(await until(seen, o.timeoutMs, o.pollMs) ? performance.now() - t : Infinity);
     await sleep(o.pauseMs);
   }
   await c.logout();
@@ -71,8 +76,9 @@ async function delayedNotifications(w: World): Promise<Figure[]> {
   const lat = await readLatencies(w, "5002", userId, { count: 10, timeoutMs: 30_000, pollMs: 20, pauseMs: 1500 });
   w.sim.faults.delayNotificationsMs = 0;
   return [
-    { name: "read in Outlook -> \\Seen with notifications delayed 60 s, p50 (fast read check)", value: percentile(lat, 50), unit: "ms", reference: 10_000, better: "lower" },
-    { name: "reads that arrived", value: lat.length, unit: "of 10", reference: 10, better: "higher" },
+    { name: "read in Outlook -> \\Seen with notifications delayed 60 s, p50 (fast read check, default 5 s)", value: percentile(lat, 50), unit: "ms", reference: 10_000, better: "lower" },
+    { name: "read in Outlook -> \\Seen with notifications delayed 60 s, p99", value: percentile(lat, 99), unit: "ms", reference: 15_000, better: "lower" },
+    { name: "reads not on the store within 30 s (timed out)", value: timedOut(lat), unit: `of ${lat.length}`, reference: 0, better: "lower" },
   ];
 }
 
@@ -87,8 +93,8 @@ async function backfill(w: World): Promise<Figure[]> {
   await w.deps.state.createLink({ linkId: "L-5003", tenantId: "0c0ffee0-0000-4000-8000-000000000001", endpointId: "voice-1", voiceMailbox: "5003", userId: user.id, profileId: "default", state: "enabled" });
   const t = performance.now();
   await enqueueSync(w.deps.syncQueue, { linkId: "L-5003", reason: "admin", at: Date.now() });
-  await until(() => w.sim.outlook(user.id).messages("inbox").length >= N, 180_000, 50);
-  const seconds = (performance.now() - t) / 1000;
+  const done = await until(() => w.sim.outlook(user.id).messages("inbox").length >= N, 180_000, 50);
+  const seconds = done ? (performance.now() - t) / 1000 : Infinity; // a timed-out backfill has no throughput
   await sleep(1000);
   const requests = (w.sim.stats.byMailbox.get(user.id) ?? 0) - before;
   const copies = w.sim.outlook(user.id).messages("inbox");
@@ -112,13 +118,17 @@ async function backfill(w: World): Promise<Figure[]> {
     { name: "backfill 2,000: wall time", value: seconds, unit: "s", reference: N / ceiling / 0.8, better: "lower" },
     { name: "backfill 2,000: Graph requests per voicemail", value: requests / N, unit: "req", reference: 1.1, better: "lower" },
     { name: "backfill 2,000: duplicates", value: copies.length - keys.size, unit: "", reference: 0, better: "lower" },
-    { name: "backfill 2,000: 429 responses received", value: w.sim.stats.throttled - throttledBefore, unit: "", reference: 0, better: "lower" },
-    { name: "backfill 2,000: most Graph requests in flight for the mailbox", value: w.sim.stats.maxInFlight.get(user.id) ?? 0, unit: "", reference: 4, better: "lower" },
+    // The simulator refuses the 5th concurrent request of a mailbox with 429, as Graph does: this
+    // row is what fails when the connector puts more than 4 in flight (a "most in flight <= 4"
+    // row could not: the refused request never counts as in flight).
+    { name: "backfill 2,000: 429 responses received (the 5th concurrent request is refused)", value: w.sim.stats.throttled - throttledBefore, unit: "", reference: 0, better: "lower" },
     { name: "backfill 2,000: copies", value: copies.length, unit: "", reference: N, better: "higher" },
     { name: "no-change cycle: Graph requests (delta) per mailbox", value: idleRequests, unit: "req", reference: 1, better: "lower" },
     { name: "no-change cycle: delta requests", value: idleDelta, unit: "req", reference: 1, better: "lower" },
   ];
 }
+
+const MEMORY_SETTING = "memory part: simulator request budget lifted and timers off (10,000 creates in one mailbox exceed Graph's 10,000 requests per 10 minutes, which the connector would rightly spread over more than 10 minutes; the runs are enqueued by hand)";
 
 async function memory(_shared: World): Promise<Figure[]> {
   // Its own world: 10,000 creates in one mailbox exceed Graph's 10,000 requests per 10 minutes,
@@ -137,8 +147,6 @@ async function memoryIn(w: World): Promise<Figure[]> {
   await c.logout();
   await w.deps.state.createLink({ linkId: "L-5004", tenantId: tenant, endpointId: "voice-1", voiceMailbox: "5004", userId: user.id, profileId: "default", state: "enabled" });
   await enqueueSync(w.deps.syncQueue, { linkId: "L-5004", reason: "admin", at: Date.now() });
-  let peak = 0;
-  const sample = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
   const t = performance.now();
   const progress = setInterval(() => process.stderr.write(`memory: ${w.sim.outlook(user.id).messages("inbox").length} of ${N} copied after ${((performance.now() - t) / 1000).toFixed(0)} s\n`), 15_000);
   const done = await until(() => w.sim.outlook(user.id).messages("inbox").length >= N, 300_000, 100);
@@ -148,7 +156,7 @@ async function memoryIn(w: World): Promise<Figure[]> {
     const odd = items.filter((i) => i.skipped || i.pendingCreate || !i.graphId);
     process.stderr.write(`memory: not all copied; ${items.length} item rows, odd ones: ${JSON.stringify(odd.slice(0, 10))}; link: ${JSON.stringify(await w.deps.state.getLink("L-5004"))}\n`);
   }
-  clearInterval(sample);
+  const peak = peakRssBytes();
   // Then a full reconcile over the 10,000 linked items, in a connector process of its own.
   await sleep(3000);
   const cfg = w.deps.config;
@@ -162,14 +170,15 @@ async function memoryIn(w: World): Promise<Figure[]> {
   const worker = JSON.parse(out.trim().split("\n").at(-1)!) as { peakRssBytes: number; ms: number; status: string };
   if (worker.status !== "ran") throw new Error(`reconcile did not run: ${out}`);
   return [
-    { name: "connector process peak RSS, full reconcile of 10,000 linked items", value: worker.peakRssBytes / 1024 / 1024, unit: "MB", reference: 256, better: "lower" },
-    { name: "full reconcile of 10,000 linked items, wall time", value: worker.ms / 1000, unit: "s", reference: 60, better: "lower" },
-    { name: "whole test process peak RSS during the 10,000 backfill (connector + simulator + dev host)", value: peak / 1024 / 1024, unit: "MB", reference: 1024, better: "lower" },
+    { name: "connector process peak RSS (kernel maxRSS), full reconcile of 10,000 linked items", value: worker.peakRssBytes / 1024 / 1024, unit: "MB", reference: 256, better: "lower", setting: MEMORY_SETTING },
+    { name: "full reconcile of 10,000 linked items, wall time", value: worker.ms / 1000, unit: "s", reference: 60, better: "lower", setting: MEMORY_SETTING },
+    { name: "10,000 copied within 5 minutes", value: done ? 1 : 0, unit: "", reference: 1, better: "equal" },
+    { name: "whole bench process peak RSS (kernel maxRSS; connector + simulator + dev host, earlier parts included)", value: peak / 1024 / 1024, unit: "MB", reference: 1024, better: "lower" },
   ];
 }
 
 export async function run(): Promise<Figure[]> {
-  const w = await startWorld({ users: ["5001", "5002", "5003", "5004"], sim: { latencyMs: 20 }, quiet: true, fastReadSeconds: 2 });
+  const w = await startWorld({ users: ["5001", "5002", "5003", "5004"], sim: { latencyMs: 20 }, quiet: true, fastReadSeconds: "default" });
   const figures: Figure[] = [];
   // Each part prints as soon as it is measured, so a long run still reports what it has.
   const part = async (name: string, fn: (w: World) => Promise<Figure[]>) => {

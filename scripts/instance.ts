@@ -12,8 +12,6 @@ import { getDeps } from "../src/app/deps.js";
 import { startDevHost } from "../src/host/devHost.js";
 
 const deps = getDeps();
-let peak = process.memoryUsage().rss;
-const sample = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
 const host = await startDevHost({
   definitions: functionDefinitions,
   storageConnectionString: deps.config.storage.connectionString!,
@@ -24,9 +22,8 @@ const host = await startDevHost({
 process.stdout.write(JSON.stringify({ ready: true, url: host.url, workerId: deps.workerId }) + "\n");
 const stop = async () => {
   await host.stop();
-  clearInterval(sample);
-  peak = Math.max(peak, process.memoryUsage().rss);
-  process.stdout.write(JSON.stringify({ peakRssBytes: peak }) + "\n");
+  // The kernel's record of the peak (getrusage ru_maxrss, KiB), not a sample that can miss a spike.
+  process.stdout.write(JSON.stringify({ peakRssBytes: process.resourceUsage().maxRSS * 1024 }) + "\n");
   process.exit(0);
 };
 process.once("SIGTERM", () => void stop());

@@ -113,6 +113,23 @@ export interface Config {
   telemetry: { appInsightsConnectionString?: string };
   logLevel: RawConfig["UMC_LOG_LEVEL"];
   sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number };
+  /** Functions switched off with the platform's own setting (read by the dev host; Azure's runtime reads it itself). */
+  host: { disabledFunctions: readonly string[] };
+}
+
+/**
+ * The Functions platform's setting `AzureWebJobs.<FUNCTION_NAME>.Disabled = true`: the runtime
+ * ignores the function's trigger, yet a disabled function can still be run on demand with the
+ * master key (https://learn.microsoft.com/en-us/azure/azure-functions/disable-function). Linux
+ * app settings cannot hold dots, so `AzureWebJobs__<name>__Disabled` counts too. The dev host
+ * honours it so the local world can run with the fast read check and the safety-net timers off.
+ */
+export function disabledFunctions(env: Record<string, string | undefined>): string[] {
+  return Object.entries(env)
+    .map(([k, v]) => [k.match(/^AzureWebJobs(?:\.|__)([A-Za-z0-9_-]+)(?:\.|__)Disabled$/i)?.[1], v] as const)
+    .filter(([name, v]) => name && /^(true|1)$/i.test(v ?? ""))
+    .map(([name]) => name!)
+    .sort();
 }
 
 /** The names of every setting, for infra tests and documentation. */
@@ -162,6 +179,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       massDeleteMaxShare: c.UMC_MASS_DELETE_MAX_SHARE,
       leaseSeconds: c.UMC_LEASE_SECONDS,
     },
+    host: { disabledFunctions: disabledFunctions(env) },
   });
 }
 

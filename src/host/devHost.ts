@@ -7,7 +7,12 @@
  *    messageEncoding), dequeueCount in trigger metadata, and after maxDequeueCount failures
  *    the message moves to "<queue>-poison"
  *    (https://learn.microsoft.com/en-us/azure/azure-functions/functions-bindings-storage-queue-trigger#poison-messages);
- *  - timers: NCRONTAB schedules (src/host/ncrontab.ts).
+ *  - timers: NCRONTAB schedules (src/host/ncrontab.ts);
+ *  - `AzureWebJobs.<name>.Disabled` (config.host.disabledFunctions): the trigger is ignored, yet
+ *    the function still runs on demand through the master-key admin endpoint
+ *    `POST /admin/functions/<name>` (202), as in Azure
+ *    (https://learn.microsoft.com/en-us/azure/azure-functions/disable-function,
+ *    https://learn.microsoft.com/en-us/azure/azure-functions/functions-manually-run-non-http).
  */
 import http from "node:http";
 import https from "node:https";
@@ -61,6 +66,10 @@ export interface DevHostOptions {
   timers?: boolean;
   /** Queue triggers off (an HTTP-only front while other instances do the queue work). */
   queueTriggers?: boolean;
+  /** Functions whose trigger is ignored (the platform's AzureWebJobs.<name>.Disabled setting). */
+  disabledFunctions?: readonly string[];
+  /** The host's master key: `POST /admin/functions/<name>` with `x-functions-key` runs a non-HTTP function now. */
+  masterKey?: string;
 }
 
 export interface DevHost {
@@ -133,8 +142,11 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
 
   // ---- HTTP ---------------------------------------------------------------------------
   const httpDefs = options.definitions.flatMap((d) => (d.trigger.kind === "http" ? [{ d, match: routeMatcher(d.trigger.route), methods: d.trigger.methods }] : []));
+  const disabled = new Set(options.disabledFunctions ?? []);
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
+    const manual = url.pathname.match(/^\/admin\/functions\/([A-Za-z0-9_-]+)$/);
+    if (manual && req.method === "POST") { await runOnDemand(manual[1]!, req, res); return; }
     let params: Record<string, string> | undefined;
     const route = httpDefs.find((r) => (params = r.match(url.pathname)) !== undefined);
     if (!route || !params) { res.writeHead(404, { "content-type": "application/json" }).end('{"error":"not found"}'); return; }
@@ -158,6 +170,17 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
     res.writeHead(out.status, outHeaders);
     res.end(out.body ? Buffer.from(await out.arrayBuffer()) : undefined);
   };
+  // Manual run of a non-HTTP function: master key only (any other key 404s, like Azure), 202 at once.
+  const runOnDemand = async (name: string, req: http.IncomingMessage, res: http.ServerResponse) => {
+    for await (const _ of req) { /* the body ({"input": ...}) is not used by timer functions */ }
+    const d = options.definitions.find((f) => f.name === name && f.trigger.kind === "timer");
+    const key = req.headers["x-functions-key"];
+    const keyOk = !!options.masterKey && typeof key === "string" && key.length === options.masterKey.length && crypto.timingSafeEqual(Buffer.from(key), Buffer.from(options.masterKey));
+    if (!d || !keyOk) { res.writeHead(404).end(); return; }
+    void track((d.handler as (t: Timer, c: Ctx) => Promise<void>)({ isPastDue: false, schedule: { adjustForDST: false }, scheduleStatus: { last: new Date().toISOString(), next: new Date().toISOString(), lastUpdated: new Date().toISOString() } }, context(d.name))
+      .catch((e) => log.error("timer.failed", { functionName: d.name, error: e })));
+    res.writeHead(202).end();
+  };
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => { void track(handle(req, res).catch((e) => { log.error("devhost.http.failed", { error: e }); if (!res.headersSent) res.writeHead(500).end(); })); };
   const server = options.tls
     ? https.createServer({ key: fs.readFileSync(options.tls.keyPath), cert: fs.readFileSync(options.tls.certPath) }, listener)
@@ -170,7 +193,7 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
   let stopping = false;
   const pollers: Array<Promise<void>> = [];
   for (const d of options.definitions) {
-    if (d.trigger.kind !== "queue" || options.queueTriggers === false) continue;
+    if (d.trigger.kind !== "queue" || options.queueTriggers === false || disabled.has(d.name)) continue;
     const queueName = d.trigger.queueName;
     const client = new QueueClient(options.storageConnectionString, queueName);
     const poison = new QueueClient(options.storageConnectionString, `${d.trigger.queueName}-poison`);
@@ -217,7 +240,7 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
   const timers: NodeJS.Timeout[] = [];
   if (options.timers !== false) {
     for (const d of options.definitions) {
-      if (d.trigger.kind !== "timer") continue;
+      if (d.trigger.kind !== "timer" || disabled.has(d.name)) continue;
       const schedule = parseSchedule(d.trigger.schedule);
       const handler = d.handler as (t: Timer, c: Ctx) => Promise<void>;
       let last = new Date();
@@ -241,7 +264,7 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
   }
 
   const scheme = options.tls ? "https" : "http";
-  log.info("devhost.started", { url: `${scheme}://127.0.0.1:${port}`, functions: options.definitions.map((d) => d.name) });
+  log.info("devhost.started", { url: `${scheme}://127.0.0.1:${port}`, functions: options.definitions.map((d) => d.name), disabled: [...disabled] });
   return {
     url: `${scheme}://127.0.0.1:${port}`,
     port,

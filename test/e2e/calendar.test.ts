@@ -128,12 +128,21 @@ describe("calendar mirror end to end", () => {
     expect(callbacks.every((c) => c.valid)).toBe(true);
   });
 
-  it("a free or all-day event does not change the location", async () => {
-    const start = Date.now() + 1000;
+  it("a free or all-day event does not change the location; a busy one after them does", async () => {
+    // Break seen red: isBusyRecord counting all-day events as busy -> "Meeting" is set at once
+    // (before the busy call starts) and the first check below fails.
+    const before = callbacks.length;
     const iso = (t: number) => new Date(t).toISOString().slice(0, 19);
-    cal().add({ subject: "Focus time", showAs: "free", start: { dateTime: iso(start), timeZone: "UTC" }, end: { dateTime: iso(start + 4000), timeZone: "UTC" } });
-    await new Promise((r) => setTimeout(r, 2500));
-    expect(await location()).toBe(null);
+    const now = Date.now();
+    const busyStart = now + 4000;
+    cal().add({ subject: "Holiday", isAllDay: true, showAs: "busy", start: { dateTime: day(0, "00:00:00"), timeZone: "UTC" }, end: { dateTime: day(1, "00:00:00"), timeZone: "UTC" } });
+    cal().add({ subject: "Focus time", showAs: "free", start: { dateTime: iso(now), timeZone: "UTC" }, end: { dateTime: iso(now + 8000), timeZone: "UTC" } });
+    cal().add({ subject: "Quick call", showAs: "busy", start: { dateTime: iso(busyStart), timeZone: "UTC" }, end: { dateTime: iso(busyStart + 2000), timeZone: "UTC" } });
+    // The run saw all three (they are mirrored), then the busy call alone sets the location, on its start.
+    await expect.poll(async () => (await storeItems()).map((i) => i.subject).filter((x) => ["Holiday", "Focus time", "Quick call"].includes(x!)).sort(), { timeout: 10_000 }).toEqual(["Focus time", "Holiday", "Quick call"]);
+    await expect.poll(() => callbacks.slice(before).map((c) => c.location), { timeout: 15_000, interval: 100 }).toEqual(["Meeting", null]);
+    const set = callbacks.slice(before)[0]!;
+    expect(set.at).toBeGreaterThanOrEqual(Math.floor(busyStart / 1000) * 1000 - 250);
   });
 });
 

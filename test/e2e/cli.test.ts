@@ -113,8 +113,12 @@ describe("umconnect", () => {
       const c = await w.imap(mb!);
       try { await c.mailboxCreate("Contacts").catch(() => undefined); await c.append("Contacts", Buffer.from(card(`Grace Hopper ${mb}`))); } finally { await c.logout(); }
     }
+    const bobRanBefore = (await w.deps.state.getLink(bob.linkId))!.lastSyncAt;
     await expect.poll(() => w.sim.people(ann.userId).list().map((p) => p.props.displayName), { timeout: 15_000 }).toEqual(["Grace Hopper 4980"]);
-    await new Promise((r) => setTimeout(r, 1500));
+    // Bob's store told us about his new card too: the run it caused has finished (his link ran
+    // after the append), and it was a voicemail run only: no contacts run, no contact in Outlook.
+    await expect.poll(async () => (await w.deps.state.getLink(bob.linkId))!.lastSyncAt! > (bobRanBefore ?? ""), { timeout: 15_000 }).toBe(true);
+    expect((await w.deps.state.getLink(bob.linkId))!.kinds?.contacts).toBeUndefined();
     expect(w.sim.people(bob.userId).list()).toEqual([]);
     const status = await fetch(`${w.host.url}/api/admin/status`, { headers: { authorization: `Bearer ${w.env.UMC_ADMIN_TOKEN}` } }).then((r) => r.json()) as { links: Array<{ linkId: string; overrides?: string[] }> };
     expect(status.links.find((l) => l.linkId === ann.linkId)?.overrides).toEqual(["contacts"]);
@@ -125,9 +129,15 @@ describe("umconnect", () => {
   it("keeps a profile's own settings where the override says nothing", async () => {
     const links = JSON.parse((await umconnect("links", "--json")).stdout) as Array<{ linkId: string; voiceMailbox: string }>;
     const bob = links.find((l) => l.voiceMailbox === "4981")!;
-    await umconnect("override", bob.linkId, JSON.stringify({ exchangeFolder: "inbox" }));
-    const eff = (await w.deps.directory()).linkProfile({ profileId: "kontakte", profileOverride: { contacts: { enabled: false } } });
-    expect(eff.contacts).toMatchObject({ enabled: false, folder: "Kontakte" });
+    // Set through the CLI, then read back from where the worker reads it (the stored link).
+    expect((await umconnect("override", bob.linkId, JSON.stringify({ contacts: { folder: "Adressen" } }))).code).toBe(0);
+    const stored = (await w.deps.state.getLink(bob.linkId))!;
+    expect(stored.profileOverride).toEqual({ contacts: { folder: "Adressen" } });
+    const directory = await w.deps.directory();
+    const base = directory.linkProfile({ profileId: stored.profileId });
+    // Only the folder changes; contacts stay off and every other setting is the profile's.
+    expect(directory.linkProfile(stored)).toEqual({ ...base, contacts: { ...base.contacts, folder: "Adressen" } });
+    expect((await umconnect("override", bob.linkId, "--clear")).code).toBe(0);
   });
 
   it("manages stored endpoints whose password is a named secret, tests them, and refuses what would break", async () => {

@@ -2,9 +2,18 @@
  * Voicemail sync under the events that break naive connectors: lifecycle notifications,
  * lost notifications, delta token expiry, a UIDVALIDITY reset, an emptied store, secure
  * messages, forged webhooks, and bursts for one mailbox.
+ * The fast read check and every safety-net timer are off (SAFETY_NET_TIMERS): a lifecycle event
+ * or a notification is the only thing that can carry the change under test.
+ * Breaks seen red: the lifecycle webhook enqueues nothing (handleGraphNotification's enqueue
+ * removed) -> "recreates a removed subscription and catches up; resyncs on 'missed'" times out
+ * on \Seen; the simulator sends no change notifications -> the same test fails after the
+ * new subscription ("delivers again"); verifyClientState accepting any clientState ->
+ * "drops forged notifications ..." fails (the forged link ran); the coalescing mark ignored
+ * (runUnderLease never coalesces) -> "coalesces a burst ..." fails.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startWorld, type World } from "./world.js";
+import { runReasons, SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
+import { memoryLogger } from "../../src/log.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import { enqueueSync } from "../../src/app/syncQueue.js";
 import { openVoicemailPorts, renewSubscriptions } from "../../src/app/voicemail.js";
@@ -12,7 +21,13 @@ import { syncVoicemail } from "../../src/sync/voicemailSync.js";
 
 let w: World;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-beforeAll(async () => { w = await startWorld({ users: ["6001", "6002", "6003", "6004", "6005", "6006"], quiet: true }); }, 60_000);
+beforeAll(async () => { w = await startWorld({ users: ["6001", "6002", "6003", "6004", "6005", "6006"], logger: memoryLogger("debug"), disabledFunctions: SAFETY_NET_TIMERS }); }, 60_000);
+const drained = () => w.queueDrained();
+const lines = () => (w.log as unknown as { lines: Array<Record<string, unknown>> }).lines;
+const storeSeen = async (mailbox: string, uid = 1) => {
+  const c = await w.imap(mailbox);
+  try { const m = await c.fetchOne(String(uid), { flags: true }, { uid: true }); return m !== false && !!m.flags?.has("\\Seen"); } finally { await c.logout(); }
+};
 afterAll(async () => { await w?.stop(); });
 
 const inbox = (userId: string) => w.sim.outlook(userId).messages("inbox");
@@ -20,7 +35,7 @@ const inbox = (userId: string) => w.sim.outlook(userId).messages("inbox");
 /** Pauses the link (queue runs skip it), waits for a run in flight to end, then runs the executor directly. */
 async function pauseAndRun(linkId: string, between: () => Promise<void> | void) {
   await w.deps.state.modifyLink(linkId, (l) => ({ ...l, state: "paused" }));
-  await sleep(500);
+  await w.queueDrained();
   await between();
   const link = (await w.deps.state.getLink(linkId))!;
   const ports = await openVoicemailPorts(w.deps, link);
@@ -36,22 +51,32 @@ describe("lifecycle and lost notifications", () => {
     const { linkId, userId } = await w.link("6001", "l1@contoso.test");
     await expect.poll(async () => (await w.deps.state.listSubscriptions({ linkId })).length, { timeout: 10_000 }).toBe(1);
     const [sub] = await w.deps.state.listSubscriptions({ linkId });
-    w.sim.faults.dropNotificationsNext = 1_000; // Graph loses everything for a while
+    const faults = w.sim.mailboxFaults.arm(userId);
+    faults.dropNotificationsNext = 1_000; // Graph loses everything for this mailbox for a while
     await w.dc.lda("6001", avayaVoiceMessage({ id: "lc-1" }));
     await expect.poll(() => inbox(userId).length, { timeout: 10_000 }).toBe(1); // store push still works
+    const dropped = w.sim.mailboxFaults.delivered(userId).notificationsDropped;
     w.sim.outlook(userId).markRead(inbox(userId)[0]!.id); // this notification is dropped
-    w.sim.faults.dropNotificationsNext = 0;
+    expect(w.sim.mailboxFaults.delivered(userId).notificationsDropped).toBe(dropped + 1);
+    faults.dropNotificationsNext = 0;
+    expect(await storeSeen("6001")).toBe(false); // nothing else carries it: no timer runs in this world
     w.sim.fireLifecycle(sub!.subscriptionId, "missed");
-    const c = await w.imap("6001");
-    await expect.poll(async () => { const m = await c.fetchOne("1", { flags: true }, { uid: true }); return m !== false && m.flags?.has("\\Seen"); }, { timeout: 10_000 }).toBe(true);
+    await expect.poll(() => storeSeen("6001"), { timeout: 10_000 }).toBe(true);
+    await expect.poll(() => runReasons(w, linkId, "setImapSeen"), { timeout: 5000 }).toEqual(["graph-missed"]);
     w.sim.fireLifecycle(sub!.subscriptionId, "subscriptionRemoved");
     await expect.poll(async () => (await w.deps.state.listSubscriptions({ linkId })).filter((s) => s.subscriptionId !== sub!.subscriptionId && w.sim.subscriptions.has(s.subscriptionId)).length, { timeout: 10_000 }).toBe(1);
-    // The new subscription delivers again.
+    // The new subscription delivers again: unread on the phone reaches Outlook by the push, then
+    // a read in Outlook reaches the store by a change notification of the new subscription.
+    const c = await w.imap("6001");
     await c.messageFlagsRemove("1", ["\\Seen"], { uid: true });
-    await expect.poll(() => inbox(userId)[0]?.isRead, { timeout: 10_000 }).toBe(false);
-    w.sim.outlook(userId).markRead(inbox(userId)[0]!.id);
-    await expect.poll(async () => { const m = await c.fetchOne("1", { flags: true }, { uid: true }); return m !== false && m.flags?.has("\\Seen"); }, { timeout: 10_000 }).toBe(true);
     await c.logout();
+    await expect.poll(() => inbox(userId)[0]?.isRead, { timeout: 10_000 }).toBe(false);
+    await drained(); // the runs the phone's change caused are over: what follows is the notification's
+    const sentBefore = w.sim.stats.notificationsSent;
+    w.sim.outlook(userId).markRead(inbox(userId)[0]!.id);
+    await expect.poll(() => storeSeen("6001"), { timeout: 10_000 }).toBe(true);
+    expect(w.sim.stats.notificationsSent).toBeGreaterThan(sentBefore);
+    await expect.poll(() => runReasons(w, linkId, "setImapSeen"), { timeout: 5000 }).toEqual(["graph-missed", "graph-change"]);
   });
 
   it("renews subscriptions before they expire, and recreates those Graph lost", async () => {
@@ -125,8 +150,28 @@ describe("voice store upsets", () => {
 
 describe("webhook hygiene and bursts", () => {
   it("drops forged notifications and answers validation in text/plain", async () => {
-    const forged = await fetch(`${w.host.url}/api/graph/notifications`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: [{ subscriptionId: "x", clientState: "L-6001.forged", changeType: "updated" }] }) });
+    // Two links out of step: Outlook marked a message unread on 6001 and read on 6005, each change
+    // notification lost. One POST carries a forged item for 6001 and a genuine one for 6005: the
+    // genuine one runs 6005 (the positive work, seen first); the forged one must not run 6001.
+    const forgedLink = await w.deps.state.getLink("L-6001");
+    const genuineLink = await w.deps.state.getLink("L-6005");
+    for (const [l, isRead] of [[forgedLink!, false], [genuineLink!, true]] as const) {
+      w.sim.mailboxFaults.arm(l.userId).dropNotificationsNext = 1;
+      w.sim.outlook(l.userId).markRead(inbox(l.userId)[0]!.id, isRead);
+      expect(w.sim.mailboxFaults.delivered(l.userId).notificationsDropped).toBeGreaterThanOrEqual(1);
+    }
+    const [genuineSub] = await w.deps.state.listSubscriptions({ linkId: "L-6005" });
+    const sim = w.sim.subscriptions.get(genuineSub!.subscriptionId)!;
+    const item = (subscriptionId: string, clientState: string | undefined, userId: string) => ({ subscriptionId, clientState, changeType: "updated", resource: `Users/${userId}/Messages/x`, tenantId: sim.tenantId });
+    const warned = lines().filter((l) => l.event === "graph.notification.forged").length;
+    const forged = await fetch(`${w.host.url}/api/graph/notifications`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: [
+      item(genuineSub!.subscriptionId, "L-6001.forged", forgedLink!.userId),
+      item(genuineSub!.subscriptionId, sim.clientState, genuineLink!.userId),
+    ] }) });
     expect(forged.status).toBe(202);
+    await expect.poll(() => storeSeen("6005"), { timeout: 10_000 }).toBe(true);
+    expect(lines().filter((l) => l.event === "graph.notification.forged").slice(warned)).toEqual([expect.objectContaining({ forged: 1 })]);
+    expect(await storeSeen("6001")).toBe(true); // still read: no run took Outlook's unread across
     const v = await fetch(`${w.host.url}/api/graph/notifications?validationToken=${encodeURIComponent("a b&<c>")}`, { method: "POST" });
     expect(v.status).toBe(200);
     expect(v.headers.get("content-type")).toMatch(/text\/plain/);
@@ -137,11 +182,22 @@ describe("webhook hygiene and bursts", () => {
 
   it("coalesces a burst of triggers for one mailbox", async () => {
     const { linkId, userId } = await w.link("6006", "l6@contoso.test");
-    await sleep(1000);
-    const before = w.sim.stats.byMailbox.get(userId) ?? 0;
+    await expect.poll(async () => (await w.deps.state.getLink(linkId))?.lastSyncAt, { timeout: 10_000 }).toBeTruthy();
+    await drained();
+    // One run alone first: what a single run of this idle mailbox costs in Graph requests.
+    let before = w.sim.stats.byMailbox.get(userId) ?? 0;
+    await enqueueSync(w.deps.syncQueue, { linkId, reason: "poll", at: Date.now() });
+    await expect.poll(() => (w.sim.stats.byMailbox.get(userId) ?? 0) > before, { timeout: 10_000 }).toBe(true);
+    await drained();
+    const perRun = (w.sim.stats.byMailbox.get(userId) ?? 0) - before;
+    const coalescedBefore = lines().filter((l) => l.event === "mailbox.run.coalesced" && l.linkId === linkId).length;
+    before = w.sim.stats.byMailbox.get(userId) ?? 0;
     await Promise.all(Array.from({ length: 20 }, () => enqueueSync(w.deps.syncQueue, { linkId, reason: "poll", at: Date.now() })));
-    await sleep(2500);
-    const runs = (w.sim.stats.byMailbox.get(userId) ?? 0) - before; // one delta request per run
-    expect(runs).toBeLessThan(20);
+    await drained(); // every message of the burst handled (the queue's count includes invisible ones)
+    const requests = (w.sim.stats.byMailbox.get(userId) ?? 0) - before;
+    const coalesced = lines().filter((l) => l.event === "mailbox.run.coalesced" && l.linkId === linkId).length - coalescedBefore;
+    expect(requests).toBeGreaterThanOrEqual(perRun); // the burst was worked on ...
+    expect(coalesced).toBeGreaterThan(0); // ... runs met a run in progress and folded into it ...
+    expect(requests).toBeLessThan(20 * perRun); // ... so the burst cost less than 20 separate runs
   });
 });

@@ -2,9 +2,15 @@
  * Voicemail end to end through the real trigger paths: Dovecot LDA delivery -> Lua push ->
  * storeNotifications -> queue -> syncWorker -> Graph; Outlook actions in the simulator ->
  * change notification -> graphNotifications -> queue -> syncWorker -> IMAP.
+ * The fast read check and every safety-net timer are off (SAFETY_NET_TIMERS), so each check is
+ * carried by its own path alone, and the runs' recorded reasons say which one did the work.
+ * Breaks seen red: the simulator sends no change notifications (deliver() returns at once) or
+ * the webhook enqueues nothing (handleGraphNotification's enqueue removed) -> "turns a read in
+ * Outlook into \Seen ..." times out; the store push enqueues nothing (handleStoreNotification's
+ * requestChangeRun removed) -> "copies a deposited voice message ..." times out.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startWorld, type World } from "./world.js";
+import { runReasons, SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 
 let w: World;
@@ -20,7 +26,7 @@ const seenOnStore = async (user: string) => {
 };
 
 beforeAll(async () => {
-  w = await startWorld({ users: ["4711"] });
+  w = await startWorld({ users: ["4711"], disabledFunctions: SAFETY_NET_TIMERS });
   ({ userId } = await w.link("4711", "alice@contoso.test"));
 }, 60_000);
 afterAll(async () => { await w?.stop(); });
@@ -32,6 +38,7 @@ describe("voicemail end to end", () => {
   });
 
   it("copies a deposited voice message to Exchange as a received voicemail with audio", async () => {
+    await w.queueDrained(); // the link's first run is over: the copy below is the push's
     await w.dc.lda("4711", avayaVoiceMessage({ id: "e2e-1", seconds: 23 }));
     await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(1);
     const m = inbox()[0]!;
@@ -39,11 +46,14 @@ describe("voicemail end to end", () => {
     const props = Object.fromEntries([...m.ext.values()].map((p) => [p.id, p.value]));
     expect(props).toMatchObject({ "String 0x001A": "IPM.Note.Microsoft.Voicemail.UM.CA", "Integer 0x6801": "23", "String 0x6803": "Ann Lee" });
     expect(m.attachments).toEqual([expect.objectContaining({ name: "msg0001.wav", contentType: "audio/wav" })]);
+    await expect.poll(() => runReasons(w, "L-4711", "createInGraph"), { timeout: 5000 }).toEqual(["store-change"]); // the store's push, nothing else
   });
 
   it("turns a read in Outlook into \\Seen on the voice store (the lamp goes off)", async () => {
+    await w.queueDrained(); // the deposit's runs are over: what follows is the notification's
     w.sim.outlook(userId).markRead(inbox()[0]!.id);
     await expect.poll(() => seenOnStore("4711"), { timeout: 10_000 }).toEqual({ 1: true });
+    await expect.poll(() => runReasons(w, "L-4711", "setImapSeen"), { timeout: 5000 }).toEqual(["graph-change"]); // the change notification alone
   });
 
   it("turns unread on the phone into unread in Outlook", async () => {
@@ -51,6 +61,7 @@ describe("voicemail end to end", () => {
     await c.messageFlagsRemove("1", ["\\Seen"], { uid: true });
     await c.logout();
     await expect.poll(() => inbox()[0]?.isRead, { timeout: 10_000 }).toBe(false);
+    await expect.poll(() => runReasons(w, "L-4711", "setGraphRead"), { timeout: 5000 }).toEqual(["store-change"]);
   });
 
   it("ignores duplicated and reordered notifications (no duplicate copies)", async () => {
@@ -60,17 +71,20 @@ describe("voicemail end to end", () => {
     await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(3);
     // Read, unread, read again in Outlook; the notifications arrive duplicated and in reverse order.
     w.sim.faults.reorderNotificationsBatch = 6;
+    const sent = w.sim.stats.notificationsSent;
     const target = inbox()[1]!.id;
     w.sim.outlook(userId).markRead(target);
     w.sim.outlook(userId).markRead(target, false);
     w.sim.outlook(userId).markRead(target);
-    await new Promise((r) => setTimeout(r, 1500));
     w.sim.faults.reorderNotificationsBatch = 0;
     w.sim.flushHeldNotifications();
-    await new Promise((r) => setTimeout(r, 500));
+    // First the fault happened: all six (three changes, each twice) reached the webhook ...
+    await expect.poll(() => w.sim.stats.notificationsSent - sent, { timeout: 10_000 }).toBeGreaterThanOrEqual(6);
     w.sim.faults.duplicateNotifications = false;
+    // ... then the store ends with the last state (read), on that message only, and no copy doubled.
+    await expect.poll(async () => Object.values(await seenOnStore("4711")).filter(Boolean).length, { timeout: 10_000 }).toBe(1);
     expect(inbox().length).toBe(3);
-    expect(Object.values(await seenOnStore("4711")).filter(Boolean)).toHaveLength(1);
+    expect(inbox().filter((m) => m.isRead).map((m) => m.id)).toEqual([target]);
   });
 
   it("uploads large recordings through an upload session, and finishes an interrupted upload", async () => {

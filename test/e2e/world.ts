@@ -14,7 +14,7 @@ import { startGraphSimulator, type GraphSimulator, type SimOptions } from "../gr
 import { startDevHost, type DevHost } from "../../src/host/devHost.js";
 import { functionDefinitions } from "../../functions/registry.js";
 import { buildDeps, setDeps, type Deps } from "../../src/app/deps.js";
-import { loadConfig } from "../../src/config.js";
+import { disabledFunctions, loadConfig } from "../../src/config.js";
 import { createLogger, memoryLogger, type Logger } from "../../src/log.js";
 import { enqueueLinkKinds } from "../../src/app/schedule.js";
 
@@ -23,6 +23,16 @@ export const APP = "a0a0a0a0-0000-4000-8000-000000000002";
 export const ENDPOINT = "voice-1";
 /** The dev host's local admin token in the test world (not a secret). */
 export const ADMIN_TOKEN = "admin-token-for-the-test-world-0123456789";
+/** The dev host's master key in the test world (not a secret): runs a function on demand. */
+export const MASTER_KEY = "master-key-for-the-test-world-0123456789";
+/**
+ * The fast read check and every safety-net timer. A world started with these in
+ * `disabledFunctions` has only the path under test left: Graph change notifications, the store's
+ * push, or one timer the test fires itself with `w.runFunction(name)`. Without this, the fast
+ * read check (every 5 s, interval 1 s here) repairs whatever a broken path leaves undone within
+ * the tests' waits.
+ */
+export const SAFETY_NET_TIMERS = ["fastReadCheck", "pollStores", "reconcile", "renewSubscriptions"] as const;
 
 export interface World {
   az: AzuriteHandle;
@@ -35,6 +45,11 @@ export interface World {
   env: Record<string, string>;
   /** Links voice mailbox <-> Exchange user and runs the first sync. */
   link(voiceMailbox: string, upn: string, profileId?: string): Promise<{ linkId: string; userId: string }>;
+  /** Resolves once every queued run has been handled (the queue's approximate count includes
+   *  the messages being worked on, which are invisible). Throws after timeoutMs. */
+  queueDrained(timeoutMs?: number): Promise<void>;
+  /** Runs a timer function now, through the host's master-key endpoint (works when it is disabled, as in Azure). */
+  runFunction(name: string): Promise<void>;
   imap(user: string): Promise<ImapFlow>;
   stop(): Promise<void>;
 }
@@ -43,7 +58,8 @@ export interface WorldOptions {
   users: string[];
   sim?: SimOptions;
   quiet?: boolean;
-  fastReadSeconds?: number;
+  /** The fast read interval (1 s in the test world; "default": the connector's own default, for benchmarks). */
+  fastReadSeconds?: number | "default";
   timers?: boolean;
   /** Queue work in this process (off when child-process instances do it: load test). */
   queueWorkers?: boolean;
@@ -60,6 +76,20 @@ export interface WorldOptions {
   env?: Record<string, string>;
   /** Extra endpoint settings (e.g. locationCallbackUrl). */
   endpoint?: Record<string, unknown>;
+  /** Functions whose trigger is off (the platform's AzureWebJobs.<name>.Disabled setting), e.g. SAFETY_NET_TIMERS. */
+  disabledFunctions?: readonly string[];
+  /** Dovecot's push notifications to the dev host (default on); off, only poll and reconcile see the store. */
+  storePush?: boolean;
+}
+
+/**
+ * The reasons of the voicemail runs whose report shows `action` (e.g. "setImapSeen"), from the
+ * world's memory log (the `voicemail.sync.done` line): which trigger did the work.
+ */
+export function runReasons(w: World, linkId: string, action: string): string[] {
+  const lines = (w.log as { lines?: Array<Record<string, unknown>> }).lines;
+  if (!lines) throw new Error("runReasons needs the world's memory log (not quiet, no custom logger)");
+  return lines.filter((l) => l.event === "voicemail.sync.done" && l.linkId === linkId && Number(l[action] ?? 0) > 0).map((l) => String(l.reason));
 }
 
 export async function startWorld(options: WorldOptions = { users: ["4711"] }): Promise<World> {
@@ -71,16 +101,19 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   const az = await startAzurite({ ports: options.ports?.azurite, persistent: options.persistentStorage });
   const sim = await startGraphSimulator({ notificationRetryScale: 0.01, ...options.sim });
   sim.addTenant({ tenantId: TENANT, apps: [{ clientId: APP, clientSecret: "app-secret-for-tests", roles: ["Mail.ReadWrite", "User.Read.All", "Calendars.Read", "Contacts.ReadWrite"] }] });
-  const host = await startDevHost({ definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, queueTriggers: options.queueWorkers ?? true, port: options.ports?.host });
+  // The platform's own switch, parsed where every setting is parsed (src/config.ts).
+  const platform = Object.fromEntries((options.disabledFunctions ?? []).map((name) => [`AzureWebJobs.${name}.Disabled`, "true"]));
+  const host = await startDevHost({ disabledFunctions: disabledFunctions(platform), masterKey: MASTER_KEY,  definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, queueTriggers: options.queueWorkers ?? true, port: options.ports?.host });
   const users = Object.fromEntries(options.users.map((u) => [u, `pw-${u}`]));
-  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, push: { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
+  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, push: options.storePush === false ? undefined : { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
   const secretsFile = path.join(dir, "secrets.json");
   fs.writeFileSync(secretsFile, JSON.stringify({ endpoints: [{ id: ENDPOINT, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...options.endpoint }], profiles: options.profiles ?? [] }), { mode: 0o600 });
   const env: Record<string, string> = {
     UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: az.connectionString, UMC_CLIENT_ID: APP, UMC_CLIENT_SECRET: "app-secret-for-tests",
     UMC_AUTHORITY_HOST: sim.origin, UMC_GRAPH_BASE_URL: sim.origin, UMC_PUBLIC_BASE_URL: host.url, UMC_WEBHOOK_SECRET: webhookSecret,
-    UMC_STORE_NOTIFY_SECRET: storeSecret, UMC_SECRETS_FILE: secretsFile, UMC_ADMIN_TOKEN: ADMIN_TOKEN, UMC_FAST_READ_INTERVAL_SECONDS: String(options.fastReadSeconds ?? 1), UMC_LEASE_SECONDS: "30",
-    ...options.env,
+    UMC_STORE_NOTIFY_SECRET: storeSecret, UMC_SECRETS_FILE: secretsFile, UMC_ADMIN_TOKEN: ADMIN_TOKEN, UMC_LEASE_SECONDS: "30",
+    ...(options.fastReadSeconds === "default" ? {} : { UMC_FAST_READ_INTERVAL_SECONDS: String(options.fastReadSeconds ?? 1) }),
+    ...platform, ...options.env,
   };
   const config = loadConfig(env);
   const deps = buildDeps(config, log);
@@ -95,6 +128,17 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
       await deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox, userId: user.id, upn, profileId, state: "enabled" });
       await enqueueLinkKinds(deps, { linkId, profileId }, "admin");
       return { linkId, userId: user.id };
+    },
+    async queueDrained(timeoutMs = 20_000) {
+      const end = Date.now() + timeoutMs;
+      while ((await deps.syncQueue.getProperties()).approximateMessagesCount) {
+        if (Date.now() > end) throw new Error(`the sync queue still holds runs after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async runFunction(name) {
+      const r = await fetch(`${host.url.replace(/\/$/, "")}/admin/functions/${name}`, { method: "POST", headers: { "x-functions-key": MASTER_KEY, "content-type": "application/json" }, body: JSON.stringify({ input: "" }) });
+      if (r.status !== 202) throw new Error(`run ${name}: HTTP ${r.status}`);
     },
     async imap(user) {
       const c = new ImapFlow({ host: dc.host, port: dc.port, secure: false, auth: { user, pass: `pw-${user}` }, logger: false });

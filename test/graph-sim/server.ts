@@ -11,6 +11,7 @@ import { signHs256, signRs256, verifyAssertion, verifyHs256 } from "./jwt.js";
 import { makeUser, newChangeKey, newId, resolveFolder, type SimApp, type SimMessage, type SimTenant, type SimUser } from "./model.js";
 import { ContactsModel, resolveContactFolder } from "./contacts.js";
 import { CalendarModel } from "./calendar.js";
+import { MailboxFaults } from "./mailboxFaults.js";
 import { normPropId, ODataError, parseExpand, parseMessageFilter, parseSelect, parseUserFilter } from "./odata.js";
 
 export interface SimOptions {
@@ -97,6 +98,8 @@ export class GraphSimulator {
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
   readonly contactsModel = new ContactsModel(this);
+  /** Faults aimed at one mailbox, counted as delivered (mailboxFaults.ts). */
+  readonly mailboxFaults = new MailboxFaults();
   readonly calendarModel = new CalendarModel(this);
 
   constructor(private readonly options: SimOptions = {}) {
@@ -174,6 +177,13 @@ export class GraphSimulator {
     const userRef = path.match(/^\/users\/([^/]+)/)?.[1];
     const user = userRef ? this.findUser(auth.tenantId, userRef) : undefined;
     if (userRef && !user) return graphError(404, "ErrorInvalidUser", `The requested user '${userRef}' is invalid.`);
+    const refusal = user && this.mailboxFaults.refusal(user.id);
+    if (refusal) {
+      if (refusal.status === 429) this.stats.throttled++;
+      return refusal.status === 503
+        ? graphError(503, "ServiceUnavailable", "The service is temporarily unavailable.", { "Retry-After": "1" })
+        : graphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", { "Retry-After": String(refusal.retryAfterSeconds) });
+    }
     // Outlook limits per app + mailbox: 4 concurrent, 10,000 per 10 minutes (throttling-limits#outlook-service-limits).
     const key = user ? `${auth.appId}|${user.id}` : undefined;
     if (key && user) {
@@ -198,6 +208,8 @@ export class GraphSimulator {
     // Latency is spent inside the mailbox's concurrency window, as a slow backend would.
     if (this.faults.latencyMs > 0) await new Promise((r) => setTimeout(r, this.faults.latencyMs));
     if (user && this.faults.stallNext > 0) { this.faults.stallNext--; await new Promise((r) => setTimeout(r, this.faults.stallMs)); }
+    const delay = user ? this.mailboxFaults.delayMs(user.id) : 0;
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     const ctx: Ctx = { ...auth, immutableIds: /IdType="ImmutableId"/i.test(headers.prefer ?? ""), prefer: (headers.prefer ?? "").split(",").map((s) => s.trim()) };
     try {
       return await this.dispatch(method, path, query, headers, body, ctx, user);
@@ -756,7 +768,7 @@ export class GraphSimulator {
         resourceData: { "@odata.type": "#Microsoft.Graph.Message", "@odata.id": `Users/${user.id}/Messages/${msg.id}`, "@odata.etag": `W/"${msg.changeKey}"`, id: msg.id },
         clientState: s.clientState ?? null, tenantId: s.tenantId,
       };
-      this.deliver(s.notificationUrl, { value: [item] });
+      this.deliver(s.notificationUrl, { value: [item] }, user.id);
     }
   }
 
@@ -772,7 +784,7 @@ export class GraphSimulator {
         subscriptionId: s.id, subscriptionExpirationDateTime: s.expirationDateTime, changeType: change, resource,
         resourceData: { "@odata.type": `#Microsoft.Graph.${entity}`, "@odata.id": resource, "@odata.etag": `W/"${changeKey}"`, id },
         clientState: s.clientState ?? null, tenantId: s.tenantId,
-      }] });
+      }] }, user.id);
     }
   }
 
@@ -817,12 +829,13 @@ export class GraphSimulator {
     const s = this.subscriptions.get(subscriptionId);
     if (!s?.lifecycleNotificationUrl) throw new Error(`subscription ${subscriptionId} has no lifecycle URL`);
     if (lifecycleEvent === "subscriptionRemoved") this.subscriptions.delete(s.id);
-    this.deliver(s.lifecycleNotificationUrl, { value: [{ subscriptionId: s.id, subscriptionExpirationDateTime: s.expirationDateTime, tenantId: s.tenantId, clientState: s.clientState ?? null, lifecycleEvent }] });
+    this.deliver(s.lifecycleNotificationUrl, { value: [{ subscriptionId: s.id, subscriptionExpirationDateTime: s.expirationDateTime, tenantId: s.tenantId, clientState: s.clientState ?? null, lifecycleEvent }] }, s.userId);
   }
 
   /** POSTs with faults applied; retries with exponential backoff while the receiver fails
    * (the service retries for up to 4 hours; scaled down by notificationRetryScale). */
-  private deliver(url: string, payload: unknown) {
+  private deliver(url: string, payload: unknown, userId?: string) {
+    if (userId && this.mailboxFaults.dropNotification(userId)) { this.stats.notificationsDropped++; return; }
     if (this.faults.dropNotificationsNext > 0) { this.faults.dropNotificationsNext--; this.stats.notificationsDropped++; return; }
     const copies = this.faults.duplicateNotifications ? 2 : 1;
     const send = (attempt: number) => {

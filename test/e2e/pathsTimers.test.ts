@@ -1,0 +1,117 @@
+/**
+ * Each timer path alone. The world runs with the fast read check and every safety-net timer
+ * disabled (AzureWebJobs.<name>.Disabled, SAFETY_NET_TIMERS), the store's push off, and Graph
+ * change notifications for the test's mailbox dropped (armed per mailbox, counted as dropped).
+ * So the only thing that can carry a change across is the one timer function the test runs
+ * through the host's master-key endpoint; each check also reads the run's recorded reason
+ * (the voicemail.sync.done log line) to show which trigger did the work.
+ *
+ * Breaks seen red (each restored):
+ *  - poll enqueues nothing (functions/timers.ts pollStoresFunction handler body emptied) ->
+ *    "poll alone: copies a deposit, ..." times out waiting for the copy;
+ *  - fast read enqueues nothing (fastReadCheckFunction handler emptied) -> "fast read alone: ..." fails.
+ * That the disabled timers really stay off is test/host/disabledFunctions.test.ts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runReasons, SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
+import { avayaVoiceMessage } from "../fixtures/voicemail.js";
+
+let w: World;
+const inbox = (userId: string) => w.sim.outlook(userId).messages("inbox");
+
+/** Reasons of the runs whose report shows `action` (the run's recorded outcome). */
+const reasonsFor = (linkId: string, action: string) => runReasons(w, linkId, action);
+
+const seen = async (mailbox: string) => {
+  const c = await w.imap(mailbox);
+  try {
+    const out: boolean[] = [];
+    for await (const m of c.fetch("1:*", { flags: true })) out.push(m.flags?.has("\\Seen") ?? false);
+    return out;
+  } catch { return []; } finally { await c.logout(); }
+};
+
+/** Links a mailbox, waits for its first run, and makes Graph lose every notification for it. */
+async function isolated(mailbox: string, upn: string) {
+  const { linkId, userId } = await w.link(mailbox, upn);
+  await expect.poll(async () => (await w.deps.state.getLink(linkId))?.lastSyncAt, { timeout: 15_000 }).toBeTruthy();
+  w.sim.mailboxFaults.arm(userId).dropNotificationsNext = 1_000_000;
+  return { linkId, userId };
+}
+
+/** Poll skips a link that ran within the last minute (its run made the poll's check); this one last ran 2 minutes ago. */
+const ranLongAgo = (linkId: string) => w.deps.state.modifyLink(linkId, (l) => ({ ...l, lastSyncAt: new Date(Date.now() - 120_000).toISOString() }));
+
+/** Outlook marks the copy read; the change notification is lost (and counted as lost). */
+async function readInOutlookUnnoticed(userId: string, id: string) {
+  const dropped = w.sim.mailboxFaults.delivered(userId).notificationsDropped;
+  w.sim.outlook(userId).markRead(id);
+  expect(w.sim.mailboxFaults.delivered(userId).notificationsDropped).toBeGreaterThan(dropped);
+}
+
+beforeAll(async () => {
+  w = await startWorld({ users: ["5311", "5312", "5313"], disabledFunctions: SAFETY_NET_TIMERS, storePush: false });
+}, 60_000);
+afterAll(async () => { await w?.stop(); });
+
+describe("one path at a time: timers (no push, no Graph notifications, no other timer)", () => {
+  it("poll alone: copies a deposit, turns an Outlook read into \\Seen, a phone unread into unread, a store delete into Deleted Items", async () => {
+    const { linkId, userId } = await isolated("5311", "p1@contoso.test");
+    await w.dc.lda("5311", avayaVoiceMessage({ id: "poll-1" }));
+    await w.dc.lda("5311", avayaVoiceMessage({ id: "poll-2" }));
+    expect(inbox(userId)).toHaveLength(0); // no push: nothing has seen the deposit yet
+    await ranLongAgo(linkId);
+    await w.runFunction("pollStores");
+    await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(2);
+    await expect.poll(() => reasonsFor(linkId, "createInGraph"), { timeout: 5000 }).toEqual(["poll"]);
+
+    await readInOutlookUnnoticed(userId, inbox(userId)[0]!.id);
+    await ranLongAgo(linkId);
+    await w.runFunction("pollStores");
+    await expect.poll(() => seen("5311"), { timeout: 15_000 }).toEqual([true, false]);
+    await expect.poll(() => reasonsFor(linkId, "setImapSeen"), { timeout: 5000 }).toEqual(["poll"]);
+
+    const c = await w.imap("5311");
+    await c.messageFlagsRemove("1", ["\\Seen"]);
+    await c.messageDelete("2");
+    await c.logout();
+    await ranLongAgo(linkId);
+    await w.runFunction("pollStores");
+    await expect.poll(() => inbox(userId).map((m) => m.isRead), { timeout: 15_000 }).toEqual([false]);
+    expect(w.sim.outlook(userId).messages("deleteditems")).toHaveLength(1);
+    await expect.poll(() => reasonsFor(linkId, "setGraphRead"), { timeout: 5000 }).toEqual(["poll"]);
+    await expect.poll(() => reasonsFor(linkId, "deleteInGraph"), { timeout: 5000 }).toEqual(["poll"]);
+  }, 60_000);
+
+  it("reconcile alone: copies, read both ways and deletes, whatever ran last", async () => {
+    const { linkId, userId } = await isolated("5312", "p2@contoso.test");
+    await w.dc.lda("5312", avayaVoiceMessage({ id: "rec-1" }));
+    await w.dc.lda("5312", avayaVoiceMessage({ id: "rec-2" }));
+    expect(inbox(userId)).toHaveLength(0);
+    await w.runFunction("reconcile"); // reconcile does not skip links that just ran
+    await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(2);
+    await readInOutlookUnnoticed(userId, inbox(userId)[0]!.id);
+    const c = await w.imap("5312");
+    await c.messageDelete("2");
+    await c.logout();
+    await w.runFunction("reconcile");
+    await expect.poll(() => seen("5312"), { timeout: 15_000 }).toEqual([true]);
+    await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(1);
+    for (const action of ["createInGraph", "setImapSeen", "deleteInGraph"]) await expect.poll(() => reasonsFor(linkId, action), { timeout: 5000, message: action }).toEqual(["reconcile"]);
+  }, 60_000);
+
+  it("fast read alone: an Outlook read reaches the store by the fast read check, no notification", async () => {
+    const { linkId, userId } = await isolated("5313", "p3@contoso.test");
+    await w.dc.lda("5313", avayaVoiceMessage({ id: "fr-1" }));
+    await w.runFunction("reconcile"); // the copy, and unreadVoice = 1 on the link (what fast read selects on)
+    await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(1);
+    await expect.poll(async () => (await w.deps.state.getLink(linkId))?.unreadVoice, { timeout: 15_000 }).toBe(1);
+    await readInOutlookUnnoticed(userId, inbox(userId)[0]!.id);
+    // The check skips a link that ran within its interval (1 s in this world): wait it out, on the recorded time.
+    const last = Date.parse((await w.deps.state.getLink(linkId))!.lastSyncAt!);
+    await new Promise((r) => setTimeout(r, Math.max(0, last + 1_100 - Date.now())));
+    await w.runFunction("fastReadCheck");
+    await expect.poll(() => seen("5313"), { timeout: 15_000 }).toEqual([true]);
+    await expect.poll(() => reasonsFor(linkId, "setImapSeen"), { timeout: 5000 }).toEqual(["fast-read"]);
+  }, 60_000);
+});
