@@ -1,10 +1,11 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
 import { getDeps } from "../src/app/deps.js";
-import { consentCallback, consentStart } from "../src/admin/consent.js";
+import { consentCallback, consentStart, operatorOf } from "../src/admin/consent.js";
 
 async function start(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
-  return consentStart(getDeps(), req.query.get("tenant"));
+  const deps = getDeps();
+  return consentStart(deps, req.query.get("tenant"), await operatorOf(deps, req.headers.get("authorization")));
 }
 
 async function callback(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
@@ -13,12 +14,12 @@ async function callback(req: HttpRequest, _ctx: InvocationContext): Promise<Http
 
 export const consentStartFunction: FunctionDefinition = {
   name: "adminConsentStart",
-  trigger: { kind: "http", route: "admin/consent/start", methods: ["GET"], authLevel: "anonymous" },
+  trigger: { kind: "http", route: "admin/consent/start", methods: ["GET"], authLevel: "anonymous", maxBodyBytes: 0 },
   handler: start,
 };
 
 export const consentCallbackFunction: FunctionDefinition = {
   name: "adminConsentCallback",
-  trigger: { kind: "http", route: "admin/consent/callback", methods: ["GET"], authLevel: "anonymous" },
+  trigger: { kind: "http", route: "admin/consent/callback", methods: ["GET"], authLevel: "anonymous", maxBodyBytes: 0 },
   handler: callback,
 };

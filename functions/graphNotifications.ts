@@ -2,6 +2,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/fu
 import type { FunctionDefinition } from "./definition.js";
 import { getDeps } from "../src/app/deps.js";
 import { handleGraphNotification } from "../src/app/webhooks.js";
+import { MAX_NOTIFICATION_BODY_BYTES } from "../src/webhooks/graphNotifications.js";
 
 async function graphNotifications(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
   return handleGraphNotification(getDeps(), new URL(req.url), await req.text(), "change");
@@ -13,12 +14,12 @@ async function graphLifecycle(req: HttpRequest, _ctx: InvocationContext): Promis
 
 export const graphNotificationsFunction: FunctionDefinition = {
   name: "graphNotifications",
-  trigger: { kind: "http", route: "graph/notifications", methods: ["POST"], authLevel: "anonymous" },
+  trigger: { kind: "http", route: "graph/notifications", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: MAX_NOTIFICATION_BODY_BYTES },
   handler: graphNotifications,
 };
 
 export const graphLifecycleFunction: FunctionDefinition = {
   name: "graphLifecycle",
-  trigger: { kind: "http", route: "graph/lifecycle", methods: ["POST"], authLevel: "anonymous" },
+  trigger: { kind: "http", route: "graph/lifecycle", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: MAX_NOTIFICATION_BODY_BYTES },
   handler: graphLifecycle,
 };

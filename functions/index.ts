@@ -12,4 +12,7 @@ void Promise.resolve()
   .then(() => startAzureMonitor(getConfig()))
   .catch((e: unknown) => console.error(JSON.stringify({ level: "error", event: "telemetry.start.failed", error: e instanceof Error ? e.name : "unknown" })));
 
+// Request bodies reach the handlers as streams, so each route's limit applies while reading
+// (src/security/httpBody.ts) instead of after the host has buffered the whole body.
+app.setup({ enableHttpStream: true });
 registerAll(app, functionDefinitions);

@@ -2,6 +2,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/fu
 import type { FunctionDefinition } from "./definition.js";
 import { getDeps } from "../src/app/deps.js";
 import { handleStoreNotification } from "../src/app/webhooks.js";
+import { MAX_STORE_BODY_BYTES } from "../src/webhooks/storeNotifications.js";
 
 async function storeNotifications(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
   return handleStoreNotification(getDeps(), req.params.endpointId ?? "", await req.text(), req.headers.get("x-umc-timestamp"), req.headers.get("x-umc-signature"));
@@ -9,6 +10,6 @@ async function storeNotifications(req: HttpRequest, _ctx: InvocationContext): Pr
 
 export const storeNotificationsFunction: FunctionDefinition = {
   name: "storeNotifications",
-  trigger: { kind: "http", route: "store/notifications/{endpointId}", methods: ["POST"], authLevel: "anonymous" },
+  trigger: { kind: "http", route: "store/notifications/{endpointId}", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: MAX_STORE_BODY_BYTES },
   handler: storeNotifications,
 };

@@ -5,14 +5,14 @@ import { describe, expect, it } from "vitest";
 import { loadDirectory, fileSecrets, type SecretSource } from "../../src/app/endpoints.js";
 
 const ep = (id: string, auth: Record<string, unknown>) => ({ id, host: "vm.example.test", port: 993, tls: "implicit", auth });
-const secrets = (map: Record<string, string>): SecretSource => ({ get: async (n) => { if (!(n in map)) throw new Error(`no ${n}`); return map[n]!; } });
+const secrets = (map: Record<string, string>): SecretSource => ({ get: async (n) => { if (!(n in map)) throw new Error(`no ${n}`); return map[n]!; }, find: async (n) => map[n], set: async (n, v) => { map[n] = v; } });
 
 describe("directory", () => {
   it("resolves named secrets, and lists endpoints without them", async () => {
-    const d = await loadDirectory({ stored: { endpoints: [ep("v1", { mode: "master-separator", masterUser: "mu", passwordSecret: "v1-master" })], profiles: [{ id: "p", displayName: "P" }] }, secrets: secrets({ "v1-master": "s3cret" }) });
+    const d = await loadDirectory({ stored: { endpoints: [ep("v1", { mode: "master-separator", masterUser: "mu", passwordSecret: "v1--master" })], profiles: [{ id: "p", displayName: "P" }] }, secrets: secrets({ "v1--master": "s3cret" }) });
     expect(d.endpoint("v1").auth).toEqual({ mode: "master-separator", masterUser: "mu", password: "s3cret" });
     expect(JSON.stringify(d.listEndpoints())).not.toContain("s3cret");
-    expect(d.listEndpoints()[0]).toMatchObject({ id: "v1", source: "stored", passwordSecret: "v1-master" });
+    expect(d.listEndpoints()[0]).toMatchObject({ id: "v1", source: "stored", passwordSecret: "v1--master" });
     expect(d.profile("p").displayName).toBe("P");
     expect(d.profile("default").id).toBe("default");
   });
