@@ -32,6 +32,8 @@ const schema = z
     UMC_PUBLIC_BASE_URL: httpsUrl.optional(),
     // Secrets that sign things: clientState derivation, store-notification HMAC, consent state.
     UMC_WEBHOOK_SECRET: z.string().min(32, "at least 32 characters").optional(),
+    // Obsolete (accepted, not used): store pushes and UC-location callbacks are signed with each
+    // endpoint's own secret (src/security/endpointSecrets.ts, `umconnect endpoint rotate-secret`).
     UMC_STORE_NOTIFY_SECRET: z.string().min(32, "at least 32 characters").optional(),
     UMC_KEY_VAULT_URI: httpsUrl.optional(),
     UMC_SECRETS_FILE: z.string().min(1).optional(),
@@ -76,7 +78,7 @@ function crossProblems(c: Record<string, string | undefined>): string[] {
   if ((c.UMC_ENVIRONMENT ?? "azure") === "azure") {
     // Production never runs on a client secret (DESIGN.md section 5).
     if (c.UMC_CLIENT_SECRET) out.push("UMC_CLIENT_SECRET: client secrets are not allowed in Azure; use a certificate or the managed identity");
-    for (const key of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_STORE_NOTIFY_SECRET", "UMC_KEY_VAULT_URI"]) {
+    for (const key of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_KEY_VAULT_URI"]) {
       if (!c[key]) out.push(`${key}: required in Azure`);
     }
     // Outgoing calls never reach internal addresses in Azure (src/security/outbound.ts).
@@ -113,7 +115,6 @@ export interface Config {
   publicBaseUrl?: string;
   secrets: {
     webhookSecret?: string;
-    storeNotifySecret?: string;
     keyVaultUri?: string;
     secretsFile?: string;
     adminToken?: string;
@@ -160,7 +161,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     publicBaseUrl: c.UMC_PUBLIC_BASE_URL,
     secrets: {
       webhookSecret: c.UMC_WEBHOOK_SECRET,
-      storeNotifySecret: c.UMC_STORE_NOTIFY_SECRET,
       keyVaultUri: c.UMC_KEY_VAULT_URI,
       secretsFile: c.UMC_SECRETS_FILE,
       adminToken: c.UMC_ADMIN_TOKEN,

@@ -127,6 +127,8 @@ describe("1. every endpoint and profile belongs to a tenant", () => {
     const link = await w.deps.state.createLink({ linkId: "L-cross", tenantId: TENANT_B, endpointId: ENDPOINT, voiceMailbox: "5102", userId: mallory.id, upn: "mallory2@fabrikam.test", profileId: "default", state: "enabled" });
     await enqueueLinkKinds(w.deps, link, "admin");
     await expect.poll(async () => (await w.deps.state.getLink("L-cross"))?.lastError?.code, { timeout: 20_000 }).toBe("TENANT_BOUNDARY");
+    // The run had every chance to copy: give it a moment more.
+    await new Promise((r) => setTimeout(r, 1000));
     expect(inbox(mallory.id)).toHaveLength(0);
     const status = await (await fetch(`${w.host.url}/api/admin/status`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json() as { alerts: Array<{ linkId?: string; code: string; severity: string }> };
     expect(status.alerts).toContainEqual(expect.objectContaining({ linkId: "L-cross", code: "TENANT_BOUNDARY", severity: "critical" }));
@@ -151,12 +153,13 @@ describe("1. every endpoint and profile belongs to a tenant", () => {
     expect((await umconnect("endpoint", "set", `${dir}/voice-old.json`)).stderr).toMatch(/every endpoint belongs to one customer tenant/);
     fs.writeFileSync(`${dir}/voice-old.json`, JSON.stringify({ ...legacy, tenantId: TENANT }));
     expect((await umconnect("endpoint", "set", `${dir}/voice-old.json`)).code).toBe(0);
+    w.deps.reloadDirectory(); // the host's instance within a minute (the CLI is another process)
     await umconnect("resync", "L-legacy");
     await expect.poll(() => inbox(trent.id).length, { timeout: 30_000 }).toBe(1);
     // And an owner cannot be changed under links of another tenant.
     fs.writeFileSync(`${dir}/voice-old.json`, JSON.stringify({ ...legacy, tenantId: TENANT_B }));
     expect((await umconnect("endpoint", "set", `${dir}/voice-old.json`)).stderr).toMatch(/link\(s\) of other tenants use endpoint voice-old/);
-  });
+  }, 90_000);
 
   it("profiles too: a profile of tenant B cannot be used by a link of tenant A", async () => {
     fs.writeFileSync(`${dir}/p.json`, JSON.stringify({ id: "fabrikam-voice", displayName: "Fabrikam", tenantId: TENANT_B }));
@@ -208,18 +211,21 @@ describe("2. consent is bound to the tenant it was started for", () => {
 });
 
 describe("3. one signing secret per endpoint, endpoint and direction signed, rotation with overlap", () => {
+  // The host's instance picks a rotation up within a minute (the CLI is another process).
+  const rotate = async (...args: string[]) => { const r = await umconnect("endpoint", "rotate-secret", "voice-b", ...args, "--json"); w.deps.reloadDirectory(); return JSON.parse(r.stdout); };
+
   it("creates and rotates an endpoint's secret; both are accepted inside the overlap, the old one not after", async () => {
-    const first = JSON.parse((await umconnect("endpoint", "rotate-secret", "voice-b", "--json")).stdout) as { secret: string; secretName: string };
+    const first = await rotate() as { secret: string; secretName: string };
     expect(first.secretName).toBe("voice-b--signing");
     let p = signedPush("voice-b", first.secret, "5201");
     expect(await post("/api/store/notifications/voice-b", p.body, p.headers)).toBe(202);
-    const second = JSON.parse((await umconnect("endpoint", "rotate-secret", "voice-b", "--overlap-hours", "1", "--json")).stdout) as { secret: string; previousUntil: string };
+    const second = await rotate("--overlap-hours", "1") as { secret: string; previousUntil: string };
     expect(Date.parse(second.previousUntil)).toBeGreaterThan(Date.now() + 3500_000);
     p = signedPush("voice-b", second.secret, "5201");
     expect(await post("/api/store/notifications/voice-b", p.body, p.headers)).toBe(202);
     p = signedPush("voice-b", first.secret, "5201");
     expect(await post("/api/store/notifications/voice-b", p.body, p.headers)).toBe(202);
-    const third = JSON.parse((await umconnect("endpoint", "rotate-secret", "voice-b", "--overlap-hours", "0", "--json")).stdout) as { secret: string };
+    const third = await rotate("--overlap-hours", "0") as { secret: string };
     p = signedPush("voice-b", second.secret, "5201");
     expect(await post("/api/store/notifications/voice-b", p.body, p.headers)).toBe(401);
     p = signedPush("voice-b", third.secret, "5201");
