@@ -21,6 +21,6 @@ async function status(req: HttpRequest, _ctx: InvocationContext): Promise<HttpRe
 
 export const adminStatusFunction: FunctionDefinition = {
   name: "adminStatus",
-  trigger: { kind: "http", route: "admin/status", methods: ["GET"], authLevel: "anonymous" },
+  trigger: { kind: "http", route: "admin/status", methods: ["GET"], authLevel: "anonymous", maxBodyBytes: 0 },
   handler: status,
 };

@@ -8,7 +8,8 @@ import type { HttpHandler, InvocationContext, StorageQueueHandler, TimerHandler 
 export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 export type FunctionDefinition =
-  | { name: string; trigger: { kind: "http"; route: string; methods: HttpMethod[]; authLevel: "anonymous" | "function" }; handler: HttpHandler }
+  /** maxBodyBytes: the largest request body the route reads (0: none); larger ones get 413 before they are read (src/security/httpBody.ts). */
+  | { name: string; trigger: { kind: "http"; route: string; methods: HttpMethod[]; authLevel: "anonymous" | "function"; maxBodyBytes: number }; handler: HttpHandler }
   | { name: string; trigger: { kind: "queue"; queueName: string; connection: string }; handler: StorageQueueHandler }
   | { name: string; trigger: { kind: "timer"; schedule: string; runOnStartup?: boolean }; handler: TimerHandler };
 

@@ -1,5 +1,6 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
+import { MAX_NOTIFICATION_BODY_BYTES } from "../src/webhooks/graphNotifications.js";
 
 // src/ is imported on first use (functions/index.ts: only the wiring loads at start).
 const load = () => Promise.all([import("../src/app/deps.js"), import("../src/app/webhooks.js")]);
@@ -16,12 +17,12 @@ async function graphLifecycle(req: HttpRequest, _ctx: InvocationContext): Promis
 
 export const graphNotificationsFunction: FunctionDefinition = {
   name: "graphNotifications",
-  trigger: { kind: "http", route: "graph/notifications", methods: ["POST"], authLevel: "anonymous" },
+  trigger: { kind: "http", route: "graph/notifications", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: MAX_NOTIFICATION_BODY_BYTES },
   handler: graphNotifications,
 };
 
 export const graphLifecycleFunction: FunctionDefinition = {
   name: "graphLifecycle",
-  trigger: { kind: "http", route: "graph/lifecycle", methods: ["POST"], authLevel: "anonymous" },
+  trigger: { kind: "http", route: "graph/lifecycle", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: MAX_NOTIFICATION_BODY_BYTES },
   handler: graphLifecycle,
 };

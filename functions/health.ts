@@ -9,6 +9,6 @@ export async function health(_req: HttpRequest, _ctx: InvocationContext): Promis
 
 export const healthFunction: FunctionDefinition = {
   name: "health",
-  trigger: { kind: "http", route: "health", methods: ["GET"], authLevel: "anonymous" },
+  trigger: { kind: "http", route: "health", methods: ["GET"], authLevel: "anonymous", maxBodyBytes: 0 },
   handler: health,
 };

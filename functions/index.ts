@@ -13,4 +13,7 @@ const startTelemetry = () => (telemetry ??= Promise.all([import("../src/config.j
   .then(([{ getConfig }, { startAzureMonitor }]) => startAzureMonitor(getConfig()))
   .catch((e: unknown) => console.error(JSON.stringify({ level: "error", event: "telemetry.start.failed", error: e instanceof Error ? e.name : "unknown" }))));
 
+// Request bodies reach the handlers as streams, so each route's limit applies while reading
+// (src/security/httpBody.ts) instead of after the host has buffered the whole body.
+app.setup({ enableHttpStream: true });
 registerAll(app, functionDefinitions.map((d) => withStartFirst(d, startTelemetry)));

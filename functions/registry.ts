@@ -4,7 +4,9 @@
  * exporting a FunctionDefinition (wiring only: parse the trigger input, call src/, map the
  * result) and add it here.
  */
+import type { HttpHandler } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
+import { withBodyLimit } from "../src/security/httpBody.js";
 import { healthFunction } from "./health.js";
 import { consentCallbackFunction, consentStartFunction } from "./adminConsent.js";
 import { adminStatusFunction } from "./adminStatus.js";
@@ -13,7 +15,7 @@ import { storeNotificationsFunction } from "./storeNotifications.js";
 import { syncWorkerFunction } from "./syncWorker.js";
 import { alertsFunction, fastReadCheckFunction, pollStoresFunction, reconcileFunction, renewSubscriptionsFunction } from "./timers.js";
 
-export const functionDefinitions: readonly FunctionDefinition[] = [
+const definitions: readonly FunctionDefinition[] = [
   healthFunction,
   graphNotificationsFunction,
   graphLifecycleFunction,
@@ -28,3 +30,6 @@ export const functionDefinitions: readonly FunctionDefinition[] = [
   consentCallbackFunction,
   adminStatusFunction,
 ];
+
+/** Every HTTP function reads its body through the route's limit. */
+export const functionDefinitions: readonly FunctionDefinition[] = definitions.map((d): FunctionDefinition => (d.trigger.kind === "http" ? { name: d.name, trigger: d.trigger, handler: withBodyLimit(d.handler as HttpHandler, d.trigger.maxBodyBytes) } : d));

@@ -32,6 +32,8 @@ const schema = z
     UMC_PUBLIC_BASE_URL: httpsUrl.optional(),
     // Secrets that sign things: clientState derivation, store-notification HMAC, consent state.
     UMC_WEBHOOK_SECRET: z.string().min(32, "at least 32 characters").optional(),
+    // Obsolete (accepted, not used): store pushes and UC-location callbacks are signed with each
+    // endpoint's own secret (src/security/endpointSecrets.ts, `umconnect endpoint rotate-secret`).
     UMC_STORE_NOTIFY_SECRET: z.string().min(32, "at least 32 characters").optional(),
     UMC_KEY_VAULT_URI: httpsUrl.optional(),
     UMC_SECRETS_FILE: z.string().min(1).optional(),
@@ -42,6 +44,9 @@ const schema = z
     // Alerts are POSTed here (a Teams workflow, an incident tool); signed when a secret is set.
     UMC_ALERT_WEBHOOK_URL: httpsUrl.optional(),
     UMC_ALERT_WEBHOOK_SECRET: z.string().min(32, "at least 32 characters").optional(),
+    // Lab only: hosts that UC-location callbacks and alerts may reach although they resolve to
+    // internal addresses (comma-separated names or addresses). Refused in Azure.
+    UMC_OUTBOUND_ALLOW_HOSTS: z.string().max(2000).regex(/^[A-Za-z0-9.:,\[\] -]*$/, "host names or addresses, comma-separated").optional(),
     // Behaviour
     UMC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     UMC_FAST_READ_INTERVAL_SECONDS: int(1, 3600).default(5),
@@ -61,15 +66,23 @@ const schema = z
  */
 function crossProblems(c: Record<string, string | undefined>): string[] {
   const out: string[] = [];
+  // App Service hands an unresolvable Key Vault reference to the app as its literal text
+  // (https://learn.microsoft.com/en-us/azure/app-service/app-service-key-vault-references#troubleshooting-key-vault-references):
+  // it would pass as a 40-character "secret" and be used to sign. Name the setting, never the value.
+  for (const [k, v] of Object.entries(c)) {
+    if (v && /^\s*@Microsoft\.KeyVault\s*\(/i.test(v)) out.push(`${k}: the Key Vault reference was not resolved (the app's identity cannot read the secret, or the reference is wrong); see the app setting's Key Vault reference status in the portal`);
+  }
   if (!c.UMC_STORAGE_CONNECTION_STRING && !(c.UMC_TABLE_SERVICE_URI && c.UMC_QUEUE_SERVICE_URI)) {
     out.push("UMC_STORAGE_CONNECTION_STRING: set UMC_STORAGE_CONNECTION_STRING, or both UMC_TABLE_SERVICE_URI and UMC_QUEUE_SERVICE_URI");
   }
   if ((c.UMC_ENVIRONMENT ?? "azure") === "azure") {
     // Production never runs on a client secret (DESIGN.md section 5).
     if (c.UMC_CLIENT_SECRET) out.push("UMC_CLIENT_SECRET: client secrets are not allowed in Azure; use a certificate or the managed identity");
-    for (const key of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_STORE_NOTIFY_SECRET", "UMC_KEY_VAULT_URI"]) {
+    for (const key of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_KEY_VAULT_URI"]) {
       if (!c[key]) out.push(`${key}: required in Azure`);
     }
+    // Outgoing calls never reach internal addresses in Azure (src/security/outbound.ts).
+    if (c.UMC_OUTBOUND_ALLOW_HOSTS) out.push("UMC_OUTBOUND_ALLOW_HOSTS: the allow-list for internal addresses is for labs; in Azure callbacks and alerts only reach public addresses");
     // The admin API takes Entra tokens in Azure; a shared bearer token is for the dev host only.
     if (c.UMC_ADMIN_TOKEN) out.push("UMC_ADMIN_TOKEN: the local admin token is for the dev host; in Azure the admin API takes Entra tokens (UMC_ADMIN_TENANT_ID)");
     if (!c.UMC_ADMIN_TENANT_ID) out.push("UMC_ADMIN_TENANT_ID: required in Azure (the tenant whose users administer umconnect)");
@@ -102,13 +115,14 @@ export interface Config {
   publicBaseUrl?: string;
   secrets: {
     webhookSecret?: string;
-    storeNotifySecret?: string;
     keyVaultUri?: string;
     secretsFile?: string;
     adminToken?: string;
   };
   admin: { tenantId?: string; role: string };
   alerts: { webhookUrl?: string; webhookSecret?: string };
+  /** Outgoing calls (callbacks, alerts): hosts a lab allows to be internal. */
+  outbound: { allowHosts: string[] };
   /** Application Insights (platform setting APPLICATIONINSIGHTS_CONNECTION_STRING, set by the template). */
   telemetry: { appInsightsConnectionString?: string };
   logLevel: RawConfig["UMC_LOG_LEVEL"];
@@ -164,13 +178,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     publicBaseUrl: c.UMC_PUBLIC_BASE_URL,
     secrets: {
       webhookSecret: c.UMC_WEBHOOK_SECRET,
-      storeNotifySecret: c.UMC_STORE_NOTIFY_SECRET,
       keyVaultUri: c.UMC_KEY_VAULT_URI,
       secretsFile: c.UMC_SECRETS_FILE,
       adminToken: c.UMC_ADMIN_TOKEN,
     },
     admin: { tenantId: c.UMC_ADMIN_TENANT_ID, role: c.UMC_ADMIN_ROLE },
     alerts: { webhookUrl: c.UMC_ALERT_WEBHOOK_URL, webhookSecret: c.UMC_ALERT_WEBHOOK_SECRET },
+    outbound: { allowHosts: (c.UMC_OUTBOUND_ALLOW_HOSTS ?? "").split(",").map((h) => h.trim().replace(/^\[|\]$/g, "")).filter(Boolean) },
     // The one setting not ours: the Functions platform and the Azure Monitor distro share its name.
     telemetry: { appInsightsConnectionString: env.APPLICATIONINSIGHTS_CONNECTION_STRING || undefined },
     logLevel: c.UMC_LOG_LEVEL,

@@ -47,6 +47,8 @@ export type ErrorCode =
   // sync safety
   | "MASS_DELETE_REFUSED"
   | "UNKNOWN_USER"
+  // tenant isolation: a link, endpoint and profile of different tenants (docs/security.md)
+  | "TENANT_BOUNDARY"
   | "INTERNAL";
 
 /** Ids that locate a failure; all optional, never content. */
@@ -93,6 +95,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   CONFLICT: 409,
   STATE_CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
+  TENANT_BOUNDARY: 403,
   GRAPH_THROTTLED: 429,
   LEASE_HELD: 409,
   LEASE_LOST: 409,

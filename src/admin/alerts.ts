@@ -11,6 +11,8 @@
  * scheme of the store notifications.
  */
 import crypto from "node:crypto";
+import { isConnectorError } from "../errors.js";
+import { postJson } from "../security/outbound.js";
 import type { Deps } from "../app/deps.js";
 import type { AlertRecord } from "../state/stateStore.js";
 import { recordStatusSnapshot } from "../telemetry.js";
@@ -90,12 +92,12 @@ async function deliver(deps: Deps, notice: AlertNotice): Promise<boolean> {
   const headers: Record<string, string> = { "content-type": "application/json", "idempotency-key": crypto.createHash("sha256").update(`${notice.code}|${notice.linkId}|${notice.event}|${notice.since}|${notice.event === "reminder" ? notice.at : ""}`).digest("hex").slice(0, 32) };
   if (webhookSecret) { headers[STORE_TIMESTAMP_HEADER] = String(ts); headers[STORE_SIGNATURE_HEADER] = signStoreNotification(webhookSecret, ts, body); }
   try {
-    const res = await fetch(webhookUrl, { method: "POST", headers, body, signal: AbortSignal.timeout(10_000) });
-    await res.body?.cancel();
-    if (res.ok) return true;
-    deps.log.warn("alerts.delivery.failed", { code: notice.code, event: notice.event, status: res.status, host: new URL(webhookUrl).host });
+    // No redirects, no internal addresses (src/security/outbound.ts).
+    const status = await postJson(webhookUrl, headers, body, deps.config.outbound, { what: "alert webhook" });
+    if (status >= 200 && status < 300) return true;
+    deps.log.warn("alerts.delivery.failed", { code: notice.code, event: notice.event, status, host: new URL(webhookUrl).host });
   } catch (e) {
-    deps.log.warn("alerts.delivery.failed", { code: notice.code, event: notice.event, host: new URL(webhookUrl).host, error: (e as Error).name });
+    deps.log.warn("alerts.delivery.failed", { code: notice.code, event: notice.event, host: new URL(webhookUrl).host, error: isConnectorError(e) ? e.message : (e as Error).name });
   }
   return false;
 }

@@ -6,7 +6,9 @@
  */
 import { ConnectorError } from "../errors.js";
 import type { Deps } from "../app/deps.js";
-import { endpointSchema, loadDirectory, type EndpointConfig } from "../app/endpoints.js";
+import { endpointProblems, endpointSchema, loadDirectory, ownerOf, ownerText, type EndpointConfig, type Owner } from "../app/endpoints.js";
+import { usableBy } from "../security/tenantBoundary.js";
+import { DEFAULT_OVERLAP_SECONDS, parseSigningKeys, rotatedKeys, signingSecretName } from "../security/endpointSecrets.js";
 import { openVoiceMailbox } from "../imap/voiceMailbox.js";
 import { DEFAULT_PROFILE, parseProfile } from "./profiles.js";
 import type { MailboxLink } from "../state/stateStore.js";
@@ -20,10 +22,12 @@ export async function setEndpoint(deps: Deps, input: EndpointConfig): Promise<vo
   if (!r.success) throw new ConnectorError("BAD_REQUEST", "invalid endpoint", { problems: problemsOf(r.error) });
   if (r.data.auth.password !== undefined) throw new ConnectorError("BAD_REQUEST", "invalid endpoint", { problems: ["auth.password: stored endpoints name their secret (auth.passwordSecret); the password goes into Key Vault"] });
   if (r.data.caBundlePath) throw new ConnectorError("BAD_REQUEST", "invalid endpoint", { problems: ["caBundlePath: store the PEM text (caBundle); files do not exist in Azure"] });
+  const refused = [...endpointProblems(r.data, deps.config.environment), ...(await ownerProblems(deps, "endpoint", r.data.id, ownerOf(r.data)))];
+  if (refused.length) throw new ConnectorError("BAD_REQUEST", "invalid endpoint", { problems: refused, endpoint: r.data.id });
   const dir = await deps.directory();
   if (dir.listEndpoints().some((e) => e.id === r.data.id && e.source === "file")) throw new ConnectorError("CONFLICT", `endpoint ${r.data.id} is defined in the local secrets file`);
   // It must load on its own, its secret read: a typo in the secret name is refused now, not at the next run.
-  await loadDirectory({ stored: { endpoints: [r.data], profiles: [] }, secrets: deps.secrets() });
+  await loadDirectory({ stored: { endpoints: [r.data], profiles: [] }, secrets: deps.secrets(), environment: deps.config.environment });
   await deps.state.putConfig("endpoint", r.data.id, r.data);
   deps.log.info("admin.endpoint.set", { endpoint: r.data.id });
   deps.reloadDirectory();
@@ -48,6 +52,8 @@ export async function testEndpoint(deps: Deps, id: string, mailbox: string): Pro
 export async function setProfile(deps: Deps, input: unknown): Promise<string> {
   const p = parseProfile(input);
   if (p.id === DEFAULT_PROFILE.id) throw new ConnectorError("BAD_REQUEST", "the default profile is built in; create a profile with another id");
+  const refused = await ownerProblems(deps, "profile", p.id, ownerOf(p));
+  if (refused.length) throw new ConnectorError("BAD_REQUEST", "invalid feature profile", { problems: refused });
   const dir = await deps.directory();
   if (dir.listProfiles().some((x) => x.id === p.id) && !(await deps.state.listConfig("profile")).some((x) => (x as { id?: string }).id === p.id)) {
     throw new ConnectorError("CONFLICT", `profile ${p.id} is defined in the local secrets file`);
@@ -60,6 +66,37 @@ export async function setProfile(deps: Deps, input: unknown): Promise<string> {
 
 export async function removeProfile(deps: Deps, id: string): Promise<void> {
   await removeUnused(deps, "profile", id, (l) => l.profileId === id);
+}
+
+/**
+ * What is being written must name its owner, and no link may be left using an endpoint or
+ * profile of another tenant (a change of owner with links in place would hand them over).
+ */
+async function ownerProblems(deps: Deps, kind: "endpoint" | "profile", id: string, owner: Owner): Promise<string[]> {
+  if (!owner) return [`tenantId: every ${kind} belongs to one customer tenant (tenantId) or is marked shared (shared: true)`];
+  const others = (await deps.state.listLinks({})).filter((l) => (kind === "endpoint" ? l.endpointId === id : l.profileId === id) && !usableBy(owner, l.tenantId));
+  return others.length ? [`tenantId: ${others.length} link(s) of other tenants use ${kind} ${id}; it cannot become ${ownerText(owner)} (${others.slice(0, 5).map((l) => l.linkId).join(", ")})`] : [];
+}
+
+/**
+ * A new signing secret for an endpoint's store pushes and UC-location callbacks. The one it
+ * replaces stays valid for `overlapSeconds` (default a day), so the voice system can be
+ * switched to the new one at any moment inside that window. Returns the new secret once, for
+ * the voice system's configuration; it is not logged.
+ */
+export async function rotateSigningSecret(deps: Deps, endpointId: string, overlapSeconds = DEFAULT_OVERLAP_SECONDS): Promise<{ secretName: string; secret: string; previousUntil?: string }> {
+  const dir = await deps.directory();
+  if (!dir.has("endpoint", endpointId)) throw new ConnectorError("NOT_FOUND", `unknown voice-store endpoint ${endpointId}`, { endpoint: endpointId });
+  const name = signingSecretName(endpointId);
+  if (!name) throw new ConnectorError("BAD_REQUEST", `endpoint id ${endpointId} cannot name Key Vault secrets (letters, digits and single dashes, dots or underscores)`, { endpoint: endpointId });
+  const secrets = deps.secrets();
+  if (!secrets) throw new ConnectorError("CONFIG_INVALID", "no secret source is configured (UMC_KEY_VAULT_URI or UMC_SECRETS_FILE)");
+  const old = await secrets.find(name);
+  const keys = rotatedKeys(old === undefined ? undefined : parseSigningKeys(old), Date.now(), overlapSeconds);
+  await secrets.set(name, JSON.stringify(keys));
+  deps.log.info("admin.endpoint.secretRotated", { endpoint: endpointId, secretName: name, previousUntil: keys.previousUntil });
+  deps.reloadDirectory();
+  return { secretName: name, secret: keys.current, ...(keys.previousUntil ? { previousUntil: keys.previousUntil } : {}) };
 }
 
 /** Removes a stored endpoint or profile that no link uses. */

@@ -1,6 +1,7 @@
 /**
  * The OAuth `state` for the admin-consent round trip: signed, expiring, single-use.
- * Format: base64url(JSON {n: nonce, iat, exp, t?: tenant hint}) "." base64url(HMAC-SHA256).
+ * Format: base64url(JSON {n: nonce, iat, exp, t: tenant id, o?: operator}) "." base64url(HMAC-SHA256).
+ * The tenant the link was made for is bound into it: the callback refuses any other tenant.
  * Signing makes it unforgeable, `exp` bounds its life, and the nonce is recorded as used on
  * the callback (ConsentNonceStore) so a replayed callback is refused
  * (https://learn.microsoft.com/en-us/entra/identity-platform/v2-admin-consent: "state ... is
@@ -15,7 +16,10 @@ export interface ConsentStatePayload {
   n: string;
   iat: number;
   exp: number;
-  t?: string;
+  /** The tenant (GUID) the link was made for. */
+  t: string;
+  /** Who started it, when an operator did (Entra object id, or "local-token"). */
+  o?: string;
 }
 
 export interface ConsentNonceStore {
@@ -25,8 +29,8 @@ export interface ConsentNonceStore {
 
 const sign = (secret: string, data: string) => crypto.createHmac("sha256", secret).update(`consent-state:${data}`).digest("base64url");
 
-export function issueConsentState(secret: string, nowSeconds: number, tenantHint?: string): string {
-  const payload: ConsentStatePayload = { n: crypto.randomBytes(16).toString("base64url"), iat: nowSeconds, exp: nowSeconds + CONSENT_STATE_TTL_SECONDS, ...(tenantHint ? { t: tenantHint } : {}) };
+export function issueConsentState(secret: string, nowSeconds: number, tenantId: string, operator?: string): string {
+  const payload: ConsentStatePayload = { n: crypto.randomBytes(16).toString("base64url"), iat: nowSeconds, exp: nowSeconds + CONSENT_STATE_TTL_SECONDS, t: tenantId.toLowerCase(), ...(operator ? { o: operator } : {}) };
   const data = Buffer.from(JSON.stringify(payload)).toString("base64url");
   return `${data}.${sign(secret, data)}`;
 }
@@ -52,7 +56,7 @@ export async function verifyConsentState(secret: string, state: string | null, n
   } catch {
     throw new ConsentStateError("malformed");
   }
-  if (typeof payload.n !== "string" || typeof payload.exp !== "number") throw new ConsentStateError("malformed");
+  if (typeof payload.n !== "string" || typeof payload.exp !== "number" || typeof payload.t !== "string") throw new ConsentStateError("malformed");
   if (payload.exp < nowSeconds) throw new ConsentStateError("expired");
   if (!(await nonces.useOnce(payload.n, payload.exp))) throw new ConsentStateError("replayed");
   return payload;

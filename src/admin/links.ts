@@ -11,6 +11,7 @@ import type { Deps } from "../app/deps.js";
 import { enqueueLinkKinds } from "../app/schedule.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import { overrideProblems } from "./profiles.js";
+import { boundaryProblems } from "../security/tenantBoundary.js";
 
 export const CSV_HEADER = ["voiceMailbox", "endpointId", "smtp", "profileId"] as const;
 export type LinkRow = { line: number; voiceMailbox: string; endpointId: string; smtp: string; profileId: string };
@@ -81,6 +82,8 @@ export async function importLinks(deps: Deps, tenantId: string, csv: string, onP
   for (const r of rows) {
     try { dir.endpoint(r.endpointId); } catch { problems.push(`line ${r.line}: unknown voice-store endpoint ${r.endpointId}`); }
     try { dir.profile(r.profileId); } catch { problems.push(`line ${r.line}: unknown feature profile ${r.profileId}`); }
+    // A link may only use its own tenant's (or a shared) store and profile.
+    for (const p of boundaryProblems(dir, tenantId, r)) problems.push(`line ${r.line}: ${p}`);
     const user = await findUserBySmtp(deps, tenantId, r.smtp).catch((e) => { problems.push(`line ${r.line}: looking up ${r.smtp} failed (${isConnectorError(e) ? e.code : "error"})`); return undefined; });
     if (user === undefined) { if (!problems.some((p) => p.startsWith(`line ${r.line}: looking up`))) problems.push(`line ${r.line}: no Exchange user has the address ${r.smtp}`); }
     else {
@@ -100,11 +103,18 @@ export async function importLinks(deps: Deps, tenantId: string, csv: string, onP
   return { created };
 }
 
+/** `umconnect link`: one mailbox, with exactly the checks of an import. */
+export async function linkMailbox(deps: Deps, tenantId: string, row: { voiceMailbox: string; endpointId: string; smtp: string; profileId?: string }): Promise<MailboxLink> {
+  const csv = [CSV_HEADER.join(","), [row.voiceMailbox, row.endpointId, row.smtp, row.profileId ?? "default"].map(csvField).join(",")].join("\r\n");
+  return (await importLinks(deps, tenantId, csv)).created[0]!;
+}
+
+const csvField = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+
 export async function exportLinks(deps: Deps, tenantId: string): Promise<string> {
   // Sorted, so exports diff cleanly from one day to the next.
   const links = (await deps.state.listLinks({ tenantId })).sort((a, b) => a.endpointId.localeCompare(b.endpointId) || a.voiceMailbox.localeCompare(b.voiceMailbox, undefined, { numeric: true }));
-  const q = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-  return [CSV_HEADER.join(","), ...links.map((l) => [l.voiceMailbox, l.endpointId, l.upn ?? l.userId, l.profileId].map(q).join(","))].join("\r\n") + "\r\n";
+  return [CSV_HEADER.join(","), ...links.map((l) => [l.voiceMailbox, l.endpointId, l.upn ?? l.userId, l.profileId].map(csvField).join(","))].join("\r\n") + "\r\n";
 }
 
 /** Pause (mailbox restore or move), resume, or disable a link; resume and resync enqueue a run. */

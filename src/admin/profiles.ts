@@ -9,6 +9,9 @@ import { ConnectorError, isConnectorError } from "../errors.js";
 export const featureProfileSchema = z.object({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and dashes"),
   displayName: z.string().min(1).max(200),
+  /** The customer tenant this profile belongs to, or `shared: true` (docs/security.md). */
+  tenantId: z.string().uuid("a tenant id (GUID)").optional(),
+  shared: z.boolean().optional(),
   /** Which message classes are copied to Exchange. */
   copy: z.object({
     voice: z.boolean().default(true),
@@ -45,10 +48,13 @@ export const featureProfileSchema = z.object({
   loopPreventionDomain: z.string().max(255).optional(),
   voiceFormat: z.enum(["wav", "mp3", "original"]).default("original"),
   massDelete: z.object({ maxShare: z.number().min(0).max(1).default(0.5) }).prefault({}),
-});
+}).refine((p) => !(p.tenantId && p.shared), { message: "either tenantId or shared, not both", path: ["shared"] });
 
 export type FeatureProfile = z.output<typeof featureProfileSchema>;
 export type FeatureProfileInput = z.input<typeof featureProfileSchema>;
+
+/** Settings a per-user override may not touch. */
+const IDENTITY = ["id", "displayName", "tenantId", "shared"];
 
 /** Per-user overrides: any subset of a profile except its identity, stored as given (not
  *  parsed: parsing would fill in defaults that hide the profile's own settings). */
@@ -73,7 +79,7 @@ export function effectiveProfile(profile: FeatureProfile, override: ProfileOverr
     const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
     merged[key] = isObj(base) && isObj(value) && !("mode" in value) ? { ...base, ...value } : value;
   }
-  return parseProfile({ ...merged, id: profile.id, displayName: profile.displayName });
+  return parseProfile({ ...merged, id: profile.id, displayName: profile.displayName, tenantId: profile.tenantId, shared: profile.shared });
 }
 
 /** Every problem with an override for this profile: identity, unknown settings at any depth
@@ -81,7 +87,7 @@ export function effectiveProfile(profile: FeatureProfile, override: ProfileOverr
 export function overrideProblems(profile: FeatureProfile, override: unknown): string[] {
   if (typeof override !== "object" || override === null || Array.isArray(override)) return ["(override): must be a JSON object"];
   const o = override as ProfileOverride;
-  const problems = ["id", "displayName"].filter((k) => k in o).map((k) => `${k}: a profile's identity cannot be overridden`);
+  const problems = IDENTITY.filter((k) => k in o).map((k) => `${k}: a profile's identity and owner cannot be overridden`);
   problems.push(...unknownSettings(o, profile as unknown as Record<string, unknown>));
   try {
     effectiveProfile(profile, o);
@@ -96,7 +102,7 @@ function unknownSettings(given: Record<string, unknown>, known: Record<string, u
   const out: string[] = [];
   for (const [k, v] of Object.entries(given)) {
     const path = at ? `${at}.${k}` : k;
-    if (!at && (k === "id" || k === "displayName")) continue;
+    if (!at && IDENTITY.includes(k)) continue;
     if (!(k in known)) { out.push(`${path}: unknown setting`); continue; }
     const sub = known[k];
     if (v && typeof v === "object" && !Array.isArray(v) && sub && typeof sub === "object" && !Array.isArray(sub)) out.push(...unknownSettings(v as Record<string, unknown>, sub as Record<string, unknown>, path));
@@ -104,4 +110,5 @@ function unknownSettings(given: Record<string, unknown>, known: Record<string, u
   return out;
 }
 
-export const DEFAULT_PROFILE: FeatureProfile = parseProfile({ id: "default", displayName: "Voice and fax to Inbox" });
+/** Built in and shared: it holds no customer's settings. */
+export const DEFAULT_PROFILE: FeatureProfile = parseProfile({ id: "default", displayName: "Voice and fax to Inbox", shared: true });

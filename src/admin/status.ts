@@ -6,6 +6,7 @@
  * Who may read it is decided by src/admin/adminAuth.ts (Entra tokens in Azure, a local token
  * in the dev host).
  */
+import { PAGE_SECURITY_HEADERS } from "../security/pageHeaders.js";
 import type { HttpResponseInit } from "@azure/functions";
 import type { Deps } from "../app/deps.js";
 import type { KindStatus, MailboxLink } from "../state/stateStore.js";
@@ -106,6 +107,7 @@ const NEEDS_A_PERSON: Record<string, string> = {
   MASS_DELETE_REFUSED: "a mass delete was stopped; check the voice store, then override if it is intended",
   SUBSCRIPTION_FAILED: "the Graph subscription could not be created or renewed",
   IMAP_TLS_FAILED: "the voice store's certificate is not trusted",
+  TENANT_BOUNDARY: "the link's voice store or profile belongs to another tenant (or has no owner yet): runs are refused until the operator fixes the owner or the link",
 };
 
 export async function statusReport(deps: Deps, now = Date.now()): Promise<StatusReport> {
@@ -179,5 +181,5 @@ export function statusPage(r: StatusReport, q: StatusQuery = {}): HttpResponseIn
 <h2>Tenants</h2><ul>${r.tenants.map((t) => `<li>${esc(t.tenantId)}: ${esc(t.status)}, ${t.links} links, ${t.failing} failing</li>`).join("")}</ul>
 <h2>Mailboxes${r.page ? ` (${r.page.shown} of ${r.page.matching})` : ""}</h2>${nextLink}<table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state / profile</th><th>last sync</th><th>unread</th><th>subscription until</th><th>contacts / calendar</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>
 </body></html>`;
-  return { status: 200, headers: { "content-type": "text/html; charset=utf-8", "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'", "cache-control": "no-store", "x-content-type-options": "nosniff" }, body };
+  return { status: 200, headers: { "content-type": "text/html; charset=utf-8", ...PAGE_SECURITY_HEADERS, "cache-control": "no-store" }, body };
 }

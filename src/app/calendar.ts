@@ -14,7 +14,9 @@ import type { Logger } from "../log.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import { syncCalendar, type CalendarCursors, type CalendarRecord, type CalendarSyncReport } from "../sync/calendarSync.js";
 import { locationAt } from "../sync/ucLocation.js";
-import { signStoreNotification, STORE_SIGNATURE_HEADER, STORE_TIMESTAMP_HEADER } from "../webhooks/storeNotifications.js";
+import { STORE_SIGNATURE_HEADER, STORE_TIMESTAMP_HEADER } from "../webhooks/storeNotifications.js";
+import { signatureHeader } from "../security/endpointSecrets.js";
+import { postJson } from "../security/outbound.js";
 import type { Deps } from "./deps.js";
 import { recordKindOutcome } from "./kindStatus.js";
 import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
@@ -110,17 +112,16 @@ async function updateLocation(deps: Deps, link: MailboxLink, log: Logger): Promi
   }
 }
 
-/** The same signature scheme as store notifications, in the other direction. */
+/**
+ * The same signature scheme as store notifications, in the other direction: the endpoint's own
+ * secret, with the endpoint id and "callback" in the signed text (src/security/endpointSecrets.ts),
+ * posted without following redirects and never to an internal address (src/security/outbound.ts).
+ */
 async function postLocation(deps: Deps, url: string, link: MailboxLink, value: string | null, at: Date): Promise<void> {
-  const secret = deps.config.secrets.storeNotifySecret;
-  if (!secret) throw new ConnectorError("CONFIG_INVALID", "a location callback needs the store notification secret to sign with");
+  const keys = (await deps.directory({ endpointId: link.endpointId })).signingKeys(link.endpointId);
+  if (!keys) throw new ConnectorError("CONFIG_INVALID", `endpoint ${link.endpointId} has no signing secret for its location callback (umconnect endpoint rotate-secret ${link.endpointId})`, { endpoint: link.endpointId });
   const body = JSON.stringify({ event: "uc-location", mailbox: link.voiceMailbox, location: value, at: at.toISOString() });
   const ts = Math.floor(Date.now() / 1000);
-  let res: Response;
-  try {
-    res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", [STORE_TIMESTAMP_HEADER]: String(ts), [STORE_SIGNATURE_HEADER]: signStoreNotification(secret, ts, body) }, body, signal: AbortSignal.timeout(10_000) });
-  } catch (e) {
-    throw new ConnectorError("CALLBACK_FAILED", `location callback ${new URL(url).host} unreachable`, { endpoint: link.endpointId, cause: e, transient: true });
-  }
-  if (!res.ok) throw new ConnectorError("CALLBACK_FAILED", `location callback answered HTTP ${res.status}`, { endpoint: link.endpointId, transient: res.status >= 500 });
+  const status = await postJson(url, { "content-type": "application/json", [STORE_TIMESTAMP_HEADER]: String(ts), [STORE_SIGNATURE_HEADER]: signatureHeader(keys, link.endpointId, "callback", ts, body) }, body, deps.config.outbound, { what: "location callback", ids: { endpoint: link.endpointId } });
+  if (status < 200 || status > 299) throw new ConnectorError("CALLBACK_FAILED", `location callback answered HTTP ${status}${status >= 300 && status < 400 ? " (redirects are not followed)" : ""}`, { endpoint: link.endpointId, transient: status >= 500 });
 }

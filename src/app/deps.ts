@@ -115,6 +115,7 @@ export function buildDeps(config: Config, log: Logger = createLogger({ level: co
       secretsFile: config.secrets.secretsFile,
       stored: { endpoints: await stateStore.listConfig("endpoint"), profiles: await stateStore.listConfig("profile") },
       secrets: secretSource,
+      environment: config.environment,
     }))();
     // A failed reload (storage or Key Vault away) keeps serving the last good directory; with
     // none, the next call tries again.

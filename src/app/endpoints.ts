@@ -10,6 +10,14 @@
  *    and profiles: the dev host and the tests.
  * An id defined in both places is a configuration error, not a silent preference.
  * Secrets are never written to tables or logs, and listEndpoints() leaves them out.
+ *
+ * Tenants (docs/security.md): every endpoint and profile belongs to one customer tenant
+ * (`tenantId`) or is marked `shared` by the operator (a hosted voice platform serving several
+ * tenants). Entries from before ownership existed load, but have no owner: no link can be made
+ * to them and runs of existing links are refused with TENANT_BOUNDARY (an alert on the status
+ * page) until the operator assigns one; nothing already synced is touched meanwhile.
+ * An endpoint that names a secret outside its own prefix, or asks for plaintext IMAP in Azure,
+ * is refused on its own (its secret is never read); the others load.
  */
 import fs from "node:fs";
 import { z } from "zod";
@@ -17,6 +25,15 @@ import type { TokenCredential } from "@azure/core-auth";
 import { ConnectorError } from "../errors.js";
 import type { ImapAuth, ImapEndpoint } from "../imap/endpoint.js";
 import { parseProfile, effectiveProfile, DEFAULT_PROFILE, type FeatureProfile } from "../admin/profiles.js";
+import { parseSigningKeys, passwordSecretProblem, signingSecretName, type SigningKeys } from "../security/endpointSecrets.js";
+
+/** Who may use an endpoint or profile: one tenant, every tenant (shared), or nobody yet (legacy). */
+export type Owner = { tenantId: string } | { shared: true } | undefined;
+export const ownerOf = (x: { tenantId?: string; shared?: boolean }): Owner => (x.tenantId ? { tenantId: x.tenantId.toLowerCase() } : x.shared ? { shared: true } : undefined);
+export const ownerText = (o: Owner): string => (!o ? "no owner" : "shared" in o ? "shared" : `tenant ${o.tenantId}`);
+
+/** Default cap on one stored message (RFC822.SIZE), checked before its body is fetched. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024;
 
 const secretName = z.string().regex(/^[0-9A-Za-z-]{1,127}$/, "a Key Vault secret name (letters, digits, dashes)");
 const masterAuth = { masterUser: z.string().min(1).max(200) };
@@ -39,7 +56,12 @@ export const endpointSchema = z.object({
   maxConnections: z.number().int().min(1).max(200).default(8),
   /** Optional: the voice system's URL for UC-location changes (signed POST, https only). */
   locationCallbackUrl: z.string().url().refine((u) => /^https:\/\//i.test(u), "must be https").optional(),
-});
+  /** The customer tenant this store belongs to, or `shared: true` (operator's decision). */
+  tenantId: z.string().uuid("a tenant id (GUID)").optional(),
+  shared: z.boolean().optional(),
+  /** Larger stored messages are skipped (recorded on the link) without fetching their body. */
+  maxMessageBytes: z.number().int().min(1024).max(150 * 1024 * 1024).optional(),
+}).refine((e) => !(e.tenantId && e.shared), { message: "either tenantId or shared, not both", path: ["shared"] });
 export type EndpointConfig = z.input<typeof endpointSchema>;
 
 const fileSchema = z.object({
@@ -51,13 +73,19 @@ const fileSchema = z.object({
 
 export interface Directory {
   endpoint(id: string): ImapEndpoint;
+  /** Who owns an endpoint or profile (undefined: nobody yet, or unknown). */
+  owner(kind: "endpoint" | "profile", id: string): Owner;
+  /** The endpoint's signing secrets (store pushes, UC-location callbacks); undefined when it has none yet. */
+  signingKeys(endpointId: string): SigningKeys | undefined;
+  /** Stored messages larger than this are skipped before their body is fetched. */
+  maxMessageBytes(endpointId: string): number;
   profile(id: string): FeatureProfile;
   /** The profile a link runs with: its feature profile with the user's overrides applied. */
   linkProfile(link: { profileId: string; profileOverride?: Record<string, unknown> }): FeatureProfile;
   /** The endpoint's UC-location callback URL, when it has one. */
   locationCallback(id: string): string | undefined;
   /** For the CLI: endpoints without their secrets, and the profiles. */
-  listEndpoints(): Array<{ id: string; host: string; port: number; tls: string; auth: string; maxConnections: number; locationCallbackUrl?: string; source: "stored" | "file"; passwordSecret?: string }>;
+  listEndpoints(): Array<{ id: string; host: string; port: number; tls: string; auth: string; maxConnections: number; locationCallbackUrl?: string; source: "stored" | "file"; passwordSecret?: string; owner: string; signing: "none" | "current" | "rotating"; refused?: string }>;
   listProfiles(): FeatureProfile[];
   has(kind: "endpoint" | "profile", id: string): boolean;
 }
@@ -65,14 +93,33 @@ export interface Directory {
 /** Secrets by name. */
 export interface SecretSource {
   get(name: string): Promise<string>;
+  /** The secret, or undefined when there is none by that name. */
+  find(name: string): Promise<string | undefined>;
+  /** Creates or replaces a secret (rotation; Key Vault Secrets Officer for whoever runs it). */
+  set(name: string, value: string): Promise<void>;
 }
 
 export function fileSecrets(secretsFile: string): SecretSource {
+  const find = async (name: string) => {
+    const all = readFile(secretsFile).secrets;
+    // Key Vault names compare case-insensitively; the file stands in for it.
+    const key = Object.keys(all).find((k) => k.toLowerCase() === name.toLowerCase());
+    return key === undefined ? undefined : all[key];
+  };
   return {
+    find,
     async get(name) {
-      const v = readFile(secretsFile).secrets[name];
+      const v = await find(name);
       if (v === undefined) throw new ConnectorError("CONFIG_INVALID", `secret ${name} is not in the local secrets file`);
       return v;
+    },
+    async set(name, value) {
+      const raw = JSON.parse(fs.readFileSync(secretsFile, "utf8")) as { secrets?: Record<string, string> };
+      raw.secrets = { ...Object.fromEntries(Object.entries(raw.secrets ?? {}).filter(([k]) => k.toLowerCase() !== name.toLowerCase())), [name]: value };
+      // Replace atomically, owner-only: the file holds passwords.
+      const tmp = `${secretsFile}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, JSON.stringify(raw, null, 2), { mode: 0o600 });
+      fs.renameSync(tmp, secretsFile);
     },
   };
 }
@@ -80,9 +127,26 @@ export function fileSecrets(secretsFile: string): SecretSource {
 /** Key Vault with the managed identity (Key Vault Secrets User on the vault; infra/app/rbac.bicep). */
 export function keyVaultSecrets(vaultUri: string, credential: TokenCredential): SecretSource {
   let client: Promise<import("@azure/keyvault-secrets").SecretClient> | undefined;
-  return {
+  const vault = () => (client ??= import("@azure/keyvault-secrets").then(({ SecretClient }) => new SecretClient(vaultUri, credential)));
+  const source: SecretSource = {
+    async find(name) {
+      try {
+        return await source.get(name);
+      } catch (e) {
+        if ((e as ConnectorError).cause && ((e as ConnectorError).cause as { statusCode?: number }).statusCode === 404) return undefined;
+        throw e;
+      }
+    },
+    async set(name, value) {
+      try {
+        await (await vault()).setSecret(name, value, { contentType: "umconnect endpoint secret" });
+      } catch (e) {
+        const status = (e as { statusCode?: number }).statusCode;
+        throw new ConnectorError("CONFIG_INVALID", `secret ${name} could not be written to Key Vault${status ? ` (HTTP ${status}; writing needs Key Vault Secrets Officer)` : ""}`, { cause: e });
+      }
+    },
     async get(name) {
-      client ??= import("@azure/keyvault-secrets").then(({ SecretClient }) => new SecretClient(vaultUri, credential));
+      client = vault();
       try {
         const s = await (await client).getSecret(name);
         if (!s.value) throw new Error("empty");
@@ -93,6 +157,7 @@ export function keyVaultSecrets(vaultUri: string, credential: TokenCredential): 
       }
     },
   };
+  return source;
 }
 
 function readFile(secretsFile: string): z.infer<typeof fileSchema> {
@@ -109,6 +174,19 @@ export interface DirectorySources {
   /** Stored configuration rows (already JSON-parsed). */
   stored: { endpoints: unknown[]; profiles: unknown[] };
   secrets?: SecretSource;
+  /** UMC_ENVIRONMENT: plaintext IMAP is refused in Azure. */
+  environment?: "azure" | "local" | "test";
+}
+
+/** Why an endpoint is refused as configured (its secrets are then never read), or undefined. */
+export function endpointProblems(e: z.infer<typeof endpointSchema>, environment: DirectorySources["environment"]): string[] {
+  const out: string[] = [];
+  if (e.auth.passwordSecret) {
+    const p = passwordSecretProblem(e.id, e.auth.passwordSecret);
+    if (p) out.push(`auth.passwordSecret: ${p}`);
+  }
+  if (e.tls === "plaintext" && environment === "azure") out.push("tls: plaintext IMAP would send the super user's password in clear across networks; use implicit or starttls in Azure");
+  return out;
 }
 
 export async function loadDirectory(src: DirectorySources): Promise<Directory> {
@@ -120,16 +198,20 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
   });
   const all = [...file.endpoints.map((e) => ({ e, source: "file" as const })), ...stored.map((e) => ({ e, source: "stored" as const }))];
   const endpoints = new Map<string, ImapEndpoint>();
-  const meta = new Map<string, { e: z.infer<typeof endpointSchema>; source: "stored" | "file" }>();
+  const meta = new Map<string, { e: z.infer<typeof endpointSchema>; source: "stored" | "file"; keys?: SigningKeys; refused?: string }>();
   for (const { e, source } of all) {
     if (meta.has(e.id)) throw new ConnectorError("CONFIG_INVALID", `endpoint ${e.id} is defined twice (stored configuration and the local secrets file)`);
+    const problems = endpointProblems(e, src.environment);
+    if (problems.length) { meta.set(e.id, { e, source, refused: problems.join("; ") }); continue; }
     const password = e.auth.password ?? (await secretOf(e.auth.passwordSecret!, src.secrets, e.id));
+    const signingName = signingSecretName(e.id);
+    const signing = signingName && src.secrets ? await src.secrets.find(signingName) : undefined;
     const { passwordSecret: _n, password: _p, ...rest } = e.auth;
     endpoints.set(e.id, {
       id: e.id, host: e.host, port: e.port, tls: e.tls, auth: { ...rest, password } as ImapAuth, maxConnections: e.maxConnections,
       caBundle: e.caBundle ?? (e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined),
     });
-    meta.set(e.id, { e, source });
+    meta.set(e.id, { e, source, keys: signing === undefined ? undefined : parseSigningKeys(signing) });
   }
   const profiles = new Map<string, FeatureProfile>([[DEFAULT_PROFILE.id, DEFAULT_PROFILE]]);
   for (const p of [...file.profiles, ...src.stored.profiles]) {
@@ -144,10 +226,23 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
   };
   return {
     locationCallback: (id) => meta.get(id)?.e.locationCallbackUrl,
-    listEndpoints: () => [...meta.values()].map(({ e, source }) => ({ id: e.id, host: e.host, port: e.port, tls: e.tls, auth: e.auth.mode, maxConnections: e.maxConnections, locationCallbackUrl: e.locationCallbackUrl, source, ...(e.auth.passwordSecret ? { passwordSecret: e.auth.passwordSecret } : {}) })),
+    listEndpoints: () => [...meta.values()].map(({ e, source, keys, refused }) => ({
+      id: e.id, host: e.host, port: e.port, tls: e.tls, auth: e.auth.mode, maxConnections: e.maxConnections, locationCallbackUrl: e.locationCallbackUrl, source,
+      ...(e.auth.passwordSecret ? { passwordSecret: e.auth.passwordSecret } : {}), owner: ownerText(ownerOf(e)),
+      signing: !keys ? "none" as const : keys.previous ? "rotating" as const : "current" as const, ...(refused ? { refused } : {}),
+    })),
     listProfiles: () => [...profiles.values()],
-    has: (kind, id) => (kind === "endpoint" ? endpoints.has(id) : profiles.has(id)),
+    has: (kind, id) => (kind === "endpoint" ? meta.has(id) : profiles.has(id)),
+    owner: (kind, id) => {
+      if (kind === "profile") { const p = profiles.get(id); return p && ownerOf(p); }
+      const m = meta.get(id);
+      return m && ownerOf(m.e);
+    },
+    signingKeys: (id) => meta.get(id)?.keys,
+    maxMessageBytes: (id) => meta.get(id)?.e.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     endpoint(id) {
+      const refused = meta.get(id)?.refused;
+      if (refused) throw new ConnectorError("CONFIG_INVALID", `voice-store endpoint ${id} is refused as configured: ${refused}`, { endpoint: id, transient: false });
       const e = endpoints.get(id);
       if (!e) throw new ConnectorError("NOT_FOUND", `unknown voice-store endpoint ${id}`, { endpoint: id });
       return e;

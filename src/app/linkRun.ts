@@ -11,6 +11,8 @@ import type { MailboxLink } from "../state/stateStore.js";
 import { SYNC_RUN_DEADLINE_MS, withDeadline } from "../timeouts.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncKind, type SyncRequest } from "./syncQueue.js";
+import { assertWithinTenant } from "../security/tenantBoundary.js";
+import { ensureConnectorError } from "../errors.js";
 
 export type LinkRunResult<T> = { status: "ran"; report: T } | { status: "coalesced" } | { status: "skipped"; reason: string };
 
@@ -39,6 +41,18 @@ export async function runLinkUnderLease<T>(deps: Deps, req: SyncRequest, kind: S
   if (!link) return { status: "skipped", reason: "unknown link" };
   if (link.state !== "enabled") return { status: "skipped", reason: `link is ${link.state}` };
   const log = deps.log.child({ linkId: link.linkId, tenantId: link.tenantId, reason: req.reason, ...(kind === "voicemail" ? {} : { kind }) });
+  // Defence in depth: whatever wrote this link row, a run never opens another tenant's store.
+  try {
+    assertWithinTenant(await deps.directory({ endpointId: link.endpointId, profileId: link.profileId }), link);
+  } catch (e) {
+    const err = ensureConnectorError(e);
+    if (err.code === "TENANT_BOUNDARY") {
+      log.error("link.tenantBoundary.refused", { error: err });
+      // Shown on the status page with an alert; items and cursors stay as they are.
+      await deps.state.modifyLink(link.linkId, (l) => ({ ...l, lastError: { code: err.code, message: err.message, at: new Date().toISOString() } })).catch(() => undefined);
+    }
+    throw err;
+  }
   // Voicemail keeps its original keys, so leases and marks survive an upgrade.
   const runKey = runKeyOf(link.linkId, kind);
   // One owner per run, not per process: two invocations in one worker must exclude each other too.

@@ -51,7 +51,7 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise
     folderIds.set(link.linkId, folderId);
   }
   const fid = folderId;
-  const voice = await openVoiceMailbox(endpoint, link.voiceMailbox, { folder: "INBOX", removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
+  const voice = await openVoiceMailbox(endpoint, link.voiceMailbox, { folder: "INBOX", maxMessageBytes: dir.maxMessageBytes(link.endpointId), removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
   return {
     voice,
     profile,

@@ -14,8 +14,12 @@ const REASON: Record<NotificationWork["reason"], SyncRequest["reason"]> = {
   "graph-change": "graph-change", "graph-missed": "graph-missed", "graph-resubscribe": "graph-resubscribe", "graph-reauthorize": "graph-reauthorize",
 };
 
-function errorResponse(e: unknown): HttpResponseInit {
-  if (isConnectorError(e) && e.httpStatus < 500) return { status: e.httpStatus, jsonBody: { error: e.code } };
+function errorResponse(e: unknown, deps?: Deps, what?: string): HttpResponseInit {
+  if (isConnectorError(e) && e.httpStatus < 500) {
+    // The caller learns the code only; the log says why (never the body or the signature).
+    if (deps && what) deps.log.warn(`${what}.refused`, { code: e.code, reason: e.message, endpoint: e.ids.endpoint });
+    return { status: e.httpStatus, jsonBody: { error: e.code } };
+  }
   throw e;
 }
 
@@ -40,15 +44,16 @@ export async function handleGraphNotification(deps: Deps, url: URL, body: string
     }));
     return { status: 202 };
   } catch (e) {
-    return errorResponse(e);
+    return errorResponse(e, deps, "graph.notification");
   }
 }
 
 export async function handleStoreNotification(deps: Deps, endpointId: string, body: string, timestamp: string | null, signature: string | null): Promise<HttpResponseInit> {
-  const secret = deps.config.secrets.storeNotifySecret;
-  if (!secret) return { status: 503, jsonBody: { error: "store notifications are not configured" } };
   try {
-    const events = verifyStoreNotification({ secret, body, timestampHeader: timestamp, signatureHeader: signature, nowSeconds: Math.floor(Date.now() / 1000), replay: deps.storeReplay });
+    // The endpoint's own secret: an unknown endpoint, or one without a secret yet, gets the same
+    // 401 as a bad signature (nothing to learn about which endpoints exist). Polling still syncs.
+    const keys = (await deps.directory()).signingKeys(endpointId);
+    const events = verifyStoreNotification({ keys, endpointId, body, timestampHeader: timestamp, signatureHeader: signature, nowSeconds: Math.floor(Date.now() / 1000), replay: deps.storeReplay });
     const at = Date.now();
     // One run per user and kind: a change in the contacts folder syncs contacts, anything
     // else the voice messages. The calendar folder is a one-way mirror of Exchange: the store's
@@ -73,6 +78,6 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
     }
     return { status: 202 };
   } catch (e) {
-    return errorResponse(e);
+    return errorResponse(e, deps, "store.notification");
   }
 }

@@ -6,6 +6,7 @@
  *   umconnect links [--tenant T]
  *   umconnect status [--tenant T]
  *   umconnect import <file.csv> --tenant T      (voiceMailbox,endpointId,smtp,profileId)
+ *   umconnect link <voiceMailbox> --endpoint E --smtp S [--profile P] --tenant T
  *   umconnect export --tenant T
  *   umconnect pause|resume|disable|resync <linkId>
  *   umconnect allow-mass-delete <linkId> [--kind voicemail|contacts|calendar]
@@ -13,6 +14,7 @@
  *   umconnect override <linkId> ['<json>' | --clear]  (one user's departures from the profile)
  *   umconnect endpoints | profiles              (configuration as loaded; no secrets)
  *   umconnect endpoint set <endpoint.json> | remove <id> | test <id> --mailbox M
+ *   umconnect endpoint rotate-secret <id> [--overlap-hours H]   (new signing secret; the old one stays valid H hours, default 24)
  *   umconnect profile set <profile.json> | remove <id>
  * Add --json for machine-readable output.
  */
@@ -22,8 +24,8 @@ import { getConfig } from "../config.js";
 import { buildDeps, workstationCredential } from "../app/deps.js";
 import { createLogger } from "../log.js";
 import { isConnectorError } from "../errors.js";
-import { removeEndpoint, removeProfile, setEndpoint, setProfile, testEndpoint } from "../admin/configAdmin.js";
-import { allowMassDelete, exportLinks, importLinks, resync, setLinkState, setProfileOverride } from "../admin/links.js";
+import { removeEndpoint, removeProfile, rotateSigningSecret, setEndpoint, setProfile, testEndpoint } from "../admin/configAdmin.js";
+import { allowMassDelete, exportLinks, importLinks, linkMailbox, resync, setLinkState, setProfileOverride } from "../admin/links.js";
 
 export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n")): Promise<number> {
   const json = argv.includes("--json");
@@ -54,6 +56,13 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         const r = await importLinks(deps, tenant, fs.readFileSync(arg, "utf8"), (done, total) => { if (!json) process.stderr.write(`\r${done}/${total}`); });
         if (!json) process.stderr.write("\n");
         print(`imported ${r.created.length} links`, r.created);
+        return 0;
+      }
+      case "link": {
+        const [tenant, endpointId, smtp] = [opt("tenant"), opt("endpoint"), opt("smtp")];
+        if (!arg || !tenant || !endpointId || !smtp) { err("usage: umconnect link <voiceMailbox> --endpoint <endpoint id> --smtp <address> [--profile <profile id>] --tenant <tenant id>"); return 2; }
+        const l = await linkMailbox(deps, tenant, { voiceMailbox: arg, endpointId, smtp, profileId: opt("profile") });
+        print(`${l.linkId}  ${l.voiceMailbox}@${l.endpointId} <-> ${l.upn ?? l.userId}  linked; first sync queued`, l);
         return 0;
       }
       case "export": {
@@ -106,8 +115,16 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       }
       case "endpoint": case "profile": {
         const [, sub, target] = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
-        const usage = cmd === "endpoint" ? "usage: umconnect endpoint set <endpoint.json> | remove <id> | test <id> --mailbox <voice mailbox>" : "usage: umconnect profile set <profile.json> | remove <id>";
-        if (!target || !["set", "remove", ...(cmd === "endpoint" ? ["test"] : [])].includes(sub ?? "")) { err(usage); return 2; }
+        const usage = cmd === "endpoint" ? "usage: umconnect endpoint set <endpoint.json> | remove <id> | test <id> --mailbox <voice mailbox> | rotate-secret <id> [--overlap-hours H]" : "usage: umconnect profile set <profile.json> | remove <id>";
+        if (!target || !["set", "remove", ...(cmd === "endpoint" ? ["test", "rotate-secret"] : [])].includes(sub ?? "")) { err(usage); return 2; }
+        if (sub === "rotate-secret") {
+          const hours = opt("overlap-hours");
+          if (hours !== undefined && !/^\d{1,4}(\.\d+)?$/.test(hours)) { err(usage); return 2; }
+          const r = await rotateSigningSecret(deps, target, hours === undefined ? undefined : Math.round(Number(hours) * 3600));
+          // The new secret is shown once, for the voice system's configuration; it is not logged.
+          print(`${target}: new signing secret in ${r.secretName} (running instances use it within a minute)${r.previousUntil ? `; the previous one is accepted until ${r.previousUntil}` : ""}\nconfigure the voice system with: ${r.secret}`, { endpoint: target, ...r });
+          return 0;
+        }
         if (sub === "set") {
           let input: unknown;
           try { input = JSON.parse(fs.readFileSync(target, "utf8")); } catch { err(`BAD_REQUEST: ${target} is not a readable JSON file`); return 1; }
@@ -126,7 +143,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       }
       case "endpoints": {
         const e = (await deps.directory()).listEndpoints();
-        print(e.map((x) => `${x.id}  ${x.host}:${x.port}  tls ${x.tls}  auth ${x.auth}${x.passwordSecret ? ` (secret ${x.passwordSecret})` : ""}  max ${x.maxConnections} connections  ${x.source}${x.locationCallbackUrl ? `  location callback ${x.locationCallbackUrl}` : ""}`).join("\n") || "(no endpoints)", e);
+        print(e.map((x) => `${x.id}  ${x.host}:${x.port}  tls ${x.tls}  auth ${x.auth}${x.passwordSecret ? ` (secret ${x.passwordSecret})` : ""}  max ${x.maxConnections} connections  ${x.source}  owner ${x.owner}  signing ${x.signing}${x.locationCallbackUrl ? `  location callback ${x.locationCallbackUrl}` : ""}${x.refused ? `  REFUSED: ${x.refused}` : ""}`).join("\n") || "(no endpoints)", e);
         return 0;
       }
       case "profiles": {
@@ -135,7 +152,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         return 0;
       }
       default:
-        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test | profile set|remove [--json]");
+        err("usage: umconnect tenants | links | status | import <csv> --tenant T | link <voiceMailbox> --endpoint E --smtp S [--profile P] --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test|rotate-secret | profile set|remove [--json]");
         return 2;
     }
   } catch (e) {

@@ -20,6 +20,9 @@ export interface TokenSource {
 }
 
 export const GRAPH_SCOPE = "https://graph.microsoft.com/.default";
+/** Token clients kept per process: far above one deployment's tenants, and a bound on what
+ *  any caller that makes the app ask for tokens (consent) can make it hold. */
+export const MAX_TENANT_CLIENTS = 2000;
 
 export function msalTokenSource(opts: { clientId: string; authorityHost: string; credential: AppCredential }): TokenSource {
   const apps = new Map<string, ConfidentialClientApplication>();
@@ -38,9 +41,13 @@ export function msalTokenSource(opts: { clientId: string; authorityHost: string;
         cloudDiscoveryMetadata: JSON.stringify({ tenant_discovery_endpoint: `${authority}/v2.0/.well-known/openid-configuration`, "api-version": "1.1", metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }] }),
       };
       const { ConfidentialClientApplication } = await import("@azure/msal-node");
-      app = apps.get(tenantId) ?? new ConfidentialClientApplication({ auth: { clientId: opts.clientId, authority, ...metadata, ...auth } });
-      apps.set(tenantId, app);
+      app = new ConfidentialClientApplication({ auth: { clientId: opts.clientId, authority, ...metadata, ...auth } });
+      // Bounded: the least recently used client goes (its cache with it) past MAX_TENANT_CLIENTS.
+      if (apps.size >= MAX_TENANT_CLIENTS) apps.delete(apps.keys().next().value!);
+    } else {
+      apps.delete(tenantId);
     }
+    apps.set(tenantId, app);
     return app;
   };
   return {

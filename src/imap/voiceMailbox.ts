@@ -37,6 +37,9 @@ export function uidSets(uids: number[], maxLength = 8000): string[] {
   return sets;
 }
 
+/** Partial-fetch window for message bodies: few round trips, bounded memory per step. */
+const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
+
 export interface VoiceMailboxOptions {
   folder: string;
   /** Where an Exchange-side delete sends the message: expunge, or a trash folder. */
@@ -112,8 +115,14 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
       await ensureOpen();
       const out: StoredItem[] = [];
       if (!uids.length) return out;
+      // Sizes first: bodies over the limit are never fetched (see fetchSource).
+      const small: number[] = [];
+      await guard("FETCH RFC822.SIZE", async () => {
+        for (const set of uidSets(uids)) for await (const m of client.fetch(set, { uid: true, size: true }, { uid: true })) if ((m.size ?? 0) <= maxBytes) small.push(m.uid);
+      });
+      if (!small.length) return out;
       await guard("FETCH BODY[]", async () => {
-        for (const set of uidSets(uids)) for await (const m of client.fetch(set, { uid: true, size: true, source: true, internalDate: true }, { uid: true })) {
+        for (const set of uidSets(small)) for await (const m of client.fetch(set, { uid: true, size: true, source: true, internalDate: true }, { uid: true })) {
           if ((m.size ?? 0) > maxBytes || !m.source) continue;
           out.push({ uid: m.uid, source: m.source, internalDate: m.internalDate ? new Date(m.internalDate) : undefined });
         }
@@ -214,10 +223,28 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
 
     async fetchSource(uid: number): Promise<Buffer> {
       await ensureOpen();
-      const m = await guard("FETCH BODY[]", () => client.fetchOne(String(uid), { uid: true, size: true, source: true }, { uid: true }));
-      if (m === false || !m.source) throw new ConnectorError("IMAP_COMMAND_FAILED", `message UID ${uid} is not on ${ep} any more`, { endpoint: ep, imapUid: uid });
-      if ((m.size ?? m.source.length) > maxBytes) throw new ConnectorError("PAYLOAD_TOO_LARGE", `message UID ${uid} is larger than ${maxBytes} bytes`, { endpoint: ep, imapUid: uid });
-      return m.source;
+      // RFC822.SIZE first (RFC 3501 section 6.4.5): an item over the limit is refused before
+      // any of its body crosses the wire, so a mailbox owner cannot make the worker load a
+      // multi-GB item again and again. The caller records it as skipped (too large).
+      const head = await guard("FETCH RFC822.SIZE", () => client.fetchOne(String(uid), { uid: true, size: true }, { uid: true }));
+      if (head === false) throw new ConnectorError("IMAP_COMMAND_FAILED", `message UID ${uid} is not on ${ep} any more`, { endpoint: ep, imapUid: uid });
+      const tooLarge = (size: number | string) => new ConnectorError("PAYLOAD_TOO_LARGE", `too large: message UID ${uid} has ${size} bytes, the limit is ${maxBytes}`, { endpoint: ep, imapUid: uid, transient: false });
+      if ((head.size ?? 0) > maxBytes) throw tooLarge(head.size!);
+      // Then the body in partial fetches (RFC 3501 section 6.4.5, BODY.PEEK[]<start.length>),
+      // counted as it arrives and stopped one byte past the limit: a size that was wrong or
+      // grew meanwhile cannot pull more than that.
+      return guard("FETCH BODY[]", async () => {
+        const d = await client.download(String(uid), undefined, { uid: true, maxBytes: maxBytes + 1, chunkSize: DOWNLOAD_CHUNK_BYTES });
+        if (!d?.content) throw new ConnectorError("IMAP_COMMAND_FAILED", `message UID ${uid} is not on ${ep} any more`, { endpoint: ep, imapUid: uid });
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const c of d.content as AsyncIterable<Buffer>) {
+          size += c.length;
+          if (size > maxBytes) { d.content.destroy(); throw tooLarge(`more than ${maxBytes}`); }
+          chunks.push(c);
+        }
+        return Buffer.concat(chunks);
+      });
     },
 
     async setSeen(uid: number, seen: boolean): Promise<void> {

@@ -28,6 +28,8 @@ export interface Tenant {
   tenantId: string;
   displayName?: string;
   consentedAt?: string;
+  /** The operator who started the consent link, when one did (admin object id or "local-token"). */
+  consentStartedBy?: string;
   grantedRoles: string[];
   status: "active" | "revoked";
 }
@@ -145,7 +147,7 @@ export class StateStore {
 
   async upsertTenant(t: Tenant): Promise<void> {
     const c = await this.tables.client("tenants");
-    await guard(() => c.upsertEntity(entity("tenant", keyOf(t.tenantId), { tenantId: t.tenantId, displayName: t.displayName, consentedAt: t.consentedAt, grantedRoles: JSON.stringify(t.grantedRoles), status: t.status }), "Replace"));
+    await guard(() => c.upsertEntity(entity("tenant", keyOf(t.tenantId), { tenantId: t.tenantId, displayName: t.displayName, consentedAt: t.consentedAt, consentStartedBy: t.consentStartedBy, grantedRoles: JSON.stringify(t.grantedRoles), status: t.status }), "Replace"));
   }
 
   async getTenant(tenantId: string): Promise<Tenant | undefined> {
@@ -604,6 +606,7 @@ function toTenant(row: Row): Tenant {
     tenantId: str(row, "tenantId") ?? row.rowKey!,
     displayName: str(row, "displayName"),
     consentedAt: str(row, "consentedAt"),
+    consentStartedBy: str(row, "consentStartedBy"),
     grantedRoles: JSON.parse(str(row, "grantedRoles") ?? "[]") as string[],
     status: str(row, "status") === "revoked" ? "revoked" : "active",
   };

@@ -2,8 +2,11 @@
  * Voice-store notifications (Dovecot Lua push in the test world, vendor hooks elsewhere).
  *
  * Authentication: `X-UMC-Timestamp: <unix seconds>` and
- * `X-UMC-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>` (the scheme
- * Stripe and GitHub webhooks use). A timestamp outside +-5 minutes is refused, and a
+ * `X-UMC-Signature: sha256=<hex HMAC-SHA256(endpoint secret, "<timestamp>.<endpoint id>.push.<body>")>`
+ * (the scheme Stripe and GitHub webhooks use, with the endpoint and direction inside the
+ * signed text: src/security/endpointSecrets.ts). Each endpoint has its own secret, so one
+ * customer's voice system cannot trigger runs on another's links. A timestamp outside
+ * +-5 minutes is refused, and a
  * signature seen before inside that window is a replay and refused too (the replay memory
  * is per instance: a replay that lands on another instance only causes one extra, harmless
  * sync run).
@@ -11,12 +14,14 @@
 import crypto from "node:crypto";
 import { z } from "zod";
 import { ConnectorError } from "../errors.js";
+import { verifySignature, type SigningKeys } from "../security/endpointSecrets.js";
 
 export const STORE_SIGNATURE_HEADER = "x-umc-signature";
 export const STORE_TIMESTAMP_HEADER = "x-umc-timestamp";
 export const MAX_STORE_BODY_BYTES = 256 * 1024;
 const MAX_SKEW_SECONDS = 300;
 
+/** The single-secret form (alert webhooks; each has its own secret and receiver). */
 export function signStoreNotification(secret: string, timestamp: number, body: string): string {
   return "sha256=" + crypto.createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
 }
@@ -48,7 +53,9 @@ export type StoreEvent = z.infer<typeof storeEvent>;
 
 /** Verifies and parses; throws UNAUTHORIZED / BAD_REQUEST / PAYLOAD_TOO_LARGE. */
 export function verifyStoreNotification(args: {
-  secret: string;
+  /** The endpoint's signing secrets; undefined when it has none (refused like a bad signature). */
+  keys: SigningKeys | undefined;
+  endpointId: string;
   body: string;
   timestampHeader: string | null;
   signatureHeader: string | null;
@@ -59,10 +66,9 @@ export function verifyStoreNotification(args: {
   const ts = Number(args.timestampHeader);
   if (!args.timestampHeader || !Number.isInteger(ts)) throw new ConnectorError("UNAUTHORIZED", "missing or malformed timestamp");
   if (Math.abs(args.nowSeconds - ts) > MAX_SKEW_SECONDS) throw new ConnectorError("UNAUTHORIZED", "timestamp outside the allowed window");
-  const expected = Buffer.from(signStoreNotification(args.secret, ts, args.body));
-  const given = Buffer.from(args.signatureHeader ?? "");
-  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) throw new ConnectorError("UNAUTHORIZED", "bad signature");
-  if (!args.replay.firstUse(given.toString(), args.nowSeconds)) throw new ConnectorError("UNAUTHORIZED", "replayed notification");
+  if (!args.keys) throw new ConnectorError("UNAUTHORIZED", "no signing secret for this endpoint", { endpoint: args.endpointId.slice(0, 64) });
+  if (!verifySignature(args.keys, args.endpointId, "push", ts, args.body, args.signatureHeader, args.nowSeconds * 1000)) throw new ConnectorError("UNAUTHORIZED", "bad signature", { endpoint: args.endpointId.slice(0, 64) });
+  if (!args.replay.firstUse(`${args.endpointId}|${args.signatureHeader}`, args.nowSeconds)) throw new ConnectorError("UNAUTHORIZED", "replayed notification");
   let json: unknown;
   try { json = JSON.parse(args.body); } catch { throw new ConnectorError("BAD_REQUEST", "store notification is not JSON"); }
   const parsed = storeBody.safeParse(json);

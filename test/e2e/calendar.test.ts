@@ -12,7 +12,7 @@ import { startWorld, type World } from "./world.js";
 import { parseOccurrence } from "../../src/formats/icalendar.js";
 import { storeItemText } from "../../src/formats/storeItem.js";
 import { ensureTestCerts } from "../harness/certs.js";
-import { signStoreNotification } from "../../src/webhooks/storeNotifications.js";
+import { signFor } from "../../src/security/endpointSecrets.js";
 import { openVoiceMailbox } from "../../src/imap/voiceMailbox.js";
 import { syncCalendar, type CalendarCursors, type CalendarRecord } from "../../src/sync/calendarSync.js";
 import { ExchangeCalendar } from "../../src/graph/calendar.js";
@@ -62,7 +62,8 @@ beforeAll(async () => {
     req.on("data", (d) => (body += d));
     req.on("end", () => {
       const ts = Number(req.headers["x-umc-timestamp"]);
-      const valid = req.headers["x-umc-signature"] === signStoreNotification(STORE_SECRET, ts, body);
+      // The endpoint's own secret, with its id and the direction inside the signed text.
+      const valid = req.headers["x-umc-signature"] === signFor(STORE_SECRET, "voice-1", "callback", ts, body);
       callbacks.push({ location: (JSON.parse(body) as { location: string | null }).location, at: Date.now(), valid });
       res.writeHead(204).end();
     });

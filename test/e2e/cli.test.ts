@@ -143,21 +143,21 @@ describe("umconnect", () => {
   it("manages stored endpoints whose password is a named secret, tests them, and refuses what would break", async () => {
     const secretsFile = w.env.UMC_SECRETS_FILE!;
     const withSecret = (value: string) => {
-      const f = JSON.parse(fs.readFileSync(secretsFile, "utf8")) as Record<string, unknown>;
-      fs.writeFileSync(secretsFile, JSON.stringify({ ...f, secrets: { "voice-2-master": value } }), { mode: 0o600 });
+      const f = JSON.parse(fs.readFileSync(secretsFile, "utf8")) as { secrets?: Record<string, string> };
+      fs.writeFileSync(secretsFile, JSON.stringify({ ...f, secrets: { ...f.secrets, "voice-2--master": value } }), { mode: 0o600 });
     };
     const file = (name: string, body: unknown) => { const p = path.join(dir, name); fs.writeFileSync(p, JSON.stringify(body)); return p; };
-    const ep = { id: "voice-2", host: w.dc.host, port: w.dc.port, tls: "plaintext", maxConnections: 4, auth: { mode: "master-separator", masterUser: w.dc.master.user, passwordSecret: "voice-2-master" } };
+    const ep = { id: "voice-2", host: w.dc.host, port: w.dc.port, tls: "plaintext", maxConnections: 4, tenantId: TENANT, auth: { mode: "master-separator", masterUser: w.dc.master.user, passwordSecret: "voice-2--master" } };
     const inline = await umconnect("endpoint", "set", file("inline.json", { ...ep, auth: { ...ep.auth, passwordSecret: undefined, password: "pw" } }));
     expect(inline.code).toBe(1);
     expect(inline.stderr).toMatch(/stored endpoints name their secret/);
     const missing = await umconnect("endpoint", "set", file("ep.json", ep));
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/secret voice-2-master is not in the local secrets file/);
+    expect(missing.stderr).toMatch(/secret voice-2--master is not in the local secrets file/);
     withSecret(w.dc.master.pass);
     expect((await umconnect("endpoint", "set", file("ep.json", ep))).code).toBe(0);
     const listed = await umconnect("endpoints");
-    expect(listed.stdout).toMatch(/voice-2 .*auth master-separator \(secret voice-2-master\).*stored/);
+    expect(listed.stdout).toMatch(/voice-2 .*auth master-separator \(secret voice-2--master\).*stored  owner tenant /);
     expect(listed.stdout).not.toContain(w.dc.master.pass);
     expect((await umconnect("endpoint", "test", "voice-2", "--mailbox", "4982")).stdout).toMatch(/voice-2: logged in for 4982/);
     withSecret("an-expired-password");
@@ -183,7 +183,7 @@ describe("umconnect", () => {
 
   it("manages stored profiles", async () => {
     const p = path.join(dir, "profile.json");
-    fs.writeFileSync(p, JSON.stringify({ id: "fax-only", displayName: "Fax only", copy: { voice: false, fax: true } }));
+    fs.writeFileSync(p, JSON.stringify({ id: "fax-only", displayName: "Fax only", tenantId: TENANT, copy: { voice: false, fax: true } }));
     expect((await umconnect("profile", "set", p)).code).toBe(0);
     expect((await umconnect("profiles")).stdout).toMatch(/fax-only\s+Fax only/);
     fs.writeFileSync(p, JSON.stringify({ id: "broken", displayName: "x", calendar: { pastDays: -1 } }));

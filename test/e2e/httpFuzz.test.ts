@@ -9,7 +9,7 @@ import https from "node:https";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, ADMIN_TOKEN, type World } from "./world.js";
-import { signStoreNotification } from "../../src/webhooks/storeNotifications.js";
+import { signFor } from "../../src/security/endpointSecrets.js";
 import { MAX_HTTP_BODY_BYTES } from "../../src/host/devHost.js";
 
 let w: World;
@@ -90,7 +90,7 @@ describe("HTTP endpoints under hostile input", () => {
   it("refuses store notifications with a bad, stale or replayed HMAC and accepts a fresh signed one once", async () => {
     const body = JSON.stringify({ events: [{ user: "4950", mailbox: "INBOX", event: "MessageNew" }] });
     const now = Math.floor(Date.now() / 1000);
-    const sign = (t: number, b = body) => ({ timestamp: String(t), signature: signStoreNotification(STORE_SECRET, t, b) });
+    const sign = (t: number, b = body) => ({ timestamp: String(t), signature: signFor(STORE_SECRET, "voice-1", "push", t, b) });
     const good = sign(now);
     const post = (h: Record<string, string>, b = body) => send("POST", "/api/store/notifications/voice-1", { "content-type": "application/json", ...h }, b);
     expect((await post({})).status).toBe(401);
@@ -106,6 +106,33 @@ describe("HTTP endpoints under hostile input", () => {
     expect(await queued()).toBe(1);
     await w.deps.syncQueue.clearMessages();
   });
+
+  it("holds the tenant bounds: per-endpoint signatures, bodies on routes that take none, consent bound to its tenant (property)", async () => {
+    const body = JSON.stringify({ events: [{ user: "4950", mailbox: "INBOX", event: "MessageNew" }] });
+    const now = Math.floor(Date.now() / 1000);
+    // voice-1's valid signature, sent for any other endpoint id, with any extra signature entries.
+    await fc.assert(fc.asyncProperty(fc.string({ minLength: 1, maxLength: 70 }).map((s) => encodeURIComponent(s)), fc.array(fc.string({ maxLength: 90 }).map((s) => s.replace(/[^\x20-\x7e]/g, "")), { maxLength: 20 }), async (endpoint, extra) => {
+      fc.pre(endpoint !== "voice-1");
+      const sig = [signFor(STORE_SECRET, "voice-1", "push", now, body), ...extra].join(", ");
+      const r = await send("POST", `/api/store/notifications/${endpoint}`, { "content-type": "application/json", "x-umc-timestamp": String(now), "x-umc-signature": sig }, body);
+      expect([401, 404, 413, 431]).toContain(r.status);
+    }), { numRuns: 150 });
+    expect(await queued()).toBe(0);
+    // Routes that take no body refuse one, before reading it.
+    for (const route of ["/api/health", "/api/admin/status", "/api/admin/consent/start?tenant=0c0ffee0-0000-4000-8000-000000000001"]) {
+      expect((await send("GET", route, { authorization: `Bearer ${ADMIN_TOKEN}` }, "x".repeat(100))).status, route).toBe(413);
+    }
+    // A signed consent state for one tenant never records another, whatever Entra's callback claims.
+    await fc.assert(fc.asyncProperty(fc.oneof(fc.uuid(), fc.string({ maxLength: 60 })), async (tenant) => {
+      const start = await fetch(`${w.host.url}/api/admin/consent/start?tenant=0c0ffee0-0000-4000-8000-0000000000aa`, { redirect: "manual" });
+      await start.body?.cancel();
+      if (start.status === 429) return; // the per-instance budget is spent: nothing to forge with
+      const state = new URL(start.headers.get("location")!).searchParams.get("state")!;
+      const r = await send("GET", `/api/admin/consent/callback?tenant=${encodeURIComponent(tenant)}&admin_consent=True&state=${encodeURIComponent(state)}`);
+      expect(r.status).toBe(400);
+      if (/^[0-9a-f-]{36}$/i.test(tenant)) expect(await w.deps.state.getTenant(tenant.toLowerCase())).toBeUndefined();
+    }), { numRuns: 25 });
+  }, 120_000);
 
   it("does not let query values inject headers or markup", async () => {
     const evil = encodeURIComponent("x\r\nX-Injected: 1\r\n\r\n<script>alert(1)</script>");

@@ -105,14 +105,23 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   const platform = Object.fromEntries((options.disabledFunctions ?? []).map((name) => [`AzureWebJobs.${name}.Disabled`, "true"]));
   const host = await startDevHost({ disabledFunctions: disabledFunctions(platform), masterKey: MASTER_KEY,  definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, queueTriggers: options.queueWorkers ?? true, port: options.ports?.host });
   const users = Object.fromEntries(options.users.map((u) => [u, `pw-${u}`]));
-  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, push: options.storePush === false ? undefined : { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
+  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, push: options.storePush === false ? undefined : { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret, endpointId: ENDPOINT }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
   const secretsFile = path.join(dir, "secrets.json");
-  fs.writeFileSync(secretsFile, JSON.stringify({ endpoints: [{ id: ENDPOINT, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...options.endpoint }], profiles: options.profiles ?? [] }), { mode: 0o600 });
+  // The world's store and profiles belong to its tenant (unless a test says otherwise), and the
+  // store signs its pushes with its own secret (docs/security.md).
+  const owned = (x: Record<string, unknown>) => ("tenantId" in x || "shared" in x ? x : { ...x, tenantId: TENANT });
+  fs.writeFileSync(secretsFile, JSON.stringify({
+    endpoints: [owned({ id: ENDPOINT, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...options.endpoint })],
+    profiles: (options.profiles ?? []).map((p) => owned(p as Record<string, unknown>)),
+    secrets: { [`${ENDPOINT}--signing`]: storeSecret },
+  }), { mode: 0o600 });
   const env: Record<string, string> = {
     UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: az.connectionString, UMC_CLIENT_ID: APP, UMC_CLIENT_SECRET: "app-secret-for-tests",
     UMC_AUTHORITY_HOST: sim.origin, UMC_GRAPH_BASE_URL: sim.origin, UMC_PUBLIC_BASE_URL: host.url, UMC_WEBHOOK_SECRET: webhookSecret,
     UMC_STORE_NOTIFY_SECRET: storeSecret, UMC_SECRETS_FILE: secretsFile, UMC_ADMIN_TOKEN: ADMIN_TOKEN, UMC_LEASE_SECONDS: "30",
     ...(options.fastReadSeconds === "default" ? {} : { UMC_FAST_READ_INTERVAL_SECONDS: String(options.fastReadSeconds ?? 1) }),
+    // Receivers in the test world listen on loopback (a lab allow-list; refused in Azure).
+    UMC_OUTBOUND_ALLOW_HOSTS: "127.0.0.1,localhost",
     ...platform, ...options.env,
   };
   const config = loadConfig(env);

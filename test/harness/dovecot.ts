@@ -20,7 +20,7 @@ export interface DovecotOptions {
    * Lua push: every APPEND / LDA delivery / flag change / expunge POSTs JSON here. With
    * `secret`, requests are signed like src/webhooks/storeNotifications.ts expects.
    */
-  push?: { url: string; secret?: string; headerName?: string; headerValue?: string };
+  push?: { url: string; secret?: string; headerName?: string; headerValue?: string; /** Signs "<ts>.<endpointId>.push.<body>" (src/security/endpointSecrets.ts). */ endpointId?: string };
   /** Implicit TLS (IMAPS) with this key and certificate instead of plaintext. */
   tls?: { keyPath: string; certPath: string };
   /** Caps concurrent connections per user+IP (connection-limit tests). */
@@ -83,7 +83,7 @@ function pushLua(push: NonNullable<DovecotOptions["push"]>): string {
   const sign = push.secret
     ? `local ts = tostring(os.time())
   req:add_header("x-umc-timestamp", ts)
-  req:add_header("x-umc-signature", "sha256=" .. umc_hmac_sha256_hex(${JSON.stringify(push.secret)}, ts .. "." .. body))`
+  req:add_header("x-umc-signature", "sha256=" .. umc_hmac_sha256_hex(${JSON.stringify(push.secret)}, ts .. "." .. ${push.endpointId ? `${JSON.stringify(push.endpointId)} .. ".push." .. ` : ""}body))`
     : "";
   const hmac = push.secret ? fs.readFileSync(new URL("./hmac-sha256.lua", import.meta.url), "utf8") : "";
   return `${hmac}

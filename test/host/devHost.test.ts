@@ -18,9 +18,9 @@ const attempts: number[] = [];
 let ticks = 0;
 
 const testFunctions: FunctionDefinition[] = [
-  { name: "echo", trigger: { kind: "http", route: "echo/{id}", methods: ["POST"], authLevel: "anonymous" },
+  { name: "echo", trigger: { kind: "http", route: "echo/{id}", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: 20 * 1024 * 1024 },
     handler: async (req: HttpRequest) => ({ status: 201, jsonBody: { id: req.params.id, q: req.query.get("q"), body: await req.text() } }) },
-  { name: "boom", trigger: { kind: "http", route: "boom", methods: ["GET"], authLevel: "anonymous" },
+  { name: "boom", trigger: { kind: "http", route: "boom", methods: ["GET"], authLevel: "anonymous", maxBodyBytes: 0 },
     handler: async () => { throw new Error("secret detail"); } },
   { name: "work", trigger: { kind: "queue", queueName: "work", connection: "UMC_STORAGE_CONNECTION_STRING" },
     handler: async (m: unknown) => { received.push(m); } },

@@ -139,7 +139,9 @@ describe.runIf("bin" in found)("infra compiled to ARM JSON", () => {
     const sample = (k: string) => k === "UMC_ENVIRONMENT" ? "azure" : k.endsWith("_URI") || k.endsWith("_URL") ? "https://example.test/" : k === "UMC_LOG_LEVEL" ? "info" : k === "UMC_SYNC_QUEUE" ? "sync-mailbox" : k === "UMC_ADMIN_TENANT_ID" ? "0c0ffee0-0000-4000-8000-000000000001" : "x".repeat(40);
     const env = Object.fromEntries(umc.map((k) => [k, sample(k)]));
     expect(() => loadConfig(env)).not.toThrow();
-    for (const k of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_STORE_NOTIFY_SECRET", "UMC_MANAGED_IDENTITY_CLIENT_ID", "UMC_ADMIN_TENANT_ID", "UMC_KEY_VAULT_URI"]) {
+    // And nothing required is missing: dropping any one required setting breaks the config.
+    // (UMC_STORE_NOTIFY_SECRET is obsolete: each voice-store endpoint has its own signing secret.)
+    for (const k of ["UMC_CLIENT_ID", "UMC_PUBLIC_BASE_URL", "UMC_WEBHOOK_SECRET", "UMC_MANAGED_IDENTITY_CLIENT_ID", "UMC_ADMIN_TENANT_ID", "UMC_KEY_VAULT_URI"]) {
       expect(umc).toContain(k);
       const { [k]: _gone, ...rest } = env;
       expect(() => loadConfig(rest), `${k} should be required`).toThrow();
