@@ -53,7 +53,7 @@ describe("cold start", () => {
   it("starts telemetry after an HTTP answer and before a queue or timer run", async () => {
     const order: string[] = [];
     const start = async () => { order.push("telemetry"); };
-    const http = withStartFirst({ name: "h", trigger: { kind: "http", route: "h", methods: ["GET"], authLevel: "anonymous" }, handler: async () => { order.push("answer"); return { status: 200 }; } } as FunctionDefinition, start, 20);
+    const http = withStartFirst({ name: "h", trigger: { kind: "http", route: "h", methods: ["GET"], authLevel: "anonymous", maxBodyBytes: 0 }, handler: async () => { order.push("answer"); return { status: 200 }; } } as FunctionDefinition, start, 20);
     const queue = withStartFirst({ name: "q", trigger: { kind: "queue", queueName: "q", connection: "c" }, handler: async () => { order.push("run"); } } as FunctionDefinition, start);
     await (http.handler as (a: unknown, b: unknown) => Promise<unknown>)({}, {});
     expect(order).toEqual(["answer"]);
