@@ -2,13 +2,15 @@ import type { InvocationContext, Timer } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
 import { getDeps } from "../src/app/deps.js";
 import { enqueueLinks } from "../src/app/schedule.js";
-import { renewSubscriptions } from "../src/app/voicemail.js";
+import { enqueueSubscriptionUpkeep } from "../src/app/subscriptions.js";
 import { evaluateAlerts } from "../src/admin/alerts.js";
 
+/** Subscription upkeep: links whose subscriptions are missing, due, duplicated or not working
+ *  get an upkeep run (src/app/subscriptions.ts); a refused one is tried again every 5 minutes. */
 export const renewSubscriptionsFunction: FunctionDefinition = {
   name: "renewSubscriptions",
-  trigger: { kind: "timer", schedule: "0 */30 * * * *" },
-  handler: async (_t: Timer, _ctx: InvocationContext) => { await renewSubscriptions(getDeps()); },
+  trigger: { kind: "timer", schedule: "0 */5 * * * *" },
+  handler: async (_t: Timer, _ctx: InvocationContext) => { await enqueueSubscriptionUpkeep(getDeps()); },
 };
 
 /** Stores that cannot notify: a cheap CONDSTORE check per mailbox every minute. */

@@ -18,7 +18,6 @@ import { signStoreNotification, STORE_SIGNATURE_HEADER, STORE_TIMESTAMP_HEADER }
 import type { Deps } from "./deps.js";
 import { recordKindOutcome } from "./kindStatus.js";
 import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
-import { calendarSubscription, keepSubscription } from "./subscriptions.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 
 /** The METADATA entry the voice system reads (RFC 5464 section 3.2: /shared/vendor/<vendor>/...). */
@@ -36,7 +35,6 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
   if (!profile.calendar.enabled) return undefined;
   const started = Date.now();
   try {
-    await keepSubscription(deps, link, req, calendarSubscription(link));
     const exchange = new ExchangeCalendar(deps.graph(link.tenantId), link.userId);
     const store = await openVoiceMailbox(dir.endpoint(link.endpointId), link.voiceMailbox, { folder: profile.calendar.folder, removal: { mode: "expunge" }, createFolder: true });
     let report: CalendarSyncReport;

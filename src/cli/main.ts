@@ -14,6 +14,7 @@
  *   umconnect endpoints | profiles              (configuration as loaded; no secrets)
  *   umconnect endpoint set <endpoint.json> | remove <id> | test <id> --mailbox M
  *   umconnect profile set <profile.json> | remove <id>
+ *   umconnect subscriptions --audit [--tenant T] [--dry-run]  (Graph's subscriptions per mailbox; removes orphans and duplicates)
  * Add --json for machine-readable output.
  */
 import fs from "node:fs";
@@ -23,6 +24,7 @@ import { buildDeps } from "../app/deps.js";
 import { createLogger } from "../log.js";
 import { isConnectorError } from "../errors.js";
 import { removeEndpoint, removeProfile, setEndpoint, setProfile, testEndpoint } from "../admin/configAdmin.js";
+import { auditSubscriptions, formatAudit } from "../admin/subscriptionAudit.js";
 import { allowMassDelete, exportLinks, importLinks, resync, setLinkState, setProfileOverride } from "../admin/links.js";
 
 export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n")): Promise<number> {
@@ -122,6 +124,12 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         }
         return 0;
       }
+      case "subscriptions": {
+        if (!args.includes("--audit")) { err("usage: umconnect subscriptions --audit [--tenant T] [--dry-run]"); return 2; }
+        const rows = await auditSubscriptions(deps, { remove: !args.includes("--dry-run"), tenantId: opt("tenant") });
+        print(formatAudit(rows), rows);
+        return 0;
+      }
       case "endpoints": {
         const e = (await deps.directory()).listEndpoints();
         print(e.map((x) => `${x.id}  ${x.host}:${x.port}  tls ${x.tls}  auth ${x.auth}${x.passwordSecret ? ` (secret ${x.passwordSecret})` : ""}  max ${x.maxConnections} connections  ${x.source}${x.locationCallbackUrl ? `  location callback ${x.locationCallbackUrl}` : ""}`).join("\n") || "(no endpoints)", e);
@@ -133,7 +141,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         return 0;
       }
       default:
-        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test | profile set|remove [--json]");
+        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test | profile set|remove | subscriptions --audit [--dry-run] [--json]");
         return 2;
     }
   } catch (e) {
