@@ -81,7 +81,7 @@ export async function handleGraphNotification(deps: Deps, url: URL, body: string
         // reauthorizationRequired, subscriptionRemoved, or an event this version does not
         // know (Graph adds them): the subscription upkeep handles it, never a sync run.
         if (w.reason === "graph-lifecycle") {
-          deps.log.info("graph.lifecycle.unknown", { event: w.lifecycleEvent?.slice(0, 100), linkId: w.linkId, subscriptionKind: w.kind });
+          deps.log.info("graph.lifecycle.unknown", { lifecycleEvent: w.lifecycleEvent?.slice(0, 100), linkId: w.linkId, subscriptionKind: w.kind });
           add({ linkId: w.linkId, ...kindOf(w), reason: "graph-missed", at }); // handled as a full reconcile
         }
         add({ linkId: w.linkId, kind: "subscriptions", reason: w.reason, subscriptionId: w.subscriptionId, subscriptionKind: w.kind, at });

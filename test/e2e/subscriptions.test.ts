@@ -112,11 +112,11 @@ describe("lifecycle events", () => {
     await sleep(1500);
     expect(await seen("5103")).toBe(false);
     const [sub] = await ourSubs(linkId);
-    const forgedBefore = lines().filter((l) => l.msg === "graph.notification.forged").length;
+    const forgedBefore = lines().filter((l) => l.event === "graph.notification.forged").length;
     w.sim.fireLifecycle(sub!.subscriptionId, "somethingGraphAddedLater");
     await expect.poll(() => seen("5103"), { timeout: 10_000 }).toBe(true);
-    expect(lines().some((l) => l.msg === "graph.lifecycle.unknown" && l.event === "somethingGraphAddedLater")).toBe(true);
-    expect(lines().filter((l) => l.msg === "graph.notification.forged").length).toBe(forgedBefore);
+    expect(lines().some((l) => l.event === "graph.lifecycle.unknown" && l.lifecycleEvent === "somethingGraphAddedLater")).toBe(true);
+    expect(lines().filter((l) => l.event === "graph.notification.forged").length).toBe(forgedBefore);
   });
 
   it("a lifecycle event with link A's genuine clientState never touches link B's subscription; tenant and subscription id are checked", async () => {
@@ -137,7 +137,7 @@ describe("lifecycle events", () => {
     expect(w.sim.subscriptions.has(subB!.subscriptionId)).toBe(true);
     expect((await ourSubs(a.linkId)).map((s) => s.subscriptionId)).toEqual([subA!.id]);
     expect(w.sim.stats.byRoute.get("POST /subscriptions") ?? 0).toBe(createsBefore);
-    expect(lines().filter((l) => l.msg === "graph.notification.forged").length).toBeGreaterThanOrEqual(2);
+    expect(lines().filter((l) => l.event === "graph.notification.forged").length).toBeGreaterThanOrEqual(2);
   });
 
   it("rotates clientState on every renewal and accepts the previous one only until the old subscription is gone", async () => {
@@ -147,12 +147,12 @@ describe("lifecycle events", () => {
     const [old] = simSubs(userId);
     const [record] = await ourSubs(linkId);
     // While the old subscription exists its clientState works (a missed event resyncs).
-    const forged = () => lines().filter((l) => l.msg === "graph.notification.forged").length;
+    const forged = () => lines().filter((l) => l.event === "graph.notification.forged").length;
     let f0 = forged();
     expect((await postLifecycle([{ subscriptionId: old!.id, tenantId: TENANT, clientState: old!.clientState, lifecycleEvent: "missed" }])).status).toBe(202);
     expect(forged()).toBe(f0);
     // Renewal due: the upkeep timer makes a new subscription with a new clientState, then deletes the old one.
-    await w.deps.state.putSubscription({ ...record!, expiresAt: new Date(Date.now() + 3600_000).toISOString() });
+    await w.deps.state.putSubscription({ ...record!, createdAt: new Date(Date.now() - 6 * 24 * 3600_000).toISOString(), expiresAt: new Date(Date.now() + 3600_000).toISOString() });
     await fireTimer("renewSubscriptions");
     await expect.poll(() => w.sim.subscriptions.has(old!.id), { timeout: 10_000 }).toBe(false);
     const [now] = simSubs(userId);
@@ -185,7 +185,7 @@ describe("lifetime and orphans", () => {
       expect(Date.parse(s!.expiresAt) - Date.now()).toBeLessThanOrEqual(4230 * 60_000);
       // The next subscription in this tenant asks for 4,230 at once.
       before = creates();
-      await w.deps.state.putSubscription({ ...s!, expiresAt: new Date(Date.now() + 3600_000).toISOString() });
+      await w.deps.state.putSubscription({ ...s!, createdAt: new Date(Date.now() - 2 * 24 * 3600_000).toISOString(), expiresAt: new Date(Date.now() + 3600_000).toISOString() });
       await fireTimer("renewSubscriptions");
       await expect.poll(async () => (await ourSubs(linkId)).map((x) => x.subscriptionId), { timeout: 10_000 }).not.toContain(s!.subscriptionId);
       expect(creates() - before).toBe(1);
