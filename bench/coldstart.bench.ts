@@ -15,7 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { QueueClient } from "@azure/storage-queue";
 import { startAzurite } from "../test/harness/azurite.js";
-import { makeClientState } from "../src/webhooks/clientState.js";
+import { makeClientState, newNonce } from "../src/webhooks/clientState.js";
 import type { Figure } from "./report.js";
 
 export const title = "Cold start: module load and first Graph notification answered";
@@ -36,7 +36,7 @@ export async function run(): Promise<Figure[]> {
     const samples: Sample[] = [];
     for (let i = 0; i < SAMPLES; i++) {
       const linkId = `L-cold-${i}`;
-      const notification = JSON.stringify({ value: [{ subscriptionId: `sub-${i}`, clientState: makeClientState(secret, linkId), changeType: "created", resource: "Users/u/Messages/m", tenantId: "0c0ffee0-0000-4000-8000-000000000001", resourceData: { id: `m-${i}` } }] });
+      const notification = JSON.stringify({ value: [{ subscriptionId: `sub-${i}`, clientState: makeClientState(secret, linkId, "0c0ffee0-0000-4000-8000-000000000001", newNonce()), changeType: "created", resource: "Users/u/Messages/m", tenantId: "0c0ffee0-0000-4000-8000-000000000001", resourceData: { id: `m-${i}` } }] });
       const env = {
         PATH: process.env.PATH ?? "", UMC_ENVIRONMENT: "local", UMC_STORAGE_CONNECTION_STRING: az.connectionString, UMC_WEBHOOK_SECRET: secret,
         UMC_STORE_NOTIFY_SECRET: "bench-store-secret-0123456789-abcdefghijkl", UMC_LOG_LEVEL: "error", UMC_BENCH_NOTIFICATION: notification,

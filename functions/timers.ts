@@ -5,10 +5,12 @@ import type { FunctionDefinition } from "./definition.js";
 const deps = async () => (await import("../src/app/deps.js")).getDeps();
 const enqueueLinks = async (reason: "poll" | "fast-read" | "reconcile") => (await import("../src/app/schedule.js")).enqueueLinks(await deps(), reason);
 
+/** Subscription upkeep: links whose subscriptions are missing, due, duplicated or not working
+ *  get an upkeep run (src/app/subscriptions.ts); a refused one is tried again every 5 minutes. */
 export const renewSubscriptionsFunction: FunctionDefinition = {
   name: "renewSubscriptions",
-  trigger: { kind: "timer", schedule: "0 */30 * * * *" },
-  handler: async (_t: Timer, _ctx: InvocationContext) => { await (await import("../src/app/voicemail.js")).renewSubscriptions(await deps()); },
+  trigger: { kind: "timer", schedule: "0 */5 * * * *" },
+  handler: async (_t: Timer, _ctx: InvocationContext) => { await (await import("../src/app/subscriptions.js")).enqueueSubscriptionUpkeep(await deps()); },
 };
 
 /** Stores that cannot notify: a cheap CONDSTORE check per mailbox every minute. */

@@ -9,7 +9,7 @@
 import { PAGE_SECURITY_HEADERS } from "../security/pageHeaders.js";
 import type { HttpResponseInit } from "@azure/functions";
 import type { Deps } from "../app/deps.js";
-import type { KindStatus, MailboxLink } from "../state/stateStore.js";
+import type { KindStatus, MailboxLink, SubscriptionHealth } from "../state/stateStore.js";
 
 /** Runs failing this many times in a row raise "keeps failing", whatever the reason. */
 const FAILING_STREAK = 3;
@@ -34,6 +34,8 @@ export interface LinkStatus {
   skipped: Array<{ syncKey: string; code: string; message: string }>;
   lastError?: { code: string; message: string; at: string };
   subscriptionExpiresAt?: string;
+  /** Graph subscription upkeep per kind: active, refused or failed (then polled), last error. */
+  subscriptions?: MailboxLink["subscriptions"];
   /** Contacts, calendar and UC location, when the link's profile syncs them. */
   contacts?: KindStatus;
   calendar?: KindStatus;
@@ -106,6 +108,7 @@ const NEEDS_A_PERSON: Record<string, string> = {
   FORBIDDEN: "Graph denied access to the mailbox (mailbox scoping or consent)",
   MASS_DELETE_REFUSED: "a mass delete was stopped; check the voice store, then override if it is intended",
   SUBSCRIPTION_FAILED: "the Graph subscription could not be created or renewed",
+  SUBSCRIPTION_REFUSED: "Graph refused the subscription; the mailbox is polled at the fast-check interval until it accepts again",
   IMAP_TLS_FAILED: "the voice store's certificate is not trusted",
   TENANT_BOUNDARY: "the link's voice store or profile belongs to another tenant (or has no owner yet): runs are refused until the operator fixes the owner or the link",
 };
@@ -124,6 +127,7 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
       profileId: l.profileId, ...(l.profileOverride ? { overrides: Object.keys(l.profileOverride) } : {}), ...(l.throttled ? { throttled: l.throttled } : {}),
       lastSyncAt: l.lastSyncAt, lagSeconds: l.lastSyncAt ? Math.round((now - Date.parse(l.lastSyncAt)) / 1000) : undefined,
       unreadVoice: l.unreadVoice, readDriftTotal: l.readDriftTotal ?? 0, skipped, lastError: l.lastError, subscriptionExpiresAt: sub?.expiresAt,
+      ...(l.subscriptions ? { subscriptions: l.subscriptions } : {}),
       contacts: l.kinds?.contacts, calendar: l.kinds?.calendar, location: l.kinds?.location,
     });
     alerts.push(...kindAlerts(l));
@@ -133,6 +137,9 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
     }
     if ((l.failureStreak ?? 0) >= FAILING_STREAK) alerts.push({ severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `voicemail sync failed ${l.failureStreak} times in a row` });
     if (sub?.status === "failed") alerts.push({ severity: "critical", linkId: l.linkId, code: "SUBSCRIPTION_FAILED", text: NEEDS_A_PERSON.SUBSCRIPTION_FAILED! });
+    const troubled = Object.entries(l.subscriptions ?? {}).filter((e): e is [string, SubscriptionHealth] => !!e[1] && e[1].state !== "active");
+    // One alert per link, however many kinds and retries: sync goes on by polling meanwhile.
+    if (troubled.length) alerts.push({ severity: "warning", linkId: l.linkId, code: "SUBSCRIPTION_REFUSED", text: `${troubled.map(([k, h]) => `${k} ${h.state}`).join(", ")}: ${NEEDS_A_PERSON.SUBSCRIPTION_REFUSED} (${troubled[0]![1].lastError?.message ?? ""})` });
     if (skipped.length) alerts.push({ severity: "warning", linkId: l.linkId, code: "ITEMS_SKIPPED", text: `${skipped.length} voice message(s) could not be copied (see reasons)` });
   }
   return {
@@ -173,7 +180,7 @@ function kindCell(l: LinkStatus): string {
 export function statusPage(r: StatusReport, q: StatusQuery = {}): HttpResponseInit {
   const nextQuery = r.page?.next ? new URLSearchParams({ format: "html", after: r.page.next, ...(q.tenantId ? { tenant: q.tenantId } : {}), ...(q.problems ? { problems: "1" } : {}), ...(q.limit ? { limit: String(q.limit) } : {}) }) : undefined;
   const nextLink = nextQuery ? `<p><a href="?${esc(nextQuery.toString())}">next page</a></p>` : "";
-  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}<br><small>${esc(l.profileId)}${l.overrides ? ` + override (${esc(l.overrides.join(", "))})` : ""}</small></td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}</td><td>${kindCell(l)}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.throttled ? `<br>throttled by Graph ${l.throttled.count}x, last ${esc(l.throttled.lastAt.slice(0, 16).replace("T", " "))}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
+  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}<br><small>${esc(l.profileId)}${l.overrides ? ` + override (${esc(l.overrides.join(", "))})` : ""}</small></td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}${Object.entries(l.subscriptions ?? {}).filter(([, h]) => h && h.state !== "active").map(([k, h]) => `<br><b>${esc(k)}: ${esc(h!.state)}</b> (polled)`).join("")}</td><td>${kindCell(l)}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.throttled ? `<br>throttled by Graph ${l.throttled.count}x, last ${esc(l.throttled.lastAt.slice(0, 16).replace("T", " "))}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
   const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>umconnect status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.9rem}tr.bad td{background:#fdecea}.critical{color:#a4262c}.warning{color:#8a5a00}</style></head><body>
 <h1>umconnect status</h1><p>Generated ${esc(r.generatedAt)}</p>

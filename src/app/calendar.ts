@@ -22,7 +22,6 @@ import { recordKindOutcome } from "./kindStatus.js";
 import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 import type { LeaseGuard } from "../sync/mailboxRun.js";
 import { gateCalendarPorts, leaseHooks } from "../sync/writeGate.js";
-import { calendarSubscription, keepSubscription } from "./subscriptions.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 
 /** The METADATA entry the voice system reads (RFC 5464 section 3.2: /shared/vendor/<vendor>/...). */
@@ -40,7 +39,6 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
   if (!profile.calendar.enabled) return undefined;
   const started = Date.now();
   try {
-    await keepSubscription(deps, link, req, calendarSubscription(link));
     const exchange = new ExchangeCalendar(deps.graph(link.tenantId), link.userId);
     const store = await openVoiceMailbox(dir.endpoint(link.endpointId), link.voiceMailbox, { folder: profile.calendar.folder, removal: { mode: "expunge" }, createFolder: true });
     let report: CalendarSyncReport;

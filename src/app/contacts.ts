@@ -1,6 +1,6 @@
 /**
  * Runs the two-way contacts sync for one mailbox link: the store's contacts folder and the
- * profile's Exchange contact folder, under the link's contacts lease, with its subscription.
+ * profile's Exchange contact folder, under the link's contacts lease.
  */
 import { ensureConnectorError } from "../errors.js";
 import { ExchangeContacts } from "../graph/contacts.js";
@@ -11,7 +11,6 @@ import { syncContacts, type ContactExchangePort, type ContactCursors, type Conta
 import type { Logger } from "../log.js";
 import type { Deps } from "./deps.js";
 import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
-import { contactsSubscription, keepSubscription } from "./subscriptions.js";
 import type { SyncRequest } from "./syncQueue.js";
 import { recordKindOutcome } from "./kindStatus.js";
 import type { LeaseGuard } from "../sync/mailboxRun.js";
@@ -63,7 +62,6 @@ async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest,
     const ports = await openContactsPorts(deps, link, profile);
     let report: ContactsSyncReport;
     try {
-      await keepSubscription(deps, link, req, contactsSubscription(link, ports.folderId));
       report = await syncContacts({
         ...gateContactsPorts(ports, leaseHooks(lease)),
         limits: { massDeleteMaxShare: profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.contacts !== undefined },

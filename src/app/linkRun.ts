@@ -16,12 +16,15 @@ import { ensureConnectorError } from "../errors.js";
 
 export type LinkRunResult<T> = { status: "ran"; report: T } | { status: "coalesced" } | { status: "skipped"; reason: string };
 
-/** Requests that compare both sides in full (cursors ignored). */
-export const isFullRun = (req: SyncRequest) => req.reason === "reconcile" || req.reason === "graph-missed";
+/** Requests that compare both sides in full (cursors ignored). For subscription upkeep: lifecycle
+ *  requests, so one that coalesces with a running upkeep still gets its own pass (a follow-up
+ *  "reconcile" that reauthorizes and checks every subscription of the link). */
+export const isFullRun = (req: SyncRequest) => req.reason === "reconcile" || req.reason === "graph-missed" || req.reason === "graph-lifecycle"
+  || (req.kind === "subscriptions" && (req.reason === "graph-reauthorize" || req.reason === "graph-resubscribe"));
 
-const runKeyOf = (linkId: string, kind: SyncKind) => (kind === "voicemail" ? linkId : `${kind}:${linkId}`);
+export const runKeyOf = (linkId: string, kind: SyncKind) => (kind === "voicemail" ? linkId : `${kind}:${linkId}`);
 /** A queued mark older than this no longer holds notifications back. */
-const QUEUED_MARK_SECONDS = 120;
+export const QUEUED_MARK_SECONDS = 120;
 
 /**
  * Enqueues a run for a change notification, unless one for the same link and kind is already

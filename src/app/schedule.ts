@@ -3,7 +3,9 @@
  * the mailbox lease, so overlapping triggers coalesce.
  *  - poll: every enabled link (stores without push; costs one STATUS-like SELECT when idle);
  *  - fast-read: only links with unread voice messages, so the cost is proportional to them
- *    (one delta request per check, far inside the 10,000 requests per 10 minutes budget);
+ *    (one delta request per check, far inside the 10,000 requests per 10 minutes budget), and
+ *    links whose Graph subscription is refused or failing (polled at this interval, for the
+ *    kinds without a working subscription, until the upkeep gets one again);
  *  - reconcile: every enabled link, full comparison.
  * Contacts ride along with poll and reconcile when the link's profile syncs them; the calendar
  * (one-way from Exchange, so notifications cover it) with reconcile, which also slides its
@@ -14,7 +16,7 @@ import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncKind, type SyncRequest } from "./syncQueue.js";
 
 /** Enqueues one run per kind the link's profile syncs (voicemail always). Returns how many. */
-export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "linkId" | "profileId" | "profileOverride">, reason: SyncRequest["reason"], kinds: SyncKind[] = ["voicemail", "contacts", "calendar"]): Promise<number> {
+export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "linkId" | "profileId" | "profileOverride">, reason: SyncRequest["reason"], kinds: SyncKind[] = ["voicemail", "contacts", "calendar", "subscriptions"]): Promise<number> {
   const at = Date.now();
   let n = 0;
   if (kinds.includes("voicemail")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, reason, at }); n++; }
@@ -22,6 +24,9 @@ export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "link
   try { profile = (await deps.directory()).linkProfile(link); } catch { return n; } // the voicemail run reports it on the link
   if (profile.contacts.enabled && kinds.includes("contacts")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "contacts", reason, at }); n++; }
   if (profile.calendar.enabled && kinds.includes("calendar")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "calendar", reason, at }); n++; }
+  // A new link (or an administrator's run) also gets its subscriptions, in a run of their own;
+  // the hourly reconcile checks them with Graph (one lost without a lifecycle event is recreated).
+  if ((reason === "admin" || reason === "reconcile") && kinds.includes("subscriptions")) await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "subscriptions", reason, at });
   return n;
 }
 
@@ -35,7 +40,7 @@ const ranWithin = (k: { lastSyncAt?: string; lastError?: unknown } | undefined, 
   !!k?.lastSyncAt && !k.lastError && now - Date.parse(k.lastSyncAt) < ms;
 
 export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reason"], "poll" | "fast-read" | "reconcile">): Promise<number> {
-  const links = await deps.state.listLinks({ state: "enabled", withUnreadVoice: reason === "fast-read" });
+  const links = await deps.state.listLinks({ state: "enabled", fastCheck: reason === "fast-read" });
   const now = Date.now();
   let n = 0;
   for (const l of links) {
@@ -43,12 +48,16 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
       // The timer fires every 5 s; the configured interval may be longer. A link that ran within
       // the interval (a notification, a deposit) has just looked at its delta.
       const interval = deps.config.sync.fastReadIntervalSeconds * 1000 - 500;
-      if (now - (lastFastRead.get(l.linkId) ?? 0) < interval || ranWithin(l, interval, now)) continue;
+      if (now - (lastFastRead.get(l.linkId) ?? 0) < interval) continue;
+      // Without a working subscription, the kinds it should watch are polled (a refusal never stops sync).
+      const unwatched = Object.entries(l.subscriptions ?? {}).filter(([, h]) => h && h.state !== "active").map(([k]) => k);
+      const kinds = (["voicemail", "contacts", "calendar"] as const).filter((k) => (k === "voicemail" && l.unreadVoice > 0) || (l.subscriptionFallback && unwatched.includes(k)))
+        .filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], interval, now));
+      if (!kinds.length) continue;
       lastFastRead.set(l.linkId, now);
-      await enqueueSync(deps.syncQueue, { linkId: l.linkId, reason, at: now });
-      n++;
+      n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
     } else if (reason === "reconcile") {
-      n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar"]);
+      n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar", "subscriptions"]);
     } else {
       // Poll: a run starts with the CONDSTORE/QRESYNC check; during bursts every busy link just ran.
       const kinds = (["voicemail", "contacts"] as const).filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.contacts, POLL_SKIP_MS, now));

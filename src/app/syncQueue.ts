@@ -9,9 +9,13 @@ import { ConnectorError } from "../errors.js";
 
 export const syncRequestSchema = z.object({
   linkId: z.string().min(1).max(200),
-  reason: z.enum(["graph-change", "graph-missed", "graph-resubscribe", "graph-reauthorize", "store-change", "poll", "fast-read", "reconcile", "follow-up", "admin", "scheduled"]),
-  /** What to sync; absent means voicemail (messages queued before other kinds existed). */
-  kind: z.enum(["voicemail", "contacts", "calendar", "location"]).optional(),
+  reason: z.enum(["graph-change", "graph-missed", "graph-resubscribe", "graph-reauthorize", "graph-lifecycle", "store-change", "poll", "fast-read", "reconcile", "follow-up", "admin", "scheduled"]),
+  /** What to sync; absent means voicemail (messages queued before other kinds existed).
+   *  "subscriptions": Graph subscription upkeep of the link (src/app/subscriptions.ts). */
+  kind: z.enum(["voicemail", "contacts", "calendar", "location", "subscriptions"]).optional(),
+  /** Subscription upkeep: the subscription a lifecycle event named, and its kind. */
+  subscriptionId: z.string().min(1).max(200).optional(),
+  subscriptionKind: z.enum(["voicemail", "contacts", "calendar"]).optional(),
   /** Unix ms when the trigger happened (latency measurement). */
   at: z.number().optional(),
   /** Retries so far of a run put off because its voice store was busy or away. */

@@ -11,6 +11,7 @@ import { runContactsRequest } from "./contacts.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 import { runSyncRequest } from "./voicemail.js";
+import { runSubscriptionRequest } from "./subscriptions.js";
 import { recordDeferred, traceSyncRun } from "../telemetry.js";
 
 /** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
@@ -27,6 +28,7 @@ export async function runRequest(deps: Deps, req: SyncRequest) {
     case "contacts": return runContactsRequest(deps, req);
     case "calendar": return runCalendarRequest(deps, req);
     case "location": return runLocationRequest(deps, req);
+    case "subscriptions": return runSubscriptionRequest(deps, req);
   }
 }
 

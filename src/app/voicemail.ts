@@ -1,7 +1,7 @@
 /**
  * Runs the voicemail sync for one mailbox link: resolve its endpoint, profile and Exchange
  * folder, open the voice mailbox, run the sync core under the mailbox lease, record the
- * outcome on the link, and keep its Graph subscription alive.
+ * outcome on the link. Its Graph subscriptions are kept by their own upkeep (subscriptions.ts).
  */
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import { parseVoiceMessage } from "../formats/voiceMessage.js";
@@ -11,7 +11,6 @@ import { syncVoicemail, type CopySelector, type VoicemailSyncReport } from "../s
 import { decideCopy, toVoicemailItem } from "../sync/voicemailCopy.js";
 import type { ExchangeMailboxPort, VoicemailStatePort } from "../sync/ports.js";
 import type { FeatureProfile } from "../admin/profiles.js";
-import { keepSubscription, voicemailSubscription } from "./subscriptions.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
@@ -86,7 +85,6 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
     const ports = await openVoicemailPorts(deps, link);
     let report: VoicemailSyncReport;
     try {
-      await keepSubscription(deps, link, req, voicemailSubscription(link, ports.folderId));
       report = await syncVoicemail({
         ...gateVoicemailPorts(ports, leaseHooks(lease)), log,
         limits: { massDeleteMaxShare: ports.profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.voicemail !== undefined },
@@ -114,5 +112,3 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
     throw err;
   }
 }
-
-export { renewSubscriptions } from "./subscriptions.js";

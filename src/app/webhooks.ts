@@ -1,6 +1,6 @@
 /**
  * HTTP webhook handling, independent of the Functions types so it can be tested directly:
- * authenticate, turn into sync requests, enqueue, answer fast.
+ * authenticate, turn into sync requests, enqueue, answer fast (within 3 s, always).
  */
 import type { HttpResponseInit } from "@azure/functions";
 import { isConnectorError } from "../errors.js";
@@ -8,11 +8,23 @@ import { parseNotifications, validationToken, type NotificationWork } from "../w
 import { verifyStoreNotification } from "../webhooks/storeNotifications.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
-import { requestChangeRun } from "./linkRun.js";
+import { QUEUED_MARK_SECONDS, requestChangeRun, runKeyOf } from "./linkRun.js";
+import { kindOfResource } from "./subscriptions.js";
+import { nonceTime } from "../webhooks/clientState.js";
+import { withDeadline } from "../timeouts.js";
+import type { SubscriptionRecord } from "../state/stateStore.js";
 
-const REASON: Record<NotificationWork["reason"], SyncRequest["reason"]> = {
-  "graph-change": "graph-change", "graph-missed": "graph-missed", "graph-resubscribe": "graph-resubscribe", "graph-reauthorize": "graph-reauthorize",
-};
+/** Graph expects an answer within 3 s (change-notifications-delivery-webhooks: slow endpoints
+ *  are throttled, then dropped): every storage call in the request path has a deadline, and
+ *  the whole answer is given within this budget. */
+export const WEBHOOK_BUDGET_MS = 2_500;
+/** Looking up the subscription records of a batch (in parallel). */
+const LOOKUP_MS = 900;
+/** The "already queued" mark is an optimisation: when storage is slow, skip it and enqueue. */
+const MARK_MS = 500;
+/** A notification that arrives before its subscription's record is written (the create is in
+ *  flight) is accepted when its nonce is this fresh. */
+const FRESH_NONCE_MS = 10 * 60_000;
 
 function errorResponse(e: unknown, deps?: Deps, what?: string): HttpResponseInit {
   if (isConnectorError(e) && e.httpStatus < 500) {
@@ -23,27 +35,76 @@ function errorResponse(e: unknown, deps?: Deps, what?: string): HttpResponseInit
   throw e;
 }
 
+/** Not durable in time: Graph retries on 5xx; Retry-After says when. */
+const unavailable = (): HttpResponseInit => ({ status: 503, headers: { "retry-after": "10" }, jsonBody: { error: "STATE_UNAVAILABLE" } });
+
+/**
+ * Subscription id, link, kind, tenant and nonce together: a genuine clientState of link A
+ * sent with link B's subscription id (or another tenant's id, or after A's old subscription
+ * is gone) is refused.
+ */
+function genuine(w: NotificationWork, rec: SubscriptionRecord | undefined, now: number): boolean {
+  if (!rec) {
+    // No record (yet): only a change notification of a subscription being created right now.
+    const made = w.nonce ? nonceTime(w.nonce) : undefined;
+    return w.reason === "graph-change" && made !== undefined && now - made < FRESH_NONCE_MS && made <= now + 60_000;
+  }
+  return rec.linkId === w.linkId && kindOfResource(rec.resource) === w.kind && rec.tenantId === w.tenantId && (rec.nonce ?? undefined) === w.nonce;
+}
+
 export async function handleGraphNotification(deps: Deps, url: URL, body: string, kind: "change" | "lifecycle"): Promise<HttpResponseInit> {
   const token = validationToken(url);
   // Validation: echo the decoded token as text/plain within 10 s (change-notifications-delivery-webhooks).
   if (token !== undefined) return { status: 200, headers: { "content-type": "text/plain", "x-content-type-options": "nosniff" }, body: token };
   const secret = deps.config.secrets.webhookSecret;
   if (!secret) return { status: 503, jsonBody: { error: "webhooks are not configured" } };
+  const started = Date.now();
+  const left = (cap: number) => Math.max(50, Math.min(cap, WEBHOOK_BUDGET_MS - (Date.now() - started)));
+  let parsed: ReturnType<typeof parseNotifications>;
   try {
-    const { work, forged } = parseNotifications(body, secret);
+    parsed = parseNotifications(body, secret);
+  } catch (e) {
+    return errorResponse(e);
+  }
+  let forged = parsed.forged;
+  try {
+    const ids = [...new Set(parsed.work.map((w) => w.subscriptionId))];
+    const lookupMs = left(LOOKUP_MS);
+    const records = new Map(await Promise.all(ids.map(async (id) => [id, await withDeadline(deps.state.getSubscription(id), lookupMs, "STATE_UNAVAILABLE", "subscription lookup")] as const)));
+    const now = Date.now();
+    const work = parsed.work.filter((w) => genuine(w, records.get(w.subscriptionId), now) || (forged++, false));
     if (forged) deps.log.warn("graph.notification.forged", { kind, forged });
     const at = Date.now();
-    // Graph deleted these subscriptions: forget them now, so whichever run comes next (even a
-    // coalesced follow-up) sees the link without a subscription and creates a new one.
-    for (const w of work) if (w.reason === "graph-resubscribe") await deps.state.deleteSubscription(w.subscriptionId);
-    // Enqueue, then 202: a failure to enqueue answers 5xx so Graph retries.
-    await Promise.all(work.map((w) => {
-      const req: SyncRequest = { linkId: w.linkId, ...(w.kind === "voicemail" ? {} : { kind: w.kind }), reason: REASON[w.reason], at };
-      // Lifecycle events need their own run (a full comparison, a new subscription).
-      return w.reason === "graph-change" ? requestChangeRun(deps, req) : enqueueSync(deps.syncQueue, req);
+    const jobs = new Map<string, SyncRequest>();
+    const add = (r: SyncRequest) => jobs.set(`${r.linkId}|${r.kind ?? "voicemail"}|${r.reason}|${r.subscriptionId ?? ""}`, r);
+    const kindOf = (w: NotificationWork) => (w.kind === "voicemail" ? {} : { kind: w.kind });
+    for (const w of work) {
+      if (w.reason === "graph-change") add({ linkId: w.linkId, ...kindOf(w), reason: "graph-change", at });
+      else if (w.reason === "graph-missed") add({ linkId: w.linkId, ...kindOf(w), reason: "graph-missed", at });
+      else {
+        // reauthorizationRequired, subscriptionRemoved, or an event this version does not
+        // know (Graph adds them): the subscription upkeep handles it, never a sync run.
+        if (w.reason === "graph-lifecycle") {
+          deps.log.info("graph.lifecycle.unknown", { lifecycleEvent: w.lifecycleEvent?.slice(0, 100), linkId: w.linkId, subscriptionKind: w.kind });
+          add({ linkId: w.linkId, ...kindOf(w), reason: "graph-missed", at }); // handled as a full reconcile
+        }
+        add({ linkId: w.linkId, kind: "subscriptions", reason: w.reason, subscriptionId: w.subscriptionId, subscriptionKind: w.kind, at });
+      }
+    }
+    // Durable once enqueued; then 202. Change runs coalesce through the queued mark.
+    await Promise.all([...jobs.values()].map(async (req) => {
+      if (req.reason === "graph-change") {
+        const fresh = await withDeadline(deps.state.markQueued(runKeyOf(req.linkId, req.kind ?? "voicemail"), QUEUED_MARK_SECONDS), left(MARK_MS), "STATE_UNAVAILABLE", "queued mark").catch(() => true);
+        if (!fresh) return;
+      }
+      await withDeadline(enqueueSync(deps.syncQueue, req), left(WEBHOOK_BUDGET_MS), "STATE_UNAVAILABLE", "enqueue");
     }));
     return { status: 202 };
   } catch (e) {
+    if (isConnectorError(e, "STATE_UNAVAILABLE")) {
+      deps.log.warn("graph.notification.unavailable", { kind, ms: Date.now() - started, error: e });
+      return unavailable();
+    }
     return errorResponse(e, deps, "graph.notification");
   }
 }

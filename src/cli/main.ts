@@ -16,6 +16,7 @@
  *   umconnect endpoint set <endpoint.json> | remove <id> | test <id> --mailbox M
  *   umconnect endpoint rotate-secret <id> [--overlap-hours H]   (new signing secret; the old one stays valid H hours, default 24)
  *   umconnect profile set <profile.json> | remove <id>
+ *   umconnect subscriptions --audit [--tenant T] [--dry-run]  (Graph's subscriptions per mailbox; removes orphans and duplicates)
  * Add --json for machine-readable output.
  */
 import fs from "node:fs";
@@ -25,6 +26,7 @@ import { buildDeps, workstationCredential } from "../app/deps.js";
 import { createLogger } from "../log.js";
 import { isConnectorError } from "../errors.js";
 import { removeEndpoint, removeProfile, rotateSigningSecret, setEndpoint, setProfile, testEndpoint } from "../admin/configAdmin.js";
+import { auditSubscriptions, formatAudit } from "../admin/subscriptionAudit.js";
 import { allowMassDelete, exportLinks, importLinks, linkMailbox, resync, setLinkState, setProfileOverride } from "../admin/links.js";
 
 export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n")): Promise<number> {
@@ -141,6 +143,12 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         }
         return 0;
       }
+      case "subscriptions": {
+        if (!args.includes("--audit")) { err("usage: umconnect subscriptions --audit [--tenant T] [--dry-run]"); return 2; }
+        const rows = await auditSubscriptions(deps, { remove: !args.includes("--dry-run"), tenantId: opt("tenant") });
+        print(formatAudit(rows), rows);
+        return 0;
+      }
       case "endpoints": {
         const e = (await deps.directory()).listEndpoints();
         print(e.map((x) => `${x.id}  ${x.host}:${x.port}  tls ${x.tls}  auth ${x.auth}${x.passwordSecret ? ` (secret ${x.passwordSecret})` : ""}  max ${x.maxConnections} connections  ${x.source}  owner ${x.owner}  signing ${x.signing}${x.locationCallbackUrl ? `  location callback ${x.locationCallbackUrl}` : ""}${x.refused ? `  REFUSED: ${x.refused}` : ""}`).join("\n") || "(no endpoints)", e);
@@ -152,7 +160,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         return 0;
       }
       default:
-        err("usage: umconnect tenants | links | status | import <csv> --tenant T | link <voiceMailbox> --endpoint E --smtp S [--profile P] --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test|rotate-secret | profile set|remove [--json]");
+        err("usage: umconnect tenants | links | status | import <csv> --tenant T | link <voiceMailbox> --endpoint E --smtp S [--profile P] --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test|rotate-secret | profile set|remove | subscriptions --audit [--dry-run] [--json]");
         return 2;
     }
   } catch (e) {

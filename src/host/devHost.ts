@@ -34,6 +34,8 @@ export const MAX_HTTP_BODY_BYTES = 10 * 1024 * 1024;
 export interface HostJsonQueues {
   maxPollingIntervalMs: number;
   batchSize: number;
+  /** The host fetches the next batch once this few messages are still being processed. */
+  newBatchThreshold: number;
   maxDequeueCount: number;
   visibilityTimeoutSeconds: number;
 }
@@ -48,6 +50,7 @@ export function readHostJsonQueues(path = new URL("../../host.json", import.meta
   return {
     maxPollingIntervalMs: span(q.maxPollingInterval, 60_000),
     batchSize: typeof q.batchSize === "number" ? q.batchSize : 16,
+    newBatchThreshold: typeof q.newBatchThreshold === "number" ? q.newBatchThreshold : Math.floor((typeof q.batchSize === "number" ? q.batchSize : 16) / 2),
     maxDequeueCount: typeof q.maxDequeueCount === "number" ? q.maxDequeueCount : 5,
     visibilityTimeoutSeconds: span(q.visibilityTimeout, 0) / 1000,
   };
@@ -201,12 +204,22 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
     const handler = d.handler as (m: unknown, c: Ctx) => Promise<unknown>;
     pollers.push((async () => {
       let idle = 100; // the host backs off exponentially up to maxPollingInterval when idle
+      // Like the Functions host, a new batch is fetched as soon as the messages still being
+      // processed are down to newBatchThreshold: one slow message never holds the others back
+      // (https://learn.microsoft.com/en-us/azure/azure-functions/functions-bindings-storage-queue#concurrency).
+      let processing = 0;
+      let slotFreed: (() => void) | undefined;
       while (!stopping) {
+        if (processing > q.newBatchThreshold) {
+          await new Promise<void>((r) => { slotFreed = r; setTimeout(r, 100); });
+          continue;
+        }
         let got = 0;
         try {
           const batch = await client.receiveMessages({ numberOfMessages: Math.min(32, q.batchSize), visibilityTimeout: Math.max(30, q.visibilityTimeoutSeconds) });
           got = batch.receivedMessageItems.length;
-          await Promise.all(batch.receivedMessageItems.map((m) => track((async () => {
+          processing += got;
+          batch.receivedMessageItems.forEach((m) => track((async () => {
             const text = Buffer.from(m.messageText, "base64").toString("utf8");
             let payload: unknown = text;
             try { payload = JSON.parse(text); } catch { /* the host passes non-JSON as a string */ }
@@ -225,7 +238,7 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
                 log.warn("queue.retry", { functionName: d.name, messageId: m.messageId, dequeueCount: m.dequeueCount, error: e });
               }
             }
-          })())));
+          })().catch((e) => log.warn("queue.settle.failed", { functionName: d.name, error: e })).finally(() => { processing--; slotFreed?.(); })));
         } catch (e) {
           if (!stopping) log.warn("queue.poll.failed", { queue: queueName, error: e });
         }

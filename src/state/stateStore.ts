@@ -10,6 +10,7 @@
  *   records   PK linkId|kind RK syncKey               contacts / calendar item state (JSON)
  *   conflicts PK linkId    RK syncKey|time             losing versions of edit/edit conflicts
  *   subs      PK "sub"     RK subscriptionId           Graph subscriptions
+ *             PK "lifetime" RK tenantId               subscription lifetime a tenant accepts
  *   leases    PK "lease"   RK key                      one writer per mailbox
  *   runs      PK "run"     RK linkId                   coalesced follow-up requests
  *   nonces    PK "nonce"   RK nonce                    single-use consent states
@@ -65,7 +66,20 @@ export interface MailboxLink {
   throttled?: { count: number; lastAt: string };
   /** This user's departures from the link's feature profile (validated when set). */
   profileOverride?: Record<string, unknown>;
+  /** Graph subscription upkeep per kind (src/app/subscriptions.ts): its state and last error. */
+  subscriptions?: Partial<Record<"voicemail" | "contacts" | "calendar", SubscriptionHealth>>;
+  /** Some kind has no working subscription: the fast check polls the link meanwhile. */
+  subscriptionFallback?: boolean;
   etag?: string;
+}
+
+export interface SubscriptionHealth {
+  /** active: Graph notifies; refused: Graph said no (4xx), polling until it accepts;
+   *  failed: Graph or the network failed (5xx, timeout), polling and retrying. */
+  state: "active" | "refused" | "failed";
+  since: string;
+  lastError?: { code: string; message: string; at: string };
+  expiresAt?: string;
 }
 
 export interface KindStatus {
@@ -90,6 +104,9 @@ export interface SubscriptionRecord {
   resource: string;
   expiresAt: string;
   status: "active" | "failed";
+  /** The clientState nonce this subscription was created with (absent: made before nonces). */
+  nonce?: string;
+  createdAt?: string;
 }
 
 export interface Lease {
@@ -223,12 +240,14 @@ export class StateStore {
     return row && toLink(row);
   }
 
-  async listLinks(filter: { tenantId?: string; state?: LinkState; withUnreadVoice?: boolean } = {}): Promise<MailboxLink[]> {
+  /** `fastCheck`: links with unread voicemail or without a working subscription (the fast check's work). */
+  async listLinks(filter: { tenantId?: string; state?: LinkState; withUnreadVoice?: boolean; fastCheck?: boolean } = {}): Promise<MailboxLink[]> {
     const c = await this.tables.client("links");
     const clauses = ["PartitionKey eq 'link'"];
     if (filter.tenantId) clauses.push(`tenantId eq '${filter.tenantId.replace(/'/g, "''")}'`);
     if (filter.state) clauses.push(`state eq '${filter.state}'`);
     if (filter.withUnreadVoice) clauses.push("unreadVoice gt 0");
+    if (filter.fastCheck) clauses.push("(unreadVoice gt 0 or subscriptionFallback eq true)");
     const out: MailboxLink[] = [];
     await guard(async () => { for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: clauses.join(" and ") } })) out.push(toLink(row as Row)); });
     return out;
@@ -478,6 +497,17 @@ export class StateStore {
     await guard(() => c.deleteEntity("sub", keyOf(subscriptionId))).catch((e) => { if (!isConnectorError(e, "NOT_FOUND")) throw e; });
   }
 
+  /** The subscription lifetime (minutes) a tenant's Graph accepted last, if it ever refused more. */
+  async getSubscriptionMinutes(tenantId: string): Promise<number | undefined> {
+    const row = await getOrUndefined(await this.tables.client("subs"), "lifetime", keyOf(tenantId));
+    return row ? num(row, "minutes") : undefined;
+  }
+
+  async putSubscriptionMinutes(tenantId: string, minutes: number): Promise<void> {
+    const c = await this.tables.client("subs");
+    await guard(() => c.upsertEntity(entity("lifetime", keyOf(tenantId), { tenantId, minutes }), "Replace"));
+  }
+
   // ---- leases ----------------------------------------------------------------------------
 
   /**
@@ -621,6 +651,7 @@ function linkEntity(l: MailboxLink) {
     failureStreak: l.failureStreak, massDeleteAllowed: l.massDeleteAllowed ? JSON.stringify(l.massDeleteAllowed) : undefined,
     profileOverride: l.profileOverride ? JSON.stringify(l.profileOverride) : undefined,
     throttled: l.throttled ? JSON.stringify(l.throttled) : undefined,
+    subscriptions: l.subscriptions ? JSON.stringify(l.subscriptions) : undefined, subscriptionFallback: l.subscriptionFallback,
   });
 }
 
@@ -637,7 +668,9 @@ function toLink(row: Row): MailboxLink {
     failureStreak: num(row, "failureStreak"),
     massDeleteAllowed: str(row, "massDeleteAllowed") ? (JSON.parse(str(row, "massDeleteAllowed")!) as MailboxLink["massDeleteAllowed"]) : undefined,
     profileOverride: str(row, "profileOverride") ? (JSON.parse(str(row, "profileOverride")!) as Record<string, unknown>) : undefined,
-    throttled: str(row, "throttled") ? (JSON.parse(str(row, "throttled")!) as MailboxLink["throttled"]) : undefined, etag: row.etag,
+    throttled: str(row, "throttled") ? (JSON.parse(str(row, "throttled")!) as MailboxLink["throttled"]) : undefined,
+    subscriptions: str(row, "subscriptions") ? (JSON.parse(str(row, "subscriptions")!) as MailboxLink["subscriptions"]) : undefined,
+    subscriptionFallback: bool(row, "subscriptionFallback") || undefined, etag: row.etag,
   };
 }
 
@@ -660,5 +693,6 @@ function toSub(row: Row): SubscriptionRecord {
   return {
     subscriptionId: str(row, "subscriptionId")!, linkId: str(row, "linkId")!, tenantId: str(row, "tenantId")!, resource: str(row, "resource")!,
     expiresAt: str(row, "expiresAt")!, status: str(row, "status") === "failed" ? "failed" : "active",
+    nonce: str(row, "nonce"), createdAt: str(row, "createdAt"),
   };
 }

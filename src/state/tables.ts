@@ -8,6 +8,9 @@
 import { TableClient, type TableEntity, type TableEntityResult } from "@azure/data-tables";
 import type { TokenCredential } from "@azure/core-auth";
 import { ConnectorError } from "../errors.js";
+import { withDeadline } from "../timeouts.js";
+
+const TABLE_OPEN_DEADLINE_MS = 10_000;
 
 export interface StorageTarget {
   connectionString?: string;
@@ -45,7 +48,10 @@ export class Tables {
     } else {
       throw new ConnectorError("CONFIG_INVALID", "state store needs a connection string, or a table service URI and a credential");
     }
-    await guard(() => client.createTable()); // idempotent: 409 TableAlreadyExists is swallowed by the SDK
+    // Idempotent: 409 TableAlreadyExists is swallowed by the SDK. With a deadline: a creation
+    // that hangs (storage unreachable at a cold start) must not stay cached and hang every
+    // later call of this process; it fails, is forgotten, and the next call tries again.
+    await withDeadline(guard(() => client.createTable()), TABLE_OPEN_DEADLINE_MS, "STATE_UNAVAILABLE", `opening table ${table}`);
     return client;
   }
 }

@@ -8,7 +8,11 @@
  *   dropped and counted, never acted on (same page, "Receive notifications").
  * - Lifecycle events (reauthorizationRequired, subscriptionRemoved, missed) arrive on the
  *   lifecycleNotificationUrl and carry no resource
- *   (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events).
+ *   (https://learn.microsoft.com/en-us/graph/change-notifications-lifecycle-events). Graph adds
+ *   event names over time: an unknown one with a genuine clientState is kept (reason
+ *   "graph-lifecycle", handled as a full reconcile), not treated as forged.
+ * This module only checks the mac (stateless); src/app/webhooks.ts then checks subscription id,
+ * link, kind, tenant and nonce together against the subscription record.
  */
 import { z } from "zod";
 import { ConnectorError } from "../errors.js";
@@ -24,14 +28,14 @@ const changeNotification = z.object({
   resource: z.string().max(2000).optional(),
   tenantId: z.string().max(100).optional(),
   subscriptionExpirationDateTime: z.string().max(100).optional(),
-  lifecycleEvent: z.enum(["reauthorizationRequired", "subscriptionRemoved", "missed"]).optional(),
+  lifecycleEvent: z.string().min(1).max(100).optional(),
   resourceData: z.object({ id: z.string().max(1000).optional() }).passthrough().optional(),
 }).passthrough();
 
 // Items are checked one by one: one odd item must not cost the genuine ones of its batch.
 const collection = z.object({ value: z.array(z.unknown()).max(1000) }).passthrough();
 
-export type SyncReason = "graph-change" | "graph-missed" | "graph-resubscribe" | "graph-reauthorize";
+export type SyncReason = "graph-change" | "graph-missed" | "graph-resubscribe" | "graph-reauthorize" | "graph-lifecycle";
 
 /** One unit of work for the queue: sync this mailbox link (and maybe fix its subscription). */
 export interface NotificationWork {
@@ -41,6 +45,10 @@ export interface NotificationWork {
   subscriptionId: string;
   reason: SyncReason;
   tenantId?: string;
+  /** The clientState's nonce (undefined: a subscription made before nonces). */
+  nonce?: string;
+  /** The lifecycle event as Graph named it (also when unknown to this version). */
+  lifecycleEvent?: string;
 }
 
 export interface NotificationResult {
@@ -74,16 +82,18 @@ export function parseNotifications(body: string, webhookSecret: string): Notific
     const one = changeNotification.safeParse(item);
     if (!one.success) { forged++; continue; }
     const n = one.data;
-    const subject = verifyClientState(webhookSecret, n.clientState);
-    if (!subject) { forged++; continue; }
-    const { linkId, kind } = parseSubject(subject);
+    const verified = verifyClientState(webhookSecret, n.clientState, n.tenantId);
+    if (!verified) { forged++; continue; }
+    const { linkId, kind } = parseSubject(verified.subject);
     const reason: SyncReason =
-      n.lifecycleEvent === "missed" ? "graph-missed"
+      n.lifecycleEvent === undefined ? "graph-change"
+      : n.lifecycleEvent === "missed" ? "graph-missed"
       : n.lifecycleEvent === "subscriptionRemoved" ? "graph-resubscribe"
       : n.lifecycleEvent === "reauthorizationRequired" ? "graph-reauthorize"
-      : "graph-change";
-    const key = `${linkId}|${kind}|${reason}`;
-    if (!seen.has(key)) seen.set(key, { linkId, kind, subscriptionId: n.subscriptionId, reason, tenantId: n.tenantId });
+      : "graph-lifecycle";
+    // One per subscription and reason: each item's subscription is checked on its own.
+    const key = `${n.subscriptionId}|${linkId}|${kind}|${reason}|${verified.nonce ?? ""}|${n.tenantId ?? ""}`;
+    if (!seen.has(key)) seen.set(key, { linkId, kind, subscriptionId: n.subscriptionId, reason, tenantId: n.tenantId, nonce: verified.nonce, ...(n.lifecycleEvent ? { lifecycleEvent: n.lifecycleEvent } : {}) });
   }
   return { work: [...seen.values()], forged };
 }

@@ -16,7 +16,9 @@ import { runReasons, SAFETY_NET_TIMERS, startWorld, type World } from "./world.j
 import { memoryLogger } from "../../src/log.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import { enqueueSync } from "../../src/app/syncQueue.js";
-import { openVoicemailPorts, renewSubscriptions } from "../../src/app/voicemail.js";
+import { openVoicemailPorts } from "../../src/app/voicemail.js";
+import { enqueueSubscriptionUpkeep } from "../../src/app/subscriptions.js";
+import { enqueueLinks } from "../../src/app/schedule.js";
 import { syncVoicemail } from "../../src/sync/voicemailSync.js";
 
 let w: World;
@@ -79,18 +81,19 @@ describe("lifecycle and lost notifications", () => {
     await expect.poll(() => runReasons(w, linkId, "setImapSeen"), { timeout: 5000 }).toEqual(["graph-missed", "graph-change"]);
   });
 
-  it("renews subscriptions before they expire, and recreates those Graph lost", async () => {
+  it("renews subscriptions before they expire (a new one, then the old one goes), and recreates those Graph lost", async () => {
     const { linkId } = await w.link("6002", "l2@contoso.test");
     await expect.poll(async () => (await w.deps.state.listSubscriptions({ linkId })).length, { timeout: 10_000 }).toBe(1);
     const [sub] = await w.deps.state.listSubscriptions({ linkId });
-    const before = Date.parse(w.sim.subscriptions.get(sub!.subscriptionId)!.expirationDateTime);
-    await sleep(20);
-    const r = await renewSubscriptions(w.deps, 24 * 8); // everything expiring within 8 days
-    expect(r.renewed).toBeGreaterThanOrEqual(1);
-    expect(Date.parse(w.sim.subscriptions.get(sub!.subscriptionId)!.expirationDateTime)).toBeGreaterThan(before);
-    w.sim.subscriptions.delete(sub!.subscriptionId); // expired or removed on Graph's side without a lifecycle event
-    const again = await renewSubscriptions(w.deps, 24 * 8);
-    expect(again.recreated).toBe(1);
+    // Due: less than half its life left.
+    await w.deps.state.putSubscription({ ...sub!, createdAt: new Date(Date.now() - 6 * 24 * 3600_000).toISOString(), expiresAt: new Date(Date.now() + 3600_000).toISOString() });
+    expect(await enqueueSubscriptionUpkeep(w.deps)).toBeGreaterThanOrEqual(1);
+    await expect.poll(async () => (await w.deps.state.listSubscriptions({ linkId })).map((s) => s.subscriptionId), { timeout: 10_000 }).not.toContain(sub!.subscriptionId);
+    expect(w.sim.subscriptions.has(sub!.subscriptionId)).toBe(false);
+    const [renewed] = await w.deps.state.listSubscriptions({ linkId });
+    expect(w.sim.subscriptions.get(renewed!.subscriptionId)?.clientState).not.toBe(w.sim.subscriptions.get(sub!.subscriptionId)?.clientState);
+    w.sim.subscriptions.delete(renewed!.subscriptionId); // expired or removed on Graph's side without a lifecycle event
+    await enqueueLinks(w.deps, "reconcile"); // the hourly reconcile checks subscriptions too
     await expect.poll(async () => (await w.deps.state.listSubscriptions({ linkId })).filter((s) => w.sim.subscriptions.has(s.subscriptionId)).length, { timeout: 10_000 }).toBe(1);
   });
 

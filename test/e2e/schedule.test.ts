@@ -1,7 +1,7 @@
 /**
  * What the timers enqueue: poll skips kinds that ran within the last minute (their run made the
  * check), fast read only mailboxes with unread voicemail that did not just run, reconcile
- * everything the profile syncs.
+ * everything the profile syncs (and checks the link's subscriptions).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, type World } from "./world.js";
@@ -53,6 +53,6 @@ describe("timers", () => {
 
   it("reconcile: every kind of every enabled link, recent or not", async () => {
     await enqueueLinks(w.deps, "reconcile");
-    expect(runs(await drain())).toEqual(["L-4990 calendar", "L-4990 contacts", "L-4990 voicemail", "L-4991 voicemail", "L-4993 voicemail"]);
+    expect(runs(await drain())).toEqual(["L-4990 calendar", "L-4990 contacts", "L-4990 subscriptions", "L-4990 voicemail", "L-4991 subscriptions", "L-4991 voicemail", "L-4993 subscriptions", "L-4993 voicemail"]);
   });
 });

@@ -56,3 +56,57 @@ export function parseSelect(s: string | null): Set<string> | undefined {
 
 /** Extended property ids compare case-insensitively, whitespace-normalised. */
 export const normPropId = (id: string) => id.trim().replace(/\s+/g, " ").toLowerCase();
+
+/** Segment names as Graph spells them; Graph matches them case-insensitively. */
+const SEGMENTS = ["users", "mailFolders", "childFolders", "messages", "attachments", "contactFolders", "contacts", "events", "calendarView", "calendar", "subscriptions", "delta", "reauthorize", "move", "createUploadSession", "$batch"];
+const CANONICAL = new Map(SEGMENTS.map((s) => [s.toLowerCase(), s]));
+
+/**
+ * `mailFolders('Inbox')` is the OData key syntax for `mailFolders/Inbox`, and segment names are
+ * case-insensitive (`mailfolders`, `Users`): https://learn.microsoft.com/en-us/graph/api/mailfolder-get
+ * (examples use `mailFolders/{id}`; OData 4.01 URL conventions section 4.3.1 give the key form).
+ */
+export function canonicalPath(path: string): string {
+  const keyed = path.replace(/\/([A-Za-z]+)\('((?:[^']|'')*)'\)/g, (_, seg: string, key: string) => `/${seg}/${key.replace(/''/g, "'")}`);
+  return keyed.split("/").map((seg, i, all) => {
+    const c = CANONICAL.get(seg.toLowerCase());
+    // A name in an id position (after users/ or a collection) is an id, not a segment: keep it.
+    const prev = all[i - 1]?.toLowerCase();
+    return c && !(prev && ["users", "mailfolders", "childfolders", "messages", "contactfolders", "contacts", "events", "subscriptions", "attachments"].includes(prev) && c !== "delta") ? c : seg;
+  }).join("/");
+}
+
+export interface DeltaOptions {
+  receivedAfter?: string;
+  inclusive?: boolean;
+  newestFirst?: boolean;
+  changeTypes?: Array<"created" | "updated" | "deleted">;
+}
+
+/**
+ * Message delta query options (https://learn.microsoft.com/en-us/graph/api/message-delta):
+ * `$filter` only `receivedDateTime ge|gt {value}`, `$orderby` only `receivedDateTime desc`, the
+ * custom `changeType=created|updated|deleted`; anything else 400 (never silently ignored).
+ */
+export function parseDeltaOptions(q: URLSearchParams): DeltaOptions {
+  const out: DeltaOptions = {};
+  const filter = q.get("$filter");
+  if (filter !== null) {
+    const m = filter.trim().match(/^receivedDateTime\s+(ge|gt)\s+(\d{4}-\d\d-\d\dT[\d:.]+Z?)$/i);
+    if (!m) throw new ODataError("ErrorInvalidUrlQueryFilter", `Delta supports only $filter=receivedDateTime ge|gt {value}: ${filter}`);
+    out.receivedAfter = new Date(m[2]!.endsWith("Z") ? m[2]! : `${m[2]}Z`).toISOString();
+    out.inclusive = m[1]!.toLowerCase() === "ge";
+  }
+  const order = q.get("$orderby");
+  if (order !== null) {
+    if (!/^receivedDateTime\s+desc$/i.test(order.trim())) throw new ODataError("BadRequest", `Delta supports only $orderby=receivedDateTime desc: ${order}`);
+    out.newestFirst = true;
+  }
+  const ct = q.get("changeType");
+  if (ct !== null) {
+    const types = ct.split(",").map((x) => x.trim().toLowerCase());
+    if (!types.length || types.some((t) => !["created", "updated", "deleted"].includes(t))) throw new ODataError("BadRequest", `changeType must be created, updated or deleted: ${ct}`);
+    out.changeTypes = types as DeltaOptions["changeTypes"];
+  }
+  return out;
+}

@@ -12,15 +12,19 @@ import { makeUser, newChangeKey, newId, resolveFolder, type SimApp, type SimMess
 import { ContactsModel, resolveContactFolder } from "./contacts.js";
 import { CalendarModel } from "./calendar.js";
 import { MailboxFaults } from "./mailboxFaults.js";
-import { normPropId, ODataError, parseExpand, parseMessageFilter, parseSelect, parseUserFilter } from "./odata.js";
+import { canonicalPath, normPropId, ODataError, parseDeltaOptions, parseExpand, parseMessageFilter, parseSelect, parseUserFilter } from "./odata.js";
+import { NotificationDelivery } from "./delivery.js";
 
 export interface SimOptions {
   port?: number;
   /** Added to every request (benchmarks use 20 ms). */
   latencyMs?: number;
   certs?: TestCerts;
-  /** Multiplies notification retry delays (tests use small values). */
+  /** Model time per real time for notification delivery: retries over 4 hours, the slow-endpoint
+   *  windows, Graph-fired lifecycle events (tests use 0.01: 4 hours last 144 s). */
   notificationRetryScale?: number;
+  /** How long notifications for one URL wait to be sent together in one POST (default 20 ms). */
+  notificationBatchMs?: number;
   /** Requests per app+mailbox per 10 minutes (documented: 10,000). */
   requestBudget?: number;
   /** Concurrent requests per app+mailbox (documented: 4). */
@@ -45,6 +49,11 @@ export interface Faults {
    *  backend that is slow, not down, would: a write lands after the client gave up). */
   stallNext: number;
   stallMs: number;
+  /** The longest subscription lifetime Graph accepts here (minutes; 10,080 documented, some
+   *  tenants and older pages 4,230): longer requests get 400 naming the limit. */
+  subscriptionMaxMinutes: number;
+  /** Graph fires reauthorizationRequired for subscriptions expiring within this (ms; 0: never). */
+  reauthorizeLeadMs: number;
 }
 
 interface Subscription {
@@ -62,6 +71,10 @@ interface Subscription {
   clientState?: string;
   expirationDateTime: string;
   includeResourceData: boolean;
+  createdAt: number;
+  /** A reauthorizationRequired was sent and not yet answered by reauthorize or renew. */
+  reauthPending?: boolean;
+  lastReauthAt?: number;
 }
 
 interface Res { status: number; headers?: Record<string, string>; body?: unknown; text?: string; raw?: Buffer }
@@ -71,6 +84,9 @@ const GRAPH_AUDIENCE = "https://graph.microsoft.com";
 const OUTLOOK_MAX_MINUTES = 10_080; // without resource data (outlook-change-notifications-overview)
 const OUTLOOK_MAX_MINUTES_RICH = 1_440; // with resource data
 const MIN_MINUTES = 45; // shorter requests are raised to 45 min (subscription resource doc)
+const MAILBOX_SUBSCRIPTION_LIMIT = 1_000; // per mailbox, all applications (outlook-change-notifications-overview)
+/** Graph-fired reauthorizationRequired comes again at most this often per subscription (model time). */
+const REAUTHORIZE_EVERY_MS = 60 * 60_000;
 const INLINE_ATTACHMENT_MAX = 3 * 1024 * 1024; // outlook-large-attachments: under 3 MB inline
 
 export function graphError(status: number, code: string, message: string, extraHeaders: Record<string, string> = {}): Res {
@@ -82,18 +98,20 @@ export class GraphSimulator {
   origin = "";
   readonly tenants = new Map<string, SimTenant>();
   readonly subscriptions = new Map<string, Subscription>();
-  readonly faults: Faults = { latencyMs: 0, fail5xxNext: 0, throttleNext: 0, throttleRetryAfterSeconds: 1, dropNotificationsNext: 0, duplicateNotifications: false, delayNotificationsMs: 0, reorderNotificationsBatch: 0, failUploadsNext: 0, stallNext: 0, stallMs: 0 };
-  readonly stats = { requests: 0, throttled: 0, byMailbox: new Map<string, number>(), byRoute: new Map<string, number>(), maxInFlight: new Map<string, number>(), notificationsSent: 0, notificationsFailed: 0, notificationsDropped: 0 };
+  readonly faults: Faults = { latencyMs: 0, fail5xxNext: 0, throttleNext: 0, throttleRetryAfterSeconds: 1, dropNotificationsNext: 0, duplicateNotifications: false, delayNotificationsMs: 0, reorderNotificationsBatch: 0, failUploadsNext: 0, stallNext: 0, stallMs: 0, subscriptionMaxMinutes: OUTLOOK_MAX_MINUTES, reauthorizeLeadMs: 0 };
+  readonly stats = { requests: 0, throttled: 0, byMailbox: new Map<string, number>(), byRoute: new Map<string, number>(), maxInFlight: new Map<string, number>(), notificationsSent: 0, notificationsFailed: 0, notificationsDropped: 0, batchesSent: 0, slowAnswers: 0, endpointThrottled: 0, lifecycleSent: 0 };
   /** Consent decision the adminconsent endpoint takes (the test plays the admin). */
   consentDecision: "approve" | "deny" = "approve";
+  /** The tenant of the admin who signs in at /organizations/v2.0/adminconsent. */
+  consentTenant?: string;
   private server?: https.Server;
   private readonly signingKey = crypto.randomBytes(32);
   /** Entra's token signing keys, published at /{tenant}/discovery/v2.0/keys; rotateSigningKey() adds one. */
   private readonly rsaKeys: Array<{ kid: string; privateKey: crypto.KeyObject; publicKey: crypto.KeyObject }> = [];
   private readonly inFlight = new Map<string, number>();
   private readonly budget = new Map<string, { windowStart: number; count: number }>();
-  private readonly deltaTokens = new Map<string, { userId: string; folderId: string; seq: number; select?: string; expand?: string }>();
-  private readonly skipTokens = new Map<string, { userId: string; folderId: string; items: Array<{ id: string; removed: boolean }>; endSeq: number; select?: string; expand?: string; pageSize: number }>();
+  private readonly deltaTokens = new Map<string, { userId: string; folderId: string; seq: number; select?: string; expand?: string; options?: string; known: Set<string> }>();
+  private readonly skipTokens = new Map<string, { userId: string; folderId: string; items: Array<{ id: string; removed: boolean }>; endSeq: number; select?: string; expand?: string; pageSize: number; options?: string }>();
   private readonly held: Array<() => void> = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
@@ -101,9 +119,16 @@ export class GraphSimulator {
   /** Faults aimed at one mailbox, counted as delivered (mailboxFaults.ts). */
   readonly mailboxFaults = new MailboxFaults();
   readonly calendarModel = new CalendarModel(this);
+  readonly delivery: NotificationDelivery;
+  private lifecycleTimer?: NodeJS.Timeout;
 
   constructor(private readonly options: SimOptions = {}) {
     this.faults.latencyMs = options.latencyMs ?? 0;
+    this.delivery = new NotificationDelivery({
+      timeScale: options.notificationRetryScale ?? 1, batchWindowMs: options.notificationBatchMs, stats: this.stats, isStopped: () => this.stopped, timers: this.timers,
+      // Notifications dropped for a throttled endpoint: Graph tells each subscription "missed".
+      onDropped: (_url, subs) => { for (const id of subs) if (this.subscriptions.has(id)) this.fireLifecycle(id, "missed"); },
+    });
   }
 
   async start(): Promise<this> {
@@ -121,11 +146,14 @@ export class GraphSimulator {
     });
     await new Promise<void>((resolve) => this.server!.listen(this.options.port ?? 0, "127.0.0.1", () => resolve()));
     this.origin = `https://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+    this.lifecycleTimer = setInterval(() => this.graphFiredLifecycle(), 250);
+    this.lifecycleTimer.unref();
     return this;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.lifecycleTimer);
     for (const t of this.timers) clearTimeout(t);
     this.server?.closeAllConnections();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
@@ -136,7 +164,7 @@ export class GraphSimulator {
     let payload: Buffer | string | undefined;
     if (r.raw) payload = r.raw;
     else if (r.text !== undefined) { payload = r.text; headers["content-type"] ??= "text/plain"; }
-    else if (r.body !== undefined) { payload = JSON.stringify(r.body); headers["content-type"] ??= "application/json; odata.metadata=minimal"; }
+    else if (r.body !== undefined) { payload = JSON.stringify(withInnerError(r.body)); headers["content-type"] ??= "application/json; odata.metadata=minimal"; }
     res.writeHead(r.status, headers);
     res.end(payload);
   }
@@ -158,7 +186,7 @@ export class GraphSimulator {
     const consent = path.match(/^\/([^/]+)\/v2\.0\/adminconsent$/);
     if (consent) return this.adminConsent(consent[1]!, url);
     if (!path.startsWith("/v1.0/")) return graphError(404, "NotFound", "Resource not found");
-    return this.graphRequest(method, path.slice(5), url.searchParams, headers, body);
+    return this.graphRequest(method, canonicalPath(path.slice(5)), url.searchParams, headers, body);
   }
 
   /** Auth, faults, throttling, then dispatch. Also used for each $batch item. */
@@ -267,7 +295,10 @@ export class GraphSimulator {
     if (!tenant) return aad(400, "invalid_request", 90002, `Tenant '${tenantRef}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`);
     if (p.get("grant_type") !== "client_credentials") return aad(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
     const clientId = p.get("client_id") ?? "";
-    if (!/\/\.default$/.test(p.get("scope") ?? "")) return aad(400, "invalid_scope", 1002012, "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).");
+    const scope = p.get("scope") ?? "";
+    if (!/\/\.default$/.test(scope)) return aad(400, "invalid_scope", 1002012, "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).");
+    // The resource must exist: Microsoft Graph by its URI or app id (v2-oauth2-client-creds-grant-flow).
+    if (!/^(https:\/\/graph\.microsoft\.com|00000003-0000-0000-c000-000000000000)\/\.default$/i.test(scope)) return aad(400, "invalid_resource", 500011, `The resource principal named ${scope.replace(/\/\.default$/, "")} was not found in the tenant named ${tenant.tenantId}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`);
     const app = tenant.apps.get(clientId);
     if (!app) return aad(400, "unauthorized_client", 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant.tenantId}'.`);
     const secret = p.get("client_secret");
@@ -296,7 +327,8 @@ export class GraphSimulator {
     const redirect = url.searchParams.get("redirect_uri");
     const state = url.searchParams.get("state") ?? "";
     if (!redirect || !url.searchParams.get("client_id")) return { status: 400, text: "AADSTS900144: The request body must contain the following parameter: 'client_id' and 'redirect_uri'." };
-    const tenant = this.tenants.get(tenantRef);
+    // /organizations (or /common): the signing-in admin's own tenant (consentTenant, set by the test).
+    const tenant = /^(organizations|common)$/i.test(tenantRef) ? (this.consentTenant ? this.tenants.get(this.consentTenant) : this.tenants.size === 1 ? [...this.tenants.values()][0] : undefined) : this.tenants.get(tenantRef);
     const target = new URL(redirect);
     if (!tenant || this.consentDecision === "deny") {
       target.searchParams.set("error", "access_denied");
@@ -304,6 +336,9 @@ export class GraphSimulator {
     } else {
       tenant.consentGranted = true;
       target.searchParams.set("tenant", tenant.tenantId);
+      // The permissions granted come back in `scope` (v2-admin-consent, "Successful response").
+      const app = tenant.apps.get(url.searchParams.get("client_id") ?? "");
+      target.searchParams.set("scope", (app?.roles ?? []).map((r) => `https://graph.microsoft.com/${r}`).join(" "));
       target.searchParams.set("admin_consent", "True");
     }
     target.searchParams.set("state", state);
@@ -601,9 +636,10 @@ export class GraphSimulator {
     const pageSize = pref ? Math.max(1, Number(pref.split("=")[1])) : 10;
     const skipToken = q.get("$skiptoken");
     const deltaToken = q.get("$deltatoken");
-    const gone = () => graphError(410, "SyncStateNotFound", "The sync state generation is not found. Please restart the sync with an initial delta request.");
+    // 410 with a Location header holding a fresh initial delta request (delta-query-overview).
+    const gone = () => graphError(410, "SyncStateNotFound", "The sync state generation is not found. Please restart the sync with an initial delta request.", { Location: `${this.origin}/v1.0/users/${user.id}/mailFolders/${folder.id}/messages/delta` });
     // Query options are baked into the tokens (delta-query-overview: "reuse the link as is").
-    let state: { userId: string; folderId: string; items: Array<{ id: string; removed: boolean }>; endSeq: number; select?: string; expand?: string; pageSize: number };
+    let state: { userId: string; folderId: string; items: Array<{ id: string; removed: boolean }>; endSeq: number; select?: string; expand?: string; pageSize: number; options?: string };
     if (skipToken) {
       const s = this.skipTokens.get(skipToken);
       if (!s || s.userId !== user.id) return gone();
@@ -613,16 +649,26 @@ export class GraphSimulator {
       let since = -1;
       let select = q.get("$select") ?? undefined;
       let expand = q.get("$expand") ?? undefined;
+      // $filter (receivedDateTime ge/gt), $orderby (receivedDateTime desc) and changeType are
+      // taken on the first call only and baked into the tokens; other forms are refused (message-delta).
+      let options = deltaToken ? undefined : JSON.stringify(parseDeltaOptions(q));
       if (deltaToken) {
         const d = this.deltaTokens.get(deltaToken);
         if (!d || d.userId !== user.id || d.folderId !== folder.id) return gone();
         since = d.seq;
         select = d.select;
         expand = d.expand;
+        options = d.options;
       }
-      const changed = [...user.messages.values()].filter((m) => m.folderId === folder.id && m.seq > since).sort((a, b) => a.seq - b.seq).map((m) => ({ id: m.id, removed: false }));
-      const removed = since < 0 ? [] : user.tombstones.filter((t) => t.folderId === folder.id && t.seq > since && user.messages.get(t.id)?.folderId !== folder.id).map((t) => ({ id: t.id, removed: true }));
-      state = { userId: user.id, folderId: folder.id, items: [...removed, ...changed], endSeq: user.seq, select, expand, pageSize };
+      const o = options ? (JSON.parse(options) as ReturnType<typeof parseDeltaOptions>) : {};
+      const known = deltaToken ? this.deltaTokens.get(deltaToken)!.known : new Set<string>();
+      let changed = [...user.messages.values()].filter((m) => m.folderId === folder.id && m.seq > since)
+        .filter((m) => !o.receivedAfter || (o.inclusive ? m.receivedDateTime >= o.receivedAfter : m.receivedDateTime > o.receivedAfter))
+        .sort((a, b) => (o.newestFirst ? b.receivedDateTime.localeCompare(a.receivedDateTime) : a.seq - b.seq));
+      if (o.changeTypes) changed = changed.filter((m) => (known.has(m.id) ? o.changeTypes!.includes("updated") : o.changeTypes!.includes("created")));
+      let removed = since < 0 ? [] : user.tombstones.filter((t) => t.folderId === folder.id && t.seq > since && user.messages.get(t.id)?.folderId !== folder.id).map((t) => ({ id: t.id, removed: true }));
+      if (o.changeTypes && !o.changeTypes.includes("deleted")) removed = [];
+      state = { userId: user.id, folderId: folder.id, items: [...removed, ...changed.map((m) => ({ id: m.id, removed: false }))], endSeq: user.seq, select, expand, pageSize, options };
     }
     const page = state.items.slice(0, state.pageSize);
     const rest = state.items.slice(state.pageSize);
@@ -640,7 +686,10 @@ export class GraphSimulator {
       return { status: 200, headers, body: { "@odata.nextLink": `${base}?$skiptoken=${token}`, value } };
     }
     const token = crypto.randomBytes(16).toString("base64url");
-    this.deltaTokens.set(token, { userId: user.id, folderId: folder.id, seq: state.endSeq, select: state.select, expand: state.expand });
+    // The ids this sync has reported, so a later round can tell created from updated.
+    const previous = deltaToken ? this.deltaTokens.get(deltaToken)?.known : undefined;
+    const known = new Set([...(previous ?? []), ...[...user.messages.values()].filter((m) => m.folderId === folder.id && m.seq <= state.endSeq).map((m) => m.id)]);
+    this.deltaTokens.set(token, { userId: user.id, folderId: folder.id, seq: state.endSeq, select: state.select, expand: state.expand, options: state.options, known });
     return { status: 200, headers, body: { "@odata.deltaLink": `${base}?$deltatoken=${token}`, value } };
   }
 
@@ -661,13 +710,23 @@ export class GraphSimulator {
     if (!idMatch) return graphError(400, "BadRequest", "Unsupported subscriptions request");
     const sub = this.subscriptions.get(idMatch[1]!);
     if (!sub || sub.appId !== ctx.appId || this.expired(sub)) return graphError(404, "ResourceNotFound", `The object was not found.`);
-    if (idMatch[2] && method === "POST") return { status: 200, body: this.subJson(sub) };
+    if (idMatch[2] && method === "POST") {
+      // Reauthorize needs the permission the subscription's resource needs, now.
+      const denied = this.subscriptionPermission(sub.kind, ctx);
+      if (denied) return denied;
+      sub.reauthPending = false;
+      sub.lastReauthAt = Date.now();
+      return { status: 200, body: this.subJson(sub) };
+    }
     if (method === "GET") return { status: 200, body: this.subJson(sub) };
     if (method === "DELETE") { this.subscriptions.delete(sub.id); return { status: 204 }; }
     if (method === "PATCH") {
       const exp = this.checkExpiration(json().expirationDateTime, sub.includeResourceData);
       if ("status" in exp) return exp;
       sub.expirationDateTime = exp.value;
+      // A renewal also reauthorizes (change-notifications-lifecycle-events).
+      sub.reauthPending = false;
+      sub.lastReauthAt = Date.now();
       return { status: 200, body: this.subJson(sub) };
     }
     return graphError(405, "MethodNotAllowed", "Method not allowed");
@@ -676,7 +735,7 @@ export class GraphSimulator {
   private checkExpiration(value: unknown, rich: boolean): { value: string } | Res {
     const t = Date.parse(String(value ?? ""));
     if (Number.isNaN(t)) return graphError(400, "ExtensionError", "expirationDateTime is required and must be a date.");
-    const max = rich ? OUTLOOK_MAX_MINUTES_RICH : OUTLOOK_MAX_MINUTES;
+    const max = rich ? Math.min(OUTLOOK_MAX_MINUTES_RICH, this.faults.subscriptionMaxMinutes) : this.faults.subscriptionMaxMinutes;
     if (t > Date.now() + max * 60_000 + 5_000) return graphError(400, "ExtensionError", `Subscription expiration can only be ${max} minutes in the future.`);
     if (t < Date.now()) return graphError(400, "ExtensionError", "Subscription expiration date time must be in the future.");
     return { value: new Date(Math.max(t, Date.now() + MIN_MINUTES * 60_000)).toISOString() };
@@ -704,16 +763,20 @@ export class GraphSimulator {
     const folderRef = m ? m[2] : ct ? (ct[2] ?? "contacts") : undefined;
     const folder = folderRef === undefined ? undefined : kind === "contacts" ? resolveContactFolder(user, folderRef) : resolveFolder(user, folderRef);
     if (folderRef !== undefined && !folder) return graphError(404, "ResourceNotFound", "The folder was not found.");
-    const denied = kind === "messages" ? this.requireRole(ctx, "Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All")
-      : kind === "events" ? this.requireRole(ctx, "Calendars.Read", "Calendars.ReadWrite") : this.requireRole(ctx, "Contacts.Read", "Contacts.ReadWrite");
+    const denied = this.subscriptionPermission(kind, ctx);
     if (denied) return denied;
+    // Rich notifications need a certificate to encrypt resource data with (change-notifications-with-resource-data).
+    if (rich && (typeof b.encryptionCertificate !== "string" || typeof b.encryptionCertificateId !== "string")) {
+      return graphError(400, "ValidationError", "A valid encryptionCertificate and encryptionCertificateId are required when includeResourceData is true.");
+    }
     const exp = this.checkExpiration(b.expirationDateTime, rich);
     if ("status" in exp) return exp;
-    for (const s of this.subscriptions.values()) {
-      if (s.appId === ctx.appId && s.resource.toLowerCase() === resource.toLowerCase() && s.changeType.join(",") === changeType.join(",") && !this.expired(s)) {
-        return graphError(409, "ExtensionError", `Subscription Id ${s.id} already exists for the requested combination.`);
-      }
-    }
+    // Real Graph accepts a second subscription for the same resource and URL (no 409): a
+    // client that loses track of one has an orphan that keeps notifying until it expires.
+    // At most 1,000 active Outlook subscriptions per mailbox, all apps together
+    // (outlook-change-notifications-overview; the error text is not documented, this one is ours).
+    const onMailbox = [...this.subscriptions.values()].filter((s) => s.userId === user.id && !this.expired(s)).length + (this.foreignSubscriptions.get(user.id) ?? 0);
+    if (onMailbox >= MAILBOX_SUBSCRIPTION_LIMIT) return graphError(403, "ExtensionError", `Operation: Create; Exception: [Status Code: Forbidden; Reason: The number of subscriptions for mailbox exceeds the limit of ${MAILBOX_SUBSCRIPTION_LIMIT}.]`);
     // Validation handshake on every URL (change-notifications-delivery-webhooks#notificationurl-validation).
     for (const target of [notificationUrl, lifecycleNotificationUrl].filter((u): u is string => !!u)) {
       if (!(await this.validateEndpoint(target))) {
@@ -723,7 +786,7 @@ export class GraphSimulator {
     const sub: Subscription = {
       id: crypto.randomUUID(), appId: ctx.appId, tenantId: ctx.tenantId, resource, kind, userId: user.id, folderId: folder?.id,
       isReadFilter: m?.[3] === undefined ? undefined : m[3].toLowerCase() === "true", changeType, notificationUrl, lifecycleNotificationUrl,
-      clientState, expirationDateTime: exp.value, includeResourceData: rich,
+      clientState, expirationDateTime: exp.value, includeResourceData: rich, createdAt: Date.now(),
     };
     this.subscriptions.set(sub.id, sub);
     return { status: 201, body: this.subJson(sub) };
@@ -737,6 +800,42 @@ export class GraphSimulator {
       return res.status === 200 && (await res.text()) === token && /text\/plain/i.test(res.headers.get("content-type") ?? "");
     } catch {
       return false;
+    }
+  }
+
+  private subscriptionPermission(kind: Subscription["kind"], ctx: Ctx): Res | undefined {
+    return kind === "messages" ? this.requireRole(ctx, "Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All")
+      : kind === "events" ? this.requireRole(ctx, "Calendars.Read", "Calendars.ReadWrite") : this.requireRole(ctx, "Contacts.Read", "Contacts.ReadWrite");
+  }
+
+  /** Other applications' subscriptions on a mailbox (they count against the 1,000 limit). */
+  readonly foreignSubscriptions = new Map<string, number>();
+
+  /** reauthorizationRequired as Graph fires it: for subscriptions nearing expiry (when
+   *  faults.reauthorizeLeadMs is set), at most once per model hour until reauthorized. */
+  private graphFiredLifecycle() {
+    if (this.stopped || this.faults.reauthorizeLeadMs <= 0) return;
+    const now = Date.now();
+    const every = REAUTHORIZE_EVERY_MS * (this.options.notificationRetryScale ?? 1);
+    for (const s of [...this.subscriptions.values()]) {
+      if (!s.lifecycleNotificationUrl || s.reauthPending || this.expired(s)) continue;
+      if (Date.parse(s.expirationDateTime) - now > this.faults.reauthorizeLeadMs) continue;
+      if (now - (s.lastReauthAt ?? s.createdAt) < every) continue;
+      s.reauthPending = true;
+      this.fireLifecycle(s.id, "reauthorizationRequired");
+    }
+  }
+
+  /** An administrator changes the app's permissions: Graph asks every subscription of the app
+   *  in that tenant to be reauthorized (change-notifications-lifecycle-events). */
+  changeAppRoles(tenantId: string, clientId: string, roles: string[]) {
+    const app = this.tenants.get(tenantId)?.apps.get(clientId);
+    if (!app) throw new Error(`no app ${clientId} in ${tenantId}`);
+    app.roles = roles;
+    for (const s of [...this.subscriptions.values()]) {
+      if (s.tenantId !== tenantId || s.appId !== clientId || !s.lifecycleNotificationUrl) continue;
+      s.reauthPending = true;
+      this.fireLifecycle(s.id, "reauthorizationRequired");
     }
   }
 
@@ -768,7 +867,7 @@ export class GraphSimulator {
         resourceData: { "@odata.type": "#Microsoft.Graph.Message", "@odata.id": `Users/${user.id}/Messages/${msg.id}`, "@odata.etag": `W/"${msg.changeKey}"`, id: msg.id },
         clientState: s.clientState ?? null, tenantId: s.tenantId,
       };
-      this.deliver(s.notificationUrl, { value: [item] }, user.id);
+      this.deliver(s.notificationUrl, item, user.id);
     }
   }
 
@@ -780,11 +879,11 @@ export class GraphSimulator {
       if (s.folderId && folderId && s.folderId !== folderId) continue;
       if (!s.changeType.includes(change)) continue;
       const resource = `Users/${user.id}/${entity}s/${id}`;
-      this.deliver(s.notificationUrl, { value: [{
+      this.deliver(s.notificationUrl, {
         subscriptionId: s.id, subscriptionExpirationDateTime: s.expirationDateTime, changeType: change, resource,
         resourceData: { "@odata.type": `#Microsoft.Graph.${entity}`, "@odata.id": resource, "@odata.etag": `W/"${changeKey}"`, id },
         clientState: s.clientState ?? null, tenantId: s.tenantId,
-      }] }, user.id);
+      }, user.id);
     }
   }
 
@@ -825,32 +924,25 @@ export class GraphSimulator {
   }
 
   /** Lifecycle notifications (change-notifications-lifecycle-events). */
-  fireLifecycle(subscriptionId: string, lifecycleEvent: "reauthorizationRequired" | "subscriptionRemoved" | "missed") {
+  /** Lifecycle notifications (change-notifications-lifecycle-events). Event names Graph may add
+   *  later can be sent too (a receiver must not take them for forgeries). */
+  fireLifecycle(subscriptionId: string, lifecycleEvent: "reauthorizationRequired" | "subscriptionRemoved" | "missed" | (string & {})) {
     const s = this.subscriptions.get(subscriptionId);
     if (!s?.lifecycleNotificationUrl) throw new Error(`subscription ${subscriptionId} has no lifecycle URL`);
     if (lifecycleEvent === "subscriptionRemoved") this.subscriptions.delete(s.id);
-    this.deliver(s.lifecycleNotificationUrl, { value: [{ subscriptionId: s.id, subscriptionExpirationDateTime: s.expirationDateTime, tenantId: s.tenantId, clientState: s.clientState ?? null, lifecycleEvent }] }, s.userId);
+    this.stats.lifecycleSent++;
+    this.deliver(s.lifecycleNotificationUrl, { subscriptionId: s.id, subscriptionExpirationDateTime: s.expirationDateTime, tenantId: s.tenantId, clientState: s.clientState ?? null, lifecycleEvent }, s.userId);
   }
 
-  /** POSTs with faults applied; retries with exponential backoff while the receiver fails
-   * (the service retries for up to 4 hours; scaled down by notificationRetryScale). */
-  private deliver(url: string, payload: unknown, userId?: string) {
+  /** Hands one notification item to the delivery (batching, answer window, retries over
+   *  hours, slow-endpoint throttling: delivery.ts), with the test faults applied first
+   *  (mailbox-targeted ones counted as delivered: mailboxFaults.ts). */
+  private deliver(url: string, item: Record<string, unknown>, userId?: string) {
     if (userId && this.mailboxFaults.dropNotification(userId)) { this.stats.notificationsDropped++; return; }
     if (this.faults.dropNotificationsNext > 0) { this.faults.dropNotificationsNext--; this.stats.notificationsDropped++; return; }
     const copies = this.faults.duplicateNotifications ? 2 : 1;
-    const send = (attempt: number) => {
-      if (this.stopped) return;
-      fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(payload), signal: AbortSignal.timeout(10_000) })
-        .then((res) => { if (res.status >= 200 && res.status < 300) this.stats.notificationsSent++; else throw new Error(String(res.status)); })
-        .catch(() => {
-          this.stats.notificationsFailed++;
-          if (attempt >= 8) return;
-          const t = setTimeout(() => { this.timers.delete(t); send(attempt + 1); }, 1000 * 2 ** attempt * (this.options.notificationRetryScale ?? 1));
-          this.timers.add(t);
-        });
-    };
     for (let i = 0; i < copies; i++) {
-      const go = () => send(0);
+      const go = () => this.delivery.send(url, item);
       if (this.faults.reorderNotificationsBatch > 1) {
         this.held.push(go);
         if (this.held.length >= this.faults.reorderNotificationsBatch) this.held.splice(0).reverse().forEach((f) => f());
@@ -878,6 +970,10 @@ export class GraphSimulator {
       if (!id || ids.has(id)) return graphError(400, "BadRequest", "Batch request ids must be unique.");
       ids.add(id);
     }
+    for (const r of requests) {
+      const deps = Array.isArray(r.dependsOn) ? (r.dependsOn as unknown[]).map((d) => String(d).toLowerCase()) : [];
+      if (deps.some((d) => !ids.has(d))) return graphError(400, "BadRequest", "A dependsOn id does not name a request of the batch.");
+    }
     const results = new Map<string, { id: string; status: number; headers: Record<string, string>; body?: unknown }>();
     const run = async (r: Record<string, unknown>) => {
       const id = String(r.id);
@@ -888,14 +984,22 @@ export class GraphSimulator {
       }
       const url = new URL(String(r.url ?? "").replace(/^\/?/, "/v1.0/"), this.origin);
       const headers = { authorization: outerHeaders.authorization ?? "", ...(r.headers as Record<string, string> | undefined), prefer: (r.headers as Record<string, string> | undefined)?.prefer ?? (ctx.immutableIds ? 'IdType="ImmutableId"' : "") };
-      const res = await this.graphRequest(String(r.method ?? "GET").toUpperCase(), decodeURIComponent(url.pathname).slice(5), url.searchParams, headers, Buffer.from(r.body === undefined ? "" : JSON.stringify(r.body)));
-      results.set(id.toLowerCase(), { id, status: res.status, headers: res.headers ?? {}, body: res.body ?? res.text });
+      const res = await this.graphRequest(String(r.method ?? "GET").toUpperCase(), canonicalPath(decodeURIComponent(url.pathname).slice(5)), url.searchParams, headers, Buffer.from(r.body === undefined ? "" : JSON.stringify(r.body)));
+      // Each item answer carries its own headers (json-batching: content-type at least).
+      const itemHeaders: Record<string, string> = { ...(res.headers ?? {}) };
+      if (res.body !== undefined) itemHeaders["content-type"] ??= "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8";
+      else if (res.text !== undefined) itemHeaders["content-type"] ??= "text/plain";
+      results.set(id.toLowerCase(), { id, status: res.status, headers: itemHeaders, body: res.body === undefined ? res.text : withInnerError(res.body) });
     };
     // Items without dependsOn run in parallel (each counted against the mailbox limits); items
-    // with dependsOn run after what they depend on.
-    const independent = requests.filter((r) => !Array.isArray(r.dependsOn) || !(r.dependsOn as unknown[]).length);
-    await Promise.all(independent.map(run));
-    for (const r of requests) if (!independent.includes(r)) await run(r);
+    // with dependsOn run once what they depend on has run, whatever the order they are listed in.
+    const pending = new Set(requests);
+    while (pending.size) {
+      const ready = [...pending].filter((r) => (Array.isArray(r.dependsOn) ? (r.dependsOn as string[]) : []).every((d) => results.has(String(d).toLowerCase())));
+      if (!ready.length) return graphError(400, "BadRequest", "The dependsOn references form a cycle.");
+      for (const r of ready) pending.delete(r);
+      await Promise.all(ready.map(run));
+    }
     return { status: 200, body: { responses: requests.map((r) => results.get(String(r.id).toLowerCase())) } };
   }
 
@@ -952,6 +1056,13 @@ export class GraphSimulator {
     if ((m = path.match(/^\/_sim\/subscriptions\/([^/]+)\/lifecycle$/)) && method === "POST") { this.fireLifecycle(m[1]!, b.event as "missed"); return { status: 204 }; }
     return { status: 404, body: { error: "unknown control route" } };
   }
+}
+
+/** Every Graph error envelope carries innerError {date, request-id, client-request-id} (https://learn.microsoft.com/en-us/graph/errors). */
+function withInnerError(body: unknown): unknown {
+  const e = (body as { error?: Record<string, unknown> } | null)?.error;
+  if (!e || typeof e !== "object" || typeof e.code !== "string" || e.innerError) return body;
+  return { ...(body as object), error: { ...e, innerError: { date: new Date().toISOString().slice(0, 19), "request-id": crypto.randomUUID(), "client-request-id": crypto.randomUUID() } } };
 }
 
 function attachmentJson(a: { id: string; name: string; contentType: string; size: number; contentBytes: string; isInline: boolean }) {

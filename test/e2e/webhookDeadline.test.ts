@@ -1,0 +1,68 @@
+/**
+ * The Graph webhooks answer within Graph's 3 s window whatever the state store does
+ * (https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks): 202 once
+ * the notification is durable (queued), 503 with Retry-After when it cannot be made durable in
+ * time. Storage (tables and queue) goes through a TCP proxy that is healthy, slow or down; the
+ * notifications go through the dev host's real HTTP function.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWorld, type World } from "./world.js";
+import { startStorageProxy, type StorageProxy } from "../harness/storageProxy.js";
+import { buildDeps, setDeps } from "../../src/app/deps.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/log.js";
+import { keepSubscriptions } from "../../src/app/subscriptions.js";
+
+let w: World;
+let proxy: StorageProxy;
+let notify: (path: "notifications" | "lifecycle", i: number) => Promise<{ status: number; ms: number; retryAfter: string | null }>;
+
+beforeAll(async () => {
+  w = await startWorld({ users: ["5201"], quiet: true, timers: false, queueWorkers: false });
+  proxy = await startStorageProxy(w.az.connectionString);
+  const { linkId, userId } = await w.link("5201", "deadline@contoso.test");
+  await keepSubscriptions(w.deps, (await w.deps.state.getLink(linkId))!, { linkId, kind: "subscriptions", reason: "admin" });
+  const sub = [...w.sim.subscriptions.values()].find((s) => s.userId === userId)!;
+  // The HTTP functions now reach storage only through the proxy.
+  setDeps(buildDeps(loadConfig({ ...w.env, UMC_STORAGE_CONNECTION_STRING: proxy.connectionString }), createLogger({ level: "error" })));
+  notify = async (path, i) => {
+    const item = path === "notifications"
+      ? { subscriptionId: sub.id, changeType: "updated", resource: `Users/${userId}/Messages/m${i}`, resourceData: { id: `m${i}` }, clientState: sub.clientState, tenantId: sub.tenantId }
+      : { subscriptionId: sub.id, lifecycleEvent: "reauthorizationRequired", clientState: sub.clientState, tenantId: sub.tenantId };
+    const t0 = Date.now();
+    const res = await fetch(`${w.host.url}/api/graph/${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: [item] }) });
+    await res.arrayBuffer();
+    return { status: res.status, ms: Date.now() - t0, retryAfter: res.headers.get("retry-after") };
+  };
+}, 60_000);
+afterAll(async () => { setDeps(w?.deps); await proxy?.stop(); await w?.stop(); });
+
+describe("webhook answers within 3 s", () => {
+  it("storage down: 503 with Retry-After, well within 3 s, on both webhooks", async () => {
+    proxy.setMode({ kind: "down" });
+    for (const path of ["notifications", "lifecycle"] as const) {
+      const r = await notify(path, 1);
+      expect(r.status).toBe(503);
+      expect(Number(r.retryAfter)).toBeGreaterThan(0);
+      expect(r.ms).toBeLessThan(3000);
+    }
+  });
+
+  it("storage slow (500 ms per call): 202 (durable) within 3 s, once the calls hung in the outage have timed out", async () => {
+    proxy.setMode({ kind: "slow", delayMs: 500 });
+    const before = (await w.deps.syncQueue.getProperties()).approximateMessagesCount ?? 0;
+    // Connections opened during the outage hang until their deadline: every answer meanwhile is still within 3 s.
+    const answers: Array<{ status: number; ms: number }> = [];
+    await expect.poll(async () => { await w.deps.state.clearQueued("L-5201"); const r = await notify("notifications", answers.length); answers.push(r); return r.status; }, { timeout: 30_000, interval: 200 }).toBe(202);
+    for (const a of answers) expect(a.ms).toBeLessThan(3000);
+    expect(answers.at(-1)!.ms).toBeGreaterThanOrEqual(1000); // it did wait on the slow store (lookup, mark, enqueue)
+    expect((await w.deps.syncQueue.getProperties()).approximateMessagesCount ?? 0).toBeGreaterThan(before);
+  });
+
+  it("storage healthy again: 202 at once", async () => {
+    proxy.setMode({ kind: "healthy" });
+    const r = await notify("lifecycle", 3);
+    expect(r.status).toBe(202);
+    expect(r.ms).toBeLessThan(1000);
+  });
+});
