@@ -156,7 +156,7 @@ export const CALLER_NUMBER: ReadonlyArray<Row<string>> = [
 export const UNKNOWN_CALLER = /^(an?\s+)?(unknown|anonymous|restricted|private|unavailable|withheld|blocked|unidentified|out of area|no caller id)(\s+(caller|number|name))?$/i;
 
 /** Display names of voice systems, gateways and mailers: never a caller's name. */
-export const SYSTEM_NAME = /\b(pbx|voice ?mail|voice ?messag\w*|phone ?system|fax ?server|fax|nupoint|unity ?connection|asterisk|freepbx|unified messaging|messaging|microsoft outlook|exchange|mailer-daemon|postmaster|no-?reply|do-?not-?reply|system|server|gateway|auto ?attendant|visual voicemail)\b/i;
+export const SYSTEM_NAME = /\b(pbx|voice ?mail|voice ?messag\w*|phone ?system|fax ?server|fax|nupoint|unity ?connection|asterisk|freepbx|unified messaging|messaging|microsoft outlook|exchange|mailer-daemon|mailer|mail delivery|postmaster|no-?reply|do-?not-?reply|system|server|gateway|auto ?attendant|visual voicemail)\b/i;
 
 export function checkName(v: string): "accept" | "skip" | "stop" {
   const t = v.trim();
