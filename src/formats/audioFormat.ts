@@ -51,7 +51,7 @@ export function sniffAudio(bytes: Buffer, declaredType: string): AudioInfo {
   if (head.startsWith("#!AMR-WB\n")) return { container: "amr", codec: "amr-wb", sampleRate: 16000, channels: 1, inputArgs: [] };
   if (head.startsWith("#!AMR\n")) return { container: "amr", codec: "amr", sampleRate: 8000, channels: 1, inputArgs: [] };
   if (head.startsWith("OggS")) return { container: "ogg", codec: head.includes("Opus") ? "opus" : "vorbis", inputArgs: [] };
-  if (head.startsWith("ID3") || (bytes.length > 1 && bytes[0] === 0xff && (bytes[1]! & 0xe0) === 0xe0)) return { container: "mp3", codec: "mp3", inputArgs: [] };
+  if (head.startsWith("ID3") || (bytes.length > 1 && bytes[0] === 0xff && (bytes[1]! & 0xe0) === 0xe0)) return mp3(bytes);
   if (head.slice(4, 8) === "ftyp") return { container: "mp4", codec: "aac", inputArgs: [] };
   if (bytes.subarray(0, 4).equals(Buffer.from([0x30, 0x26, 0xb2, 0x75]))) return { container: "asf", codec: "wma", inputArgs: [] };
   const raw = RAW[type];
@@ -85,6 +85,30 @@ function wav(b: Buffer): AudioInfo {
     if (size > b.length) break;
     at = body + size + (size % 2);
   }
+  return info;
+}
+
+/** MPEG audio (ISO/IEC 11172-3, 13818-3, and the 2.5 extension): length from the first frame. */
+function mp3(b: Buffer): AudioInfo {
+  const info: AudioInfo = { container: "mp3", codec: "mp3", inputArgs: [] };
+  let at = 0;
+  // ID3v2 tag: 10-byte header with a syncsafe size.
+  if (b.toString("latin1", 0, 3) === "ID3" && b.length >= 10) at = 10 + ((b[6]! & 0x7f) << 21 | (b[7]! & 0x7f) << 14 | (b[8]! & 0x7f) << 7 | (b[9]! & 0x7f));
+  while (at + 4 <= b.length && !(b[at] === 0xff && (b[at + 1]! & 0xe0) === 0xe0)) at++;
+  if (at + 4 > b.length) return info;
+  const version = (b[at + 1]! >> 3) & 3; // 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5
+  const layer = (b[at + 1]! >> 1) & 3; // 1 = Layer III
+  const rateIndex = (b[at + 2]! >> 2) & 3, bitrateIndex = b[at + 2]! >> 4;
+  if (layer !== 1 || rateIndex === 3 || bitrateIndex === 0 || bitrateIndex === 15 || version === 1) return info;
+  const kbps = (version === 3 ? [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320] : [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160])[bitrateIndex]!;
+  const rate = [44100, 48000, 32000][rateIndex]! / (version === 3 ? 1 : version === 2 ? 2 : 4);
+  info.sampleRate = rate;
+  info.channels = (b[at + 3]! >> 6) === 3 ? 1 : 2;
+  // A Xing/Info frame counts the frames (VBR); otherwise the stream is read as constant bit rate.
+  const samplesPerFrame = version === 3 ? 1152 : 576;
+  const xing = b.indexOf("Xing", at) >= 0 && b.indexOf("Xing", at) < at + 64 ? b.indexOf("Xing", at) : b.indexOf("Info", at) >= 0 && b.indexOf("Info", at) < at + 64 ? b.indexOf("Info", at) : -1;
+  if (xing >= 0 && xing + 12 <= b.length && (b.readUInt32BE(xing + 4) & 1)) info.durationSeconds = (b.readUInt32BE(xing + 8) * samplesPerFrame) / rate;
+  else info.durationSeconds = ((b.length - at) * 8) / (kbps * 1000);
   return info;
 }
 

@@ -29,7 +29,8 @@ export function ffmpegPath(): string {
   return resolved;
 }
 
-function executable(file: string): string {
+/** `file` itself when it may be executed, else a private executable copy of it. */
+export function executable(file: string): string {
   try {
     accessSync(file, constants.X_OK);
     return file;
