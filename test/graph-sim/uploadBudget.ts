@@ -47,7 +47,7 @@ export class UploadBudget {
       for (const e of list) {
         if (used + bytes <= this.bytes) break;
         used -= e.bytes;
-        freeAt = now;
+        freeAt = e.at + this.windowMs;
       }
       this.spent.set(mailbox, list);
       this.stats.refused++;
