@@ -148,7 +148,10 @@ async function readVoiceMessage(raw: Buffer, options: { internalDate?: Date }): 
     subject: parsed.subject ?? "",
     messageId: parsed.messageId,
     receivedAt: parsed.date ?? options.internalDate,
-    caller: { name: name.value?.trim(), number: number.value === undefined ? undefined : normalizeNumber(number.value), address: from?.address || undefined },
+    // A caller exists for calls (voice, fax); a receipt or an e-mail has a sender address only.
+    caller: cls.value === "voice" || cls.value === "fax"
+      ? { name: name.value?.trim(), number: number.value === undefined ? undefined : normalizeNumber(number.value), address: from?.address || undefined }
+      : { name: cls.value === "email" ? from?.name || undefined : undefined, address: from?.address || undefined },
     callId: headers.get("x-callid") || undefined,
     durationSeconds: headerDuration.value,
     bodyDurationSeconds: bodyDuration.value,
