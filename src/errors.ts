@@ -41,6 +41,8 @@ export type ErrorCode =
   | "MIME_MALFORMED"
   | "AUDIO_MISSING"
   | "AUDIO_UNSUPPORTED"
+  | "AUDIO_UNDECODABLE" // ffmpeg could not decode the recording (corrupt, truncated, wrong type) or took too long
+  | "AUDIO_TOO_LONG" // the recording is longer than the transcoding cap
   | "VCARD_MALFORMED"
   | "ICALENDAR_MALFORMED"
   | "CALLBACK_FAILED" // the voice system's own HTTP callback (UC location) failed

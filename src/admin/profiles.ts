@@ -46,7 +46,14 @@ export const featureProfileSchema = z.object({
   }).prefault({}),
   /** Mail addressed to this domain is the voice system's own and never copied back. */
   loopPreventionDomain: z.string().max(255).optional(),
-  voiceFormat: z.enum(["wav", "mp3", "original"]).default("original"),
+  /**
+   * What a recording becomes in Outlook (src/formats/transcode.ts): "mp3" plays in every Outlook
+   * (desktop, web, mobile) and is the smallest that does; "wav" is 16-bit PCM; "gsm-wav" is
+   * GSM 6.10 in WAV, smallest of all but played by Windows codecs only. "original" (the former
+   * default) is read as "mp3": a G.726 or AMR original plays nowhere in Outlook. The store
+   * always keeps the original.
+   */
+  voiceFormat: z.preprocess((v) => (v === "original" ? "mp3" : v), z.enum(["mp3", "wav", "gsm-wav"])).default("mp3"),
   massDelete: z.object({ maxShare: z.number().min(0).max(1).default(0.5) }).prefault({}),
 }).refine((p) => !(p.tenantId && p.shared), { message: "either tenantId or shared, not both", path: ["shared"] });
 

@@ -4,12 +4,13 @@
  * outcome on the link. Its Graph subscriptions are kept by their own upkeep (subscriptions.ts).
  */
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
-import { parseVoiceMessage } from "../formats/voiceMessage.js";
-import { ExchangeVoicemail } from "../graph/voicemail.js";
+import { isSecure, parseVoiceMessage } from "../formats/voiceMessage.js";
+import { playableRecordings } from "../formats/transcode.js";
+import { ExchangeVoicemail, type VoicemailItem } from "../graph/voicemail.js";
 import { openVoiceMailbox, type VoiceMailboxSession } from "../imap/voiceMailbox.js";
 import { syncVoicemail, type CopySelector, type VoicemailSyncReport } from "../sync/voicemailSync.js";
 import { decideCopy, toVoicemailItem } from "../sync/voicemailCopy.js";
-import type { ExchangeMailboxPort, VoicemailStatePort } from "../sync/ports.js";
+import type { ExchangeMailboxPort, VoicemailCopy, VoicemailStatePort } from "../sync/ports.js";
 import type { FeatureProfile } from "../admin/profiles.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import type { Deps } from "./deps.js";
@@ -59,10 +60,10 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise
     exchange: {
       changes: (deltaLink) => exchange.changes(fid, deltaLink),
       findBySyncKey: (key) => exchange.findBySyncKey(fid, key),
-      create: async (copy) => exchange.create(fid, toVoicemailItem(await parseVoiceMessage(copy.source), copy.syncKey, copy.seen)),
+      create: async (copy) => exchange.create(fid, await exchangeItem(copy, profile)),
       complete: async (id, copy) => {
-        const audio = toVoicemailItem(await parseVoiceMessage(copy.source), copy.syncKey, copy.seen).audio;
-        if (audio) await exchange.uploadAudio(id, audio);
+        const item = await exchangeItem(copy, profile);
+        if (item.attachments.length) await exchange.uploadAttachments(id, item.attachments);
       },
       setRead: (id, isRead) => exchange.setRead(id, isRead),
       remove: (id) => (profile.exchangeDelete === "hardDelete" ? exchange.hardDelete(id) : exchange.moveToDeletedItems(id)),
@@ -76,6 +77,17 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise
       }
     },
   };
+}
+
+/**
+ * The Exchange item for a stored message: understood (formats/voiceMessage.ts), its recordings
+ * made playable in the profile's voiceFormat (formats/transcode.ts; the store keeps the
+ * original), then mapped (sync/voicemailCopy.ts). Undecodable audio is a typed item error.
+ */
+async function exchangeItem(copy: VoicemailCopy, profile: FeatureProfile): Promise<VoicemailItem> {
+  const m = await parseVoiceMessage(copy.source, { internalDate: copy.internalDate });
+  const recordings = m.class === "voice" && !isSecure(m) ? await playableRecordings(m.recordings, profile.voiceFormat) : [];
+  return toVoicemailItem(m, copy.syncKey, copy.seen, recordings);
 }
 
 async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: LeaseGuard): Promise<VoicemailSyncReport> {

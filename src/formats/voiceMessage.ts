@@ -1,20 +1,41 @@
 /**
  * Understanding a message from the voice store: what it is (voice, fax, email, receipt), who
- * called, how long, when, how urgent, how private, and its audio.
+ * called, how long, when, how urgent, how private, and its recordings.
  *
- * Signals, strongest first:
- *  - Message-Context (RFC 3458): voice-message, fax-message, ...;
- *  - VPIM (RFC 3801): multipart/voice-message, audio/32kadpcm;
- *  - multipart/report (RFC 6522) with delivery/disposition notifications (RFC 3464, RFC 8098): receipts;
- *  - Asterisk's X-Asterisk-VM-* headers (app_voicemail), an audio/* or image/tiff part.
- * Duration: Content-Duration (RFC 3803) on the audio part or the message; X-Asterisk-VM-Duration.
- * Privacy: Sensitivity (RFC 2156: Private, Company-Confidential). Priority: Importance,
- * Priority (RFC 2156), X-Priority.
+ * The decisions are the precedence tables in voiceRules.ts; this module gathers the signals
+ * they read (headers decoded, subject, From, body text, parts with their roles) and picks the
+ * recordings:
+ *  - VPIM (RFC 3801 4.3.4, RFC 4239 section 3): Content-Disposition `voice=` names each audio
+ *    part's role; Voice-Message is the recording, Originator-Spoken-Name / Recipient-Spoken-Name /
+ *    Spoken-Subject / Voice-Message-Notification are never attached as the message;
+ *  - a forwarded message (RFC 3801 4.3.3: message/rfc822 inside the forward) keeps every
+ *    recording in play order: the forwarder's introduction, then the original's recordings; a
+ *    forward without an introduction is its original's recordings;
+ *  - Asterisk (app_voicemail.c make_email_file) attaches msgNNNN.<fmt> and, for a forward with
+ *    a spoken comment, msgintroNNNN.<fmt>: the introduction plays first;
+ *  - otherwise every audio part is a recording, in part order.
  */
-import { simpleParser, type Attachment, type HeaderValue } from "mailparser";
+import { simpleParser, type Attachment, type HeaderValue, type ParsedMail } from "mailparser";
 import { ConnectorError } from "../errors.js";
+import { sniffAudio } from "./audioFormat.js";
+import { faxPageCount } from "./faxPages.js";
+import {
+  BODY_DURATION, CALLER_NAME, CALLER_NUMBER, HEADER_DURATION, IMPORTANCE, MESSAGE_CLASS, SENSITIVITY,
+  checkName, checkNumber, decide, normalizeNumber, seconds,
+  type Importance, type MessageClass, type Sensitivity, type Signals,
+} from "./voiceRules.js";
 
-export type MessageClass = "voice" | "fax" | "email" | "receipt";
+export type { MessageClass } from "./voiceRules.js";
+
+export interface Recording {
+  name: string;
+  contentType: string;
+  bytes: Buffer;
+  /** "intro": the forwarder's comment; "message": the recording; "forwarded": a forwarded original's recording. */
+  role: "intro" | "message" | "forwarded";
+  /** Length the audio container itself states (WAV data size / byte rate), when it does. */
+  containerSeconds?: number;
+}
 
 export interface VoiceMessage {
   class: MessageClass;
@@ -22,36 +43,46 @@ export interface VoiceMessage {
   messageId?: string;
   receivedAt?: Date;
   caller: { name?: string; number?: string; address?: string };
+  /** The voice system's call identifier (MS-OXCMAIL X-CallID -> PidTagCallId). */
+  callId?: string;
+  /** From a header (HEADER_DURATION); see messageDuration() for the full precedence. */
   durationSeconds?: number;
-  importance: "low" | "normal" | "high";
-  sensitivity: "normal" | "private" | "confidential";
-  audio?: { name: string; contentType: string; bytes: Buffer };
-  fax?: { name: string; contentType: string; bytes: Buffer };
+  /** Written in the notification text ("Length: 0:04"): the last resort. */
+  bodyDurationSeconds?: number;
+  importance: Importance;
+  sensitivity: Sensitivity;
+  /** Recordings in play order (PidTagVoiceMessageAttachmentOrder). */
+  recordings: Recording[];
+  fax?: { name: string; contentType: string; bytes: Buffer; pages?: number };
+  /** Receipts: RFC 3464 delivery status (delivery/non-delivery) or RFC 8098 disposition (read). */
+  report?: "delivery" | "read";
+  /** The plain-text body (at most 16 KB), shown for receipts and e-mail. */
+  text: string;
+  /** Which table row decided each value (for the corpus tests and support). */
+  decidedBy: Partial<Record<"name" | "number" | "class" | "duration" | "importance" | "sensitivity", string>>;
   /** Set on items the connector itself wrote to the store (loop prevention). */
   createdByConnector: boolean;
 }
 
 export const MAX_MESSAGE_BYTES = 50 * 1024 * 1024;
-/** Audio types Outlook and the voice systems play; anything else is refused with a reason. */
-export const SUPPORTED_AUDIO = new Set(["audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/mpeg", "audio/mp3", "audio/mp4", "audio/x-m4a", "audio/ogg", "audio/gsm", "audio/x-gsm", "audio/32kadpcm", "audio/basic", "audio/amr", "audio/wma", "audio/x-ms-wma"]);
 export const ORIGIN_HEADER = "x-umc-origin";
+/** Forwards of forwards: deeper nesting is not followed (hostile input). */
+const MAX_FORWARD_DEPTH = 4;
 
-function header(headers: Map<string, HeaderValue>, name: string): string | undefined {
-  const v = headers.get(name);
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === "string") return v;
-  if (typeof v === "object" && "value" in v && typeof (v as { value: unknown }).value === "string") return (v as { value: string }).value;
-  if (typeof v === "object" && "text" in v && typeof (v as { text: unknown }).text === "string") return (v as { text: string }).text;
-  return String(v);
+/**
+ * The recording's length by precedence: a header, then the audio itself (measured while
+ * transcoding, else what the containers state), then the notification text.
+ */
+export function messageDuration(m: VoiceMessage, measured: Array<number | undefined> = []): { seconds?: number; source?: string } {
+  if (m.durationSeconds !== undefined) return { seconds: m.durationSeconds, source: m.decidedBy.duration };
+  const all = (xs: Array<number | undefined>) => (xs.length && xs.every((x) => x !== undefined) ? xs.reduce((a: number, x) => a + x!, 0) : undefined);
+  const fromAudio = all(measured) ?? all(m.recordings.map((r) => r.containerSeconds));
+  if (fromAudio !== undefined && fromAudio > 0) return { seconds: fromAudio, source: "audio" };
+  if (m.bodyDurationSeconds !== undefined) return { seconds: m.bodyDurationSeconds, source: m.decidedBy.duration };
+  return {};
 }
 
-/** "00:01:05", "65", "1:05" -> seconds. */
-function seconds(v: string | undefined): number | undefined {
-  if (!v) return undefined;
-  const parts = v.trim().split(":").map(Number);
-  if (parts.some((p) => !Number.isFinite(p) || p < 0)) return undefined;
-  return parts.reduce((acc, p) => acc * 60 + p, 0);
-}
+export const isSecure = (m: Pick<VoiceMessage, "sensitivity">) => m.sensitivity === "private" || m.sensitivity === "confidential";
 
 export async function parseVoiceMessage(raw: Buffer, options: { internalDate?: Date } = {}): Promise<VoiceMessage> {
   try {
@@ -63,81 +94,189 @@ export async function parseVoiceMessage(raw: Buffer, options: { internalDate?: D
   }
 }
 
-async function readVoiceMessage(raw: Buffer, options: { internalDate?: Date }): Promise<VoiceMessage> {
+function checkHead(raw: Buffer): void {
   if (raw.length > MAX_MESSAGE_BYTES) throw new ConnectorError("PAYLOAD_TOO_LARGE", `message of ${raw.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
-  const headEnd = raw.indexOf("\r\n\r\n") >= 0 ? raw.indexOf("\r\n\r\n") : raw.indexOf("\n\n");
+  const crlf = raw.indexOf("\r\n\r\n"), lf = raw.indexOf("\n\n");
+  const headEnd = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf : lf;
   const head = raw.subarray(0, headEnd < 0 ? Math.min(raw.length, 65536) : headEnd).toString("latin1");
   if (headEnd < 0 || !/^[!-9;-~]+:/m.test(head)) throw new ConnectorError("MIME_MALFORMED", "no RFC 5322 header section");
   if (headEnd > 1024 * 1024) throw new ConnectorError("MIME_MALFORMED", "header section larger than 1 MiB");
   // RFC 2046 section 5.1.1: a multipart body needs its boundary parameter.
   const unfolded = head.replace(/\r?\n[ \t]+/g, " ");
   if (/^content-type:\s*multipart\//im.test(unfolded) && !/^content-type:\s*multipart\/[^\n]*boundary\s*=/im.test(unfolded)) throw new ConnectorError("MIME_MALFORMED", "multipart without a boundary");
-  let parsed;
+}
+
+async function parse(raw: Buffer): Promise<ParsedMail> {
+  checkHead(raw);
   try {
-    parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, maxHtmlLengthToParse: 1024 * 1024 });
+    const parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipImageLinks: true, maxHtmlLengthToParse: 1024 * 1024 });
+    // A truncated part can come back without a content type: treat it as opaque bytes.
+    for (const a of parsed.attachments) if (typeof a.contentType !== "string") a.contentType = "application/octet-stream";
+    return parsed;
   } catch (e) {
     throw new ConnectorError("MIME_MALFORMED", `MIME could not be parsed: ${(e as Error).message.slice(0, 200)}`, { cause: e });
   }
-  const h = parsed.headers;
-  // A truncated part can come back without a content type: treat it as opaque bytes.
-  for (const a of parsed.attachments) if (typeof a.contentType !== "string") a.contentType = "application/octet-stream";
-  const contentType = (header(h, "content-type") ?? "").toLowerCase();
-  const context = (header(h, "message-context") ?? "").trim().toLowerCase();
-  const asterisk = h.has("x-asterisk-vm-message-num") || h.has("x-asterisk-vm-duration");
-  const audio = parsed.attachments.filter((a) => a.contentType.toLowerCase().startsWith("audio/"));
-  const faxPart = parsed.attachments.find((a) => /^(image\/tiff|image\/tif|application\/pdf)$/i.test(a.contentType));
+}
 
-  let cls: MessageClass;
-  if (contentType.startsWith("multipart/report") || /delivery-status|disposition-notification/.test(contentType)) cls = "receipt";
-  else if (context.startsWith("voice-message") || contentType.startsWith("multipart/voice-message") || asterisk) cls = "voice";
-  else if (context.startsWith("fax-message")) cls = "fax";
-  else if (audio.length) cls = "voice";
-  else if (faxPart && /fax/i.test(parsed.subject ?? "")) cls = "fax";
-  else cls = "email";
-
+async function readVoiceMessage(raw: Buffer, options: { internalDate?: Date }): Promise<VoiceMessage> {
+  const parsed = await parse(raw);
+  const headers = rawHeaders(parsed);
+  const top = parsed.headers.get("content-type") as { value?: string; params?: Record<string, string> } | undefined;
   const from = parsed.from?.value[0];
-  const subject = parsed.subject ?? "";
-  const subjectCaller = subject.match(/from\s+(.+?)\s*[(<[]?\s*(\+?[0-9][0-9 ()./-]{2,})[)>\]]?\s*$/i) ?? subject.match(/from\s+(\+?[0-9][0-9 ()./-]{2,})/i);
-  const asteriskName = header(h, "x-asterisk-vm-caller-id-name");
-  const asteriskNum = header(h, "x-asterisk-vm-caller-id-num");
-  const caller = {
-    name: asteriskName ?? (from?.name || undefined) ?? (subjectCaller && subjectCaller.length > 2 ? subjectCaller[1]!.trim() : undefined),
-    number: asteriskNum ?? (subjectCaller ? subjectCaller[subjectCaller.length - 1]!.replace(/[^0-9+]/g, "") : undefined) ?? (from?.address?.match(/^(\+?\d{3,})@/)?.[1]),
-    address: from?.address || undefined,
+  const parts = await collectParts(parsed, 0);
+  const signals: Signals = {
+    header: (name) => headers.get(name),
+    mediaType: (top?.value ?? "text/plain").toLowerCase(),
+    typeParams: Object.fromEntries(Object.entries(top?.params ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)])),
+    subject: parsed.subject ?? "",
+    from: { name: from?.name || undefined, address: from?.address || undefined },
+    recipients: recipients(parsed, headers),
+    text: (parsed.text ?? "").slice(0, 64 * 1024),
+    parts: parts.map((p) => ({ mediaType: p.mediaType, role: p.role, durationHeader: p.durationHeader })),
   };
 
-  const audioPart = audio[0];
-  const partDuration = audioPart ? seconds(partHeader(audioPart, "content-duration")) : undefined;
-  const durationSeconds = partDuration ?? seconds(header(h, "content-duration")) ?? seconds(header(h, "x-asterisk-vm-duration"));
-
-  const importanceRaw = `${header(h, "importance") ?? ""} ${header(h, "priority") ?? ""} ${header(h, "x-priority") ?? ""}`.toLowerCase();
-  const importance = /high|urgent|\b[12]\b/.test(importanceRaw) ? "high" : /low|non-urgent|\b[45]\b/.test(importanceRaw) ? "low" : "normal";
-  const sens = (header(h, "sensitivity") ?? "").toLowerCase();
-  const sensitivity = /company-confidential|confidential/.test(sens) ? "confidential" : /private|personal/.test(sens) ? "private" : "normal";
+  const cls = decide(MESSAGE_CLASS, signals);
+  const name = decide(CALLER_NAME, signals, checkName);
+  const number = decide(CALLER_NUMBER, signals, checkNumber);
+  const importance = decide(IMPORTANCE, signals);
+  const sensitivity = decide(SENSITIVITY, signals);
+  const headerDuration = decide(HEADER_DURATION, signals);
+  const bodyDuration = decide(BODY_DURATION, signals);
 
   const result: VoiceMessage = {
-    class: cls,
-    subject,
+    class: cls.value!,
+    subject: parsed.subject ?? "",
     messageId: parsed.messageId,
     receivedAt: parsed.date ?? options.internalDate,
-    caller,
-    durationSeconds,
-    importance,
-    sensitivity,
-    createdByConnector: h.has(ORIGIN_HEADER),
+    // A caller exists for calls (voice, fax); a receipt or an e-mail has a sender address only.
+    caller: cls.value === "voice" || cls.value === "fax"
+      ? { name: name.value?.trim(), number: number.value === undefined ? undefined : normalizeNumber(number.value), address: from?.address || undefined }
+      : { name: cls.value === "email" ? from?.name || undefined : undefined, address: from?.address || undefined },
+    callId: headers.get("x-callid") || undefined,
+    durationSeconds: headerDuration.value,
+    bodyDurationSeconds: bodyDuration.value,
+    importance: importance.value!,
+    sensitivity: sensitivity.value!,
+    recordings: [],
+    text: (parsed.text ?? "").slice(0, 16 * 1024),
+    decidedBy: { class: cls.source, name: name.source, number: number.source, duration: headerDuration.source ?? bodyDuration.source, importance: importance.source, sensitivity: sensitivity.source },
+    createdByConnector: headers.has(ORIGIN_HEADER),
   };
-  if (cls === "voice") {
-    if (!audioPart && sensitivity === "normal") throw new ConnectorError("AUDIO_MISSING", "voice message without an audio part");
-    if (audioPart) {
-      const type = audioPart.contentType.toLowerCase();
-      if (!SUPPORTED_AUDIO.has(type)) throw new ConnectorError("AUDIO_UNSUPPORTED", `audio type ${type} is not supported`);
-      result.audio = { name: audioPart.filename ?? `voicemail.${type.split("/")[1]!.replace(/^x-/, "")}`, contentType: type, bytes: audioPart.content };
+
+  if (result.class === "voice") {
+    result.recordings = recordingsInPlayOrder(parts);
+    for (const r of result.recordings) {
+      const info = sniffAudio(r.bytes, r.contentType);
+      if (info.container === "unknown") throw new ConnectorError("AUDIO_UNSUPPORTED", `recording ${r.name} (${r.contentType}) is in no audio format the connector can read`);
+      r.containerSeconds = info.durationSeconds;
+    }
+    if (!result.recordings.length && !isSecure(result)) {
+      const spoken = parts.some((p) => p.role === "spoken-name" || p.role === "spoken-subject");
+      throw new ConnectorError("AUDIO_MISSING", spoken ? "voice message holds only a spoken name or subject, no recording" : "voice message without an audio part");
     }
   }
-  if (cls === "fax" && faxPart) result.fax = { name: faxPart.filename ?? "fax.tif", contentType: faxPart.contentType.toLowerCase(), bytes: faxPart.content };
+  if (result.class === "receipt") result.report = /disposition/i.test(signals.typeParams["report-type"] ?? "") ? "read" : "delivery";
+  if (result.class === "fax") {
+    const doc = parts.find((p) => /^(image\/tiff|image\/tif|application\/pdf)$/.test(p.mediaType));
+    if (doc) {
+      const declared = seconds(headers.get("x-faxnumberofpages") ?? headers.get("x-content-pages"));
+      result.fax = { name: doc.name, contentType: doc.mediaType, bytes: doc.bytes, pages: declared ?? faxPageCount(doc.bytes, doc.mediaType) };
+    }
+  }
   return result;
 }
 
-function partHeader(a: Attachment, name: string): string | undefined {
-  return header(a.headers as Map<string, HeaderValue>, name);
+interface Part {
+  mediaType: string;
+  name: string;
+  bytes: Buffer;
+  role: "message" | "intro" | "forwarded" | "spoken-name" | "spoken-subject" | "notification" | "other";
+  durationHeader?: string;
+  depth: number;
+  /** Asterisk's msgintroNNNN file of a forward with a comment. */
+  asteriskIntro: boolean;
+}
+
+/** RFC 3801 4.3.4 / RFC 4239 section 3: the Content-Disposition `voice` parameter. */
+const VOICE_ROLES: Record<string, Part["role"]> = {
+  "voice-message": "message",
+  "originator-spoken-name": "spoken-name",
+  "recipient-spoken-name": "spoken-name",
+  "spoken-subject": "spoken-subject",
+  "voice-message-notification": "notification",
+};
+
+const AUDIO_BY_EXTENSION: Record<string, string> = { wav: "audio/wav", mp3: "audio/mpeg", gsm: "audio/x-gsm", amr: "audio/amr", "726": "audio/32kadpcm", au: "audio/basic" };
+
+async function collectParts(parsed: ParsedMail, depth: number): Promise<Part[]> {
+  const out: Part[] = [];
+  for (const a of parsed.attachments) {
+    const mediaType = a.contentType.toLowerCase();
+    if (mediaType === "message/rfc822") {
+      // RFC 3801 4.3.3: a forwarded voice message travels as message/rfc822.
+      if (depth >= MAX_FORWARD_DEPTH) continue;
+      let inner: ParsedMail;
+      try { inner = await parse(a.content); } catch { continue; }
+      for (const p of await collectParts(inner, depth + 1)) out.push(p.role === "message" || p.role === "intro" ? { ...p, role: "forwarded" } : p);
+      continue;
+    }
+    const disposition = partHeader(a, "content-disposition") as { params?: Record<string, string> } | undefined;
+    const voice = (disposition?.params?.voice ?? "").toLowerCase();
+    const name = a.filename ?? `voicemail.${(mediaType.split("/")[1] ?? "bin").replace(/^x-/, "")}`;
+    // Some systems label a recording application/octet-stream: its file name tells.
+    const byName = mediaType === "application/octet-stream" ? AUDIO_BY_EXTENSION[(name.split(".").pop() ?? "").toLowerCase()] : undefined;
+    const type = byName ?? mediaType;
+    const role: Part["role"] = !type.startsWith("audio/") ? "other" : voice ? (VOICE_ROLES[voice] ?? "other") : "message";
+    out.push({ mediaType: type, name, bytes: a.content, role, depth, durationHeader: stringHeader(a, "content-duration"), asteriskIntro: /^msgintro\d+\./i.test(name) });
+  }
+  return out;
+}
+
+function recordingsInPlayOrder(parts: Part[]): Recording[] {
+  const own = parts.filter((p) => p.depth === 0 && p.role === "message");
+  const forwarded = parts.filter((p) => p.role === "forwarded");
+  const asIntro = (p: Part): Recording => ({ name: p.name, contentType: p.mediaType, bytes: p.bytes, role: "intro" });
+  const asIs = (p: Part, role: Recording["role"]): Recording => ({ name: p.name, contentType: p.mediaType, bytes: p.bytes, role });
+  if (forwarded.length) return [...own.map(asIntro), ...forwarded.map((p) => asIs(p, "forwarded"))];
+  const intros = own.filter((p) => p.asteriskIntro);
+  if (intros.length && intros.length < own.length) return [...intros.map(asIntro), ...own.filter((p) => !p.asteriskIntro).map((p) => asIs(p, "message"))];
+  return own.map((p) => asIs(p, "message"));
+}
+
+/** The recipient's own mailbox numbers: local parts of To and Delivered-To (never the caller). */
+function recipients(parsed: ParsedMail, headers: Map<string, string>): string[] {
+  const to = (Array.isArray(parsed.to) ? parsed.to : parsed.to ? [parsed.to] : []).flatMap((t) => t.value.map((v) => v.address ?? v.name ?? ""));
+  const more = [headers.get("delivered-to") ?? "", headers.get("x-asterisk-vm-extension") ?? "", ...(parsed.subject?.match(/\bMB\s*:\s*(\d+)/gi) ?? []).map((m) => m.replace(/\D/g, ""))];
+  return [...to, ...more].map((a) => a.split("@")[0]!.replace(/[^\d]/g, "")).filter((d) => d.length > 0);
+}
+
+/** Every header by lowercase name: first occurrence, unfolded, RFC 2047 words decoded. */
+function rawHeaders(parsed: ParsedMail): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const { key, line } of parsed.headerLines) {
+    if (map.has(key)) continue;
+    const value = line.slice(line.indexOf(":") + 1).replace(/\r?\n[ \t]+/g, " ").trim();
+    map.set(key, decodeWords(value));
+  }
+  return map;
+}
+
+/** RFC 2047 encoded words (B and Q); unknown charsets are read as UTF-8. */
+export function decodeWords(v: string): string {
+  return v.replace(/\?=\s+=\?/g, "?==?").replace(/=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g, (_, charset: string, enc: string, text: string) => {
+    const bytes = enc.toUpperCase() === "B" ? Buffer.from(text, "base64") : Buffer.from(text.replace(/_/g, " ").replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))), "latin1");
+    try { return new TextDecoder(charset.split("*")[0]!.toLowerCase()).decode(bytes); } catch { return bytes.toString("utf8"); }
+  });
+}
+
+function partHeader(a: Attachment, name: string): HeaderValue | undefined {
+  return (a.headers as Map<string, HeaderValue>).get(name);
+}
+
+function stringHeader(a: Attachment, name: string): string | undefined {
+  const v = partHeader(a, name);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === "string") return v;
+  if (typeof v === "object" && "value" in v && typeof (v as { value: unknown }).value === "string") return (v as { value: string }).value;
+  return String(v);
 }

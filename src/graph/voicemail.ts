@@ -3,11 +3,16 @@
  * voicemail items, read state, deletes, and the folder's delta.
  *
  * A voicemail item is created non-draft in one request (PidTagMessageFlags 0x0E07 can only be
- * set at creation, MS-OXCMSG 2.2.1.6; graph-facts.md section 4) with the voicemail message
- * class (PidTagMessageClass 0x001A, MS-OXOUM), duration (PidTagVoiceMessageDuration 0x6801),
- * caller name (PidTagVoiceMessageSenderName 0x6803), audio order (0x6805), delivery time
- * (PidTagMessageDeliveryTime 0x0E06) and our sync key as a named property, with the audio
- * attached inline (under 3 MB: outlook-large-attachments).
+ * set at creation, MS-OXCMSG 2.2.1.6; graph-facts.md section 4) with the Unified Messaging
+ * properties Outlook shows for a voice message (MS-OXOUM 2.2.5, MS-OXPROPS):
+ *   PidTagMessageClass 0x001A, PidTagVoiceMessageDuration 0x6801 (seconds),
+ *   PidTagSenderTelephoneNumber 0x6802, PidTagVoiceMessageSenderName 0x6803,
+ *   PidTagFaxNumberOfPages 0x6804, PidTagVoiceMessageAttachmentOrder 0x6805 (attachment names in
+ *   play order, separated by ";"), PidTagCallId 0x6806, PidTagMessageDeliveryTime 0x0E06;
+ * sensitivity as PidTagSensitivity 0x0036 (MS-OXCMSG 2.2.1.13: 0 normal, 1 personal, 2 private,
+ * 3 confidential; Graph's message resource has no sensitivity property) and importance as
+ * Graph's `importance`; our sync key as a named property. Recordings are attached inline while
+ * they total under 3 MB, else through upload sessions (outlook-large-attachments).
  */
 import { ConnectorError } from "../errors.js";
 import type { ExchangeChanges, ExchangeItem } from "../sync/ports.js";
@@ -20,6 +25,25 @@ export const INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024;
 export const AUDIO_PENDING_PROP = "String {6B9E9B4C-1F2D-4C55-9E1B-5A3C2D7E8F01} Name UmcAudioPending";
 /** Upload chunk: a multiple of 320 KiB under 4 MiB, as outlook-large-attachments recommends. */
 export const UPLOAD_CHUNK_BYTES = 12 * 320 * 1024;
+/** Graph's attachment size limit through an upload session (outlook-large-attachments). */
+export const MAX_ATTACHMENT_BYTES = 150 * 1024 * 1024;
+
+/** MS-OXPROPS property tags of the Unified Messaging properties (MS-OXOUM 2.2.5). */
+export const UM_PROPS = {
+  messageClass: "String 0x001A",
+  sensitivity: "Integer 0x0036",
+  deliveryTime: "SystemTime 0x0E06",
+  duration: "Integer 0x6801",
+  senderTelephoneNumber: "String 0x6802",
+  senderName: "String 0x6803",
+  faxPages: "Integer 0x6804",
+  attachmentOrder: "String 0x6805",
+  callId: "String 0x6806",
+} as const;
+
+const SENSITIVITY_VALUE = { normal: 0, personal: 1, private: 2, confidential: 3 } as const;
+
+export interface VoicemailAttachment { name: string; contentType: string; bytes: Buffer }
 
 export interface VoicemailItem {
   syncKey: string;
@@ -31,8 +55,13 @@ export interface VoicemailItem {
   caller?: { name?: string; number?: string; address?: string };
   durationSeconds?: number;
   importance?: "low" | "normal" | "high";
-  sensitivity?: "normal" | "private" | "confidential";
-  audio?: { name: string; contentType: string; bytes: Buffer };
+  sensitivity?: keyof typeof SENSITIVITY_VALUE;
+  faxPages?: number;
+  callId?: string;
+  /** Recordings in play order (or the fax document); their names form the attachment order. */
+  attachments: VoicemailAttachment[];
+  /** PidTagVoiceMessageAttachmentOrder: set for voice messages with recordings. */
+  attachmentOrder?: string[];
 }
 
 interface Message {
@@ -72,20 +101,27 @@ export class ExchangeVoicemail {
   }
 
   async create(folderId: string, item: VoicemailItem): Promise<ExchangeItem> {
-    // Recordings of 3 MB and more go through an upload session after the create
+    // Recordings that total 3 MB and more go through upload sessions after the create
     // (https://learn.microsoft.com/en-us/graph/outlook-large-attachments); the item carries a
     // pending marker until the upload is done, so a crash in between is finished on resume.
-    const large = item.audio !== undefined && item.audio.bytes.length >= INLINE_ATTACHMENT_LIMIT;
-    if (item.audio && item.audio.bytes.length > 150 * 1024 * 1024) throw new ConnectorError("PAYLOAD_TOO_LARGE", `audio of ${item.audio.bytes.length} bytes exceeds Graph's 150 MB attachment limit`, { syncKey: item.syncKey });
+    const total = item.attachments.reduce((a, x) => a + x.bytes.length, 0);
+    const large = total >= INLINE_ATTACHMENT_LIMIT;
+    for (const a of item.attachments) {
+      if (a.bytes.length > MAX_ATTACHMENT_BYTES) throw new ConnectorError("PAYLOAD_TOO_LARGE", `attachment of ${a.bytes.length} bytes exceeds Graph's 150 MB attachment limit`, { syncKey: item.syncKey });
+    }
     const props: Array<{ id: string; value: string }> = [
       { id: "Integer 0x0E07", value: item.isRead ? "1" : "0" }, // mfRead, not mfUnsent: a received item
-      { id: "String 0x001A", value: item.messageClass },
+      { id: UM_PROPS.messageClass, value: item.messageClass },
       { id: SYNC_KEY_PROP, value: item.syncKey },
+      { id: UM_PROPS.sensitivity, value: String(SENSITIVITY_VALUE[item.sensitivity ?? "normal"]) },
     ];
-    if (item.receivedAt) props.push({ id: "SystemTime 0x0E06", value: item.receivedAt.toISOString() });
-    if (item.durationSeconds !== undefined) props.push({ id: "Integer 0x6801", value: String(Math.round(item.durationSeconds)) });
-    if (item.caller?.name) props.push({ id: "String 0x6803", value: item.caller.name });
-    if (item.audio) props.push({ id: "String 0x6805", value: item.audio.name });
+    if (item.receivedAt) props.push({ id: UM_PROPS.deliveryTime, value: item.receivedAt.toISOString() });
+    if (item.durationSeconds !== undefined) props.push({ id: UM_PROPS.duration, value: String(Math.max(1, Math.round(item.durationSeconds))) });
+    if (item.caller?.name) props.push({ id: UM_PROPS.senderName, value: item.caller.name });
+    if (item.caller?.number) props.push({ id: UM_PROPS.senderTelephoneNumber, value: item.caller.number });
+    if (item.faxPages !== undefined) props.push({ id: UM_PROPS.faxPages, value: String(item.faxPages) });
+    if (item.callId) props.push({ id: UM_PROPS.callId, value: item.callId });
+    if (item.attachmentOrder?.length) props.push({ id: UM_PROPS.attachmentOrder, value: item.attachmentOrder.join(";") });
     if (large) props.push({ id: AUDIO_PENDING_PROP, value: "1" });
     const from = item.caller?.address || item.caller?.number
       ? { emailAddress: { name: item.caller.name ?? item.caller.number, address: item.caller.address ?? "" } }
@@ -100,15 +136,26 @@ export class ExchangeVoicemail {
         importance: item.importance ?? "normal",
         ...(from ? { from } : {}),
         singleValueExtendedProperties: props,
-        ...(item.audio && !large ? { attachments: [{ "@odata.type": "#microsoft.graph.fileAttachment", name: item.audio.name, contentType: item.audio.contentType, contentBytes: item.audio.bytes.toString("base64") }] } : {}),
+        ...(item.attachments.length && !large ? { attachments: item.attachments.map((a) => ({ "@odata.type": "#microsoft.graph.fileAttachment", name: a.name, contentType: a.contentType, contentBytes: a.bytes.toString("base64") })) } : {}),
       },
     });
-    if (large) await this.uploadAudio(created.id, item.audio!);
+    if (large) await this.uploadAttachments(created.id, item.attachments);
     return { id: created.id, isRead: created.isRead ?? item.isRead, syncKey: item.syncKey };
   }
 
-  /** Uploads a large recording to an existing item, then clears its pending marker. */
-  async uploadAudio(id: string, audio: NonNullable<VoicemailItem["audio"]>): Promise<void> {
+  /**
+   * Uploads the recordings to an existing item, then clears its pending marker. An attachment
+   * exists only once its last chunk arrived (outlook-large-attachments), so a resumed upload
+   * sends just the recordings the item does not have yet.
+   */
+  async uploadAttachments(id: string, attachments: VoicemailAttachment[]): Promise<void> {
+    const existing = await this.graph.request<{ value: Array<{ name: string }> }>({ method: "GET", url: `${this.user}/messages/${encodeURIComponent(id)}/attachments?$select=name`, mailbox: this.userId });
+    const have = new Set(existing.value.map((a) => a.name));
+    for (const a of attachments) if (!have.has(a.name)) await this.uploadOne(id, a);
+    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, mailbox: this.userId, body: { singleValueExtendedProperties: [{ id: AUDIO_PENDING_PROP, value: "0" }] } });
+  }
+
+  private async uploadOne(id: string, audio: VoicemailAttachment): Promise<void> {
     const session = await this.graph.request<{ uploadUrl: string }>({
       method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/attachments/createUploadSession`, mailbox: this.userId,
       body: { AttachmentItem: { attachmentType: "file", name: audio.name, size: audio.bytes.length, contentType: audio.contentType } },
@@ -122,11 +169,14 @@ export class ExchangeVoicemail {
       } catch (e) {
         throw new ConnectorError("GRAPH_UNAVAILABLE", `attachment upload failed: ${(e as Error).message}`, { mailboxId: this.userId, graphId: id, cause: e });
       }
+      if (res.status === 429) {
+        const retryAfter = Number(res.headers.get("retry-after") ?? 5);
+        throw new ConnectorError("GRAPH_THROTTLED", "attachment upload answered HTTP 429", { mailboxId: this.userId, graphId: id, retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : 5 });
+      }
       if (res.status >= 400) {
-        throw new ConnectorError(res.status >= 500 || res.status === 429 ? "GRAPH_UNAVAILABLE" : "GRAPH_REQUEST_FAILED", `attachment upload answered HTTP ${res.status}`, { mailboxId: this.userId, graphId: id });
+        throw new ConnectorError(res.status >= 500 ? "GRAPH_UNAVAILABLE" : "GRAPH_REQUEST_FAILED", `attachment upload answered HTTP ${res.status}`, { mailboxId: this.userId, graphId: id });
       }
     }
-    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, mailbox: this.userId, body: { singleValueExtendedProperties: [{ id: AUDIO_PENDING_PROP, value: "0" }] } });
   }
 
   async findBySyncKey(folderId: string, syncKey: string): Promise<ExchangeItem | undefined> {

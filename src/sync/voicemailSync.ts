@@ -56,7 +56,7 @@ const emptyCounts = (): VoicemailSyncReport["actions"] => ({
 });
 
 /** Content problems that skip one item (kept visible in state) instead of failing the run. */
-const ITEM_ERRORS = new Set(["MIME_MALFORMED", "AUDIO_MISSING", "AUDIO_UNSUPPORTED", "PAYLOAD_TOO_LARGE", "GRAPH_REQUEST_FAILED"]);
+const ITEM_ERRORS = new Set(["MIME_MALFORMED", "AUDIO_MISSING", "AUDIO_UNSUPPORTED", "AUDIO_UNDECODABLE", "AUDIO_TOO_LONG", "PAYLOAD_TOO_LARGE", "GRAPH_REQUEST_FAILED"]);
 
 export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailSyncReport> {
   const { voice, exchange, state, log } = deps;

@@ -2,6 +2,7 @@
  * The Graph simulator: an https server that answers like Microsoft Graph and Entra ID for the
  * parts the connector uses, each rule citing its documentation (table in README.md).
  */
+import { UploadBudget, type UploadBudgetOptions } from "./uploadBudget.js";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import https from "node:https";
@@ -29,6 +30,8 @@ export interface SimOptions {
   requestBudget?: number;
   /** Concurrent requests per app+mailbox (documented: 4). */
   concurrencyLimit?: number;
+  /** Upload bytes per mailbox and window (documented: 150 MB per 5 minutes; uploadBudget.ts). */
+  uploadBudget?: UploadBudgetOptions;
 }
 
 export interface Faults {
@@ -122,6 +125,8 @@ export class GraphSimulator {
   readonly delivery: NotificationDelivery;
   private lifecycleTimer?: NodeJS.Timeout;
 
+  readonly uploadBudget: UploadBudget;
+
   constructor(private readonly options: SimOptions = {}) {
     this.faults.latencyMs = options.latencyMs ?? 0;
     this.delivery = new NotificationDelivery({
@@ -129,6 +134,7 @@ export class GraphSimulator {
       // Notifications dropped for a throttled endpoint: Graph tells each subscription "missed".
       onDropped: (_url, subs) => { for (const id of subs) if (this.subscriptions.has(id)) this.fireLifecycle(id, "missed"); },
     });
+    this.uploadBudget = new UploadBudget(options.uploadBudget);
   }
 
   async start(): Promise<this> {
@@ -227,6 +233,8 @@ export class GraphSimulator {
         this.stats.throttled++;
         return graphError(429, "ApplicationThrottled", "Application is over its MailboxRequests limit.", { "Retry-After": String(Math.ceil((b.windowStart + 600_000 - Date.now()) / 1000)) });
       }
+      const upload = this.uploadRefused(user.id, method, body);
+      if (upload) return upload;
       b.count++;
       this.budget.set(key, b);
       this.inFlight.set(key, now + 1);
@@ -602,6 +610,15 @@ export class GraphSimulator {
     return { status: 201, body: { uploadUrl: `${this.origin}/_upload/${token}`, expirationDateTime: new Date(expires).toISOString(), nextExpectedRanges: ["0-"] } };
   }
 
+  /** Outlook's upload budget (uploadBudget.ts): a 429 with Retry-After when over it. */
+  private uploadRefused(mailbox: string, method: string, body: Buffer): Res | undefined {
+    if (!UploadBudget.counts(method)) return undefined;
+    const r = this.uploadBudget.charge(mailbox, body.length);
+    if (r.ok) return undefined;
+    this.stats.throttled++;
+    return graphError(429, "ApplicationThrottled", "Application is over its MailboxUploads limit.", { "Retry-After": String(r.retryAfterSeconds) });
+  }
+
   /** PUT byte ranges in order, no Authorization header; the last one answers 201. */
   private uploadChunk(method: string, token: string, headers: Record<string, string>, body: Buffer): Res {
     const up = this.uploads.get(token);
@@ -610,6 +627,8 @@ export class GraphSimulator {
     // "Don't specify an Authorization request header in the PUT call" (outlook-large-attachments).
     if (headers.authorization) return graphError(401, "InvalidAuthenticationToken", "The upload URL is pre-authenticated; do not send an Authorization header.");
     if (this.faults.failUploadsNext > 0) { this.faults.failUploadsNext--; return graphError(503, "ServiceUnavailable", "Upload failed."); }
+    const refused = this.uploadRefused(up.user.id, method, body);
+    if (refused) return refused;
     const m = (headers["content-range"] ?? "").match(/^bytes (\d+)-(\d+)\/(\d+)$/);
     if (!m || Number(m[3]) !== up.size || Number(m[1]) !== up.next || Number(m[2]) - Number(m[1]) + 1 !== body.length) {
       return graphError(416, "InvalidRange", `Expected the range starting at ${up.next}.`);
