@@ -9,6 +9,8 @@
 import type { HttpResponseInit } from "@azure/functions";
 import type { Deps } from "../app/deps.js";
 import type { KindStatus, MailboxLink } from "../state/stateStore.js";
+import type { CredentialBlock } from "../state/storeAccessState.js";
+import { storeAccessState } from "../app/credentials.js";
 
 /** Runs failing this many times in a row raise "keeps failing", whatever the reason. */
 const FAILING_STREAK = 3;
@@ -42,6 +44,8 @@ export interface LinkStatus {
 export interface Alert {
   severity: "warning" | "critical";
   linkId?: string;
+  /** A voice store's alert: one per endpoint, however many links it stops. */
+  endpointId?: string;
   code: string;
   text: string;
 }
@@ -109,8 +113,11 @@ const NEEDS_A_PERSON: Record<string, string> = {
 };
 
 export async function statusReport(deps: Deps, now = Date.now()): Promise<StatusReport> {
-  const [tenants, links, subs] = await Promise.all([deps.state.listTenants(), deps.state.listLinks({}), deps.state.listSubscriptions({})]);
-  const alerts: Alert[] = [];
+  const [tenants, links, subs, blocks] = await Promise.all([deps.state.listTenants(), deps.state.listLinks({}), deps.state.listSubscriptions({}), storeAccessState(deps).listBlocks()]);
+  const stopped = blocks.filter((b) => b.state === "blocked");
+  const alerts: Alert[] = credentialAlerts(stopped, links);
+  // A link whose credential is stopped is covered by its endpoint's one alert.
+  const covered = (l: MailboxLink, code: string | undefined) => code === "IMAP_AUTH_FAILED" && stopped.some((b) => (b.linkId ? b.linkId === l.linkId : b.endpointId === l.endpointId));
   const out: LinkStatus[] = [];
   for (const l of links) {
     // Item rows are read only for links whose last run skipped something.
@@ -124,12 +131,12 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
       unreadVoice: l.unreadVoice, readDriftTotal: l.readDriftTotal ?? 0, skipped, lastError: l.lastError, subscriptionExpiresAt: sub?.expiresAt,
       contacts: l.kinds?.contacts, calendar: l.kinds?.calendar, location: l.kinds?.location,
     });
-    alerts.push(...kindAlerts(l));
-    if (l.lastError) {
+    alerts.push(...kindAlerts(l).filter((a) => !covered(l, l.kinds?.[a.kind!]?.lastError?.code)).map(({ kind: _k, ...a }) => a));
+    if (l.lastError && !covered(l, l.lastError.code)) {
       const why = NEEDS_A_PERSON[l.lastError.code];
       alerts.push({ severity: why ? "critical" : "warning", linkId: l.linkId, code: l.lastError.code, text: why ?? `last run failed: ${l.lastError.message}` });
     }
-    if ((l.failureStreak ?? 0) >= FAILING_STREAK) alerts.push({ severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `voicemail sync failed ${l.failureStreak} times in a row` });
+    if ((l.failureStreak ?? 0) >= FAILING_STREAK && !covered(l, l.lastError?.code)) alerts.push({ severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `voicemail sync failed ${l.failureStreak} times in a row` });
     if (sub?.status === "failed") alerts.push({ severity: "critical", linkId: l.linkId, code: "SUBSCRIPTION_FAILED", text: NEEDS_A_PERSON.SUBSCRIPTION_FAILED! });
     if (skipped.length) alerts.push({ severity: "warning", linkId: l.linkId, code: "ITEMS_SKIPPED", text: `${skipped.length} voice message(s) could not be copied (see reasons)` });
   }
@@ -141,16 +148,33 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
   };
 }
 
-function kindAlerts(l: MailboxLink): Alert[] {
+/**
+ * One alert per voice store whose credentials the lockout protection stopped: its super user
+ * (which stops every link on it) and/or links' own passwords, named.
+ */
+function credentialAlerts(stopped: CredentialBlock[], links: MailboxLink[]): Alert[] {
   const out: Alert[] = [];
+  for (const endpointId of [...new Set(stopped.map((b) => b.endpointId))].sort()) {
+    const superUser = stopped.find((b) => b.endpointId === endpointId && !b.linkId);
+    const own = stopped.filter((b) => b.endpointId === endpointId && b.linkId).map((b) => b.linkId!).sort();
+    const parts: string[] = [];
+    if (superUser) parts.push(`the store rejected the super-user credential at ${superUser.since} ("${superUser.answer}"); logins stopped for all ${links.filter((l) => l.endpointId === endpointId).length} link(s) until the secret changes or \`umconnect endpoint test ${endpointId}\` succeeds`);
+    if (own.length) parts.push(`${own.length} link password(s) rejected, logins with them stopped (\`umconnect credentials rotate <link>\`): ${own.slice(0, 20).join(", ")}${own.length > 20 ? ", ..." : ""}`);
+    out.push({ severity: "critical", endpointId, code: "IMAP_AUTH_FAILED", text: `voice store ${endpointId}: ${parts.join("; ")}` });
+  }
+  return out;
+}
+
+function kindAlerts(l: MailboxLink): Array<Alert & { kind?: "contacts" | "calendar" | "location" }> {
+  const out: Array<Alert & { kind?: "contacts" | "calendar" | "location" }> = [];
   for (const kind of ["contacts", "calendar", "location"] as const) {
     const k = l.kinds?.[kind];
     if (!k) continue;
     if (k.lastError) {
       const why = NEEDS_A_PERSON[k.lastError.code];
-      out.push({ severity: why ? "critical" : "warning", linkId: l.linkId, code: k.lastError.code, text: `${KIND_NAMES[kind]}: ${why ?? `last run failed: ${k.lastError.message}`}` });
+      out.push({ kind, severity: why ? "critical" : "warning", linkId: l.linkId, code: k.lastError.code, text: `${KIND_NAMES[kind]}: ${why ?? `last run failed: ${k.lastError.message}`}` });
     }
-    if ((k.failureStreak ?? 0) >= FAILING_STREAK) out.push({ severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `${KIND_NAMES[kind]} sync failed ${k.failureStreak} times in a row` });
+    if ((k.failureStreak ?? 0) >= FAILING_STREAK) out.push({ kind, severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `${KIND_NAMES[kind]} sync failed ${k.failureStreak} times in a row` });
     if (k.skipped) out.push({ severity: "warning", linkId: l.linkId, code: "ITEMS_SKIPPED", text: `${k.skipped} ${KIND_NAMES[kind]} item(s) could not be read (see the link's records)` });
     if (k.conflicts) out.push({ severity: "warning", linkId: l.linkId, code: "CONFLICTS_KEPT", text: `${k.conflicts} contact edit conflict(s); the losing versions are kept (umconnect conflicts ${l.linkId})` });
   }

@@ -20,12 +20,15 @@ import { parseProfile, effectiveProfile, DEFAULT_PROFILE, type FeatureProfile } 
 
 const secretName = z.string().regex(/^[0-9A-Za-z-]{1,127}$/, "a Key Vault secret name (letters, digits, dashes)");
 const masterAuth = { masterUser: z.string().min(1).max(200) };
+/** Each link logs in with its own password (src/app/credentials.ts): the endpoint needs none. */
+const perLink = { passwordPerLink: z.boolean().optional() };
 /** The password inline (local secrets file only) or by secret name (stored configuration). */
 const authSchema = z.discriminatedUnion("mode", [
-  z.object({ mode: z.literal("user-password"), password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
-  z.object({ mode: z.literal("master-separator"), ...masterAuth, separator: z.string().min(1).max(2).optional(), password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
-  z.object({ mode: z.literal("sasl-authzid"), ...masterAuth, password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
-]).refine((a) => (a.password === undefined) !== (a.passwordSecret === undefined), "exactly one of password (local file) or passwordSecret (secret name)");
+  z.object({ mode: z.literal("user-password"), ...perLink, password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
+  z.object({ mode: z.literal("master-separator"), ...masterAuth, ...perLink, separator: z.string().min(1).max(2).optional(), password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
+  z.object({ mode: z.literal("sasl-authzid"), ...masterAuth, ...perLink, password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
+]).refine((a) => (a.password !== undefined && a.passwordSecret !== undefined) ? false : a.passwordPerLink === true || (a.password === undefined) !== (a.passwordSecret === undefined),
+  "exactly one of password (local file) or passwordSecret (secret name), or passwordPerLink: true with at most one");
 
 export const endpointSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, dot, dash, underscore"),
@@ -37,6 +40,13 @@ export const endpointSchema = z.object({
   caBundle: z.string().max(64_000).regex(/-----BEGIN CERTIFICATE-----/, "PEM certificates").optional(),
   auth: authSchema,
   maxConnections: z.number().int().min(1).max(200).default(8),
+  /**
+   * After the store rejected a credential, logins with it stop; one probe is allowed after
+   * this many seconds, the wait doubling with each failed probe up to 6 hours
+   * (src/app/credentialGate.ts). Default 30 minutes: the reset window of common lockout
+   * policies, so probes alone never add up to a lockout.
+   */
+  authRetrySeconds: z.number().int().min(1).max(86_400).default(1800),
   /** Optional: the voice system's URL for UC-location changes (signed POST, https only). */
   locationCallbackUrl: z.string().url().refine((u) => /^https:\/\//i.test(u), "must be https").optional(),
 });
@@ -65,6 +75,8 @@ export interface Directory {
 /** Secrets by name. */
 export interface SecretSource {
   get(name: string): Promise<string>;
+  /** Writes a secret (a new version in Key Vault); links' own passwords (src/app/credentials.ts). */
+  set?(name: string, value: string): Promise<void>;
 }
 
 export function fileSecrets(secretsFile: string): SecretSource {
@@ -73,6 +85,14 @@ export function fileSecrets(secretsFile: string): SecretSource {
       const v = readFile(secretsFile).secrets[name];
       if (v === undefined) throw new ConnectorError("CONFIG_INVALID", `secret ${name} is not in the local secrets file`);
       return v;
+    },
+    async set(name, value) {
+      // Read, change, write to a temp file and rename: a reader never sees half a file.
+      const raw = JSON.parse(fs.readFileSync(secretsFile, "utf8")) as Record<string, unknown>;
+      raw.secrets = { ...(raw.secrets as Record<string, string> | undefined), [name]: value };
+      const tmp = `${secretsFile}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, JSON.stringify(raw, null, 2), { mode: 0o600 });
+      fs.renameSync(tmp, secretsFile);
     },
   };
 }
@@ -90,6 +110,16 @@ export function keyVaultSecrets(vaultUri: string, credential: TokenCredential): 
       } catch (e) {
         const status = (e as { statusCode?: number }).statusCode;
         throw new ConnectorError("CONFIG_INVALID", `secret ${name} could not be read from Key Vault${status ? ` (HTTP ${status})` : ""}`, { cause: e, transient: status === undefined || status >= 500 || status === 429 });
+      }
+    },
+    async set(name, value) {
+      // Needs "Key Vault Secrets Officer" for whoever runs the CLI; the app itself only reads.
+      client ??= import("@azure/keyvault-secrets").then(({ SecretClient }) => new SecretClient(vaultUri, credential));
+      try {
+        await (await client).setSecret(name, value, { contentType: "umconnect voice-store password" });
+      } catch (e) {
+        const status = (e as { statusCode?: number }).statusCode;
+        throw new ConnectorError("CONFIG_INVALID", `secret ${name} could not be written to Key Vault${status ? ` (HTTP ${status})` : ""}`, { cause: e, transient: status === undefined || status >= 500 || status === 429 });
       }
     },
   };
@@ -123,10 +153,12 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
   const meta = new Map<string, { e: z.infer<typeof endpointSchema>; source: "stored" | "file" }>();
   for (const { e, source } of all) {
     if (meta.has(e.id)) throw new ConnectorError("CONFIG_INVALID", `endpoint ${e.id} is defined twice (stored configuration and the local secrets file)`);
-    const password = e.auth.password ?? (await secretOf(e.auth.passwordSecret!, src.secrets, e.id));
-    const { passwordSecret: _n, password: _p, ...rest } = e.auth;
+    // passwordPerLink without an endpoint password: "" here; each link brings its own (src/app/credentials.ts).
+    const password = e.auth.password ?? (e.auth.passwordSecret ? await secretOf(e.auth.passwordSecret, src.secrets, e.id) : "");
+    const { passwordSecret: _n, password: _p, passwordPerLink, ...rest } = e.auth;
     endpoints.set(e.id, {
       id: e.id, host: e.host, port: e.port, tls: e.tls, auth: { ...rest, password } as ImapAuth, maxConnections: e.maxConnections,
+      authRetrySeconds: e.authRetrySeconds, ...(passwordPerLink ? { passwordPerLink } : {}),
       caBundle: e.caBundle ?? (e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined),
     });
     meta.set(e.id, { e, source });

@@ -14,6 +14,10 @@
  *   umconnect endpoints | profiles              (configuration as loaded; no secrets)
  *   umconnect endpoint set <endpoint.json> | remove <id> | test <id> --mailbox M
  *   umconnect profile set <profile.json> | remove <id>
+ *   umconnect credentials set|rotate <linkId> --password-prompt      (a link's own password)
+ *   umconnect credentials rotate --endpoint <id> --password-prompt [--mailbox M]
+ *   umconnect credentials import <file.csv>      (voiceMailbox,endpointId,password; into Key Vault)
+ *   umconnect credentials                        (credentials stopped after a rejection)
  * Add --json for machine-readable output.
  */
 import fs from "node:fs";
@@ -23,9 +27,10 @@ import { buildDeps } from "../app/deps.js";
 import { createLogger } from "../log.js";
 import { isConnectorError } from "../errors.js";
 import { removeEndpoint, removeProfile, setEndpoint, setProfile, testEndpoint } from "../admin/configAdmin.js";
+import { credentialsCommand } from "./credentialsCommand.js";
 import { allowMassDelete, exportLinks, importLinks, resync, setLinkState, setProfileOverride } from "../admin/links.js";
 
-export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n")): Promise<number> {
+export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n"), password?: () => Promise<string>): Promise<number> {
   const json = argv.includes("--json");
   const args = argv.filter((a) => a !== "--json");
   const opt = (name: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
@@ -122,6 +127,11 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         }
         return 0;
       }
+      case "credentials": case "link": {
+        // `umconnect link <linkId> --password-prompt` is `credentials set <linkId> --password-prompt`.
+        const rest = args.slice(1).filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--"));
+        return await credentialsCommand(deps, cmd === "link" ? ["set", ...rest] : rest, { opt, has: (n) => args.includes(`--${n}`), print, err, password });
+      }
       case "endpoints": {
         const e = (await deps.directory()).listEndpoints();
         print(e.map((x) => `${x.id}  ${x.host}:${x.port}  tls ${x.tls}  auth ${x.auth}${x.passwordSecret ? ` (secret ${x.passwordSecret})` : ""}  max ${x.maxConnections} connections  ${x.source}${x.locationCallbackUrl ? `  location callback ${x.locationCallbackUrl}` : ""}`).join("\n") || "(no endpoints)", e);
@@ -133,7 +143,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         return 0;
       }
       default:
-        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test | profile set|remove [--json]");
+        err("usage: umconnect tenants | links | status | import <csv> --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test | profile set|remove | credentials [set|rotate|import] [--json]");
         return 2;
     }
   } catch (e) {
