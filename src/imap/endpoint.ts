@@ -84,6 +84,11 @@ export function toImapError(e: unknown, endpoint: string, what = "IMAP command")
   if (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|NoConnection|EConnectionClosed|CONNECT_TIMEOUT|ETIMEOUT|StateLogout|socket/i.test(`${err.code ?? ""} ${err.message ?? ""}`)) {
     return new ConnectorError("IMAP_UNAVAILABLE", `${endpoint} unavailable: ${err.code ?? err.message ?? "connection failed"}`, { endpoint, cause: e, transient: true });
   }
+  if (what === "login") {
+    // No greeting in time, a greeting that is not IMAP, a connection dropped mid-handshake:
+    // the store cannot be talked to right now, which is an outage to back off from.
+    return new ConnectorError("IMAP_UNAVAILABLE", `${endpoint} did not complete the IMAP handshake: ${(err.code ?? err.message ?? "no answer").slice(0, 120)}`, { endpoint, cause: e, transient: true });
+  }
   return new ConnectorError("IMAP_COMMAND_FAILED", `${what} failed on ${endpoint}: ${(err.responseText ?? err.message ?? "").slice(0, 200)}`, { endpoint, cause: e });
 }
 
