@@ -51,6 +51,8 @@ export interface WorldOptions {
   persistentStorage?: boolean;
   /** Dovecot's mail_max_userip_connections (the world default is generous). */
   maxUserIpConnections?: number;
+  /** A store without a master user: links need their own passwords (src/app/credentials.ts). */
+  noMasterUser?: boolean;
   /** Fixed ports for the local stack (random when omitted). */
   ports?: { azurite?: { blob: number; queue: number; table: number }; host?: number; imap?: number };
   logger?: Logger;
@@ -73,7 +75,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   sim.addTenant({ tenantId: TENANT, apps: [{ clientId: APP, clientSecret: "app-secret-for-tests", roles: ["Mail.ReadWrite", "User.Read.All", "Calendars.Read", "Contacts.ReadWrite"] }] });
   const host = await startDevHost({ definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, queueTriggers: options.queueWorkers ?? true, port: options.ports?.host });
   const users = Object.fromEntries(options.users.map((u) => [u, `pw-${u}`]));
-  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, push: { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
+  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, noMasterUser: options.noMasterUser, push: { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
   const secretsFile = path.join(dir, "secrets.json");
   fs.writeFileSync(secretsFile, JSON.stringify({ endpoints: [{ id: ENDPOINT, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...options.endpoint }], profiles: options.profiles ?? [] }), { mode: 0o600 });
   const env: Record<string, string> = {
