@@ -11,6 +11,7 @@ import type { Deps } from "../app/deps.js";
 import type { KindStatus, MailboxLink } from "../state/stateStore.js";
 import type { CredentialBlock } from "../state/storeAccessState.js";
 import { storeAccessState } from "../app/credentials.js";
+import { budgetUse, type ConnectionBudget } from "../app/connectionBudget.js";
 
 /** Runs failing this many times in a row raise "keeps failing", whatever the reason. */
 const FAILING_STREAK = 3;
@@ -55,6 +56,8 @@ export interface StatusReport {
   tenants: Array<{ tenantId: string; status: string; links: number; failing: number }>;
   links: LinkStatus[];
   alerts: Alert[];
+  /** Per voice store: connections in use (all instances) against its budget. */
+  stores?: Array<{ endpointId: string; budget: ConnectionBudget; address: number; busiestUser?: { mailbox: string; connections: number } }>;
   /** Set when the links were selected (tenant, problems only) and paged. */
   page?: { matching: number; shown: number; next?: string };
 }
@@ -140,7 +143,15 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
     if (sub?.status === "failed") alerts.push({ severity: "critical", linkId: l.linkId, code: "SUBSCRIPTION_FAILED", text: NEEDS_A_PERSON.SUBSCRIPTION_FAILED! });
     if (skipped.length) alerts.push({ severity: "warning", linkId: l.linkId, code: "ITEMS_SKIPPED", text: `${skipped.length} voice message(s) could not be copied (see reasons)` });
   }
+  const budgets = new Map<string, ConnectionBudget>();
+  try {
+    const dir = await deps.directory();
+    for (const e of dir.listEndpoints()) { const b = dir.endpoint(e.id).connectionBudget; if (b) budgets.set(e.id, b); }
+  } catch (e) {
+    deps.log.warn("status.directory.failed", { error: e }); // the report still shows the links
+  }
   return {
+    stores: await budgetUse(deps, budgets),
     generatedAt: new Date(now).toISOString(),
     tenants: tenants.map((t) => ({ tenantId: t.tenantId, status: t.status, links: links.filter((l) => l.tenantId === t.tenantId).length, failing: links.filter((l) => l.tenantId === t.tenantId && l.lastError).length })),
     links: out,
@@ -199,6 +210,7 @@ export function statusPage(r: StatusReport, q: StatusQuery = {}): HttpResponseIn
   const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>umconnect status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.9rem}tr.bad td{background:#fdecea}.critical{color:#a4262c}.warning{color:#8a5a00}</style></head><body>
 <h1>umconnect status</h1><p>Generated ${esc(r.generatedAt)}</p>
+${r.stores?.length ? `<h2>Voice stores: connections in use (all instances) / budget</h2><table><tr><th>endpoint</th><th>per address</th><th>busiest user</th></tr>${r.stores.map((x) => `<tr><td>${esc(x.endpointId)}</td><td>${x.address} / ${x.budget.perAddress}</td><td>${x.busiestUser ? `${esc(x.busiestUser.mailbox)}: ${x.busiestUser.connections}` : "0"} / ${x.budget.perUser}</td></tr>`).join("")}</table>` : ""}
 <h2>Alerts (${r.alerts.length})</h2><ul>${r.alerts.map((a) => `<li class="${a.severity}">${esc(a.severity)}: ${a.linkId ? `${esc(a.linkId)}: ` : ""}${esc(a.text)} <code>${esc(a.code)}</code></li>`).join("") || "<li>none</li>"}</ul>
 <h2>Tenants</h2><ul>${r.tenants.map((t) => `<li>${esc(t.tenantId)}: ${esc(t.status)}, ${t.links} links, ${t.failing} failing</li>`).join("")}</ul>
 <h2>Mailboxes${r.page ? ` (${r.page.shown} of ${r.page.matching})` : ""}</h2>${nextLink}<table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state / profile</th><th>last sync</th><th>unread</th><th>subscription until</th><th>contacts / calendar</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>

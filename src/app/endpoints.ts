@@ -17,6 +17,7 @@ import type { TokenCredential } from "@azure/core-auth";
 import { ConnectorError } from "../errors.js";
 import type { ImapAuth, ImapEndpoint } from "../imap/endpoint.js";
 import { parseProfile, effectiveProfile, DEFAULT_PROFILE, type FeatureProfile } from "../admin/profiles.js";
+import { VENDOR_BUDGETS } from "./connectionBudget.js";
 
 const secretName = z.string().regex(/^[0-9A-Za-z-]{1,127}$/, "a Key Vault secret name (letters, digits, dashes)");
 const masterAuth = { masterUser: z.string().min(1).max(200) };
@@ -47,6 +48,10 @@ export const endpointSchema = z.object({
    * policies, so probes alone never add up to a lockout.
    */
   authRetrySeconds: z.number().int().min(1).max(86_400).default(1800),
+  /** The store's product: picks the default connection budget (src/app/connectionBudget.ts). */
+  vendor: z.enum(["generic", "dovecot", "exchange", "cisco-unity", "avaya", "mitel"]).default("generic"),
+  /** Connections the store allows per user and per client address, across all instances. */
+  connectionBudget: z.object({ perUser: z.number().int().min(1).max(1000).optional(), perAddress: z.number().int().min(1).max(25_000).optional() }).optional(),
   /** Optional: the voice system's URL for UC-location changes (signed POST, https only). */
   locationCallbackUrl: z.string().url().refine((u) => /^https:\/\//i.test(u), "must be https").optional(),
 });
@@ -159,6 +164,7 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
     endpoints.set(e.id, {
       id: e.id, host: e.host, port: e.port, tls: e.tls, auth: { ...rest, password } as ImapAuth, maxConnections: e.maxConnections,
       authRetrySeconds: e.authRetrySeconds, ...(passwordPerLink ? { passwordPerLink } : {}),
+      connectionBudget: { ...VENDOR_BUDGETS[e.vendor], ...e.connectionBudget },
       caBundle: e.caBundle ?? (e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined),
     });
     meta.set(e.id, { e, source });

@@ -32,6 +32,8 @@ export interface ImapEndpoint {
   authRetrySeconds?: number;
   /** Links log in with their own passwords (src/app/credentials.ts); auth.password may be "". */
   passwordPerLink?: boolean;
+  /** Connections the store allows per user / per client address, across all instances (src/app/connectionBudget.ts). */
+  connectionBudget?: { perUser: number; perAddress: number };
 }
 
 class Slots {
