@@ -29,6 +29,7 @@ export interface AlertNotice {
   severity: Alert["severity"];
   code: string;
   linkId?: string;
+  endpointId?: string;
   tenantId?: string;
   text: string;
   since: string;
@@ -41,7 +42,7 @@ export interface AlertsOutcome {
   failed: number;
 }
 
-const alertKey = (a: Alert) => `${a.code}|${a.linkId ?? "-"}`;
+const alertKey = (a: Alert) => `${a.code}|${a.linkId ?? (a.endpointId ? `endpoint:${a.endpointId}` : "-")}`;
 
 export async function evaluateAlerts(deps: Deps, now = Date.now()): Promise<AlertsOutcome> {
   const report = await statusReport(deps, now);
@@ -58,7 +59,7 @@ export async function evaluateAlerts(deps: Deps, now = Date.now()): Promise<Aler
   const outcome: AlertsOutcome = { open: current.size, sent: [], failed: 0 };
 
   const tell = async (record: AlertRecord, event: AlertEvent): Promise<boolean> => {
-    const notice: AlertNotice = { source: "umconnect", event, severity: record.severity, code: record.code, ...(record.linkId ? { linkId: record.linkId } : {}), ...(record.tenantId ? { tenantId: record.tenantId } : {}), text: record.text, since: record.firstSeen, at: iso };
+    const notice: AlertNotice = { source: "umconnect", event, severity: record.severity, code: record.code, ...(record.linkId ? { linkId: record.linkId } : {}), ...(record.endpointId ? { endpointId: record.endpointId } : {}), ...(record.tenantId ? { tenantId: record.tenantId } : {}), text: record.text, since: record.firstSeen, at: iso };
     const ok = await deliver(deps, notice);
     if (ok) outcome.sent.push({ event, key: record.key }); else outcome.failed++;
     return ok;
@@ -68,7 +69,7 @@ export async function evaluateAlerts(deps: Deps, now = Date.now()): Promise<Aler
     const before = known.get(key);
     const record: AlertRecord = before && !before.resolvedAt
       ? { ...before, severity: a.severity, text: a.text }
-      : { key, code: a.code, severity: a.severity, ...(a.linkId ? { linkId: a.linkId, tenantId: tenantOf.get(a.linkId) } : {}), text: a.text, firstSeen: iso };
+      : { key, code: a.code, severity: a.severity, ...(a.linkId ? { linkId: a.linkId, tenantId: tenantOf.get(a.linkId) } : {}), ...(a.endpointId ? { endpointId: a.endpointId } : {}), text: a.text, firstSeen: iso };
     const due = !record.notifiedAt ? "raised" : now - Date.parse(record.notifiedAt) >= REMIND_AFTER_MS ? "reminder" : undefined;
     if (due && (await tell(record, due))) record.notifiedAt = iso;
     if (due || !before || before.resolvedAt || before.text !== record.text || before.severity !== record.severity) await deps.state.putAlert(record);

@@ -10,6 +10,7 @@ import { endpointProblems, endpointSchema, loadDirectory, ownerOf, ownerText, ty
 import { usableBy } from "../security/tenantBoundary.js";
 import { DEFAULT_OVERLAP_SECONDS, parseSigningKeys, rotatedKeys, signingSecretName } from "../security/endpointSecrets.js";
 import { openVoiceMailbox } from "../imap/voiceMailbox.js";
+import { openLinkedMailbox } from "../app/storeAccess.js";
 import { DEFAULT_PROFILE, parseProfile } from "./profiles.js";
 import type { MailboxLink } from "../state/stateStore.js";
 
@@ -37,11 +38,17 @@ export async function removeEndpoint(deps: Deps, id: string): Promise<void> {
   await removeUnused(deps, "endpoint", id, (l) => l.endpointId === id);
 }
 
-/** Logs in to the store as the super user on behalf of one mailbox and opens its INBOX. */
+/**
+ * Logs in to the store for one mailbox (as the super user, or with the mailbox's own password
+ * when its link has one) and opens its INBOX. A deliberate operator test: it goes through even
+ * when logins with that credential are stopped after a rejection, and a success lifts the stop
+ * (src/app/credentialGate.ts).
+ */
 export async function testEndpoint(deps: Deps, id: string, mailbox: string): Promise<{ messages: number }> {
   deps.reloadDirectory();
-  const endpoint = (await deps.directory()).endpoint(id);
-  const s = await openVoiceMailbox(endpoint, mailbox, { folder: "INBOX", removal: { mode: "expunge" } });
+  (await deps.directory()).endpoint(id);
+  const link = await deps.state.findLinkByVoice(id, mailbox);
+  const s = await openLinkedMailbox(deps, { linkId: link?.linkId ?? `test:${id}:${mailbox}`, endpointId: id, voiceMailbox: mailbox }, { folder: "INBOX", removal: { mode: "expunge" } }, { operatorTest: true });
   try {
     return { messages: (await s.listKeys()).size };
   } finally {

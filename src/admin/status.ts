@@ -10,6 +10,9 @@ import { PAGE_SECURITY_HEADERS } from "../security/pageHeaders.js";
 import type { HttpResponseInit } from "@azure/functions";
 import type { Deps } from "../app/deps.js";
 import type { KindStatus, MailboxLink, SubscriptionHealth } from "../state/stateStore.js";
+import type { CredentialBlock } from "../state/storeAccessState.js";
+import { storeAccessState } from "../app/credentials.js";
+import { budgetUse, type ConnectionBudget } from "../app/connectionBudget.js";
 
 /** Runs failing this many times in a row raise "keeps failing", whatever the reason. */
 const FAILING_STREAK = 3;
@@ -45,6 +48,8 @@ export interface LinkStatus {
 export interface Alert {
   severity: "warning" | "critical";
   linkId?: string;
+  /** A voice store's alert: one per endpoint, however many links it stops. */
+  endpointId?: string;
   code: string;
   text: string;
 }
@@ -54,6 +59,8 @@ export interface StatusReport {
   tenants: Array<{ tenantId: string; status: string; links: number; failing: number }>;
   links: LinkStatus[];
   alerts: Alert[];
+  /** Per voice store: connections in use (all instances) against its budget. */
+  stores?: Array<{ endpointId: string; budget: ConnectionBudget; address: number; busiestUser?: { mailbox: string; connections: number } }>;
   /** Set when the links were selected (tenant, problems only) and paged. */
   page?: { matching: number; shown: number; next?: string };
 }
@@ -114,8 +121,11 @@ const NEEDS_A_PERSON: Record<string, string> = {
 };
 
 export async function statusReport(deps: Deps, now = Date.now()): Promise<StatusReport> {
-  const [tenants, links, subs] = await Promise.all([deps.state.listTenants(), deps.state.listLinks({}), deps.state.listSubscriptions({})]);
-  const alerts: Alert[] = [];
+  const [tenants, links, subs, blocks] = await Promise.all([deps.state.listTenants(), deps.state.listLinks({}), deps.state.listSubscriptions({}), storeAccessState(deps).listBlocks()]);
+  const stopped = blocks.filter((b) => b.state === "blocked");
+  const alerts: Alert[] = credentialAlerts(stopped, links);
+  // A link whose credential is stopped is covered by its endpoint's one alert.
+  const covered = (l: MailboxLink, code: string | undefined) => code === "IMAP_AUTH_FAILED" && stopped.some((b) => (b.linkId ? b.linkId === l.linkId : b.endpointId === l.endpointId));
   const out: LinkStatus[] = [];
   for (const l of links) {
     // Item rows are read only for links whose last run skipped something.
@@ -130,19 +140,27 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
       ...(l.subscriptions ? { subscriptions: l.subscriptions } : {}),
       contacts: l.kinds?.contacts, calendar: l.kinds?.calendar, location: l.kinds?.location,
     });
-    alerts.push(...kindAlerts(l));
-    if (l.lastError) {
+    alerts.push(...kindAlerts(l).filter((a) => !covered(l, l.kinds?.[a.kind!]?.lastError?.code)).map(({ kind: _k, ...a }) => a));
+    if (l.lastError && !covered(l, l.lastError.code)) {
       const why = NEEDS_A_PERSON[l.lastError.code];
       alerts.push({ severity: why ? "critical" : "warning", linkId: l.linkId, code: l.lastError.code, text: why ?? `last run failed: ${l.lastError.message}` });
     }
-    if ((l.failureStreak ?? 0) >= FAILING_STREAK) alerts.push({ severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `voicemail sync failed ${l.failureStreak} times in a row` });
+    if ((l.failureStreak ?? 0) >= FAILING_STREAK && !covered(l, l.lastError?.code)) alerts.push({ severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `voicemail sync failed ${l.failureStreak} times in a row` });
     if (sub?.status === "failed") alerts.push({ severity: "critical", linkId: l.linkId, code: "SUBSCRIPTION_FAILED", text: NEEDS_A_PERSON.SUBSCRIPTION_FAILED! });
     const troubled = Object.entries(l.subscriptions ?? {}).filter((e): e is [string, SubscriptionHealth] => !!e[1] && e[1].state !== "active");
     // One alert per link, however many kinds and retries: sync goes on by polling meanwhile.
     if (troubled.length) alerts.push({ severity: "warning", linkId: l.linkId, code: "SUBSCRIPTION_REFUSED", text: `${troubled.map(([k, h]) => `${k} ${h.state}`).join(", ")}: ${NEEDS_A_PERSON.SUBSCRIPTION_REFUSED} (${troubled[0]![1].lastError?.message ?? ""})` });
     if (skipped.length) alerts.push({ severity: "warning", linkId: l.linkId, code: "ITEMS_SKIPPED", text: `${skipped.length} voice message(s) could not be copied (see reasons)` });
   }
+  const budgets = new Map<string, ConnectionBudget>();
+  try {
+    const dir = await deps.directory();
+    for (const e of dir.listEndpoints()) { const b = dir.endpoint(e.id).connectionBudget; if (b) budgets.set(e.id, b); }
+  } catch (e) {
+    deps.log.warn("status.directory.failed", { error: e }); // the report still shows the links
+  }
   return {
+    stores: await budgetUse(deps, budgets),
     generatedAt: new Date(now).toISOString(),
     tenants: tenants.map((t) => ({ tenantId: t.tenantId, status: t.status, links: links.filter((l) => l.tenantId === t.tenantId).length, failing: links.filter((l) => l.tenantId === t.tenantId && l.lastError).length })),
     links: out,
@@ -150,16 +168,33 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
   };
 }
 
-function kindAlerts(l: MailboxLink): Alert[] {
+/**
+ * One alert per voice store whose credentials the lockout protection stopped: its super user
+ * (which stops every link on it) and/or links' own passwords, named.
+ */
+function credentialAlerts(stopped: CredentialBlock[], links: MailboxLink[]): Alert[] {
   const out: Alert[] = [];
+  for (const endpointId of [...new Set(stopped.map((b) => b.endpointId))].sort()) {
+    const superUser = stopped.find((b) => b.endpointId === endpointId && !b.linkId);
+    const own = stopped.filter((b) => b.endpointId === endpointId && b.linkId).map((b) => b.linkId!).sort();
+    const parts: string[] = [];
+    if (superUser) parts.push(`the store rejected the super-user credential at ${superUser.since} ("${superUser.answer}"); logins stopped for all ${links.filter((l) => l.endpointId === endpointId).length} link(s) until the secret changes or \`umconnect endpoint test ${endpointId}\` succeeds`);
+    if (own.length) parts.push(`${own.length} link password(s) rejected, logins with them stopped (\`umconnect credentials rotate <link>\`): ${own.slice(0, 20).join(", ")}${own.length > 20 ? ", ..." : ""}`);
+    out.push({ severity: "critical", endpointId, code: "IMAP_AUTH_FAILED", text: `voice store ${endpointId}: ${parts.join("; ")}` });
+  }
+  return out;
+}
+
+function kindAlerts(l: MailboxLink): Array<Alert & { kind?: "contacts" | "calendar" | "location" }> {
+  const out: Array<Alert & { kind?: "contacts" | "calendar" | "location" }> = [];
   for (const kind of ["contacts", "calendar", "location"] as const) {
     const k = l.kinds?.[kind];
     if (!k) continue;
     if (k.lastError) {
       const why = NEEDS_A_PERSON[k.lastError.code];
-      out.push({ severity: why ? "critical" : "warning", linkId: l.linkId, code: k.lastError.code, text: `${KIND_NAMES[kind]}: ${why ?? `last run failed: ${k.lastError.message}`}` });
+      out.push({ kind, severity: why ? "critical" : "warning", linkId: l.linkId, code: k.lastError.code, text: `${KIND_NAMES[kind]}: ${why ?? `last run failed: ${k.lastError.message}`}` });
     }
-    if ((k.failureStreak ?? 0) >= FAILING_STREAK) out.push({ severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `${KIND_NAMES[kind]} sync failed ${k.failureStreak} times in a row` });
+    if ((k.failureStreak ?? 0) >= FAILING_STREAK) out.push({ kind, severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `${KIND_NAMES[kind]} sync failed ${k.failureStreak} times in a row` });
     if (k.skipped) out.push({ severity: "warning", linkId: l.linkId, code: "ITEMS_SKIPPED", text: `${k.skipped} ${KIND_NAMES[kind]} item(s) could not be read (see the link's records)` });
     if (k.conflicts) out.push({ severity: "warning", linkId: l.linkId, code: "CONFLICTS_KEPT", text: `${k.conflicts} contact edit conflict(s); the losing versions are kept (umconnect conflicts ${l.linkId})` });
   }
@@ -184,6 +219,7 @@ export function statusPage(r: StatusReport, q: StatusQuery = {}): HttpResponseIn
   const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>umconnect status</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.9rem}tr.bad td{background:#fdecea}.critical{color:#a4262c}.warning{color:#8a5a00}</style></head><body>
 <h1>umconnect status</h1><p>Generated ${esc(r.generatedAt)}</p>
+${r.stores?.length ? `<h2>Voice stores: connections in use (all instances) / budget</h2><table><tr><th>endpoint</th><th>per address</th><th>busiest user</th></tr>${r.stores.map((x) => `<tr><td>${esc(x.endpointId)}</td><td>${x.address} / ${x.budget.perAddress}</td><td>${x.busiestUser ? `${esc(x.busiestUser.mailbox)}: ${x.busiestUser.connections}` : "0"} / ${x.budget.perUser}</td></tr>`).join("")}</table>` : ""}
 <h2>Alerts (${r.alerts.length})</h2><ul>${r.alerts.map((a) => `<li class="${a.severity}">${esc(a.severity)}: ${a.linkId ? `${esc(a.linkId)}: ` : ""}${esc(a.text)} <code>${esc(a.code)}</code></li>`).join("") || "<li>none</li>"}</ul>
 <h2>Tenants</h2><ul>${r.tenants.map((t) => `<li>${esc(t.tenantId)}: ${esc(t.status)}, ${t.links} links, ${t.failing} failing</li>`).join("")}</ul>
 <h2>Mailboxes${r.page ? ` (${r.page.shown} of ${r.page.matching})` : ""}</h2>${nextLink}<table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state / profile</th><th>last sync</th><th>unread</th><th>subscription until</th><th>contacts / calendar</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>

@@ -9,7 +9,7 @@
  */
 import { ConnectorError, ensureConnectorError } from "../errors.js";
 import { ExchangeCalendar } from "../graph/calendar.js";
-import { openVoiceMailbox } from "../imap/voiceMailbox.js";
+import { openLinkedMailbox } from "./storeAccess.js";
 import type { Logger } from "../log.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import { syncCalendar, type CalendarCursors, type CalendarRecord, type CalendarSyncReport } from "../sync/calendarSync.js";
@@ -40,7 +40,7 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
   const started = Date.now();
   try {
     const exchange = new ExchangeCalendar(deps.graph(link.tenantId), link.userId);
-    const store = await openVoiceMailbox(dir.endpoint(link.endpointId), link.voiceMailbox, { folder: profile.calendar.folder, removal: { mode: "expunge" }, createFolder: true });
+    const store = await openLinkedMailbox(deps, link, { folder: profile.calendar.folder, removal: { mode: "expunge" }, createFolder: true });
     let report: CalendarSyncReport;
     try {
       report = await syncCalendar({
@@ -88,7 +88,7 @@ async function updateLocation(deps: Deps, link: MailboxLink, log: Logger): Promi
     const previous = link.kinds?.location;
     const changed = (previous?.location ?? null) !== state.value || previous?.lastSyncAt === undefined;
     if (changed) {
-      const store = await openVoiceMailbox(dir.endpoint(link.endpointId), link.voiceMailbox, { folder: "INBOX", removal: { mode: "expunge" } });
+      const store = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" } });
       try { await store.setMetadata(LOCATION_ENTRY, state.value); } finally { await store.close(); }
       const callback = dir.locationCallback(link.endpointId);
       if (callback) await postLocation(deps, callback, link, state.value, now);

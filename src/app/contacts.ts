@@ -4,7 +4,8 @@
  */
 import { ensureConnectorError } from "../errors.js";
 import { ExchangeContacts } from "../graph/contacts.js";
-import { openVoiceMailbox, type VoiceMailboxSession } from "../imap/voiceMailbox.js";
+import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
+import { openLinkedMailbox } from "./storeAccess.js";
 import type { ConflictRecord, MailboxLink, RecordStatePort } from "../state/stateStore.js";
 import type { FeatureProfile } from "../admin/profiles.js";
 import { syncContacts, type ContactExchangePort, type ContactCursors, type ContactRecord, type ContactsSyncReport } from "../sync/contactsSync.js";
@@ -37,7 +38,7 @@ export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: 
   let folderId = folderIds.get(cacheKey);
   if (!folderId) { folderId = await exchange.ensureFolder(profile.contacts.exchangeFolder); folderIds.set(cacheKey, folderId); }
   const fid = folderId;
-  const store = await openVoiceMailbox((await deps.directory({ endpointId: link.endpointId })).endpoint(link.endpointId), link.voiceMailbox, { folder: profile.contacts.folder, removal: { mode: "expunge" }, createFolder: true, maxMessageBytes: 1024 * 1024 });
+  const store = await openLinkedMailbox(deps, link, { folder: profile.contacts.folder, removal: { mode: "expunge" }, createFolder: true, maxMessageBytes: 1024 * 1024 });
   return {
     store,
     folderId: fid,

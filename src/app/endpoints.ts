@@ -34,15 +34,19 @@ export const ownerText = (o: Owner): string => (!o ? "no owner" : "shared" in o 
 
 /** Default cap on one stored message (RFC822.SIZE), checked before its body is fetched. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024;
+import { VENDOR_BUDGETS } from "./connectionBudget.js";
 
 const secretName = z.string().regex(/^[0-9A-Za-z-]{1,127}$/, "a Key Vault secret name (letters, digits, dashes)");
 const masterAuth = { masterUser: z.string().min(1).max(200) };
+/** Each link logs in with its own password (src/app/credentials.ts): the endpoint needs none. */
+const perLink = { passwordPerLink: z.boolean().optional() };
 /** The password inline (local secrets file only) or by secret name (stored configuration). */
 const authSchema = z.discriminatedUnion("mode", [
-  z.object({ mode: z.literal("user-password"), password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
-  z.object({ mode: z.literal("master-separator"), ...masterAuth, separator: z.string().min(1).max(2).optional(), password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
-  z.object({ mode: z.literal("sasl-authzid"), ...masterAuth, password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
-]).refine((a) => (a.password === undefined) !== (a.passwordSecret === undefined), "exactly one of password (local file) or passwordSecret (secret name)");
+  z.object({ mode: z.literal("user-password"), ...perLink, password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
+  z.object({ mode: z.literal("master-separator"), ...masterAuth, ...perLink, separator: z.string().min(1).max(2).optional(), password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
+  z.object({ mode: z.literal("sasl-authzid"), ...masterAuth, ...perLink, password: z.string().min(1).optional(), passwordSecret: secretName.optional() }),
+]).refine((a) => (a.password !== undefined && a.passwordSecret !== undefined) ? false : a.passwordPerLink === true || (a.password === undefined) !== (a.passwordSecret === undefined),
+  "exactly one of password (local file) or passwordSecret (secret name), or passwordPerLink: true with at most one");
 
 export const endpointSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, dot, dash, underscore"),
@@ -54,6 +58,17 @@ export const endpointSchema = z.object({
   caBundle: z.string().max(64_000).regex(/-----BEGIN CERTIFICATE-----/, "PEM certificates").optional(),
   auth: authSchema,
   maxConnections: z.number().int().min(1).max(200).default(8),
+  /**
+   * After the store rejected a credential, logins with it stop; one probe is allowed after
+   * this many seconds, the wait doubling with each failed probe up to 6 hours
+   * (src/app/credentialGate.ts). Default 30 minutes: the reset window of common lockout
+   * policies, so probes alone never add up to a lockout.
+   */
+  authRetrySeconds: z.number().int().min(1).max(86_400).default(1800),
+  /** The store's product: picks the default connection budget (src/app/connectionBudget.ts). */
+  vendor: z.enum(["generic", "dovecot", "exchange", "cisco-unity", "avaya", "mitel"]).default("generic"),
+  /** Connections the store allows per user and per client address, across all instances. */
+  connectionBudget: z.object({ perUser: z.number().int().min(1).max(1000).optional(), perAddress: z.number().int().min(1).max(25_000).optional() }).optional(),
   /** Optional: the voice system's URL for UC-location changes (signed POST, https only). */
   locationCallbackUrl: z.string().url().refine((u) => /^https:\/\//i.test(u), "must be https").optional(),
   /** The customer tenant this store belongs to, or `shared: true` (operator's decision). */
@@ -142,7 +157,7 @@ export function keyVaultSecrets(vaultUri: string, credential: TokenCredential): 
         await (await vault()).setSecret(name, value, { contentType: "umconnect endpoint secret" });
       } catch (e) {
         const status = (e as { statusCode?: number }).statusCode;
-        throw new ConnectorError("CONFIG_INVALID", `secret ${name} could not be written to Key Vault${status ? ` (HTTP ${status}; writing needs Key Vault Secrets Officer)` : ""}`, { cause: e });
+        throw new ConnectorError("CONFIG_INVALID", `secret ${name} could not be written to Key Vault${status ? ` (HTTP ${status}; writing needs Key Vault Secrets Officer)` : ""}`, { cause: e, transient: status === undefined || status >= 500 || status === 429 });
       }
     },
     async get(name) {
@@ -203,12 +218,15 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
     if (meta.has(e.id)) throw new ConnectorError("CONFIG_INVALID", `endpoint ${e.id} is defined twice (stored configuration and the local secrets file)`);
     const problems = endpointProblems(e, src.environment);
     if (problems.length) { meta.set(e.id, { e, source, refused: problems.join("; ") }); continue; }
-    const password = e.auth.password ?? (await secretOf(e.auth.passwordSecret!, src.secrets, e.id));
+    // passwordPerLink without an endpoint password: "" here; each link brings its own (src/app/credentials.ts).
+    const password = e.auth.password ?? (e.auth.passwordSecret ? await secretOf(e.auth.passwordSecret, src.secrets, e.id) : "");
     const signingName = signingSecretName(e.id);
     const signing = signingName && src.secrets ? await src.secrets.find(signingName) : undefined;
-    const { passwordSecret: _n, password: _p, ...rest } = e.auth;
+    const { passwordSecret: _n, password: _p, passwordPerLink, ...rest } = e.auth;
     endpoints.set(e.id, {
       id: e.id, host: e.host, port: e.port, tls: e.tls, auth: { ...rest, password } as ImapAuth, maxConnections: e.maxConnections,
+      authRetrySeconds: e.authRetrySeconds, ...(passwordPerLink ? { passwordPerLink } : {}),
+      connectionBudget: { ...VENDOR_BUDGETS[e.vendor], ...e.connectionBudget },
       caBundle: e.caBundle ?? (e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined),
     });
     meta.set(e.id, { e, source, keys: signing === undefined ? undefined : parseSigningKeys(signing) });

@@ -7,7 +7,8 @@ import { ConnectorError, ensureConnectorError, isConnectorError } from "../error
 import { isSecure, parseVoiceMessage } from "../formats/voiceMessage.js";
 import { playableRecordings } from "../formats/transcode.js";
 import { ExchangeVoicemail, type VoicemailItem } from "../graph/voicemail.js";
-import { openVoiceMailbox, type VoiceMailboxSession } from "../imap/voiceMailbox.js";
+import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
+import { openLinkedMailbox } from "./storeAccess.js";
 import { syncVoicemail, type CopySelector, type VoicemailSyncReport } from "../sync/voicemailSync.js";
 import { decideCopy, toVoicemailItem } from "../sync/voicemailCopy.js";
 import type { ExchangeMailboxPort, VoicemailCopy, VoicemailStatePort } from "../sync/ports.js";
@@ -43,7 +44,7 @@ export interface VoicemailRunPorts {
 export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise<VoicemailRunPorts> {
   const dir = await deps.directory({ endpointId: link.endpointId, profileId: link.profileId });
   const profile = dir.linkProfile(link);
-  const endpoint = dir.endpoint(link.endpointId);
+  dir.endpoint(link.endpointId); // an unknown endpoint fails before Graph is asked anything
   const exchange = new ExchangeVoicemail(deps.graph(link.tenantId), link.userId);
   let folderId = folderIds.get(link.linkId);
   if (!folderId) {
@@ -51,7 +52,7 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise
     folderIds.set(link.linkId, folderId);
   }
   const fid = folderId;
-  const voice = await openVoiceMailbox(endpoint, link.voiceMailbox, { folder: "INBOX", maxMessageBytes: dir.maxMessageBytes(link.endpointId), removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
+  const voice = await openLinkedMailbox(deps, link, { folder: "INBOX", maxMessageBytes: dir.maxMessageBytes(link.endpointId), removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
   return {
     voice,
     profile,

@@ -17,6 +17,10 @@
  *   umconnect endpoint rotate-secret <id> [--overlap-hours H]   (new signing secret; the old one stays valid H hours, default 24)
  *   umconnect profile set <profile.json> | remove <id>
  *   umconnect subscriptions --audit [--tenant T] [--dry-run]  (Graph's subscriptions per mailbox; removes orphans and duplicates)
+ *   umconnect credentials set|rotate <linkId> --password-prompt      (a link's own password)
+ *   umconnect credentials rotate --endpoint <id> --password-prompt [--mailbox M]
+ *   umconnect credentials import <file.csv>      (voiceMailbox,endpointId,password; into Key Vault)
+ *   umconnect credentials                        (credentials stopped after a rejection)
  * Add --json for machine-readable output.
  */
 import fs from "node:fs";
@@ -28,8 +32,9 @@ import { isConnectorError } from "../errors.js";
 import { removeEndpoint, removeProfile, rotateSigningSecret, setEndpoint, setProfile, testEndpoint } from "../admin/configAdmin.js";
 import { auditSubscriptions, formatAudit } from "../admin/subscriptionAudit.js";
 import { allowMassDelete, exportLinks, importLinks, linkMailbox, resync, setLinkState, setProfileOverride } from "../admin/links.js";
+import { credentialsCommand } from "./credentialsCommand.js";
 
-export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n")): Promise<number> {
+export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n"), password?: () => Promise<string>): Promise<number> {
   const json = argv.includes("--json");
   const args = argv.filter((a) => a !== "--json");
   const opt = (name: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
@@ -61,6 +66,11 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         return 0;
       }
       case "link": {
+        // `umconnect link <linkId> --password-prompt` is `credentials set <linkId> --password-prompt`.
+        if (args.includes("--password-prompt")) {
+          const rest = args.slice(1).filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--"));
+          return await credentialsCommand(deps, ["set", ...rest], { opt, has: (n) => args.includes(`--${n}`), print, err, password });
+        }
         const [tenant, endpointId, smtp] = [opt("tenant"), opt("endpoint"), opt("smtp")];
         if (!arg || !tenant || !endpointId || !smtp) { err("usage: umconnect link <voiceMailbox> --endpoint <endpoint id> --smtp <address> [--profile <profile id>] --tenant <tenant id>"); return 2; }
         const l = await linkMailbox(deps, tenant, { voiceMailbox: arg, endpointId, smtp, profileId: opt("profile") });
@@ -149,6 +159,10 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         print(formatAudit(rows), rows);
         return 0;
       }
+      case "credentials": {
+        const rest = args.slice(1).filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--"));
+        return await credentialsCommand(deps, rest, { opt, has: (n) => args.includes(`--${n}`), print, err, password });
+      }
       case "endpoints": {
         const e = (await deps.directory()).listEndpoints();
         print(e.map((x) => `${x.id}  ${x.host}:${x.port}  tls ${x.tls}  auth ${x.auth}${x.passwordSecret ? ` (secret ${x.passwordSecret})` : ""}  max ${x.maxConnections} connections  ${x.source}  owner ${x.owner}  signing ${x.signing}${x.locationCallbackUrl ? `  location callback ${x.locationCallbackUrl}` : ""}${x.refused ? `  REFUSED: ${x.refused}` : ""}`).join("\n") || "(no endpoints)", e);
@@ -160,7 +174,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         return 0;
       }
       default:
-        err("usage: umconnect tenants | links | status | import <csv> --tenant T | link <voiceMailbox> --endpoint E --smtp S [--profile P] --tenant T | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test|rotate-secret | profile set|remove | subscriptions --audit [--dry-run] [--json]");
+        err("usage: umconnect tenants | links | status | import <csv> --tenant T | link <voiceMailbox> --endpoint E --smtp S [--profile P] --tenant T | link <linkId> --password-prompt | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test|rotate-secret | profile set|remove | subscriptions --audit [--dry-run] | credentials [set|rotate|import] [--json]");
         return 2;
     }
   } catch (e) {

@@ -9,6 +9,7 @@
 import tls from "node:tls";
 import { ImapFlow } from "imapflow";
 import { ConnectorError } from "../errors.js";
+import { judgeLoginRefusal } from "./loginAnswers.js";
 
 export type ImapAuth =
   | { mode: "user-password"; password: string }
@@ -27,6 +28,12 @@ export interface ImapEndpoint {
   connectTimeoutMs?: number;
   /** Waiting longer than this for a free connection reads as IMAP_CONNECTION_LIMIT. */
   acquireTimeoutMs?: number;
+  /** Base wait before a rejected credential is tried again (src/app/credentialGate.ts). */
+  authRetrySeconds?: number;
+  /** Links log in with their own passwords (src/app/credentials.ts); auth.password may be "". */
+  passwordPerLink?: boolean;
+  /** Connections the store allows per user / per client address, across all instances (src/app/connectionBudget.ts). */
+  connectionBudget?: { perUser: number; perAddress: number };
 }
 
 class Slots {
@@ -67,13 +74,22 @@ export function toImapError(e: unknown, endpoint: string, what = "IMAP command")
     return new ConnectorError("IMAP_CONNECTION_LIMIT", `connection limit reached on ${endpoint}`, { endpoint, cause: e, transient: true });
   }
   if (err.authenticationFailed || /AUTHENTICATIONFAILED|authentication failed|invalid credentials/i.test(text)) {
-    return new ConnectorError("IMAP_AUTH_FAILED", `authentication failed on ${endpoint}`, { endpoint, cause: e, transient: false });
+    // Wrong password, or a store that is busy and says so in its own words (src/imap/loginAnswers.ts).
+    const verdict = judgeLoginRefusal(err.serverResponseCode, `${err.responseText ?? ""} ${err.response ?? ""}`.trim() || (err.message ?? ""));
+    if (verdict === "busy") return new ConnectorError("IMAP_CONNECTION_LIMIT", `${endpoint} is busy or at a connection limit (login refused with "${(err.response ?? err.responseText ?? "").slice(0, 120)}")`, { endpoint, cause: e, transient: true });
+    // An ambiguous refusal is transient: the credential gate backs off once before it believes it.
+    return new ConnectorError("IMAP_AUTH_FAILED", `authentication failed on ${endpoint}${verdict === "ambiguous" ? " (ambiguous answer: wrong password or busy store)" : ""}`, { endpoint, cause: e, transient: verdict === "ambiguous" });
   }
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|certificate|altnames/i.test(`${err.code ?? ""} ${err.message ?? ""}`)) {
     return new ConnectorError("IMAP_TLS_FAILED", `TLS verification failed for ${endpoint}: ${(err.message ?? "").slice(0, 200)}`, { endpoint, cause: e, transient: false });
   }
   if (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|NoConnection|EConnectionClosed|CONNECT_TIMEOUT|ETIMEOUT|StateLogout|socket/i.test(`${err.code ?? ""} ${err.message ?? ""}`)) {
     return new ConnectorError("IMAP_UNAVAILABLE", `${endpoint} unavailable: ${err.code ?? err.message ?? "connection failed"}`, { endpoint, cause: e, transient: true });
+  }
+  if (what === "login") {
+    // No greeting in time, a greeting that is not IMAP, a connection dropped mid-handshake:
+    // the store cannot be talked to right now, which is an outage to back off from.
+    return new ConnectorError("IMAP_UNAVAILABLE", `${endpoint} did not complete the IMAP handshake: ${(err.code ?? err.message ?? "no answer").slice(0, 120)}`, { endpoint, cause: e, transient: true });
   }
   return new ConnectorError("IMAP_COMMAND_FAILED", `${what} failed on ${endpoint}: ${(err.responseText ?? err.message ?? "").slice(0, 200)}`, { endpoint, cause: e });
 }

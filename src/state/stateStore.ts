@@ -133,6 +133,8 @@ export interface AlertRecord {
   code: string;
   severity: "warning" | "critical";
   linkId?: string;
+  /** Alerts about a voice store as a whole (one per endpoint, not per link). */
+  endpointId?: string;
   tenantId?: string;
   text: string;
   firstSeen: string;
@@ -159,6 +161,9 @@ export class StateStore {
   constructor(target: StorageTarget, private readonly now: () => number = Date.now) {
     this.tables = new Tables(target);
   }
+
+  /** The table clients, for stores of their own rows (src/state/storeAccessState.ts). */
+  get tableClients(): Tables { return this.tables; }
 
   // ---- tenants -------------------------------------------------------------------------
 

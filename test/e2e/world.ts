@@ -67,6 +67,8 @@ export interface WorldOptions {
   persistentStorage?: boolean;
   /** Dovecot's mail_max_userip_connections (the world default is generous). */
   maxUserIpConnections?: number;
+  /** A store without a master user: links need their own passwords (src/app/credentials.ts). */
+  noMasterUser?: boolean;
   /** Fixed ports for the local stack (random when omitted). */
   ports?: { azurite?: { blob: number; queue: number; table: number }; host?: number; imap?: number };
   logger?: Logger;
@@ -105,7 +107,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   const platform = Object.fromEntries((options.disabledFunctions ?? []).map((name) => [`AzureWebJobs.${name}.Disabled`, "true"]));
   const host = await startDevHost({ disabledFunctions: disabledFunctions(platform), masterKey: MASTER_KEY,  definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, queueTriggers: options.queueWorkers ?? true, port: options.ports?.host });
   const users = Object.fromEntries(options.users.map((u) => [u, `pw-${u}`]));
-  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, push: options.storePush === false ? undefined : { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret, endpointId: ENDPOINT }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
+  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, noMasterUser: options.noMasterUser, push: options.storePush === false ? undefined : { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret, endpointId: ENDPOINT }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
   const secretsFile = path.join(dir, "secrets.json");
   // The world's store and profiles belong to its tenant (unless a test says otherwise), and the
   // store signs its pushes with its own secret (docs/security.md).

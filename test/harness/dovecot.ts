@@ -14,6 +14,8 @@ import path from "node:path";
 export interface DovecotOptions {
   users: Record<string, string>;
   master?: { user: string; pass: string };
+  /** No master user at all: every user logs in with their own password (Cisco Unity Connection style). */
+  noMasterUser?: boolean;
   /** Fixed port (local stack); random when omitted. */
   port?: number;
   /**
@@ -163,14 +165,14 @@ last_valid_uid = 0
 mail_location = maildir:${D}/mail/%n
 imap_metadata = yes
 mail_attribute_dict = file:${D}/attr/%n
-auth_master_user_separator = *
+${options.noMasterUser ? "" : `auth_master_user_separator = *
 passdb {
   driver = passwd-file
   args = scheme=PLAIN ${D}/masters
   master = yes
   result_success = continue
 }
-passdb {
+`}passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%n ${users}
 }

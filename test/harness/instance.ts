@@ -17,7 +17,7 @@ export interface Instance {
 
 const script = fileURLToPath(new URL("../../scripts/instance.ts", import.meta.url));
 
-export async function startInstance(env: Record<string, string>, extra: Record<string, string> = {}): Promise<Instance> {
+export async function startInstance(env: Record<string, string>, extra: Record<string, string> = {}, startTimeoutMs = 30_000): Promise<Instance> {
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", script], {
     env: { ...process.env, ...env, ...extra },
     stdio: ["ignore", "pipe", "pipe"],
@@ -34,7 +34,7 @@ export async function startInstance(env: Record<string, string>, extra: Record<s
   child.stdout!.on("data", collect("out"));
   child.stderr!.on("data", collect("err"));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`instance did not start:\n${lines.join("\n")}`)), 120_000); // tsx start-up takes tens of seconds on a loaded machine
+    const timer = setTimeout(() => reject(new Error(`instance did not start:\n${lines.join("\n")}`)), startTimeoutMs);
     const check = setInterval(() => {
       if (lines.some((l) => l.includes('"ready":true'))) { clearInterval(check); clearTimeout(timer); resolve(); }
       if (child.exitCode !== null) { clearInterval(check); clearTimeout(timer); reject(new Error(`instance exited ${child.exitCode}:\n${lines.join("\n")}`)); }
