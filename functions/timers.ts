@@ -27,11 +27,16 @@ export const fastReadCheckFunction: FunctionDefinition = {
   handler: async () => { await enqueueLinks("fast-read"); },
 };
 
-/** Safety net: a full comparison of both sides, which also corrects MWI drift. */
+/** Safety net: a full comparison of both sides, which also corrects MWI drift; links whose user
+ *  was gone are looked at again; bound Entra groups' joins and leaves are applied. */
 export const reconcileFunction: FunctionDefinition = {
   name: "reconcile",
   trigger: { kind: "timer", schedule: "0 17 * * * *" },
-  handler: async () => { await enqueueLinks("reconcile"); },
+  handler: async () => {
+    await enqueueLinks("reconcile");
+    await (await import("../src/app/userLifecycle.js")).recheckGoneUsers(await deps());
+    await (await import("../src/admin/groupLinks.js")).runGroupBindings(await deps());
+  },
 };
 
 /** Alerts to a person (webhook) and the link/alert gauges of the telemetry. */

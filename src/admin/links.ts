@@ -12,6 +12,8 @@ import { enqueueLinkKinds } from "../app/schedule.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import { overrideProblems } from "./profiles.js";
 import { boundaryProblems } from "../security/tenantBoundary.js";
+import { dropLinkSubscriptions } from "../app/userLifecycle.js";
+import { currentUpns } from "./lifecycle.js";
 
 export const CSV_HEADER = ["voiceMailbox", "endpointId", "smtp", "profileId"] as const;
 export type LinkRow = { line: number; voiceMailbox: string; endpointId: string; smtp: string; profileId: string };
@@ -73,7 +75,8 @@ export async function findUserBySmtp(deps: Deps, tenantId: string, smtp: string)
   return r.value[0];
 }
 
-export async function importLinks(deps: Deps, tenantId: string, csv: string, onProgress: (done: number, total: number) => void = () => undefined): Promise<{ created: MailboxLink[] }> {
+/** `paused`: the links wait (e.g. for `umconnect resync <linkId> --adopt --dry-run`) until resumed. */
+export async function importLinks(deps: Deps, tenantId: string, csv: string, onProgress: (done: number, total: number) => void = () => undefined, options: { paused?: boolean } = {}): Promise<{ created: MailboxLink[] }> {
   const { rows, problems } = readLinkCsv(csv);
   if (!(await deps.state.getTenant(tenantId))) problems.unshift(`tenant ${tenantId} is not connected (no admin consent recorded)`);
   const dir = await deps.directory();
@@ -96,8 +99,8 @@ export async function importLinks(deps: Deps, tenantId: string, csv: string, onP
   if (problems.length) throw new ConnectorError("BAD_REQUEST", `import refused, nothing was imported (${problems.length} problem${problems.length > 1 ? "s" : ""})`, { problems });
   const created: MailboxLink[] = [];
   for (const r of resolved) {
-    created.push(await deps.state.createLink({ linkId: `L-${crypto.randomUUID()}`, tenantId, endpointId: r.endpointId, voiceMailbox: r.voiceMailbox, userId: r.userId, upn: r.upn, profileId: r.profileId, state: "enabled" }));
-    await enqueueLinkKinds(deps, created.at(-1)!, "admin");
+    created.push(await deps.state.createLink({ linkId: `L-${crypto.randomUUID()}`, tenantId, endpointId: r.endpointId, voiceMailbox: r.voiceMailbox, userId: r.userId, upn: r.upn, profileId: r.profileId, state: options.paused ? "paused" : "enabled" }));
+    if (!options.paused) await enqueueLinkKinds(deps, created.at(-1)!, "admin");
     onProgress(rows.length + created.length, rows.length * 2);
   }
   return { created };
@@ -114,20 +117,25 @@ const csvField = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}
 export async function exportLinks(deps: Deps, tenantId: string): Promise<string> {
   // Sorted, so exports diff cleanly from one day to the next.
   const links = (await deps.state.listLinks({ tenantId })).sort((a, b) => a.endpointId.localeCompare(b.endpointId) || a.voiceMailbox.localeCompare(b.voiceMailbox, undefined, { numeric: true }));
-  return [CSV_HEADER.join(","), ...links.map((l) => [l.voiceMailbox, l.endpointId, l.upn ?? l.userId, l.profileId].map(csvField).join(","))].join("\r\n") + "\r\n";
+  // The user's UPN as Entra ID has it now (renames), not as it was at import.
+  const upns = await currentUpns(deps, links);
+  return [CSV_HEADER.join(","), ...links.map((l) => [l.voiceMailbox, l.endpointId, upns.get(l.linkId) ?? l.upn ?? l.userId, l.profileId].map(csvField).join(","))].join("\r\n") + "\r\n";
 }
 
 /** Pause (mailbox restore or move), resume, or disable a link; resume and resync enqueue a run. */
 export async function setLinkState(deps: Deps, linkId: string, state: MailboxLink["state"]): Promise<MailboxLink> {
-  const l = await deps.state.modifyLink(linkId, (x) => ({ ...x, state }));
+  // Resume also ends "userGone" (the admin restored the user); the next run shows whether it is back.
+  const l = await deps.state.modifyLink(linkId, (x) => ({ ...x, state, userGone: state === "enabled" ? undefined : x.userGone }));
   if (state === "enabled") await enqueueLinkKinds(deps, l, "admin");
+  // A link that does not run keeps no Graph subscriptions (deleted, not renewed).
+  else await dropLinkSubscriptions(deps, l);
   return l;
 }
 
-export async function resync(deps: Deps, linkId: string): Promise<void> {
-  const link = await deps.state.getLink(linkId);
+/** A full comparison of both sides (re-matches by sync key, never re-copies); `adopt`: also adopt other products' voicemails. */
+export async function resync(deps: Deps, linkId: string, options: { adopt?: boolean } = {}): Promise<void> {
+  const link = options.adopt ? await deps.state.modifyLink(linkId, (l) => ({ ...l, adoptRequested: new Date().toISOString() })).catch((e) => { if (isConnectorError(e, "NOT_FOUND")) return undefined; throw e; }) : await deps.state.getLink(linkId);
   if (!link) throw new ConnectorError("NOT_FOUND", `no link ${linkId}`);
-  // A full comparison of both sides: re-matches by sync key, never re-copies.
   await enqueueLinkKinds(deps, link, "reconcile");
 }
 

@@ -21,13 +21,32 @@ export const featureProfileSchema = z.object({
   }).prefault({}),
   /** Exchange folder for the copies: a well-known name or a display name created under the root. */
   exchangeFolder: z.string().min(1).max(255).default("inbox"),
-  /** What an Outlook-side delete does on the voice store. */
+  /** What an Outlook-side delete does on the voice store: expunge, move to a folder, or nothing ("never": the store keeps it). */
   storeDelete: z.discriminatedUnion("mode", [
     z.object({ mode: z.literal("expunge") }),
     z.object({ mode: z.literal("trash"), folder: z.string().min(1).max(255) }),
+    z.object({ mode: z.literal("never") }),
   ]).default({ mode: "expunge" }),
-  /** What a voice-store delete does in Exchange. */
-  exchangeDelete: z.enum(["deletedItems", "hardDelete"]).default("deletedItems"),
+  /**
+   * What a voice-store delete does in Exchange: move to Deleted Items, hard delete, move to a
+   * folder, or nothing ("never": Outlook keeps it, e.g. when the store ages messages out).
+   */
+  exchangeDelete: z.union([
+    z.enum(["deletedItems", "hardDelete", "never"]),
+    z.object({ mode: z.literal("folder"), folder: z.string().min(1).max(255) }),
+  ]).default("deletedItems"),
+  /**
+   * Which Outlook-side removals are deletes. Moves to other folders never are (the user's own
+   * folders, Archive, retention policies' moves). `trigger`: a move to Deleted Items already
+   * deletes ("deletedItems"), or only leaving Deleted Items / Shift+Delete does ("hardDelete":
+   * a message restored from Deleted Items still has its store original). `goneFromMailbox`: a
+   * copy no longer in the mailbox at all was purged ("delete") or moved to the archive mailbox
+   * by a retention policy ("keep"; its immutable id changes there, outlook-immutable-id).
+   */
+  outlookDelete: z.object({
+    trigger: z.enum(["deletedItems", "hardDelete"]).default("deletedItems"),
+    goneFromMailbox: z.enum(["delete", "keep"]).default("delete"),
+  }).prefault({}),
   /** Secure/private messages: Exchange gets a notice only; the audio never leaves the store. */
   secureMessages: z.enum(["notice", "skip"]).default("notice"),
   calendar: z.object({
@@ -35,6 +54,8 @@ export const featureProfileSchema = z.object({
     pastDays: z.number().int().min(0).max(365).default(7),
     futureDays: z.number().int().min(1).max(730).default(60),
     folder: z.string().min(1).max(255).default("Calendar"),
+    /** Items in the store's calendar folder that umconnect did not write (a previous product's): left alone, or removed. */
+    foreignItems: z.enum(["keep", "remove"]).default("keep"),
     changeLocation: z.object({ enabled: z.boolean().default(false), text: z.string().min(1).max(100).default("Meeting") }).prefault({}),
   }).prefault({}),
   contacts: z.object({
@@ -54,7 +75,12 @@ export const featureProfileSchema = z.object({
    * always keeps the original.
    */
   voiceFormat: z.preprocess((v) => (v === "original" ? "mp3" : v), z.enum(["mp3", "wav", "gsm-wav"])).default("mp3"),
-  massDelete: z.object({ maxShare: z.number().min(0).max(1).default(0.5) }).prefault({}),
+  /**
+   * Mass-delete guard: `maxShare` of a mailbox's linked items one run may delete (unset: the
+   * deployment's UMC_MASS_DELETE_MAX_SHARE); `agingMinDays`: store losses of messages at least
+   * this old, all older than what it kept, are its own expiry and pass.
+   */
+  massDelete: z.object({ maxShare: z.number().min(0).max(1).optional(), agingMinDays: z.number().min(0).max(3650).default(7) }).prefault({}),
 }).refine((p) => !(p.tenantId && p.shared), { message: "either tenantId or shared, not both", path: ["shared"] });
 
 export type FeatureProfile = z.output<typeof featureProfileSchema>;

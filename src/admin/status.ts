@@ -141,7 +141,8 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
       contacts: l.kinds?.contacts, calendar: l.kinds?.calendar, location: l.kinds?.location,
     });
     alerts.push(...kindAlerts(l).filter((a) => !covered(l, l.kinds?.[a.kind!]?.lastError?.code)).map(({ kind: _k, ...a }) => a));
-    if (l.lastError && !covered(l, l.lastError.code)) {
+    if (l.state === "userGone") alerts.push({ severity: "critical", linkId: l.linkId, code: "USER_GONE", text: `the Exchange user ${l.upn ?? l.userId} was deleted, disabled or lost its mailbox/licence (${l.userGone?.message ?? "Graph: unknown user"}); relink or unlink (umconnect relink|unlink ${l.linkId})` });
+    if (l.lastError && l.state !== "userGone" && !covered(l, l.lastError.code)) {
       const why = NEEDS_A_PERSON[l.lastError.code];
       alerts.push({ severity: why ? "critical" : "warning", linkId: l.linkId, code: l.lastError.code, text: why ?? `last run failed: ${l.lastError.message}` });
     }

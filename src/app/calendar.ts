@@ -7,6 +7,7 @@
  *    Each run schedules the next one for the next event start or end (a delayed queue
  *    message), so the location changes on time, not at the next reconcile.
  */
+import { guardLimits } from "./guardLimits.js";
 import { ConnectorError, ensureConnectorError } from "../errors.js";
 import { ExchangeCalendar } from "../graph/calendar.js";
 import { openLinkedMailbox } from "./storeAccess.js";
@@ -47,8 +48,9 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
         ...gateCalendarPorts({ store, state: deps.state.recordState<CalendarRecord, CalendarCursors>(link.linkId, "calendar") }, leaseHooks(lease)),
         exchange: { changes: (w, d) => exchange.changes(w, d) },
         window: { pastDays: profile.calendar.pastDays, futureDays: profile.calendar.futureDays },
+        foreignItems: profile.calendar.foreignItems,
         now: new Date(),
-        limits: { massDeleteMaxShare: profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.calendar !== undefined },
+        limits: guardLimits(deps, profile, link, "calendar"),
         log,
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFullRun(req) ? "full" : "incremental",

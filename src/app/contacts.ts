@@ -2,6 +2,7 @@
  * Runs the two-way contacts sync for one mailbox link: the store's contacts folder and the
  * profile's Exchange contact folder, under the link's contacts lease.
  */
+import { guardLimits } from "./guardLimits.js";
 import { ensureConnectorError } from "../errors.js";
 import { ExchangeContacts } from "../graph/contacts.js";
 import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
@@ -65,7 +66,7 @@ async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest,
     try {
       report = await syncContacts({
         ...gateContactsPorts(ports, leaseHooks(lease)),
-        limits: { massDeleteMaxShare: profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.contacts !== undefined },
+        limits: guardLimits(deps, profile, link, "contacts"),
         log,
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFullRun(req) ? "full" : "incremental",

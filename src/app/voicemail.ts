@@ -9,7 +9,7 @@ import { playableRecordings } from "../formats/transcode.js";
 import { ExchangeVoicemail, type VoicemailItem } from "../graph/voicemail.js";
 import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
 import { openLinkedMailbox } from "./storeAccess.js";
-import { syncVoicemail, type CopySelector, type VoicemailSyncReport } from "../sync/voicemailSync.js";
+import { syncVoicemail, type CopySelector, type VoicemailSyncDeps, type VoicemailSyncReport } from "../sync/voicemailSync.js";
 import { decideCopy, toVoicemailItem } from "../sync/voicemailCopy.js";
 import type { ExchangeMailboxPort, VoicemailCopy, VoicemailStatePort } from "../sync/ports.js";
 import type { FeatureProfile } from "../admin/profiles.js";
@@ -20,6 +20,8 @@ import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 import { usedPermission } from "./kindStatus.js";
 import type { LeaseGuard } from "../sync/mailboxRun.js";
 import { gateVoicemailPorts, leaseHooks } from "../sync/writeGate.js";
+import { guardLimits } from "./guardLimits.js";
+import { markUserGone } from "./userLifecycle.js";
 
 const folderIds = new Map<string, string>();
 
@@ -53,6 +55,8 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise
   }
   const fid = folderId;
   const voice = await openLinkedMailbox(deps, link, { folder: "INBOX", maxMessageBytes: dir.maxMessageBytes(link.endpointId), removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
+  const exchangeDelete = profile.exchangeDelete;
+  let moveTarget: string | undefined;
   return {
     voice,
     profile,
@@ -67,11 +71,19 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise
         if (item.attachments.length) await exchange.uploadAttachments(id, item.attachments);
       },
       setRead: (id, isRead) => exchange.setRead(id, isRead),
-      remove: (id) => (profile.exchangeDelete === "hardDelete" ? exchange.hardDelete(id) : exchange.moveToDeletedItems(id)),
+      remove: async (id) => {
+        if (exchangeDelete === "hardDelete") return exchange.hardDelete(id);
+        if (typeof exchangeDelete === "object") return exchange.move(id, moveTarget ??= await exchange.ensureFolder(exchangeDelete.folder));
+        return exchange.moveToDeletedItems(id);
+      },
+      locate: (ids) => exchange.locate(fid, ids),
+      adopt: (id, key, isRead) => exchange.adopt(id, key, isRead),
     },
     select: async (source) => {
       try {
-        return decideCopy(await parseVoiceMessage(source), profile);
+        const m = await parseVoiceMessage(source);
+        const d = decideCopy(m, profile);
+        return d.copy ? { copy: true, receivedAt: m.receivedAt } : d;
       } catch (e) {
         const err = ensureConnectorError(e);
         return { copy: false, code: err.code, message: err.message };
@@ -91,6 +103,22 @@ async function exchangeItem(copy: VoicemailCopy, profile: FeatureProfile): Promi
   return toVoicemailItem(m, copy.syncKey, copy.seen, recordings);
 }
 
+/** Adoption of other products' voicemails: caller, duration and time read by the voice-message parser. */
+export function adoptionPorts(deps: Deps, link: MailboxLink): NonNullable<VoicemailSyncDeps["adoption"]> {
+  return {
+    requested: link.adoptRequested !== undefined,
+    describe: async (source) => {
+      const m = await parseVoiceMessage(source);
+      return { callerNumber: m.caller.number, durationSeconds: m.durationSeconds, receivedAt: m.receivedAt };
+    },
+    ambiguous: (a) => deps.state.putConflict(link.linkId, {
+      syncKey: a.syncKey, at: new Date().toISOString(), kind: "voicemail-match", loser: "none",
+      content: JSON.stringify({ imapUid: a.uid, candidates: a.candidates, reason: a.reason }),
+      summary: `voice message UID ${a.uid}: ${a.reason}; copied, nothing merged`,
+    }),
+  };
+}
+
 async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: LeaseGuard): Promise<VoicemailSyncReport> {
   const started = Date.now();
   const log = deps.log.child({ linkId: link.linkId, tenantId: link.tenantId });
@@ -100,9 +128,15 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
     try {
       report = await syncVoicemail({
         ...gateVoicemailPorts(ports, leaseHooks(lease)), log,
-        limits: { massDeleteMaxShare: ports.profile.massDelete.maxShare, massDeleteOverride: link.massDeleteAllowed?.voicemail !== undefined },
+        limits: {
+          ...guardLimits(deps, ports.profile, link, "voicemail"),
+          agingMinDays: ports.profile.massDelete.agingMinDays,
+          propagate: { deleteOnStore: ports.profile.storeDelete.mode !== "never", deleteInExchange: ports.profile.exchangeDelete !== "never" },
+        },
+        outlookDelete: { deletedItemsIsDelete: ports.profile.outlookDelete.trigger === "deletedItems", goneFromMailbox: ports.profile.outlookDelete.goneFromMailbox },
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFull(req) ? "full" : "incremental",
+        adoption: adoptionPorts(deps, link),
       });
     } finally {
       await ports.voice.close();
@@ -114,6 +148,8 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
       massDeleteAllowed: usedPermission(l.massDeleteAllowed, "voicemail", link),
       // Only a full comparison measures drift: the lamp was wrong for these until now.
       readDriftTotal: (l.readDriftTotal ?? 0) + (full ? report.readDrift : 0),
+      // An adoption the administrator asked for was done by this run (unless asked again since).
+      adoptRequested: l.adoptRequested === link.adoptRequested ? undefined : l.adoptRequested,
     }));
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
     if (acted || report.skipped) log.info("voicemail.sync.done", { reason: req.reason, ...report.actions, skipped: report.skipped, readDrift: report.readDrift, ms: Date.now() - started, triggerLagMs: req.at ? Date.now() - req.at : undefined });
@@ -122,6 +158,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
     const err = ensureConnectorError(e, "INTERNAL", { mailboxId: link.linkId, tenantId: link.tenantId });
     await deps.state.modifyLink(link.linkId, (l) => ({ ...l, lastError: { code: err.code, message: err.message, at: new Date().toISOString() }, failureStreak: (l.failureStreak ?? 0) + 1 })).catch(() => undefined);
     log.error("voicemail.sync.failed", { error: err });
+    if (err.code === "UNKNOWN_USER") await markUserGone(deps, link, err);
     throw err;
   }
 }

@@ -5,10 +5,14 @@
  *   umconnect tenants
  *   umconnect links [--tenant T]
  *   umconnect status [--tenant T]
- *   umconnect import <file.csv> --tenant T      (voiceMailbox,endpointId,smtp,profileId)
+ *   umconnect import <file.csv> --tenant T [--paused]  (voiceMailbox,endpointId,smtp,profileId; --paused: dry-run adoption first)
  *   umconnect link <voiceMailbox> --endpoint E --smtp S [--profile P] --tenant T
  *   umconnect export --tenant T
- *   umconnect pause|resume|disable|resync <linkId>
+ *   umconnect pause|resume|disable <linkId>
+ *   umconnect resync <linkId> [--adopt] [--dry-run] (full comparison; --adopt: adopt other products' voicemails)
+ *   umconnect unlink <linkId> --exchange-copies keep|remove
+ *   umconnect group-link <groupId> --tenant T --endpoint E [--profile P] [--map voice-mailboxes.csv]  (members linked; leavers paused)
+ *   umconnect relink <linkId> [--voice-mailbox M] [--endpoint E] [--smtp S]  (renumber or new user; adopts)
  *   umconnect allow-mass-delete <linkId> [--kind voicemail|contacts|calendar]
  *   umconnect conflicts <linkId>                (losing versions of contact edit/edit conflicts)
  *   umconnect override <linkId> ['<json>' | --clear]  (one user's departures from the profile)
@@ -33,12 +37,17 @@ import { removeEndpoint, removeProfile, rotateSigningSecret, setEndpoint, setPro
 import { auditSubscriptions, formatAudit } from "../admin/subscriptionAudit.js";
 import { allowMassDelete, exportLinks, importLinks, linkMailbox, resync, setLinkState, setProfileOverride } from "../admin/links.js";
 import { credentialsCommand } from "./credentialsCommand.js";
+import { relink, unlink } from "../admin/lifecycle.js";
+import { adoptionTable, previewAdoption } from "../admin/adoption.js";
+import { bindGroup } from "../admin/groupLinks.js";
 
 export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n"), password?: () => Promise<string>): Promise<number> {
   const json = argv.includes("--json");
+  const flags = new Set(["--json", "--adopt", "--dry-run", "--clear", "--paused"]);
+  const flag = (name: string) => argv.includes(`--${name}`);
   const args = argv.filter((a) => a !== "--json");
   const opt = (name: string) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
-  const [cmd, arg] = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
+  const [cmd, arg] = args.filter((a, i) => !a.startsWith("--") && !(args[i - 1]?.startsWith("--") && !flags.has(args[i - 1]!)));
   const print = (human: string, data: unknown) => out(json ? JSON.stringify(data, null, 2) : human);
   try {
     // Storage by service URI (Azure): the operator's own Entra sign-in (az login), not keys.
@@ -60,7 +69,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       case "import": {
         const tenant = opt("tenant");
         if (!arg || !tenant) { err("usage: umconnect import <file.csv> --tenant <tenant id>"); return 2; }
-        const r = await importLinks(deps, tenant, fs.readFileSync(arg, "utf8"), (done, total) => { if (!json) process.stderr.write(`\r${done}/${total}`); });
+        const r = await importLinks(deps, tenant, fs.readFileSync(arg, "utf8"), (done, total) => { if (!json) process.stderr.write(`\r${done}/${total}`); }, { paused: flag("paused") });
         if (!json) process.stderr.write("\n");
         print(`imported ${r.created.length} links`, r.created);
         return 0;
@@ -90,9 +99,37 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         return 0;
       }
       case "resync": {
-        if (!arg) { err("usage: umconnect resync <linkId>"); return 2; }
-        await resync(deps, arg);
-        print(`${arg}: full resync queued`, { linkId: arg, queued: true });
+        if (!arg) { err("usage: umconnect resync <linkId> [--adopt] [--dry-run]"); return 2; }
+        if (flag("dry-run")) {
+          const p = await previewAdoption(deps, arg);
+          print(adoptionTable(p), p);
+          return 0;
+        }
+        await resync(deps, arg, { adopt: flag("adopt") });
+        print(`${arg}: full resync queued${flag("adopt") ? " (adopting other products' voicemails)" : ""}`, { linkId: arg, queued: true, adopt: flag("adopt") });
+        return 0;
+      }
+      case "group-link": {
+        const tenant = opt("tenant");
+        const endpoint = opt("endpoint");
+        if (!arg || !tenant || !endpoint) { err("usage: umconnect group-link <groupId> --tenant T --endpoint E [--profile P] [--map voice-mailboxes.csv]"); return 2; }
+        const map = opt("map");
+        const r = await bindGroup(deps, { tenantId: tenant, groupId: arg, endpointId: endpoint, profileId: opt("profile") ?? "default" }, map === undefined ? undefined : fs.readFileSync(map, "utf8"));
+        print(`group ${arg}: ${r.linked.length} linked, ${r.resumed.length} resumed, ${r.paused.length} paused, ${r.unmatched.length} without a voice mailbox${r.unmatched.length ? ` (${r.unmatched.join(", ")})` : ""}; joins and leaves are applied hourly`, r);
+        return 0;
+      }
+      case "unlink": {
+        const copies = opt("exchange-copies");
+        if (!arg || (copies !== "keep" && copies !== "remove")) { err("usage: umconnect unlink <linkId> --exchange-copies keep|remove"); return 2; }
+        const r = await unlink(deps, arg, copies);
+        print(`${arg} unlinked; Exchange copies ${r.exchangeCopies}${r.removed ? ` (${r.removed} moved to Deleted Items)` : ""}; the voice store is untouched`, r);
+        return 0;
+      }
+      case "relink": {
+        const change = { voiceMailbox: opt("voice-mailbox"), endpointId: opt("endpoint"), smtp: opt("smtp") };
+        if (!arg || (!change.voiceMailbox && !change.endpointId && !change.smtp)) { err("usage: umconnect relink <linkId> [--voice-mailbox M] [--endpoint E] [--smtp S]"); return 2; }
+        const l = await relink(deps, arg, change);
+        print(`${l.linkId} now links ${l.voiceMailbox}@${l.endpointId} <-> ${l.upn ?? l.userId}; first sync queued (adopting what is already there)`, l);
         return 0;
       }
       case "allow-mass-delete": {
@@ -122,7 +159,9 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       case "conflicts": {
         if (!arg) { err("usage: umconnect conflicts <linkId>"); return 2; }
         const c = await deps.state.listConflicts(arg);
-        print(c.map((x) => `${x.at}  ${x.summary ?? x.syncKey}  the ${x.loser === "imap" ? "voice store's" : "Exchange"} version lost (kept; --json shows it)`).join("\n") || "(no conflicts)", c);
+        print(c.map((x) => x.kind !== "contact"
+          ? `${x.at}  ${x.summary ?? x.syncKey}`
+          : `${x.at}  ${x.summary ?? x.syncKey}  the ${x.loser === "imap" ? "voice store's" : "Exchange"} version lost (kept; --json shows it)`).join("\n") || "(no conflicts)", c);
         return 0;
       }
       case "endpoint": case "profile": {
@@ -174,7 +213,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
         return 0;
       }
       default:
-        err("usage: umconnect tenants | links | status | import <csv> --tenant T | link <voiceMailbox> --endpoint E --smtp S [--profile P] --tenant T | link <linkId> --password-prompt | export --tenant T | pause|resume|disable|resync <linkId> | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test|rotate-secret | profile set|remove | subscriptions --audit [--dry-run] | credentials [set|rotate|import] [--json]");
+        err("usage: umconnect tenants | links | status | import <csv> --tenant T | link <voiceMailbox> --endpoint E --smtp S [--profile P] --tenant T | link <linkId> --password-prompt | export --tenant T | pause|resume|disable <linkId> | resync <linkId> [--adopt] [--dry-run] | unlink <linkId> --exchange-copies keep|remove | relink <linkId> [--voice-mailbox M] [--endpoint E] [--smtp S] | group-link <groupId> --tenant T --endpoint E [--profile P] [--map csv] | allow-mass-delete <linkId> [--kind K] | override <linkId> ['<json>' | --clear] | conflicts <linkId> | endpoints | profiles | endpoint set|remove|test|rotate-secret | profile set|remove | subscriptions --audit [--dry-run] | credentials [set|rotate|import] [--json]");
         return 2;
     }
   } catch (e) {

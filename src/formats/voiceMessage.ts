@@ -62,6 +62,8 @@ export interface VoiceMessage {
   decidedBy: Partial<Record<"name" | "number" | "class" | "duration" | "importance" | "sensitivity", string>>;
   /** Set on items the connector itself wrote to the store (loop prevention). */
   createdByConnector: boolean;
+  /** Every address in From, To, Cc and Reply-To, lower case (loop prevention by domain). */
+  addresses: string[];
 }
 
 export const MAX_MESSAGE_BYTES = 50 * 1024 * 1024;
@@ -161,6 +163,8 @@ async function readVoiceMessage(raw: Buffer, options: { internalDate?: Date }): 
     text: (parsed.text ?? "").slice(0, 16 * 1024),
     decidedBy: { class: cls.source, name: name.source, number: number.source, duration: headerDuration.source ?? bodyDuration.source, importance: importance.source, sensitivity: sensitivity.source },
     createdByConnector: headers.has(ORIGIN_HEADER),
+    addresses: [parsed.from, parsed.to, parsed.cc, parsed.replyTo].flatMap((a) => (a === undefined ? [] : Array.isArray(a) ? a : [a]))
+      .flatMap((a) => a.value).flatMap(function flat(v): string[] { return [...(v.address ? [v.address.toLowerCase()] : []), ...(v.group ?? []).flatMap(flat)]; }),
   };
 
   if (result.class === "voice") {

@@ -115,6 +115,10 @@ export function toGraphError(e: unknown, ids: { tenantId?: string; mailboxId?: s
     if (status === 410 || /syncStateNotFound|resyncRequired|SyncStateInvalid/i.test(code)) return new ConnectorError("DELTA_TOKEN_EXPIRED", msg, { ...ids, requestId, cause: e });
     if (status === 401) return new ConnectorError("GRAPH_AUTH_FAILED", msg, { ...ids, requestId, cause: e, transient: false });
     if (status === 403) return new ConnectorError("FORBIDDEN", msg, { ...ids, requestId, cause: e });
+    // The user was deleted (ErrorInvalidUser, or a user resource that is gone), or has no mailbox
+    // any more (unlicensed, mailbox removed: MailboxNotEnabledForRESTAPI)
+    // (https://learn.microsoft.com/en-us/graph/errors; graph-facts.md): no retry helps, the link waits for a person.
+    if (status === 404 && /^(ErrorInvalidUser|MailboxNotEnabledForRESTAPI)$/i.test(code)) return new ConnectorError("UNKNOWN_USER", msg, { ...ids, requestId, cause: e, transient: false });
     if (status === 404) return new ConnectorError("GRAPH_NOT_FOUND", msg, { ...ids, requestId, cause: e });
     if (status === 409) return new ConnectorError("CONFLICT", msg, { ...ids, requestId, cause: e });
     if (status === 413) return new ConnectorError("PAYLOAD_TOO_LARGE", msg, { ...ids, requestId, cause: e });

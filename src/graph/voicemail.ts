@@ -67,13 +67,42 @@ export interface VoicemailItem {
 interface Message {
   id: string;
   isRead?: boolean;
+  internetMessageId?: string;
+  receivedDateTime?: string;
+  from?: { emailAddress?: { name?: string; address?: string } };
   "@removed"?: { reason: string };
   singleValueExtendedProperties?: Array<{ id: string; value: string }>;
 }
 
 const propOf = (m: Message, id: string) => m.singleValueExtendedProperties?.find((p) => p.id.toLowerCase() === id.toLowerCase())?.value;
 const syncKeyOf = (m: Message) => propOf(m, SYNC_KEY_PROP);
-const EXPAND = `singleValueExtendedProperties($filter=id eq '${SYNC_KEY_PROP}' or id eq '${AUDIO_PENDING_PROP}')`;
+/**
+ * Voice-message properties of items other products made (MS-OXOUM, MS-OXPROPS): message
+ * class (0x001A), PidTagVoiceMessageDuration (0x6801), PidTagSenderTelephoneNumber (0x6802),
+ * read for adoption; Graph returns extended properties only when expanded by id.
+ */
+export const CLASS_PROP = "String 0x001A";
+export const DURATION_PROP = "Integer 0x6801";
+export const CALLER_NUMBER_PROP = "String 0x6802";
+const EXPAND = `singleValueExtendedProperties($filter=id eq '${SYNC_KEY_PROP}' or id eq '${AUDIO_PENDING_PROP}' or id eq '${CLASS_PROP}' or id eq '${DURATION_PROP}' or id eq '${CALLER_NUMBER_PROP}')`;
+const SELECT = "isRead,internetMessageId,receivedDateTime,from";
+
+/** What adoption matches another product's voicemail by (no sync key: not ours). */
+function foreignOf(m: Message): ExchangeItem["foreign"] {
+  const duration = Number(propOf(m, DURATION_PROP));
+  return {
+    messageClass: propOf(m, CLASS_PROP),
+    internetMessageId: m.internetMessageId,
+    // Exchange UM puts the caller's number in PidTagSenderTelephoneNumber; products writing
+    // plain mail put it in the sender address (e.g. +4930123456@pbx).
+    callerNumber: propOf(m, CALLER_NUMBER_PROP) ?? m.from?.emailAddress?.address?.match(/^\+?\d{3,}(?=@)/)?.[0] ?? m.from?.emailAddress?.name?.match(/\+?\d[\d ()./-]{2,}/)?.[0],
+    receivedAt: m.receivedDateTime ? Date.parse(m.receivedDateTime) : undefined,
+    durationSeconds: Number.isFinite(duration) && propOf(m, DURATION_PROP) !== undefined ? duration : undefined,
+  };
+}
+
+/** Well-known folder ids never change for a mailbox: looked up once per process. */
+const wellKnownIds = new Map<string, string>();
 
 export class ExchangeVoicemail {
   constructor(private readonly graph: GraphClient, private readonly userId: string) {}
@@ -196,6 +225,53 @@ export class ExchangeVoicemail {
     await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/move`, body: { destinationId: "deleteditems" }, mailbox: this.userId });
   }
 
+  /** Adoption: our sync key on another product's voicemail, and the merged read state, in one PATCH. */
+  async adopt(id: string, syncKey: string, isRead?: boolean): Promise<void> {
+    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, mailbox: this.userId, body: { ...(isRead === undefined ? {} : { isRead }), singleValueExtendedProperties: [{ id: SYNC_KEY_PROP, value: syncKey }] } });
+  }
+
+  /** A voice-store delete that the profile sends to a folder of its own. */
+  async move(id: string, folderId: string): Promise<void> {
+    await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/move`, body: { destinationId: folderId }, mailbox: this.userId });
+  }
+
+  /**
+   * Where copies that left the voicemail folder are now. The client asks for immutable ids on
+   * every request, so a copy moved inside the mailbox keeps its id and is found by it
+   * (https://learn.microsoft.com/en-us/graph/outlook-immutable-id); 404 means it left the
+   * mailbox (purged, or moved to the archive mailbox, where the id changes). Deleted Items and
+   * Recoverable Items (Outlook's Shift+Delete, https://learn.microsoft.com/en-us/graph/api/resources/mailfolder)
+   * are told apart by their folder ids.
+   */
+  async locate(folderId: string, ids: string[]): Promise<Map<string, { where: "folder" | "elsewhere" | "deletedItems" | "recoverableItems"; isRead: boolean }>> {
+    const out = new Map<string, { where: "folder" | "elsewhere" | "deletedItems" | "recoverableItems"; isRead: boolean }>();
+    if (!ids.length) return out;
+    const [deleted, recoverable] = await Promise.all(["deleteditems", "recoverableitemsdeletions"].map((n) => this.wellKnownId(n)));
+    await Promise.all(ids.map(async (id) => {
+      try {
+        const m = await this.graph.request<{ id: string; isRead?: boolean; parentFolderId?: string }>({ method: "GET", url: `${this.user}/messages/${encodeURIComponent(id)}?$select=isRead,parentFolderId`, mailbox: this.userId });
+        const f = m.parentFolderId;
+        out.set(id, { where: f === folderId ? "folder" : f === deleted ? "deletedItems" : f === recoverable ? "recoverableItems" : "elsewhere", isRead: m.isRead ?? false });
+      } catch (e) {
+        if (!(e instanceof ConnectorError && e.code === "GRAPH_NOT_FOUND")) throw e;
+      }
+    }));
+    return out;
+  }
+
+  private async wellKnownId(name: string): Promise<string | undefined> {
+    const key = `${this.userId}|${name}`;
+    if (!wellKnownIds.has(key)) {
+      try {
+        wellKnownIds.set(key, (await this.graph.request<{ id: string }>({ method: "GET", url: `${this.user}/mailFolders/${name}?$select=id`, mailbox: this.userId })).id);
+      } catch (e) {
+        if (!(e instanceof ConnectorError && e.code === "GRAPH_NOT_FOUND")) throw e;
+        return undefined;
+      }
+    }
+    return wellKnownIds.get(key);
+  }
+
   async hardDelete(id: string): Promise<void> {
     await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/permanentDelete`, mailbox: this.userId });
   }
@@ -205,7 +281,7 @@ export class ExchangeVoicemail {
    * full listing. Items that left the folder come back as removed.
    */
   async changes(folderId: string, deltaLink: string | undefined, pageSize = 100): Promise<ExchangeChanges> {
-    let url: string | undefined = deltaLink ?? `${this.user}/mailFolders/${encodeURIComponent(folderId)}/messages/delta?$select=isRead&$expand=${encodeURIComponent(EXPAND)}`;
+    let url: string | undefined = deltaLink ?? `${this.user}/mailFolders/${encodeURIComponent(folderId)}/messages/delta?$select=${SELECT}&$expand=${encodeURIComponent(EXPAND)}`;
     const upserted = new Map<string, ExchangeItem>();
     const removed = new Set<string>();
     let next = "";
@@ -215,7 +291,11 @@ export class ExchangeVoicemail {
       for (const m of page.value) {
         // Replays happen: the last word on an id wins (delta-query-overview).
         if (m["@removed"]) { removed.add(m.id); upserted.delete(m.id); }
-        else { upserted.set(m.id, { id: m.id, isRead: m.isRead ?? false, syncKey: syncKeyOf(m), incomplete: propOf(m, AUDIO_PENDING_PROP) === "1" || undefined }); removed.delete(m.id); }
+        else {
+          const syncKey = syncKeyOf(m);
+          upserted.set(m.id, { id: m.id, isRead: m.isRead ?? false, syncKey, incomplete: propOf(m, AUDIO_PENDING_PROP) === "1" || undefined, foreign: syncKey ? undefined : foreignOf(m) });
+          removed.delete(m.id);
+        }
       }
       url = page["@odata.nextLink"];
       if (page["@odata.deltaLink"]) next = page["@odata.deltaLink"];

@@ -221,6 +221,19 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
       return out;
     },
 
+    async identities(uids: number[]): Promise<Map<number, { messageId?: string; date?: Date }>> {
+      await ensureOpen();
+      const out = new Map<number, { messageId?: string; date?: Date }>();
+      if (!uids.length) return out;
+      await guard("FETCH ENVELOPE", async () => {
+        for (const set of uidSets(uids)) for await (const m of client.fetch(set, { uid: true, envelope: true, internalDate: true }, { uid: true })) {
+          const date = m.envelope?.date ? new Date(m.envelope.date) : m.internalDate ? new Date(m.internalDate) : undefined;
+          out.set(m.uid, { messageId: m.envelope?.messageId, date: date && Number.isFinite(date.getTime()) ? date : undefined });
+        }
+      });
+      return out;
+    },
+
     async fetchSource(uid: number): Promise<Buffer> {
       await ensureOpen();
       // RFC822.SIZE first (RFC 3501 section 6.4.5): an item over the limit is refused before

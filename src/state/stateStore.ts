@@ -23,7 +23,8 @@ import { ConnectorError, isConnectorError } from "../errors.js";
 import type { ImapCursor, ItemRecord, SyncCursors, VoicemailStatePort } from "../sync/ports.js";
 import { bool, entity, getOrUndefined, guard, keyOf, num, str, Tables, type Row, type StorageTarget } from "./tables.js";
 
-export type LinkState = "enabled" | "paused" | "disabled";
+/** "userGone": the Exchange user was deleted, lost its mailbox or licence (Graph answered as for an unknown user); set by a run, cleared by relink/resume. */
+export type LinkState = "enabled" | "paused" | "disabled" | "userGone";
 
 export interface Tenant {
   tenantId: string;
@@ -70,6 +71,10 @@ export interface MailboxLink {
   subscriptions?: Partial<Record<"voicemail" | "contacts" | "calendar", SubscriptionHealth>>;
   /** Some kind has no working subscription: the fast check polls the link meanwhile. */
   subscriptionFallback?: boolean;
+  /** `umconnect resync --adopt`: the next voicemail run adopts other products' voicemails (ISO time asked). */
+  adoptRequested?: string;
+  /** Why the link is "userGone": what Graph answered, and since when. */
+  userGone?: { code: string; message: string; since: string };
   etag?: string;
 }
 
@@ -144,13 +149,16 @@ export interface AlertRecord {
   resolvedAt?: string;
 }
 
+export interface GroupBinding { tenantId: string; groupId: string; endpointId: string; profileId: string; deltaLink?: string }
+
 export interface ConflictRecord {
   syncKey: string;
   at: string;
-  kind: "contact";
-  /** The side whose version lost (and is kept here). */
-  loser: "imap" | "graph";
-  /** The losing version, as a vCard. */
+  /** "contact": an edit/edit conflict; "voicemail-match": adoption found no single partner (copied, nothing merged). */
+  kind: "contact" | "voicemail-match" | "contact-match";
+  /** The side whose version lost (and is kept here); "none" when nothing was overwritten. */
+  loser: "imap" | "graph" | "none";
+  /** The losing version, as a vCard; for a match, the candidates and the reason as JSON. */
   content: string;
   /** A display name for the admin (no other content). */
   summary?: string;
@@ -311,6 +319,37 @@ export class StateStore {
     await guard(async () => (await this.tables.client("links")).deleteEntity("link", keyOf(linkId)));
     await this.releaseIndex({ pk: `voice|${keyOf(link.endpointId)}`, rk: keyOf(link.voiceMailbox.toLowerCase()) }, linkId);
     await this.releaseIndex({ pk: `user|${keyOf(link.tenantId)}`, rk: keyOf(link.userId) }, linkId);
+  }
+
+  // ---- Entra groups linked automatically (src/admin/groupLinks.ts) -----------------------
+
+  /** A group whose members are linked: where to, with which profile, and its members' deltaLink. */
+  async putGroupBinding(b: GroupBinding): Promise<void> {
+    const c = await this.tables.client("cursors");
+    await guard(() => c.upsertEntity(entity("groups", keyOf(`${b.tenantId}|${b.groupId}`), { tenantId: b.tenantId, groupId: b.groupId, endpointId: b.endpointId, profileId: b.profileId, deltaLink: b.deltaLink, savedAt: new Date(this.now()).toISOString() }), "Replace"));
+  }
+
+  async listGroupBindings(): Promise<GroupBinding[]> {
+    const c = await this.tables.client("cursors");
+    const out: GroupBinding[] = [];
+    await guard(async () => {
+      for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: "PartitionKey eq 'groups'" } })) {
+        const r = row as Row;
+        out.push({ tenantId: str(r, "tenantId")!, groupId: str(r, "groupId")!, endpointId: str(r, "endpointId")!, profileId: str(r, "profileId")!, deltaLink: str(r, "deltaLink") });
+      }
+    });
+    return out;
+  }
+
+  /** The voice mailbox of each SMTP address (the store's mailbox list or the admin's CSV map), one row each. */
+  async putMailboxMap(endpointId: string, rows: Array<{ smtp: string; voiceMailbox: string }>): Promise<void> {
+    const c = await this.tables.client("cursors");
+    for (const r of rows) await guard(() => c.upsertEntity(entity(`mailboxmap|${keyOf(endpointId)}`, keyOf(r.smtp.toLowerCase()), { voiceMailbox: r.voiceMailbox }), "Replace"));
+  }
+
+  async lookupMailboxMap(endpointId: string, smtp: string): Promise<string | undefined> {
+    const row = await getOrUndefined(await this.tables.client("cursors"), `mailboxmap|${keyOf(endpointId)}`, keyOf(smtp.toLowerCase()));
+    return row ? str(row, "voiceMailbox") : undefined;
   }
 
   // ---- per-link voicemail state (items + cursors) -------------------------------------
@@ -657,6 +696,7 @@ function linkEntity(l: MailboxLink) {
     profileOverride: l.profileOverride ? JSON.stringify(l.profileOverride) : undefined,
     throttled: l.throttled ? JSON.stringify(l.throttled) : undefined,
     subscriptions: l.subscriptions ? JSON.stringify(l.subscriptions) : undefined, subscriptionFallback: l.subscriptionFallback,
+    adoptRequested: l.adoptRequested, userGone: l.userGone ? JSON.stringify(l.userGone) : undefined,
   });
 }
 
@@ -676,6 +716,7 @@ function toLink(row: Row): MailboxLink {
     throttled: str(row, "throttled") ? (JSON.parse(str(row, "throttled")!) as MailboxLink["throttled"]) : undefined,
     subscriptions: str(row, "subscriptions") ? (JSON.parse(str(row, "subscriptions")!) as MailboxLink["subscriptions"]) : undefined,
     subscriptionFallback: bool(row, "subscriptionFallback") || undefined, etag: row.etag,
+    adoptRequested: str(row, "adoptRequested"), userGone: str(row, "userGone") ? (JSON.parse(str(row, "userGone")!) as MailboxLink["userGone"]) : undefined,
   };
 }
 
@@ -683,6 +724,7 @@ function itemEntity(pk: string, i: ItemRecord) {
   return entity(pk, keyOf(i.syncKey), {
     syncKey: i.syncKey, imapUid: i.imapUid, graphId: i.graphId, agreedSeen: i.agreedSeen, pendingCreate: i.pendingCreate,
     skippedCode: i.skipped?.code, skippedMessage: i.skipped?.message.slice(0, 1000),
+    receivedAt: i.receivedAt, graphElsewhere: i.graphElsewhere, detached: i.detached,
   });
 }
 
@@ -691,6 +733,7 @@ function toItem(row: Row): ItemRecord {
   return {
     syncKey: str(row, "syncKey")!, imapUid: num(row, "imapUid"), graphId: str(row, "graphId"), agreedSeen: bool(row, "agreedSeen"),
     pendingCreate: bool(row, "pendingCreate"), skipped: code ? { code, message: str(row, "skippedMessage") ?? "" } : undefined,
+    receivedAt: str(row, "receivedAt"), graphElsewhere: bool(row, "graphElsewhere") || undefined, detached: str(row, "detached") as ItemRecord["detached"],
   };
 }
 

@@ -44,7 +44,7 @@ export type CalendarAction =
  * `store` (full runs only): the store's items by UID with their key. Without it the records
  * are trusted for what the store holds.
  */
-export function planCalendar(desired: Map<string, Desired>, records: Map<string, MirrorRecord>, store?: Map<number, string | undefined>): CalendarAction[] {
+export function planCalendar(desired: Map<string, Desired>, records: Map<string, MirrorRecord>, store?: Map<number, string | undefined>, foreign: "keep" | "remove" = "keep"): CalendarAction[] {
   const actions: CalendarAction[] = [];
   const onStore = new Map<string, number[]>();
   if (store) for (const [uid, key] of store) { if (key) onStore.set(key, [...(onStore.get(key) ?? []), uid].sort((a, b) => a - b)); }
@@ -69,7 +69,9 @@ export function planCalendar(desired: Map<string, Desired>, records: Map<string,
     if (r.imapUid !== undefined && (!store || store.has(r.imapUid))) { actions.push({ kind: "remove", syncKey: key, imapUid: r.imapUid }); if (store) claimed.add(r.imapUid); }
     else actions.push({ kind: "forget", syncKey: key });
   }
-  // Anything else on the store with our header is a stray copy; items without it are not ours.
-  if (store) for (const [uid, key] of store) if (key && !claimed.has(uid)) actions.push({ kind: "removeStray", imapUid: uid });
+  // Anything else on the store with our header is a stray copy. Items without it are not ours
+  // (another product wrote them before the move): left alone, or removed when the profile says
+  // so (calendar.foreignItems), so the voice system reads one calendar, never two.
+  if (store) for (const [uid, key] of store) if ((key || foreign === "remove") && !claimed.has(uid)) actions.push({ kind: "removeStray", imapUid: uid });
   return actions;
 }

@@ -51,6 +51,8 @@ export interface CalendarSyncDeps {
   ids: { tenantId: string; mailboxId: string };
   mode?: "incremental" | "full";
   parallel?: number;
+  /** Store items umconnect did not write: left alone (default) or removed (profile calendar.foreignItems). */
+  foreignItems?: "keep" | "remove";
 }
 
 export interface CalendarSyncReport {
@@ -100,7 +102,7 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
   }
 
   const listing = ec.full ? await store.listKeys() : undefined;
-  const actions = planCalendar(desired, records, listing);
+  const actions = planCalendar(desired, records, listing, deps.foreignItems);
   const removals = actions.filter((a) => a.kind === "remove").length;
   if (!deps.limits.massDeleteOverride && records.size >= 5 && (desired.size === 0 || removals / records.size > deps.limits.massDeleteMaxShare) && removals > 0 && !windowMoved) {
     log.error("calendar.massDelete.refused", { ...deps.ids, deletes: removals, known: records.size });

@@ -13,6 +13,7 @@
  * new UIDs are fetched and parsed.
  */
 import crypto from "node:crypto";
+import { matchContacts } from "./contactAdoption.js";
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { parseVCard, writeVCard, type ContactFields } from "../formats/vcard.js";
@@ -69,6 +70,8 @@ export interface ContactsSyncDeps {
 
 export interface ContactsSyncReport {
   actions: Record<ContactAction["kind"], number>;
+  /** Contacts found on both sides before they were linked, made one (adoption). */
+  adopted?: number;
   conflicts: number;
   duplicatesRemoved: number;
   skipped: number;
@@ -111,6 +114,20 @@ async function readCard(item: StoredItem): Promise<StoreCard> {
 const keyOfCard = (c: StoreCard) => c.fields.uid ?? `vcard:${sha(c.text)}`;
 /** Contacts that began in Exchange are keyed by their (immutable) Graph id. */
 const keyOfGraph = (id: string) => `g:${id}`;
+
+/**
+ * Unlinked store cards and unlinked Exchange contacts of one person become one view: the
+ * Exchange side moves to the card's key. Ambiguous ones are left apart (each is copied).
+ */
+function adoptContacts(byKey: Map<string, ContactRecord>, imapNow: Map<string, ContactSideView>, graphNow: Map<string, ContactSideView>, cards: Map<number, StoreCard>, graphFields: Map<string, GraphContact>) {
+  const lone = (now: Map<string, ContactSideView>, other: Map<string, ContactSideView>) => [...now.entries()].filter(([k]) => !byKey.has(k) && !other.has(k));
+  const store = lone(imapNow, graphNow).flatMap(([key, v]) => { const c = cards.get(Number(v.ref)); return c ? [{ key, fields: c.fields }] : []; });
+  const exchange = lone(graphNow, imapNow).flatMap(([key, v]) => { const c = graphFields.get(v.ref); return c ? [{ key, fields: c.fields }] : []; });
+  if (!store.length || !exchange.length) return { merged: 0, ambiguous: [] as Array<{ storeKey: string; candidates: string[] }> };
+  const { pairs, ambiguous } = matchContacts(store, exchange);
+  for (const p of pairs) { graphNow.set(p.storeKey, graphNow.get(p.graphKey)!); graphNow.delete(p.graphKey); }
+  return { merged: pairs.length, ambiguous };
+}
 
 const emptyCounts = (): ContactsSyncReport["actions"] => ({ createInGraph: 0, createInImap: 0, updateGraph: 0, updateImap: 0, deleteInGraph: 0, deleteInImap: 0, record: 0, forget: 0 });
 const ITEM_ERRORS = new Set(["VCARD_MALFORMED", "GRAPH_REQUEST_FAILED", "PAYLOAD_TOO_LARGE"]);
@@ -200,6 +217,13 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
     graphNow.set(key, { ref: c.id, hash: h, mapped: h, modified: c.lastModifiedDateTime ?? "" });
   }
 
+  // 1c. Contacts on both sides that neither has linked yet (first sync after another product):
+  // one item each, never a duplicate (src/sync/contactAdoption.ts).
+  const merged = adoptContacts(byKey, imapNow, graphNow, cards, graphFields);
+  for (const a of merged.ambiguous) {
+    await deps.putConflict({ syncKey: a.storeKey, at: new Date().toISOString(), kind: "contact-match", loser: "none", content: JSON.stringify({ candidates: a.candidates }), summary: `a store card fits ${a.candidates.length} Exchange contact(s), or another card fits the same one: copied, nothing merged` });
+  }
+
   // 2. Plan.
   const keys = new Set<string>([...imapNow.keys(), ...graphNow.keys()]);
   for (const r of byKey.values()) if (!r.skipped) keys.add(r.syncKey);
@@ -213,7 +237,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
     };
   });
   const plan = planContacts(views, deps.limits);
-  const report: ContactsSyncReport = { actions: emptyCounts(), conflicts: 0, duplicatesRemoved: 0, skipped, skippedTotal: 0, massDelete: plan.massDelete, deltaExpired };
+  const report: ContactsSyncReport = { actions: emptyCounts(), conflicts: 0, duplicatesRemoved: 0, skipped, skippedTotal: 0, massDelete: plan.massDelete, deltaExpired, adopted: merged.merged };
 
   // 3. Apply.
   const cardOf = async (uid: number): Promise<StoreCard> => {

@@ -13,7 +13,16 @@ export interface MassDeleteLimits {
   massDeleteOverride?: boolean;
 }
 
-export interface MassDelete { side: "imap" | "graph"; deletes: number; known: number; emptied: boolean }
+export interface MassDelete {
+  side: "imap" | "graph"; deletes: number; known: number; emptied: boolean;
+  /**
+   * What the guard saw: "wipe" (a side emptied), "share" (more than the allowed share at once),
+   * or "aging" (the voice store expired its oldest messages: let through, reported).
+   */
+  pattern: "wipe" | "share" | "aging";
+  /** False when the deletes were let through (aging); they were held back otherwise. */
+  refused: boolean;
+}
 
 /** Deleting the last one or two items is a user's normal action, not a wiped side. */
 const EMPTIED_MIN_ITEMS = 3;
@@ -28,7 +37,7 @@ export function massDeleteCheck(c: { linked: number; imapPresent: number; graphP
   const check = (side: "imap" | "graph", deletes: number, partnerPresent: number): MassDelete | undefined => {
     if (deletes === 0) return undefined;
     const emptied = partnerPresent === 0 && deletes >= c.linked && c.linked >= EMPTIED_MIN_ITEMS;
-    if (emptied || (c.linked >= minItems && deletes / c.linked > limits.massDeleteMaxShare)) return { side, deletes, known: c.linked, emptied };
+    if (emptied || (c.linked >= minItems && deletes / c.linked > limits.massDeleteMaxShare)) return { side, deletes, known: c.linked, emptied, pattern: emptied ? "wipe" : "share", refused: true };
     return undefined;
   };
   // Deletes in Exchange happen when the store lost items, deletes on the store when Exchange did.

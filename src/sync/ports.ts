@@ -31,6 +31,10 @@ export interface VoiceMailboxPort {
   setSeen(uid: number, seen: boolean): Promise<void>;
   /** Expunge, or move to the store's trash, as the profile says. */
   remove(uid: number): Promise<void>;
+  /** Full sources of several messages in one FETCH (adoption reads caller and duration); optional. */
+  fetchSources?(uids: number[]): Promise<Array<{ uid: number; source: Buffer }>>;
+  /** Message-ID and Date of messages (envelope only; adoption matches on them first). */
+  identities(uids: number[]): Promise<Map<number, { messageId?: string; date?: Date }>>;
 }
 
 export interface ExchangeItem {
@@ -40,6 +44,8 @@ export interface ExchangeItem {
   syncKey?: string;
   /** Created, but its recording upload did not finish (a crash in between). */
   incomplete?: boolean;
+  /** On items without our key: what adoption matches a previous product's voicemail by. */
+  foreign?: { messageClass?: string; internetMessageId?: string; callerNumber?: string; receivedAt?: number; durationSeconds?: number };
 }
 
 export interface ExchangeChanges {
@@ -65,8 +71,17 @@ export interface ExchangeMailboxPort {
   /** Finishes an incomplete copy (uploads its recording). */
   complete(id: string, copy: VoicemailCopy): Promise<void>;
   setRead(id: string, isRead: boolean): Promise<void>;
-  /** Moves the copy to Deleted Items (or hard-deletes, per profile). */
+  /** Writes our sync key onto another product's voicemail (adoption), with its read state when given: one request. */
+  adopt(id: string, syncKey: string, isRead?: boolean): Promise<void>;
+  /** Moves the copy to Deleted Items (or hard-deletes, or moves to a folder, per profile). */
   remove(id: string): Promise<void>;
+  /**
+   * Where copies that left the voicemail folder are now, by their immutable ids (same id after
+   * a move inside the mailbox: https://learn.microsoft.com/en-us/graph/outlook-immutable-id):
+   * "folder" (back in it), "elsewhere" (another folder), "deletedItems", "recoverableItems"
+   * (Outlook's hard delete), or undefined when the mailbox does not have it any more.
+   */
+  locate(ids: string[]): Promise<Map<string, { where: "folder" | "elsewhere" | "deletedItems" | "recoverableItems"; isRead: boolean }>>;
 }
 
 /** One linked item as the state store keeps it. */
@@ -78,6 +93,12 @@ export interface ItemRecord {
   pendingCreate: boolean;
   /** Set when the voice message could not be copied (typed reason); nothing is deleted. */
   skipped?: { code: string; message: string };
+  /** When the voice message was received (ISO): tells store aging from a wipe. */
+  receivedAt?: string;
+  /** The Exchange copy was moved to another folder of the mailbox (still kept in step). */
+  graphElsewhere?: boolean;
+  /** Only this side keeps the message, on purpose (see LinkState.detached). */
+  detached?: "imap" | "graph";
 }
 
 export interface SyncCursors {

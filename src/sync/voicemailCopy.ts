@@ -26,8 +26,11 @@ export function decideCopy(m: VoiceMessage, profile: FeatureProfile): CopyDecisi
   if (m.class === "receipt" && !profile.copy.receipts) return { copy: false, code: "NOT_COPIED_BY_PROFILE", message: "receipts are not copied" };
   if (m.class === "email" && !profile.copy.email) return { copy: false, code: "NOT_COPIED_BY_PROFILE", message: "email is not copied" };
   if (isSecure(m) && profile.secureMessages === "skip") return { copy: false, code: "NOT_COPIED_BY_PROFILE", message: "secure messages are not copied" };
-  const domain = profile.loopPreventionDomain?.toLowerCase();
-  if (domain && m.class === "email" && m.caller.address?.toLowerCase().endsWith("@" + domain)) return { copy: false, code: "LOOP_PREVENTED", message: "addressed from the voice system's own domain" };
+  // Mail that the voice system's own domain sent, or that is addressed back to it (To, Cc,
+  // Reply-To), is its own traffic bouncing around: never copied back.
+  const domain = profile.loopPreventionDomain?.toLowerCase().replace(/^@/, "");
+  const own = domain ? m.addresses.find((a) => a.endsWith("@" + domain)) : undefined;
+  if (own && m.class === "email") return { copy: false, code: "LOOP_PREVENTED", message: `addressed to or from the voice system's own domain (${own})` };
   return { copy: true };
 }
 

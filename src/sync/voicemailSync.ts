@@ -14,9 +14,19 @@ import { ConnectorError, ensureConnectorError, isConnectorError } from "../error
 import type { Logger } from "../log.js";
 import type { ExchangeMailboxPort, ItemRecord, VoiceChanges, VoiceMailboxPort, VoicemailStatePort, ExchangeChanges } from "./ports.js";
 import { planVoicemail, type ItemView, type PlanLimits, type VoicemailAction } from "./voicemailPlanner.js";
+import type { MassDelete } from "./massDelete.js";
+import { matchAdoptions, normaliseMessageId, type AmbiguousMatch, type ForeignItem, type StoreCandidate } from "./adoption.js";
 
 /** Decides whether a stored message is copied; `copy: false` carries the reason kept in state. */
-export type CopySelector = (source: Buffer) => Promise<{ copy: true } | { copy: false; code: string; message: string }>;
+export type CopySelector = (source: Buffer) => Promise<{ copy: true; receivedAt?: Date } | { copy: false; code: string; message: string }>;
+
+/** How Outlook-side removals count (profile `outlookDelete`). */
+export interface OutlookDeleteRules {
+  /** A move to Deleted Items is a delete (else only leaving Deleted Items is). */
+  deletedItemsIsDelete: boolean;
+  /** A copy no longer in the mailbox: purged (a delete) or moved to the archive mailbox (kept). */
+  goneFromMailbox: "delete" | "keep";
+}
 
 export interface VoicemailSyncDeps {
   voice: VoiceMailboxPort;
@@ -33,6 +43,22 @@ export interface VoicemailSyncDeps {
   mode?: "incremental" | "full";
   /** Actions applied at once (default 8: twice Graph's per-mailbox concurrency). */
   parallel?: number;
+  outlookDelete?: OutlookDeleteRules;
+  /** The clock (tests); the planner itself has none. */
+  now?: () => number;
+  /**
+   * Adoption: match other products' voicemails in the folder to store messages (first sync,
+   * `umconnect resync --adopt`). `describe` reads caller, duration and time from a store
+   * message (the voice-message parser); `ambiguous` keeps what was not merged for the admin.
+   */
+  adoption?: {
+    /** Adopt on this run even though it is not the first (`umconnect resync --adopt`). */
+    requested?: boolean;
+    describe(source: Buffer): Promise<{ callerNumber?: string; durationSeconds?: number; receivedAt?: Date }>;
+    ambiguous(a: AmbiguousMatch): Promise<void>;
+  };
+  /** Plan only: nothing is written on either side or in state (`--dry-run`). */
+  dryRun?: boolean;
 }
 
 export interface VoicemailSyncReport {
@@ -42,7 +68,13 @@ export interface VoicemailSyncReport {
   graphFull: boolean;
   deltaExpired: boolean;
   uidValidityChanged: boolean;
-  massDelete?: { side: "imap" | "graph"; deletes: number; known: number; emptied: boolean };
+  massDelete?: MassDelete;
+  /** Copies found moved out of the voicemail folder (kept, not deleted) in this run. */
+  movedAway: number;
+  /** Adoption: other products' voicemails matched (by how), and ambiguous cases copied instead. */
+  adoption?: { adopted: number; byMessageId: number; byCallerTime: number; ambiguous: AmbiguousMatch[]; foreign: number };
+  /** The planned actions (dry runs). */
+  planned?: VoicemailAction[];
   /** Items whose read state disagreed between the sides before this run (MWI drift). */
   readDrift: number;
   /** Unread voice items after this run (drives the fast read check). */
@@ -52,7 +84,7 @@ export interface VoicemailSyncReport {
 }
 
 const emptyCounts = (): VoicemailSyncReport["actions"] => ({
-  createInGraph: 0, adopt: 0, setGraphRead: 0, setImapSeen: 0, deleteInGraph: 0, deleteInImap: 0, recordAgreed: 0, forget: 0,
+  createInGraph: 0, adopt: 0, setGraphRead: 0, setImapSeen: 0, deleteInGraph: 0, deleteInImap: 0, recordAgreed: 0, forget: 0, detach: 0,
 });
 
 /** Content problems that skip one item (kept visible in state) instead of failing the run. */
@@ -85,9 +117,10 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     log.warn("graph.delta.expired", deps.ids);
     ec = await exchange.changes(undefined);
   }
-  const graphNow = exchangeView(ec, records, byGraphId);
+  const graphNow: Map<string, { id: string; isRead: boolean; elsewhere?: boolean }> = exchangeView(ec, records, byGraphId);
   // Copies whose large recording upload was interrupted: finished when they are adopted.
   const incomplete = new Set(ec.upserted.filter((i) => i.incomplete).map((i) => i.id));
+  const { graphLeft, movedAway } = await locateLeft(deps, records, graphNow);
 
   // 2. One view per item. Skipped items stay out of the plan (nothing to sync, nothing deleted).
   const keys = new Set<string>();
@@ -98,22 +131,40 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     const r = byKey.get(syncKey);
     return {
       syncKey,
-      link: r && !r.skipped ? { agreedSeen: r.agreedSeen, imapUid: r.imapUid, graphId: r.graphId, pendingCreate: r.pendingCreate } : undefined,
+      link: r && !r.skipped ? { agreedSeen: r.agreedSeen, imapUid: r.imapUid, graphId: r.graphId, pendingCreate: r.pendingCreate, detached: r.detached, receivedAt: r.receivedAt ? Date.parse(r.receivedAt) : undefined } : undefined,
       imap: imapNow.get(syncKey),
       graph: graphNow.get(syncKey),
+      graphLeft: graphLeft.get(syncKey),
     };
   });
   // Skipped records whose message left the store are forgotten.
-  for (const r of records) if (r.skipped && r.imapUid !== undefined && !imapNow.has(r.syncKey) && (vc.full || vc.vanished.includes(r.imapUid))) await state.deleteItem(r.syncKey);
+  if (!deps.dryRun) for (const r of records) if (r.skipped && r.imapUid !== undefined && !imapNow.has(r.syncKey) && (vc.full || vc.vanished.includes(r.imapUid))) await state.deleteItem(r.syncKey);
+  // The first sync of a link (no cursors yet) adopts; later runs only when the admin asks.
+  const firstSync = deps.mode !== "full" && cursors.deltaLink === undefined && cursors.imap === undefined;
+  const adoption = deps.adoption && ec.full && (firstSync || deps.adoption.requested) ? await adopt(deps, views, ec, byGraphId) : undefined;
 
-  const plan = planVoicemail(views, deps.limits);
+  // Where a copy now lives (voicemail folder or another one) is remembered, so that a full run
+  // knows to look for it and the status can tell.
+  for (const [key, g] of graphNow) {
+    const r = byKey.get(key);
+    if (r && !deps.dryRun && !r.skipped && !r.detached && r.graphId === g.id && Boolean(r.graphElsewhere) !== Boolean(g.elsewhere)) {
+      const next = { ...r, graphElsewhere: g.elsewhere || undefined };
+      byKey.set(key, next);
+      await state.putItem(next);
+    }
+  }
+
+  const plan = planVoicemail(views, { now: (deps.now ?? Date.now)(), ...deps.limits, propagate: { ...(deps.limits.propagate ?? { deleteOnStore: true, deleteInExchange: true }), keepOrphans: firstSync || undefined } });
   const report: VoicemailSyncReport = {
     actions: emptyCounts(), skipped: 0, imapFull: vc.full, graphFull: ec.full, deltaExpired,
     uidValidityChanged: vc.uidValidityChanged, massDelete: plan.massDelete,
     readDrift: views.filter((v) => v.imap && v.graph && v.imap.seen !== v.graph.isRead).length,
     unread: 0,
     skippedTotal: 0,
+    movedAway,
+    adoption,
   };
+  if (deps.dryRun) return { ...report, planned: plan.actions };
 
   // 3. Apply. Actions touch one item each, so up to `parallel` run at once: twice Graph's 4
   // requests in flight per mailbox (the Graph client enforces that cap), so that IMAP fetches,
@@ -140,10 +191,13 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   if (fatal) throw fatal;
 
   // 4. Cursors last. A refused mass delete keeps them back so the deletes are not forgotten.
-  if (plan.massDelete) {
-    log.error("voicemail.massDelete.refused", { ...deps.ids, ...plan.massDelete });
+  if (plan.massDelete && !plan.massDelete.refused) log.warn("voicemail.massDelete.aging", { ...deps.ids, ...plan.massDelete });
+  else if (plan.massDelete) {
+    const m = plan.massDelete;
+    log.error("voicemail.massDelete.refused", { ...deps.ids, ...m });
+    const seen = m.pattern === "wipe" ? `the ${m.side === "graph" ? "voice store" : "Exchange folder"} was emptied (a wipe)` : `more than the allowed share at once, not the store's aging of old messages`;
     throw new ConnectorError("MASS_DELETE_REFUSED",
-      `refused to delete ${plan.massDelete.deletes} of ${plan.massDelete.known} items on the ${plan.massDelete.side === "graph" ? "Exchange" : "voice store"} side`,
+      `refused to delete ${m.deletes} of ${m.known} items on the ${m.side === "graph" ? "Exchange" : "voice store"} side: ${seen}`,
       { ...deps.ids, transient: false });
   }
   await state.saveCursors({ imap: vc.cursor, deltaLink: ec.deltaLink });
@@ -179,9 +233,83 @@ async function voiceView(vc: VoiceChanges, records: ItemRecord[], byUid: Map<num
   return now;
 }
 
+/**
+ * Other products' voicemails in the folder (no sync key, a voicemail class or duration) are
+ * matched to store messages about to be copied (src/sync/adoption.ts). A pair becomes one view
+ * (the planner adopts it: our key written, read merged, read wins); an ambiguous match is left
+ * as it is (the store message is copied, the Exchange item untouched) and kept for the admin.
+ */
+async function adopt(deps: VoicemailSyncDeps, views: ItemView[], ec: ExchangeChanges, byGraphId: Map<string, ItemRecord>): Promise<NonNullable<VoicemailSyncReport["adoption"]>> {
+  const foreign: ForeignItem[] = ec.upserted.filter((i) => !i.syncKey && i.foreign && !byGraphId.has(i.id)).map((i) => ({ id: i.id, isRead: i.isRead, ...i.foreign }));
+  const fresh = views.filter((v) => v.imap && !v.link && !v.graph);
+  const out = { adopted: 0, byMessageId: 0, byCallerTime: 0, ambiguous: [] as AmbiguousMatch[], foreign: foreign.length };
+  if (!foreign.length || !fresh.length) return out;
+  const ids = await deps.voice.identities(fresh.map((v) => v.imap!.uid));
+  const foreignMids = new Set(foreign.map((f) => normaliseMessageId(f.internetMessageId)).filter(Boolean));
+  const candidates: StoreCandidate[] = fresh.map((v) => {
+    const id = ids.get(v.imap!.uid);
+    return { syncKey: v.syncKey, uid: v.imap!.uid, messageId: id?.messageId, receivedAt: id?.date?.getTime() };
+  });
+  // Caller and duration are read from the message only when its Message-ID did not match;
+  // the sources are fetched in batches (one FETCH per batch, not one per message).
+  const toRead = candidates.filter((c) => !foreignMids.has(normaliseMessageId(c.messageId)));
+  const byUid = new Map(toRead.map((c) => [c.uid, c]));
+  for (let i = 0; i < toRead.length; i += 100) {
+    const uids = toRead.slice(i, i + 100).map((c) => c.uid);
+    const sources = deps.voice.fetchSources ? await deps.voice.fetchSources(uids) : await Promise.all(uids.map(async (uid) => ({ uid, source: await deps.voice.fetchSource(uid) })));
+    for (const { uid, source } of sources) {
+      const c = byUid.get(uid)!;
+      try {
+        const d = await deps.adoption!.describe(source);
+        Object.assign(c, { callerNumber: d.callerNumber, durationSeconds: d.durationSeconds, receivedAt: d.receivedAt?.getTime() ?? c.receivedAt });
+      } catch (e) {
+        if (!isConnectorError(e) || e.transient) throw e; // an unreadable message is simply not adopted
+      }
+    }
+  }
+  const { pairs, ambiguous } = matchAdoptions(candidates, foreign);
+  const byId = new Map(foreign.map((f) => [f.id, f]));
+  const bySyncKey = new Map(views.map((v) => [v.syncKey, v]));
+  for (const p of pairs) {
+    bySyncKey.get(p.syncKey)!.graph = { id: p.graphId, isRead: byId.get(p.graphId)!.isRead, foreign: true };
+    out.adopted++;
+    if (p.how === "message-id") out.byMessageId++; else out.byCallerTime++;
+  }
+  out.ambiguous = ambiguous;
+  if (!deps.dryRun) for (const a of ambiguous) await deps.adoption!.ambiguous(a);
+  if (ambiguous.length) deps.log.warn("voicemail.adoption.ambiguous", { ...deps.ids, count: ambiguous.length });
+  return out;
+}
+
+/**
+ * Linked copies absent from the voicemail folder's view are looked up by their immutable id:
+ * a move to another folder (the user's, the Archive folder, a retention policy's) is no
+ * delete, and keeps the item in step (present, `elsewhere`); Deleted Items and Recoverable
+ * Items are deletes (the first per profile); a copy gone from the mailbox was purged or went to
+ * the archive mailbox (per profile). On incremental runs only copies the delta reported
+ * removed are absent; full runs look every moved copy up again (their read state included).
+ */
+async function locateLeft(deps: VoicemailSyncDeps, records: ItemRecord[], graphNow: Map<string, { id: string; isRead: boolean; elsewhere?: boolean }>) {
+  const graphLeft = new Map<string, "trashed" | "purged" | "archived">();
+  const rules = deps.outlookDelete ?? { deletedItemsIsDelete: true, goneFromMailbox: "delete" };
+  const missing = records.filter((r) => !r.skipped && !r.pendingCreate && r.graphId !== undefined && r.detached !== "imap" && !graphNow.has(r.syncKey));
+  let movedAway = 0;
+  if (!missing.length) return { graphLeft, movedAway };
+  const found = await deps.exchange.locate(missing.map((r) => r.graphId!));
+  for (const r of missing) {
+    const f = found.get(r.graphId!);
+    if (!f) { graphLeft.set(r.syncKey, rules.goneFromMailbox === "keep" ? "archived" : "purged"); continue; }
+    if (f.where === "recoverableItems" || (f.where === "deletedItems" && rules.deletedItemsIsDelete)) { graphLeft.set(r.syncKey, "trashed"); continue; }
+    graphNow.set(r.syncKey, { id: r.graphId!, isRead: f.isRead, elsewhere: f.where !== "folder" || undefined });
+    if (f.where !== "folder" && !r.graphElsewhere) movedAway++;
+  }
+  return { graphLeft, movedAway };
+}
+
 function exchangeView(ec: ExchangeChanges, records: ItemRecord[], byGraphId: Map<string, ItemRecord>) {
-  const now = new Map<string, { id: string; isRead: boolean }>();
-  if (!ec.full) for (const r of records) if (r.graphId !== undefined) now.set(r.syncKey, { id: r.graphId, isRead: r.agreedSeen });
+  const now = new Map<string, { id: string; isRead: boolean; elsewhere?: boolean }>();
+  // Unchanged copies still hold the agreed values; a copy the store alone keeps is not expected.
+  if (!ec.full) for (const r of records) if (r.graphId !== undefined && r.detached !== "imap") now.set(r.syncKey, { id: r.graphId, isRead: r.agreedSeen, elsewhere: r.graphElsewhere });
   for (const id of ec.removed) {
     const r = byGraphId.get(id);
     if (r && now.get(r.syncKey)?.id === id) now.delete(r.syncKey);
@@ -215,18 +343,27 @@ async function apply(a: VoicemailAction, deps: VoicemailSyncDeps, byKey: Map<str
         await put({ syncKey: a.syncKey, imapUid: a.imapUid, agreedSeen: a.seen, pendingCreate: false, skipped: { code: choice.code, message: choice.message } });
         return true;
       }
+      const receivedAt = choice.receivedAt?.toISOString() ?? byKey.get(a.syncKey)?.receivedAt;
       // Intent before side effect: the pending row carries the key the copy will carry.
-      if (!a.resume) await put({ syncKey: a.syncKey, imapUid: a.imapUid, agreedSeen: a.seen, pendingCreate: true });
+      if (!a.resume) await put({ syncKey: a.syncKey, imapUid: a.imapUid, agreedSeen: a.seen, pendingCreate: true, receivedAt });
       const created = await exchange.create({ syncKey: a.syncKey, seen: a.seen, source });
-      await put({ syncKey: a.syncKey, imapUid: a.imapUid, graphId: created.id, agreedSeen: a.seen, pendingCreate: false });
+      await put({ syncKey: a.syncKey, imapUid: a.imapUid, graphId: created.id, agreedSeen: a.seen, pendingCreate: false, receivedAt });
       return false;
     }
     case "adopt":
       if (incomplete.has(a.graphId)) await exchange.complete(a.graphId, { syncKey: a.syncKey, seen: a.seen, source: await voice.fetchSource(a.imapUid) });
-      if (a.setGraphRead) await exchange.setRead(a.graphId, a.seen);
+      if (a.writeKey) await exchange.adopt(a.graphId, a.syncKey, a.setGraphRead ? a.seen : undefined);
+      else if (a.setGraphRead) await exchange.setRead(a.graphId, a.seen);
       if (a.setImapSeen) await voice.setSeen(a.imapUid, a.seen);
-      await put({ syncKey: a.syncKey, imapUid: a.imapUid, graphId: a.graphId, agreedSeen: a.seen, pendingCreate: false });
+      await put({ ...byKey.get(a.syncKey), syncKey: a.syncKey, imapUid: a.imapUid, graphId: a.graphId, agreedSeen: a.seen, pendingCreate: false, detached: undefined, skipped: undefined });
       return false;
+    case "detach": {
+      // One side keeps the message on purpose; the record stays, so it is neither copied
+      // again nor taken for a copy without its original.
+      const r = byKey.get(a.syncKey) ?? { syncKey: a.syncKey, graphId: a.graphId, agreedSeen: a.seen ?? false, pendingCreate: false };
+      await put({ ...r, detached: a.keep, imapUid: a.keep === "imap" ? r.imapUid : undefined });
+      return false;
+    }
     case "setGraphRead":
       await exchange.setRead(a.graphId, a.read);
       await put({ ...byKey.get(a.syncKey)!, agreedSeen: a.read });
@@ -245,6 +382,12 @@ async function apply(a: VoicemailAction, deps: VoicemailSyncDeps, byKey: Map<str
       return false;
     case "deleteInImap":
       await voice.remove(a.imapUid);
+      if (a.tombstone) {
+        // The Exchange copy is in Deleted Items: remembered until it is purged, so that a
+        // restore leaves it in Outlook instead of deleting it again.
+        await put({ ...byKey.get(a.syncKey)!, imapUid: undefined, detached: "graph" });
+        return false;
+      }
       await state.deleteItem(a.syncKey);
       byKey.delete(a.syncKey);
       return false;

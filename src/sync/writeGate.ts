@@ -10,7 +10,7 @@
  *  contacts and calendar ports). Everything else on a port only reads. */
 export const WRITE_METHODS = {
   voice: ["setSeen", "remove"],
-  voicemailExchange: ["create", "complete", "setRead", "remove"],
+  voicemailExchange: ["create", "complete", "setRead", "remove", "adopt"],
   contactsStore: ["append", "remove"],
   contactsExchange: ["create", "update", "remove"],
   calendarStore: ["append", "remove"],

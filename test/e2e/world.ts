@@ -102,7 +102,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   const log = options.logger ?? (options.quiet ? createLogger({ level: "error" }) : memoryLogger("info"));
   const az = await startAzurite({ ports: options.ports?.azurite, persistent: options.persistentStorage });
   const sim = await startGraphSimulator({ notificationRetryScale: 0.01, ...options.sim });
-  sim.addTenant({ tenantId: TENANT, apps: [{ clientId: APP, clientSecret: "app-secret-for-tests", roles: ["Mail.ReadWrite", "User.Read.All", "Calendars.Read", "Contacts.ReadWrite"] }] });
+  sim.addTenant({ tenantId: TENANT, apps: [{ clientId: APP, clientSecret: "app-secret-for-tests", roles: ["Mail.ReadWrite", "User.Read.All", "Calendars.Read", "Contacts.ReadWrite", "GroupMember.Read.All"] }] });
   // The platform's own switch, parsed where every setting is parsed (src/config.ts).
   const platform = Object.fromEntries((options.disabledFunctions ?? []).map((name) => [`AzureWebJobs.${name}.Disabled`, "true"]));
   const host = await startDevHost({ disabledFunctions: disabledFunctions(platform), masterKey: MASTER_KEY,  definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, queueTriggers: options.queueWorkers ?? true, port: options.ports?.host });

@@ -125,6 +125,8 @@ export interface SimMessage {
   attachments: SimAttachment[];
   /** Change sequence of the last change (delta). */
   seq: number;
+  /** RFC 5322 Message-ID, as Graph's internetMessageId (set on mail other products delivered). */
+  internetMessageId?: string;
 }
 
 /** A message that left a folder (deleted or moved away), for delta's @removed. */

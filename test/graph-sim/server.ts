@@ -15,6 +15,8 @@ import { CalendarModel } from "./calendar.js";
 import { MailboxFaults } from "./mailboxFaults.js";
 import { canonicalPath, normPropId, ODataError, parseDeltaOptions, parseExpand, parseMessageFilter, parseSelect, parseUserFilter } from "./odata.js";
 import { NotificationDelivery } from "./delivery.js";
+import { mailboxAnswer } from "./directory.js";
+import { groupsRoute } from "./groups.js";
 
 export interface SimOptions {
   port?: number;
@@ -218,6 +220,8 @@ export class GraphSimulator {
         ? graphError(503, "ServiceUnavailable", "The service is temporarily unavailable.", { "Retry-After": "1" })
         : graphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", { "Retry-After": String(refusal.retryAfterSeconds) });
     }
+    const noMailbox = user && mailboxAnswer(user, path);
+    if (noMailbox) return noMailbox;
     // Outlook limits per app + mailbox: 4 concurrent, 10,000 per 10 minutes (throttling-limits#outlook-service-limits).
     const key = user ? `${auth.appId}|${user.id}` : undefined;
     if (key && user) {
@@ -386,6 +390,8 @@ export class GraphSimulator {
     let m: RegExpMatchArray | null;
     if (path === "/$batch" && method === "POST") return this.batch(json(), ctx, headers);
     if (path.startsWith("/subscriptions")) return this.subscriptionsRoute(method, path, json, ctx);
+    const group = groupsRoute(this, method, path, q, ctx);
+    if (group) return group as Res;
     if (path === "/users" && method === "GET") {
       const denied = this.requireRole(ctx, "User.Read.All", "User.ReadWrite.All", "Directory.Read.All");
       if (denied) return denied;
@@ -490,6 +496,7 @@ export class GraphSimulator {
       "@odata.etag": `W/"${m.changeKey}"`, id: m.id, createdDateTime: m.createdDateTime, lastModifiedDateTime: m.lastModifiedDateTime, changeKey: m.changeKey,
       receivedDateTime: m.receivedDateTime, sentDateTime: m.sentDateTime ?? m.receivedDateTime, hasAttachments: m.attachments.length > 0, subject: m.subject,
       importance: m.importance, parentFolderId: m.folderId, isRead: m.isRead, isDraft: m.isDraft, from: m.from, toRecipients: m.toRecipients, body: m.body,
+      ...(m.internetMessageId ? { internetMessageId: m.internetMessageId } : {}),
     };
     const out = select ? Object.fromEntries(Object.entries(full).filter(([k]) => k === "id" || k === "@odata.etag" || select.has(k))) : full;
     if (expandIds) {

@@ -38,6 +38,10 @@ describe("calendar planner", () => {
       { kind: "removeStray", imapUid: 5 }, { kind: "removeStray", imapUid: 7 }, { kind: "removeStray", imapUid: 11 },
     ]));
     expect(plan).toHaveLength(5); // uid 9 has no key: not ours, left alone; "a" at uid 1 untouched
+    // A previous product's item (no key) goes only when the profile says so.
+    const removing = planCalendar(new Map([d("a"), d("b"), d("p")]), records, store, "remove");
+    expect(removing).toEqual(expect.arrayContaining([{ kind: "removeStray", imapUid: 9 }]));
+    expect(removing).toHaveLength(6);
   });
 });
 

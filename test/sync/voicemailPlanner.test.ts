@@ -23,6 +23,33 @@ describe("planItem decision table", () => {
   ];
   for (const [name, view, kinds] of cases) it(name, () => expect(planItem(view).map((a) => a.kind)).toEqual(kinds));
 
+  describe("moves and retention are not deletes", () => {
+    const both = { imap: { uid: 1, seen: false } };
+    it("a copy moved to another Outlook folder keeps its store original and its read state in step", () => {
+      expect(planItem({ syncKey: "k", link: link(false), ...both, graph: { id: "g1", isRead: false, elsewhere: true } })).toEqual([]);
+      expect(planItem({ syncKey: "k", link: link(false), ...both, graph: { id: "g1", isRead: true, elsewhere: true } }).map((a) => a.kind)).toEqual(["setImapSeen"]);
+    });
+    it("a copy in Deleted Items deletes the store original and is remembered (restore is not deleted again)", () => {
+      expect(planItem({ syncKey: "k", link: link(false), ...both, graphLeft: "trashed" })).toEqual([{ kind: "deleteInImap", syncKey: "k", imapUid: 1, tombstone: true }]);
+      expect(planItem({ syncKey: "k", link: link(false), ...both, graphLeft: "purged" })).toEqual([{ kind: "deleteInImap", syncKey: "k", imapUid: 1, tombstone: false }]);
+      const tomb = link(false, { detached: "graph", imapUid: undefined });
+      expect(planItem({ syncKey: "k", link: tomb, graph: { id: "g1", isRead: false } })).toEqual([]);
+      expect(planItem({ syncKey: "k", link: tomb, graphLeft: "trashed" })).toEqual([]);
+      expect(planItem({ syncKey: "k", link: tomb, graphLeft: "purged" }).map((a) => a.kind)).toEqual(["forget"]);
+    });
+    it("a copy moved to the archive mailbox leaves the store original alone", () => {
+      expect(planItem({ syncKey: "k", link: link(false), ...both, graphLeft: "archived" })).toEqual([{ kind: "detach", syncKey: "k", keep: "imap" }]);
+    });
+    it("a side set to never propagate keeps its message; a restore links it again", () => {
+      expect(planItem({ syncKey: "k", link: link(false), ...both, graphLeft: "trashed" }, { deleteOnStore: false, deleteInExchange: true })).toEqual([{ kind: "detach", syncKey: "k", keep: "imap" }]);
+      expect(planItem({ syncKey: "k", link: link(false), graph: { id: "g1", isRead: false } }, { deleteOnStore: true, deleteInExchange: false })).toEqual([{ kind: "detach", syncKey: "k", keep: "graph" }]);
+      const kept = link(true, { detached: "imap" });
+      expect(planItem({ syncKey: "k", link: kept, imap: { uid: 1, seen: true } })).toEqual([]);
+      expect(planItem({ syncKey: "k", link: kept, imap: { uid: 1, seen: true }, graph: { id: "g1", isRead: false } }).map((a) => a.kind)).toEqual(["adopt"]);
+      expect(planItem({ syncKey: "k", link: kept }).map((a) => a.kind)).toEqual(["forget"]);
+    });
+  });
+
   it("read is sticky when both sides race to different values", () => {
     const onStore = planItem({ syncKey: "k", link: link(true), imap: { uid: 1, seen: true }, graph: { id: "g1", isRead: false } });
     // agreed true, Outlook went unread, store stayed read: only Outlook changed -> copy unread to the store.
@@ -41,7 +68,7 @@ describe("mass-delete guard", () => {
   it("refuses to mirror an emptied voice store", () => {
     const plan = planVoicemail(linked(3, false), limits);
     expect(plan.actions).toEqual([]);
-    expect(plan.massDelete).toEqual({ side: "graph", deletes: 3, known: 3, emptied: true });
+    expect(plan.massDelete).toEqual({ side: "graph", deletes: 3, known: 3, emptied: true, pattern: "wipe", refused: true });
   });
   it("refuses more than the allowed share, allows fewer", () => {
     const items = linked(10, true);
@@ -50,6 +77,23 @@ describe("mass-delete guard", () => {
     const few = linked(10, true);
     few[0] = { ...few[0]!, imap: undefined };
     expect(planVoicemail(few, limits).actions.map((a) => a.kind)).toEqual(["deleteInGraph"]);
+  });
+  it("tells the store's aging of its oldest messages from a wipe, and lets aging through", () => {
+    const now = Date.parse("2026-11-30T12:00:00Z");
+    const day = 86_400_000;
+    const items = linked(10, true).map((v, i) => ({ ...v, link: { ...v.link!, receivedAt: now - (40 - i) * day } }));
+    for (let i = 0; i < 6; i++) items[i] = { ...items[i]!, imap: undefined };
+    const aging = planVoicemail(items, { ...limits, now, agingMinDays: 30 });
+    expect(aging.massDelete).toMatchObject({ side: "graph", deletes: 6, pattern: "aging", refused: false });
+    expect(aging.actions.filter((a) => a.kind === "deleteInGraph")).toHaveLength(6);
+    // The same losses, but one of them is a fresh message: not aging, refused.
+    const fresh = items.map((v, i) => (i === 5 ? { ...v, link: { ...v.link!, receivedAt: now - day } } : v));
+    expect(planVoicemail(fresh, { ...limits, now, agingMinDays: 30 })).toMatchObject({ actions: [], massDelete: { pattern: "share", refused: true } });
+    // Losses that are not the oldest (a newer one lost, an older one kept): refused.
+    const holes = items.map((v, i) => (i === 0 ? { ...v, imap: { uid: 1, seen: false } } : i === 6 ? { ...v, imap: undefined } : v));
+    expect(planVoicemail(holes, { ...limits, now, agingMinDays: 30 }).massDelete).toMatchObject({ pattern: "share", refused: true });
+    // Everything gone is a wipe, however old.
+    expect(planVoicemail(items.map((v) => ({ ...v, imap: undefined })), { ...limits, now, agingMinDays: 30 }).massDelete).toMatchObject({ pattern: "wipe", refused: true });
   });
   it("lets an administrator override", () => {
     expect(planVoicemail(linked(3, false), { ...limits, massDeleteOverride: true }).actions).toHaveLength(3);
