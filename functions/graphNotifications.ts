@@ -1,6 +1,5 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
-import { MAX_NOTIFICATION_BODY_BYTES } from "../src/webhooks/graphNotifications.js";
 
 // src/ is imported on first use (functions/index.ts: only the wiring loads at start).
 const load = () => Promise.all([import("../src/app/deps.js"), import("../src/app/webhooks.js")]);
@@ -17,12 +16,12 @@ async function graphLifecycle(req: HttpRequest, _ctx: InvocationContext): Promis
 
 export const graphNotificationsFunction: FunctionDefinition = {
   name: "graphNotifications",
-  trigger: { kind: "http", route: "graph/notifications", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: MAX_NOTIFICATION_BODY_BYTES },
+  trigger: { kind: "http", route: "graph/notifications", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: 1_000_000 /* = MAX_NOTIFICATION_BODY_BYTES (src/webhooks/graphNotifications.ts; test/e2e/tenantIsolation.test.ts compares) */ },
   handler: graphNotifications,
 };
 
 export const graphLifecycleFunction: FunctionDefinition = {
   name: "graphLifecycle",
-  trigger: { kind: "http", route: "graph/lifecycle", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: MAX_NOTIFICATION_BODY_BYTES },
+  trigger: { kind: "http", route: "graph/lifecycle", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: 1_000_000 /* = MAX_NOTIFICATION_BODY_BYTES (src/webhooks/graphNotifications.ts; test/e2e/tenantIsolation.test.ts compares) */ },
   handler: graphLifecycle,
 };

@@ -6,7 +6,6 @@
  */
 import type { HttpHandler } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
-import { withBodyLimit } from "../src/security/httpBody.js";
 import { healthFunction } from "./health.js";
 import { consentCallbackFunction, consentStartFunction } from "./adminConsent.js";
 import { adminStatusFunction } from "./adminStatus.js";
@@ -31,5 +30,12 @@ const definitions: readonly FunctionDefinition[] = [
   adminStatusFunction,
 ];
 
-/** Every HTTP function reads its body through the route's limit. */
-export const functionDefinitions: readonly FunctionDefinition[] = definitions.map((d): FunctionDefinition => (d.trigger.kind === "http" ? { name: d.name, trigger: d.trigger, handler: withBodyLimit(d.handler as HttpHandler, d.trigger.maxBodyBytes) } : d));
+/** Every HTTP function reads its body through the route's limit (src/security/httpBody.ts,
+ *  loaded with the first request like the rest of src/). */
+export const functionDefinitions: readonly FunctionDefinition[] = definitions.map((d): FunctionDefinition => {
+  if (d.trigger.kind !== "http") return d;
+  const { maxBodyBytes } = d.trigger;
+  const handler = d.handler as HttpHandler;
+  const bounded: HttpHandler = async (req, ctx) => (await import("../src/security/httpBody.js")).withBodyLimit(handler, maxBodyBytes)(req, ctx);
+  return { name: d.name, trigger: d.trigger, handler: bounded };
+});

@@ -148,7 +148,8 @@ export function keyVaultSecrets(vaultUri: string, credential: TokenCredential): 
       try {
         return await source.get(name);
       } catch (e) {
-        if ((e as ConnectorError).cause && ((e as ConnectorError).cause as { statusCode?: number }).statusCode === 404) return undefined;
+        // SecretNotFound (https://learn.microsoft.com/en-us/rest/api/keyvault/secrets/get-secret/get-secret): none by that name.
+        if (((e as ConnectorError).cause as { statusCode?: number } | undefined)?.statusCode === 404) return undefined;
         throw e;
       }
     },
@@ -161,9 +162,8 @@ export function keyVaultSecrets(vaultUri: string, credential: TokenCredential): 
       }
     },
     async get(name) {
-      client = vault();
       try {
-        const s = await (await client).getSecret(name);
+        const s = await (await vault()).getSecret(name);
         if (!s.value) throw new Error("empty");
         return s.value;
       } catch (e) {

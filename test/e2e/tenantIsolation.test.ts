@@ -23,6 +23,8 @@ import { evaluateAlerts } from "../../src/admin/alerts.js";
 import { enqueueLinkKinds } from "../../src/app/schedule.js";
 import { openVoiceMailbox } from "../../src/imap/voiceMailbox.js";
 import { isConnectorError } from "../../src/errors.js";
+import { MAX_STORE_BODY_BYTES } from "../../src/webhooks/storeNotifications.js";
+import { MAX_NOTIFICATION_BODY_BYTES } from "../../src/webhooks/graphNotifications.js";
 
 const TENANT_B = "0c0ffee0-0000-4000-8000-0000000000b2";
 const TENANT_C = "0c0ffee0-0000-4000-8000-0000000000c3";
@@ -347,6 +349,13 @@ describe("8. HTTP bodies are bounded before they are in memory, on every HTTP fu
     };
     return { req, pulled: () => pulled };
   }
+
+  it("declares each route's limit as the code that parses its body has it", () => {
+    const limit = (name: string) => (functionDefinitions.find((d) => d.name === name)!.trigger as { maxBodyBytes: number }).maxBodyBytes;
+    expect(limit("storeNotifications")).toBe(MAX_STORE_BODY_BYTES);
+    expect(limit("graphNotifications")).toBe(MAX_NOTIFICATION_BODY_BYTES);
+    expect(limit("graphLifecycle")).toBe(MAX_NOTIFICATION_BODY_BYTES);
+  });
 
   it("answers 413 while reading (no Content-Length) and on Content-Length alone, for each route", async () => {
     for (const d of functionDefinitions) {
