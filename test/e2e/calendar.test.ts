@@ -130,8 +130,8 @@ describe("calendar mirror end to end", () => {
   });
 
   it("a free or all-day event does not change the location; a busy one after them does", async () => {
-    // Break seen red: isBusyRecord counting all-day events as busy -> "Meeting" is set at once
-    // (before the busy call starts) and the first check below fails.
+    // Break seen red: isBusyRecord counting all-day events as busy -> the busy all-day event
+    // holds "Meeting" all day, the location is never cleared and the callbacks check fails.
     const before = callbacks.length;
     const iso = (t: number) => new Date(t).toISOString().slice(0, 19);
     const now = Date.now();

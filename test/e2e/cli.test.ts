@@ -130,6 +130,7 @@ describe("umconnect", () => {
     const links = JSON.parse((await umconnect("links", "--json")).stdout) as Array<{ linkId: string; voiceMailbox: string }>;
     const bob = links.find((l) => l.voiceMailbox === "4981")!;
     // Set through the CLI, then read back from where the worker reads it (the stored link).
+    // Break seen red: the CLI's override command printing success without storing it.
     expect((await umconnect("override", bob.linkId, JSON.stringify({ contacts: { folder: "Adressen" } }))).code).toBe(0);
     const stored = (await w.deps.state.getLink(bob.linkId))!;
     expect(stored.profileOverride).toEqual({ contacts: { folder: "Adressen" } });

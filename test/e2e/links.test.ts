@@ -52,8 +52,8 @@ describe("linking mailboxes", () => {
   });
 
   it("pauses and resumes without duplicates or wipes", async () => {
-    // Break seen red: runLinkUnderLease ignoring the paused state -> the deposit is copied while
-    // paused and "nothing moves while paused" fails.
+    // The negative check ("nothing moved") comes after the run the push caused has been handled,
+    // so it cannot pass merely because that run had not happened yet.
     const [ann] = await w.deps.state.listLinks({ tenantId: TENANT });
     await setLinkState(w.deps, ann!.linkId, "paused");
     await w.queueDrained(); // a run that started before the pause has ended

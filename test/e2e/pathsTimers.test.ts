@@ -8,8 +8,7 @@
  *
  * Breaks seen red (each restored):
  *  - poll enqueues nothing (functions/timers.ts pollStoresFunction handler body emptied) ->
- *    "poll alone: copies a deposit, ..." times out waiting for the copy;
- *  - fast read enqueues nothing (fastReadCheckFunction handler emptied) -> "fast read alone: ..." fails.
+ *    "poll alone: copies a deposit, ..." times out waiting for the copy.
  * That the disabled timers really stay off is test/host/disabledFunctions.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

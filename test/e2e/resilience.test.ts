@@ -4,12 +4,12 @@
  * messages, forged webhooks, and bursts for one mailbox.
  * The fast read check and every safety-net timer are off (SAFETY_NET_TIMERS): a lifecycle event
  * or a notification is the only thing that can carry the change under test.
- * Breaks seen red: the lifecycle webhook enqueues nothing (handleGraphNotification's enqueue
- * removed) -> "recreates a removed subscription and catches up; resyncs on 'missed'" times out
- * on \Seen; the simulator sends no change notifications -> the same test fails after the
- * new subscription ("delivers again"); verifyClientState accepting any clientState ->
- * "drops forged notifications ..." fails (the forged link ran); the coalescing mark ignored
- * (runUnderLease never coalesces) -> "coalesces a burst ..." fails.
+ * Breaks seen red: the webhook enqueues nothing for change notifications (handleGraphNotification's
+ * requestChangeRun replaced by a no-op) -> "recreates a removed subscription and catches up;
+ * resyncs on 'missed'" fails at "the new subscription delivers again"; the webhook acting on an
+ * unverified clientState (parseNotifications taking the link id before the dot) -> "drops
+ * forged notifications ..." fails; one lease per run instead of per mailbox (acquireLease key
+ * with the owner appended, so runs never meet) -> "coalesces a burst ..." fails.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runReasons, SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";

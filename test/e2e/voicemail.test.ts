@@ -6,8 +6,7 @@
  * carried by its own path alone, and the runs' recorded reasons say which one did the work.
  * Breaks seen red: the simulator sends no change notifications (deliver() returns at once) or
  * the webhook enqueues nothing (handleGraphNotification's enqueue removed) -> "turns a read in
- * Outlook into \Seen ..." times out; the store push enqueues nothing (handleStoreNotification's
- * requestChangeRun removed) -> "copies a deposited voice message ..." times out.
+ * Outlook into \Seen ..." times out.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runReasons, SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";

@@ -65,7 +65,8 @@ async function launch(want: Ports, location: string | undefined): Promise<{ proc
   const ports: Record<string, number> = {};
   await new Promise<void>((resolve, reject) => {
     let out = "";
-    const timer = setTimeout(() => reject(new Error("azurite did not start within 20 s:\n" + out)), 20_000);
+    // Generous: on the shared, loaded test machine a cold Node start alone can take tens of seconds.
+    const timer = setTimeout(() => reject(new Error("azurite did not start within 60 s:\n" + out)), 60_000);
     const early = (code: number | null) => { clearTimeout(timer); reject(new Error(`azurite exited with ${code}:\n${out}`)); };
     proc.once("exit", early);
     const onData = (d: Buffer) => {

@@ -27,8 +27,8 @@ describe("IMAP endpoint", () => {
   it("logs in with each auth mode, into the named user's mailbox", async () => {
     // Which mailbox was opened, not just "authenticated": a master login that landed in the
     // master user's own (empty) mailbox, or another user's, would pass a login check. Break seen
-    // red: connectMailbox logging in as the master user without the "*4711" separator -> the
-    // INBOX holds no "mailbox-of-4711" message.
+    // red: connectMailbox's master-separator login naming another user ("4712*master") -> that
+    // INBOX holds no "mailbox-of-4711" message (the old "authenticated" check stayed green).
     await dc.lda("4711", "Subject: mailbox-of-4711\r\n\r\nwhose mailbox\r\n");
     for (const auth of [{ mode: "user-password" as const, password: "pw1" }, { mode: "master-separator" as const, masterUser: dc.master.user, password: dc.master.pass }, { mode: "sasl-authzid" as const, masterUser: dc.master.user, password: dc.master.pass }]) {
       const { client, release } = await connectMailbox(endpoint({ auth }), "4711");
