@@ -79,7 +79,8 @@ describe("copy rules end to end", () => {
     ]);
     const voice = copyOf(userId, record(1).syncKey)!;
     expect(props(voice)["String 0x001A"]).toBe(VOICEMAIL_CLASS);
-    expect(voice.attachments).toEqual([expect.objectContaining({ contentType: "audio/wav" })]);
+    // The default voiceFormat is MP3 (profiles.ts): the WAV recording arrives converted.
+    expect(voice.attachments).toEqual([expect.objectContaining({ name: "msg0001.mp3", contentType: "audio/mpeg" })]);
     expect(props(copyOf(userId, record(2).syncKey)!)["String 0x001A"]).toBe(FAX_CLASS);
     for (const [uid, code] of [[3, "NOT_COPIED_BY_PROFILE"], [4, "NOT_COPIED_BY_PROFILE"], [5, "LOOP_PREVENTED"]] as const) {
       expect(record(uid).skipped?.code, `UID ${uid}`).toBe(code);
