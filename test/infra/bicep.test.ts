@@ -244,6 +244,17 @@ describe("infra as text (also without a compiler)", () => {
     expect(azure).toMatch(/postprovision:[\s\S]*registration\.mjs postprovision/);
   });
 
+  it("scopes mailboxes loudly: stops on errors, never assigns a role without the scope", () => {
+    const ps = read("scripts/scope-mailboxes.ps1");
+    expect(ps).toMatch(/^\$ErrorActionPreference = "Stop"$/m);
+    // Failures are only tolerated for the look-ups that decide what to create.
+    for (const m of ps.matchAll(/^.*SilentlyContinue.*$/gm)) expect(m[0]).toMatch(/^\s*\$\w+ = @?\(?Get-/);
+    const assignments = [...ps.matchAll(/New-ManagementRoleAssignment[^\n]*/g)].map((m) => m[0]);
+    expect(assignments.length).toBeGreaterThan(0);
+    for (const a of assignments) expect(a).toMatch(/-CustomResourceScope \$scope\.Name/);
+    expect(ps).toMatch(/throw "no management scope/);
+  });
+
   it("keeps local settings, secrets, keys, tests and .git out of the package (.funcignore)", () => {
     const ignore = read(".funcignore").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
     for (const p of ["local.settings.json", "secrets.local.json", "*.pem", "*.key", ".git", "test", ".local", ".azure", "/src", "/bench"]) expect(ignore, p).toContain(p);
