@@ -95,7 +95,6 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'UMC_PUBLIC_BASE_URL', value: publicBaseUrl }
         { name: 'UMC_KEY_VAULT_URI', value: keyVaultUri }
         { name: 'UMC_WEBHOOK_SECRET', value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/umc-webhook-secret/)' }
-        { name: 'UMC_STORE_NOTIFY_SECRET', value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/umc-store-notify-secret/)' }
         // The admin API takes Entra tokens of this tenant with the Umconnect.Admin app role (src/admin/adminAuth.ts).
         { name: 'UMC_ADMIN_TENANT_ID', value: tenant().tenantId }
         { name: 'UMC_LOG_LEVEL', value: 'info' }

@@ -148,11 +148,12 @@ describe.runIf("bin" in found)("infra compiled to ARM JSON", () => {
     }
     expect(settings().get("UMC_ENVIRONMENT")).toBe("azure");
     // Secret-valued settings are Key Vault references to the secrets the postprovision hook creates.
-    for (const [k, name] of [["UMC_WEBHOOK_SECRET", "umc-webhook-secret"], ["UMC_STORE_NOTIFY_SECRET", "umc-store-notify-secret"]]) {
+    for (const [k, name] of [["UMC_WEBHOOK_SECRET", "umc-webhook-secret"]]) {
       expect(settings().get(k!)).toMatch(new RegExp(`^\\[format\\('@Microsoft\\.KeyVault\\(SecretUri=\\{0\\}secrets/${name}/\\)'`));
       expect(read("scripts/azd/registration.mjs")).toContain(`"${name}"`);
     }
-    for (const k of ["UMC_CLIENT_SECRET", "UMC_STORAGE_CONNECTION_STRING", "UMC_ADMIN_TOKEN"]) expect(settings().has(k), k).toBe(false);
+    // Obsolete or refused in Azure: store pushes are signed per endpoint; no client secret, keys, local token or lab allow-list.
+    for (const k of ["UMC_STORE_NOTIFY_SECRET", "UMC_CLIENT_SECRET", "UMC_STORAGE_CONNECTION_STRING", "UMC_ADMIN_TOKEN", "UMC_OUTBOUND_ALLOW_HOSTS"]) expect(settings().has(k), k).toBe(false);
   });
 
   it("names role assignments from compile-time values only", () => {
