@@ -73,7 +73,6 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
-      http20Enabled: true
       appSettings: [
         // Host storage and the sync-mailbox queue trigger (connection AzureWebJobsStorage) through
         // the managed identity: identity-based connections

@@ -80,11 +80,11 @@ describe.runIf("bin" in found)("infra compiled to ARM JSON", () => {
 
   it("gives the Flex Consumption app only what Flex accepts", () => {
     const props = site().properties;
-    // siteConfig on Flex: app settings plus TLS/HTTP options. Runtime, scale, always-ready and
+    // siteConfig on Flex: app settings and the minimum TLS version, nothing else. Runtime, scale, always-ready and
     // deployment storage live in functionAppConfig; ftpsState (ARM error 51021), alwaysOn,
     // linuxFxVersion, functionAppScaleLimit and the like are refused or deprecated
     // (https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations).
-    expect(Object.keys(props.siteConfig).sort()).toEqual(["appSettings", "http20Enabled", "minTlsVersion"]);
+    expect(Object.keys(props.siteConfig).sort()).toEqual(["appSettings", "minTlsVersion"]);
     expect(props.siteConfig.minTlsVersion).toBe("1.2");
     expect(props.httpsOnly).toBe(true);
     const deprecated = ["FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_NODE_DEFAULT_VERSION", "SCM_DO_BUILD_DURING_DEPLOYMENT", "ENABLE_ORYX_BUILD", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "WEBSITE_TIME_ZONE", "TZ", "AzureWebJobsStorage"];
