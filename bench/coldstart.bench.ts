@@ -39,7 +39,7 @@ export async function run(): Promise<Figure[]> {
       const notification = JSON.stringify({ value: [{ subscriptionId: `sub-${i}`, clientState: makeClientState(secret, linkId, "0c0ffee0-0000-4000-8000-000000000001", newNonce()), changeType: "created", resource: "Users/u/Messages/m", tenantId: "0c0ffee0-0000-4000-8000-000000000001", resourceData: { id: `m-${i}` } }] });
       const env = {
         PATH: process.env.PATH ?? "", UMC_ENVIRONMENT: "local", UMC_STORAGE_CONNECTION_STRING: az.connectionString, UMC_WEBHOOK_SECRET: secret,
-        UMC_STORE_NOTIFY_SECRET: "bench-store-secret-0123456789-abcdefghijkl", UMC_LOG_LEVEL: "error", UMC_BENCH_NOTIFICATION: notification,
+        UMC_LOG_LEVEL: "error", UMC_BENCH_NOTIFICATION: notification,
       };
       const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, [path.join(root, "bench/coldstart-worker.mjs")], { cwd: root, env, encoding: "utf8" }, (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout))));
       const sample = JSON.parse(out.trim().split("\n").pop()!) as Sample;

@@ -73,7 +73,6 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     }
     siteConfig: {
       minTlsVersion: '1.2'
-      http20Enabled: true
       appSettings: [
         // Host storage and the sync-mailbox queue trigger (connection AzureWebJobsStorage) through
         // the managed identity: identity-based connections
@@ -95,7 +94,6 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'UMC_PUBLIC_BASE_URL', value: publicBaseUrl }
         { name: 'UMC_KEY_VAULT_URI', value: keyVaultUri }
         { name: 'UMC_WEBHOOK_SECRET', value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/umc-webhook-secret/)' }
-        { name: 'UMC_STORE_NOTIFY_SECRET', value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/umc-store-notify-secret/)' }
         // The admin API takes Entra tokens of this tenant with the Umconnect.Admin app role (src/admin/adminAuth.ts).
         { name: 'UMC_ADMIN_TENANT_ID', value: tenant().tenantId }
         { name: 'UMC_LOG_LEVEL', value: 'info' }

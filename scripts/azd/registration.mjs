@@ -15,7 +15,7 @@
  *   to recover the vault when a soft-deleted one of that name exists (azd down without --purge).
  * postprovision: the consent redirect URI; the federated credential that lets the function
  *   app's managed identity sign in as the app (no secret, no certificate, nothing on disk); the
- *   webhook secrets in Key Vault when missing; then waits until the app's Key Vault references
+ *   webhook secret in Key Vault when missing; then waits until the app's Key Vault references
  *   resolve, so the app never reads the literal reference text.
  *
  * Tools: `az` for tokens only (az login as an admin of the publisher tenant), `azd env set` to
@@ -47,7 +47,8 @@ const GRAPH_APP_ROLES = {
 /** Stable ids for what this app defines itself (used when the app has none of that value yet). */
 const ADMIN_ROLE_ID = "5b0c3f8e-6d1e-4f1a-9a57-2d3e0c1a7b11";
 const ADMIN_SCOPE_ID = "8f6e4d2a-1c3b-4e5f-a7b9-0d1e2f3a4b5c";
-const SECRET_NAMES = ["umc-webhook-secret", "umc-store-notify-secret"];
+// Voice stores sign with their own secrets (umconnect endpoint rotate-secret), not one of the app's.
+const SECRET_NAMES = ["umc-webhook-secret"];
 const FIC_NAME = "umconnect-managed-identity";
 
 class HookError extends Error {}
@@ -224,10 +225,10 @@ async function postprovision() {
 }
 
 /**
- * The app's UMC_*_SECRET settings are Key Vault references; App Service resolves them when it
+ * The app's UMC_WEBHOOK_SECRET setting is a Key Vault reference; App Service resolves them when it
  * loads settings and then caches them. After creating a secret, ask for a refresh
  * (https://learn.microsoft.com/azure/app-service/app-service-key-vault-references#rotation), then
- * wait until both report Resolved, or say why not.
+ * wait until it reports Resolved, or say why not.
  */
 async function checkReferences(refresh) {
   const sub = need("AZURE_SUBSCRIPTION_ID");
@@ -236,7 +237,7 @@ async function checkReferences(refresh) {
   const deadline = Date.now() + Number(env.UMC_HOOK_REFERENCE_WAIT_MS ?? 120_000);
   for (;;) {
     const pending = [];
-    for (const key of ["UMC_WEBHOOK_SECRET", "UMC_STORE_NOTIFY_SECRET"]) {
+    for (const key of ["UMC_WEBHOOK_SECRET"]) {
       const r = ok(await arm("GET", `${site}/config/configreferences/appsettings/${key}?api-version=2022-03-01`), `read the Key Vault reference status of ${key}`);
       if (r.properties?.status !== "Resolved") pending.push(`${key}: ${r.properties?.status ?? "unknown"} ${r.properties?.details ?? ""}`.trim());
     }

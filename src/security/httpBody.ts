@@ -6,7 +6,9 @@
  * (https://learn.microsoft.com/en-us/azure/azure-functions/functions-reference-node?pivots=nodejs-model-v4#http-streams);
  * the dev host has its own overall cap in front of this.
  */
-import * as azf from "@azure/functions";
+// @azure/functions is CommonJS and Node's ESM loader does not see HttpRequest among its named
+// exports (dist runs as ESM in Azure): the class is reached through the default export.
+import azf from "@azure/functions";
 import type { HttpHandler, HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 
 const tooLarge = (): HttpResponseInit => ({ status: 413, headers: { connection: "close" }, jsonBody: { error: "PAYLOAD_TOO_LARGE" } });

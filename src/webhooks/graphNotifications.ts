@@ -18,8 +18,8 @@ import { z } from "zod";
 import { ConnectorError } from "../errors.js";
 import { verifyClientState } from "./clientState.js";
 
-/** Graph sends small batches; anything this large is not Graph. */
-export const MAX_NOTIFICATION_BODY_BYTES = 1_000_000;
+import { MAX_NOTIFICATION_BODY_BYTES } from "./limits.js";
+export { MAX_NOTIFICATION_BODY_BYTES };
 
 const changeNotification = z.object({
   subscriptionId: z.string().min(1).max(200),

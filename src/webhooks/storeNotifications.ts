@@ -15,10 +15,11 @@ import crypto from "node:crypto";
 import { z } from "zod";
 import { ConnectorError } from "../errors.js";
 import { verifySignature, type SigningKeys } from "../security/endpointSecrets.js";
+import { MAX_STORE_BODY_BYTES } from "./limits.js";
 
 export const STORE_SIGNATURE_HEADER = "x-umc-signature";
 export const STORE_TIMESTAMP_HEADER = "x-umc-timestamp";
-export const MAX_STORE_BODY_BYTES = 256 * 1024;
+export { MAX_STORE_BODY_BYTES };
 const MAX_SKEW_SECONDS = 300;
 
 /** The single-secret form (alert webhooks; each has its own secret and receiver). */

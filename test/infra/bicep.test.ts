@@ -80,11 +80,11 @@ describe.runIf("bin" in found)("infra compiled to ARM JSON", () => {
 
   it("gives the Flex Consumption app only what Flex accepts", () => {
     const props = site().properties;
-    // siteConfig on Flex: app settings plus TLS/HTTP options. Runtime, scale, always-ready and
+    // siteConfig on Flex: app settings and the minimum TLS version, nothing else. Runtime, scale, always-ready and
     // deployment storage live in functionAppConfig; ftpsState (ARM error 51021), alwaysOn,
     // linuxFxVersion, functionAppScaleLimit and the like are refused or deprecated
     // (https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations).
-    expect(Object.keys(props.siteConfig).sort()).toEqual(["appSettings", "http20Enabled", "minTlsVersion"]);
+    expect(Object.keys(props.siteConfig).sort()).toEqual(["appSettings", "minTlsVersion"]);
     expect(props.siteConfig.minTlsVersion).toBe("1.2");
     expect(props.httpsOnly).toBe(true);
     const deprecated = ["FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_NODE_DEFAULT_VERSION", "SCM_DO_BUILD_DURING_DEPLOYMENT", "ENABLE_ORYX_BUILD", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "WEBSITE_TIME_ZONE", "TZ", "AzureWebJobsStorage"];
@@ -148,11 +148,12 @@ describe.runIf("bin" in found)("infra compiled to ARM JSON", () => {
     }
     expect(settings().get("UMC_ENVIRONMENT")).toBe("azure");
     // Secret-valued settings are Key Vault references to the secrets the postprovision hook creates.
-    for (const [k, name] of [["UMC_WEBHOOK_SECRET", "umc-webhook-secret"], ["UMC_STORE_NOTIFY_SECRET", "umc-store-notify-secret"]]) {
+    for (const [k, name] of [["UMC_WEBHOOK_SECRET", "umc-webhook-secret"]]) {
       expect(settings().get(k!)).toMatch(new RegExp(`^\\[format\\('@Microsoft\\.KeyVault\\(SecretUri=\\{0\\}secrets/${name}/\\)'`));
       expect(read("scripts/azd/registration.mjs")).toContain(`"${name}"`);
     }
-    for (const k of ["UMC_CLIENT_SECRET", "UMC_STORAGE_CONNECTION_STRING", "UMC_ADMIN_TOKEN"]) expect(settings().has(k), k).toBe(false);
+    // Obsolete or refused in Azure: store pushes are signed per endpoint; no client secret, keys, local token or lab allow-list.
+    for (const k of ["UMC_STORE_NOTIFY_SECRET", "UMC_CLIENT_SECRET", "UMC_STORAGE_CONNECTION_STRING", "UMC_ADMIN_TOKEN", "UMC_OUTBOUND_ALLOW_HOSTS"]) expect(settings().has(k), k).toBe(false);
   });
 
   it("names role assignments from compile-time values only", () => {
@@ -242,6 +243,17 @@ describe("infra as text (also without a compiler)", () => {
     expect(azure).toMatch(/host: function/);
     expect(azure).toMatch(/preprovision:[\s\S]*registration\.mjs preprovision/);
     expect(azure).toMatch(/postprovision:[\s\S]*registration\.mjs postprovision/);
+  });
+
+  it("scopes mailboxes loudly: stops on errors, never assigns a role without the scope", () => {
+    const ps = read("scripts/scope-mailboxes.ps1");
+    expect(ps).toMatch(/^\$ErrorActionPreference = "Stop"$/m);
+    // Failures are only tolerated for the look-ups that decide what to create.
+    for (const m of ps.matchAll(/^.*SilentlyContinue.*$/gm)) expect(m[0]).toMatch(/^\s*\$\w+ = @?\(?Get-/);
+    const assignments = [...ps.matchAll(/New-ManagementRoleAssignment[^\n]*/g)].map((m) => m[0]);
+    expect(assignments.length).toBeGreaterThan(0);
+    for (const a of assignments) expect(a).toMatch(/-CustomResourceScope \$scope\.Name/);
+    expect(ps).toMatch(/throw "no management scope/);
   });
 
   it("keeps local settings, secrets, keys, tests and .git out of the package (.funcignore)", () => {

@@ -115,7 +115,7 @@ function handle(req: http.IncomingMessage, body: string, res: http.ServerRespons
   }
   if (p.endsWith("/config/configreferences/appsettings/refresh") && req.method === "POST") return send(res, 200, {});
   if ((m = p.match(/\/config\/configreferences\/appsettings\/(UMC_\w+)$/)) && req.method === "GET") {
-    const name = m[1] === "UMC_WEBHOOK_SECRET" ? "umc-webhook-secret" : "umc-store-notify-secret";
+    const name = m[1] === "UMC_WEBHOOK_SECRET" ? "umc-webhook-secret" : "unknown";
     const resolved = w.secrets.has(name) && !w.referencesBroken;
     return send(res, 200, { properties: { status: resolved ? "Resolved" : "SecretNotFound", details: resolved ? undefined : `secret ${name} not found` } });
   }
@@ -216,7 +216,8 @@ describe("azd hooks: app registration, Key Vault, secrets", () => {
     const fics = w.fics.get(app.id)!;
     expect(fics).toHaveLength(1);
     expect(fics[0]).toMatchObject({ subject: env.AZURE_MANAGED_IDENTITY_PRINCIPAL_ID, issuer: "https://login.microsoftonline.com/0c0ffee0-0000-4000-8000-000000000001/v2.0", audiences: ["api://AzureADTokenExchange"] });
-    for (const s of ["umc-webhook-secret", "umc-store-notify-secret"]) expect(w.secrets.get(s)!.length).toBeGreaterThanOrEqual(32);
+    expect([...w.secrets.keys()]).toEqual(["umc-webhook-secret"]);
+    expect(w.secrets.get("umc-webhook-secret")!.length).toBeGreaterThanOrEqual(32);
     const secretsBefore = new Map(w.secrets);
     // No private key or certificate anywhere on disk.
     expect(fs.readdirSync(root).filter((f) => /\.(pem|key|crt|pfx)$/.test(f))).toEqual([]);
@@ -295,6 +296,6 @@ describe("azd hooks: app registration, Key Vault, secrets", () => {
     w.referencesBroken = true;
     const r = await runHook("postprovision");
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/Key Vault references do not resolve \(UMC_WEBHOOK_SECRET: SecretNotFound secret umc-webhook-secret not found; .*check that the secrets exist/);
+    expect(r.stderr).toMatch(/Key Vault references do not resolve \(UMC_WEBHOOK_SECRET: SecretNotFound secret umc-webhook-secret not found\): check that the secrets exist/);
   }, 60_000);
 });
