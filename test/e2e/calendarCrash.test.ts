@@ -79,7 +79,7 @@ async function settled(s: Scenario) {
 }
 
 /** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
-const CASE_TIMEOUT_MS = 180_000;
+const CASE_TIMEOUT_MS = 300_000;
 const job = (linkId: string) => ({ env: w.env, kind: "calendar" as const, linkId });
 
 // The counting run: the same scenario, to completion, in the same kind of child process.

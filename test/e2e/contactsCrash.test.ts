@@ -121,7 +121,7 @@ async function settled(linkId: string) {
 }
 
 /** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
-const CASE_TIMEOUT_MS = 180_000;
+const CASE_TIMEOUT_MS = 300_000;
 const job = (linkId: string) => ({ env: w.env, kind: "contacts" as const, linkId });
 
 // The counting run: the same scenario, to completion, in the same kind of child process.

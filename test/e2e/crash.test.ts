@@ -108,7 +108,7 @@ async function check(s: Scenario) {
 }
 
 /** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
-const CASE_TIMEOUT_MS = 180_000;
+const CASE_TIMEOUT_MS = 300_000;
 const job = (linkId: string) => ({ env: w.env, kind: "voicemail" as const, linkId });
 
 // The counting run: the same scenario, run to completion in a child process.
