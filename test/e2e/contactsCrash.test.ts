@@ -7,9 +7,10 @@
  * run of the same scenario. After the restart both sides hold the same contacts exactly once,
  * per contact (name and title), and one more run changes nothing.
  *
- * Break used: contactsSync writes the store card before recording its pending key (or the
- * crash point returns instead of killing) -> "contacts phase ...: dies at write N" fails
- * (a duplicate card, or "the crash at write N did not fire").
+ * The harness asserts the death itself: a crash point that does not kill, or fires at another
+ * write, fails the case ("the crash at write N did not fire" / "died at write M, not N";
+ * test/harness/crash.ts). No contacts-executor break was run for this suite in issue 23's
+ * work (see the voicemail suite for the break that turned its cases red).
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { startWorld, TENANT, ENDPOINT } from "./world.js";

@@ -10,11 +10,12 @@
  *    challenge, after Microsoft's documented shapes).
  *
  * Breaks used:
- *  - src/graph/auth.ts signs with the wrong thumbprint (SHA-1 of another certificate) ->
- *    "copies a voice message signing in with the certificate credential" fails (AADSTS700027);
+ *  - src/graph/auth.ts sends a wrong SHA-256 thumbprint in the assertion header ->
+ *    "copies a voice message signing in with the certificate credential ..." fails (no copy:
+ *    the token endpoint refuses the assertion);
  *  - src/app/deps.ts builds ManagedIdentityCredential without the client id (system-assigned)
  *    -> "reads the voice store's password from Key Vault ..." fails (the identity endpoint
- *    refuses, the link records CONFIG_INVALID).
+ *    refuses: no copy).
  */
 import fs from "node:fs";
 import os from "node:os";
