@@ -7,9 +7,10 @@
  * store holds every occurrence of the window exactly once with its current content, and one
  * more run writes nothing.
  *
- * Break used: calendarSync appends the new occurrence before recording its intent (or the crash
- * point returns instead of killing) -> "calendar phase ...: dies at write N" fails (a duplicate
- * occurrence, or "the crash at write N did not fire").
+ * The harness asserts the death itself: a crash point that does not kill, or fires at another
+ * write, fails the case ("the crash at write N did not fire" / "died at write M, not N";
+ * test/harness/crash.ts). No calendar-mirror break was run for this suite in issue 23's work
+ * (see the voicemail suite for the break that turned its cases red).
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { startWorld, TENANT, ENDPOINT } from "./world.js";
@@ -79,7 +80,7 @@ async function settled(s: Scenario) {
 }
 
 /** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
-const CASE_TIMEOUT_MS = 180_000;
+const CASE_TIMEOUT_MS = 300_000;
 const job = (linkId: string) => ({ env: w.env, kind: "calendar" as const, linkId });
 
 // The counting run: the same scenario, to completion, in the same kind of child process.

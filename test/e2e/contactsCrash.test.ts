@@ -7,9 +7,10 @@
  * run of the same scenario. After the restart both sides hold the same contacts exactly once,
  * per contact (name and title), and one more run changes nothing.
  *
- * Break used: contactsSync writes the store card before recording its pending key (or the
- * crash point returns instead of killing) -> "contacts phase ...: dies at write N" fails
- * (a duplicate card, or "the crash at write N did not fire").
+ * The harness asserts the death itself: a crash point that does not kill, or fires at another
+ * write, fails the case ("the crash at write N did not fire" / "died at write M, not N";
+ * test/harness/crash.ts). No contacts-executor break was run for this suite in issue 23's
+ * work (see the voicemail suite for the break that turned its cases red).
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { startWorld, TENANT, ENDPOINT } from "./world.js";
@@ -121,7 +122,7 @@ async function settled(linkId: string) {
 }
 
 /** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
-const CASE_TIMEOUT_MS = 180_000;
+const CASE_TIMEOUT_MS = 300_000;
 const job = (linkId: string) => ({ env: w.env, kind: "contacts" as const, linkId });
 
 // The counting run: the same scenario, to completion, in the same kind of child process.
@@ -139,7 +140,9 @@ describe.concurrent("contacts: the worker dies at every write (SIGKILL)", () => 
     expect(phase1Writes.filter((n) => n === "store.append")).toHaveLength(2);
     expect(phase1Writes.filter((n) => n === "exchange.create")).toHaveLength(2);
     expect(phase1Writes.at(-1)).toBe("state.saveCursors");
-    for (const write of ["store.append", "store.remove", "exchange.update", "exchange.remove", "state.putConflict"]) expect(phase2Writes).toContain(write);
+    // Outlook's later edits reach the store as a new card replacing the old one (APPEND, EXPUNGE);
+    // the new store card is created in Exchange, the one deleted in the store removed there.
+    for (const write of ["store.append", "store.remove", "exchange.create", "exchange.remove", "state.putConflict"]) expect(phase2Writes).toContain(write);
     expect(phase2Writes.at(-1)).toBe("state.saveCursors");
   });
 

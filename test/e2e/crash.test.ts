@@ -9,11 +9,11 @@
  * every voice message is in Exchange exactly once, per message, with the same read state on
  * both sides; deletes have landed on both sides; one more run changes nothing.
  *
- * Breaks used (each turned tests red):
- *  - executor writes the pending row AFTER the Graph create (voicemailSync.ts apply,
- *    createInGraph) -> "phase 1: ... dies at write 2 of 10" (a duplicate copy);
- *  - the crash point does not kill (crashRun.ts: `return` instead of process.kill) ->
- *    every test fails with "the crash at write N did not fire".
+ * Break used: the executor saves its cursors before applying the actions (voicemailSync.ts
+ * step 4 moved before step 3) -> "phase 2 (edits on both sides): dies at write 1/2/3 of 10 ..."
+ * fail per message ("read state of <c1-0@pbx.example.test>: expected true to be false",
+ * "copies of <c2-1@pbx.example.test>: expected +0 to be 1"): the restarted run no longer
+ * sees the edits the dead one had not applied.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { startWorld, TENANT, ENDPOINT } from "./world.js";
@@ -108,7 +108,7 @@ async function check(s: Scenario) {
 }
 
 /** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
-const CASE_TIMEOUT_MS = 180_000;
+const CASE_TIMEOUT_MS = 300_000;
 const job = (linkId: string) => ({ env: w.env, kind: "voicemail" as const, linkId });
 
 // The counting run: the same scenario, run to completion in a child process.

@@ -10,11 +10,12 @@
  *    challenge, after Microsoft's documented shapes).
  *
  * Breaks used:
- *  - src/graph/auth.ts signs with the wrong thumbprint (SHA-1 of another certificate) ->
- *    "copies a voice message signing in with the certificate credential" fails (AADSTS700027);
+ *  - src/graph/auth.ts sends a wrong SHA-256 thumbprint in the assertion header ->
+ *    "copies a voice message signing in with the certificate credential ..." fails (no copy:
+ *    the token endpoint refuses the assertion);
  *  - src/app/deps.ts builds ManagedIdentityCredential without the client id (system-assigned)
  *    -> "reads the voice store's password from Key Vault ..." fails (the identity endpoint
- *    refuses, the link records CONFIG_INVALID).
+ *    refuses: no copy).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -91,9 +92,9 @@ describe("credentials allowed in Azure", () => {
   it("reads the voice store's password from Key Vault with the managed identity and copies with it", async () => {
     kv = await startFakeKeyVault(certs, { vaultName: "umc-test", clientId: MI_CLIENT_ID, tenantId: TENANT });
     Object.assign(process.env, kv.identityEnv, kv.proxyEnv);
-    kv.secrets.set("voice-vault-master", w.dc.master.pass);
+    kv.secrets.set("vault-voice--master", w.dc.master.pass);
     // An endpoint stored in configuration (as the CLI stores it) naming its secret, no password anywhere else.
-    await w.deps.state.putConfig("endpoint", "vault-voice", { id: "vault-voice", host: w.dc.host, port: w.dc.port, tls: "plaintext", maxConnections: 8, auth: { mode: "master-separator", masterUser: w.dc.master.user, passwordSecret: "voice-vault-master" } });
+    await w.deps.state.putConfig("endpoint", "vault-voice", { id: "vault-voice", tenantId: TENANT, host: w.dc.host, port: w.dc.port, tls: "plaintext", maxConnections: 8, auth: { mode: "master-separator", masterUser: w.dc.master.user, passwordSecret: "vault-voice--master" } });
     const { UMC_SECRETS_FILE: _file, ...noFile } = settings;
     const deps = hostSettings({ ...noFile, UMC_CLIENT_CERT_PATH: appPem, UMC_MANAGED_IDENTITY_CLIENT_ID: MI_CLIENT_ID, UMC_KEY_VAULT_URI: kv.vaultUri });
     await w.dc.lda("4703", avayaVoiceMessage({ id: "kv-1" }));
@@ -101,9 +102,11 @@ describe("credentials allowed in Azure", () => {
     const linkId = "L-vault";
     await deps.state.createLink({ linkId, tenantId: TENANT, endpointId: "vault-voice", voiceMailbox: "4703", userId: user.id, profileId: "default", state: "enabled" });
     await enqueueLinkKinds(deps, { linkId, profileId: "default" }, "admin");
-    await expect.poll(() => w.sim.outlook(user.id).messages("inbox").length, { timeout: 30_000 }).toBe(1);
-    expect(await linkError(linkId)).toBeUndefined();
-    expect(kv.seen.secretReads).toContainEqual({ name: "voice-vault-master", status: 200 });
+    // Settled either way: the copy arrived, or the run failed (its error says why).
+    await expect.poll(async () => w.sim.outlook(user.id).messages("inbox").length > 0 || (await linkError(linkId)) !== undefined, { timeout: 30_000 }).toBe(true);
+    expect(await linkError(linkId), JSON.stringify(kv.seen)).toBeUndefined();
+    expect(w.sim.outlook(user.id).messages("inbox")).toHaveLength(1);
+    expect(kv.seen.secretReads).toContainEqual({ name: "vault-voice--master", status: 200 });
     expect(kv.seen.tokenRequests.length).toBeGreaterThan(0);
     for (const r of kv.seen.tokenRequests) expect(r).toEqual({ resource: "https://vault.azure.net", clientId: MI_CLIENT_ID, headerOk: true });
   }, 60_000);

@@ -10,9 +10,10 @@
  * The run fails with LEASE_LOST, makes no further copy while the other worker holds the lease,
  * and once that worker is gone the next run completes: every message exactly once.
  *
- * Break used: the renewal failure only logs and the lease is never checked before a write
- * (leaseHooks returns {}) -> both tests fail (the run keeps copying: the count reaches the
- * backlog while the thief holds the lease, and no LEASE_LOST is logged).
+ * Break used: the lease is never checked before a write (leaseHooks' `before` does nothing; a
+ * failed renewal then only logs) -> both tests fail: the loss is logged but the run keeps
+ * writing and never fails with LEASE_LOST ("expected false to be true" in
+ * stoppedBeforeNextWrite).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, type World } from "./world.js";

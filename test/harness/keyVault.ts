@@ -111,9 +111,14 @@ export async function startFakeKeyVault(certs: TestCerts, opts: { vaultName: str
     client.on("error", drop);
   });
 
-  const listen = (s: net.Server) => new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as AddressInfo).port)));
+  // Every socket, tunnels included (a CONNECT tunnel leaves the server's own bookkeeping), so stop() ends them.
+  const sockets = new Set<net.Socket>();
+  const listen = (s: net.Server) => {
+    s.on("connection", (c: net.Socket) => { sockets.add(c); c.once("close", () => sockets.delete(c)); });
+    return new Promise<number>((r) => s.listen(0, "127.0.0.1", () => r((s.address() as AddressInfo).port)));
+  };
   const [identityPort, , proxyPort] = await Promise.all([listen(identity), listen(vault), listen(proxy)]);
-  const close = (s: net.Server) => new Promise<void>((r) => { s.close(() => r()); (s as http.Server).closeAllConnections?.(); });
+  const close = (s: net.Server) => new Promise<void>((r) => { s.close(() => r()); for (const c of sockets) c.destroy(); });
   return {
     vaultUri: `https://${host}/`,
     identityEnv: { IDENTITY_ENDPOINT: `http://127.0.0.1:${identityPort}/msi/token`, IDENTITY_HEADER: identityHeader },
