@@ -19,7 +19,7 @@ let w: World;
 const inbox = (userId: string) => w.sim.outlook(userId).messages("inbox");
 
 /** Reasons of the runs whose report shows `action` (the run's recorded outcome). */
-const reasonsFor = (linkId: string, action: string) => runReasons(w, linkId, action);
+const reasonsFor = (linkId: string, action: string, trigger: string) => runReasons(w, linkId, action, trigger);
 
 const seen = async (mailbox: string) => {
   const c = await w.imap(mailbox);
@@ -62,13 +62,13 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await ranLongAgo(linkId);
     await w.runFunction("pollStores");
     await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(2);
-    await expect.poll(() => reasonsFor(linkId, "createInGraph"), { timeout: 5000 }).toEqual(["poll"]);
+    await expect.poll(() => reasonsFor(linkId, "createInGraph", "poll"), { timeout: 5000 }).toEqual(["poll"]);
 
     await readInOutlookUnnoticed(userId, inbox(userId)[0]!.id);
     await ranLongAgo(linkId);
     await w.runFunction("pollStores");
     await expect.poll(() => seen("5311"), { timeout: 15_000 }).toEqual([true, false]);
-    await expect.poll(() => reasonsFor(linkId, "setImapSeen"), { timeout: 5000 }).toEqual(["poll"]);
+    await expect.poll(() => reasonsFor(linkId, "setImapSeen", "poll"), { timeout: 5000 }).toEqual(["poll"]);
 
     const c = await w.imap("5311");
     await c.messageFlagsRemove("1", ["\\Seen"]);
@@ -78,8 +78,8 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await w.runFunction("pollStores");
     await expect.poll(() => inbox(userId).map((m) => m.isRead), { timeout: 15_000 }).toEqual([false]);
     expect(w.sim.outlook(userId).messages("deleteditems")).toHaveLength(1);
-    await expect.poll(() => reasonsFor(linkId, "setGraphRead"), { timeout: 5000 }).toEqual(["poll"]);
-    await expect.poll(() => reasonsFor(linkId, "deleteInGraph"), { timeout: 5000 }).toEqual(["poll"]);
+    await expect.poll(() => reasonsFor(linkId, "setGraphRead", "poll"), { timeout: 5000 }).toEqual(["poll"]);
+    await expect.poll(() => reasonsFor(linkId, "deleteInGraph", "poll"), { timeout: 5000 }).toEqual(["poll"]);
   }, 60_000);
 
   it("reconcile alone: copies, read both ways and deletes, whatever ran last", async () => {
@@ -96,7 +96,7 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await w.runFunction("reconcile");
     await expect.poll(() => seen("5312"), { timeout: 15_000 }).toEqual([true]);
     await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(1);
-    for (const action of ["createInGraph", "setImapSeen", "deleteInGraph"]) await expect.poll(() => reasonsFor(linkId, action), { timeout: 5000, message: action }).toEqual(["reconcile"]);
+    for (const action of ["createInGraph", "setImapSeen", "deleteInGraph"]) await expect.poll(() => reasonsFor(linkId, action, "reconcile"), { timeout: 5000, message: action }).toEqual(["reconcile"]);
   }, 60_000);
 
   it("fast read alone: an Outlook read reaches the store by the fast read check, no notification", async () => {
@@ -111,6 +111,6 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await new Promise((r) => setTimeout(r, Math.max(0, last + 1_100 - Date.now())));
     await w.runFunction("fastReadCheck");
     await expect.poll(() => seen("5313"), { timeout: 15_000 }).toEqual([true]);
-    await expect.poll(() => reasonsFor(linkId, "setImapSeen"), { timeout: 5000 }).toEqual(["fast-read"]);
+    await expect.poll(() => reasonsFor(linkId, "setImapSeen", "fast-read"), { timeout: 5000 }).toEqual(["fast-read"]);
   }, 60_000);
 });

@@ -88,10 +88,13 @@ export interface WorldOptions {
  * The reasons of the voicemail runs whose report shows `action` (e.g. "setImapSeen"), from the
  * world's memory log (the `voicemail.sync.done` line): which trigger did the work.
  */
-export function runReasons(w: World, linkId: string, action: string): string[] {
+export function runReasons(w: World, linkId: string, action: string, trigger?: string): string[] {
   const lines = (w.log as { lines?: Array<Record<string, unknown>> }).lines;
   if (!lines) throw new Error("runReasons needs the world's memory log (not quiet, no custom logger)");
-  return lines.filter((l) => l.event === "voicemail.sync.done" && l.linkId === linkId && Number(l[action] ?? 0) > 0).map((l) => String(l.reason));
+  return lines.filter((l) => l.event === "voicemail.sync.done" && l.linkId === linkId && Number(l[action] ?? 0) > 0).map((l) => String(l.reason))
+    // A run that met another one in progress hands its work to a coalesced "follow-up"; with every
+    // other trigger off, that follow-up can only carry the path under test.
+    .map((r) => (trigger && r === "follow-up" ? trigger : r));
 }
 
 export async function startWorld(options: WorldOptions = { users: ["4711"] }): Promise<World> {
