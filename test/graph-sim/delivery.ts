@@ -45,7 +45,7 @@ const SLOW_DELAY_MS = 10_000;
 const DROP_FOR_MS = 10 * 60_000;
 const MAX_BATCH = 100;
 /** Too few answers say nothing about an endpoint's share of slow ones. */
-const MIN_SAMPLES = 10;
+const MIN_SAMPLES = 5;
 
 interface Endpoint {
   pending: Array<Record<string, unknown>>;
@@ -153,7 +153,9 @@ export class NotificationDelivery {
       e.droppedSubs.clear();
       if (lost.size) this.o.onDropped(url, lost);
     }
-    e.answers = e.answers.filter((a) => now - a.at < this.real(THROTTLE_WINDOW_MS));
+    // Compressed model time must not shrink the window below a few answer windows (real time).
+    const window = Math.max(this.real(THROTTLE_WINDOW_MS), 10 * (this.o.answerWindowMs ?? ANSWER_WINDOW_MS));
+    e.answers = e.answers.filter((a) => now - a.at < window);
     if (e.answers.length < MIN_SAMPLES) { if (e.state === "slow") e.state = "normal"; return; }
     const share = e.answers.filter((a) => a.slow).length / e.answers.length;
     const next = share > 0.15 ? "drop" : share > 0.1 ? "slow" : "normal";
