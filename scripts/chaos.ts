@@ -350,6 +350,36 @@ const cases: Case[] = [
     },
     landed: (c) => (got(c).throttled === 20 ? undefined : `${got(c).throttled} of 20 throttled answers reached the mailbox`),
     check: calendarConverged },
+  // Issue 13: what real Graph does to the connector's subscriptions and webhooks.
+  { name: "Graph-fired lifecycle events", injected: "Graph asks every subscription to be reauthorized (near expiry, then after a permission change) while 10 voicemails arrive and are read in Outlook", timeoutMs: 90_000,
+    run: async ({ w, mailbox, userId }) => {
+      w.sim.faults.reauthorizeLeadMs = 8 * 24 * 3600_000; // every subscription counts as near expiry
+      await deposit(w, mailbox, 10, "reauth");
+      await copiesAtLeast(w, userId, 10);
+      w.sim.changeAppRoles(TENANT, w.deps.config.identity.clientId!, [...w.sim.tenants.get(TENANT)!.apps.get(w.deps.config.identity.clientId!)!.roles]);
+      for (const m of w.sim.outlook(userId).messages("inbox")) w.sim.outlook(userId).markRead(m.id);
+      await sleep(3000);
+      w.sim.faults.reauthorizeLeadMs = 0;
+    } },
+  { name: "slow endpoint throttled and dropped", injected: "Graph counts every webhook answer as too late (3 s window): the endpoint is throttled, new notifications are dropped, then each subscription gets 'missed'; reads in Outlook meanwhile", timeoutMs: 120_000,
+    run: async ({ w, mailbox, userId }) => {
+      await deposit(w, mailbox, 10, "slowep");
+      await copiesAtLeast(w, userId, 10);
+      await sleep(1000);
+      w.sim.delivery.answerWindowMs = 1;
+      for (const m of w.sim.outlook(userId).messages("inbox")) { w.sim.outlook(userId).markRead(m.id); await sleep(150); }
+      await sleep(8000);
+      w.sim.delivery.answerWindowMs = 3000;
+    } },
+  { name: "batched notifications", injected: "Graph sends the notifications of 1 s in one POST while 15 voicemails arrive and are read, unread and read again in Outlook",
+    run: async ({ w, mailbox, userId }) => {
+      w.sim.delivery.batchWindowMs = 1000;
+      await deposit(w, mailbox, 15, "batch");
+      await copiesAtLeast(w, userId, 15);
+      for (const m of w.sim.outlook(userId).messages("inbox")) { w.sim.outlook(userId).markRead(m.id); w.sim.outlook(userId).markRead(m.id, false); w.sim.outlook(userId).markRead(m.id); }
+      await sleep(2000);
+      w.sim.delivery.batchWindowMs = 20;
+    } },
 ];
 
 async function poisonTexts(w: World): Promise<string[]> {
