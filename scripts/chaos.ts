@@ -160,6 +160,10 @@ const got = (c: Ctx) => c.w.sim.mailboxFaults.delivered(c.userId);
 const logged = (lines: string[], c: Ctx, ...words: string[]) => lines.some((l) => l.includes(c.linkId) && words.every((x) => l.includes(x)));
 const startWorkers = async (w: World) => { const two = [await startInstance(w.env, childEnv), await startInstance(w.env, childEnv)]; instances.push(...two); everyInstance.push(...two); };
 
+/** What the issue-13 cases saw of their fault (read by their landed checks). */
+let slowEndpointThrottled = 0;
+let batchesSeen = 0;
+
 const cases: Case[] = [
   { name: "429 storm", injected: "this mailbox's next 40 Graph requests answer 429 with Retry-After: 1 while 20 voicemails arrive",
     run: async (c) => { faultsOf(c).throttleNext = 40; await deposit(c.w, c.mailbox, 20, "storm"); },
@@ -350,6 +354,42 @@ const cases: Case[] = [
     },
     landed: (c) => (got(c).throttled === 20 ? undefined : `${got(c).throttled} of 20 throttled answers reached the mailbox`),
     check: calendarConverged },
+  // Issue 13: what real Graph does to the connector's subscriptions and webhooks.
+  { name: "Graph-fired lifecycle events", injected: "Graph asks every subscription to be reauthorized (near expiry, then after a permission change) while 10 voicemails arrive and are read in Outlook", timeoutMs: 90_000,
+    run: async ({ w, mailbox, userId }) => {
+      w.sim.faults.reauthorizeLeadMs = 8 * 24 * 3600_000; // every subscription counts as near expiry
+      await deposit(w, mailbox, 10, "reauth");
+      await copiesAtLeast(w, userId, 10);
+      w.sim.changeAppRoles(TENANT, w.deps.config.identity.clientId!, [...w.sim.tenants.get(TENANT)!.apps.get(w.deps.config.identity.clientId!)!.roles]);
+      for (const m of w.sim.outlook(userId).messages("inbox")) w.sim.outlook(userId).markRead(m.id);
+      await sleep(3000);
+      w.sim.faults.reauthorizeLeadMs = 0;
+    },
+    // The connector's worker answered a Graph-fired reauthorizationRequired of this mailbox's subscription.
+    landed: (c, lines) => (logged(lines, c, "subscription.upkeep.done", "graph-reauthorize") ? undefined : "no reauthorize of this link's subscription was logged") },
+  { name: "slow endpoint throttled and dropped", injected: "Graph counts every webhook answer as too late (3 s window): the endpoint is throttled, new notifications are dropped, then each subscription gets 'missed'; reads in Outlook meanwhile", timeoutMs: 120_000,
+    run: async ({ w, mailbox, userId }) => {
+      await deposit(w, mailbox, 10, "slowep");
+      await copiesAtLeast(w, userId, 10);
+      await sleep(1000);
+      w.sim.delivery.answerWindowMs = 1;
+      for (const m of w.sim.outlook(userId).messages("inbox")) { w.sim.outlook(userId).markRead(m.id); await sleep(150); }
+      await sleep(8000);
+      w.sim.delivery.answerWindowMs = 3000;
+      slowEndpointThrottled = w.sim.stats.endpointThrottled;
+    },
+    landed: () => (slowEndpointThrottled > 0 ? undefined : "Graph never throttled the endpoint") },
+  { name: "batched notifications", injected: "Graph sends the notifications of 1 s in one POST while 15 voicemails arrive and are read, unread and read again in Outlook",
+    run: async ({ w, mailbox, userId }) => {
+      w.sim.delivery.batchWindowMs = 1000;
+      await deposit(w, mailbox, 15, "batch");
+      await copiesAtLeast(w, userId, 15);
+      for (const m of w.sim.outlook(userId).messages("inbox")) { w.sim.outlook(userId).markRead(m.id); w.sim.outlook(userId).markRead(m.id, false); w.sim.outlook(userId).markRead(m.id); }
+      await sleep(2000);
+      w.sim.delivery.batchWindowMs = 20;
+      batchesSeen = w.sim.stats.batchesSent;
+    },
+    landed: () => (batchesSeen > 0 ? undefined : "no POST carried more than one notification") },
 ];
 
 async function poisonTexts(w: World): Promise<string[]> {

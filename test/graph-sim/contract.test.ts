@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe } from "vitest";
 import { startGraphSimulator, type GraphSimulator } from "./index.js";
 import { graphClientFor, msalFor } from "./clients.js";
 import { graphContract } from "./contract.js";
+import { docsConformance } from "./docsConformance.js";
 import type { Client } from "@microsoft/microsoft-graph-client";
 
 let sim: GraphSimulator;
@@ -26,4 +27,7 @@ if (!haveTenant) console.log("Graph contract against a real tenant not run: set 
 describe.runIf(haveTenant)("real tenant", () => {
   const graph = haveTenant ? graphClientFor("https://graph.microsoft.com", msalFor("https://login.microsoftonline.com", real.tenant!, real.clientId!, { secret: real.secret! })) : undefined;
   graphContract("real tenant", () => ({ graph: graph!, userId: real.user! }));
+  // The same documented examples the simulator is checked against (docs-conformance.test.ts):
+  // one run against a developer tenant shows where the simulator and Graph differ.
+  docsConformance("real tenant", () => ({ graph: graph!, userId: real.user!, token: { endpoint: `https://login.microsoftonline.com/${real.tenant}/oauth2/v2.0/token`, clientId: real.clientId!, secret: real.secret! } }));
 });

@@ -45,7 +45,7 @@ const SLOW_DELAY_MS = 10_000;
 const DROP_FOR_MS = 10 * 60_000;
 const MAX_BATCH = 100;
 /** Too few answers say nothing about an endpoint's share of slow ones. */
-const MIN_SAMPLES = 10;
+const MIN_SAMPLES = 5;
 
 interface Endpoint {
   pending: Array<Record<string, unknown>>;
@@ -58,7 +58,13 @@ interface Endpoint {
 
 export class NotificationDelivery {
   private readonly endpoints = new Map<string, Endpoint>();
-  constructor(private readonly o: DeliveryOptions) {}
+  /** Test controls (chaos): the answer window and the batching wait, changeable while running. */
+  answerWindowMs: number;
+  batchWindowMs: number;
+  constructor(private readonly o: DeliveryOptions) {
+    this.answerWindowMs = o.answerWindowMs ?? ANSWER_WINDOW_MS;
+    this.batchWindowMs = o.batchWindowMs ?? 20;
+  }
 
   /** Real milliseconds for a span of model time. */
   private real(modelMs: number): number {
@@ -93,7 +99,7 @@ export class NotificationDelivery {
     e.pending.push(item);
     if (e.pending.length >= MAX_BATCH) { this.flush(url); return; }
     if (e.flushTimer) return;
-    const wait = (immediate ? 0 : this.o.batchWindowMs ?? 20) + (e.state === "slow" ? this.real(SLOW_DELAY_MS) : 0);
+    const wait = (immediate ? 0 : this.batchWindowMs) + (e.state === "slow" ? this.real(SLOW_DELAY_MS) : 0);
     e.flushTimer = setTimeout(() => { this.o.timers.delete(e.flushTimer!); e.flushTimer = undefined; this.flush(url); }, wait);
     this.o.timers.add(e.flushTimer);
   }
@@ -112,11 +118,11 @@ export class NotificationDelivery {
     if (this.o.isStopped()) return;
     const e = this.endpoint(url);
     const started = Date.now();
-    const window = this.o.answerWindowMs ?? ANSWER_WINDOW_MS;
+    const window = Math.max(1, this.answerWindowMs);
     fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ value: items }), signal: AbortSignal.timeout(window) })
       .then(async (res) => {
         await res.body?.cancel().catch(() => undefined);
-        this.answered(e, url, Date.now() - started > Math.min(SLOW_MS, window - 100));
+        this.answered(e, url, Date.now() - started > Math.min(SLOW_MS, window - 100) || Date.now() - started >= window);
         if (res.status < 200 || res.status >= 300) throw new Error(String(res.status));
         this.o.stats.notificationsSent += items.length;
         if (items.length > 1) this.o.stats.batchesSent++;
@@ -153,7 +159,9 @@ export class NotificationDelivery {
       e.droppedSubs.clear();
       if (lost.size) this.o.onDropped(url, lost);
     }
-    e.answers = e.answers.filter((a) => now - a.at < this.real(THROTTLE_WINDOW_MS));
+    // Compressed model time must not shrink the window below a few answer windows (real time).
+    const window = Math.max(this.real(THROTTLE_WINDOW_MS), 10 * this.answerWindowMs);
+    e.answers = e.answers.filter((a) => now - a.at < window);
     if (e.answers.length < MIN_SAMPLES) { if (e.state === "slow") e.state = "normal"; return; }
     const share = e.answers.filter((a) => a.slow).length / e.answers.length;
     const next = share > 0.15 ? "drop" : share > 0.1 ? "slow" : "normal";

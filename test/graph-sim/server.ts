@@ -779,9 +779,11 @@ export class GraphSimulator {
     if (clientState !== undefined && clientState.length > 128) return graphError(400, "ExtensionError", "clientState must be at most 128 characters.");
     // Outlook resources (outlook-change-notifications-overview): messages (optionally per folder
     // and with an isRead filter), events, and contacts (optionally per contact folder).
-    const m = resource.match(/^users\/([^/]+)\/(?:mailFolders\/([^/]+)\/)?messages(?:\?\$filter=isRead eq (true|false))?$/i);
-    const ev = resource.match(/^users\/([^/]+)\/events$/i);
-    const ct = resource.match(/^users\/([^/]+)\/(?:contactFolders\/([^/]+)\/)?contacts$/i);
+    // The resource is matched in its canonical form (key syntax, segment case); Graph echoes it as given.
+    const canonical = canonicalPath(`/${resource}`).slice(1);
+    const m = canonical.match(/^users\/([^/]+)\/(?:mailFolders\/([^/]+)\/)?messages(?:\?\$filter=isRead eq (true|false))?$/i);
+    const ev = canonical.match(/^users\/([^/]+)\/events$/i);
+    const ct = canonical.match(/^users\/([^/]+)\/(?:contactFolders\/([^/]+)\/)?contacts$/i);
     if (!m && !ev && !ct) return graphError(400, "ExtensionError", `Resource '${resource}' is not supported by the simulator.`);
     const kind: Subscription["kind"] = m ? "messages" : ev ? "events" : "contacts";
     const user = this.findUser(ctx.tenantId, (m ?? ev ?? ct)![1]!);
