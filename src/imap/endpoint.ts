@@ -34,6 +34,8 @@ export interface ImapEndpoint {
   passwordPerLink?: boolean;
   /** Connections the store allows per user / per client address, across all instances (src/app/connectionBudget.ts). */
   connectionBudget?: { perUser: number; perAddress: number };
+  /** How store changes reach the app: its push hook, IDLE watchers, or the poll alone. */
+  notify?: "push" | "idle" | "poll";
 }
 
 class Slots {
