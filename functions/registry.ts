@@ -12,7 +12,7 @@ import { adminStatusFunction } from "./adminStatus.js";
 import { graphLifecycleFunction, graphNotificationsFunction } from "./graphNotifications.js";
 import { storeNotificationsFunction } from "./storeNotifications.js";
 import { syncWorkerFunction } from "./syncWorker.js";
-import { alertsFunction, fastReadCheckFunction, pollStoresFunction, reconcileFunction, renewSubscriptionsFunction } from "./timers.js";
+import { alertsFunction, fastReadCheckFunction, pollStoresFunction, reconcileFunction, renewSubscriptionsFunction, watchStoresEvenFunction, watchStoresOddFunction } from "./timers.js";
 
 const definitions: readonly FunctionDefinition[] = [
   healthFunction,
@@ -25,6 +25,8 @@ const definitions: readonly FunctionDefinition[] = [
   fastReadCheckFunction,
   reconcileFunction,
   alertsFunction,
+  watchStoresEvenFunction,
+  watchStoresOddFunction,
   consentStartFunction,
   consentCallbackFunction,
   adminStatusFunction,

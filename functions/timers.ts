@@ -45,3 +45,20 @@ export const alertsFunction: FunctionDefinition = {
   trigger: { kind: "timer", schedule: "0 */5 * * * *" },
   handler: async () => { await (await import("../src/admin/alerts.js")).evaluateAlerts(await deps()); },
 };
+
+/**
+ * IDLE watchers for stores without a push hook (endpoint notify: "idle"). Two timers take
+ * turns every other minute, each watcher holding its shards a little longer than a minute
+ * (UMC_WATCH_HOLD_SECONDS), so the next one is already waiting to take each shard over: the
+ * host never overlaps runs of one timer function, and this way no minute goes unwatched.
+ */
+export const watchStoresEvenFunction: FunctionDefinition = {
+  name: "watchStoresEven",
+  trigger: { kind: "timer", schedule: "0 */2 * * * *" },
+  handler: async () => { const d = await deps(); await (await import("../src/app/watchers.js")).runWatcher(d, { holdMs: d.config.sync.watchHoldSeconds * 1000 }); },
+};
+export const watchStoresOddFunction: FunctionDefinition = {
+  name: "watchStoresOdd",
+  trigger: { kind: "timer", schedule: "0 1-59/2 * * * *" },
+  handler: async () => { const d = await deps(); await (await import("../src/app/watchers.js")).runWatcher(d, { holdMs: d.config.sync.watchHoldSeconds * 1000 }); },
+};

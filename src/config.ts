@@ -56,6 +56,8 @@ const schema = z
     UMC_MASS_DELETE_MAX_SHARE: z.coerce.number().min(0).max(1).default(0.5),
     // A run renews its lease every third of this; a worker that dies holds its mailboxes this long.
     UMC_LEASE_SECONDS: int(5, 600).default(30),
+    /** How long one IDLE watcher holds its shards (src/app/watchers.ts); a little over the 60 s between the two watch timers. */
+    UMC_WATCH_HOLD_SECONDS: int(2, 600).default(65),
     UMC_ENVIRONMENT: z.enum(["azure", "local", "test"]).default("azure"),
   })
 ;
@@ -126,7 +128,7 @@ export interface Config {
   /** Application Insights (platform setting APPLICATIONINSIGHTS_CONNECTION_STRING, set by the template). */
   telemetry: { appInsightsConnectionString?: string };
   logLevel: RawConfig["UMC_LOG_LEVEL"];
-  sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number };
+  sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number; watchHoldSeconds: number };
   /** Functions switched off with the platform's own setting (read by the dev host; Azure's runtime reads it itself). */
   host: { disabledFunctions: readonly string[] };
 }
@@ -192,6 +194,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       fastReadIntervalSeconds: c.UMC_FAST_READ_INTERVAL_SECONDS,
       massDeleteMaxShare: c.UMC_MASS_DELETE_MAX_SHARE,
       leaseSeconds: c.UMC_LEASE_SECONDS,
+      watchHoldSeconds: c.UMC_WATCH_HOLD_SECONDS,
     },
     host: { disabledFunctions: disabledFunctions(env) },
   });

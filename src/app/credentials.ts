@@ -40,14 +40,15 @@ export function storeAccessState(deps: Deps): StoreAccessState {
 }
 
 /**
- * The Key Vault secret name of a link's own password: `<endpoint>-link-<link>-<hash>`, only
+ * The Key Vault secret name of a link's own password: `<endpoint>--link-<link>-<hash>` (under the
+ * endpoint's own secret prefix `<id>--`, docs/security.md), only
  * letters, digits and dashes (Key Vault's rule), at most 127 characters; the hash keeps two
  * links whose ids differ only in punctuation apart.
  */
 export function linkSecretName(endpointId: string, linkId: string): string {
   const clean = (s: string) => s.replace(/[^0-9A-Za-z-]+/g, "-").replace(/-+/g, "-").replace(/^-|-$/g, "");
   const hash = crypto.createHash("sha256").update(`${endpointId}\n${linkId}`).digest("hex").slice(0, 8);
-  return `${clean(endpointId).slice(0, 48)}-link-${clean(linkId).slice(0, 60)}-${hash}`;
+  return `${clean(endpointId).slice(0, 48)}--link-${clean(linkId).slice(0, 60)}-${hash}`;
 }
 
 /** Link secrets read recently, by secret name (Key Vault reads are not free; a rotation shows within this). */

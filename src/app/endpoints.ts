@@ -65,6 +65,12 @@ export const endpointSchema = z.object({
    * policies, so probes alone never add up to a lockout.
    */
   authRetrySeconds: z.number().int().min(1).max(86_400).default(1800),
+  /**
+   * How changes on the store reach us: its own push hook (POST to /api/store/notifications),
+   * IDLE watchers holding a connection per mailbox (src/app/watchers.ts), or the poll alone.
+   * The poll runs in every case as the safety net.
+   */
+  notify: z.enum(["push", "idle", "poll"]).default("push"),
   /** The store's product: picks the default connection budget (src/app/connectionBudget.ts). */
   vendor: z.enum(["generic", "dovecot", "exchange", "cisco-unity", "avaya", "mitel"]).default("generic"),
   /** Connections the store allows per user and per client address, across all instances. */
@@ -226,7 +232,7 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
     endpoints.set(e.id, {
       id: e.id, host: e.host, port: e.port, tls: e.tls, auth: { ...rest, password } as ImapAuth, maxConnections: e.maxConnections,
       authRetrySeconds: e.authRetrySeconds, ...(passwordPerLink ? { passwordPerLink } : {}),
-      connectionBudget: { ...VENDOR_BUDGETS[e.vendor], ...e.connectionBudget },
+      connectionBudget: { ...VENDOR_BUDGETS[e.vendor], ...e.connectionBudget }, notify: e.notify,
       caBundle: e.caBundle ?? (e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined),
     });
     meta.set(e.id, { e, source, keys: signing === undefined ? undefined : parseSigningKeys(signing) });

@@ -10,9 +10,12 @@ import { gatedLogin, type GateOptions } from "./credentialGate.js";
 import { loginCredential } from "./credentials.js";
 import type { Deps } from "./deps.js";
 import { takeConnection } from "./connectionBudget.js";
+import { protocolLogFor } from "./protocolTrace.js";
 
 export async function openLinkedMailbox(deps: Deps, link: Pick<MailboxLink, "linkId" | "endpointId" | "voiceMailbox">, options: VoiceMailboxOptions, gate: GateOptions = {}): Promise<VoiceMailboxSession> {
-  const cred = await loginCredential(deps, link);
+  const loaded = await loginCredential(deps, link);
+  const protocolLog = await protocolLogFor(deps, link);
+  const cred = protocolLog ? { ...loaded, endpoint: { ...loaded.endpoint, protocolLog } } : loaded;
   const budget = cred.endpoint.connectionBudget;
   let release = () => undefined as void;
   try {

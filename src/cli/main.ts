@@ -25,6 +25,7 @@
  *   umconnect credentials rotate --endpoint <id> --password-prompt [--mailbox M]
  *   umconnect credentials import <file.csv>      (voiceMailbox,endpointId,password; into Key Vault)
  *   umconnect credentials                        (credentials stopped after a rejection)
+ *   umconnect trace <linkId> | --endpoint <id> [--minutes 10]   (IMAP protocol lines to the log, redacted)
  * Add --json for machine-readable output.
  */
 import fs from "node:fs";
@@ -40,6 +41,7 @@ import { credentialsCommand } from "./credentialsCommand.js";
 import { relink, unlink } from "../admin/lifecycle.js";
 import { adoptionTable, previewAdoption } from "../admin/adoption.js";
 import { bindGroup } from "../admin/groupLinks.js";
+import { startTrace } from "../app/protocolTrace.js";
 
 export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + "\n"), err: (s: string) => void = (s) => process.stderr.write(s + "\n"), password?: () => Promise<string>): Promise<number> {
   const json = argv.includes("--json");
@@ -201,6 +203,14 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       case "credentials": {
         const rest = args.slice(1).filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--"));
         return await credentialsCommand(deps, rest, { opt, has: (n) => args.includes(`--${n}`), print, err, password });
+      }
+      case "trace": {
+        const minutes = Number(opt("minutes") ?? "10");
+        const endpoint = opt("endpoint");
+        if (!arg && !endpoint) { err("usage: umconnect trace <linkId> | --endpoint <id>  [--minutes 10]"); return 2; }
+        const r = await startTrace(deps, endpoint ? { kind: "endpoint", endpointId: endpoint } : { kind: "link", linkId: arg! }, minutes);
+        print(`IMAP protocol trace on until ${r.until} (log event imap.trace; credentials and contents redacted)`, r);
+        return 0;
       }
       case "endpoints": {
         const e = (await deps.directory()).listEndpoints();

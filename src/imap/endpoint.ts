@@ -34,6 +34,10 @@ export interface ImapEndpoint {
   passwordPerLink?: boolean;
   /** Connections the store allows per user / per client address, across all instances (src/app/connectionBudget.ts). */
   connectionBudget?: { perUser: number; perAddress: number };
+  /** How store changes reach the app: its push hook, IDLE watchers, or the poll alone. */
+  notify?: "push" | "idle" | "poll";
+  /** Protocol trace (src/app/protocolTrace.ts redacts); imapflow's log stays off otherwise. */
+  protocolLog?: (src: "c" | "s", line: string) => void;
 }
 
 class Slots {
@@ -94,6 +98,15 @@ export function toImapError(e: unknown, endpoint: string, what = "IMAP command")
   return new ConnectorError("IMAP_COMMAND_FAILED", `${what} failed on ${endpoint}: ${(err.responseText ?? err.message ?? "").slice(0, 200)}`, { endpoint, cause: e });
 }
 
+/** imapflow's logger interface, keeping only protocol lines ({ src: "c" | "s", msg }). */
+function protocolLogger(out: (src: "c" | "s", line: string) => void) {
+  const take = (entry: unknown) => {
+    const e = entry as { src?: string; msg?: unknown } | undefined;
+    if ((e?.src === "c" || e?.src === "s") && typeof e.msg === "string") out(e.src, e.msg);
+  };
+  return { debug: take, info: take, warn: take, error: take, trace: take };
+}
+
 /**
  * Opens an authenticated connection to one voice mailbox, within the endpoint's connection
  * cap. The returned `release` logs out and frees the slot; call it in `finally`.
@@ -113,7 +126,7 @@ export async function connectMailbox(endpoint: ImapEndpoint, voiceMailbox: strin
     doSTARTTLS: endpoint.tls === "starttls" ? true : endpoint.tls === "plaintext" ? false : undefined,
     tls: endpoint.tls === "plaintext" ? undefined : { rejectUnauthorized: true, ...(endpoint.caBundle ? { ca: [...tls.rootCertificates, endpoint.caBundle] } : {}) },
     auth,
-    logger: false,
+    logger: endpoint.protocolLog ? protocolLogger(endpoint.protocolLog) : false,
     qresync: true,
     connectionTimeout: endpoint.connectTimeoutMs ?? 15_000,
     greetingTimeout: endpoint.connectTimeoutMs ?? 15_000,

@@ -51,7 +51,7 @@ export interface BudgetSlot {
 export class StoreAccessState {
   constructor(private readonly state: StateStore, private readonly now: () => number = Date.now) {}
 
-  private table(name: "credguard" | "linkcreds" | "connbudget") {
+  private table(name: "credguard" | "linkcreds" | "connbudget" | "watchmarks") {
     return this.state.tableClients.client(name);
   }
 
@@ -105,6 +105,19 @@ export class StoreAccessState {
   async deleteLinkCredential(linkId: string): Promise<void> {
     const c = await this.table("linkcreds");
     try { await guard(() => c.deleteEntity("linkcred", keyOf(linkId))); } catch (e) { if (!isConnectorError(e, "NOT_FOUND")) throw e; }
+  }
+
+  // ---- IDLE watchers' handover marks ----------------------------------------------------
+
+  /** What a watcher last saw of a mailbox (HIGHESTMODSEQ or UIDNEXT:EXISTS) when it stopped. */
+  async getMark(key: string): Promise<string | undefined> {
+    const row = await getOrUndefined(await this.table("watchmarks"), "mark", keyOf(key));
+    return row ? str(row, "mark") : undefined;
+  }
+
+  async putMark(key: string, mark: string): Promise<void> {
+    const c = await this.table("watchmarks");
+    await guard(() => c.upsertEntity(entity("mark", keyOf(key), { mark }), "Replace"));
   }
 
   // ---- connection budget ---------------------------------------------------------------

@@ -121,4 +121,24 @@ describe("lockout protection", () => {
     await hammer(1000);
     await expect.poll(() => w.sim.outlook(users["7102"]!).messages("inbox").length, { timeout: 20_000 }).toBe(1);
   }, 60_000);
+
+  it("`umconnect trace` puts the link's IMAP lines in the log for a bounded time, credentials and contents redacted", async () => {
+    const out: string[] = [];
+    expect(await main(["trace", "L-7103", "--minutes", "1"], (x) => out.push(x), () => undefined)).toBe(0);
+    expect(out.join("\n")).toMatch(/trace on until/);
+    const before = w.sim.outlook(users["7103"]!).messages("inbox").length;
+    await w.dc.lda("7103", avayaVoiceMessage({ id: "trace-1", caller: "Zed Tracer", number: "+4930999888" }));
+    await enqueueSync(w.deps.syncQueue, { linkId: "L-7103", reason: "poll", at: Date.now() });
+    await expect.poll(() => w.sim.outlook(users["7103"]!).messages("inbox").length, { timeout: 20_000 }).toBe(before + 1);
+    const traced = () => ((w.log as { lines?: Array<Record<string, unknown>> }).lines ?? []).filter((l) => l.event === "imap.trace");
+    await expect.poll(() => traced().some((l) => /BODY\[\] \[content redacted\]/.test(String(l.line))), { timeout: 10_000 }).toBe(true);
+    const trace = traced();
+    const text = trace.map((l) => `${l.dir}: ${l.line}`).join("\n");
+    expect(trace.every((l) => l.linkId === "L-7103")).toBe(true); // other links are not traced
+    expect(text).toMatch(/C: \S+ (LOGIN|AUTHENTICATE)\b.*\[credentials redacted\]/);
+    expect(text).toMatch(/C: \S+ (SELECT|EXAMINE) /);
+    expect(text).toMatch(/\[content redacted\]/); // the message was fetched, its content not logged
+    expect(text).not.toContain(w.dc.master.pass);
+    expect(text).not.toMatch(/Zed Tracer|4930999888/);
+  }, 60_000);
 });

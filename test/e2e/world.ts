@@ -69,6 +69,9 @@ export interface WorldOptions {
   maxUserIpConnections?: number;
   /** A store without a master user: links need their own passwords (src/app/credentials.ts). */
   noMasterUser?: boolean;
+  /** The store speaks TLS (implicit or STARTTLS) with a certificate from its own CA, which only
+   *  the endpoint's caBundle trusts (not NODE_EXTRA_CA_CERTS). */
+  storeTls?: "implicit" | "starttls";
   /** Fixed ports for the local stack (random when omitted). */
   ports?: { azurite?: { blob: number; queue: number; table: number }; host?: number; imap?: number };
   logger?: Logger;
@@ -110,13 +113,14 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   const platform = Object.fromEntries((options.disabledFunctions ?? []).map((name) => [`AzureWebJobs.${name}.Disabled`, "true"]));
   const host = await startDevHost({ disabledFunctions: disabledFunctions(platform), masterKey: MASTER_KEY,  definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, queueTriggers: options.queueWorkers ?? true, port: options.ports?.host });
   const users = Object.fromEntries(options.users.map((u) => [u, `pw-${u}`]));
-  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, noMasterUser: options.noMasterUser, push: options.storePush === false ? undefined : { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret, endpointId: ENDPOINT }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
+  const storeCerts = options.storeTls ? ensureTestCerts(path.join(path.dirname(certs.caCertPath), "..", "store-certs")) : undefined;
+  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, noMasterUser: options.noMasterUser, ...(storeCerts ? { tls: { keyPath: storeCerts.serverKeyPath, certPath: storeCerts.serverCertPath, starttls: options.storeTls === "starttls" } } : {}), push: options.storePush === false ? undefined : { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret, endpointId: ENDPOINT }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
   const secretsFile = path.join(dir, "secrets.json");
   // The world's store and profiles belong to its tenant (unless a test says otherwise), and the
   // store signs its pushes with its own secret (docs/security.md).
   const owned = (x: Record<string, unknown>) => ("tenantId" in x || "shared" in x ? x : { ...x, tenantId: TENANT });
   fs.writeFileSync(secretsFile, JSON.stringify({
-    endpoints: [owned({ id: ENDPOINT, host: dc.host, port: dc.port, tls: "plaintext", maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...options.endpoint })],
+    endpoints: [owned({ id: ENDPOINT, host: dc.host, port: dc.port, tls: options.storeTls ?? "plaintext", ...(storeCerts ? { caBundle: fs.readFileSync(storeCerts.caCertPath, "utf8") } : {}), maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...options.endpoint })],
     profiles: (options.profiles ?? []).map((p) => owned(p as Record<string, unknown>)),
     secrets: { [`${ENDPOINT}--signing`]: storeSecret },
   }), { mode: 0o600 });

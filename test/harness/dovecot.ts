@@ -23,8 +23,9 @@ export interface DovecotOptions {
    * `secret`, requests are signed like src/webhooks/storeNotifications.ts expects.
    */
   push?: { url: string; secret?: string; headerName?: string; headerValue?: string; /** Signs "<ts>.<endpointId>.push.<body>" (src/security/endpointSecrets.ts). */ endpointId?: string };
-  /** Implicit TLS (IMAPS) with this key and certificate instead of plaintext. */
-  tls?: { keyPath: string; certPath: string };
+  /** Implicit TLS (IMAPS) with this key and certificate instead of plaintext; with `starttls`,
+   *  the plain IMAP port instead, TLS required through STARTTLS (RFC 3501 section 6.2.1). */
+  tls?: { keyPath: string; certPath: string; starttls?: boolean };
   /** Caps concurrent connections per user+IP (connection-limit tests). */
   maxUserIpConnections?: number;
   extraConf?: string;
@@ -183,12 +184,12 @@ userdb {
 service imap-login {
   inet_listener imap {
     address = 127.0.0.1
-    port = ${options.tls ? 0 : port}
+    port = ${options.tls && !options.tls.starttls ? 0 : port}
   }
   inet_listener imaps {
     address = 127.0.0.1
-    port = ${options.tls ? port : 0}
-    ssl = ${options.tls ? "yes" : "no"}
+    port = ${options.tls && !options.tls.starttls ? port : 0}
+    ssl = ${options.tls && !options.tls.starttls ? "yes" : "no"}
   }
 }
 protocol imap {
