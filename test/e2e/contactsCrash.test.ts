@@ -23,7 +23,12 @@ import { countWrites, crashRun } from "../harness/crash.js";
 const POOL = 60;
 const mailboxes = Array.from({ length: POOL }, (_, i) => `k${i}`);
 const PROFILE = { id: "people", displayName: "Contacts", contacts: { enabled: true } };
-const w = await startWorld({ users: mailboxes, timers: false, quiet: true, profiles: [PROFILE] });
+// The harness store is Dovecot: its connection budget (src/app/connectionBudget.ts, 10 per user,
+// 200 per address), not the generic 16 per address. Every SIGKILLed worker keeps its slots until
+// their lease runs out (60 s, by design: a dead instance cannot hand them back), so with the
+// cases running concurrently the generic address budget ran out and runs were put off
+// (IMAP_CONNECTION_LIMIT) before they could crash or settle, which is not what this suite tests.
+const w = await startWorld({ users: mailboxes, timers: false, quiet: true, profiles: [PROFILE], endpoint: { vendor: "dovecot" } });
 afterAll(async () => { await w.stop(); });
 
 /** The restarted worker: one ordinary run in this process. */
