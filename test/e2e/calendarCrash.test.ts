@@ -23,7 +23,8 @@ import { countWrites, crashRun } from "../harness/crash.js";
 
 const POOL = 40;
 const mailboxes = Array.from({ length: POOL }, (_, i) => `m${i}`);
-const w = await startWorld({ users: mailboxes, timers: false, quiet: true });
+// Dovecot's connection budget, as in the other crash suites (SIGKILLed workers hold their slots).
+const w = await startWorld({ users: mailboxes, timers: false, quiet: true, endpoint: { vendor: "dovecot" } });
 afterAll(async () => { await w.stop(); });
 
 /** The restarted worker: one ordinary run in this process (the same ports as the child's). */
