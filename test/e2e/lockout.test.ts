@@ -69,6 +69,11 @@ describe("lockout protection", () => {
     await w.dc.lda("7101", avayaVoiceMessage({ id: "lock-1" }));
     const before = failedLogins().length;
     const started = Date.now();
+    // The first refusal comes from one link's run; then every link is triggered again and again.
+    // (Runs of several links already past the gate when that refusal lands each fail once: a
+    // known gap, see issue #16's note; this test holds the gate to its promise after the stop.)
+    await enqueueSync(w.deps.syncQueue, { linkId: "L-7101", reason: "poll", at: Date.now() });
+    await expect.poll(async () => (await storeAccessState(w.deps).getBlock(`endpoint:${ENDPOINT}`))?.state, { timeout: 20_000 }).toBe("blocked");
     await hammer(10_000);
     // A probe may still be waiting out Dovecot's own penalty for failed logins from this
     // address (anvil's auth penalty): settle until every probe the gate let through has an answer.
