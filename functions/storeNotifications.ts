@@ -1,5 +1,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
 import type { FunctionDefinition } from "./definition.js";
+// Dependency-free module: the limits cost nothing at start-up (src/webhooks/limits.ts).
+import { MAX_STORE_BODY_BYTES } from "../src/webhooks/limits.js";
 
 async function storeNotifications(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
   // src/ is imported on first use (functions/index.ts: only the wiring loads at start).
@@ -9,6 +11,6 @@ async function storeNotifications(req: HttpRequest, _ctx: InvocationContext): Pr
 
 export const storeNotificationsFunction: FunctionDefinition = {
   name: "storeNotifications",
-  trigger: { kind: "http", route: "store/notifications/{endpointId}", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: 256 * 1024 /* = MAX_STORE_BODY_BYTES (src/webhooks/storeNotifications.ts; test/e2e/tenantIsolation.test.ts compares) */ },
+  trigger: { kind: "http", route: "store/notifications/{endpointId}", methods: ["POST"], authLevel: "anonymous", maxBodyBytes: MAX_STORE_BODY_BYTES },
   handler: storeNotifications,
 };
