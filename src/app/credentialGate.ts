@@ -13,15 +13,18 @@
  * An ambiguous refusal (no response code, a wording that fits both a wrong password and a busy
  * store) first backs off like a busy store ("doubtful"); a second in a row blocks.
  *
- * Within one process the first login with a credential not yet seen working goes alone (the
- * others wait for its outcome), so a changed password costs one failed login, not one per
- * queued run. Across instances, logins already in flight when the first failure lands can
- * still fail once each (at most the connection budget's worth).
+ * Within one process logins with one credential go one at a time by default (the endpoint's
+ * `loginsAtOnce`), each after reading the block row: a password changed on the store while
+ * runs are queued costs one failed login per instance, not one per queued run (logins sent
+ * before the first refusal was answered would all count against the store's lockout policy).
+ * A credential not yet seen working here always goes alone. Across instances, logins already
+ * in flight when the first refusal lands can still fail once each (one per instance).
  */
 import { ConnectorError, isConnectorError } from "../errors.js";
 import type { CredentialBlock } from "../state/storeAccessState.js";
 import { secretFingerprint, storeAccessState, type LoginCredential } from "./credentials.js";
 import type { Deps } from "./deps.js";
+import { Semaphore } from "../semaphore.js";
 
 const MAX_WINDOW_SECONDS = 6 * 3600;
 /** An ambiguous answer is waited out this long at most before the one retry that decides. */
@@ -36,6 +39,8 @@ export function backoffSeconds(base: number, probes: number): number {
 const verified = new Map<string, string>();
 /** The login in flight for a credential not yet verified here. */
 const firstLogin = new Map<string, Promise<unknown>>();
+/** Logins in flight per credential (key) in this process. */
+const loginSlots = new Map<string, Semaphore>();
 
 function describe(c: Pick<CredentialBlock, "endpointId" | "linkId">): string {
   return c.linkId ? `link ${c.linkId}'s own password on ${c.endpointId}` : `the super-user credential of ${c.endpointId}`;
@@ -61,6 +66,19 @@ export interface GateOptions {
  * ambiguous).
  */
 export async function gatedLogin<T>(deps: Deps, cred: LoginCredential, login: () => Promise<T>, options: GateOptions = {}): Promise<T> {
+  // An operator's test is deliberate and single: it does not queue behind the runs.
+  if (options.operatorTest) return gateAndLogin(deps, cred, login, options);
+  let slots = loginSlots.get(cred.key);
+  if (!slots) loginSlots.set(cred.key, (slots = new Semaphore(cred.endpoint.loginsAtOnce ?? 1)));
+  try {
+    // The block is read inside the slot, so a login queued behind a refused one sees the block.
+    return await slots.run(() => gateAndLogin(deps, cred, login, options));
+  } finally {
+    if (slots.idle && loginSlots.get(cred.key) === slots) loginSlots.delete(cred.key);
+  }
+}
+
+async function gateAndLogin<T>(deps: Deps, cred: LoginCredential, login: () => Promise<T>, options: GateOptions): Promise<T> {
   const access = storeAccessState(deps);
   const fp = secretFingerprint(cred.key, cred.endpoint.auth.password);
   const retry = cred.endpoint.authRetrySeconds ?? 1800;

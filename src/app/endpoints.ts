@@ -66,6 +66,13 @@ export const endpointSchema = z.object({
    */
   authRetrySeconds: z.number().int().min(1).max(86_400).default(1800),
   /**
+   * Logins with one credential in flight at once per instance. Each is one failed attempt on
+   * the store's lockout counter if the password changed meanwhile, so the default is 1 (a
+   * login is a few round trips; runs then share the session time, not the login). Raise only
+   * for a store whose lockout threshold is generous.
+   */
+  loginsAtOnce: z.number().int().min(1).max(8).default(1),
+  /**
    * How changes on the store reach us: its own push hook (POST to /api/store/notifications),
    * IDLE watchers holding a connection per mailbox (src/app/watchers.ts), or the poll alone.
    * The poll runs in every case as the safety net.
@@ -231,7 +238,7 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
     const { passwordSecret: _n, password: _p, passwordPerLink, ...rest } = e.auth;
     endpoints.set(e.id, {
       id: e.id, host: e.host, port: e.port, tls: e.tls, auth: { ...rest, password } as ImapAuth, maxConnections: e.maxConnections,
-      authRetrySeconds: e.authRetrySeconds, ...(passwordPerLink ? { passwordPerLink } : {}),
+      authRetrySeconds: e.authRetrySeconds, loginsAtOnce: e.loginsAtOnce, ...(passwordPerLink ? { passwordPerLink } : {}),
       connectionBudget: { ...VENDOR_BUDGETS[e.vendor], ...e.connectionBudget }, notify: e.notify,
       caBundle: e.caBundle ?? (e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined),
     });

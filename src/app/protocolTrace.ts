@@ -41,7 +41,10 @@ export async function startTrace(deps: Deps, target: TraceTarget, minutes: numbe
   if (target.kind === "endpoint") (await deps.directory()).endpoint(target.endpointId);
   const until = Date.now() + minutes * 60_000;
   await storeAccessState(deps).putMark(`trace:${keyOf(target)}`, String(until));
-  cache.delete(keyOf(target)); // this process at once; other instances within TRACE_CHECK_MS
+  // This process at once (a read already in flight must not put the old answer back); other
+  // instances within TRACE_CHECK_MS.
+  cache.delete(keyOf(target));
+  switchedAt.set(keyOf(target), (switchedAt.get(keyOf(target)) ?? 0) + 1);
   deps.log.info("imap.trace.started", { target: keyOf(target), until: new Date(until).toISOString() });
   return { until: new Date(until).toISOString() };
 }
@@ -49,11 +52,14 @@ export async function startTrace(deps: Deps, target: TraceTarget, minutes: numbe
 /** How often a connection's trace switch is read again (per process). */
 const TRACE_CHECK_MS = 5000;
 const cache = new Map<string, { at: number; until: number }>();
+/** Times a trace was switched in this process, per key: a read older than the switch is not cached. */
+const switchedAt = new Map<string, number>();
 async function traceUntil(deps: Deps, key: string): Promise<number> {
   const hit = cache.get(key);
   if (hit && Date.now() - hit.at < TRACE_CHECK_MS) return hit.until;
+  const generation = switchedAt.get(key);
   const until = Number((await storeAccessState(deps).getMark(`trace:${key}`)) ?? 0);
-  cache.set(key, { at: Date.now(), until });
+  if (switchedAt.get(key) === generation) cache.set(key, { at: Date.now(), until });
   return until;
 }
 

@@ -15,6 +15,7 @@ import {
 import { ConnectorError } from "../errors.js";
 import type { TokenSource } from "./auth.js";
 import { GRAPH_REQUEST_DEADLINE_MS, withDeadline } from "../timeouts.js";
+import { Semaphore } from "../semaphore.js";
 
 export interface GraphRequest {
   method: "GET" | "POST" | "PATCH" | "DELETE";
@@ -28,25 +29,6 @@ export interface GraphRequest {
 
 /** Longest Retry-After waited out inside a request; longer ones end the run (requeued). */
 export const MAX_INLINE_RETRY_AFTER_SECONDS = 10;
-
-class Semaphore {
-  private active = 0;
-  private waiters: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    // A freed slot is handed straight to the next waiter, so a newcomer cannot slip in
-    // between and make it five in flight.
-    if (this.active >= this.limit) await new Promise<void>((r) => this.waiters.push(r));
-    else this.active++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiters.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
 
 export interface GraphStats {
   requests: number;

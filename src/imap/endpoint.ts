@@ -30,6 +30,8 @@ export interface ImapEndpoint {
   acquireTimeoutMs?: number;
   /** Base wait before a rejected credential is tried again (src/app/credentialGate.ts). */
   authRetrySeconds?: number;
+  /** Logins with one credential in flight at once per instance (src/app/credentialGate.ts); default 1. */
+  loginsAtOnce?: number;
   /** Links log in with their own passwords (src/app/credentials.ts); auth.password may be "". */
   passwordPerLink?: boolean;
   /** Connections the store allows per user / per client address, across all instances (src/app/connectionBudget.ts). */
