@@ -84,6 +84,15 @@ param maximumInstanceCount int = 100
 @maxValue(20)
 param alwaysReadyHttpInstances int = 1
 
+@description('Network path to an on-premises voice store: VNet integration + NAT gateway with one static outbound IP (docs/deploy.md "Reaching the voice store").')
+param enableNetworkPath bool = false
+
+@description('Also private endpoints for Storage and Key Vault (needs enableNetworkPath).')
+param enablePrivateEndpoints bool = false
+
+@description('Address space of the VNet; must not overlap the store site network reached over VPN / ExpressRoute.')
+param vnetAddressPrefix string = '10.90.0.0/24'
+
 var abbrs = loadJsonContent('./abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
@@ -141,6 +150,24 @@ module rbac './app/rbac.bicep' = {
   dependsOn: [ identity, storage, keyVault, monitoring ]
 }
 
+module network './app/network.bicep' = {
+  name: 'network'
+  scope: rg
+  params: {
+    enableNetworkPath: enableNetworkPath
+    enablePrivateEndpoints: enablePrivateEndpoints
+    location: location
+    tags: tags
+    namePrefix: 'umconnect-${resourceToken}'
+    vnetAddressPrefix: vnetAddressPrefix
+    appSubnetPrefix: cidrSubnet(vnetAddressPrefix, 26, 0)
+    privateEndpointSubnetPrefix: cidrSubnet(vnetAddressPrefix, 27, 2)
+    storageAccountName: names.storage
+    keyVaultName: names.keyVault
+  }
+  dependsOn: [ storage, keyVault ]
+}
+
 module api './app/api.bicep' = {
   name: 'api'
   scope: rg
@@ -158,6 +185,7 @@ module api './app/api.bicep' = {
     publicBaseUrl: empty(publicBaseUrl) ? 'https://${names.functionApp}.azurewebsites.net' : publicBaseUrl
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
+    virtualNetworkSubnetId: network.outputs.appSubnetId
   }
   dependsOn: [ rbac ]
 }
@@ -175,6 +203,8 @@ output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 // The settings the operator CLI needs on a workstation (src/config.ts names).
+// The one address the voice store sees (network path on): for its firewall and IMAP access list.
+output UMC_OUTBOUND_IP string = network.outputs.outboundIp
 output UMC_TABLE_SERVICE_URI string = storage.outputs.tableEndpoint
 output UMC_QUEUE_SERVICE_URI string = storage.outputs.queueEndpoint
 output UMC_KEY_VAULT_URI string = keyVault.outputs.uri

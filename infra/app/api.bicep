@@ -29,6 +29,8 @@ param publicBaseUrl string
 param maximumInstanceCount int
 @description('Always-ready instances of the HTTP group.')
 param alwaysReadyHttpInstances int
+@description('Subnet for VNet integration (network.bicep output appSubnetId); empty: no VNet integration.')
+param virtualNetworkSubnetId string = ''
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = { name: storageAccountName }
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' existing = { name: identityName }
@@ -53,6 +55,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Flex Consumption sends all outbound traffic through the integrated subnet (and so through
+    // its NAT gateway) once this is set (https://learn.microsoft.com/azure/azure-functions/flex-consumption-how-to#enable-virtual-network-integration).
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     keyVaultReferenceIdentity: identityId
     functionAppConfig: {
       deployment: {

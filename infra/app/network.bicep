@@ -28,10 +28,15 @@ param appSubnetPrefix string = '10.90.0.0/26'
 @description('Subnet for private endpoints.')
 param privateEndpointSubnetPrefix string = '10.90.0.64/27'
 
-@description('Resource id of the storage account (private endpoints for table, queue, blob).')
-param storageAccountId string = ''
-@description('Resource id of the Key Vault (private endpoint "vault").')
-param keyVaultId string = ''
+// Names, not resource ids: ids known only at run time would cut What-If short (linter rule
+// what-if-short-circuiting); the existing resources give the ids.
+@description('Storage account name (private endpoints for table, queue, blob); empty: none.')
+param storageAccountName string = ''
+@description('Key Vault name (private endpoint "vault"); empty: none.')
+param keyVaultName string = ''
+
+resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = if (!empty(storageAccountName)) { name: storageAccountName }
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = if (!empty(keyVaultName)) { name: keyVaultName }
 
 resource natIp 'Microsoft.Network/publicIPAddresses@2023-11-01' = if (enableNetworkPath) {
   name: '${namePrefix}-nat-ip'
@@ -84,59 +89,59 @@ resource vnet 'Microsoft.Network/virtualNetworks@2023-11-01' = if (enableNetwork
 var storageGroups = [ 'table', 'queue', 'blob' ]
 var privateEndpoints = enableNetworkPath && enablePrivateEndpoints
 
-resource storageEndpoints 'Microsoft.Network/privateEndpoints@2023-11-01' = [for g in storageGroups: if (privateEndpoints && !empty(storageAccountId)) {
+resource storageEndpoints 'Microsoft.Network/privateEndpoints@2023-11-01' = [for g in storageGroups: if (privateEndpoints && !empty(storageAccountName)) {
   name: '${namePrefix}-pe-st-${g}'
   location: location
   tags: tags
   properties: {
     subnet: { id: '${vnet.id}/subnets/private-endpoints' }
-    privateLinkServiceConnections: [ { name: g, properties: { privateLinkServiceId: storageAccountId, groupIds: [ g ] } } ]
+    privateLinkServiceConnections: [ { name: g, properties: { privateLinkServiceId: storageAccount.id, groupIds: [ g ] } } ]
   }
 }]
 
-resource storageZones 'Microsoft.Network/privateDnsZones@2020-06-01' = [for g in storageGroups: if (privateEndpoints && !empty(storageAccountId)) {
+resource storageZones 'Microsoft.Network/privateDnsZones@2020-06-01' = [for g in storageGroups: if (privateEndpoints && !empty(storageAccountName)) {
   name: 'privatelink.${g}.${environment().suffixes.storage}'
   location: 'global'
   tags: tags
 }]
 
-resource storageZoneLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = [for (g, i) in storageGroups: if (privateEndpoints && !empty(storageAccountId)) {
+resource storageZoneLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = [for (g, i) in storageGroups: if (privateEndpoints && !empty(storageAccountName)) {
   parent: storageZones[i]
   name: 'vnet'
   location: 'global'
   properties: { virtualNetwork: { id: vnet.id }, registrationEnabled: false }
 }]
 
-resource storageZoneGroups 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023-11-01' = [for (g, i) in storageGroups: if (privateEndpoints && !empty(storageAccountId)) {
+resource storageZoneGroups 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023-11-01' = [for (g, i) in storageGroups: if (privateEndpoints && !empty(storageAccountName)) {
   parent: storageEndpoints[i]
   name: 'default'
   properties: { privateDnsZoneConfigs: [ { name: g, properties: { privateDnsZoneId: storageZones[i].id } } ] }
 }]
 
-resource vaultEndpoint 'Microsoft.Network/privateEndpoints@2023-11-01' = if (privateEndpoints && !empty(keyVaultId)) {
+resource vaultEndpoint 'Microsoft.Network/privateEndpoints@2023-11-01' = if (privateEndpoints && !empty(keyVaultName)) {
   name: '${namePrefix}-pe-kv'
   location: location
   tags: tags
   properties: {
     subnet: { id: '${vnet.id}/subnets/private-endpoints' }
-    privateLinkServiceConnections: [ { name: 'vault', properties: { privateLinkServiceId: keyVaultId, groupIds: [ 'vault' ] } } ]
+    privateLinkServiceConnections: [ { name: 'vault', properties: { privateLinkServiceId: keyVault.id, groupIds: [ 'vault' ] } } ]
   }
 }
 
-resource vaultZone 'Microsoft.Network/privateDnsZones@2020-06-01' = if (privateEndpoints && !empty(keyVaultId)) {
+resource vaultZone 'Microsoft.Network/privateDnsZones@2020-06-01' = if (privateEndpoints && !empty(keyVaultName)) {
   name: 'privatelink.vaultcore.azure.net'
   location: 'global'
   tags: tags
 }
 
-resource vaultZoneLink 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = if (privateEndpoints && !empty(keyVaultId)) {
+resource vaultZoneLink 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = if (privateEndpoints && !empty(keyVaultName)) {
   parent: vaultZone
   name: 'vnet'
   location: 'global'
   properties: { virtualNetwork: { id: vnet.id }, registrationEnabled: false }
 }
 
-resource vaultZoneGroup 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023-11-01' = if (privateEndpoints && !empty(keyVaultId)) {
+resource vaultZoneGroup 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023-11-01' = if (privateEndpoints && !empty(keyVaultName)) {
   parent: vaultEndpoint
   name: 'default'
   properties: { privateDnsZoneConfigs: [ { name: 'vault', properties: { privateDnsZoneId: vaultZone.id } } ] }
@@ -146,4 +151,4 @@ resource vaultZoneGroup 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups
 output appSubnetId string = enableNetworkPath ? '${vnet.id}/subnets/app' : ''
 
 @description('The one outbound address of every instance: give it to the voice store\'s admin for the firewall / access list.')
-output outboundIp string = enableNetworkPath ? natIp.properties.ipAddress : ''
+output outboundIp string = enableNetworkPath ? natIp!.properties.ipAddress : ''

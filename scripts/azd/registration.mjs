@@ -44,6 +44,16 @@ const GRAPH_APP_ROLES = {
   "Contacts.ReadWrite": "6918b873-d17a-4dc1-b314-35f528134491", // two-way contacts
   "User.Read.All": "df021288-bdef-4463-88db-98f22de89214", // match voice mailboxes to users by SMTP address
 };
+/**
+ * Asked for only when the environment uses it (least privilege): `azd env set
+ * UMC_GROUP_LINKING true` for `umconnect group-link` (the group members delta,
+ * https://learn.microsoft.com/graph/api/group-delta lists GroupMember.Read.All as the least
+ * privileged application permission). Customer tenants consent again after it is added.
+ */
+const OPTIONAL_GRAPH_APP_ROLES = {
+  "GroupMember.Read.All": { id: "98830695-27a2-44f7-8c18-0c3ebc9698f6", when: () => env.UMC_GROUP_LINKING === "true" },
+};
+const graphAppRoles = () => [...Object.values(GRAPH_APP_ROLES), ...Object.values(OPTIONAL_GRAPH_APP_ROLES).filter((r) => r.when()).map((r) => r.id)];
 /** Stable ids for what this app defines itself (used when the app has none of that value yet). */
 const ADMIN_ROLE_ID = "5b0c3f8e-6d1e-4f1a-9a57-2d3e0c1a7b11";
 const ADMIN_SCOPE_ID = "8f6e4d2a-1c3b-4e5f-a7b9-0d1e2f3a4b5c";
@@ -110,7 +120,7 @@ function desiredApp(appId, existing, withPreAuthorization = true) {
   const scopeId = existing?.api?.oauth2PermissionScopes?.find((s) => s.value === "admin")?.id ?? ADMIN_SCOPE_ID;
   return {
     signInAudience: "AzureADMultipleOrgs",
-    requiredResourceAccess: [{ resourceAppId: GRAPH_APP_ID, resourceAccess: Object.values(GRAPH_APP_ROLES).map((id) => ({ id, type: "Role" })) }],
+    requiredResourceAccess: [{ resourceAppId: GRAPH_APP_ID, resourceAccess: graphAppRoles().map((id) => ({ id, type: "Role" })) }],
     appRoles: [{ id: roleId, allowedMemberTypes: ["User"], description: "Read umconnect status and operate links", displayName: "umconnect administrator", isEnabled: true, value: "Umconnect.Admin" }],
     ...(appId ? { identifierUris: [`api://${appId}`] } : {}),
     api: {

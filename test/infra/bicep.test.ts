@@ -212,6 +212,28 @@ describe.runIf("bin" in found)("infra compiled to ARM JSON", () => {
     expect(insights.DisableLocalAuth).toBe(true);
   });
 
+  it("wires the network path to the store: off by default; on, the app's outbound leaves through the NAT gateway's one IP", () => {
+    for (const p of ["enableNetworkPath", "enablePrivateEndpoints"]) expect(arm.parameters[p], p).toMatchObject({ type: "bool", defaultValue: false });
+    const network = resources(arm).find((r) => r.type === "Microsoft.Resources/deployments" && /'network'|^network$/.test(String(r.name)))!;
+    expect(network, "infra/main.bicep calls app/network.bicep").toBeDefined();
+    expect(network.properties.parameters.enableNetworkPath.value).toMatch(/parameters\('enableNetworkPath'\)/);
+    // Private endpoints get names (resolved inside the module), never run-time ids.
+    expect(network.properties.parameters.storageAccountName.value).toMatch(/names'\)\.storage/);
+    expect(network.properties.parameters.keyVaultName.value).toMatch(/names'\)\.keyVault/);
+    const inner = resources(network.properties.template);
+    const vnet = inner.find((r) => r.type === "Microsoft.Network/virtualNetworks")!;
+    const appSubnet = vnet.properties.subnets.find((s: Json) => s.name === "app");
+    expect(appSubnet.properties.delegations[0].properties.serviceName).toBe("Microsoft.App/environments");
+    expect(JSON.stringify(appSubnet.properties.natGateway)).toMatch(/natGateways/);
+    expect(inner.find((r) => r.type === "Microsoft.Network/natGateways")!.properties.idleTimeoutInMinutes).toBe(30);
+    for (const r of inner.filter((x) => String(x.type).startsWith("Microsoft.Network/"))) expect(r.condition, `${r.type} only when switched on`).toBeDefined();
+    // The app integrates with the module's subnet (null when off: no VNet integration).
+    expect(site().properties.virtualNetworkSubnetId).toMatch(/if\(empty\(parameters\('virtualNetworkSubnetId'\)\), null\(\)/);
+    const api = resources(arm).find((r) => r.type === "Microsoft.Resources/deployments" && /'api'|^api$/.test(String(r.name)))!;
+    expect(api.properties.parameters.virtualNetworkSubnetId.value).toMatch(/'network'.*outputs\.appSubnetId/);
+    expect(arm.outputs.UMC_OUTBOUND_IP.value).toMatch(/'network'.*outputs\.outboundIp/);
+  });
+
   it("gives every required parameter a value from the azd environment", () => {
     const params = JSON.parse(read("infra/main.parameters.json")).parameters as Json;
     for (const [p, def] of Object.entries<Json>(arm.parameters)) {

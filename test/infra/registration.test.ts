@@ -258,6 +258,21 @@ describe("azd hooks: app registration, Key Vault, secrets", () => {
     expect(w.sps.has(old.appId)).toBe(true);
   }, 60_000);
 
+  it("asks for GroupMember.Read.All only once group linking is switched on, and then once", async () => {
+    w = world();
+    freshEnv();
+    expect(await runHook("preprovision")).toMatchObject({ code: 0 });
+    const roles = () => ([...w.apps.values()][0] as any).requiredResourceAccess[0].resourceAccess.map((r: any) => r.id).sort();
+    expect(roles()).toEqual([...GRAPH_ROLES].sort());
+    // `azd env set UMC_GROUP_LINKING true`, then `azd provision`.
+    fs.writeFileSync(azdEnvFile(), JSON.stringify({ ...JSON.parse(fs.readFileSync(azdEnvFile(), "utf8")), UMC_GROUP_LINKING: "true" }));
+    expect(await runHook("preprovision")).toMatchObject({ code: 0 });
+    expect(roles()).toEqual([...GRAPH_ROLES, "98830695-27a2-44f7-8c18-0c3ebc9698f6"].sort());
+    w.log = [];
+    expect(await runHook("preprovision")).toMatchObject({ code: 0 });
+    expect(writes()).toEqual([]);
+  }, 60_000);
+
   it("refuses a client id that is no app in the tenant, saying what to do", async () => {
     w = world();
     freshEnv({ UMC_APP_CLIENT_ID: "11111111-2222-4333-8444-555555555555" });
