@@ -265,6 +265,9 @@ describe("infra as text (also without a compiler)", () => {
     expect(azure).toMatch(/host: function/);
     expect(azure).toMatch(/preprovision:[\s\S]*registration\.mjs preprovision/);
     expect(azure).toMatch(/postprovision:[\s\S]*registration\.mjs postprovision/);
+    // The package: built, runtime dependencies only; the working copy gets its tools back after.
+    expect(azure).toMatch(/prepackage:[\s\S]*run: npm ci && npm run build && npm prune --omit=dev\n/);
+    expect(azure).toMatch(/postpackage:[\s\S]*run: npm ci\n/);
   });
 
   it("scopes mailboxes loudly: stops on errors, never assigns a role without the scope", () => {
