@@ -12,6 +12,7 @@ import { QUEUED_MARK_SECONDS, requestChangeRun, runKeyOf } from "./linkRun.js";
 import { kindOfResource } from "./subscriptions.js";
 import { nonceTime } from "../webhooks/clientState.js";
 import { withDeadline } from "../timeouts.js";
+import { Semaphore } from "../semaphore.js";
 import type { SubscriptionRecord } from "../state/stateStore.js";
 
 /** Graph expects an answer within 3 s (change-notifications-delivery-webhooks: slow endpoints
@@ -109,11 +110,24 @@ export async function handleGraphNotification(deps: Deps, url: URL, body: string
   }
 }
 
+/**
+ * The voice store's push hook waits for this answer inside its own delivery (Dovecot's Lua
+ * push runs in the LDA / IMAP process), so it gets the same budget as Graph: 202 once the runs
+ * are queued, 503 with Retry-After when storage cannot make them durable in time (the poll
+ * timer syncs anyway).
+ */
+export const STORE_WEBHOOK_BUDGET_MS = WEBHOOK_BUDGET_MS;
+/** Users of one batch handled at once (a batch holds up to 1,000 events). */
+const STORE_USERS_AT_ONCE = 16;
+
 export async function handleStoreNotification(deps: Deps, endpointId: string, body: string, timestamp: string | null, signature: string | null): Promise<HttpResponseInit> {
+  const started = Date.now();
+  const left = () => Math.max(1, STORE_WEBHOOK_BUDGET_MS - (Date.now() - started));
   try {
     // The endpoint's own secret: an unknown endpoint, or one without a secret yet, gets the same
     // 401 as a bad signature (nothing to learn about which endpoints exist). Polling still syncs.
-    const keys = (await deps.directory()).signingKeys(endpointId);
+    const directory = await withDeadline(deps.directory(), left(), "STATE_UNAVAILABLE", "directory");
+    const keys = directory.signingKeys(endpointId);
     const events = verifyStoreNotification({ keys, endpointId, body, timestampHeader: timestamp, signatureHeader: signature, nowSeconds: Math.floor(Date.now() / 1000), replay: deps.storeReplay });
     const at = Date.now();
     // One run per user and kind: a change in the contacts folder syncs contacts, anything
@@ -125,20 +139,25 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
       if (!byUser.has(u)) byUser.set(u, new Set());
       byUser.get(u)!.add(e.mailbox);
     }
-    for (const [user, folders] of byUser) {
-      const link = await deps.state.findLinkByVoice(endpointId, user);
-      if (link?.state !== "enabled") continue;
-      const profile = (await deps.directory()).linkProfile(link);
+    const slots = new Semaphore(STORE_USERS_AT_ONCE);
+    await Promise.all([...byUser].map(([user, folders]) => slots.run(async () => {
+      const link = await withDeadline(deps.state.findLinkByVoice(endpointId, user), left(), "STATE_UNAVAILABLE", "link lookup");
+      if (link?.state !== "enabled") return;
+      const profile = directory.linkProfile(link);
       const kinds = new Set<"voicemail" | "contacts">();
       for (const f of folders) {
         const folder = (f ?? "INBOX").toLowerCase();
         if (profile.contacts.enabled && folder === profile.contacts.folder.toLowerCase()) kinds.add("contacts");
         else if (!(profile.calendar.enabled && folder === profile.calendar.folder.toLowerCase())) kinds.add("voicemail");
       }
-      for (const kind of kinds) await requestChangeRun(deps, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: "store-change", at });
-    }
+      for (const kind of kinds) await withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
+    })));
     return { status: 202 };
   } catch (e) {
+    if (isConnectorError(e, "STATE_UNAVAILABLE")) {
+      deps.log.warn("store.notification.unavailable", { endpoint: endpointId.slice(0, 64), ms: Date.now() - started, error: e });
+      return unavailable();
+    }
     return errorResponse(e, deps, "store.notification");
   }
 }

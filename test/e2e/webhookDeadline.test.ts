@@ -6,7 +6,8 @@
  * notifications go through the dev host's real HTTP function.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startWorld, type World } from "./world.js";
+import { startWorld, ENDPOINT, type World } from "./world.js";
+import { signFor } from "../../src/security/endpointSecrets.js";
 import { startStorageProxy, type StorageProxy } from "../harness/storageProxy.js";
 import { buildDeps, setDeps } from "../../src/app/deps.js";
 import { loadConfig } from "../../src/config.js";
@@ -15,6 +16,15 @@ import { keepSubscriptions } from "../../src/app/subscriptions.js";
 
 let w: World;
 let proxy: StorageProxy;
+/** The voice store's push (Dovecot's Lua hook posts the same), signed with the endpoint's secret. */
+async function storePush(i: number): Promise<{ status: number; ms: number; retryAfter: string | null }> {
+  const body = JSON.stringify({ events: [{ event: "MessageNew", user: "5201", mailbox: "INBOX", uid: 100 + i, uidvalidity: 1 }] });
+  const ts = Math.floor(Date.now() / 1000);
+  const t0 = Date.now();
+  const res = await fetch(`${w.host.url}/api/store/notifications/${ENDPOINT}`, { method: "POST", headers: { "content-type": "application/json", "x-umc-timestamp": String(ts), "x-umc-signature": signFor(w.env.UMC_STORE_NOTIFY_SECRET!, ENDPOINT, "push", ts, body) }, body });
+  await res.arrayBuffer();
+  return { status: res.status, ms: Date.now() - t0, retryAfter: res.headers.get("retry-after") };
+}
 let notify: (path: "notifications" | "lifecycle", i: number) => Promise<{ status: number; ms: number; retryAfter: string | null }>;
 
 beforeAll(async () => {
@@ -38,7 +48,7 @@ beforeAll(async () => {
 afterAll(async () => { setDeps(w?.deps); await proxy?.stop(); await w?.stop(); });
 
 describe("webhook answers within 3 s", () => {
-  it("storage down: 503 with Retry-After, well within 3 s, on both webhooks", async () => {
+  it("storage down: 503 with Retry-After, well within 3 s, on both webhooks and the store's push", async () => {
     proxy.setMode({ kind: "down" });
     for (const path of ["notifications", "lifecycle"] as const) {
       const r = await notify(path, 1);
@@ -46,6 +56,11 @@ describe("webhook answers within 3 s", () => {
       expect(Number(r.retryAfter)).toBeGreaterThan(0);
       expect(r.ms).toBeLessThan(3000);
     }
+    // The store's hook waits inside its own delivery: it is not held for the storage's retries.
+    const r = await storePush(1);
+    expect(r).toMatchObject({ status: 503 });
+    expect(Number(r.retryAfter)).toBeGreaterThan(0);
+    expect(r.ms).toBeLessThan(3000);
   });
 
   it("storage slow (500 ms per call): 202 (durable) within 3 s, once the calls hung in the outage have timed out", async () => {
@@ -64,5 +79,11 @@ describe("webhook answers within 3 s", () => {
     const r = await notify("lifecycle", 3);
     expect(r.status).toBe(202);
     expect(r.ms).toBeLessThan(1000);
+    await w.deps.state.clearQueued("L-5201");
+    const before = (await w.deps.syncQueue.getProperties()).approximateMessagesCount ?? 0;
+    const p = await storePush(3);
+    expect(p.status).toBe(202);
+    expect(p.ms).toBeLessThan(1000);
+    expect((await w.deps.syncQueue.getProperties()).approximateMessagesCount ?? 0).toBeGreaterThan(before);
   });
 });
