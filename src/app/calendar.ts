@@ -76,10 +76,10 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
 export interface LocationReport { value: string | null; changed: boolean; nextChange?: string }
 
 export async function runLocationRequest(deps: Deps, req: SyncRequest): Promise<LinkRunResult<LocationReport | undefined>> {
-  return runLinkUnderLease(deps, req, "location", (link, log) => updateLocation(deps, link, log));
+  return runLinkUnderLease(deps, req, "location", (link, log, lease) => updateLocation(deps, link, log, lease));
 }
 
-async function updateLocation(deps: Deps, link: MailboxLink, log: Logger): Promise<LocationReport | undefined> {
+async function updateLocation(deps: Deps, link: MailboxLink, log: Logger, lease: Pick<LeaseGuard, "assertHeld">): Promise<LocationReport | undefined> {
   const dir = await deps.directory({ endpointId: link.endpointId, profileId: link.profileId });
   const profile = dir.linkProfile(link);
   if (!profile.calendar.enabled || !profile.calendar.changeLocation.enabled) return undefined;
@@ -91,9 +91,11 @@ async function updateLocation(deps: Deps, link: MailboxLink, log: Logger): Promi
     const changed = (previous?.location ?? null) !== state.value || previous?.lastSyncAt === undefined;
     if (changed) {
       const store = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" } });
-      try { await store.setMetadata(LOCATION_ENTRY, state.value); } finally { await store.close(); }
+      // Like every other write, only while this run holds the link's lease: a run that lost it
+      // could otherwise put back a location the newer run has already replaced.
+      try { lease.assertHeld(); await store.setMetadata(LOCATION_ENTRY, state.value); } finally { await store.close(); }
       const callback = dir.locationCallback(link.endpointId);
-      if (callback) await postLocation(deps, callback, link, state.value, now);
+      if (callback) { lease.assertHeld(); await postLocation(deps, callback, link, state.value, now); }
       log.info("location.changed", { value: state.value === null ? "none" : "set" });
     }
     const nextIso = state.nextChange?.toISOString();
