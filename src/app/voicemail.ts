@@ -152,7 +152,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
       adoptRequested: l.adoptRequested === link.adoptRequested ? undefined : l.adoptRequested,
     }));
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
-    if (acted || report.skipped) log.info("voicemail.sync.done", { reason: req.reason, ...report.actions, skipped: report.skipped, readDrift: report.readDrift, ms: Date.now() - started, triggerLagMs: req.at ? Date.now() - req.at : undefined });
+    if (acted || report.skipped) log.info("voicemail.sync.done", { reason: req.reason, ...report.actions, skipped: report.skipped, readDrift: report.readDrift, itemsRead: report.itemsRead, corrupt: report.corrupt || undefined, ms: Date.now() - started, triggerLagMs: req.at ? Date.now() - req.at : undefined });
     return report;
   } catch (e) {
     const err = ensureConnectorError(e, "INTERNAL", { mailboxId: link.linkId, tenantId: link.tenantId });
