@@ -24,6 +24,9 @@ import { guardLimits } from "./guardLimits.js";
 import { markUserGone } from "./userLifecycle.js";
 
 const folderIds = new Map<string, string>();
+/** How long a run's store writes are taken for its own when the store pushes them back: the
+ *  push fires inside the write, so this only needs to outlast a long run's writes. */
+const STORE_ECHO_SECONDS = 120;
 
 const isFull = isFullRun;
 
@@ -137,6 +140,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFull(req) ? "full" : "incremental",
         adoption: adoptionPorts(deps, link),
+        expectStoreEchoes: (writes) => deps.state.expectStoreEchoes(link.linkId, writes, STORE_ECHO_SECONDS),
       });
     } finally {
       await ports.voice.close();

@@ -5,6 +5,7 @@
  *   leases    PK "lease"   RK key                      one writer per mailbox
  *   runs      PK "run"     RK linkId                   coalesced follow-up requests
  *             PK "queued"  RK key                      a run of this key is queued
+ *             PK "echo"    RK linkId                   store writes a run is about to make (their pushes are its echo)
  *   nonces    PK "nonce"   RK nonce                    single-use consent states
  */
 import { ConnectorError, isConnectorError } from "../errors.js";
@@ -17,6 +18,13 @@ export interface Lease {
   expiresAt: number;
   etag: string;
 }
+
+/**
+ * One write the connector makes on a voice store, as the store's push reports it: "flags"
+ * (Dovecot reports a STORE +FLAGS as FlagsSet and FlagsClear events alike, so the direction
+ * cannot be told) or "expunge".
+ */
+export interface StoreEcho { uid: number; kind: "flags" | "expunge" }
 
 export class LeaseRows extends StateRows {
   // ---- leases ----------------------------------------------------------------------------
@@ -124,6 +132,45 @@ export class LeaseRows extends StateRows {
   async clearQueued(key: string): Promise<void> {
     const c = await this.tables.client("runs");
     await guard(() => c.deleteEntity("queued", keyOf(key))).catch((e) => { if (!isConnectorError(e, "NOT_FOUND")) throw e; });
+  }
+
+  // ---- own-echo suppression -------------------------------------------------------------
+
+  /**
+   * A run is about to write these to the link's voice mailbox. The store pushes each of its own
+   * writes back (Dovecot's push hook fires inside the STORE/EXPUNGE, before the command
+   * answers), so the row is written before the writes, replacing the last run's.
+   */
+  async expectStoreEchoes(linkId: string, writes: StoreEcho[], ttlSeconds: number): Promise<void> {
+    const c = await this.tables.client("runs");
+    await guard(() => c.upsertEntity(entity("echo", keyOf(linkId), { writes: JSON.stringify(writes.map((w) => `${w.uid}|${w.kind}`)), until: this.now() + ttlSeconds * 1000 }), "Replace"), { mailboxId: linkId });
+  }
+
+  /**
+   * True when every one of `events` is a write the link's last run announced: they are its own
+   * echo, and are taken (each answers one push only, so a later change the phone makes to the
+   * same message is a change again). False otherwise, or when another push took them meanwhile.
+   */
+  async takeStoreEchoes(linkId: string, events: StoreEcho[]): Promise<boolean> {
+    const c = await this.tables.client("runs");
+    const row = await getOrUndefined(c, "echo", keyOf(linkId));
+    if (!row || (num(row, "until") ?? 0) < this.now()) return false;
+    let expected: Set<string>;
+    try {
+      expected = new Set(JSON.parse(str(row, "writes") ?? "[]") as string[]);
+    } catch {
+      return false; // unreadable: the push starts a run, as without the row
+    }
+    const taken = new Set(events.map((e) => `${e.uid}|${e.kind}`));
+    if (![...taken].every((k) => expected.has(k))) return false;
+    const left = [...expected].filter((k) => !taken.has(k));
+    try {
+      await guard(() => c.updateEntity(entity("echo", keyOf(linkId), { writes: JSON.stringify(left), until: num(row, "until") }), "Replace", { etag: row.etag }), { mailboxId: linkId });
+      return true;
+    } catch (e) {
+      if (isConnectorError(e, "STATE_CONFLICT") || isConnectorError(e, "NOT_FOUND")) return false;
+      throw e;
+    }
   }
 
   // ---- single-use nonces (consent state) -----------------------------------------------

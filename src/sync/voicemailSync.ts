@@ -59,6 +59,11 @@ export interface VoicemailSyncDeps {
   };
   /** Plan only: nothing is written on either side or in state (`--dry-run`). */
   dryRun?: boolean;
+  /**
+   * Told the store writes the run is about to make, before it makes them, so that the store's
+   * pushes of them (its echo) start no run. Best effort: a failure only costs an extra run.
+   */
+  expectStoreEchoes?(writes: Array<{ uid: number; kind: "flags" | "expunge" }>): Promise<void>;
 }
 
 export interface VoicemailSyncReport {
@@ -171,6 +176,10 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   // requests in flight per mailbox (the Graph client enforces that cap), so that IMAP fetches,
   // parsing and state writes of some items overlap the Graph calls of others. The first
   // failure that is not an item problem stops the run once the actions in flight settled.
+  const echoes = storeWrites(plan.actions);
+  if (echoes.length && deps.expectStoreEchoes) {
+    await deps.expectStoreEchoes(echoes).catch((e: unknown) => log.warn("voicemail.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
+  }
   const queue = [...plan.actions];
   let fatal: ConnectorError | undefined;
   const worker = async () => {
@@ -207,6 +216,16 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   report.skippedTotal = counts.skipped;
   report.itemsRead = records.length;
   return report;
+}
+
+/** The store writes of a plan as the store's push reports them (an expunge sets \Deleted first). */
+function storeWrites(actions: VoicemailAction[]) {
+  const out: Array<{ uid: number; kind: "flags" | "expunge" }> = [];
+  for (const a of actions) {
+    if (a.kind === "setImapSeen" || (a.kind === "adopt" && a.setImapSeen)) out.push({ uid: a.imapUid, kind: "flags" });
+    else if (a.kind === "deleteInImap") out.push({ uid: a.imapUid, kind: "flags" }, { uid: a.imapUid, kind: "expunge" });
+  }
+  return out;
 }
 
 /** Records the guard counts as linked (both sides hold them in step). */
