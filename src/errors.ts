@@ -20,6 +20,7 @@ export type ErrorCode =
   // state store
   | "STATE_CONFLICT" // optimistic concurrency: the row changed under us (HTTP 412) or already exists (409)
   | "STATE_UNAVAILABLE"
+  | "STATE_CORRUPT" // one stored item row cannot be read (wrong types, missing key): that item is skipped and shown, the run goes on
   | "LEASE_HELD"
   | "LEASE_LOST" // our run's lease could not be renewed in time: the run stops before its next write
   // Graph

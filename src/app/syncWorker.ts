@@ -32,10 +32,17 @@ export async function runRequest(deps: Deps, req: SyncRequest) {
   }
 }
 
+/** Runs this process made, per "<kind>|<linkId>" (benchmarks and tests read it: runs per change). */
+export const runsMade = new Map<string, number>();
+
 export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<void> {
   const kind = req.kind ?? "voicemail";
   try {
-    await traceSyncRun({ kind, linkId: req.linkId, reason: req.reason, at: req.at }, () => runRequest(deps, req));
+    await traceSyncRun({ kind, linkId: req.linkId, reason: req.reason, at: req.at }, async () => {
+      const result = await runRequest(deps, req);
+      if (result.status === "ran") runsMade.set(`${kind}|${req.linkId}`, (runsMade.get(`${kind}|${req.linkId}`) ?? 0) + 1);
+      return result;
+    });
   } catch (e) {
     if (isConnectorError(e, "GRAPH_THROTTLED")) {
       const delay = Math.min(MAX_REQUEUE_SECONDS, Math.max(1, e.retryAfterSeconds ?? 60));

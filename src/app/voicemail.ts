@@ -24,6 +24,9 @@ import { guardLimits } from "./guardLimits.js";
 import { markUserGone } from "./userLifecycle.js";
 
 const folderIds = new Map<string, string>();
+/** How long a run's store writes are taken for its own when the store pushes them back: the
+ *  push fires inside the write, so this only needs to outlast a long run's writes. */
+const STORE_ECHO_SECONDS = 120;
 
 const isFull = isFullRun;
 
@@ -137,6 +140,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFull(req) ? "full" : "incremental",
         adoption: adoptionPorts(deps, link),
+        expectStoreEchoes: (writes) => deps.state.expectStoreEchoes(link.linkId, writes, STORE_ECHO_SECONDS),
       });
     } finally {
       await ports.voice.close();
@@ -152,7 +156,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
       adoptRequested: l.adoptRequested === link.adoptRequested ? undefined : l.adoptRequested,
     }));
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
-    if (acted || report.skipped) log.info("voicemail.sync.done", { reason: req.reason, ...report.actions, skipped: report.skipped, readDrift: report.readDrift, ms: Date.now() - started, triggerLagMs: req.at ? Date.now() - req.at : undefined });
+    if (acted || report.skipped) log.info("voicemail.sync.done", { reason: req.reason, ...report.actions, skipped: report.skipped, readDrift: report.readDrift, itemsRead: report.itemsRead, corrupt: report.corrupt || undefined, ms: Date.now() - started, triggerLagMs: req.at ? Date.now() - req.at : undefined });
     return report;
   } catch (e) {
     const err = ensureConnectorError(e, "INTERNAL", { mailboxId: link.linkId, tenantId: link.tenantId });

@@ -5,7 +5,7 @@
 import type { HttpResponseInit } from "@azure/functions";
 import { isConnectorError } from "../errors.js";
 import { parseNotifications, validationToken, type NotificationWork } from "../webhooks/graphNotifications.js";
-import { verifyStoreNotification } from "../webhooks/storeNotifications.js";
+import { verifyStoreNotification, type StoreEvent } from "../webhooks/storeNotifications.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 import { QUEUED_MARK_SECONDS, requestChangeRun, runKeyOf } from "./linkRun.js";
@@ -13,7 +13,7 @@ import { kindOfResource } from "./subscriptions.js";
 import { nonceTime } from "../webhooks/clientState.js";
 import { withDeadline } from "../timeouts.js";
 import { Semaphore } from "../semaphore.js";
-import type { SubscriptionRecord } from "../state/stateStore.js";
+import type { StoreEcho, SubscriptionRecord } from "../state/stateStore.js";
 
 /** Graph expects an answer within 3 s (change-notifications-delivery-webhooks: slow endpoints
  *  are throttled, then dropped): every storage call in the request path has a deadline, and
@@ -130,27 +130,32 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
     const keys = directory.signingKeys(endpointId);
     const events = verifyStoreNotification({ keys, endpointId, body, timestampHeader: timestamp, signatureHeader: signature, nowSeconds: Math.floor(Date.now() / 1000), replay: deps.storeReplay });
     const at = Date.now();
-    // One run per user and kind: a change in the contacts folder syncs contacts, anything
-    // else the voice messages. The calendar folder is a one-way mirror of Exchange: the store's
-    // own changes there (our writes echoing back) need no run.
-    const byUser = new Map<string, Set<string | undefined>>();
+    // One run per user and kind: a change in the contacts folder syncs contacts, one in INBOX
+    // (the folder the voicemail sync reads) the voice messages. The calendar folder is a one-way
+    // mirror of Exchange: the store's own changes there (our writes echoing back) need no run;
+    // nor do other folders (a trash folder receiving the messages the connector removed).
+    const byUser = new Map<string, StoreEvent[]>();
     for (const e of events) {
       const u = e.user.toLowerCase();
-      if (!byUser.has(u)) byUser.set(u, new Set());
-      byUser.get(u)!.add(e.mailbox);
+      if (!byUser.has(u)) byUser.set(u, []);
+      byUser.get(u)!.push(e);
     }
     const slots = new Semaphore(STORE_USERS_AT_ONCE);
-    await Promise.all([...byUser].map(([user, folders]) => slots.run(async () => {
+    await Promise.all([...byUser].map(([user, userEvents]) => slots.run(async () => {
       const link = await withDeadline(deps.state.findLinkByVoice(endpointId, user), left(), "STATE_UNAVAILABLE", "link lookup");
       if (link?.state !== "enabled") return;
       const profile = directory.linkProfile(link);
-      const kinds = new Set<"voicemail" | "contacts">();
-      for (const f of folders) {
-        const folder = (f ?? "INBOX").toLowerCase();
-        if (profile.contacts.enabled && folder === profile.contacts.folder.toLowerCase()) kinds.add("contacts");
-        else if (!(profile.calendar.enabled && folder === profile.calendar.folder.toLowerCase())) kinds.add("voicemail");
+      const voicemail: StoreEvent[] = [];
+      let contacts = false;
+      for (const e of userEvents) {
+        const folder = (e.mailbox ?? "INBOX").toLowerCase();
+        if (profile.contacts.enabled && folder === profile.contacts.folder.toLowerCase()) contacts = true;
+        else if (folder === "inbox") voicemail.push(e);
       }
-      for (const kind of kinds) await withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
+      const request = (kind?: "contacts") => withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind ? { kind } : {}), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
+      if (contacts) await request("contacts");
+      // An echo check that cannot answer in time counts as "not ours": one extra run at worst.
+      if (voicemail.length && !(await withDeadline(ownEcho(deps, link.linkId, voicemail), left(), "STATE_UNAVAILABLE", "echo check").catch(() => false))) await request();
     })));
     return { status: 202 };
   } catch (e) {
@@ -160,4 +165,22 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
     }
     return errorResponse(e, deps, "store.notification");
   }
+}
+
+/**
+ * The push reports only writes the link's last run announced (src/state/leases.ts): the
+ * connector's own STORE/EXPUNGE echoing back, which needs no run. Each announced write answers
+ * one push (taken), so a later change to the same message starts a run again; an event without
+ * a UID, or of another kind (a new message), is never an echo.
+ */
+async function ownEcho(deps: Deps, linkId: string, events: StoreEvent[]): Promise<boolean> {
+  const writes: StoreEcho[] = [];
+  for (const e of events) {
+    const kind = e.event === "FlagsSet" || e.event === "FlagsClear" ? "flags" : e.event === "MessageExpunge" ? "expunge" : undefined;
+    if (!kind || !e.uid) return false;
+    writes.push({ uid: e.uid, kind });
+  }
+  const own = await deps.state.takeStoreEchoes(linkId, writes).catch(() => false);
+  if (own) deps.log.debug("store.notification.echo", { linkId, events: events.length });
+  return own;
 }

@@ -104,10 +104,39 @@ export interface ItemRecord {
 export interface SyncCursors {
   imap?: ImapCursor;
   deltaLink?: string;
+  /**
+   * Counts over all item records, kept with the cursors so that an incremental run reads only
+   * the records its changes name (the mass-delete guard needs `linked`, the fast read check
+   * `unread`, the status `skipped`). Absent on state written before they were kept.
+   */
+  counts?: ItemCounts;
+  /** Item rows changed after these cursors were saved (a run stopped midway): the counts are
+   *  stale, so the next run reads every record and counts again. */
+  countsStale?: boolean;
+}
+
+export interface ItemCounts {
+  /** Records both sides hold in step (not pending, detached or skipped): the guard's "known". */
+  linked: number;
+  /** Records not skipped whose agreed state is unread (the lamp). */
+  unread: number;
+  /** Records skipped for a reason the status shows (not by the profile's choice). */
+  skipped: number;
 }
 
 export interface VoicemailStatePort {
+  /** Every record (full runs, and runs whose counts are stale). */
   loadItems(): Promise<ItemRecord[]>;
+  /**
+   * The records of these sync keys only (point reads): what an incremental run reads. A port
+   * without it gets full loads. A row that cannot be read comes back skipped with STATE_CORRUPT.
+   */
+  loadItemsByKey?(syncKeys: string[]): Promise<ItemRecord[]>;
+  /** Sync keys of records by their store UID or Exchange id (vanished messages, removed copies).
+   *  The answer may be stale: the caller checks it against the record it then loads. */
+  lookupKeys?(q: { uids: number[]; graphIds: string[] }): Promise<{ byUid: Map<number, string>; byGraphId: Map<string, string> }>;
+  /** Writes the index rows of records kept before index rows existed (once, by a full load). */
+  reindex?(records: ItemRecord[]): Promise<void>;
   /** Writes or replaces one item's record (after its action succeeded). */
   putItem(item: ItemRecord): Promise<void>;
   deleteItem(syncKey: string): Promise<void>;

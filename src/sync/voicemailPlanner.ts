@@ -184,6 +184,13 @@ export interface PlanLimits extends MassDeleteLimits {
    */
   agingMinDays?: number;
   propagate?: PropagateOptions;
+  /**
+   * Linked items left out of `items` because nothing changed for them (an incremental run
+   * plans only the items its changes name): present on both sides, they count for the
+   * mass-delete guard's "known" and "present". A guard that fires this way is re-checked by the
+   * caller with every item (aging needs their UIDs).
+   */
+  untouchedLinked?: number;
 }
 
 export interface Plan {
@@ -199,9 +206,9 @@ export interface Plan {
  */
 export function planVoicemail(items: Iterable<ItemView>, limits: PlanLimits): Plan {
   const actions: VoicemailAction[] = [];
-  let linked = 0;
-  let imapPresent = 0;
-  let graphPresent = 0;
+  let linked = limits.untouchedLinked ?? 0;
+  let imapPresent = linked;
+  let graphPresent = linked;
   // What the store lost (its messages whose Exchange copy is still there) and what it kept.
   const lost: Array<{ uid: number; receivedAt?: number }> = [];
   let keptOldestUid = Infinity;

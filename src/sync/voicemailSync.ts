@@ -12,7 +12,7 @@
  */
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { ExchangeMailboxPort, ItemRecord, VoiceChanges, VoiceMailboxPort, VoicemailStatePort, ExchangeChanges } from "./ports.js";
+import type { ExchangeMailboxPort, ItemCounts, ItemRecord, SyncCursors, VoiceChanges, VoiceMailboxPort, VoicemailStatePort, ExchangeChanges } from "./ports.js";
 import { planVoicemail, type ItemView, type PlanLimits, type VoicemailAction } from "./voicemailPlanner.js";
 import type { MassDelete } from "./massDelete.js";
 import { matchAdoptions, normaliseMessageId, type AmbiguousMatch, type ForeignItem, type StoreCandidate } from "./adoption.js";
@@ -59,6 +59,11 @@ export interface VoicemailSyncDeps {
   };
   /** Plan only: nothing is written on either side or in state (`--dry-run`). */
   dryRun?: boolean;
+  /**
+   * Told the store writes the run is about to make, before it makes them, so that the store's
+   * pushes of them (its echo) start no run. Best effort: a failure only costs an extra run.
+   */
+  expectStoreEchoes?(writes: Array<{ uid: number; kind: "flags" | "expunge" }>): Promise<void>;
 }
 
 export interface VoicemailSyncReport {
@@ -81,6 +86,10 @@ export interface VoicemailSyncReport {
   unread: number;
   /** Items recorded as skipped (with a reason) after this run. */
   skippedTotal: number;
+  /** Item rows that could not be read (STATE_CORRUPT): left alone, counted as skipped. */
+  corrupt: number;
+  /** Item records this run read (an incremental run reads those its changes name). */
+  itemsRead: number;
 }
 
 const emptyCounts = (): VoicemailSyncReport["actions"] => ({
@@ -92,19 +101,12 @@ const ITEM_ERRORS = new Set(["MIME_MALFORMED", "AUDIO_MISSING", "AUDIO_UNSUPPORT
 
 export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailSyncReport> {
   const { voice, exchange, state, log } = deps;
-  const records = await state.loadItems();
-  const cursors = deps.mode === "full" ? {} : await state.loadCursors();
-  const byKey = new Map(records.map((r) => [r.syncKey, r]));
-  const byUid = new Map<number, ItemRecord>();
-  const byGraphId = new Map<string, ItemRecord>();
-  for (const r of records) {
-    if (r.imapUid !== undefined) byUid.set(r.imapUid, r);
-    if (r.graphId !== undefined) byGraphId.set(r.graphId, r);
-  }
+  // The saved counts are read on full runs too: a full run counts again, but settles the mark.
+  const saved = await state.loadCursors();
+  const cursors = deps.mode === "full" ? {} : saved;
 
   // 1a. Voice store side.
   const vc = await voice.changes(cursors.imap);
-  const imapNow = await voiceView(vc, records, byUid, voice);
 
   // 1b. Exchange side; an expired delta token means a full re-match, never a blind re-copy.
   let deltaExpired = false;
@@ -117,32 +119,36 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     log.warn("graph.delta.expired", deps.ids);
     ec = await exchange.changes(undefined);
   }
-  const graphNow: Map<string, { id: string; isRead: boolean; elsewhere?: boolean }> = exchangeView(ec, records, byGraphId);
-  // Copies whose large recording upload was interrupted: finished when they are adopted.
-  const incomplete = new Set(ec.upserted.filter((i) => i.incomplete).map((i) => i.id));
-  const { graphLeft, movedAway } = await locateLeft(deps, records, graphNow);
 
-  // 2. One view per item. Skipped items stay out of the plan (nothing to sync, nothing deleted).
-  const keys = new Set<string>();
-  for (const r of records) if (!r.skipped) keys.add(r.syncKey);
-  for (const k of imapNow.keys()) if (!byKey.get(k)?.skipped) keys.add(k);
-  for (const k of graphNow.keys()) keys.add(k);
-  const views: ItemView[] = [...keys].map((syncKey) => {
-    const r = byKey.get(syncKey);
-    return {
-      syncKey,
-      link: r && !r.skipped ? { agreedSeen: r.agreedSeen, imapUid: r.imapUid, graphId: r.graphId, pendingCreate: r.pendingCreate, detached: r.detached, receivedAt: r.receivedAt ? Date.parse(r.receivedAt) : undefined } : undefined,
-      imap: imapNow.get(syncKey),
-      graph: graphNow.get(syncKey),
-      graphLeft: graphLeft.get(syncKey),
-    };
-  });
+  // 1c. The records to compare with: only those the changes name when both sides answered
+  // incrementally and the saved counts hold (memory and Table reads follow the changes, not the
+  // mailbox); every record otherwise (full runs, first runs, a run after one that stopped midway).
+  const sparse = deps.mode !== "full" && !!saved.counts && !saved.countsStale && !vc.full && !vc.uidValidityChanged && !ec.full;
+  let loaded = sparse ? await namedRecords(state, vc, ec, voice) : undefined;
+  let records = loaded?.records ?? await state.loadItems();
+  // State written before index rows and counts were kept gets its index rows once.
+  if (!loaded && !saved.counts && records.length && state.reindex && !deps.dryRun) await state.reindex(records);
+
+  let prepared = await prepare(deps, records, vc, ec, loaded?.keyOf, cursors, sparse ? saved.counts!.linked - records.filter(countsAsLinked).length : undefined);
+  if (loaded && (prepared.plan.massDelete || prepared.corrupt.length)) {
+    // The guard fired on the counts: decide with every record (the aging rule needs their UIDs).
+    // A record that cannot be read: what the counts held for it is unknown, so count them all.
+    loaded = undefined;
+    records = await state.loadItems();
+    prepared = await prepare(deps, records, vc, ec, undefined, cursors, undefined);
+  }
+  const { plan, views, imapNow, graphNow, incomplete, movedAway, adoption, byKey, corrupt } = prepared;
+  const before = new Map(records.map((r) => [r.syncKey, r]));
+
   // Skipped records whose message left the store are forgotten.
-  if (!deps.dryRun) for (const r of records) if (r.skipped && r.imapUid !== undefined && !imapNow.has(r.syncKey) && (vc.full || vc.vanished.includes(r.imapUid))) await state.deleteItem(r.syncKey);
-  // The first sync of a link (no cursors yet) adopts; later runs only when the admin asks.
-  const firstSync = deps.mode !== "full" && cursors.deltaLink === undefined && cursors.imap === undefined;
-  const adoption = deps.adoption && ec.full && (firstSync || deps.adoption.requested) ? await adopt(deps, views, ec, byGraphId) : undefined;
-
+  if (!deps.dryRun) {
+    for (const r of records) {
+      if (r.skipped && r.skipped.code !== "STATE_CORRUPT" && r.imapUid !== undefined && !imapNow.has(r.syncKey) && (vc.full || vc.vanished.includes(r.imapUid))) {
+        await state.deleteItem(r.syncKey);
+        byKey.delete(r.syncKey);
+      }
+    }
+  }
   // Where a copy now lives (voicemail folder or another one) is remembered, so that a full run
   // knows to look for it and the status can tell.
   for (const [key, g] of graphNow) {
@@ -153,13 +159,13 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
       await state.putItem(next);
     }
   }
+  for (const r of corrupt) log.warn("voicemail.state.corrupt", { ...deps.ids, syncKey: r.syncKey, code: "STATE_CORRUPT" });
 
-  const plan = planVoicemail(views, { now: (deps.now ?? Date.now)(), ...deps.limits, propagate: { ...(deps.limits.propagate ?? { deleteOnStore: true, deleteInExchange: true }), keepOrphans: firstSync || undefined } });
   const report: VoicemailSyncReport = {
     actions: emptyCounts(), skipped: 0, imapFull: vc.full, graphFull: ec.full, deltaExpired,
     uidValidityChanged: vc.uidValidityChanged, massDelete: plan.massDelete,
     readDrift: views.filter((v) => v.imap && v.graph && v.imap.seen !== v.graph.isRead).length,
-    unread: 0,
+    unread: 0, corrupt: corrupt.length, itemsRead: records.length,
     skippedTotal: 0,
     movedAway,
     adoption,
@@ -170,6 +176,10 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   // requests in flight per mailbox (the Graph client enforces that cap), so that IMAP fetches,
   // parsing and state writes of some items overlap the Graph calls of others. The first
   // failure that is not an item problem stops the run once the actions in flight settled.
+  const echoes = storeWrites(plan.actions);
+  if (echoes.length && deps.expectStoreEchoes) {
+    await deps.expectStoreEchoes(echoes).catch((e: unknown) => log.warn("voicemail.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
+  }
   const queue = [...plan.actions];
   let fatal: ConnectorError | undefined;
   const worker = async () => {
@@ -200,15 +210,107 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
       `refused to delete ${m.deletes} of ${m.known} items on the ${m.side === "graph" ? "Exchange" : "voice store"} side: ${seen}`,
       { ...deps.ids, transient: false });
   }
-  await state.saveCursors({ imap: vc.cursor, deltaLink: ec.deltaLink });
-  for (const r of byKey.values()) {
-    if (r.skipped) { if (!/^(NOT_COPIED_BY_PROFILE|LOOP_PREVENTED)$/.test(r.skipped.code)) report.skippedTotal++; }
-    else if (!r.agreedSeen) report.unread++;
-  }
+  const counts = loaded ? countDelta(saved.counts!, before, byKey) : countAll(byKey.values());
+  await state.saveCursors({ imap: vc.cursor, deltaLink: ec.deltaLink, counts });
+  report.unread = counts.unread;
+  report.skippedTotal = counts.skipped;
+  report.itemsRead = records.length;
   return report;
 }
 
-async function voiceView(vc: VoiceChanges, records: ItemRecord[], byUid: Map<number, ItemRecord>, voice: VoiceMailboxPort) {
+/** The store writes of a plan as the store's push reports them (an expunge sets \Deleted first). */
+function storeWrites(actions: VoicemailAction[]) {
+  const out: Array<{ uid: number; kind: "flags" | "expunge" }> = [];
+  for (const a of actions) {
+    if (a.kind === "setImapSeen" || (a.kind === "adopt" && a.setImapSeen)) out.push({ uid: a.imapUid, kind: "flags" });
+    else if (a.kind === "deleteInImap") out.push({ uid: a.imapUid, kind: "flags" }, { uid: a.imapUid, kind: "expunge" });
+  }
+  return out;
+}
+
+/** Records the guard counts as linked (both sides hold them in step). */
+const countsAsLinked = (r: ItemRecord) => !r.skipped && !r.pendingCreate && !r.detached;
+const countsAsSkipped = (r: ItemRecord) => !!r.skipped && !/^(NOT_COPIED_BY_PROFILE|LOOP_PREVENTED)$/.test(r.skipped.code);
+const countsAsUnread = (r: ItemRecord) => !r.skipped && !r.agreedSeen;
+
+function countAll(records: Iterable<ItemRecord>): ItemCounts {
+  const c: ItemCounts = { linked: 0, unread: 0, skipped: 0 };
+  for (const r of records) {
+    if (countsAsLinked(r)) c.linked++;
+    if (countsAsUnread(r)) c.unread++;
+    if (countsAsSkipped(r)) c.skipped++;
+  }
+  return c;
+}
+
+/** The saved counts moved by what happened to the records this run read (the others did not change). */
+function countDelta(saved: ItemCounts, before: Map<string, ItemRecord>, after: Map<string, ItemRecord>): ItemCounts {
+  const was = countAll(before.values());
+  const is = countAll(after.values());
+  const at0 = (n: number) => Math.max(0, n);
+  return { linked: at0(saved.linked + is.linked - was.linked), unread: at0(saved.unread + is.unread - was.unread), skipped: at0(saved.skipped + is.skipped - was.skipped) };
+}
+
+/**
+ * The records an incremental run's changes name: messages whose flags changed (their keys
+ * read from the store in one FETCH), messages that vanished and copies removed or changed in
+ * Exchange (their keys from the index rows when the change carries only a UID or an id).
+ */
+async function namedRecords(state: VoicemailStatePort, vc: VoiceChanges, ec: ExchangeChanges, voice: VoiceMailboxPort) {
+  const keyOf = vc.changed.length ? await voice.syncKeys(vc.changed.map((m) => m.uid)) : new Map<number, string>();
+  const keys = new Set<string>(keyOf.values());
+  const unkeyed = ec.upserted.filter((i) => !i.syncKey).map((i) => i.id);
+  for (const i of ec.upserted) if (i.syncKey) keys.add(i.syncKey);
+  const found = vc.vanished.length || unkeyed.length || ec.removed.length
+    ? await state.lookupKeys!({ uids: vc.vanished, graphIds: [...unkeyed, ...ec.removed] })
+    : { byUid: new Map<number, string>(), byGraphId: new Map<string, string>() };
+  for (const k of found.byUid.values()) keys.add(k);
+  for (const k of found.byGraphId.values()) keys.add(k);
+  return { records: keys.size ? await state.loadItemsByKey!([...keys]) : [], keyOf };
+}
+
+/** Both sides' views of the records, and the plan. `untouchedLinked`: set on incremental runs that read only the named records. */
+async function prepare(deps: VoicemailSyncDeps, records: ItemRecord[], vc: VoiceChanges, ec: ExchangeChanges, knownKeys: Map<number, string> | undefined, cursors: SyncCursors, untouchedLinked: number | undefined) {
+  const byKey = new Map(records.map((r) => [r.syncKey, r]));
+  const byUid = new Map<number, ItemRecord>();
+  const byGraphId = new Map<string, ItemRecord>();
+  // A row that cannot be read is left out on both sides: nothing is copied, deleted or changed for it.
+  const corrupt = records.filter((r) => r.skipped?.code === "STATE_CORRUPT");
+  const corruptKeys = new Set(corrupt.map((r) => r.syncKey));
+  for (const r of records) {
+    if (r.imapUid !== undefined) byUid.set(r.imapUid, r);
+    if (r.graphId !== undefined) byGraphId.set(r.graphId, r);
+  }
+  const imapNow = await voiceView(vc, records, byUid, deps.voice, knownKeys);
+  const graphNow: Map<string, { id: string; isRead: boolean; elsewhere?: boolean }> = exchangeView(ec, records, byGraphId);
+  for (const k of corruptKeys) graphNow.delete(k);
+  // Copies whose large recording upload was interrupted: finished when they are adopted.
+  const incomplete = new Set(ec.upserted.filter((i) => i.incomplete).map((i) => i.id));
+  const { graphLeft, movedAway } = await locateLeft(deps, records, graphNow);
+
+  // 2. One view per item. Skipped items stay out of the plan (nothing to sync, nothing deleted).
+  const keys = new Set<string>();
+  for (const r of records) if (!r.skipped) keys.add(r.syncKey);
+  for (const k of imapNow.keys()) if (!byKey.get(k)?.skipped) keys.add(k);
+  for (const k of graphNow.keys()) keys.add(k);
+  const views: ItemView[] = [...keys].map((syncKey) => {
+    const r = byKey.get(syncKey);
+    return {
+      syncKey,
+      link: r && !r.skipped ? { agreedSeen: r.agreedSeen, imapUid: r.imapUid, graphId: r.graphId, pendingCreate: r.pendingCreate, detached: r.detached, receivedAt: r.receivedAt ? Date.parse(r.receivedAt) : undefined } : undefined,
+      imap: imapNow.get(syncKey),
+      graph: graphNow.get(syncKey),
+      graphLeft: graphLeft.get(syncKey),
+    };
+  });
+  // The first sync of a link (no cursors yet) adopts; later runs only when the admin asks.
+  const firstSync = deps.mode !== "full" && cursors.deltaLink === undefined && cursors.imap === undefined;
+  const adoption = deps.adoption && ec.full && (firstSync || deps.adoption.requested) ? await adopt(deps, views, ec, byGraphId) : undefined;
+  const plan = planVoicemail(views, { now: (deps.now ?? Date.now)(), ...deps.limits, untouchedLinked, propagate: { ...(deps.limits.propagate ?? { deleteOnStore: true, deleteInExchange: true }), keepOrphans: firstSync || undefined } });
+  return { plan, views, imapNow, graphNow, incomplete, movedAway, adoption, byKey, corrupt };
+}
+
+async function voiceView(vc: VoiceChanges, records: ItemRecord[], byUid: Map<number, ItemRecord>, voice: VoiceMailboxPort, knownKeys?: Map<number, string>) {
   const now = new Map<string, { uid: number; seen: boolean }>();
   const full = vc.full || vc.uidValidityChanged;
   if (!full) {
@@ -224,7 +326,8 @@ async function voiceView(vc: VoiceChanges, records: ItemRecord[], byUid: Map<num
     else unknown.push(m);
   }
   if (unknown.length) {
-    const keys = await voice.syncKeys(unknown.map((m) => m.uid));
+    // An incremental run that read only the named records has fetched every changed key already.
+    const keys = knownKeys ?? await voice.syncKeys(unknown.map((m) => m.uid));
     for (const m of unknown) {
       const key = keys.get(m.uid);
       if (key) now.set(key, { uid: m.uid, seen: m.seen });

@@ -14,7 +14,7 @@ export const WRITE_METHODS = {
   contactsStore: ["append", "remove"],
   contactsExchange: ["create", "update", "remove"],
   calendarStore: ["append", "remove"],
-  state: ["putItem", "deleteItem", "saveCursors"],
+  state: ["putItem", "deleteItem", "saveCursors", "reindex"],
 } as const;
 
 export interface WriteHooks {

@@ -74,6 +74,47 @@ describe("state store on Table Storage (Azurite)", () => {
     expect(await s.voicemailState("L2").loadItems()).toEqual([]);
   });
 
+  it("reads items by key and by UID or Exchange id, and says when the counts kept with the cursors are stale", async () => {
+    const s = fresh();
+    const run1 = s.voicemailState("L1");
+    expect(await run1.loadCursors()).toEqual({});
+    await run1.putItem({ syncKey: "k1", imapUid: 1, graphId: "AAMk/1=", agreedSeen: false, pendingCreate: false });
+    await run1.putItem({ syncKey: "k2", imapUid: 2, graphId: "AAMk/2=", agreedSeen: true, pendingCreate: false });
+    await run1.saveCursors({ deltaLink: "d1", counts: { linked: 2, unread: 1, skipped: 0 } });
+    // index rows sort apart: a listing of items reads none of them
+    expect((await s.voicemailState("L1").loadItems()).map((r) => r.syncKey).sort()).toEqual(["k1", "k2"]);
+
+    const run2 = s.voicemailState("L1");
+    expect(await run2.loadCursors()).toEqual({ deltaLink: "d1", counts: { linked: 2, unread: 1, skipped: 0 } });
+    expect((await run2.loadItemsByKey!(["k2", "nope"])).map((r) => r.syncKey)).toEqual(["k2"]);
+    const found = await run2.lookupKeys!({ uids: [1, 9], graphIds: ["AAMk/2=", "other"] });
+    expect([...found.byUid]).toEqual([[1, "k1"]]);
+    expect([...found.byGraphId]).toEqual([["AAMk/2=", "k2"]]);
+    // the message moved to UID 5: both index rows name k1; the old one is recognised by the record
+    await run2.putItem({ syncKey: "k1", imapUid: 5, graphId: "AAMk/1=", agreedSeen: false, pendingCreate: false });
+    // a run stops after a write, before its cursors: the next one is told its counts are stale
+    expect((await s.voicemailState("L1").loadCursors()).countsStale).toBe(true);
+    const run3 = s.voicemailState("L1");
+    await run3.loadCursors();
+    await run3.saveCursors({ deltaLink: "d3", counts: { linked: 2, unread: 1, skipped: 0 } });
+    expect((await s.voicemailState("L1").loadCursors()).countsStale).toBeUndefined();
+    expect((await s.voicemailState("L1").lookupKeys!({ uids: [1, 5], graphIds: [] })).byUid).toEqual(new Map([[1, "k1"], [5, "k1"]]));
+    expect((await s.voicemailState("L1").loadItemsByKey!(["k1"]))[0]!.imapUid).toBe(5);
+  });
+
+  it("reads a corrupt item row as a skipped record (STATE_CORRUPT), the others as they are", async () => {
+    const s = fresh();
+    const vs = s.voicemailState("L1");
+    await vs.putItem({ syncKey: "ok", imapUid: 1, agreedSeen: true, pendingCreate: false });
+    const c = await s.tableClients.client("items");
+    await c.upsertEntity({ partitionKey: "L1", rowKey: "bad", syncKey: "bad", imapUid: "one", agreedSeen: true }, "Replace");
+    await c.upsertEntity({ partitionKey: "L1", rowKey: "nokey", agreedSeen: false }, "Replace");
+    const all = (await vs.loadItems()).sort((a, b) => a.syncKey.localeCompare(b.syncKey));
+    expect(all.map((r) => [r.syncKey, r.skipped?.code])).toEqual([["bad", "STATE_CORRUPT"], ["nokey", "STATE_CORRUPT"], ["ok", undefined]]);
+    expect(all[0]!.skipped!.message).toMatch(/imapUid is not a number/);
+    expect((await vs.loadItemsByKey!(["bad"]))[0]!.skipped?.code).toBe("STATE_CORRUPT");
+  });
+
   it("lists thousands of items across pages", async () => {
     const s = fresh();
     const vs = s.voicemailState("big");

@@ -1,0 +1,188 @@
+/**
+ * Who may write, and what is wanted: mailbox leases (one writer per mailbox and kind),
+ * coalesced run requests and queued marks, single-use consent nonces.
+ *
+ *   leases    PK "lease"   RK key                      one writer per mailbox
+ *   runs      PK "run"     RK linkId                   coalesced follow-up requests
+ *             PK "queued"  RK key                      a run of this key is queued
+ *             PK "echo"    RK linkId                   store writes a run is about to make (their pushes are its echo)
+ *   nonces    PK "nonce"   RK nonce                    single-use consent states
+ */
+import { ConnectorError, isConnectorError } from "../errors.js";
+import { StateRows } from "./rows.js";
+import { bool, entity, getOrUndefined, guard, keyOf, num, str } from "./tables.js";
+
+export interface Lease {
+  key: string;
+  owner: string;
+  expiresAt: number;
+  etag: string;
+}
+
+/**
+ * One write the connector makes on a voice store, as the store's push reports it: "flags"
+ * (Dovecot reports a STORE +FLAGS as FlagsSet and FlagsClear events alike, so the direction
+ * cannot be told) or "expunge".
+ */
+export interface StoreEcho { uid: number; kind: "flags" | "expunge" }
+
+export class LeaseRows extends StateRows {
+  // ---- leases ----------------------------------------------------------------------------
+
+  /**
+   * Takes the lease or throws LEASE_HELD (transient, retryAfterSeconds = time left). Creating
+   * the row, or replacing an expired one with its ETag, is atomic in Table Storage, so two
+   * workers racing for a free or expired lease cannot both win.
+   */
+  async acquireLease(key: string, owner: string, ttlSeconds: number): Promise<Lease> {
+    const c = await this.tables.client("leases");
+    const rk = keyOf(key);
+    const expiresAt = this.now() + ttlSeconds * 1000;
+    const row = await getOrUndefined(c, "lease", rk);
+    try {
+      if (!row) {
+        const r = await guard(() => c.createEntity(entity("lease", rk, { owner, expiresAt })));
+        return { key, owner, expiresAt, etag: r.etag! };
+      }
+      const heldUntil = num(row, "expiresAt") ?? 0;
+      if (heldUntil > this.now() && str(row, "owner") !== owner) {
+        throw new ConnectorError("LEASE_HELD", `mailbox ${key} is being synced by another worker`, { mailboxId: key, retryAfterSeconds: Math.ceil((heldUntil - this.now()) / 1000) });
+      }
+      const r = await guard(() => c.updateEntity(entity("lease", rk, { owner, expiresAt }), "Replace", { etag: row.etag }));
+      return { key, owner, expiresAt, etag: r.etag! };
+    } catch (e) {
+      if (isConnectorError(e, "STATE_CONFLICT")) throw new ConnectorError("LEASE_HELD", `mailbox ${key} was taken by another worker`, { mailboxId: key, retryAfterSeconds: 1 });
+      throw e;
+    }
+  }
+
+  /** Extends a lease we hold; STATE_CONFLICT when it was lost (expired and taken over). */
+  async renewLease(lease: Lease, ttlSeconds: number): Promise<Lease> {
+    const c = await this.tables.client("leases");
+    const expiresAt = this.now() + ttlSeconds * 1000;
+    const r = await guard(() => c.updateEntity(entity("lease", keyOf(lease.key), { owner: lease.owner, expiresAt }), "Replace", { etag: lease.etag }), { mailboxId: lease.key });
+    return { ...lease, expiresAt, etag: r.etag! };
+  }
+
+  /** Releases a lease we hold; a lease someone else took over is left alone. */
+  async releaseLease(lease: Lease): Promise<void> {
+    const c = await this.tables.client("leases");
+    try {
+      await guard(() => c.deleteEntity("lease", keyOf(lease.key), { etag: lease.etag }), { mailboxId: lease.key });
+    } catch (e) {
+      if (!isConnectorError(e, "STATE_CONFLICT") && !isConnectorError(e, "NOT_FOUND")) throw e;
+    }
+  }
+
+  // ---- coalesced run requests ----------------------------------------------------------
+
+  /**
+   * Marks a run as wanted. `full` (a reconcile or a missed-notification resync) sticks until
+   * taken: Merge keeps an earlier `full` when a plain request follows it.
+   */
+  async requestRun(linkId: string, full = false): Promise<void> {
+    const c = await this.tables.client("runs");
+    await guard(() => c.upsertEntity(entity("run", keyOf(linkId), { requested: true, at: this.now(), ...(full ? { full: true } : {}) }), "Merge"));
+  }
+
+  /** Clears the request mark: "none", or the run wanted. ETag-safe against a concurrent request. */
+  async takeRunRequest(linkId: string): Promise<"none" | "run" | "full"> {
+    const c = await this.tables.client("runs");
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const row = await getOrUndefined(c, "run", keyOf(linkId));
+      if (!row || !bool(row, "requested")) return "none";
+      try {
+        await guard(() => c.deleteEntity("run", keyOf(linkId), { etag: row.etag }));
+        return bool(row, "full") ? "full" : "run";
+      } catch (e) {
+        if (isConnectorError(e, "NOT_FOUND")) return "none";
+        if (!isConnectorError(e, "STATE_CONFLICT")) throw e;
+      }
+    }
+    return "full";
+  }
+
+  /**
+   * Marks a run of `key` as queued; false when one is already queued and younger than
+   * `maxAgeSeconds` (the caller then need not enqueue another). A mark older than that is
+   * taken over (ETag-guarded): a message lost or stuck in a backlog does not block new ones.
+   */
+  async markQueued(key: string, maxAgeSeconds: number): Promise<boolean> {
+    const c = await this.tables.client("runs");
+    const rk = keyOf(key);
+    try {
+      await guard(() => c.createEntity(entity("queued", rk, { at: this.now() })));
+      return true;
+    } catch (e) {
+      if (!isConnectorError(e, "STATE_CONFLICT")) throw e;
+    }
+    const row = await getOrUndefined(c, "queued", rk);
+    if (row && this.now() - (num(row, "at") ?? 0) < maxAgeSeconds * 1000) return false;
+    try {
+      if (row) await guard(() => c.updateEntity(entity("queued", rk, { at: this.now() }), "Replace", { etag: row.etag }));
+      else await guard(() => c.createEntity(entity("queued", rk, { at: this.now() })));
+      return true;
+    } catch (e) {
+      if (isConnectorError(e, "STATE_CONFLICT")) return false; // another caller took it over just now
+      throw e;
+    }
+  }
+
+  /** A run started: notifications from now on need a new queued run. */
+  async clearQueued(key: string): Promise<void> {
+    const c = await this.tables.client("runs");
+    await guard(() => c.deleteEntity("queued", keyOf(key))).catch((e) => { if (!isConnectorError(e, "NOT_FOUND")) throw e; });
+  }
+
+  // ---- own-echo suppression -------------------------------------------------------------
+
+  /**
+   * A run is about to write these to the link's voice mailbox. The store pushes each of its own
+   * writes back (Dovecot's push hook fires inside the STORE/EXPUNGE, before the command
+   * answers), so the row is written before the writes, replacing the last run's.
+   */
+  async expectStoreEchoes(linkId: string, writes: StoreEcho[], ttlSeconds: number): Promise<void> {
+    const c = await this.tables.client("runs");
+    await guard(() => c.upsertEntity(entity("echo", keyOf(linkId), { writes: JSON.stringify(writes.map((w) => `${w.uid}|${w.kind}`)), until: this.now() + ttlSeconds * 1000 }), "Replace"), { mailboxId: linkId });
+  }
+
+  /**
+   * True when every one of `events` is a write the link's last run announced: they are its own
+   * echo, and are taken (each answers one push only, so a later change the phone makes to the
+   * same message is a change again). False otherwise, or when another push took them meanwhile.
+   */
+  async takeStoreEchoes(linkId: string, events: StoreEcho[]): Promise<boolean> {
+    const c = await this.tables.client("runs");
+    const row = await getOrUndefined(c, "echo", keyOf(linkId));
+    if (!row || (num(row, "until") ?? 0) < this.now()) return false;
+    let expected: Set<string>;
+    try {
+      expected = new Set(JSON.parse(str(row, "writes") ?? "[]") as string[]);
+    } catch {
+      return false; // unreadable: the push starts a run, as without the row
+    }
+    const taken = new Set(events.map((e) => `${e.uid}|${e.kind}`));
+    if (![...taken].every((k) => expected.has(k))) return false;
+    const left = [...expected].filter((k) => !taken.has(k));
+    try {
+      await guard(() => c.updateEntity(entity("echo", keyOf(linkId), { writes: JSON.stringify(left), until: num(row, "until") }), "Replace", { etag: row.etag }), { mailboxId: linkId });
+      return true;
+    } catch (e) {
+      if (isConnectorError(e, "STATE_CONFLICT") || isConnectorError(e, "NOT_FOUND")) return false;
+      throw e;
+    }
+  }
+
+  // ---- single-use nonces (consent state) -----------------------------------------------
+
+  async useNonceOnce(nonce: string, expiresAt: number): Promise<boolean> {
+    const c = await this.tables.client("nonces");
+    try {
+      await guard(() => c.createEntity(entity("nonce", keyOf(nonce), { expiresAt })));
+      return true;
+    } catch (e) {
+      if (isConnectorError(e, "STATE_CONFLICT")) return false;
+      throw e;
+    }
+  }
+}

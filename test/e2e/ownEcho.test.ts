@@ -1,0 +1,71 @@
+/**
+ * Own-echo suppression (issue #19, point 2), through the real paths with every safety-net timer
+ * off: a read in Outlook reaches the store as a STORE \Seen; Dovecot's Lua push reports that
+ * STORE back to the dev host, which recognises the connector's own write (announced by the run
+ * before it wrote: src/state/leases.ts expectStoreEchoes) and starts no run. A change the phone
+ * makes is still a change: its push starts a run.
+ * Break seen red: ownEcho() in src/app/webhooks.ts returning false -> "one run per Outlook-side
+ * change" (2 runs: the echo's empty one).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
+import { avayaVoiceMessage } from "../fixtures/voicemail.js";
+import { runsMade } from "../../src/app/syncWorker.js";
+
+let w: World;
+let userId = "";
+const LINK = "L-4711";
+const inbox = () => w.sim.outlook(userId).messages("inbox");
+const runs = () => runsMade.get(`voicemail|${LINK}`) ?? 0;
+const settle = async () => { await w.queueDrained(); await new Promise((r) => setTimeout(r, 1500)); await w.queueDrained(); };
+const seenOnStore = async () => {
+  const c = await w.imap("4711");
+  try {
+    const out: Record<number, boolean> = {};
+    for await (const m of c.fetch("1:*", { uid: true, flags: true })) out[m.uid] = m.flags?.has("\\Seen") ?? false;
+    return out;
+  } finally { await c.logout(); }
+};
+
+beforeAll(async () => {
+  w = await startWorld({ users: ["4711"], disabledFunctions: SAFETY_NET_TIMERS });
+  ({ userId } = await w.link("4711", "alice@contoso.test"));
+  for (let i = 0; i < 2; i++) await w.dc.lda("4711", avayaVoiceMessage({ id: `echo-${i}`, seconds: 3 }));
+  for (const until = Date.now() + 30_000; inbox().length < 2;) {
+    if (Date.now() > until) throw new Error("the voice messages did not reach Outlook");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await settle();
+}, 60_000);
+afterAll(async () => { await w?.stop(); });
+
+describe("own-echo suppression", () => {
+  it("one run per Outlook-side change: the store's push of the connector's own STORE starts none", async () => {
+    for (const [i, read, seen] of [[0, true, 1], [0, false, 0], [1, true, 1]] as const) {
+      const before = runs();
+      w.sim.outlook(userId).markRead(inbox()[i]!.id, read);
+      await expect.poll(async () => Object.values(await seenOnStore()).filter(Boolean).length, { timeout: 10_000 }).toBe(seen);
+      await settle();
+      expect(runs() - before).toBe(1);
+    }
+  });
+
+  it("a change the phone makes on a message the connector just wrote is still a change", async () => {
+    // The connector set \Seen on one message just now; the phone clears it again (a FlagsClear,
+    // not the echo of the connector's FlagsSet): the push starts a run that carries it to Outlook.
+    const seen = Object.entries(await seenOnStore()).filter(([, s]) => s).map(([uid]) => uid);
+    expect(seen).toHaveLength(1);
+    const before = runs();
+    const c = await w.imap("4711");
+    try {
+      await c.mailboxOpen("INBOX");
+      await c.messageFlagsRemove(seen[0]!, ["\\Seen"], { uid: true });
+    } finally { await c.logout(); }
+    await expect.poll(() => inbox().filter((m) => m.isRead).length, { timeout: 10_000 }).toBe(0);
+    await settle();
+    // The store's change runs once; Graph's notification of the connector's own PATCH (the
+    // Graph-side echo, not suppressed: bench "runs per store-side change") may add one.
+    expect(runs() - before).toBeGreaterThanOrEqual(1);
+    expect(runs() - before).toBeLessThanOrEqual(2);
+  });
+});
