@@ -12,7 +12,7 @@
 import crypto from "node:crypto";
 import { newChangeKey, newId, type SimEvent, type SimEventData, type SimRecurrence, type SimUser } from "./model.js";
 import { ODataError } from "./odata.js";
-import { graphDateTime, zonedToUtc } from "./timezones.js";
+import { graphDateTime, utcToZoned, zonedToUtc } from "./timezones.js";
 
 export interface CalendarHost {
   origin: string;
@@ -109,9 +109,15 @@ export function expand(ev: SimEvent, from: Date, to: Date): Instance[] {
   return out;
 }
 
-export function instanceJson(i: Instance): Record<string, unknown> {
+/**
+ * One instance as Graph answers it. `zone`: the `Prefer: outlook.timezone` asked for (UTC when
+ * none, as calendarView documents); an event's test `answer` overrides what is asked.
+ */
+export function instanceJson(i: Instance, zone = "UTC"): Record<string, unknown> {
   const d = i.data;
-  const when = (t: Date) => ({ dateTime: d.isAllDay ? `${t.toISOString().slice(0, 10)}T00:00:00.0000000` : graphDateTime(t), timeZone: "UTC" });
+  const tz = d.answer?.timeZone ?? zone;
+  const wall = (t: Date) => { try { return utcToZoned(t, tz); } catch { return graphDateTime(t); } }; // a zone no one knows: answered as it is
+  const when = (t: Date) => ({ dateTime: d.isAllDay ? `${t.toISOString().slice(0, 10)}T00:00:00.0000000` : tz.toUpperCase() === "UTC" ? graphDateTime(t) : wall(t), timeZone: d.isAllDay ? (d.answer?.timeZone ?? zone) : tz });
   const exc = i.originalStart ? i.event.exceptions.get(i.originalStart.toISOString()) : undefined;
   const changeKey = exc ? crypto.createHash("sha256").update(i.event.changeKey + JSON.stringify(exc)).digest("base64").slice(0, 16) : i.event.changeKey;
   return {
@@ -123,6 +129,7 @@ export function instanceJson(i: Instance): Record<string, unknown> {
     showAs: d.showAs, sensitivity: d.sensitivity, location: d.location, organizer: d.organizer, attendees: d.attendees,
     responseStatus: d.responseStatus, isCancelled: d.isCancelled, isOrganizer: d.responseStatus.response === "organizer",
     recurrence: null,
+    ...d.answer?.fields,
   };
 }
 
@@ -148,7 +155,7 @@ export class CalendarModel {
       const all = this.instances(user, from, to);
       const top = Math.min(Number(q.get("$top") ?? 10), 1000);
       const skip = Number(q.get("$skip") ?? 0);
-      const body: Record<string, unknown> = { value: all.slice(skip, skip + top).map(instanceJson) };
+      const body: Record<string, unknown> = { value: all.slice(skip, skip + top).map((i) => instanceJson(i, preferredZone(prefer))) };
       if (skip + top < all.length) { const next = new URLSearchParams(q); next.set("$skip", String(skip + top)); body["@odata.nextLink"] = `${this.host.origin}/v1.0/users/${user.id}/calendarView?${next}`; }
       return { status: 200, body };
     }
@@ -164,6 +171,7 @@ export class CalendarModel {
     for (const k of ["$select", "$expand", "$filter", "$orderby", "$search"]) if (q.has(k)) throw new ODataError("ErrorInvalidUrlQuery", `The query parameter '${k}' is not supported with calendarView delta.`);
     const pref = prefer.find((p) => /^odata\.maxpagesize=\d+$/i.test(p));
     const pageSize = pref ? Math.max(1, Number(pref.split("=")[1])) : 10;
+    const zone = preferredZone(prefer);
     const gone = (): Res => ({ status: 410, body: { error: { code: "SyncStateNotFound", message: "The sync state generation is not found. Please restart the sync with an initial delta request." } } });
     const skip = q.get("$skiptoken");
     const dt = q.get("$deltatoken");
@@ -184,7 +192,7 @@ export class CalendarModel {
       const now = this.instances(user, from, to);
       const snapshot = new Map(now.map((i) => [i.id, version(i)]));
       const items: Array<Record<string, unknown>> = [];
-      for (const i of now) if (!prev || prev.snapshot.get(i.id) !== snapshot.get(i.id)) items.push(instanceJson(i));
+      for (const i of now) if (!prev || prev.snapshot.get(i.id) !== snapshot.get(i.id)) items.push(instanceJson(i, zone));
       if (prev) {
         for (const id of prev.snapshot.keys()) if (!snapshot.has(id)) items.push({ "@odata.type": "#microsoft.graph.event", id, "@removed": { reason: "deleted" } });
         // Changes outside the window are reported as removals too (documented quirk).
@@ -262,6 +270,12 @@ export class CalendarModel {
     ev.lastModifiedDateTime = new Date().toISOString();
     this.host.notifyEvent(user, ev.id, ev.changeKey, change);
   }
+}
+
+/** `Prefer: outlook.timezone="..."` (user-list-calendarview, request headers); UTC without it. */
+function preferredZone(prefer: string[]): string {
+  const p = prefer.find((x) => /^outlook\.timezone=/i.test(x));
+  return p ? p.slice(p.indexOf("=") + 1).replace(/^"|"$/g, "").trim() || "UTC" : "UTC";
 }
 
 function windowOf(q: URLSearchParams): { from: Date; to: Date } {
