@@ -34,7 +34,7 @@ export interface ContactFields {
   businessAddress?: PostalAddress;
   homeAddress?: PostalAddress;
   otherAddress?: PostalAddress;
-  /** YYYY-MM-DD */
+  /** YYYY-MM-DD, or ---MM-DD without a year (as read; see contactValidation.ts). */
   birthday?: string;
   personalNotes?: string;
   /** Unmapped vCard content lines, verbatim (folded lines joined). */
@@ -158,9 +158,12 @@ export function parseVCard(text: string): ContactFields {
         break;
       }
       case "BDAY": {
+        // RFC 6350 section 4.3.1 date forms: YYYYMMDD, YYYY-MM-DD (3.0), --MMDD and --MM-DD
+        // (no year). Read as written; whether Graph can hold it is decided before Graph
+        // (src/formats/contactValidation.ts), so an impossible date is kept, not lost.
         const v = l.value.trim();
-        const m = v.match(/^(\d{4})-?(\d{2})-?(\d{2})/);
-        if (m) c.birthday = `${m[1]}-${m[2]}-${m[3]}`; else c.extra.push(l.raw);
+        const m = v.match(/^(\d{4})-?(\d{2})-?(\d{2})(?:$|T)/) ?? v.match(/^(--)-?(\d{2})-?(\d{2})$/);
+        if (m && c.birthday === undefined) c.birthday = `${m[1]}-${m[2]}-${m[3]}`; else c.extra.push(l.raw);
         break;
       }
       case "NOTE": c.personalNotes = unescape(l.value); break;
@@ -191,6 +194,11 @@ function fold(line: string): string {
   return out.join("\r\n");
 }
 
+/** The card's birthday (YYYY-MM-DD or ---MM-DD) as a vCard 4.0 BDAY value (YYYYMMDD or --MMDD). */
+export function birthdayVCardValue(b: string): string {
+  return b.startsWith("---") ? `--${b.slice(3).replace(/-/g, "")}` : b.replace(/-/g, "");
+}
+
 /** Writes vCard 4.0. */
 export function writeVCard(c: ContactFields): string {
   const lines: string[] = ["BEGIN:VCARD", "VERSION:4.0"];
@@ -216,7 +224,7 @@ export function writeVCard(c: ContactFields): string {
   adr("work", c.businessAddress);
   adr("home", c.homeAddress);
   adr(undefined, c.otherAddress);
-  if (c.birthday) lines.push(`BDAY:${c.birthday.replace(/-/g, "")}`);
+  if (c.birthday) lines.push(`BDAY:${birthdayVCardValue(c.birthday)}`);
   if (c.personalNotes) lines.push(`NOTE:${escape(c.personalNotes)}`);
   lines.push(...c.extra);
   lines.push("END:VCARD");

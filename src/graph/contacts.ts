@@ -9,7 +9,8 @@
  * only (contact-delta), so extended properties are read with a GET when they are needed.
  */
 import { ConnectorError } from "../errors.js";
-import type { ContactFields, PostalAddress } from "../formats/vcard.js";
+import { birthdayVCardValue, type ContactFields, type PostalAddress } from "../formats/vcard.js";
+import { birthdayFromGraph, birthdayToGraph, type RefusedValue } from "../formats/contactValidation.js";
 import type { GraphClient } from "./client.js";
 import { SYNC_KEY_PROP } from "./voicemail.js";
 
@@ -43,7 +44,6 @@ export function fromGraphContact(c: Json): ContactFields {
   const extraRaw = props.find((p) => p.id.toLowerCase() === VCARD_EXTRA_PROP.toLowerCase())?.value;
   let extra: string[] = [];
   if (extraRaw) { try { const x = JSON.parse(extraRaw) as unknown; if (Array.isArray(x)) extra = x.filter((l): l is string => typeof l === "string"); } catch { /* not ours: ignore */ } }
-  const birthday = str(c.birthday)?.slice(0, 10);
   const fields: ContactFields = {
     displayName: str(c.displayName), givenName: str(c.givenName), surname: str(c.surname), middleName: str(c.middleName),
     title: str(c.title), generation: str(c.generation),
@@ -52,7 +52,7 @@ export function fromGraphContact(c: Json): ContactFields {
     homePhones: ((c.homePhones as string[] | undefined) ?? []).filter(Boolean),
     mobilePhone: str(c.mobilePhone), companyName: str(c.companyName), department: str(c.department), jobTitle: str(c.jobTitle),
     businessAddress: address(c.businessAddress), homeAddress: address(c.homeAddress), otherAddress: address(c.otherAddress),
-    birthday: birthday && /^\d{4}-\d{2}-\d{2}$/.test(birthday) ? birthday : undefined,
+    birthday: birthdayFromGraph(str(c.birthday)),
     personalNotes: str(c.personalNotes), extra,
   };
   return dropUndefined(fields);
@@ -62,10 +62,19 @@ export function fromGraphContact(c: Json): ContactFields {
  * The fields -> a full Graph property set. Absent fields are sent as null or empty so a PATCH
  * clears what the store removed; emails beyond Graph's three stay in the extras.
  */
-export function toGraphContact(f: ContactFields): { props: Json; extra: string[] } {
+export function toGraphContact(f: ContactFields): { props: Json; extra: string[]; refused: RefusedValue[] } {
   const extra = [...f.extra, ...f.emailAddresses.slice(GRAPH_MAX_EMAILS).map((e) => `EMAIL:${e.address}`)];
+  const refused: RefusedValue[] = [];
+  let birthday: string | null = null;
+  if (f.birthday) {
+    const b = birthdayToGraph(f.birthday);
+    // Left out of Exchange, kept on the store: the BDAY line travels in the extras.
+    if ("refused" in b) { refused.push({ field: "birthday", message: b.refused }); extra.push(`BDAY:${birthdayVCardValue(f.birthday)}`); }
+    else birthday = b.value;
+  }
   return {
     extra,
+    refused,
     props: {
       displayName: f.displayName || null, givenName: f.givenName || null, surname: f.surname || null, middleName: f.middleName || null,
       title: f.title || null, generation: f.generation || null,
@@ -73,7 +82,7 @@ export function toGraphContact(f: ContactFields): { props: Json; extra: string[]
       businessPhones: f.businessPhones, homePhones: f.homePhones, mobilePhone: f.mobilePhone || null,
       companyName: f.companyName || null, department: f.department || null, jobTitle: f.jobTitle || null,
       businessAddress: f.businessAddress ?? {}, homeAddress: f.homeAddress ?? {}, otherAddress: f.otherAddress ?? {},
-      birthday: f.birthday ? `${f.birthday}T00:00:00Z` : null, personalNotes: f.personalNotes || null,
+      birthday, personalNotes: f.personalNotes || null,
     },
   };
 }

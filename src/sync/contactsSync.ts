@@ -52,6 +52,8 @@ export interface ContactRecord {
   graphHash?: string;
   pendingGraphCreate?: boolean;
   skipped?: { code: string; message: string };
+  /** Values Exchange could not take (CONTACT_VALUE_REFUSED): left out there, kept on the store. */
+  flags?: Array<{ field: string; message: string }>;
 }
 
 export interface ContactCursors { imap?: ImapCursor; deltaLink?: string }
@@ -76,6 +78,8 @@ export interface ContactsSyncReport {
   duplicatesRemoved: number;
   skipped: number;
   skippedTotal: number;
+  /** Contacts written to Exchange without a value it would refuse (each flagged on its record). */
+  flagged: number;
   massDelete?: { side: "imap" | "graph"; deletes: number; known: number; emptied: boolean };
   deltaExpired: boolean;
 }
@@ -237,7 +241,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
     };
   });
   const plan = planContacts(views, deps.limits);
-  const report: ContactsSyncReport = { actions: emptyCounts(), conflicts: 0, duplicatesRemoved: 0, skipped, skippedTotal: 0, massDelete: plan.massDelete, deltaExpired, adopted: merged.merged };
+  const report: ContactsSyncReport = { actions: emptyCounts(), conflicts: 0, duplicatesRemoved: 0, skipped, skippedTotal: 0, flagged: 0, massDelete: plan.massDelete, deltaExpired, adopted: merged.merged };
 
   // 3. Apply.
   const cardOf = async (uid: number): Promise<StoreCard> => {
@@ -267,6 +271,14 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
     log.info("contacts.conflict", { ...deps.ids, syncKey: key, loser });
   };
 
+  // A value Exchange would refuse was left out of the write (contactValidation.ts): flagged, never skipped.
+  const flagsOf = (key: string, fields: ContactFields): Pick<ContactRecord, "flags"> => {
+    const refused = toGraphContact(fields).refused;
+    if (!refused.length) return {};
+    report.flagged++;
+    log.warn("contacts.item.flagged", { ...deps.ids, syncKey: key, code: "CONTACT_VALUE_REFUSED", fields: refused.map((r) => r.field).join(",") });
+    return { flags: refused };
+  };
   const apply = async (a: ContactAction): Promise<void> => {
     switch (a.kind) {
       case "createInGraph": {
@@ -277,7 +289,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
         }
         await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, pendingGraphCreate: true });
         const created = await exchange.create(a.syncKey, card.fields);
-        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: created.id, graphHash: mappedHash(created.fields) });
+        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: created.id, graphHash: mappedHash(created.fields), ...flagsOf(a.syncKey, card.fields) });
         return;
       }
       case "createInImap": {
@@ -290,7 +302,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
         const card = await cardOf(a.imapUid);
         if (a.conflictLoser) await conflict(a.syncKey, "graph", (await exchange.get(a.graphId)).fields);
         const updated = await exchange.update(a.graphId, card.fields);
-        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: a.graphId, graphHash: mappedHash(updated.fields) });
+        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: a.graphId, graphHash: mappedHash(updated.fields), ...flagsOf(a.syncKey, card.fields) });
         return;
       }
       case "updateImap": {
