@@ -88,13 +88,14 @@ const sha = (v: unknown) => crypto.createHash("sha256").update(JSON.stringify(v)
 
 /** The fields both sides hold, in one canonical form (a round trip through the Graph mapping). */
 export function mappedHash(f: ContactFields): string {
-  const { extra: _drop, ...mapped } = fromGraphContact(toGraphContact(f).props);
+  const { extra: _drop, shadows: _own, ...mapped } = fromGraphContact(toGraphContact(f).props);
   return sha(mapped);
 }
 
 /** The whole card: mapped fields plus what only the store holds. */
 export function storeHash(f: ContactFields): string {
-  return sha({ mapped: mappedHash(f), extra: toGraphContact(f).extra });
+  const g = toGraphContact(f);
+  return sha({ mapped: mappedHash(f), extra: g.extra, shadows: g.shadows });
 }
 
 interface StoreCard { uid: number; fields: ContactFields; text: string; hash: string; mapped: string; modified: string }
