@@ -17,6 +17,7 @@ import { matchContacts } from "./contactAdoption.js";
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { parseVCard, writeVCard, type ContactFields } from "../formats/vcard.js";
+import { normaliseNewlines, splitCards } from "../formats/vcardLines.js";
 import { storeItemMessage, storeItemText } from "../formats/storeItem.js";
 import { fromGraphContact, toGraphContact, type ContactChanges, type GraphContact } from "../graph/contacts.js";
 import type { ConflictRecord, RecordStatePort } from "../state/stateStore.js";
@@ -115,6 +116,31 @@ async function readCard(item: StoredItem): Promise<StoreCard> {
   return { uid: item.uid, fields, text, hash: storeHash(fields), mapped: mappedHash(fields), modified };
 }
 
+/**
+ * A stored message with several cards (an address book sent as one item): each card becomes a
+ * message of its own (APPENDed first, the original EXPUNGEd after), so each is its own contact
+ * and a broken one is skipped alone with its reason. A crash in between leaves the original
+ * and some copies; the next run splits it again and the copies, having one key each, are
+ * settled by the newest-wins rule for two cards with one key.
+ */
+async function splitMultiCard(store: ContactStorePort, items: StoredItem[], log: Logger, ids: ContactsSyncDeps["ids"]): Promise<StoredItem[]> {
+  const out: StoredItem[] = [];
+  for (const item of items) {
+    let cards: string[];
+    try { cards = splitCards(await storeItemText(item.source, "vcard")); } catch { out.push(item); continue; } // readCard reports it
+    if (cards.length < 2) { out.push(item); continue; }
+    for (const text of cards) {
+      const body = `${normaliseNewlines(text).replace(/\n/g, "\r\n")}\r\n`;
+      const fn = text.match(/^FN[^:\n]*:(.*)$/im)?.[1]?.trim() || "Contact";
+      const source = storeItemMessage({ kind: "vcard", key: `split:${sha(text)}`, subject: fn, body, date: item.internalDate });
+      out.push({ uid: await store.append(source), source, internalDate: item.internalDate });
+    }
+    await store.remove(item.uid);
+    log.info("contacts.item.split", { ...ids, imapUid: item.uid, cards: cards.length });
+  }
+  return out;
+}
+
 /** Sync key of a store card: its vCard UID, else one derived from its content (stable). */
 const keyOfCard = (c: StoreCard) => c.fields.uid ?? `vcard:${sha(c.text)}`;
 /** Contacts that began in Exchange are keyed by their (immutable) Graph id. */
@@ -175,7 +201,8 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
     for (const uid of present) { const r = byUid.get(uid); if (r && !r.skipped && r.imapHash) imapNow.set(r.syncKey, { ref: String(uid), hash: r.imapHash, mapped: r.imapMapped ?? "", modified: "" }); }
   }
   let skipped = 0;
-  for (const item of await store.fetchSources(unknown)) {
+  for (const item of await splitMultiCard(store, await store.fetchSources(unknown), log, deps.ids)) {
+    if (rebuild) present.add(item.uid); // a card split out of a message now has a UID of its own
     try {
       const card = await readCard(item);
       cards.set(card.uid, card);

@@ -67,3 +67,36 @@ describe("contacts: values Graph would refuse", () => {
     await expect.poll(async () => (await storeCards()).find((c) => c.fields.uid === "bday-2")?.text, { timeout: 15_000 }).toContain("BDAY:--0415");
   });
 });
+
+describe("contacts: cards as phones write them", () => {
+  it("a vCard 2.1 card (quoted-printable, CHARSET, BASE64 photo) deposited on the store reaches Exchange decoded, and comes back as valid 4.0", async () => {
+    // Break seen red: readCardLines refusing VERSION:2.1 (main) -> the card is skipped as VCARD_MALFORMED and never reaches Exchange.
+    const android = "BEGIN:VCARD\r\nVERSION:2.1\r\nUID:android-21\r\nN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:Nu=C3=B1ez;Jos=C3=A9;;;\r\nFN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:Jos=C3=A9 Nu=C3=B1ez\r\nTEL;CELL:+34 600 555 014\r\nTEL;WORK;FAX:+34 91 555 0199\r\nNOTE;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:Lleva el equipo=0A=\r\nPrefiere mensajes\r\nPHOTO;ENCODING=BASE64;JPEG:/9j/4AAQSkZJRgABAQEASABIAAD/2w==\r\n\r\nEND:VCARD\r\n";
+    await append(message("Jose", android, "text/x-vcard; charset=utf-8"));
+    await expect.poll(() => byName("José Nuñez"), { timeout: 15_000 }).toBeTruthy();
+    expect(byName("José Nuñez")!.props).toMatchObject({ givenName: "José", surname: "Nuñez", mobilePhone: "+34 600 555 014", businessPhones: ["+34 91 555 0199"], personalNotes: "Lleva el equipo\nPrefiere mensajes" });
+    // An Outlook edit rewrites the card as 4.0: the fax keeps its type, the photo comes back as a data: URI.
+    people().update(byName("José Nuñez")!.id, { jobTitle: "Jefe" });
+    await expect.poll(async () => (await storeCards()).find((c) => c.fields.uid === "android-21")?.fields.jobTitle, { timeout: 15_000 }).toBe("Jefe");
+    const text = (await storeCards()).find((c) => c.fields.uid === "android-21")!.text;
+    expect(text).toContain("VERSION:4.0");
+    expect(text).not.toMatch(/ENCODING=|CHARSET=|VERSION:2\.1/);
+    expect(text).toContain("TEL;TYPE=work,fax:+34 91 555 0199");
+    expect(text.replace(/\r\n /g, "")).toContain("PHOTO:data:image/jpeg;base64,/9j/4AAQSkZJRgABAQEASABIAAD/2w==");
+  });
+
+  it("a message with several cards: each becomes its own contact, a broken one is refused with its reason", async () => {
+    // Break seen red: splitMultiCard returning the items unchanged -> parseVCard refuses "3 vCards where one was expected" and none arrives.
+    const book = ["BEGIN:VCARD\r\nVERSION:3.0\r\nUID:book-1\r\nFN:Book One\r\nEMAIL:one@example.test\r\nEND:VCARD", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:book-2\r\nFN:Book Two\r\nEMAIL:two@example.test\r\nEND:VCARD", "BEGIN:VCARD\r\nVERSION:7.0\r\nFN:Book Broken\r\nEND:VCARD"].join("\r\n") + "\r\n";
+    const before = (await records()).filter((r) => r.skipped).length;
+    await append(message("Address book", book));
+    await expect.poll(() => Boolean(byName("Book One") && byName("Book Two")), { timeout: 15_000 }).toBe(true);
+    const skipped = (await records()).filter((r) => r.skipped);
+    expect(skipped.length).toBe(before + 1);
+    expect(skipped.at(-1)!.skipped!.message).toMatch(/version 7\.0/);
+    // On the store: one message per card now, the address book message gone.
+    const cards = await storeCards();
+    expect(cards.filter((c) => ["book-1", "book-2"].includes(c.fields.uid ?? "")).length).toBe(2);
+    expect(cards.some((c) => c.text.includes("Book One") && c.text.includes("Book Two"))).toBe(false);
+  });
+});
