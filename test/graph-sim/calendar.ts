@@ -45,37 +45,77 @@ function instanceBounds(data: SimEventData): { start: Date; end: Date } {
 
 const addDays = (date: string, n: number) => new Date(Date.parse(`${date}T00:00:00Z`) + n * DAY).toISOString().slice(0, 10);
 
-/** Candidate local dates of a series, in order, from its range start (patternedRecurrence). */
+const INDEX: Record<string, number> = { first: 0, second: 1, third: 2, fourth: 3, last: -1 };
+const daysIn = (y: number, m: number) => new Date(Date.UTC(y, m, 0)).getUTCDate(); // m: 1-12
+const ymd = (y: number, m: number, d: number) => new Date(Date.UTC(y, m - 1, d)).toISOString().slice(0, 10);
+
+/**
+ * The date a monthly or yearly pattern names in one month (y, m: 1-12), or undefined.
+ * absolute: dayOfMonth, the last day when the month is shorter (EWS AbsoluteMonthlyRecurrence,
+ * https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/absolutemonthlyrecurrence:
+ * "if this value is greater than the number of days in a month, the last day of the month is
+ * assumed"); relative: the index-th of the days that are in daysOfWeek, counted together ("the
+ * first Thursday or Friday"), or the last of them
+ * (https://learn.microsoft.com/en-us/graph/api/resources/recurrencepattern).
+ */
+function dateInMonth(p: SimRecurrence["pattern"], y: number, m: number): string | undefined {
+  if (p.type === "absoluteMonthly" || p.type === "absoluteYearly") return ymd(y, m, Math.min(p.dayOfMonth ?? 1, daysIn(y, m)));
+  const days = new Set((p.daysOfWeek ?? []).map((x) => WEEKDAYS.indexOf(x.toLowerCase())));
+  const matches: number[] = [];
+  for (let d = 1; d <= daysIn(y, m); d++) if (days.has(new Date(Date.UTC(y, m - 1, d)).getUTCDay())) matches.push(d);
+  const i = INDEX[(p.index ?? "first").toLowerCase()] ?? 0;
+  const d = i < 0 ? matches.at(-1) : matches[i];
+  return d === undefined ? undefined : ymd(y, m, d);
+}
+
+/**
+ * Candidate local dates of a series, in order, from its range start (patternedRecurrence,
+ * https://learn.microsoft.com/en-us/graph/outlook-schedule-recurring-events). Monthly and
+ * yearly series count their interval from the first period that has a date on or after the
+ * start ("the first Thursday of every other month starting August 29, 2017 ... the first
+ * occurrence of this series will be in September"); weekly ones from the week (by
+ * firstDayOfWeek, default Sunday) that holds the start. Numbered ranges count every
+ * occurrence, cancelled ones included; endDate is inclusive.
+ */
 function* seriesDates(r: SimRecurrence): Generator<string> {
-  const interval = Math.max(1, r.pattern.interval || 1);
+  const p = r.pattern;
+  const interval = Math.max(1, p.interval || 1);
+  const start = r.range.startDate;
   let emitted = 0;
   const done = (d: string) => (r.range.type === "endDate" && r.range.endDate !== undefined && d > r.range.endDate) || (r.range.type === "numbered" && emitted >= (r.range.numberOfOccurrences ?? 0));
-  if (r.pattern.type === "daily") {
-    for (let d = r.range.startDate, i = 0; i < MAX_EXPANSION; d = addDays(d, interval), i++) { if (done(d)) return; emitted++; yield d; }
-  } else if (r.pattern.type === "weekly") {
-    const days = new Set((r.pattern.daysOfWeek ?? []).map((x) => WEEKDAYS.indexOf(x.toLowerCase())));
-    const start = r.range.startDate;
-    const weekStart = addDays(start, -new Date(`${start}T00:00:00Z`).getUTCDay()); // weeks start on Sunday (firstDayOfWeek default)
+  if (p.type === "daily") {
+    for (let d = start, i = 0; i < MAX_EXPANSION; d = addDays(d, interval), i++) { if (done(d)) return; emitted++; yield d; }
+    return;
+  }
+  if (p.type === "weekly") {
+    const days = new Set((p.daysOfWeek ?? []).map((x) => WEEKDAYS.indexOf(x.toLowerCase())));
+    const first = WEEKDAYS.indexOf((p.firstDayOfWeek ?? "sunday").toLowerCase());
+    const back = (new Date(`${start}T00:00:00Z`).getUTCDay() - first + 7) % 7;
+    const weekStart = addDays(start, -back);
     for (let w = 0; w < MAX_EXPANSION; w += interval) {
       for (let k = 0; k < 7; k++) {
         const d = addDays(weekStart, w * 7 + k);
-        if (d < start || !days.has(k)) continue;
+        if (d < start || !days.has(new Date(`${d}T00:00:00Z`).getUTCDay())) continue;
         if (done(d)) return;
         emitted++;
         yield d;
       }
     }
-  } else {
-    const [y, mo] = r.range.startDate.split("-").map(Number) as [number, number];
-    for (let i = 0; i < MAX_EXPANSION; i += interval) {
-      const dt = new Date(Date.UTC(y, mo - 1 + i, r.pattern.dayOfMonth ?? 1));
-      if (dt.getUTCDate() !== (r.pattern.dayOfMonth ?? 1)) continue; // e.g. the 31st in a short month
-      const d = dt.toISOString().slice(0, 10);
-      if (d < r.range.startDate) continue;
-      if (done(d)) return;
-      emitted++;
-      yield d;
-    }
+    return;
+  }
+  // Monthly (every interval months) and yearly (every interval years, in pattern.month).
+  const yearly = p.type === "absoluteYearly" || p.type === "relativeYearly";
+  const [y0, m0] = start.split("-").map(Number) as [number, number];
+  const period = (k: number) => (yearly ? { y: y0 + k, m: p.month ?? m0 } : { y: y0 + Math.floor((m0 - 1 + k) / 12), m: ((m0 - 1 + k) % 12) + 1 });
+  let k = 0;
+  while (k < 24) { const { y, m } = period(k); const d = dateInMonth(p, y, m); if (d && d >= start) break; k++; }
+  for (let i = 0; i < MAX_EXPANSION; i++, k += interval) {
+    const { y, m } = period(k);
+    const d = dateInMonth(p, y, m);
+    if (!d) continue;
+    if (done(d)) return;
+    emitted++;
+    yield d;
   }
 }
 

@@ -57,7 +57,12 @@ export interface DateTimeTimeZone { dateTime: string; timeZone: string }
 /** Graph's patternedRecurrence, the subset the simulator expands
  * (https://learn.microsoft.com/en-us/graph/api/resources/patternedrecurrence). */
 export interface SimRecurrence {
-  pattern: { type: "daily" | "weekly" | "absoluteMonthly"; interval: number; daysOfWeek?: string[]; dayOfMonth?: number };
+  /** recurrencePattern (https://learn.microsoft.com/en-us/graph/api/resources/recurrencepattern). */
+  pattern: {
+    type: "daily" | "weekly" | "absoluteMonthly" | "relativeMonthly" | "absoluteYearly" | "relativeYearly";
+    interval: number; daysOfWeek?: string[]; dayOfMonth?: number; month?: number; firstDayOfWeek?: string;
+    index?: "first" | "second" | "third" | "fourth" | "last";
+  };
   range: { type: "endDate" | "numbered" | "noEnd"; startDate: string; endDate?: string; numberOfOccurrences?: number; recurrenceTimeZone?: string };
 }
 
