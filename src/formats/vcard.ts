@@ -283,7 +283,13 @@ export function writeVCard(c: ContactFields): string {
     lines.push(own ?? fresh);
   }
   // Extras are kept in their 4.0 form; ones stored before (3.0 lines) are converted here, never copied.
-  for (const x of c.extra) { try { lines.push(serializeLine(normaliseLine(x))); } catch { /* not a content line: nothing a reader could use */ } }
+  // An extra that is a mapped value Exchange had no room for (a fourth e-mail) gets its shadow too.
+  for (const x of c.extra) {
+    let line: string;
+    try { line = serializeLine(normaliseLine(x)); } catch { continue; } // not a content line: nothing a reader could use
+    const k = mappedKey(line);
+    lines.push((k ? shadows.get(k)?.shift() : undefined) ?? line);
+  }
   lines.push("END:VCARD");
   return lines.map(fold).join("\r\n") + "\r\n";
 }
