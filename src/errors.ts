@@ -46,6 +46,8 @@ export type ErrorCode =
   | "AUDIO_TOO_LONG" // the recording is longer than the transcoding cap
   | "VCARD_MALFORMED"
   | "ICALENDAR_MALFORMED"
+  | "CALENDAR_EVENT_UNUSABLE" // one Exchange event without a usable time or zone: skipped with this reason, the rest mirrors
+  | "CONTACT_VALUE_REFUSED" // a contact value Graph would refuse: normalised or left out of Exchange (kept in the extras), the item flagged
   | "CALLBACK_FAILED" // the voice system's own HTTP callback (UC location) failed
   // sync safety
   | "MASS_DELETE_REFUSED"

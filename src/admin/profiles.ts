@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { ConnectorError, isConnectorError } from "../errors.js";
+import { LOCATION_SHOW_AS } from "../sync/ucLocation.js";
 
 export const featureProfileSchema = z.object({
   id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "lowercase letters, digits and dashes"),
@@ -56,7 +57,17 @@ export const featureProfileSchema = z.object({
     folder: z.string().min(1).max(255).default("Calendar"),
     /** Items in the store's calendar folder that umconnect did not write (a previous product's): left alone, or removed. */
     foreignItems: z.enum(["keep", "remove"]).default("keep"),
-    changeLocation: z.object({ enabled: z.boolean().default(false), text: z.string().min(1).max(100).default("Meeting") }).prefault({}),
+    /**
+     * The UC location while an event runs (src/sync/ucLocation.ts): which show-as values count
+     * (a value Graph adds later counts as "unknown", as the store item shows it as busy) and
+     * whether an all-day out-of-office event counts (an all-day busy block never does).
+     */
+    changeLocation: z.object({
+      enabled: z.boolean().default(false),
+      text: z.string().min(1).max(100).default("Meeting"),
+      showAs: z.array(z.enum(LOCATION_SHOW_AS)).max(LOCATION_SHOW_AS.length).default(["busy", "oof", "tentative", "unknown"]),
+      allDayOof: z.boolean().default(true),
+    }).prefault({}),
   }).prefault({}),
   contacts: z.object({
     enabled: z.boolean().default(false),

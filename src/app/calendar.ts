@@ -58,9 +58,9 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
     } finally {
       await store.close();
     }
-    await recordKindOutcome(deps, link.linkId, "calendar", (k) => ({ ...k, lastError: undefined, items: report.items }), true, link);
+    await recordKindOutcome(deps, link.linkId, "calendar", (k) => ({ ...k, lastError: undefined, items: report.items, skipped: report.skipped }), true, link);
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
-    if (acted) log.info("calendar.sync.done", { ...report.actions, items: report.items, windowMoved: report.windowMoved, ms: Date.now() - started });
+    if (acted || report.skipped) log.info("calendar.sync.done", { ...report.actions, items: report.items, skipped: report.skipped, windowMoved: report.windowMoved, ms: Date.now() - started });
     if (profile.calendar.changeLocation.enabled && (report.busyChanged || isFullRun(req))) {
       await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "location", reason: "scheduled", at: Date.now() });
     }
@@ -86,7 +86,7 @@ async function updateLocation(deps: Deps, link: MailboxLink, log: Logger, lease:
   try {
     const records = await deps.state.recordState<CalendarRecord, CalendarCursors>(link.linkId, "calendar").loadItems();
     const now = new Date();
-    const state = locationAt(records, now, profile.calendar.changeLocation.text);
+    const state = locationAt(records, now, profile.calendar.changeLocation);
     const previous = link.kinds?.location;
     const changed = (previous?.location ?? null) !== state.value || previous?.lastSyncAt === undefined;
     if (changed) {

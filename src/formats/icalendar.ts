@@ -12,9 +12,17 @@
 import ICAL from "ical.js";
 import { ConnectorError } from "../errors.js";
 
-export type ShowAs = "free" | "tentative" | "busy" | "oof" | "workingElsewhere" | "unknown";
-export type Sensitivity = "normal" | "personal" | "private" | "confidential";
-export type ResponseKind = "none" | "organizer" | "tentativelyAccepted" | "accepted" | "declined" | "notResponded";
+/**
+ * Graph's enums are evolvable (https://learn.microsoft.com/en-us/graph/best-practices-concept#handling-future-members-in-evolvable-enumerations):
+ * a value added later is carried as it came (`(string & {})`), never crashed on. Each writer
+ * below has a safe reading for a value it does not know (busy, needs-action, redacted).
+ */
+type Open<T extends string> = T | (string & {});
+export type KnownShowAs = "free" | "tentative" | "busy" | "oof" | "workingElsewhere" | "unknown";
+export type ShowAs = Open<KnownShowAs>;
+export type Sensitivity = Open<"normal" | "personal" | "private" | "confidential">;
+export type ResponseKind = Open<"none" | "organizer" | "tentativelyAccepted" | "accepted" | "declined" | "notResponded">;
+export type AttendeeType = Open<"required" | "optional" | "resource">;
 
 export interface Occurrence {
   /** Graph event id of this occurrence (or single instance). */
@@ -29,7 +37,7 @@ export interface Occurrence {
   sensitivity: Sensitivity;
   location?: string;
   organizer?: { name?: string; address: string };
-  attendees: Array<{ name?: string; address: string; response: ResponseKind; type?: "required" | "optional" | "resource" }>;
+  attendees: Array<{ name?: string; address: string; response: ResponseKind; type?: AttendeeType }>;
   /** The mailbox owner's own response. */
   myResponse?: ResponseKind;
   isCancelled: boolean;
@@ -37,11 +45,28 @@ export interface Occurrence {
 }
 
 const PRODID = "-//umconnect//calendar mirror//EN";
-const BUSY_STATUS: Record<ShowAs, string> = { free: "FREE", tentative: "TENTATIVE", busy: "BUSY", oof: "OOF", workingElsewhere: "WORKINGELSEWHERE", unknown: "BUSY" };
-const PARTSTAT: Record<ResponseKind, string> = { none: "NEEDS-ACTION", notResponded: "NEEDS-ACTION", organizer: "ACCEPTED", accepted: "ACCEPTED", tentativelyAccepted: "TENTATIVE", declined: "DECLINED" };
+// "unknown" (and any value Graph adds later) is busy on the store, as it is for the UC location
+// (src/sync/ucLocation.ts reads an unknown value as "unknown").
+const BUSY_STATUS: Record<string, string> = { free: "FREE", tentative: "TENTATIVE", busy: "BUSY", oof: "OOF", workingElsewhere: "WORKINGELSEWHERE", unknown: "BUSY" };
+const PARTSTAT: Record<string, string> = { none: "NEEDS-ACTION", notResponded: "NEEDS-ACTION", organizer: "ACCEPTED", accepted: "ACCEPTED", tentativelyAccepted: "TENTATIVE", declined: "DECLINED" };
 const FROM_PARTSTAT: Record<string, ResponseKind> = { "NEEDS-ACTION": "none", ACCEPTED: "accepted", TENTATIVE: "tentativelyAccepted", DECLINED: "declined" };
+/** Our own parameter carrying the Graph value when the standard one cannot say it exactly (RFC 5545 section 3.2: x-param). */
+const X_GRAPH = "x-umc-graph";
+/**
+ * A Graph enum value as an iCalendar code (the table's, or `fallback` for a value it does not
+ * know) plus the exact value in X_GRAPH whenever reading the code back would not give it
+ * (a later value, "unknown" written as BUSY, "organizer" written as ACCEPTED).
+ */
+function setEnum(p: ICAL.Property, table: Record<string, string>, reverse: (code: string) => string | undefined, value: string, fallback: string, param?: string): void {
+  const code = Object.hasOwn(table, value) ? table[value]! : fallback;
+  if (param) p.setParameter(param, code); else p.setValue(code);
+  if (reverse(code) !== value) p.setParameter(X_GRAPH, value);
+}
+const showAsOf = (code: string) => Object.entries(BUSY_STATUS).find(([k, v]) => v === code && k !== "unknown")?.[0];
+const responseOf = (code: string) => FROM_PARTSTAT[code.toUpperCase()];
 
-export const isPrivate = (o: Pick<Occurrence, "sensitivity">) => o.sensitivity === "private" || o.sensitivity === "confidential";
+/** Only "normal" and "personal" are shown: a sensitivity Graph adds later is redacted (fail closed). */
+export const isPrivate = (o: Pick<Occurrence, "sensitivity">) => o.sensitivity !== "normal" && o.sensitivity !== "personal";
 
 function icalTime(value: string, allDay: boolean): ICAL.Time {
   if (allDay) {
@@ -63,20 +88,22 @@ export function occurrenceToICalendar(o: Occurrence, options: { redactPrivate?: 
   const ev = new ICAL.Component("vevent");
   // UID per occurrence: RECURRENCE-ID is not used because each occurrence is its own item.
   ev.addPropertyWithValue("uid", `${o.id}@umconnect`);
-  ev.addPropertyWithValue("dtstamp", ICAL.Time.fromJSDate(options.dtstamp ?? new Date(o.lastModified ?? 0), true));
+  ev.addPropertyWithValue("dtstamp", ICAL.Time.fromJSDate(dtstamp(o, options.dtstamp), true));
   ev.addPropertyWithValue("dtstart", icalTime(o.start, o.isAllDay));
   ev.addPropertyWithValue("dtend", icalTime(o.end, o.isAllDay));
   ev.addPropertyWithValue("summary", redact ? "Busy" : (o.subject ?? ""));
   ev.addPropertyWithValue("transp", o.showAs === "free" ? "TRANSPARENT" : "OPAQUE");
-  ev.addPropertyWithValue("x-microsoft-cdo-busystatus", BUSY_STATUS[o.showAs]);
+  setEnum(ev.addPropertyWithValue("x-microsoft-cdo-busystatus", "BUSY"), BUSY_STATUS, showAsOf, o.showAs, "BUSY");
   if (o.isCancelled) ev.addPropertyWithValue("status", "CANCELLED");
   else if (o.showAs === "tentative") ev.addPropertyWithValue("status", "TENTATIVE");
   else ev.addPropertyWithValue("status", "CONFIRMED");
+  // A sensitivity Graph adds later is kept (the value, not the content it hides).
+  if (!["normal", "personal", "private", "confidential"].includes(o.sensitivity)) ev.addPropertyWithValue("x-umc-sensitivity", o.sensitivity);
   if (redact) {
-    ev.addPropertyWithValue("class", "PRIVATE");
+    ev.addPropertyWithValue("class", o.sensitivity === "confidential" ? "CONFIDENTIAL" : "PRIVATE");
   } else {
-    // Only private and confidential are redacted; "personal" has no CLASS of its own in RFC
-    // 5545 (PUBLIC / PRIVATE / CONFIDENTIAL), so it is kept in an x-property.
+    // Only normal and personal are shown; "personal" has no CLASS of its own in RFC 5545
+    // (PUBLIC / PRIVATE / CONFIDENTIAL), so it is kept in an x-property.
     if (o.sensitivity === "personal") ev.addPropertyWithValue("x-umc-sensitivity", "PERSONAL");
     if (o.location) ev.addPropertyWithValue("location", o.location);
     if (o.organizer) {
@@ -86,13 +113,28 @@ export function occurrenceToICalendar(o: Occurrence, options: { redactPrivate?: 
     for (const a of o.attendees) {
       const p = ev.addPropertyWithValue("attendee", `mailto:${a.address}`);
       if (a.name) p.setParameter("cn", a.name);
-      p.setParameter("partstat", PARTSTAT[a.response]);
-      p.setParameter("role", a.type === "optional" ? "OPT-PARTICIPANT" : a.type === "resource" ? "NON-PARTICIPANT" : "REQ-PARTICIPANT");
+      // A response Graph adds later: NEEDS-ACTION (RFC 5545 section 3.2.12 default) plus the
+      // value itself in our x-param, so reading back gives what Graph said.
+      setEnum(p, PARTSTAT, responseOf, a.response, "NEEDS-ACTION", "partstat");
+      // Rooms and equipment are CUTYPE=RESOURCE (RFC 5545 section 3.2.3), as Outlook exports them.
+      if (a.type === "resource") p.setParameter("cutype", "RESOURCE");
+      p.setParameter("role", a.type === "optional" ? "OPT-PARTICIPANT" : "REQ-PARTICIPANT");
+      if (a.type !== undefined && !["required", "optional", "resource"].includes(a.type)) p.setParameter("x-umc-type", a.type);
     }
-    if (o.myResponse) ev.addPropertyWithValue("x-umc-my-response", PARTSTAT[o.myResponse]);
+    if (o.myResponse) setEnum(ev.addPropertyWithValue("x-umc-my-response", "NEEDS-ACTION"), PARTSTAT, responseOf, o.myResponse, "NEEDS-ACTION");
   }
   cal.addSubcomponent(ev);
   return cal.toString().replace(/\r?\n/g, "\r\n") + "\r\n";
+}
+
+/**
+ * DTSTAMP (RFC 5545 section 3.8.7.2): when the item was made; Graph's lastModifiedDateTime
+ * when it is a real date, else now. Never 1970.
+ */
+function dtstamp(o: Occurrence, given: Date | undefined): Date {
+  if (given) return given;
+  const t = o.lastModified ? Date.parse(o.lastModified) : NaN;
+  return Number.isNaN(t) || t <= 0 ? new Date() : new Date(t);
 }
 
 /** Reads back what occurrenceToICalendar wrote (and tolerable variants). Typed errors only. */
@@ -127,12 +169,15 @@ function readOccurrence(text: string): Occurrence {
   const isAllDay = start.isDate;
   const fmt = (t: ICAL.Time) => (isAllDay ? t.toString().slice(0, 10) : t.toJSDate().toISOString());
   const uid = str("uid") ?? "";
-  const busy = str("x-microsoft-cdo-busystatus");
-  const showAs = (Object.entries(BUSY_STATUS).find(([, v]) => v === busy)?.[0] as ShowAs | undefined) ?? (str("transp") === "TRANSPARENT" ? "free" : "busy");
+  const busyProp = ev.getFirstProperty("x-microsoft-cdo-busystatus");
+  const busy = busyProp ? String(busyProp.getFirstValue()) : undefined;
+  const carried = (p: ICAL.Property | null | undefined) => { const v = p?.getParameter(X_GRAPH); return v === undefined || v === null ? undefined : String(v); };
+  const showAs: ShowAs = carried(busyProp) ?? (busy ? showAsOf(busy.toUpperCase()) : undefined) ?? (str("transp") === "TRANSPARENT" ? "free" : "busy");
   const cls = str("class");
   const mail = (v: unknown) => String(v).replace(/^mailto:/i, "");
   const organizerProp = ev.getFirstProperty("organizer");
-  const mine = str("x-umc-my-response");
+  const mineProp = ev.getFirstProperty("x-umc-my-response");
+  const mine = mineProp ? carried(mineProp) ?? responseOf(String(mineProp.getFirstValue())) ?? "none" : undefined;
   return {
     id: uid.replace(/@umconnect$/, ""),
     subject: str("summary"),
@@ -140,16 +185,33 @@ function readOccurrence(text: string): Occurrence {
     end: fmt(end),
     isAllDay,
     showAs,
-    sensitivity: cls === "PRIVATE" ? "private" : cls === "CONFIDENTIAL" ? "confidential" : str("x-umc-sensitivity") === "PERSONAL" ? "personal" : "normal",
+    sensitivity: sensitivityOf(cls, str("x-umc-sensitivity")),
     location: str("location"),
     organizer: organizerProp ? { address: mail(organizerProp.getFirstValue()), ...(organizerProp.getParameter("cn") ? { name: String(organizerProp.getParameter("cn")) } : {}) } : undefined,
     attendees: ev.getAllProperties("attendee").map((p) => ({
       address: mail(p.getFirstValue()),
       ...(p.getParameter("cn") ? { name: String(p.getParameter("cn")) } : {}),
-      response: FROM_PARTSTAT[String(p.getParameter("partstat") ?? "NEEDS-ACTION")] ?? "none",
-      type: p.getParameter("role") === "OPT-PARTICIPANT" ? "optional" as const : p.getParameter("role") === "NON-PARTICIPANT" ? "resource" as const : "required" as const,
+      response: carried(p) ?? responseOf(String(p.getParameter("partstat") ?? "NEEDS-ACTION")) ?? "none",
+      type: attendeeType(p),
     })),
-    myResponse: mine ? FROM_PARTSTAT[mine] : undefined,
+    myResponse: mine,
     isCancelled: str("status") === "CANCELLED",
   };
+}
+
+/** CUTYPE=RESOURCE / ROOM is a resource; ROLE=NON-PARTICIPANT is how items written before CUTYPE marked one. */
+function attendeeType(p: ICAL.Property): AttendeeType {
+  const x = p.getParameter("x-umc-type");
+  if (x !== undefined && x !== null) return String(x);
+  const cutype = String(p.getParameter("cutype") ?? "").toUpperCase();
+  const role = String(p.getParameter("role") ?? "").toUpperCase();
+  if (cutype === "RESOURCE" || cutype === "ROOM" || role === "NON-PARTICIPANT") return "resource";
+  return role === "OPT-PARTICIPANT" ? "optional" : "required";
+}
+
+function sensitivityOf(cls: string | undefined, x: string | undefined): Sensitivity {
+  if (x && x !== "PERSONAL") return x;
+  if (cls === "PRIVATE") return "private";
+  if (cls === "CONFIDENTIAL") return "confidential";
+  return x === "PERSONAL" ? "personal" : "normal";
 }

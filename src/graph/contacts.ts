@@ -9,15 +9,12 @@
  * only (contact-delta), so extended properties are read with a GET when they are needed.
  */
 import { ConnectorError } from "../errors.js";
-import type { ContactFields, PostalAddress } from "../formats/vcard.js";
+import type { ContactFields } from "../formats/vcard.js";
+import { EXTRA_PROP_IDS, extraProperties, fromGraphContact, toGraphContact } from "../formats/contactMapping.js";
 import type { GraphClient } from "./client.js";
 import { SYNC_KEY_PROP } from "./voicemail.js";
 
-export const VCARD_EXTRA_PROP = "String {6B9E9B4C-1F2D-4C55-9E1B-5A3C2D7E8F01} Name UmcVCardExtra";
-/** Graph holds at most three email addresses per contact. */
-export const GRAPH_MAX_EMAILS = 3;
-/** A single-value string extended property holds well under this; larger extras stay on the store only. */
-const MAX_EXTRA_CHARS = 30_000;
+export { VCARD_EXTRA_PROP, GRAPH_MAX_EMAILS, fromGraphContact, toGraphContact } from "../formats/contactMapping.js";
 
 export interface GraphContact {
   id: string;
@@ -28,59 +25,6 @@ export interface GraphContact {
 type Json = Record<string, unknown>;
 
 const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
-
-function address(v: unknown): PostalAddress | undefined {
-  if (!v || typeof v !== "object") return undefined;
-  const a = v as Json;
-  const out: PostalAddress = {};
-  for (const k of ["street", "city", "state", "postalCode", "countryOrRegion"] as const) { const x = str(a[k]); if (x) out[k] = x; }
-  return Object.keys(out).length ? out : undefined;
-}
-
-/** Graph contact JSON -> the mapped fields (extras from the extended property when expanded). */
-export function fromGraphContact(c: Json): ContactFields {
-  const props = (c.singleValueExtendedProperties as Array<{ id: string; value: string }> | undefined) ?? [];
-  const extraRaw = props.find((p) => p.id.toLowerCase() === VCARD_EXTRA_PROP.toLowerCase())?.value;
-  let extra: string[] = [];
-  if (extraRaw) { try { const x = JSON.parse(extraRaw) as unknown; if (Array.isArray(x)) extra = x.filter((l): l is string => typeof l === "string"); } catch { /* not ours: ignore */ } }
-  const birthday = str(c.birthday)?.slice(0, 10);
-  const fields: ContactFields = {
-    displayName: str(c.displayName), givenName: str(c.givenName), surname: str(c.surname), middleName: str(c.middleName),
-    title: str(c.title), generation: str(c.generation),
-    emailAddresses: ((c.emailAddresses as Array<{ address?: string; name?: string }> | undefined) ?? []).filter((e) => str(e.address)).map((e) => ({ address: e.address! })),
-    businessPhones: ((c.businessPhones as string[] | undefined) ?? []).filter(Boolean),
-    homePhones: ((c.homePhones as string[] | undefined) ?? []).filter(Boolean),
-    mobilePhone: str(c.mobilePhone), companyName: str(c.companyName), department: str(c.department), jobTitle: str(c.jobTitle),
-    businessAddress: address(c.businessAddress), homeAddress: address(c.homeAddress), otherAddress: address(c.otherAddress),
-    birthday: birthday && /^\d{4}-\d{2}-\d{2}$/.test(birthday) ? birthday : undefined,
-    personalNotes: str(c.personalNotes), extra,
-  };
-  return dropUndefined(fields);
-}
-
-/**
- * The fields -> a full Graph property set. Absent fields are sent as null or empty so a PATCH
- * clears what the store removed; emails beyond Graph's three stay in the extras.
- */
-export function toGraphContact(f: ContactFields): { props: Json; extra: string[] } {
-  const extra = [...f.extra, ...f.emailAddresses.slice(GRAPH_MAX_EMAILS).map((e) => `EMAIL:${e.address}`)];
-  return {
-    extra,
-    props: {
-      displayName: f.displayName || null, givenName: f.givenName || null, surname: f.surname || null, middleName: f.middleName || null,
-      title: f.title || null, generation: f.generation || null,
-      emailAddresses: f.emailAddresses.slice(0, GRAPH_MAX_EMAILS).map((e) => ({ address: e.address, name: e.name ?? e.address })),
-      businessPhones: f.businessPhones, homePhones: f.homePhones, mobilePhone: f.mobilePhone || null,
-      companyName: f.companyName || null, department: f.department || null, jobTitle: f.jobTitle || null,
-      businessAddress: f.businessAddress ?? {}, homeAddress: f.homeAddress ?? {}, otherAddress: f.otherAddress ?? {},
-      birthday: f.birthday ? `${f.birthday}T00:00:00Z` : null, personalNotes: f.personalNotes || null,
-    },
-  };
-}
-
-function dropUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
 
 export interface ContactChanges {
   full: boolean;
@@ -132,27 +76,27 @@ export class ExchangeContacts {
 
   /** One contact with our extended properties (the extras are not in delta). */
   async get(id: string): Promise<GraphContact> {
-    const expand = `singleValueExtendedProperties($filter=id eq '${VCARD_EXTRA_PROP}' or id eq '${SYNC_KEY_PROP}')`;
+    const expand = `singleValueExtendedProperties($filter=${[...EXTRA_PROP_IDS, SYNC_KEY_PROP].map((id) => `id eq '${id}'`).join(" or ")})`;
     const c = await this.graph.request<Json>({ method: "GET", url: `${this.user}/contacts/${encodeURIComponent(id)}?$expand=${encodeURIComponent(expand)}`, mailbox: this.userId });
     return { id, lastModifiedDateTime: str(c.lastModifiedDateTime), fields: fromGraphContact(c) };
   }
 
   async create(folderId: string, syncKey: string, f: ContactFields): Promise<GraphContact> {
-    const { props, extra } = toGraphContact(f);
+    const { props, extra, shadows } = toGraphContact(f);
     const c = await this.graph.request<Json>({
       method: "POST", url: `${this.user}/contactFolders/${encodeURIComponent(folderId)}/contacts`, mailbox: this.userId,
-      body: { ...props, singleValueExtendedProperties: [{ id: SYNC_KEY_PROP, value: syncKey }, { id: VCARD_EXTRA_PROP, value: extraValue(extra) }] },
+      body: { ...props, singleValueExtendedProperties: [{ id: SYNC_KEY_PROP, value: syncKey }, ...extraProperties(extra, shadows)] },
     });
-    return { id: String(c.id), lastModifiedDateTime: str(c.lastModifiedDateTime), fields: { ...fromGraphContact(c), extra } };
+    return { id: String(c.id), lastModifiedDateTime: str(c.lastModifiedDateTime), fields: { ...fromGraphContact(c), extra, ...(shadows.length ? { shadows } : {}) } };
   }
 
   async update(id: string, f: ContactFields): Promise<GraphContact> {
-    const { props, extra } = toGraphContact(f);
+    const { props, extra, shadows } = toGraphContact(f);
     const c = await this.graph.request<Json>({
       method: "PATCH", url: `${this.user}/contacts/${encodeURIComponent(id)}`, mailbox: this.userId,
-      body: { ...props, singleValueExtendedProperties: [{ id: VCARD_EXTRA_PROP, value: extraValue(extra) }] },
+      body: { ...props, singleValueExtendedProperties: extraProperties(extra, shadows) },
     });
-    return { id, lastModifiedDateTime: str(c.lastModifiedDateTime), fields: { ...fromGraphContact(c), extra } };
+    return { id, lastModifiedDateTime: str(c.lastModifiedDateTime), fields: { ...fromGraphContact(c), extra, ...(shadows.length ? { shadows } : {}) } };
   }
 
   async remove(id: string): Promise<void> {
@@ -165,10 +109,4 @@ export class ExchangeContacts {
     const c = r.value[0];
     return c && { id: String(c.id), lastModifiedDateTime: str(c.lastModifiedDateTime), fields: fromGraphContact(c) };
   }
-}
-
-function extraValue(extra: string[]): string {
-  const v = JSON.stringify(extra);
-  // A huge extra (a PHOTO) would not fit: it stays on the store, where it is kept anyway.
-  return v.length <= MAX_EXTRA_CHARS ? v : JSON.stringify(extra.filter((l) => l.length < 2000));
 }

@@ -36,6 +36,8 @@ export interface CalendarRecord extends MirrorRecord {
   end?: string;
   isAllDay?: boolean;
   showAs?: Occurrence["showAs"];
+  /** The Exchange event could not be read (CALENDAR_EVENT_UNUSABLE): why. A copy mirrored before stays. */
+  skipped?: { code: string; message: string };
 }
 
 export interface CalendarCursors { deltaLink?: string; window?: Window }
@@ -62,6 +64,8 @@ export interface CalendarSyncReport {
   deltaExpired: boolean;
   /** The busy set changed: the UC location must be looked at again. */
   busyChanged: boolean;
+  /** Exchange events skipped now (each with its reason on its record). */
+  skipped: number;
 }
 
 /** The content hash: what the store item shows (lastModified alone changes nothing). */
@@ -74,7 +78,10 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
   const { store, exchange, state, log } = deps;
   const window = calendarWindow(deps.now, deps.window.pastDays, deps.window.futureDays);
   const cursors = (await state.loadCursors()) ?? {};
-  const records = new Map((await state.loadItems()).map((r) => [r.syncKey, r]));
+  const loaded = await state.loadItems();
+  // Records of events that were never mirrored (skipped) are not the planner's business.
+  const records = new Map(loaded.filter((r) => !isSkippedOnly(r)).map((r) => [r.syncKey, r]));
+  const skippedOnly = new Map(loaded.filter(isSkippedOnly).map((r) => [r.syncKey, r]));
   const windowMoved = cursors.window !== undefined && (cursors.window.start !== window.start || cursors.window.end !== window.end);
   // A crashed write (pending record) is settled against a fresh listing of both sides.
   const full = deps.mode === "full" || windowMoved || !cursors.deltaLink || [...records.values()].some((r) => r.pending);
@@ -101,6 +108,8 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
     desired.set(o.id, { syncKey: o.id, hash: occurrenceHash(o) });
   }
 
+  const skipped = await settleSkipped(ec, records, skippedOnly, desired, state);
+
   const listing = ec.full ? await store.listKeys() : undefined;
   const actions = planCalendar(desired, records, listing, deps.foreignItems);
   const removals = actions.filter((a) => a.kind === "remove").length;
@@ -109,7 +118,7 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
     throw new ConnectorError("MASS_DELETE_REFUSED", `refused to remove ${removals} of ${records.size} calendar items from the voice store`, { ...deps.ids, transient: false });
   }
 
-  const report: CalendarSyncReport = { actions: { write: 0, remove: 0, removeStray: 0, forget: 0 }, items: 0, windowMoved, deltaExpired, busyChanged: false };
+  const report: CalendarSyncReport = { actions: { write: 0, remove: 0, removeStray: 0, forget: 0 }, items: 0, windowMoved, deltaExpired, busyChanged: false, skipped };
   const busyBefore = busyDigest(records.values());
   const put = async (r: CalendarRecord) => { records.set(r.syncKey, r); await state.putItem(r); };
   const drop = async (key: string) => { records.delete(key); await state.deleteItem(key); };
@@ -117,6 +126,8 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
     switch (a.kind) {
       case "write": {
         const o = occurrences.get(a.syncKey);
+        // A skipped event whose earlier copy went from the store: nothing readable to write.
+        if (!o && records.get(a.syncKey)?.skipped) return;
         if (!o) throw new ConnectorError("INTERNAL", `occurrence ${a.syncKey} to write is not in this run's changes`, deps.ids);
         const hash = occurrenceHash(o);
         const meta = { start: o.start, end: o.end, isAllDay: o.isAllDay, showAs: o.showAs };
@@ -152,16 +163,47 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
   if (fatal) throw fatal;
 
   await state.saveCursors({ deltaLink: ec.deltaLink, window });
-  report.items = records.size;
+  report.items = [...records.values()].filter((r) => r.imapUid !== undefined).length;
   report.busyChanged = busyDigest(records.values()) !== busyBefore;
   return report;
 }
 
-/** The busy intervals, as a digest: the UC location depends on nothing else. */
-function busyDigest(records: Iterable<CalendarRecord>): string {
-  const busy = [...records].filter(isBusyRecord).map((r) => `${r.start}|${r.end}`).sort();
-  return crypto.createHash("sha256").update(busy.join(",")).digest("base64url");
+const isSkippedOnly = (r: CalendarRecord) => r.skipped !== undefined && r.imapUid === undefined;
+
+/**
+ * Events Exchange answered but that could not be read are skipped, each with its reason on its
+ * record; a copy mirrored from an earlier, readable version stays as it is (desired with its
+ * old hash) rather than being removed. A skip that Exchange no longer reports is forgotten.
+ * Returns how many are skipped now.
+ */
+async function settleSkipped(ec: CalendarChanges, records: Map<string, CalendarRecord>, skippedOnly: Map<string, CalendarRecord>, desired: Map<string, Desired>, state: RecordStatePort<CalendarRecord, CalendarCursors>): Promise<number> {
+  const now = new Map(ec.skipped.map((s) => [s.id, s]));
+  for (const s of now.values()) {
+    const why = { code: s.code, message: s.message };
+    const r = records.get(s.id);
+    if (r?.imapUid !== undefined && r.hash) {
+      desired.set(s.id, { syncKey: s.id, hash: r.hash });
+      if (r.skipped?.message !== why.message) { const next = { ...r, skipped: why }; records.set(s.id, next); await state.putItem(next); }
+    } else if (skippedOnly.get(s.id)?.skipped?.message !== why.message) {
+      await state.putItem({ syncKey: s.id, skipped: why });
+    }
+  }
+  const cleared = (id: string) => !now.has(id) && (ec.full || ec.removed.includes(id) || ec.upserted.some((o) => o.id === id));
+  for (const id of skippedOnly.keys()) if (cleared(id)) await state.deleteItem(id);
+  for (const r of records.values()) {
+    if (!r.skipped || !cleared(r.syncKey)) continue;
+    const { skipped: _gone, ...rest } = r;
+    records.set(r.syncKey, rest);
+    await state.putItem(rest);
+  }
+  return now.size + [...skippedOnly.keys()].filter((id) => !now.has(id) && !cleared(id)).length;
 }
 
-/** Busy or out of office, timed (an all-day block is not a meeting). */
-export const isBusyRecord = (r: CalendarRecord) => !r.pending && !r.isAllDay && (r.showAs === "busy" || r.showAs === "oof") && r.start !== undefined && r.end !== undefined;
+/**
+ * Every interval that is not free, with its show-as and all-day flag, as a digest: whatever a
+ * profile's UC-location policy counts (src/sync/ucLocation.ts), it depends on nothing else.
+ */
+function busyDigest(records: Iterable<CalendarRecord>): string {
+  const busy = [...records].filter((r) => !r.pending && r.showAs !== "free").map((r) => `${r.start}|${r.end}|${r.showAs}|${r.isAllDay === true}`).sort();
+  return crypto.createHash("sha256").update(busy.join(",")).digest("base64url");
+}

@@ -17,6 +17,7 @@ import { matchContacts } from "./contactAdoption.js";
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { parseVCard, writeVCard, type ContactFields } from "../formats/vcard.js";
+import { normaliseNewlines, splitCards } from "../formats/vcardLines.js";
 import { storeItemMessage, storeItemText } from "../formats/storeItem.js";
 import { fromGraphContact, toGraphContact, type ContactChanges, type GraphContact } from "../graph/contacts.js";
 import type { ConflictRecord, RecordStatePort } from "../state/stateStore.js";
@@ -52,6 +53,8 @@ export interface ContactRecord {
   graphHash?: string;
   pendingGraphCreate?: boolean;
   skipped?: { code: string; message: string };
+  /** Values Exchange could not take (CONTACT_VALUE_REFUSED): left out there, kept on the store. */
+  flags?: Array<{ field: string; message: string }>;
 }
 
 export interface ContactCursors { imap?: ImapCursor; deltaLink?: string }
@@ -76,6 +79,8 @@ export interface ContactsSyncReport {
   duplicatesRemoved: number;
   skipped: number;
   skippedTotal: number;
+  /** Contacts written to Exchange without a value it would refuse (each flagged on its record). */
+  flagged: number;
   massDelete?: { side: "imap" | "graph"; deletes: number; known: number; emptied: boolean };
   deltaExpired: boolean;
 }
@@ -84,13 +89,14 @@ const sha = (v: unknown) => crypto.createHash("sha256").update(JSON.stringify(v)
 
 /** The fields both sides hold, in one canonical form (a round trip through the Graph mapping). */
 export function mappedHash(f: ContactFields): string {
-  const { extra: _drop, ...mapped } = fromGraphContact(toGraphContact(f).props);
+  const { extra: _drop, shadows: _own, ...mapped } = fromGraphContact(toGraphContact(f).props);
   return sha(mapped);
 }
 
 /** The whole card: mapped fields plus what only the store holds. */
 export function storeHash(f: ContactFields): string {
-  return sha({ mapped: mappedHash(f), extra: toGraphContact(f).extra });
+  const g = toGraphContact(f);
+  return sha({ mapped: mappedHash(f), extra: g.extra, shadows: g.shadows });
 }
 
 interface StoreCard { uid: number; fields: ContactFields; text: string; hash: string; mapped: string; modified: string }
@@ -108,6 +114,31 @@ async function readCard(item: StoredItem): Promise<StoreCard> {
   const revDate = rev ? Date.parse(rev.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, "$1-$2-$3T$4:$5:$6Z")) : NaN;
   const modified = new Date(Number.isNaN(revDate) ? (item.internalDate?.getTime() ?? 0) : revDate).toISOString();
   return { uid: item.uid, fields, text, hash: storeHash(fields), mapped: mappedHash(fields), modified };
+}
+
+/**
+ * A stored message with several cards (an address book sent as one item): each card becomes a
+ * message of its own (APPENDed first, the original EXPUNGEd after), so each is its own contact
+ * and a broken one is skipped alone with its reason. A crash in between leaves the original
+ * and some copies; the next run splits it again and the copies, having one key each, are
+ * settled by the newest-wins rule for two cards with one key.
+ */
+async function splitMultiCard(store: ContactStorePort, items: StoredItem[], log: Logger, ids: ContactsSyncDeps["ids"]): Promise<StoredItem[]> {
+  const out: StoredItem[] = [];
+  for (const item of items) {
+    let cards: string[];
+    try { cards = splitCards(await storeItemText(item.source, "vcard")); } catch { out.push(item); continue; } // readCard reports it
+    if (cards.length < 2) { out.push(item); continue; }
+    for (const text of cards) {
+      const body = `${normaliseNewlines(text).replace(/\n/g, "\r\n")}\r\n`;
+      const fn = text.match(/^FN[^:\n]*:(.*)$/im)?.[1]?.trim() || "Contact";
+      const source = storeItemMessage({ kind: "vcard", key: `split:${sha(text)}`, subject: fn, body, date: item.internalDate });
+      out.push({ uid: await store.append(source), source, internalDate: item.internalDate });
+    }
+    await store.remove(item.uid);
+    log.info("contacts.item.split", { ...ids, imapUid: item.uid, cards: cards.length });
+  }
+  return out;
 }
 
 /** Sync key of a store card: its vCard UID, else one derived from its content (stable). */
@@ -170,7 +201,8 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
     for (const uid of present) { const r = byUid.get(uid); if (r && !r.skipped && r.imapHash) imapNow.set(r.syncKey, { ref: String(uid), hash: r.imapHash, mapped: r.imapMapped ?? "", modified: "" }); }
   }
   let skipped = 0;
-  for (const item of await store.fetchSources(unknown)) {
+  for (const item of await splitMultiCard(store, await store.fetchSources(unknown), log, deps.ids)) {
+    if (rebuild) present.add(item.uid); // a card split out of a message now has a UID of its own
     try {
       const card = await readCard(item);
       cards.set(card.uid, card);
@@ -237,7 +269,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
     };
   });
   const plan = planContacts(views, deps.limits);
-  const report: ContactsSyncReport = { actions: emptyCounts(), conflicts: 0, duplicatesRemoved: 0, skipped, skippedTotal: 0, massDelete: plan.massDelete, deltaExpired, adopted: merged.merged };
+  const report: ContactsSyncReport = { actions: emptyCounts(), conflicts: 0, duplicatesRemoved: 0, skipped, skippedTotal: 0, flagged: 0, massDelete: plan.massDelete, deltaExpired, adopted: merged.merged };
 
   // 3. Apply.
   const cardOf = async (uid: number): Promise<StoreCard> => {
@@ -267,6 +299,14 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
     log.info("contacts.conflict", { ...deps.ids, syncKey: key, loser });
   };
 
+  // A value Exchange would refuse was left out of the write (contactValidation.ts): flagged, never skipped.
+  const flagsOf = (key: string, fields: ContactFields): Pick<ContactRecord, "flags"> => {
+    const refused = toGraphContact(fields).refused;
+    if (!refused.length) return {};
+    report.flagged++;
+    log.warn("contacts.item.flagged", { ...deps.ids, syncKey: key, code: "CONTACT_VALUE_REFUSED", fields: refused.map((r) => r.field).join(",") });
+    return { flags: refused };
+  };
   const apply = async (a: ContactAction): Promise<void> => {
     switch (a.kind) {
       case "createInGraph": {
@@ -277,7 +317,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
         }
         await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, pendingGraphCreate: true });
         const created = await exchange.create(a.syncKey, card.fields);
-        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: created.id, graphHash: mappedHash(created.fields) });
+        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: created.id, graphHash: mappedHash(created.fields), ...flagsOf(a.syncKey, card.fields) });
         return;
       }
       case "createInImap": {
@@ -290,7 +330,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
         const card = await cardOf(a.imapUid);
         if (a.conflictLoser) await conflict(a.syncKey, "graph", (await exchange.get(a.graphId)).fields);
         const updated = await exchange.update(a.graphId, card.fields);
-        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: a.graphId, graphHash: mappedHash(updated.fields) });
+        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: a.graphId, graphHash: mappedHash(updated.fields), ...flagsOf(a.syncKey, card.fields) });
         return;
       }
       case "updateImap": {

@@ -148,6 +148,38 @@ describe("calendar mirror end to end", () => {
   });
 });
 
+describe("calendar: what Graph answers that was not expected (issue 18)", () => {
+  it("a non-UTC answer, tzone://Microsoft/Utc and an unknown attendee response mirror; an event without a usable zone is skipped with its reason and the rest mirrors", async () => {
+    const link = async () => (await w.deps.state.getLink(linkId))!.kinds?.calendar;
+    cal().add({ subject: "Berlin answer", start: { dateTime: day(6, "09:00:00"), timeZone: "UTC" }, end: { dateTime: day(6, "10:00:00"), timeZone: "UTC" }, answer: { timeZone: "W. Europe Standard Time" } });
+    cal().add({ subject: "Exchange UTC name", start: { dateTime: day(6, "11:00:00"), timeZone: "UTC" }, end: { dateTime: day(6, "12:00:00"), timeZone: "UTC" }, answer: { timeZone: "tzone://Microsoft/Utc" } });
+    cal().add({ subject: "New response", start: { dateTime: day(6, "13:00:00"), timeZone: "UTC" }, end: { dateTime: day(6, "14:00:00"), timeZone: "UTC" },
+      answer: { fields: { showAs: "focusTime", attendees: [{ type: "observer", emailAddress: { name: "Eve", address: "eve@contoso.test" }, status: { response: "delegated", time: "2026-01-01T00:00:00Z" } }] } } });
+    const custom = cal().add({ subject: "Custom zone", start: { dateTime: day(6, "15:00:00"), timeZone: "UTC" }, end: { dateTime: day(6, "16:00:00"), timeZone: "UTC" }, answer: { timeZone: "tzone://Microsoft/Custom" } });
+    cal().add({ subject: "After the bad one", start: { dateTime: day(6, "17:00:00"), timeZone: "UTC" }, end: { dateTime: day(6, "18:00:00"), timeZone: "UTC" } });
+    const mirrored = async () => (await storeItems()).filter((i) => i.start.startsWith(day(6).slice(0, 10)));
+    await expect.poll(async () => (await mirrored()).map((i) => i.subject), { timeout: 15_000 }).toEqual(["Berlin answer", "Exchange UTC name", "New response", "After the bad one"]);
+    const items = await mirrored();
+    // The Berlin wall time (UTC+2 or +1) was converted back to the instant the event has.
+    expect(items[0]!.start).toBe(new Date(`${day(6, "09:00:00")}Z`).toISOString());
+    expect(items[1]!.start).toBe(new Date(`${day(6, "11:00:00")}Z`).toISOString());
+    // Break seen red: PARTSTAT[a.response] with no fallback -> ical.js TypeError, the run fails every time and nothing of day 5 mirrors.
+    expect(parseOccurrence(items[2]!.text)).toMatchObject({ showAs: "focusTime", attendees: [{ address: "eve@contoso.test", response: "delegated", type: "observer" }] });
+    // Break seen red: toOccurrence's error not caught per event -> the whole read aborts, lastError set, no item of day 5.
+    await expect.poll(async () => (await link())?.skipped, { timeout: 10_000 }).toBe(1);
+    expect((await link())?.lastError).toBeUndefined();
+    const records = await w.deps.state.recordState<CalendarRecord, CalendarCursors>(linkId, "calendar").loadItems();
+    const skipped = records.filter((r) => r.skipped);
+    expect(skipped).toHaveLength(1);
+    expect(skipped[0]!.skipped).toMatchObject({ code: "CALENDAR_EVENT_UNUSABLE" });
+    expect(skipped[0]!.skipped!.message).toContain("tzone://Microsoft/Custom");
+    // Graph answers it properly again: mirrored, and the reason goes.
+    cal().update(custom.id, { answer: undefined });
+    await expect.poll(async () => (await mirrored()).map((i) => i.subject), { timeout: 15_000 }).toContain("Custom zone");
+    await expect.poll(async () => (await link())?.skipped, { timeout: 10_000 }).toBe(0);
+  });
+});
+
 describe("calendar: what the store holds that is not ours", () => {
   it("leaves a malformed or foreign item in the Calendar folder alone and keeps mirroring", async () => {
     const c = await w.imap(MAILBOX);

@@ -31,7 +31,7 @@ describe("vCard", () => {
   });
 
   it("refuses what is not a vCard with a typed error", () => {
-    for (const bad of ["", "hello", "BEGIN:VCARD\r\nVERSION:2.1\r\nEND:VCARD", "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:x", "BEGIN:VCARD\r\nVERSION:4.0\r\nno colon\r\nEND:VCARD", "x".repeat(300_000)]) {
+    for (const bad of ["", "hello", "BEGIN:VCARD\r\nVERSION:5.0\r\nEND:VCARD", "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:x", "BEGIN:VCARD\r\nVERSION:4.0\r\nno colon\r\nEND:VCARD", "x".repeat(300_000)]) {
       let err: unknown;
       try { parseVCard(bad); } catch (e) { err = e; }
       expect(isConnectorError(err)).toBe(true);

@@ -12,7 +12,7 @@
 import crypto from "node:crypto";
 import { newChangeKey, newId, type SimEvent, type SimEventData, type SimRecurrence, type SimUser } from "./model.js";
 import { ODataError } from "./odata.js";
-import { graphDateTime, zonedToUtc } from "./timezones.js";
+import { graphDateTime, utcToZoned, zonedToUtc } from "./timezones.js";
 
 export interface CalendarHost {
   origin: string;
@@ -45,37 +45,77 @@ function instanceBounds(data: SimEventData): { start: Date; end: Date } {
 
 const addDays = (date: string, n: number) => new Date(Date.parse(`${date}T00:00:00Z`) + n * DAY).toISOString().slice(0, 10);
 
-/** Candidate local dates of a series, in order, from its range start (patternedRecurrence). */
+const INDEX: Record<string, number> = { first: 0, second: 1, third: 2, fourth: 3, last: -1 };
+const daysIn = (y: number, m: number) => new Date(Date.UTC(y, m, 0)).getUTCDate(); // m: 1-12
+const ymd = (y: number, m: number, d: number) => new Date(Date.UTC(y, m - 1, d)).toISOString().slice(0, 10);
+
+/**
+ * The date a monthly or yearly pattern names in one month (y, m: 1-12), or undefined.
+ * absolute: dayOfMonth, the last day when the month is shorter (EWS AbsoluteMonthlyRecurrence,
+ * https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/absolutemonthlyrecurrence:
+ * "if this value is greater than the number of days in a month, the last day of the month is
+ * assumed"); relative: the index-th of the days that are in daysOfWeek, counted together ("the
+ * first Thursday or Friday"), or the last of them
+ * (https://learn.microsoft.com/en-us/graph/api/resources/recurrencepattern).
+ */
+function dateInMonth(p: SimRecurrence["pattern"], y: number, m: number): string | undefined {
+  if (p.type === "absoluteMonthly" || p.type === "absoluteYearly") return ymd(y, m, Math.min(p.dayOfMonth ?? 1, daysIn(y, m)));
+  const days = new Set((p.daysOfWeek ?? []).map((x) => WEEKDAYS.indexOf(x.toLowerCase())));
+  const matches: number[] = [];
+  for (let d = 1; d <= daysIn(y, m); d++) if (days.has(new Date(Date.UTC(y, m - 1, d)).getUTCDay())) matches.push(d);
+  const i = INDEX[(p.index ?? "first").toLowerCase()] ?? 0;
+  const d = i < 0 ? matches.at(-1) : matches[i];
+  return d === undefined ? undefined : ymd(y, m, d);
+}
+
+/**
+ * Candidate local dates of a series, in order, from its range start (patternedRecurrence,
+ * https://learn.microsoft.com/en-us/graph/outlook-schedule-recurring-events). Monthly and
+ * yearly series count their interval from the first period that has a date on or after the
+ * start ("the first Thursday of every other month starting August 29, 2017 ... the first
+ * occurrence of this series will be in September"); weekly ones from the week (by
+ * firstDayOfWeek, default Sunday) that holds the start. Numbered ranges count every
+ * occurrence, cancelled ones included; endDate is inclusive.
+ */
 function* seriesDates(r: SimRecurrence): Generator<string> {
-  const interval = Math.max(1, r.pattern.interval || 1);
+  const p = r.pattern;
+  const interval = Math.max(1, p.interval || 1);
+  const start = r.range.startDate;
   let emitted = 0;
   const done = (d: string) => (r.range.type === "endDate" && r.range.endDate !== undefined && d > r.range.endDate) || (r.range.type === "numbered" && emitted >= (r.range.numberOfOccurrences ?? 0));
-  if (r.pattern.type === "daily") {
-    for (let d = r.range.startDate, i = 0; i < MAX_EXPANSION; d = addDays(d, interval), i++) { if (done(d)) return; emitted++; yield d; }
-  } else if (r.pattern.type === "weekly") {
-    const days = new Set((r.pattern.daysOfWeek ?? []).map((x) => WEEKDAYS.indexOf(x.toLowerCase())));
-    const start = r.range.startDate;
-    const weekStart = addDays(start, -new Date(`${start}T00:00:00Z`).getUTCDay()); // weeks start on Sunday (firstDayOfWeek default)
+  if (p.type === "daily") {
+    for (let d = start, i = 0; i < MAX_EXPANSION; d = addDays(d, interval), i++) { if (done(d)) return; emitted++; yield d; }
+    return;
+  }
+  if (p.type === "weekly") {
+    const days = new Set((p.daysOfWeek ?? []).map((x) => WEEKDAYS.indexOf(x.toLowerCase())));
+    const first = WEEKDAYS.indexOf((p.firstDayOfWeek ?? "sunday").toLowerCase());
+    const back = (new Date(`${start}T00:00:00Z`).getUTCDay() - first + 7) % 7;
+    const weekStart = addDays(start, -back);
     for (let w = 0; w < MAX_EXPANSION; w += interval) {
       for (let k = 0; k < 7; k++) {
         const d = addDays(weekStart, w * 7 + k);
-        if (d < start || !days.has(k)) continue;
+        if (d < start || !days.has(new Date(`${d}T00:00:00Z`).getUTCDay())) continue;
         if (done(d)) return;
         emitted++;
         yield d;
       }
     }
-  } else {
-    const [y, mo] = r.range.startDate.split("-").map(Number) as [number, number];
-    for (let i = 0; i < MAX_EXPANSION; i += interval) {
-      const dt = new Date(Date.UTC(y, mo - 1 + i, r.pattern.dayOfMonth ?? 1));
-      if (dt.getUTCDate() !== (r.pattern.dayOfMonth ?? 1)) continue; // e.g. the 31st in a short month
-      const d = dt.toISOString().slice(0, 10);
-      if (d < r.range.startDate) continue;
-      if (done(d)) return;
-      emitted++;
-      yield d;
-    }
+    return;
+  }
+  // Monthly (every interval months) and yearly (every interval years, in pattern.month).
+  const yearly = p.type === "absoluteYearly" || p.type === "relativeYearly";
+  const [y0, m0] = start.split("-").map(Number) as [number, number];
+  const period = (k: number) => (yearly ? { y: y0 + k, m: p.month ?? m0 } : { y: y0 + Math.floor((m0 - 1 + k) / 12), m: ((m0 - 1 + k) % 12) + 1 });
+  let k = 0;
+  while (k < 24) { const { y, m } = period(k); const d = dateInMonth(p, y, m); if (d && d >= start) break; k++; }
+  for (let i = 0; i < MAX_EXPANSION; i++, k += interval) {
+    const { y, m } = period(k);
+    const d = dateInMonth(p, y, m);
+    if (!d) continue;
+    if (done(d)) return;
+    emitted++;
+    yield d;
   }
 }
 
@@ -109,9 +149,15 @@ export function expand(ev: SimEvent, from: Date, to: Date): Instance[] {
   return out;
 }
 
-export function instanceJson(i: Instance): Record<string, unknown> {
+/**
+ * One instance as Graph answers it. `zone`: the `Prefer: outlook.timezone` asked for (UTC when
+ * none, as calendarView documents); an event's test `answer` overrides what is asked.
+ */
+export function instanceJson(i: Instance, zone = "UTC"): Record<string, unknown> {
   const d = i.data;
-  const when = (t: Date) => ({ dateTime: d.isAllDay ? `${t.toISOString().slice(0, 10)}T00:00:00.0000000` : graphDateTime(t), timeZone: "UTC" });
+  const tz = d.answer?.timeZone ?? zone;
+  const wall = (t: Date) => { try { return utcToZoned(t, tz); } catch { return graphDateTime(t); } }; // a zone no one knows: answered as it is
+  const when = (t: Date) => ({ dateTime: d.isAllDay ? `${t.toISOString().slice(0, 10)}T00:00:00.0000000` : tz.toUpperCase() === "UTC" ? graphDateTime(t) : wall(t), timeZone: d.isAllDay ? (d.answer?.timeZone ?? zone) : tz });
   const exc = i.originalStart ? i.event.exceptions.get(i.originalStart.toISOString()) : undefined;
   const changeKey = exc ? crypto.createHash("sha256").update(i.event.changeKey + JSON.stringify(exc)).digest("base64").slice(0, 16) : i.event.changeKey;
   return {
@@ -123,6 +169,7 @@ export function instanceJson(i: Instance): Record<string, unknown> {
     showAs: d.showAs, sensitivity: d.sensitivity, location: d.location, organizer: d.organizer, attendees: d.attendees,
     responseStatus: d.responseStatus, isCancelled: d.isCancelled, isOrganizer: d.responseStatus.response === "organizer",
     recurrence: null,
+    ...d.answer?.fields,
   };
 }
 
@@ -148,7 +195,7 @@ export class CalendarModel {
       const all = this.instances(user, from, to);
       const top = Math.min(Number(q.get("$top") ?? 10), 1000);
       const skip = Number(q.get("$skip") ?? 0);
-      const body: Record<string, unknown> = { value: all.slice(skip, skip + top).map(instanceJson) };
+      const body: Record<string, unknown> = { value: all.slice(skip, skip + top).map((i) => instanceJson(i, preferredZone(prefer))) };
       if (skip + top < all.length) { const next = new URLSearchParams(q); next.set("$skip", String(skip + top)); body["@odata.nextLink"] = `${this.host.origin}/v1.0/users/${user.id}/calendarView?${next}`; }
       return { status: 200, body };
     }
@@ -164,6 +211,7 @@ export class CalendarModel {
     for (const k of ["$select", "$expand", "$filter", "$orderby", "$search"]) if (q.has(k)) throw new ODataError("ErrorInvalidUrlQuery", `The query parameter '${k}' is not supported with calendarView delta.`);
     const pref = prefer.find((p) => /^odata\.maxpagesize=\d+$/i.test(p));
     const pageSize = pref ? Math.max(1, Number(pref.split("=")[1])) : 10;
+    const zone = preferredZone(prefer);
     const gone = (): Res => ({ status: 410, body: { error: { code: "SyncStateNotFound", message: "The sync state generation is not found. Please restart the sync with an initial delta request." } } });
     const skip = q.get("$skiptoken");
     const dt = q.get("$deltatoken");
@@ -184,7 +232,7 @@ export class CalendarModel {
       const now = this.instances(user, from, to);
       const snapshot = new Map(now.map((i) => [i.id, version(i)]));
       const items: Array<Record<string, unknown>> = [];
-      for (const i of now) if (!prev || prev.snapshot.get(i.id) !== snapshot.get(i.id)) items.push(instanceJson(i));
+      for (const i of now) if (!prev || prev.snapshot.get(i.id) !== snapshot.get(i.id)) items.push(instanceJson(i, zone));
       if (prev) {
         for (const id of prev.snapshot.keys()) if (!snapshot.has(id)) items.push({ "@odata.type": "#microsoft.graph.event", id, "@removed": { reason: "deleted" } });
         // Changes outside the window are reported as removals too (documented quirk).
@@ -262,6 +310,12 @@ export class CalendarModel {
     ev.lastModifiedDateTime = new Date().toISOString();
     this.host.notifyEvent(user, ev.id, ev.changeKey, change);
   }
+}
+
+/** `Prefer: outlook.timezone="..."` (user-list-calendarview, request headers); UTC without it. */
+function preferredZone(prefer: string[]): string {
+  const p = prefer.find((x) => /^outlook\.timezone=/i.test(x));
+  return p ? p.slice(p.indexOf("=") + 1).replace(/^"|"$/g, "").trim() || "UTC" : "UTC";
 }
 
 function windowOf(q: URLSearchParams): { from: Date; to: Date } {

@@ -195,9 +195,19 @@ function checkProps(b: Record<string, unknown>): Res | { props: Record<string, u
     if (k.startsWith("@odata.")) continue;
     if (!CONTACT_PROPS.has(k)) return bad("RequestBodyRead", `The property '${k}' does not exist on type 'microsoft.graph.contact'. Make sure to only use property names that are defined by the type or mark the type as open type.`);
     if (k === "emailAddresses" && Array.isArray(v) && v.length > 3) return bad("ErrorInvalidArgument", "A contact holds at most three email addresses.");
+    // Edm.DateTimeOffset: a date that does not exist, or one before Exchange's 1601 epoch, is refused as Graph does.
+    if (k === "birthday" && v !== null && !isGraphDate(v)) return bad("BadRequest", `Cannot convert the literal '${String(v)}' to the expected type 'Edm.DateTimeOffset'.`);
     props[k] = v;
   }
   return { props, ext };
+}
+
+function isGraphDate(v: unknown): boolean {
+  const m = typeof v === "string" ? v.match(/^(\d{4})-(\d{2})-(\d{2})T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/) : null;
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const t = new Date(Date.UTC(y, mo - 1, d));
+  return y >= 1601 && t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d;
 }
 
 function folderJson(f: SimFolder) {

@@ -57,7 +57,12 @@ export interface DateTimeTimeZone { dateTime: string; timeZone: string }
 /** Graph's patternedRecurrence, the subset the simulator expands
  * (https://learn.microsoft.com/en-us/graph/api/resources/patternedrecurrence). */
 export interface SimRecurrence {
-  pattern: { type: "daily" | "weekly" | "absoluteMonthly"; interval: number; daysOfWeek?: string[]; dayOfMonth?: number };
+  /** recurrencePattern (https://learn.microsoft.com/en-us/graph/api/resources/recurrencepattern). */
+  pattern: {
+    type: "daily" | "weekly" | "absoluteMonthly" | "relativeMonthly" | "absoluteYearly" | "relativeYearly";
+    interval: number; daysOfWeek?: string[]; dayOfMonth?: number; month?: number; firstDayOfWeek?: string;
+    index?: "first" | "second" | "third" | "fourth" | "last";
+  };
   range: { type: "endDate" | "numbered" | "noEnd"; startDate: string; endDate?: string; numberOfOccurrences?: number; recurrenceTimeZone?: string };
 }
 
@@ -75,6 +80,14 @@ export interface SimEventData {
   responseStatus: { response: "none" | "organizer" | "tentativelyAccepted" | "accepted" | "declined" | "notResponded"; time: string };
   isCancelled: boolean;
   body: { contentType: "text" | "html"; content: string };
+  /**
+   * Test-only: how Graph answers for this event whatever it was created with. `timeZone`: the
+   * zone its times come back in even when UTC was asked for (Exchange answers
+   * "tzone://Microsoft/Utc" or the event's own zone for some mailboxes); `fields`: properties
+   * replaced in the answer as they are (a showAs or response value Graph adds later, a broken
+   * start), so the client's handling of what it did not expect can be driven.
+   */
+  answer?: { timeZone?: string; fields?: Record<string, unknown> };
 }
 
 export interface SimEvent extends SimEventData {

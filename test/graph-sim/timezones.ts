@@ -52,3 +52,11 @@ export function zonedToUtc(wall: string, tz: string): Date {
 export function graphDateTime(d: Date): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, ".$10000");
 }
+
+/** The UTC instant as wall time in `tz`, in Graph's format (for `Prefer: outlook.timezone`). */
+export function utcToZoned(d: Date, tz: string): string {
+  const zone = /^tzone:\/\/microsoft\/utc$/i.test(tz) ? "UTC" : ianaZone(tz);
+  const parts = new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" }).formatToParts(d);
+  const get = (t: string) => parts.find((p) => p.type === t)?.value ?? "00";
+  return `${get("year")}-${get("month")}-${get("day")}T${get("hour")}:${get("minute")}:${get("second")}.${String(d.getUTCMilliseconds()).padStart(3, "0")}0000`;
+}

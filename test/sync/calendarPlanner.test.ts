@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { calendarWindow, inWindow, planCalendar } from "../../src/sync/calendarPlanner.js";
-import { locationAt } from "../../src/sync/ucLocation.js";
+import { countsForLocation, locationAt, policyShowAs } from "../../src/sync/ucLocation.js";
+import { parseProfile } from "../../src/admin/profiles.js";
 import type { CalendarRecord } from "../../src/sync/calendarSync.js";
 
 const d = (key: string, hash = "h") => [key, { syncKey: key, hash }] as const;
@@ -62,8 +63,38 @@ describe("UC location", () => {
     ["free, all-day and tentative do not count", "2026-11-24T12:30:00Z", null, "2026-11-24T16:00:00.000Z"],
     ["after the last", "2026-11-24T18:00:00Z", null, undefined],
   ])("%s", (_n, now, value, next) => {
-    const s = locationAt(records, new Date(now), "Meeting");
+    const s = locationAt(records, new Date(now), { text: "Meeting", showAs: ["busy", "oof"], allDayOof: false });
     expect(s.value).toBe(value);
     expect(s.nextChange?.toISOString()).toBe(next);
+  });
+});
+
+describe("UC location policy (per profile)", () => {
+  const rec = (showAs: string, isAllDay = false): CalendarRecord => ({ syncKey: showAs, imapUid: 1, hash: "h", start: isAllDay ? "2026-11-24" : "2026-11-24T09:00:00.000Z", end: isAllDay ? "2026-11-25" : "2026-11-24T10:00:00.000Z", showAs, isAllDay });
+  const defaults = parseProfile({ id: "p", displayName: "P", calendar: { enabled: true, changeLocation: { enabled: true } } }).calendar.changeLocation;
+
+  it("by default counts busy, out of office, tentative and unknown, and all-day out of office", () => {
+    // Break seen red: the default without "tentative" -> the tentative meeting does not count.
+    expect(["busy", "oof", "tentative", "unknown", "workingElsewhere", "free"].map((s) => countsForLocation(rec(s), defaults))).toEqual([true, true, true, true, false, false]);
+    expect(countsForLocation(rec("oof", true), defaults)).toBe(true);
+    expect(countsForLocation(rec("busy", true), defaults)).toBe(false);
+  });
+  it("reads a show-as value Graph adds later as unknown, the way the store item shows it (busy)", () => {
+    expect(policyShowAs("somethingNew")).toBe("unknown");
+    expect(countsForLocation(rec("somethingNew"), { showAs: ["unknown"], allDayOof: false })).toBe(true);
+    expect(countsForLocation(rec("somethingNew"), { showAs: ["busy"], allDayOof: false })).toBe(false);
+  });
+  it("follows the profile: working elsewhere on, all-day out of office off", () => {
+    const p = { showAs: ["workingElsewhere"] as const, allDayOof: false };
+    expect(countsForLocation(rec("workingElsewhere"), p)).toBe(true);
+    expect(countsForLocation(rec("busy"), p)).toBe(false);
+    expect(countsForLocation(rec("oof", true), p)).toBe(false);
+  });
+  it("an all-day out-of-office day holds the location from midnight to midnight UTC", () => {
+    const s = locationAt([rec("oof", true)], new Date("2026-11-24T12:00:00Z"), { text: "Away", showAs: ["oof"], allDayOof: true });
+    expect(s).toEqual({ value: "Away", nextChange: new Date("2026-11-25T00:00:00.000Z") });
+  });
+  it("refuses a show-as name the policy does not know", () => {
+    expect(() => parseProfile({ id: "p", displayName: "P", calendar: { changeLocation: { showAs: ["meeting"] } } })).toThrow();
   });
 });
