@@ -16,6 +16,7 @@ import type { Directory } from "../app/endpoints.js";
 import { connectMailbox } from "../imap/endpoint.js";
 import { storeAccessState } from "../app/credentials.js";
 import { rolesOf } from "./consent.js";
+import { withDeadline } from "../timeouts.js";
 
 export type CheckState = "pass" | "warn" | "fail" | "skip";
 export interface DoctorCheck { check: string; state: CheckState; detail: string; fix?: string }
@@ -43,10 +44,7 @@ const CAPABILITIES: Array<[string, string]> = [
 const VALIDATION_DEADLINE_MS = 10_000;
 const CHECK_TIMEOUT_MS = 20_000;
 
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} gave no answer within ${ms / 1000} s`)), ms); })]).finally(() => clearTimeout(timer));
-}
+const within = <T>(ms: number, what: string, p: Promise<T>): Promise<T> => withDeadline(p, ms, "STATE_UNAVAILABLE", `${what} answering`);
 
 const reason = (e: unknown) => (isConnectorError(e) ? `${e.code}: ${e.message}` : (e as Error)?.message ?? String(e)).slice(0, 300);
 
