@@ -104,10 +104,18 @@ export function linkVerbs(ctx: CliContext): Verb[] {
     },
     ...(["pause", "resume", "disable"] as const).map((verb): Verb => ({
       name: verb, legacy: verb,
-      define: (c) => linkIdArg(jsonOption(c.description(verb === "pause" ? "stop syncing a link for now (e.g. a mailbox restore or move); its subscriptions are removed" : verb === "resume" ? "sync a paused or disabled link again (also ends userGone); a run is queued" : "switch a link off until resumed")))
-        .action(async (linkId: string) => {
-          const l = await setLinkState(ctx.deps(), linkId, verb === "pause" ? "paused" : verb === "resume" ? "enabled" : "disabled");
-          ctx.print(`${l.linkId} is ${l.state}`, l);
+      define: (c) => jsonOption(many(c.description(verb === "pause" ? "stop syncing links for now (a mailbox restore or move, a tenant's maintenance); their subscriptions are removed" : verb === "resume" ? "sync paused or disabled links again (also ends userGone); a run is queued for each" : "switch links off until resumed")
+        .argument("[linkIds...]", "the links (or --tenant / --all)")))
+        .action(async (ids: string[], o: { tenant?: string; all?: boolean }, cmd: Command) => {
+          const state = verb === "pause" ? "paused" : verb === "resume" ? "enabled" : "disabled";
+          const links = await selectLinks(ctx, ids, o, usageOf(cmd));
+          if (ids.length === 1) {
+            const l = await setLinkState(ctx.deps(), links[0]!, state);
+            ctx.print(`${l.linkId} is ${l.state}`, l);
+            return;
+          }
+          const done = await forEachLink(ctx, links, verb === "pause" ? "pausing" : verb === "resume" ? "resuming" : "disabling", (id) => setLinkState(ctx.deps(), id, state));
+          ctx.print(`${done.length} link(s) ${state}${o.tenant ? ` in tenant ${o.tenant}` : ""}`, { linkIds: done, state });
         }),
     })),
     {
