@@ -26,6 +26,6 @@ export async function statusResponse(deps: Deps, params: URLSearchParams): Promi
   }
   const report = selectLinks(full, query);
   if (!html) return { status: 200, jsonBody: report };
-  const all = await history.list();
+  const all = await history.listHours();
   return statusPage(report, query, new Map(all.map((h) => [h.linkId, h.hours])), full);
 }

@@ -12,6 +12,7 @@ import { allowMassDelete, exportLinks, importLinks, linkMailbox, resync, setLink
 import { relink, unlink } from "../admin/lifecycle.js";
 import { adoptionTable, previewAdoption, type AdoptionPreview } from "../admin/adoption.js";
 import { bindGroup } from "../admin/groupLinks.js";
+import { testEndpoint } from "../admin/configAdmin.js";
 import { decodeCsvFile } from "../admin/csv.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import { ConnectorError, isConnectorError } from "../errors.js";
@@ -142,6 +143,28 @@ export function linkVerbs(ctx: CliContext): Verb[] {
           if (o.dryRun) return previewMany(ctx, links);
           const done = await forEachLink(ctx, links, "adopting", (id) => resync(ctx.deps(), id, { adopt: true }));
           ctx.print(`adoption queued for ${done.length} link(s): ${done.join(", ")}`, { linkIds: done, queued: true, adopt: true });
+        }),
+    },
+    {
+      name: "verify",
+      define: (c) => jsonOption(many(c.description("log in to the voice store for each link and open its INBOX (a test login; a success lifts a lockout stop)")
+        .argument("[linkIds...]", "the links (or --tenant / --all)")))
+        .action(async (ids: string[], o: { tenant?: string; all?: boolean }, cmd: Command) => {
+          const deps = ctx.deps();
+          const linkIds = await selectLinks(ctx, ids, o, usageOf(cmd));
+          const results: Array<{ linkId: string; ok: boolean; messages?: number; error?: string }> = [];
+          const bar = ctx.progress("verifying");
+          try {
+            for (const [i, id] of linkIds.entries()) {
+              const l = await deps.state.getLink(id);
+              if (!l) results.push({ linkId: id, ok: false, error: "NOT_FOUND: no such link" });
+              else await testEndpoint(deps, l.endpointId, l.voiceMailbox).then((r) => results.push({ linkId: id, ok: true, messages: r.messages }), (e: unknown) => results.push({ linkId: id, ok: false, error: `${(e as { code?: string }).code ?? "ERROR"}: ${(e as Error).message}` }));
+              bar.update(i + 1, linkIds.length);
+            }
+          } finally { bar.finish(); }
+          const failed = results.filter((r) => !r.ok);
+          ctx.print([...results.map((r) => `${r.linkId}  ${r.ok ? `ok (${r.messages} messages)` : `FAILED ${r.error}`}`), `${results.length - failed.length} of ${results.length} link(s) logged in`].join("\n"), results);
+          if (failed.length) ctx.exitCode = 1;
         }),
     },
     {

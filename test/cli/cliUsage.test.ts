@@ -67,7 +67,7 @@ describe("umconnect without any setting", () => {
     const cases: Array<[string[], RegExp]> = [
       [["frobnicate"], /^umconnect: unknown command 'frobnicate'; see `umconnect --help` for the commands$/],
       [["link", "improt", "users.csv"], /^umconnect link: unknown command 'improt' \(did you mean import\?\); see `umconnect link --help`/],
-      [["link", "pause", "L-1", "--jsno"], /^umconnect link pause: unknown option '--jsno' \(did you mean --json\?\); usage: umconnect link pause \[options\] <linkId>/],
+      [["link", "pause", "L-1", "--jsno"], /^umconnect link pause: unknown option '--jsno' \(did you mean --json\?\); usage: umconnect link pause \[options\] \[linkIds\.\.\.\] \(`umconnect link pause --help`\)$/],
       [["link", "import", "users.csv"], /^umconnect link import: required option '--tenant <tenantId>' not specified; usage: /],
       [["link", "pause"], /^umconnect: no link given; usage: umconnect link pause \[options\] \[linkIds\.\.\.\]/],
       [["link", "unlink"], /^umconnect link unlink: missing required argument 'linkId'; usage: /],

@@ -62,6 +62,11 @@ describe("umconnect link import with spreadsheet exports", () => {
       expect(r.code, `${file}: ${r.stderr}`).toBe(0);
       expect((JSON.parse(r.stdout) as Array<{ voiceMailbox: string }>).map((l) => l.voiceMailbox), file).toEqual(boxes);
     }
+    // Every imported link can log in to its voice store (a progress bar on a terminal, none here).
+    const verify = await run("link", "verify", "--tenant", TENANT, "--json");
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stderr).toBe("");
+    expect((JSON.parse(verify.stdout) as Array<{ ok: boolean }>).filter((r) => r.ok)).toHaveLength(9);
     expect(await linked()).toEqual(["6101=ann.lee@contoso.test", "6102=bob.ray@contoso.test", "6103=carl.weiss@contoso.test", "6104=dora@contoso.test", "6105=eve@contoso.test", "6106=fred@contoso.test", "6107=gina@contoso.test", "6108=hank@contoso.test", "6109=ian@contoso.test"]);
   }, 120_000);
 
