@@ -2,8 +2,8 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/fu
 import type { FunctionDefinition } from "./definition.js";
 
 async function status(req: HttpRequest, _ctx: InvocationContext): Promise<HttpResponseInit> {
-  const [{ getDeps }, { parseStatusQuery, selectLinks, statusPage, statusReport }, { isConnectorError }, { refusal }] = await Promise.all([
-    import("../src/app/deps.js"), import("../src/admin/status.js"), import("../src/errors.js"), import("../src/admin/adminAuth.js"),
+  const [{ getDeps }, { statusResponse }, { isConnectorError }, { refusal }] = await Promise.all([
+    import("../src/app/deps.js"), import("../src/admin/statusRoute.js"), import("../src/errors.js"), import("../src/admin/adminAuth.js"),
   ]);
   const deps = getDeps();
   try {
@@ -14,9 +14,7 @@ async function status(req: HttpRequest, _ctx: InvocationContext): Promise<HttpRe
     deps.log.warn("admin.refused", { code: e.code });
     return refusal(e);
   }
-  const query = parseStatusQuery(req.query);
-  const report = selectLinks(await statusReport(deps), query);
-  return req.query.get("format") === "html" ? statusPage(report, query) : { status: 200, jsonBody: report };
+  return statusResponse(deps, req.query);
 }
 
 export const adminStatusFunction: FunctionDefinition = {

@@ -7,6 +7,8 @@ import { ImapFlow } from "imapflow";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+// Screenshots of the status pages need no running stack: they start their own world.
+if (process.argv[2] === "screenshots") { await import("./screenshots.js"); process.exit(0); }
 const stackFile = path.join(root, ".local", "stack.json");
 if (!fs.existsSync(stackFile)) { console.error("no local stack is running: start it with `npm start`"); process.exit(1); }
 const stack = JSON.parse(fs.readFileSync(stackFile, "utf8")) as { sim: string; imap: { host: string; port: number; conf: string }; users: Record<string, string> };
@@ -42,5 +44,5 @@ switch (cmd) {
     break;
   }
   default:
-    console.log("usage: npm run demo -- deposit <mailbox> | outlook <alice|bob> | read|unread|delete <alice|bob> <n> | store <mailbox>");
+    console.log("usage: npm run demo -- deposit <mailbox> | outlook <alice|bob> | read|unread|delete <alice|bob> <n> | store <mailbox> | screenshots");
 }

@@ -129,7 +129,7 @@ export async function operatorOf(deps: Deps, authorization: string | null): Prom
 }
 
 /** Reads the roles claim of an access token (no signature check: it came straight from Entra over TLS). */
-function rolesOf(token: string): string[] {
+export function rolesOf(token: string): string[] {
   try {
     const payload = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")) as { roles?: unknown };
     return Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === "string") : [];

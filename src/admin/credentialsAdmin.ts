@@ -9,7 +9,7 @@ import { ConnectorError, isConnectorError } from "../errors.js";
 import type { Deps } from "../app/deps.js";
 import { setLinkSecret, storeAccessState } from "../app/credentials.js";
 import { openLinkedMailbox } from "../app/storeAccess.js";
-import { parseCsv } from "./links.js";
+import { readCsvTable } from "./csv.js";
 
 export const CREDENTIALS_CSV_HEADER = ["voiceMailbox", "endpointId", "password"] as const;
 
@@ -83,16 +83,11 @@ export async function rotateEndpointPassword(deps: Deps, endpointId: string, pas
  * never passwords.
  */
 export async function importLinkPasswords(deps: Deps, csv: string): Promise<{ set: CredentialOutcome[] }> {
-  const all = parseCsv(csv);
-  const header = (all[0] ?? []).map((h) => h.trim());
-  if (CREDENTIALS_CSV_HEADER.some((h, i) => header[i] !== h)) throw new ConnectorError("BAD_REQUEST", "invalid credentials CSV", { problems: [`line 1: the header must be ${CREDENTIALS_CSV_HEADER.join(",")}`] });
-  const problems: string[] = [];
+  const table = readCsvTable(csv, CREDENTIALS_CSV_HEADER);
+  const problems = [...table.problems];
   const rows: Array<{ line: number; linkId: string; password: string }> = [];
   const seen = new Map<string, number>();
-  for (const [i, cells] of all.slice(1).entries()) {
-    const line = i + 2;
-    if (cells.length === 1 && cells[0]!.trim() === "") continue;
-    if (cells.length !== CREDENTIALS_CSV_HEADER.length) { problems.push(`line ${line}: expected ${CREDENTIALS_CSV_HEADER.length} fields, found ${cells.length}`); continue; }
+  for (const { line, cells } of table.rows) {
     const [voiceMailbox, endpointId] = [cells[0]!.trim(), cells[1]!.trim()];
     const password = cells[2]!; // as given: spaces may be part of a password
     if (!password || password.length > 1024 || /[\r\n\0]/.test(password)) { problems.push(`line ${line}: the password is empty, longer than 1,024 characters or has a line break`); continue; }

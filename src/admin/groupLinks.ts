@@ -12,21 +12,19 @@ import { ConnectorError, isConnectorError } from "../errors.js";
 import type { Deps } from "../app/deps.js";
 import { enqueueLinkKinds } from "../app/schedule.js";
 import type { GroupBinding } from "../state/stateStore.js";
-import { parseCsv, setLinkState } from "./links.js";
+import { setLinkState } from "./links.js";
+import { readCsvTable } from "./csv.js";
 
 export interface GroupRunResult { groupId: string; linked: string[]; resumed: string[]; paused: string[]; unmatched: string[] }
 
 /** Reads `voiceMailbox,smtp` rows (header line first). */
 export function readMailboxMap(text: string): { rows: Array<{ voiceMailbox: string; smtp: string }>; problems: string[] } {
-  const all = parseCsv(text);
-  const header = (all[0] ?? []).map((h) => h.trim());
-  if (header[0] !== "voiceMailbox" || header[1] !== "smtp") return { rows: [], problems: ["line 1: the header must be voiceMailbox,smtp"] };
+  const table = readCsvTable(text, ["voiceMailbox", "smtp"]);
   const rows: Array<{ voiceMailbox: string; smtp: string }> = [];
-  const problems: string[] = [];
-  all.slice(1).forEach((cells, i) => {
-    if (cells.length === 1 && !cells[0]!.trim()) return;
+  const problems = [...table.problems];
+  table.rows.forEach(({ line, cells }) => {
     const [voiceMailbox = "", smtp = ""] = cells.map((c) => c.trim());
-    if (!/^[A-Za-z0-9._@+-]{1,128}$/.test(voiceMailbox) || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(smtp)) problems.push(`line ${i + 2}: expected voiceMailbox,smtp`);
+    if (!/^[A-Za-z0-9._@+-]{1,128}$/.test(voiceMailbox) || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(smtp)) problems.push(`line ${line}: expected voiceMailbox,smtp`);
     else rows.push({ voiceMailbox, smtp: smtp.toLowerCase() });
   });
   return { rows, problems };

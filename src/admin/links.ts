@@ -14,43 +14,16 @@ import { overrideProblems } from "./profiles.js";
 import { boundaryProblems } from "../security/tenantBoundary.js";
 import { dropLinkSubscriptions } from "../app/userLifecycle.js";
 import { currentUpns } from "./lifecycle.js";
+import { byLine, readCsvTable } from "./csv.js";
 
 export const CSV_HEADER = ["voiceMailbox", "endpointId", "smtp", "profileId"] as const;
 export type LinkRow = { line: number; voiceMailbox: string; endpointId: string; smtp: string; profileId: string };
 
-/** RFC 4180 CSV (quoted fields, doubled quotes, CRLF or LF). */
-export function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
-      else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"' && field === "") quoted = true;
-    else if (c === ",") { row.push(field); field = ""; }
-    else if (c === "\n" || c === "\r") {
-      if (c === "\r" && text[i + 1] === "\n") i++;
-      row.push(field); rows.push(row); row = []; field = "";
-    } else field += c;
-  }
-  if (field !== "" || row.length) { row.push(field); rows.push(row); }
-  return rows;
-}
-
 export function readLinkCsv(text: string): { rows: LinkRow[]; problems: string[] } {
-  const all = parseCsv(text);
-  const problems: string[] = [];
-  const header = (all[0] ?? []).map((h) => h.trim());
-  if (CSV_HEADER.some((h, i) => header[i] !== h)) return { rows: [], problems: [`line 1: the header must be ${CSV_HEADER.join(",")}`] };
+  const table = readCsvTable(text, CSV_HEADER);
+  const problems = [...table.problems];
   const rows: LinkRow[] = [];
-  all.slice(1).forEach((cells, i) => {
-    const line = i + 2;
-    if (cells.length === 1 && cells[0]!.trim() === "") return; // blank line
-    if (cells.length !== CSV_HEADER.length) { problems.push(`line ${line}: expected ${CSV_HEADER.length} fields, found ${cells.length}`); return; }
+  table.rows.forEach(({ line, cells }) => {
     const [voiceMailbox, endpointId, smtp, profileId] = cells.map((c) => c.trim()) as [string, string, string, string];
     if (!/^[A-Za-z0-9._@+-]{1,128}$/.test(voiceMailbox)) problems.push(`line ${line}: voice mailbox "${voiceMailbox}" is not valid`);
     if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(smtp)) problems.push(`line ${line}: "${smtp}" is not an SMTP address`);
@@ -65,7 +38,7 @@ export function readLinkCsv(text: string): { rows: LinkRow[]; problems: string[]
     if (seenSmtp.has(r.smtp)) problems.push(`line ${r.line}: ${r.smtp} is already on line ${seenSmtp.get(r.smtp)}`);
     else seenSmtp.set(r.smtp, r.line);
   }
-  return { rows, problems };
+  return { rows, problems: byLine(problems) };
 }
 
 /** Finds the Exchange user by SMTP proxy address (https://learn.microsoft.com/en-us/graph/aad-advanced-queries). */
@@ -75,8 +48,17 @@ export async function findUserBySmtp(deps: Deps, tenantId: string, smtp: string)
   return r.value[0];
 }
 
-/** `paused`: the links wait (e.g. for `umconnect resync <linkId> --adopt --dry-run`) until resumed. */
-export async function importLinks(deps: Deps, tenantId: string, csv: string, onProgress: (done: number, total: number) => void = () => undefined, options: { paused?: boolean } = {}): Promise<{ created: MailboxLink[] }> {
+export interface ImportResult {
+  created: MailboxLink[];
+  /** What would be (or was) linked: each row with the Exchange user it resolved to. */
+  planned: Array<{ line: number; voiceMailbox: string; endpointId: string; smtp: string; upn: string; userId: string; profileId: string }>;
+}
+
+/**
+ * `paused`: the links wait (e.g. for `umconnect link resync <linkId> --adopt --dry-run`) until
+ * resumed. `dryRun`: every check, then nothing is written (`planned` says what would be linked).
+ */
+export async function importLinks(deps: Deps, tenantId: string, csv: string, onProgress: (done: number, total: number) => void = () => undefined, options: { paused?: boolean; dryRun?: boolean } = {}): Promise<ImportResult> {
   const { rows, problems } = readLinkCsv(csv);
   if (!(await deps.state.getTenant(tenantId))) problems.unshift(`tenant ${tenantId} is not connected (no admin consent recorded)`);
   const dir = await deps.directory();
@@ -96,14 +78,16 @@ export async function importLinks(deps: Deps, tenantId: string, csv: string, onP
     }
     onProgress(++checked, rows.length * 2);
   }
-  if (problems.length) throw new ConnectorError("BAD_REQUEST", `import refused, nothing was imported (${problems.length} problem${problems.length > 1 ? "s" : ""})`, { problems });
+  if (problems.length) throw new ConnectorError("BAD_REQUEST", `import refused, nothing was imported (${problems.length} problem${problems.length > 1 ? "s" : ""})`, { problems: byLine(problems) });
+  const planned = resolved.map(({ line, voiceMailbox, endpointId, smtp, upn, userId, profileId }) => ({ line, voiceMailbox, endpointId, smtp, upn, userId, profileId }));
+  if (options.dryRun) { onProgress(rows.length * 2, rows.length * 2); return { created: [], planned }; }
   const created: MailboxLink[] = [];
   for (const r of resolved) {
     created.push(await deps.state.createLink({ linkId: `L-${crypto.randomUUID()}`, tenantId, endpointId: r.endpointId, voiceMailbox: r.voiceMailbox, userId: r.userId, upn: r.upn, profileId: r.profileId, state: options.paused ? "paused" : "enabled" }));
     if (!options.paused) await enqueueLinkKinds(deps, created.at(-1)!, "admin");
     onProgress(rows.length + created.length, rows.length * 2);
   }
-  return { created };
+  return { created, planned };
 }
 
 /** `umconnect link`: one mailbox, with exactly the checks of an import. */

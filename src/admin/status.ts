@@ -6,8 +6,6 @@
  * Who may read it is decided by src/admin/adminAuth.ts (Entra tokens in Azure, a local token
  * in the dev host).
  */
-import { PAGE_SECURITY_HEADERS } from "../security/pageHeaders.js";
-import type { HttpResponseInit } from "@azure/functions";
 import type { Deps } from "../app/deps.js";
 import type { KindStatus, MailboxLink, SubscriptionHealth } from "../state/stateStore.js";
 import type { CredentialBlock } from "../state/storeAccessState.js";
@@ -62,7 +60,7 @@ export interface StatusReport {
   /** Per voice store: connections in use (all instances) against its budget. */
   stores?: Array<{ endpointId: string; budget: ConnectionBudget; address: number; busiestUser?: { mailbox: string; connections: number } }>;
   /** Set when the links were selected (tenant, problems only) and paged. */
-  page?: { matching: number; shown: number; next?: string };
+  page?: { matching: number; shown: number; next?: string; nextOffset?: number };
 }
 
 /** What an administrator asks to see: thousands of mailboxes are read a page at a time. */
@@ -70,42 +68,99 @@ export interface StatusQuery {
   tenantId?: string;
   /** Only links with an error, skipped items or an alert. */
   problems?: boolean;
+  /** Only links with an alert of this code (e.g. IMAP_AUTH_FAILED). */
+  problem?: string;
+  /** Only links in this state. */
+  state?: string;
+  /** Words found in the link id, voice mailbox or Exchange user (case-insensitive). */
+  search?: string;
+  sort?: SortKey;
+  dir?: "asc" | "desc";
   limit?: number;
-  /** The link id the previous page ended with. */
+  /** The link id the previous page ended with (default order). */
   after?: string;
+  /** Links skipped (other orders). */
+  offset?: number;
+  /** One link's page. */
+  link?: string;
 }
 
-/** Reads ?tenant=&problems=1&limit=&after= ; anything malformed is ignored, not an error. */
+export const SORT_KEYS = ["mailbox", "user", "state", "lastSync", "unread", "subscription", "problems"] as const;
+export type SortKey = (typeof SORT_KEYS)[number];
+export const LINK_STATES = ["enabled", "paused", "disabled", "userGone"] as const;
+
+/** Reads ?tenant=&state=&problem=&q=&sort=&dir=&limit=&after=&offset=&link= ; anything malformed is ignored, not an error. */
 export function parseStatusQuery(q: URLSearchParams): StatusQuery {
   const limit = q.get("limit");
+  const offset = q.get("offset");
+  const problem = q.get("problem");
+  const sort = q.get("sort") as SortKey | null;
+  const search = q.get("q")?.trim().slice(0, 100);
   return {
     ...(q.get("tenant") ? { tenantId: q.get("tenant")! } : {}),
-    ...(q.get("problems") === "1" || q.get("problems") === "true" ? { problems: true } : {}),
+    ...(q.get("problems") === "1" || q.get("problems") === "true" || problem === "any" ? { problems: true } : {}),
+    ...(problem && /^[A-Z_]{2,40}$/.test(problem) ? { problem } : {}),
+    ...((LINK_STATES as readonly string[]).includes(q.get("state") ?? "") ? { state: q.get("state")! } : {}),
+    ...(search ? { search } : {}),
+    ...(sort && SORT_KEYS.includes(sort) ? { sort } : {}),
+    ...(q.get("dir") === "desc" ? { dir: "desc" as const } : q.get("dir") === "asc" ? { dir: "asc" as const } : {}),
     ...(limit && /^\d{1,5}$/.test(limit) ? { limit: Number(limit) } : {}),
+    ...(offset && /^\d{1,7}$/.test(offset) ? { offset: Number(offset) } : {}),
     ...(q.get("after") ? { after: q.get("after")! } : {}),
+    ...(q.get("link") ? { link: q.get("link")! } : {}),
   };
 }
 
 export const STATUS_PAGE_DEFAULT = 200;
 export const STATUS_PAGE_MAX = 2000;
 
-/** The report narrowed to one page of the links asked for; alerts follow the same selection. */
+const byNumber = (a: number | undefined, b: number | undefined) => (a ?? Infinity) - (b ?? Infinity);
+const SORTS: Record<SortKey, (a: LinkStatus, b: LinkStatus, alerts: Map<string, number>) => number> = {
+  mailbox: (a, b) => a.voiceMailbox.localeCompare(b.voiceMailbox, undefined, { numeric: true }),
+  user: (a, b) => a.exchangeUser.localeCompare(b.exchangeUser),
+  state: (a, b) => a.state.localeCompare(b.state),
+  // Never synced counts as the longest ago.
+  lastSync: (a, b) => byNumber(a.lagSeconds, b.lagSeconds),
+  unread: (a, b) => a.unreadVoice - b.unreadVoice,
+  subscription: (a, b) => (a.subscriptionExpiresAt ?? "~").localeCompare(b.subscriptionExpiresAt ?? "~"),
+  problems: (a, b, alerts) => (alerts.get(a.linkId) ?? 0) - (alerts.get(b.linkId) ?? 0) || (a.lastError?.code ?? "").localeCompare(b.lastError?.code ?? ""),
+};
+
+/** The report narrowed to one page of the links asked for, in the order asked for; alerts follow the same selection. */
 export function selectLinks(r: StatusReport, q: StatusQuery): StatusReport {
   const limit = Math.min(STATUS_PAGE_MAX, Math.max(1, Math.floor(q.limit ?? STATUS_PAGE_DEFAULT)));
-  const alerted = new Set(r.alerts.map((a) => a.linkId));
+  const alertCount = new Map<string, number>();
+  const alertCodes = new Map<string, Set<string>>();
+  for (const a of r.alerts) {
+    if (!a.linkId) continue;
+    alertCount.set(a.linkId, (alertCount.get(a.linkId) ?? 0) + 1);
+    alertCodes.set(a.linkId, (alertCodes.get(a.linkId) ?? new Set()).add(a.code));
+  }
+  const words = (q.search ?? "").toLowerCase().split(/\s+/).filter(Boolean);
   const matching = r.links
     .filter((l) => !q.tenantId || l.tenantId === q.tenantId)
-    .filter((l) => !q.problems || l.lastError || l.skipped.length || alerted.has(l.linkId))
+    .filter((l) => !q.state || l.state === q.state)
+    .filter((l) => !q.problems || l.lastError || l.skipped.length || alertCount.has(l.linkId))
+    .filter((l) => !q.problem || alertCodes.get(l.linkId)?.has(q.problem) || l.lastError?.code === q.problem)
+    .filter((l) => words.every((w) => `${l.linkId} ${l.voiceMailbox} ${l.exchangeUser}`.toLowerCase().includes(w)))
     .sort((a, b) => a.linkId.localeCompare(b.linkId));
-  const from = q.after ? matching.filter((l) => l.linkId > q.after!) : matching;
+  if (q.sort) {
+    const cmp = SORTS[q.sort];
+    const sign = q.dir === "desc" ? -1 : 1;
+    matching.sort((a, b) => sign * cmp(a, b, alertCount) || a.linkId.localeCompare(b.linkId));
+  } else if (q.dir === "desc") matching.reverse();
+  // The default order pages by link id (stable while links come and go); other orders by offset.
+  const byId = !q.sort && q.dir !== "desc";
+  const from = byId ? (q.after ? matching.filter((l) => l.linkId > q.after!) : matching) : matching.slice(q.offset ?? 0);
   const links = from.slice(0, limit);
   const ids = new Set(matching.map((l) => l.linkId));
+  const more = from.length > limit;
   return {
     ...r,
     tenants: q.tenantId ? r.tenants.filter((t) => t.tenantId === q.tenantId) : r.tenants,
     links,
-    alerts: r.alerts.filter((a) => (a.linkId ? ids.has(a.linkId) : !q.tenantId)),
-    page: { matching: matching.length, shown: links.length, ...(from.length > limit ? { next: links.at(-1)!.linkId } : {}) },
+    alerts: r.alerts.filter((a) => (a.linkId ? ids.has(a.linkId) : !q.tenantId && !q.state && !q.search && !q.problem)),
+    page: { matching: matching.length, shown: links.length, ...(more ? (byId ? { next: links.at(-1)!.linkId } : { nextOffset: (q.offset ?? 0) + limit }) : {}) },
   };
 }
 
@@ -141,7 +196,7 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
       contacts: l.kinds?.contacts, calendar: l.kinds?.calendar, location: l.kinds?.location,
     });
     alerts.push(...kindAlerts(l).filter((a) => !covered(l, l.kinds?.[a.kind!]?.lastError?.code)).map(({ kind: _k, ...a }) => a));
-    if (l.state === "userGone") alerts.push({ severity: "critical", linkId: l.linkId, code: "USER_GONE", text: `the Exchange user ${l.upn ?? l.userId} was deleted, disabled or lost its mailbox/licence (${l.userGone?.message ?? "Graph: unknown user"}); relink or unlink (umconnect relink|unlink ${l.linkId})` });
+    if (l.state === "userGone") alerts.push({ severity: "critical", linkId: l.linkId, code: "USER_GONE", text: `the Exchange user ${l.upn ?? l.userId} was deleted, disabled or lost its mailbox/licence (${l.userGone?.message ?? "Graph: unknown user"}); relink or unlink (umconnect link relink|unlink ${l.linkId})` });
     if (l.lastError && l.state !== "userGone" && !covered(l, l.lastError.code)) {
       const why = NEEDS_A_PERSON[l.lastError.code];
       alerts.push({ severity: why ? "critical" : "warning", linkId: l.linkId, code: l.lastError.code, text: why ?? `last run failed: ${l.lastError.message}` });
@@ -197,33 +252,7 @@ function kindAlerts(l: MailboxLink): Array<Alert & { kind?: "contacts" | "calend
     }
     if ((k.failureStreak ?? 0) >= FAILING_STREAK) out.push({ kind, severity: "critical", linkId: l.linkId, code: "KEEPS_FAILING", text: `${KIND_NAMES[kind]} sync failed ${k.failureStreak} times in a row` });
     if (k.skipped) out.push({ severity: "warning", linkId: l.linkId, code: "ITEMS_SKIPPED", text: `${k.skipped} ${KIND_NAMES[kind]} item(s) could not be read (see the link's records)` });
-    if (k.conflicts) out.push({ severity: "warning", linkId: l.linkId, code: "CONFLICTS_KEPT", text: `${k.conflicts} contact edit conflict(s); the losing versions are kept (umconnect conflicts ${l.linkId})` });
+    if (k.conflicts) out.push({ severity: "warning", linkId: l.linkId, code: "CONFLICTS_KEPT", text: `${k.conflicts} contact edit conflict(s); the losing versions are kept (umconnect link conflicts ${l.linkId})` });
   }
   return out;
-}
-
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-function kindCell(l: LinkStatus): string {
-  const part = (name: string, k: KindStatus | undefined, extra: string) => k ? `${name}: ${k.lastError ? `<b>${esc(k.lastError.code)}</b>` : k.lastSyncAt ? "ok" : "pending"}${extra}` : "";
-  return [
-    part("contacts", l.contacts, l.contacts?.conflicts ? ` (${l.contacts.conflicts} conflicts kept)` : ""),
-    part("calendar", l.calendar, l.calendar?.items !== undefined ? ` (${l.calendar.items} items)` : ""),
-    part("location", l.location, l.location?.location ? ` (${esc(l.location.location)})` : ""),
-  ].filter(Boolean).join("<br>") || "-";
-}
-
-export function statusPage(r: StatusReport, q: StatusQuery = {}): HttpResponseInit {
-  const nextQuery = r.page?.next ? new URLSearchParams({ format: "html", after: r.page.next, ...(q.tenantId ? { tenant: q.tenantId } : {}), ...(q.problems ? { problems: "1" } : {}), ...(q.limit ? { limit: String(q.limit) } : {}) }) : undefined;
-  const nextLink = nextQuery ? `<p><a href="?${esc(nextQuery.toString())}">next page</a></p>` : "";
-  const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><td>${esc(l.voiceMailbox)}</td><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}<br><small>${esc(l.profileId)}${l.overrides ? ` + override (${esc(l.overrides.join(", "))})` : ""}</small></td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${l.subscriptionExpiresAt ? esc(l.subscriptionExpiresAt.slice(0, 16).replace("T", " ")) : "-"}${Object.entries(l.subscriptions ?? {}).filter(([, h]) => h && h.state !== "active").map(([k, h]) => `<br><b>${esc(k)}: ${esc(h!.state)}</b> (polled)`).join("")}</td><td>${kindCell(l)}</td><td>${l.lastError ? `${esc(l.lastError.code)}: ${esc(l.lastError.message)}` : ""}${l.throttled ? `<br>throttled by Graph ${l.throttled.count}x, last ${esc(l.throttled.lastAt.slice(0, 16).replace("T", " "))}` : ""}${l.skipped.length ? `<br>${l.skipped.length} skipped: ${l.skipped.slice(0, 3).map((s) => esc(s.code)).join(", ")}` : ""}</td></tr>`;
-  const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>umconnect status</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;font-size:.9rem}tr.bad td{background:#fdecea}.critical{color:#a4262c}.warning{color:#8a5a00}</style></head><body>
-<h1>umconnect status</h1><p>Generated ${esc(r.generatedAt)}</p>
-${r.stores?.length ? `<h2>Voice stores: connections in use (all instances) / budget</h2><table><tr><th>endpoint</th><th>per address</th><th>busiest user</th></tr>${r.stores.map((x) => `<tr><td>${esc(x.endpointId)}</td><td>${x.address} / ${x.budget.perAddress}</td><td>${x.busiestUser ? `${esc(x.busiestUser.mailbox)}: ${x.busiestUser.connections}` : "0"} / ${x.budget.perUser}</td></tr>`).join("")}</table>` : ""}
-<h2>Alerts (${r.alerts.length})</h2><ul>${r.alerts.map((a) => `<li class="${a.severity}">${esc(a.severity)}: ${a.linkId ? `${esc(a.linkId)}: ` : ""}${esc(a.text)} <code>${esc(a.code)}</code></li>`).join("") || "<li>none</li>"}</ul>
-<h2>Tenants</h2><ul>${r.tenants.map((t) => `<li>${esc(t.tenantId)}: ${esc(t.status)}, ${t.links} links, ${t.failing} failing</li>`).join("")}</ul>
-<h2>Mailboxes${r.page ? ` (${r.page.shown} of ${r.page.matching})` : ""}</h2>${nextLink}<table><thead><tr><th>voice mailbox</th><th>Exchange user</th><th>state / profile</th><th>last sync</th><th>unread</th><th>subscription until</th><th>contacts / calendar</th><th>problems</th></tr></thead><tbody>${r.links.map(row).join("")}</tbody></table>
-</body></html>`;
-  return { status: 200, headers: { "content-type": "text/html; charset=utf-8", ...PAGE_SECURITY_HEADERS, "cache-control": "no-store" }, body };
 }

@@ -13,6 +13,7 @@ import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 import { runSyncRequest } from "./voicemail.js";
 import { runSubscriptionRequest } from "./subscriptions.js";
 import { recordDeferred, traceSyncRun } from "../telemetry.js";
+import { noteRun } from "./runNotes.js";
 
 /** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
 const MAX_REQUEUE_SECONDS = 15 * 60;
@@ -37,13 +38,13 @@ export const runsMade = new Map<string, number>();
 
 export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<void> {
   const kind = req.kind ?? "voicemail";
+  const started = Date.now();
   try {
-    await traceSyncRun({ kind, linkId: req.linkId, reason: req.reason, at: req.at }, async () => {
-      const result = await runRequest(deps, req);
-      if (result.status === "ran") runsMade.set(`${kind}|${req.linkId}`, (runsMade.get(`${kind}|${req.linkId}`) ?? 0) + 1);
-      return result;
-    });
+    const result = await traceSyncRun({ kind, linkId: req.linkId, reason: req.reason, at: req.at }, () => runRequest(deps, req));
+    if (result.status === "ran") runsMade.set(`${kind}|${req.linkId}`, (runsMade.get(`${kind}|${req.linkId}`) ?? 0) + 1);
+    await noteRun(deps, req, kind, started, { result });
   } catch (e) {
+    await noteRun(deps, req, kind, started, { error: e });
     if (isConnectorError(e, "GRAPH_THROTTLED")) {
       const delay = Math.min(MAX_REQUEUE_SECONDS, Math.max(1, e.retryAfterSeconds ?? 60));
       deps.log.warn("sync.throttled", { linkId: req.linkId, kind, retryAfterSeconds: delay });

@@ -60,7 +60,7 @@ describe("per-link credentials", () => {
     const bad = path.join(dir, "bad.csv");
     fs.writeFileSync(bad, "voiceMailbox,endpointId,password\n9999,voice-1,secret-never-echoed\n");
     const refused = await umconnect(["credentials", "import", bad]);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2); // the file is refused: a usage error, nothing written
     expect(refused.stderr).toMatch(/line 2: no link for voice mailbox 9999/);
     expect(refused.stderr).not.toContain("secret-never-echoed");
     const imported = await umconnect(["credentials", "import", csv, "--json"]);

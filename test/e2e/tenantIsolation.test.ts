@@ -108,16 +108,16 @@ describe("1. every endpoint and profile belongs to a tenant", () => {
   it("refuses a CSV import for tenant B naming tenant A's store, and links nothing", async () => {
     fs.writeFileSync(`${dir}/b.csv`, "voiceMailbox,endpointId,smtp,profileId\r\n5101,voice-1,eve@fabrikam.test,default\r\n");
     const r = await umconnect("import", `${dir}/b.csv`, "--tenant", TENANT_B);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2); // the file is refused: a usage error, nothing changed
     expect(r.stderr).toContain(`line 2: endpoint voice-1 belongs to tenant ${TENANT}, not to tenant ${TENANT_B}`);
     expect(await w.deps.state.findLinkByVoice(ENDPOINT, "5101")).toBeUndefined();
   });
 
-  it("refuses `umconnect link` across tenants, and links within one", async () => {
-    const across = await umconnect("link", "5101", "--endpoint", "voice-1", "--smtp", "eve@fabrikam.test", "--tenant", TENANT_B);
+  it("refuses `umconnect link add` across tenants, and links within one", async () => {
+    const across = await umconnect("link", "add", "5101", "--endpoint", "voice-1", "--smtp", "eve@fabrikam.test", "--tenant", TENANT_B);
     expect(across.code).toBe(1);
     expect(across.stderr).toContain("endpoint voice-1 belongs to tenant");
-    const own = await umconnect("link", "5201", "--endpoint", "voice-b", "--smtp", "eve@fabrikam.test", "--tenant", TENANT_B, "--json");
+    const own = await umconnect("link", "add", "5201", "--endpoint", "voice-b", "--smtp", "eve@fabrikam.test", "--tenant", TENANT_B, "--json");
     expect(own.code).toBe(0);
     expect(JSON.parse(own.stdout)).toMatchObject({ tenantId: TENANT_B, endpointId: "voice-b", voiceMailbox: "5201" });
   });
@@ -167,7 +167,7 @@ describe("1. every endpoint and profile belongs to a tenant", () => {
     fs.writeFileSync(`${dir}/p.json`, JSON.stringify({ id: "fabrikam-voice", displayName: "Fabrikam", tenantId: TENANT_B }));
     expect((await umconnect("profile", "set", `${dir}/p.json`)).code).toBe(0);
     w.sim.addUser(TENANT, { userPrincipalName: "peggy@contoso.test", proxyAddresses: ["SMTP:peggy@contoso.test"] });
-    const r = await umconnect("link", "5103", "--endpoint", "voice-1", "--smtp", "peggy@contoso.test", "--profile", "fabrikam-voice", "--tenant", TENANT);
+    const r = await umconnect("link", "add", "5103", "--endpoint", "voice-1", "--smtp", "peggy@contoso.test", "--profile", "fabrikam-voice", "--tenant", TENANT);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`profile fabrikam-voice belongs to tenant ${TENANT_B}, not to tenant ${TENANT}`);
   });
