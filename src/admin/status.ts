@@ -115,15 +115,19 @@ export const STATUS_PAGE_DEFAULT = 200;
 export const STATUS_PAGE_MAX = 2000;
 
 const byNumber = (a: number | undefined, b: number | undefined) => (a ?? Infinity) - (b ?? Infinity);
+// Thousands of links are sorted per page view: a collator made once, not localeCompare's per call.
+const numeric = new Intl.Collator("en", { numeric: true });
+const text = new Intl.Collator("en");
+const byId = (a: LinkStatus, b: LinkStatus) => (a.linkId < b.linkId ? -1 : a.linkId > b.linkId ? 1 : 0);
 const SORTS: Record<SortKey, (a: LinkStatus, b: LinkStatus, alerts: Map<string, number>) => number> = {
-  mailbox: (a, b) => a.voiceMailbox.localeCompare(b.voiceMailbox, undefined, { numeric: true }),
-  user: (a, b) => a.exchangeUser.localeCompare(b.exchangeUser),
-  state: (a, b) => a.state.localeCompare(b.state),
+  mailbox: (a, b) => numeric.compare(a.voiceMailbox, b.voiceMailbox),
+  user: (a, b) => text.compare(a.exchangeUser, b.exchangeUser),
+  state: (a, b) => text.compare(a.state, b.state),
   // Never synced counts as the longest ago.
   lastSync: (a, b) => byNumber(a.lagSeconds, b.lagSeconds),
   unread: (a, b) => a.unreadVoice - b.unreadVoice,
-  subscription: (a, b) => (a.subscriptionExpiresAt ?? "~").localeCompare(b.subscriptionExpiresAt ?? "~"),
-  problems: (a, b, alerts) => (alerts.get(a.linkId) ?? 0) - (alerts.get(b.linkId) ?? 0) || (a.lastError?.code ?? "").localeCompare(b.lastError?.code ?? ""),
+  subscription: (a, b) => text.compare(a.subscriptionExpiresAt ?? "~", b.subscriptionExpiresAt ?? "~"),
+  problems: (a, b, alerts) => (alerts.get(a.linkId) ?? 0) - (alerts.get(b.linkId) ?? 0) || text.compare(a.lastError?.code ?? "", b.lastError?.code ?? ""),
 };
 
 /** The report narrowed to one page of the links asked for, in the order asked for; alerts follow the same selection. */
@@ -142,16 +146,13 @@ export function selectLinks(r: StatusReport, q: StatusQuery): StatusReport {
     .filter((l) => !q.state || l.state === q.state)
     .filter((l) => !q.problems || l.lastError || l.skipped.length || alertCount.has(l.linkId))
     .filter((l) => !q.problem || alertCodes.get(l.linkId)?.has(q.problem) || l.lastError?.code === q.problem)
-    .filter((l) => words.every((w) => `${l.linkId} ${l.voiceMailbox} ${l.exchangeUser}`.toLowerCase().includes(w)))
-    .sort((a, b) => a.linkId.localeCompare(b.linkId));
-  if (q.sort) {
-    const cmp = SORTS[q.sort];
-    const sign = q.dir === "desc" ? -1 : 1;
-    matching.sort((a, b) => sign * cmp(a, b, alertCount) || a.linkId.localeCompare(b.linkId));
-  } else if (q.dir === "desc") matching.reverse();
+    .filter((l) => !words.length || words.every((w) => `${l.linkId} ${l.voiceMailbox} ${l.exchangeUser}`.toLowerCase().includes(w)));
+  const sign = q.dir === "desc" ? -1 : 1;
+  const cmp = q.sort ? SORTS[q.sort] : undefined;
+  matching.sort(cmp ? (a, b) => sign * cmp(a, b, alertCount) || byId(a, b) : (a, b) => sign * byId(a, b));
   // The default order pages by link id (stable while links come and go); other orders by offset.
-  const byId = !q.sort && q.dir !== "desc";
-  const from = byId ? (q.after ? matching.filter((l) => l.linkId > q.after!) : matching) : matching.slice(q.offset ?? 0);
+  const pagedById = !q.sort && q.dir !== "desc";
+  const from = pagedById ? (q.after ? matching.filter((l) => l.linkId > q.after!) : matching) : matching.slice(q.offset ?? 0);
   const links = from.slice(0, limit);
   const ids = new Set(matching.map((l) => l.linkId));
   const more = from.length > limit;
@@ -160,7 +161,7 @@ export function selectLinks(r: StatusReport, q: StatusQuery): StatusReport {
     tenants: q.tenantId ? r.tenants.filter((t) => t.tenantId === q.tenantId) : r.tenants,
     links,
     alerts: r.alerts.filter((a) => (a.linkId ? ids.has(a.linkId) : !q.tenantId && !q.state && !q.search && !q.problem)),
-    page: { matching: matching.length, shown: links.length, ...(more ? (byId ? { next: links.at(-1)!.linkId } : { nextOffset: (q.offset ?? 0) + limit }) : {}) },
+    page: { matching: matching.length, shown: links.length, ...(more ? (pagedById ? { next: links.at(-1)!.linkId } : { nextOffset: (q.offset ?? 0) + limit }) : {}) },
   };
 }
 

@@ -97,11 +97,13 @@ ${q.sort ? `<input type="hidden" name="sort" value="${esc(q.sort)}">` : ""}${q.d
   };
   const row = (l: LinkStatus) => `<tr class="${l.lastError ? "bad" : ""}"><th scope="row"><a href="?format=html&amp;link=${esc(encodeURIComponent(l.linkId))}">${esc(l.voiceMailbox)}</a></th><td>${esc(l.exchangeUser)}</td><td>${esc(l.state)}<br><small>${esc(l.profileId)}${l.overrides ? ` + override (${esc(l.overrides.join(", "))})` : ""}</small></td><td>${l.lastSyncAt ? `${l.lagSeconds} s ago` : "never"}</td><td>${l.unreadVoice}${l.readDriftTotal ? ` (drift fixed: ${l.readDriftTotal})` : ""}</td><td>${subscriptionCell(l)}</td><td>${kindCell(l)}</td><td>${problemsCell(l)}</td></tr>`;
   const nextHref = r.page?.next ? href(q, { after: r.page.next }) : r.page?.nextOffset !== undefined ? href(q, { offset: String(r.page.nextOffset) }) : undefined;
-  const tenantOf = new Map(all.links.map((l) => [l.linkId, l.tenantId]));
-  const charts = r.tenants.map((t) => {
-    const buckets = [...history.entries()].filter(([linkId]) => tenantOf.get(linkId) === t.tenantId).map(([, b]) => b);
-    return `<h3>Tenant ${esc(t.tenantId)}</h3>${dayCharts(`Tenant ${t.tenantId}`, lastDay(buckets, now))}`;
-  }).join("");
+  // Each link's hourly figures, grouped by its tenant once.
+  const byTenant = new Map<string, HourBucket[][]>();
+  for (const l of all.links) {
+    const h = history.get(l.linkId);
+    if (h) byTenant.set(l.tenantId, [...(byTenant.get(l.tenantId) ?? []), h]);
+  }
+  const charts = r.tenants.map((t) => `<h3>Tenant ${esc(t.tenantId)}</h3>${dayCharts(`Tenant ${t.tenantId}`, lastDay(byTenant.get(t.tenantId) ?? [], now))}`).join("");
   const body = `<header><h1>umconnect status</h1><p>Generated ${time(r.generatedAt)} UTC</p></header><main id="main">
 ${form}
 <section aria-labelledby="h-alerts"><h2 id="h-alerts">Alerts (${r.alerts.length})</h2><ul>${r.alerts.map((a) => alertItem(a, true)).join("") || "<li>none</li>"}</ul></section>
