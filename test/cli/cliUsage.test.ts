@@ -70,7 +70,7 @@ describe("umconnect without any setting", () => {
       [["link", "pause", "L-1", "--jsno"], /^umconnect link pause: unknown option '--jsno' \(did you mean --json\?\); usage: umconnect link pause \[options\] \[linkIds\.\.\.\] \(`umconnect link pause --help`\)$/],
       [["link", "import", "users.csv"], /^umconnect link import: required option '--tenant <tenantId>' not specified; usage: /],
       [["link", "pause"], /^umconnect: no link given; usage: umconnect link pause \[options\] \[linkIds\.\.\.\]/],
-      [["link", "unlink"], /^umconnect link unlink: missing required argument 'linkId'; usage: /],
+      [["link", "conflicts"], /^umconnect link conflicts: missing required argument 'linkId'; usage: umconnect link conflicts \[options\] <linkId>/],
       [["link", "unlink", "L-1", "--exchange-copies", "maybe"], /^umconnect link unlink: option .*'maybe' is invalid\. Allowed choices are keep, remove\.; usage: /],
       [["credentials", "set", "L-1", "a-password"], /^umconnect credentials set: too many arguments/],
     ];
