@@ -1,11 +1,10 @@
 /**
  * What every command's action gets: output (human or --json), the deployment's dependencies
  * built on first use (so `--help`, usage errors and completion never need a setting), progress
- * bars, and the password source.
+ * bars, and the password source. The deployment's modules (Azure SDKs, Graph, IMAP) are loaded
+ * only before an action runs (prepare), so help and usage errors answer at once.
  */
-import { getConfig } from "../config.js";
-import { buildDeps, workstationCredential, type Deps } from "../app/deps.js";
-import { createLogger } from "../log.js";
+import type { Deps } from "../app/deps.js";
 import { isConnectorError } from "../errors.js";
 import { SettingsError } from "./commandKit.js";
 import { progressBar, type Progress, type ProgressStream } from "./progress.js";
@@ -17,6 +16,8 @@ export interface CliContext {
   err(s: string): void;
   /** Human text, or the data as JSON with --json. */
   print(human: string, data: unknown): void;
+  /** Loads the modules deps() needs; called before every action. */
+  prepare(): Promise<void>;
   /** The deployment's dependencies; parses the settings the first time (CONFIG_INVALID when they are wrong). */
   deps(): Deps;
   /** A bar on the terminal for a long command; silent when not a TTY or with --json. */
@@ -28,12 +29,18 @@ export interface CliContext {
 
 export function cliContext(out: (s: string) => void, err: (s: string) => void, password: (() => Promise<string>) | undefined, progressStream: ProgressStream): CliContext {
   let deps: Deps | undefined;
+  let mods: [typeof import("../config.js"), typeof import("../app/deps.js"), typeof import("../log.js")] | undefined;
   const ctx: CliContext = {
     json: false,
     out, err, password,
     exitCode: 0,
     print(human, data) { out(ctx.json ? JSON.stringify(data, null, 2) : human); },
+    async prepare() {
+      mods ??= await Promise.all([import("../config.js"), import("../app/deps.js"), import("../log.js")]);
+    },
     deps() {
+      if (!mods) throw new Error("the command's modules were not loaded (prepare)");
+      const [{ getConfig }, { buildDeps, workstationCredential }, { createLogger }] = mods;
       if (!deps) {
         try {
           const config = getConfig();

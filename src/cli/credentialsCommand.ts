@@ -3,7 +3,6 @@ import type { Command } from "commander";
 import type { CliContext } from "./context.js";
 import { jsonOption, UsageError } from "./commandKit.js";
 import { readCsvArg, refusedFile } from "./linkCommands.js";
-import { importLinkPasswords, listCredentials, rotateEndpointPassword, rotateLinkPassword, setLinkPassword } from "../admin/credentialsAdmin.js";
 import { readPassword } from "./prompt.js";
 
 const tested = (t: { ok: boolean; code?: string; message?: string } | undefined) => (!t ? "" : t.ok ? "; test login ok" : `; test login FAILED: ${t.code}: ${t.message}`);
@@ -17,14 +16,14 @@ export function credentialsCommands(ctx: CliContext, program: Command): void {
   const credentials = program.command("credentials").description("voice-store credentials: stopped logins, links' own passwords, super-user password rotation");
   jsonOption(credentials.command("list", { isDefault: true }).description("credentials stopped after the store rejected them (the default)"))
     .action(async () => {
-      const r = await listCredentials(ctx.deps());
+      const r = await (await import("../admin/credentialsAdmin.js")).listCredentials(ctx.deps());
       ctx.print(r.stopped.map((b) => `${b.key}  ${b.state} since ${b.since}  next try ${b.nextAttemptAt}  store said "${b.answer}"`).join("\n") || "(no credential is stopped)", r);
     });
   jsonOption(credentials.command("set").description("a link's own password (stores without a super user), read from the terminal or one line of stdin")
     .argument("<linkId>", "the link").option(PROMPT, "read the password from the terminal (or one line of stdin)"))
     .action(async (linkId: string, o: { passwordPrompt?: boolean }) => {
       needPrompt(o, "usage: umconnect credentials set <linkId> --password-prompt");
-      const r = await setLinkPassword(ctx.deps(), linkId, await ask());
+      const r = await (await import("../admin/credentialsAdmin.js")).setLinkPassword(ctx.deps(), linkId, await ask());
       ctx.print(`link ${r.linkId}: password stored as secret ${r.secretName}${tested(r.test)}`, r);
       if (r.test && !r.test.ok) ctx.exitCode = 1;
     });
@@ -37,20 +36,20 @@ export function credentialsCommands(ctx: CliContext, program: Command): void {
       const usage = "usage: umconnect credentials rotate <linkId> --password-prompt | credentials rotate --endpoint <id> --password-prompt [--mailbox M]";
       needPrompt(o, usage);
       if (o.endpoint) {
-        const r = await rotateEndpointPassword(ctx.deps(), o.endpoint, await ask(), o.mailbox);
+        const r = await (await import("../admin/credentialsAdmin.js")).rotateEndpointPassword(ctx.deps(), o.endpoint, await ask(), o.mailbox);
         ctx.print(`endpoint ${r.endpointId}: new version of secret ${r.secretName}${tested(r.test)}`, r);
         if (r.test && !r.test.ok) ctx.exitCode = 1;
         return;
       }
       if (!linkId) throw new UsageError("no link or --endpoint given", usage);
-      const r = await rotateLinkPassword(ctx.deps(), linkId, await ask());
+      const r = await (await import("../admin/credentialsAdmin.js")).rotateLinkPassword(ctx.deps(), linkId, await ask());
       ctx.print(`link ${r.linkId}: password stored as secret ${r.secretName}${tested(r.test)}`, r);
       if (r.test && !r.test.ok) ctx.exitCode = 1;
     });
   jsonOption(credentials.command("import").description("links' own passwords from CSV (voiceMailbox,endpointId,password) into Key Vault; all or nothing")
     .argument("<file.csv>", "the passwords; problems are reported by line, never with the password"))
     .action(async (file: string) => {
-      const r = await importLinkPasswords(ctx.deps(), readCsvArg(file)).catch((e: unknown) => { throw refusedFile(e, file, "stored"); });
+      const r = await (await import("../admin/credentialsAdmin.js")).importLinkPasswords(ctx.deps(), readCsvArg(file)).catch((e: unknown) => { throw refusedFile(e, file, "stored"); });
       ctx.print(`stored ${r.set.length} link password(s)`, r.set);
     });
 }

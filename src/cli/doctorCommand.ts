@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { CliContext } from "./context.js";
 import { jsonOption, SettingsError } from "./commandKit.js";
-import { runDoctor, type DoctorCheck } from "../admin/doctor.js";
+import type { DoctorCheck } from "../admin/doctor.js";
 
 const MARK = { pass: "PASS", warn: "WARN", fail: "FAIL", skip: "SKIP" } as const;
 
@@ -13,7 +13,7 @@ export function doctorCommand(ctx: CliContext, program: Command): void {
       const line = (c: DoctorCheck) => `${String(++n).padStart(2)}. ${MARK[c.state]}  ${c.check}: ${c.detail}${c.fix ? `\n       fix: ${c.fix}` : ""}`;
       // Settings problems are the first check's result here, not a usage error.
       const load = () => { try { return ctx.deps(); } catch (e) { throw e instanceof SettingsError ? e.error : e; } };
-      const checks = await runDoctor(load, (c) => { if (!ctx.json) ctx.out(line(c)); });
+      const checks = await (await import("../admin/doctor.js")).runDoctor(load, (c) => { if (!ctx.json) ctx.out(line(c)); });
       const failed = checks.filter((c) => c.state === "fail").length;
       if (ctx.json) ctx.out(JSON.stringify({ ok: failed === 0, checks }, null, 2));
       else ctx.out(failed ? `${failed} check(s) failed: fix the first one first (the later ones may follow from it)` : `all checks passed${checks.some((c) => c.state === "warn") ? " (with warnings)" : ""}`);

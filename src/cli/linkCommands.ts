@@ -8,11 +8,8 @@ import fs from "node:fs";
 import { Command, Option } from "commander";
 import type { CliContext } from "./context.js";
 import { jsonOption, linkIdArg, tenantOption, UsageError } from "./commandKit.js";
-import { allowMassDelete, exportLinks, importLinks, linkMailbox, resync, setLinkState, setProfileOverride, type ImportResult } from "../admin/links.js";
-import { relink, unlink } from "../admin/lifecycle.js";
-import { adoptionTable, previewAdoption, type AdoptionPreview } from "../admin/adoption.js";
-import { bindGroup } from "../admin/groupLinks.js";
-import { testEndpoint } from "../admin/configAdmin.js";
+import type { ImportResult } from "../admin/links.js";
+import type { AdoptionPreview } from "../admin/adoption.js";
 import { decodeCsvFile } from "../admin/csv.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import { ConnectorError, isConnectorError } from "../errors.js";
@@ -72,7 +69,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
           const csv = readCsvArg(file);
           const bar = ctx.progress(o.dryRun ? "checking" : "importing");
           let r: ImportResult;
-          try { r = await importLinks(ctx.deps(), o.tenant, csv, (done, total) => bar.update(done, total), { paused: o.paused, dryRun: o.dryRun }); }
+          try { r = await (await import("../admin/links.js")).importLinks(ctx.deps(), o.tenant, csv, (done, total) => bar.update(done, total), { paused: o.paused, dryRun: o.dryRun }); }
           catch (e) { throw refusedFile(e, file, "imported"); }
           finally { bar.finish(); }
           if (o.dryRun) {
@@ -89,7 +86,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
         .option("--profile <profileId>", "feature profile", "default")
         .requiredOption("--tenant <tenantId>", "the customer tenant"))
         .action(async (voiceMailbox: string, o: { endpoint: string; smtp: string; profile: string; tenant: string }) => {
-          const l = await linkMailbox(ctx.deps(), o.tenant, { voiceMailbox, endpointId: o.endpoint, smtp: o.smtp, profileId: o.profile });
+          const l = await (await import("../admin/links.js")).linkMailbox(ctx.deps(), o.tenant, { voiceMailbox, endpointId: o.endpoint, smtp: o.smtp, profileId: o.profile });
           ctx.print(`${l.linkId}  ${l.voiceMailbox}@${l.endpointId} <-> ${l.upn ?? l.userId}  linked; first sync queued`, l);
         }),
     },
@@ -97,7 +94,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
       name: "export", legacy: "export",
       define: (c) => jsonOption(c.description("the tenant's links as an import CSV (current UPNs), sorted").requiredOption("--tenant <tenantId>", "the customer tenant"))
         .action(async (o: { tenant: string }) => {
-          const csv = await exportLinks(ctx.deps(), o.tenant);
+          const csv = await (await import("../admin/links.js")).exportLinks(ctx.deps(), o.tenant);
           if (!ctx.json) { ctx.out(csv.replace(/\r\n$/, "")); return; }
           const [, ...rows] = csv.trimEnd().split("\r\n");
           ctx.print("", rows.map((r) => { const [voiceMailbox, endpointId, smtp, profileId] = r.split(","); return { voiceMailbox, endpointId, smtp, profileId }; }));
@@ -111,11 +108,11 @@ export function linkVerbs(ctx: CliContext): Verb[] {
           const state = verb === "pause" ? "paused" : verb === "resume" ? "enabled" : "disabled";
           const links = await selectLinks(ctx, ids, o, usageOf(cmd));
           if (ids.length === 1) {
-            const l = await setLinkState(ctx.deps(), links[0]!, state);
+            const l = await (await import("../admin/links.js")).setLinkState(ctx.deps(), links[0]!, state);
             ctx.print(`${l.linkId} is ${l.state}`, l);
             return;
           }
-          const done = await forEachLink(ctx, links, verb === "pause" ? "pausing" : verb === "resume" ? "resuming" : "disabling", (id) => setLinkState(ctx.deps(), id, state));
+          const done = await forEachLink(ctx, links, verb === "pause" ? "pausing" : verb === "resume" ? "resuming" : "disabling", async (id) => (await import("../admin/links.js")).setLinkState(ctx.deps(), id, state));
           ctx.print(`${done.length} link(s) ${state}${o.tenant ? ` in tenant ${o.tenant}` : ""}`, { linkIds: done, state });
         }),
     })),
@@ -128,7 +125,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
         .action(async (ids: string[], o: { adopt?: boolean; dryRun?: boolean; tenant?: string; all?: boolean }, cmd: Command) => {
           if (o.dryRun) return previewMany(ctx, await selectLinks(ctx, ids, o, usageOf(cmd)));
           const links = await selectLinks(ctx, ids, o, usageOf(cmd));
-          const done = await forEachLink(ctx, links, o.adopt ? "adopting" : "queueing resync", (id) => resync(ctx.deps(), id, { adopt: o.adopt }));
+          const done = await forEachLink(ctx, links, o.adopt ? "adopting" : "queueing resync", async (id) => (await import("../admin/links.js")).resync(ctx.deps(), id, { adopt: o.adopt }));
           const extra = o.adopt ? " (adopting other products' voicemails)" : "";
           ctx.print(links.length === 1 ? `${links[0]}: full resync queued${extra}` : `full resync queued for ${done.length} link(s)${extra}`, links.length === 1 && ids.length === 1 ? { linkId: links[0], queued: true, adopt: Boolean(o.adopt) } : { linkIds: done, queued: true, adopt: Boolean(o.adopt) });
         }),
@@ -141,7 +138,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
         .action(async (ids: string[], o: { dryRun?: boolean; tenant?: string; all?: boolean }, cmd: Command) => {
           const links = await selectLinks(ctx, ids, o, usageOf(cmd));
           if (o.dryRun) return previewMany(ctx, links);
-          const done = await forEachLink(ctx, links, "adopting", (id) => resync(ctx.deps(), id, { adopt: true }));
+          const done = await forEachLink(ctx, links, "adopting", async (id) => (await import("../admin/links.js")).resync(ctx.deps(), id, { adopt: true }));
           ctx.print(`adoption queued for ${done.length} link(s): ${done.join(", ")}`, { linkIds: done, queued: true, adopt: true });
         }),
     },
@@ -158,7 +155,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
             for (const [i, id] of linkIds.entries()) {
               const l = await deps.state.getLink(id);
               if (!l) results.push({ linkId: id, ok: false, error: "NOT_FOUND: no such link" });
-              else await testEndpoint(deps, l.endpointId, l.voiceMailbox).then((r) => results.push({ linkId: id, ok: true, messages: r.messages }), (e: unknown) => results.push({ linkId: id, ok: false, error: `${(e as { code?: string }).code ?? "ERROR"}: ${(e as Error).message}` }));
+              else await (await import("../admin/configAdmin.js")).testEndpoint(deps, l.endpointId, l.voiceMailbox).then((r) => results.push({ linkId: id, ok: true, messages: r.messages }), (e: unknown) => results.push({ linkId: id, ok: false, error: `${(e as { code?: string }).code ?? "ERROR"}: ${(e as Error).message}` }));
               bar.update(i + 1, linkIds.length);
             }
           } finally { bar.finish(); }
@@ -172,7 +169,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
       define: (c) => linkIdArg(jsonOption(c.description("end a link; the voice store is never touched")
         .addOption(new Option("--exchange-copies <what>", "keep the Exchange copies, or remove them (moved to Deleted Items)").choices(["keep", "remove"]).makeOptionMandatory())))
         .action(async (linkId: string, o: { exchangeCopies: "keep" | "remove" }) => {
-          const r = await unlink(ctx.deps(), linkId, o.exchangeCopies);
+          const r = await (await import("../admin/lifecycle.js")).unlink(ctx.deps(), linkId, o.exchangeCopies);
           ctx.print(`${linkId} unlinked; Exchange copies ${r.exchangeCopies}${r.removed ? ` (${r.removed} moved to Deleted Items)` : ""}; the voice store is untouched`, r);
         }),
     },
@@ -184,7 +181,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
         .option("--smtp <address>", "the new Exchange user")))
         .action(async (linkId: string, o: { voiceMailbox?: string; endpoint?: string; smtp?: string }, cmd: Command) => {
           if (!o.voiceMailbox && !o.endpoint && !o.smtp) throw new UsageError("nothing to change", `give --voice-mailbox, --endpoint or --smtp: ${usageOf(cmd)}`);
-          const l = await relink(ctx.deps(), linkId, { voiceMailbox: o.voiceMailbox, endpointId: o.endpoint, smtp: o.smtp });
+          const l = await (await import("../admin/lifecycle.js")).relink(ctx.deps(), linkId, { voiceMailbox: o.voiceMailbox, endpointId: o.endpoint, smtp: o.smtp });
           ctx.print(`${l.linkId} now links ${l.voiceMailbox}@${l.endpointId} <-> ${l.upn ?? l.userId}; first sync queued (adopting what is already there)`, l);
         }),
     },
@@ -197,7 +194,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
         .option("--profile <profileId>", "feature profile", "default")
         .option("--map <file.csv>", "voiceMailbox,smtp rows: the voice system's mailbox list"))
         .action(async (groupId: string, o: { tenant: string; endpoint: string; profile: string; map?: string }) => {
-          const r = await bindGroup(ctx.deps(), { tenantId: o.tenant, groupId, endpointId: o.endpoint, profileId: o.profile }, o.map === undefined ? undefined : readCsvArg(o.map));
+          const r = await (await import("../admin/groupLinks.js")).bindGroup(ctx.deps(), { tenantId: o.tenant, groupId, endpointId: o.endpoint, profileId: o.profile }, o.map === undefined ? undefined : readCsvArg(o.map));
           ctx.print(`group ${groupId}: ${r.linked.length} linked, ${r.resumed.length} resumed, ${r.paused.length} paused, ${r.unmatched.length} without a voice mailbox${r.unmatched.length ? ` (${r.unmatched.join(", ")})` : ""}; joins and leaves are applied hourly`, r);
         }),
     },
@@ -206,7 +203,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
       define: (c) => linkIdArg(jsonOption(c.description("after checking a stopped mass delete: let the next run apply it, once")
         .addOption(new Option("--kind <kind>", "which sync").choices(["voicemail", "contacts", "calendar"]).default("voicemail"))))
         .action(async (linkId: string, o: { kind: "voicemail" | "contacts" | "calendar" }) => {
-          await allowMassDelete(ctx.deps(), linkId, o.kind);
+          await (await import("../admin/links.js")).allowMassDelete(ctx.deps(), linkId, o.kind);
           ctx.print(`${linkId}: the next ${o.kind} run may apply the stopped deletes (once); run queued`, { linkId, kind: o.kind, allowed: true });
         }),
     },
@@ -237,7 +234,7 @@ export function linkVerbs(ctx: CliContext): Verb[] {
           if (given !== undefined) {
             try { parsed = JSON.parse(given) as Record<string, unknown>; } catch { throw new ConnectorError("BAD_REQUEST", "the override is not JSON"); }
           }
-          const l = await setProfileOverride(deps, linkId, parsed);
+          const l = await (await import("../admin/links.js")).setProfileOverride(deps, linkId, parsed);
           ctx.print(parsed ? `${linkId}: override set; runs queued` : `${linkId}: override cleared; runs profile ${l.profileId} as is`, { linkId, profileId: l.profileId, override: l.profileOverride ?? null });
         }),
     },
@@ -273,6 +270,7 @@ async function forEachLink(ctx: CliContext, linkIds: string[], label: string, on
 
 async function previewMany(ctx: CliContext, linkIds: string[]): Promise<void> {
   const previews: AdoptionPreview[] = [];
+  const { adoptionTable, previewAdoption } = await import("../admin/adoption.js");
   await forEachLink(ctx, linkIds, "previewing", async (id) => { previews.push(await previewAdoption(ctx.deps(), id)); });
   if (previews.length === 1) ctx.print(adoptionTable(previews[0]!), previews[0]);
   else ctx.print(previews.map((p) => `${p.linkId}\n${adoptionTable(p)}`).join("\n\n"), previews);

@@ -17,8 +17,6 @@ import { configCommands } from "./configCommands.js";
 import { credentialsCommands } from "./credentialsCommand.js";
 import { completionCommands } from "./completion.js";
 import { doctorCommand } from "./doctorCommand.js";
-import { auditSubscriptions, formatAudit } from "../admin/subscriptionAudit.js";
-import { startTrace } from "../app/protocolTrace.js";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -70,7 +68,7 @@ export function buildProgram(ctx: CliContext): UmcCommand {
     .helpCommand(true)
     .addHelpText("after", EXIT_HELP)
     // Every command names what it does to the deployment; one --json output shape per command.
-    .hook("preAction", (_self, action) => { ctx.json = Boolean(action.opts().json); });
+    .hook("preAction", async (_self, action) => { ctx.json = Boolean(action.opts().json); await ctx.prepare(); });
 
   // link: the verbs, and each one's older top-level spelling as a hidden alias.
   const link = program.command("link").description("mailbox links: import, export, add, pause, resume, resync, adopt, unlink, relink, ...");
@@ -96,8 +94,8 @@ export function buildProgram(ctx: CliContext): UmcCommand {
     .option("--dry-run", "list what would be removed; remove nothing"))
     .action(async (o: { tenant?: string; dryRun?: boolean; audit?: boolean }) => {
       if (legacy && !o.audit) throw new UsageError("subscriptions needs --audit", "usage: umconnect subscription audit [--tenant T] [--dry-run]");
-      const rows = await auditSubscriptions(ctx.deps(), { remove: !o.dryRun, tenantId: o.tenant });
-      ctx.print(formatAudit(rows), rows);
+      const rows = await (await import("../admin/subscriptionAudit.js")).auditSubscriptions(ctx.deps(), { remove: !o.dryRun, tenantId: o.tenant });
+      ctx.print((await import("../admin/subscriptionAudit.js")).formatAudit(rows), rows);
     });
   audit(subscription.command("audit"), false);
   audit(program.command("subscriptions", { hidden: true }).option("--audit", "audit"), true);
@@ -109,7 +107,7 @@ export function buildProgram(ctx: CliContext): UmcCommand {
     .action(async (linkId: string | undefined, o: { endpoint?: string; minutes: string }) => {
       if (!linkId && !o.endpoint) throw new UsageError("no link or --endpoint given", "usage: umconnect trace <linkId> | --endpoint <id> [--minutes 10]");
       if (!/^\d{1,3}$/.test(o.minutes)) throw new UsageError(`--minutes ${o.minutes} is not a whole number of minutes`, "usage: umconnect trace <linkId> [--minutes 10]");
-      const r = await startTrace(ctx.deps(), o.endpoint ? { kind: "endpoint", endpointId: o.endpoint } : { kind: "link", linkId: linkId! }, Number(o.minutes));
+      const r = await (await import("../app/protocolTrace.js")).startTrace(ctx.deps(), o.endpoint ? { kind: "endpoint", endpointId: o.endpoint } : { kind: "link", linkId: linkId! }, Number(o.minutes));
       ctx.print(`IMAP protocol trace on until ${r.until} (log event imap.trace; credentials and contents redacted)`, r);
     });
 
