@@ -17,7 +17,7 @@ describe("CSV rows", () => {
     expect(problems).toEqual([
       'line 3: voice mailbox "bad box" is not valid',
       'line 3: "not-an-address" is not an SMTP address',
-      "line 4: expected 4 fields, found 2",
+      "line 4: expected 4 fields (voiceMailbox,endpointId,smtp,profileId), found 2",
       "line 5: voice mailbox 3001 is already on line 2",
       "line 5: ann@contoso.test is already on line 2",
     ]);
