@@ -50,6 +50,8 @@ export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: 
       update: (id, fields) => exchange.update(id, fields),
       remove: (id) => exchange.remove(id),
       findBySyncKey: (key) => exchange.findBySyncKey(fid, key),
+      getPhoto: (id) => exchange.getPhoto(id),
+      putPhoto: (id, photo) => exchange.putPhoto(id, photo),
     },
     state: deps.state.recordState<ContactRecord, ContactCursors>(link.linkId, "contacts"),
     putConflict: (c) => deps.state.putConflict(link.linkId, c),

@@ -10,7 +10,7 @@
  */
 import {
   AuthenticationHandler, Client, CustomAuthenticationProvider, GraphError, HTTPMessageHandler, RedirectHandler,
-  RedirectHandlerOptions, RetryHandler, RetryHandlerOptions, TelemetryHandler,
+  RedirectHandlerOptions, ResponseType, RetryHandler, RetryHandlerOptions, TelemetryHandler,
 } from "@microsoft/microsoft-graph-client";
 import { ConnectorError } from "../errors.js";
 import type { TokenSource } from "./auth.js";
@@ -18,13 +18,15 @@ import { GRAPH_REQUEST_DEADLINE_MS, withDeadline } from "../timeouts.js";
 import { Semaphore } from "../semaphore.js";
 
 export interface GraphRequest {
-  method: "GET" | "POST" | "PATCH" | "DELETE";
+  method: "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
   /** A path under /v1.0 or an absolute nextLink/deltaLink. */
   url: string;
   body?: unknown;
   headers?: Record<string, string>;
   /** The mailbox this request touches (for the concurrency cap and the counters). */
   mailbox?: string;
+  /** GET: the answer's bytes rather than JSON (media such as a contact photo's `$value`). */
+  binary?: boolean;
 }
 
 /** Longest Retry-After waited out inside a request; longer ones end the run (requeued). */
@@ -67,7 +69,8 @@ export class GraphClient {
       for (const [k, v] of Object.entries(r.headers ?? {})) req = k.toLowerCase() === "prefer" ? req.header("Prefer", `IdType="ImmutableId", ${v}`) : req.header(k, v);
       try {
         switch (r.method) {
-          case "GET": return (await req.get()) as T;
+          case "GET": return (r.binary ? Buffer.from(await req.responseType(ResponseType.ARRAYBUFFER).get() as ArrayBuffer) : await req.get()) as T;
+          case "PUT": return (await req.put(r.body)) as T;
           case "POST": return (await req.post(r.body ?? {})) as T;
           case "PATCH": return (await req.patch(r.body ?? {})) as T;
           case "DELETE": return (await req.delete()) as T;

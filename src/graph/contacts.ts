@@ -8,7 +8,8 @@
  * (UmcVCardExtra) and are written back to the store unchanged. Contact delta supports $select
  * only (contact-delta), so extended properties are read with a GET when they are needed.
  */
-import { ConnectorError } from "../errors.js";
+import { ConnectorError, isConnectorError } from "../errors.js";
+import { sniffImageType, type Photo } from "../formats/contactPhoto.js";
 import type { ContactFields } from "../formats/vcard.js";
 import { EXTRA_PROP_IDS, extraProperties, fromGraphContact, toGraphContact } from "../formats/contactMapping.js";
 import type { GraphClient } from "./client.js";
@@ -97,6 +98,22 @@ export class ExchangeContacts {
       body: { ...props, singleValueExtendedProperties: extraProperties(extra, shadows) },
     });
     return { id, lastModifiedDateTime: str(c.lastModifiedDateTime), fields: { ...fromGraphContact(c), extra, ...(shadows.length ? { shadows } : {}) } };
+  }
+
+  /** The contact's photo, or undefined when it has none (profilephoto-get: 404 without one). */
+  async getPhoto(id: string): Promise<Photo | undefined> {
+    try {
+      const bytes = await this.graph.request<Buffer>({ method: "GET", url: `${this.user}/contacts/${encodeURIComponent(id)}/photo/$value`, mailbox: this.userId, binary: true });
+      return bytes.length ? { bytes, contentType: sniffImageType(bytes) ?? "application/octet-stream" } : undefined;
+    } catch (e) {
+      if (isConnectorError(e, "GRAPH_NOT_FOUND")) return undefined;
+      throw e;
+    }
+  }
+
+  /** Sets the contact's photo (profilephoto-update: PUT .../photo/$value, the image bytes). */
+  async putPhoto(id: string, photo: Photo): Promise<void> {
+    await this.graph.request({ method: "PUT", url: `${this.user}/contacts/${encodeURIComponent(id)}/photo/$value`, mailbox: this.userId, body: photo.bytes, headers: { "Content-Type": photo.contentType } });
   }
 
   async remove(id: string): Promise<void> {

@@ -18,6 +18,7 @@ import { ConnectorError, ensureConnectorError, isConnectorError } from "../error
 import type { Logger } from "../log.js";
 import { parseVCard, writeVCard, type ContactFields } from "../formats/vcard.js";
 import { normaliseNewlines, splitCards } from "../formats/vcardLines.js";
+import { cardPhoto, photoForExchange, withPhoto, type Photo } from "../formats/contactPhoto.js";
 import { storeItemMessage, storeItemText } from "../formats/storeItem.js";
 import { fromGraphContact, toGraphContact, type ContactChanges, type GraphContact } from "../graph/contacts.js";
 import type { ConflictRecord, RecordStatePort } from "../state/stateStore.js";
@@ -39,6 +40,9 @@ export interface ContactExchangePort {
   update(id: string, fields: ContactFields): Promise<GraphContact>;
   remove(id: string): Promise<void>;
   findBySyncKey(syncKey: string): Promise<GraphContact | undefined>;
+  /** The Exchange contact photo (undefined: none) and setting it. */
+  getPhoto(id: string): Promise<Photo | undefined>;
+  putPhoto(id: string, photo: Photo): Promise<void>;
 }
 
 export interface ContactRecord {
@@ -53,6 +57,8 @@ export interface ContactRecord {
   graphHash?: string;
   pendingGraphCreate?: boolean;
   skipped?: { code: string; message: string };
+  /** Hash of the Exchange contact photo when both sides last agreed ("" for none). */
+  graphPhoto?: string;
   /** Values Exchange could not take (CONTACT_VALUE_REFUSED): left out there, kept on the store. */
   flags?: Array<{ field: string; message: string }>;
 }
@@ -139,6 +145,19 @@ async function splitMultiCard(store: ContactStorePort, items: StoredItem[], log:
     log.info("contacts.item.split", { ...ids, imapUid: item.uid, cards: cards.length });
   }
   return out;
+}
+
+const photoHash = (p: Photo | undefined) => (p ? sha(p.bytes.toString("base64")) : "");
+
+/**
+ * A change Exchange reported that the mapped fields do not explain (a new photo in Outlook, a
+ * Graph-only field, our own write coming back): the photo is looked at, and a photo other
+ * than the one recorded marks the contact changed (its view hash gets a suffix).
+ */
+async function photoChange(exchange: ContactExchangePort, id: string, r: ContactRecord | undefined, mapped: string): Promise<string> {
+  if (!r || r.skipped || r.graphHash !== mapped) return "";
+  const ph = photoHash(await exchange.getPhoto(id));
+  return ph === (r.graphPhoto ?? "") ? "" : `|photo:${ph}`;
 }
 
 /** Sync key of a store card: its vCard UID, else one derived from its content (stable). */
@@ -244,9 +263,12 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
   for (const id of ec.removed) { const r = byGraphId.get(id); if (r && graphNow.get(r.syncKey)?.ref === id) graphNow.delete(r.syncKey); }
   for (const c of ec.upserted) {
     graphFields.set(c.id, c);
-    const key = byGraphId.get(c.id)?.syncKey ?? keyOfGraph(c.id);
+    const r = byGraphId.get(c.id);
+    const key = r?.syncKey ?? keyOfGraph(c.id);
     const h = mappedHash(c.fields);
-    graphNow.set(key, { ref: c.id, hash: h, mapped: h, modified: c.lastModifiedDateTime ?? "" });
+    // A new photo makes the contact differ from the store's card too (mapped), so it is copied.
+    const ph = await photoChange(exchange, c.id, r, h);
+    graphNow.set(key, { ref: c.id, hash: h + ph, mapped: h + ph, modified: c.lastModifiedDateTime ?? "" });
   }
 
   // 1c. Contacts on both sides that neither has linked yet (first sync after another product):
@@ -300,12 +322,26 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
   };
 
   // A value Exchange would refuse was left out of the write (contactValidation.ts): flagged, never skipped.
-  const flagsOf = (key: string, fields: ContactFields): Pick<ContactRecord, "flags"> => {
-    const refused = toGraphContact(fields).refused;
+  const flagsOf = (key: string, fields: ContactFields, more: Array<{ field: string; message: string }> = []): Pick<ContactRecord, "flags"> => {
+    const refused = [...toGraphContact(fields).refused, ...more];
     if (!refused.length) return {};
     report.flagged++;
     log.warn("contacts.item.flagged", { ...deps.ids, syncKey: key, code: "CONTACT_VALUE_REFUSED", fields: refused.map((r) => r.field).join(",") });
     return { flags: refused };
+  };
+  // The card's photo to the Exchange contact photo (contactPhoto.ts): what Exchange cannot take stays on the store, flagged.
+  const pushPhoto = async (graphId: string, fields: ContactFields): Promise<{ refused: Array<{ field: string; message: string }>; graphPhoto?: string }> => {
+    const photo = cardPhoto(fields);
+    if (!photo) return { refused: [] };
+    const ok = photoForExchange(photo);
+    if ("message" in ok) return { refused: [ok] };
+    await exchange.putPhoto(graphId, ok);
+    return { refused: [], graphPhoto: photoHash(ok) };
+  };
+  // Exchange's photo into the card written to the store.
+  const withExchangePhoto = async (c: GraphContact): Promise<{ c: GraphContact; graphPhoto: string }> => {
+    const photo = await exchange.getPhoto(c.id);
+    return { c: { ...c, fields: withPhoto(c.fields, photo) }, graphPhoto: photoHash(photo) };
   };
   const apply = async (a: ContactAction): Promise<void> => {
     switch (a.kind) {
@@ -317,31 +353,33 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
         }
         await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, pendingGraphCreate: true });
         const created = await exchange.create(a.syncKey, card.fields);
-        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: created.id, graphHash: mappedHash(created.fields), ...flagsOf(a.syncKey, card.fields) });
+        const pushed = await pushPhoto(created.id, card.fields);
+        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: created.id, graphHash: mappedHash(created.fields), graphPhoto: pushed.graphPhoto, ...flagsOf(a.syncKey, card.fields, pushed.refused) });
         return;
       }
       case "createInImap": {
-        const c = await contactOf(a.syncKey, a.graphId);
+        const { c, graphPhoto } = await withExchangePhoto(await contactOf(a.syncKey, a.graphId));
         const w = await writeCard(a.syncKey, c);
-        await put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields) });
+        await put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto });
         return;
       }
       case "updateGraph": {
         const card = await cardOf(a.imapUid);
         if (a.conflictLoser) await conflict(a.syncKey, "graph", (await exchange.get(a.graphId)).fields);
         const updated = await exchange.update(a.graphId, card.fields);
-        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: a.graphId, graphHash: mappedHash(updated.fields), ...flagsOf(a.syncKey, card.fields) });
+        const pushed = await pushPhoto(a.graphId, card.fields);
+        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: a.graphId, graphHash: mappedHash(updated.fields), graphPhoto: pushed.graphPhoto ?? byKey.get(a.syncKey)?.graphPhoto, ...flagsOf(a.syncKey, card.fields, pushed.refused) });
         return;
       }
       case "updateImap": {
-        const c = await contactOf(a.syncKey, a.graphId);
+        const { c, graphPhoto } = await withExchangePhoto(await contactOf(a.syncKey, a.graphId));
         if (a.conflictLoser) await conflict(a.syncKey, "imap", (await cardOf(a.imapUid)).fields);
         // New card first, then the old one goes, then the record: a crash after the APPEND
         // leaves two cards with one key (the newest wins next run); after the EXPUNGE, the
         // record's UID has vanished and the new card is re-matched by its key.
         const w = await writeCard(a.syncKey, c);
         await store.remove(a.imapUid);
-        await put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields) });
+        await put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto });
         return;
       }
       case "deleteInGraph":
@@ -355,7 +393,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
       case "record": {
         const i = imapNow.get(a.syncKey)!;
         const g = graphNow.get(a.syncKey)!;
-        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: i.hash, imapMapped: i.mapped, graphId: a.graphId, graphHash: g.hash });
+        await put({ ...byKey.get(a.syncKey), syncKey: a.syncKey, imapUid: a.imapUid, imapHash: i.hash, imapMapped: i.mapped, graphId: a.graphId, graphHash: g.hash.replace(/\|photo:.*$/, ""), pendingGraphCreate: undefined, skipped: undefined });
         return;
       }
       case "forget":

@@ -12,7 +12,7 @@ export const WRITE_METHODS = {
   voice: ["setSeen", "remove"],
   voicemailExchange: ["create", "complete", "setRead", "remove", "adopt"],
   contactsStore: ["append", "remove"],
-  contactsExchange: ["create", "update", "remove"],
+  contactsExchange: ["create", "update", "remove", "putPhoto"],
   calendarStore: ["append", "remove"],
   state: ["putItem", "deleteItem", "saveCursors", "reindex"],
 } as const;

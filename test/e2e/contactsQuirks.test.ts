@@ -100,3 +100,37 @@ describe("contacts: cards as phones write them", () => {
     expect(cards.some((c) => c.text.includes("Book One") && c.text.includes("Book Two"))).toBe(false);
   });
 });
+
+describe("contacts: photos both ways (the Exchange contact photo)", () => {
+  // A real JPEG header (SOI + JFIF APP0) and some bytes: the simulator, like Exchange, takes images only.
+  const jpeg = (seed: number) => Buffer.concat([Buffer.from("ffd8ffe000104a46494600010100000100010000", "hex"), Buffer.alloc(2000, seed), Buffer.from("ffd9", "hex")]);
+
+  it("a photo on the store reaches the Exchange contact photo; a store-side photo edit replaces it", async () => {
+    // Break seen red: pushPhoto not called -> the simulator's contact has no photo.
+    await append(message("Pic", `BEGIN:VCARD\r\nVERSION:3.0\r\nUID:photo-1\r\nFN:Photo Person\r\nPHOTO;ENCODING=b;TYPE=JPEG:${jpeg(1).toString("base64")}\r\nEND:VCARD\r\n`));
+    await expect.poll(() => byName("Photo Person")?.photo?.bytes.equals(jpeg(1)), { timeout: 15_000 }).toBe(true);
+    const old = (await storeCards()).find((c) => c.fields.uid === "photo-1")!;
+    await append(message("Pic", `BEGIN:VCARD\r\nVERSION:4.0\r\nUID:photo-1\r\nFN:Photo Person\r\nPHOTO:data:image/jpeg;base64,${jpeg(2).toString("base64")}\r\nEND:VCARD\r\n`));
+    await withContacts(async (c) => { await c.messageDelete(String(old.uid), { uid: true }); });
+    await expect.poll(() => byName("Photo Person")?.photo?.bytes.equals(jpeg(2)), { timeout: 15_000 }).toBe(true);
+    expect((await records()).find((r) => r.syncKey === "photo-1")?.flags).toBeUndefined();
+  });
+
+  it("a photo set in Outlook (nothing else changed) reaches the store's card", async () => {
+    // Break seen red: photoChange always "" -> a photo-only edit is never seen, the card keeps the old photo.
+    people().setPhoto(byName("Photo Person")!.id, jpeg(3));
+    await expect.poll(async () => (await storeCards()).find((c) => c.fields.uid === "photo-1")?.text.replace(/\r\n /g, ""), { timeout: 15_000 }).toContain(`PHOTO:data:image/jpeg;base64,${jpeg(3).toString("base64")}`);
+    expect((await storeCards()).filter((c) => c.fields.uid === "photo-1")).toHaveLength(1);
+  });
+
+  it("a photo Exchange cannot take stays on the store, whole, and the item is flagged", async () => {
+    const notImage = Buffer.from("this is not an image at all").toString("base64");
+    await append(message("Bad pic", `BEGIN:VCARD\r\nVERSION:4.0\r\nUID:photo-2\r\nFN:Odd Photo\r\nPHOTO:data:image/jpeg;base64,${notImage}\r\nEND:VCARD\r\n`));
+    await expect.poll(() => byName("Odd Photo"), { timeout: 15_000 }).toBeTruthy();
+    expect(byName("Odd Photo")!.photo).toBeUndefined();
+    await expect.poll(async () => (await records()).find((r) => r.syncKey === "photo-2")?.flags?.[0]?.field, { timeout: 10_000 }).toBe("photo");
+    people().update(byName("Odd Photo")!.id, { jobTitle: "Edited" });
+    await expect.poll(async () => (await storeCards()).find((c) => c.fields.uid === "photo-2")?.fields.jobTitle, { timeout: 15_000 }).toBe("Edited");
+    expect((await storeCards()).find((c) => c.fields.uid === "photo-2")!.text.replace(/\r\n /g, "")).toContain(notImage);
+  });
+});

@@ -16,6 +16,14 @@ export const CONTACT_PROPS = new Set([
   "title", "yomiCompanyName", "yomiGivenName", "yomiSurname",
 ]);
 
+/** Contact photos: at most 4 MB (profilephoto-update), image types Exchange reads. */
+export const PHOTO_MAX_BYTES = 4 * 1024 * 1024;
+const PHOTO_TYPES = new Set(["image/jpeg", "image/png", "image/gif", "image/bmp"]);
+/** The body is the image its magic bytes say (JPEG FFD8FF, PNG, GIF8, BM). */
+function sniffImage(b: Buffer): boolean {
+  return (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) || b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) || b.subarray(0, 4).toString("latin1") === "GIF8" || b.subarray(0, 2).toString("latin1") === "BM";
+}
+
 export interface ContactsHost {
   origin: string;
   notifyContact(user: SimUser, c: { id: string; folderId: string; changeKey: string }, change: "created" | "updated" | "deleted"): void;
@@ -38,8 +46,9 @@ export class ContactsModel {
   constructor(private readonly host: ContactsHost) {}
 
   /** Routes under /users/{id}/contacts and /users/{id}/contactFolders. */
-  route(method: string, rest: string, q: URLSearchParams, body: () => Record<string, unknown>, user: SimUser, prefer: string[]): Res {
+  route(method: string, rest: string, q: URLSearchParams, body: () => Record<string, unknown>, user: SimUser, prefer: string[], media?: { bytes: Buffer; contentType: string }): Res {
     let m: RegExpMatchArray | null;
+    if ((m = rest.match(/^(?:\/contactFolders\/[^/]+)?\/contacts\/([^/]+)\/photo(\/\$value)?$/))) return this.photo(user, m[1]!, Boolean(m[2]), method, media);
     const root = resolveContactFolder(user, "contacts")!;
     if (rest === "/contactFolders" && method === "GET") return { status: 200, body: { value: [...user.contactFolders.values()].filter((f) => f.parentFolderId === root.id).map((f) => folderJson(f)) } };
     if (rest === "/contactFolders" && method === "POST") {
@@ -93,6 +102,33 @@ export class ContactsModel {
     c.changeKey = newChangeKey();
     this.touch(user, c, "updated");
     return { status: 200, body: contactJson(c) };
+  }
+
+  /**
+   * The contact photo (https://learn.microsoft.com/en-us/graph/api/profilephoto-update: PUT
+   * .../photo/$value with the image bytes; "the photo ... is limited to 4 MB"; GET .../photo is
+   * its metadata and 404 ImageNotFound without one, GET .../photo/$value the bytes). JPEG, PNG,
+   * GIF and BMP are taken; any other body is refused as Exchange refuses what is not an image.
+   */
+  photo(user: SimUser, id: string, value: boolean, method: string, media?: { bytes: Buffer; contentType: string }): Res {
+    const c = user.contacts.get(id);
+    if (!c) return notFound();
+    if (method === "GET") {
+      if (!c.photo) return { status: 404, body: { error: { code: "ImageNotFound", message: "The photo wasn't found." } } };
+      return value ? { status: 200, headers: { "content-type": c.photo.contentType }, raw: c.photo.bytes } as Res
+        : { status: 200, body: { "@odata.mediaContentType": c.photo.contentType, "@odata.mediaEtag": `W/"${c.photo.etag}"`, id: "default", width: 96, height: 96 } };
+    }
+    if ((method === "PUT" || method === "PATCH") && value) {
+      const bytes = media?.bytes ?? Buffer.alloc(0);
+      const type = (media?.contentType ?? "").split(";")[0]!.trim().toLowerCase();
+      if (bytes.length > PHOTO_MAX_BYTES) return { status: 413, body: { error: { code: "ErrorRequestEntityTooLarge", message: "The photo exceeds the 4 MB limit." } } };
+      if (!PHOTO_TYPES.has(type) || !sniffImage(bytes)) return bad("ErrorInvalidImage", "The image is not valid or its type is not supported.");
+      c.photo = { bytes, contentType: type, etag: crypto.createHash("sha256").update(bytes).digest("base64url").slice(0, 16) };
+      c.changeKey = newChangeKey();
+      this.touch(user, c, "updated");
+      return { status: 200 };
+    }
+    return { status: 405, body: { error: { code: "MethodNotAllowed", message: "Method not allowed" } } };
   }
 
   remove(user: SimUser, c: SimContact) {

@@ -50,6 +50,8 @@ export interface SimContact {
   props: Record<string, unknown>;
   ext: Map<string, { id: string; value: string }>;
   seq: number;
+  /** The contact photo (contact-update-photo / profilephoto-get), absent when none. */
+  photo?: { bytes: Buffer; contentType: string; etag: string };
 }
 
 export interface DateTimeTimeZone { dateTime: string; timeZone: string }

@@ -412,7 +412,7 @@ export class GraphSimulator {
     const sub = path.match(/^\/users\/[^/]+(\/.*)$/)?.[1] ?? "";
     if (/^\/(contacts|contactFolders)(\/|$)/.test(sub)) {
       const denied = method === "GET" ? this.requireRole(ctx, "Contacts.Read", "Contacts.ReadWrite") : this.requireRole(ctx, "Contacts.ReadWrite");
-      return denied ?? this.contactsModel.route(method, sub, q, json, user, ctx.prefer);
+      return denied ?? this.contactsModel.route(method, sub, q, json, user, ctx.prefer, { bytes: bodyBuf, contentType: headers["content-type"] ?? "" });
     }
     if (/^\/(calendarView|events)(\/|$)/.test(sub)) {
       const denied = method === "GET" ? this.requireRole(ctx, "Calendars.Read", "Calendars.ReadWrite") : this.requireRole(ctx, "Calendars.ReadWrite");
@@ -933,6 +933,8 @@ export class GraphSimulator {
       list: () => [...user.contacts.values()].filter((c) => c.folderId === f().id),
       add: (props: Record<string, unknown>) => { const r = this.contactsModel.create(user, f(), props); if (r.status !== 201) throw new Error(JSON.stringify(r.body)); return get((r.body as { id: string }).id); },
       update: (id: string, props: Record<string, unknown>) => { const r = this.contactsModel.patch(user, get(id), props); if (r.status !== 200) throw new Error(JSON.stringify(r.body)); },
+      /** Outlook's "change picture" on a contact (as PUT .../photo/$value). */
+      setPhoto: (id: string, bytes: Buffer, contentType = "image/jpeg") => { const r = this.contactsModel.photo(user, id, true, "PUT", { bytes, contentType }); if (r.status !== 200) throw new Error(JSON.stringify(r.body)); },
       remove: (id: string) => this.contactsModel.remove(user, get(id)),
     };
   }
