@@ -65,8 +65,6 @@ describe("vCard 2.1 / 3.0 / 4.0 samples", () => {
 
   it("iOS: CR CR LF line endings, itemN groups with X-ABLabel kept together", () => {
     const c = parseVCard(fixture("apple-ios-crcrlf.vcf"));
-    // Break seen red: unfolding on CRLF|CR only -> every CR CR LF makes an empty line and the END is found, but the
-    // NOTE continues... (with the reader of main the card fails on the blank lines' missing colon).
     expect(c).toMatchObject({ displayName: "John Doe", surname: "Doe", companyName: "Example.com Inc.", department: "Research", homePhones: ["+4915199999999"] });
     const text = writeVCard(c);
     strictRead(text);
@@ -74,10 +72,12 @@ describe("vCard 2.1 / 3.0 / 4.0 samples", () => {
     expect(parseVCard(text)).toEqual(c);
   });
 
-  it("every line-ending variant reads the same card", () => {
-    const lf = "BEGIN:VCARD\nVERSION:3.0\nFN:Line Ending\nNOTE:one\\ntwo\nTEL;TYPE=HOME:+1 555\nEND:VCARD\n";
+  it("every line-ending variant reads the same card, folded lines included", () => {
+    // Break seen red: main's newline rule (/\r\n|\r/ -> LF) -> CR CR LF before a folded line leaves
+    // an empty line between, the continuation stands alone and the card is refused.
+    const lf = "BEGIN:VCARD\nVERSION:3.0\nFN:Line\n  Ending\nNOTE:one\\ntwo\nTEL;TYPE=HOME:+1 555\nEND:VCARD\n";
     const want = parseVCard(lf);
-    for (const eol of ["\r\n", "\r", "\r\r\n", "\n\r\n"]) expect(parseVCard(lf.replace(/\n/g, eol)), JSON.stringify(eol)).toEqual(want);
+    for (const eol of ["\r\n", "\r", "\r\r\n"]) expect(parseVCard(lf.replace(/\n/g, eol)), JSON.stringify(eol)).toEqual(want);
   });
 
   it("a message with a good and a broken card: one read, one refused with its reason", () => {
