@@ -11,7 +11,7 @@ import { startWorld, TENANT, type World } from "../test/e2e/world.js";
 import { enqueueSync } from "../src/app/syncQueue.js";
 import { runContactsRequest } from "../src/app/contacts.js";
 import { runCalendarRequest } from "../src/app/calendar.js";
-import type { Figure } from "./report.js";
+import { formatFigures, type Figure } from "./report.js";
 import fs from "node:fs";
 import path from "node:path";
 import { ExchangeContacts } from "../src/graph/contacts.js";
@@ -37,7 +37,13 @@ export async function run(): Promise<Figure[]> {
     profiles: [{ id: "people", displayName: "Contacts", contacts: { enabled: true } }, { id: "cal", displayName: "Calendar", calendar: { enabled: true, pastDays: 0, futureDays: 60 } }],
   });
   try {
-    const figures = [...await fieldsPreserved(w), ...await storeToExchange(w), ...await exchangeToStore(w), ...await calendar(w)];
+    // Each part's figures are printed as soon as they are measured (a slow machine still shows the first ones).
+    const figures: Figure[] = [];
+    for (const [name, part] of [["fields", fieldsPreserved], ["store -> Exchange", storeToExchange], ["Exchange -> store", exchangeToStore], ["calendar", calendar]] as const) {
+      const got = await part(w);
+      console.log(formatFigures(`people bench, part: ${name}`, got));
+      figures.push(...got);
+    }
     // Peak resident set of this process (the dev host, its functions and the sync runs; the
     // simulator, Azurite and Dovecot run beside it), after the 5,000-contact syncs.
     figures.push({ name: "peak RSS of the host process over the whole people bench", value: process.resourceUsage().maxRSS / 1024, unit: "MB", reference: 256, better: "lower" });
