@@ -161,7 +161,8 @@ function readMapped(c: ContactFields, l: ContentLine): string | undefined {
       // (src/formats/contactValidation.ts), so an impossible date is kept, not lost.
       const v = l.value.trim();
       const m = v.match(/^(\d{4})-?(\d{2})-?(\d{2})(?:$|T)/) ?? v.match(/^(--)-?(\d{2})-?(\d{2})$/);
-      return m ? once("birthday", `${m[1]}-${m[2]}-${m[3]}`) : undefined;
+      // Year 1604 is how Apple and Outlook write "no year": the same birthday as --MMDD.
+      return m ? once("birthday", `${m[1] === "1604" ? "--" : m[1]}-${m[2]}-${m[3]}`) : undefined;
     }
     case "NOTE": return once("personalNotes", text());
     case "NICKNAME": return once("nickName", components(l.value.replace(/(?<!\\),/g, ";"))[0]);
