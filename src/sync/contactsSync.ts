@@ -59,6 +59,8 @@ export interface ContactRecord {
   skipped?: { code: string; message: string };
   /** Hash of the Exchange contact photo when both sides last agreed ("" for none). */
   graphPhoto?: string;
+  /** Exchange's lastModifiedDateTime as our last write or read left it: its echo in delta is no news. */
+  graphModified?: string;
   /** Values Exchange could not take (CONTACT_VALUE_REFUSED): left out there, kept on the store. */
   flags?: Array<{ field: string; message: string }>;
 }
@@ -154,9 +156,11 @@ const photoHash = (p: Photo | undefined) => (p ? sha(p.bytes.toString("base64"))
  * Graph-only field, our own write coming back): the photo is looked at, and a photo other
  * than the one recorded marks the contact changed (its view hash gets a suffix).
  */
-async function photoChange(exchange: ContactExchangePort, id: string, r: ContactRecord | undefined, mapped: string): Promise<string> {
+async function photoChange(exchange: ContactExchangePort, c: GraphContact, r: ContactRecord | undefined, mapped: string): Promise<string> {
   if (!r || r.skipped || r.graphHash !== mapped) return "";
-  const ph = photoHash(await exchange.getPhoto(id));
+  // Our own write coming back (same lastModified as our write left): no GET, no news.
+  if (r.graphModified !== undefined && c.lastModifiedDateTime === r.graphModified) return "";
+  const ph = photoHash(await exchange.getPhoto(c.id));
   return ph === (r.graphPhoto ?? "") ? "" : `|photo:${ph}`;
 }
 
@@ -267,7 +271,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
     const key = r?.syncKey ?? keyOfGraph(c.id);
     const h = mappedHash(c.fields);
     // A new photo makes the contact differ from the store's card too (mapped), so it is copied.
-    const ph = await photoChange(exchange, c.id, r, h);
+    const ph = await photoChange(exchange, c, r, h);
     graphNow.set(key, { ref: c.id, hash: h + ph, mapped: h + ph, modified: c.lastModifiedDateTime ?? "" });
   }
 
@@ -354,13 +358,13 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
         await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, pendingGraphCreate: true });
         const created = await exchange.create(a.syncKey, card.fields);
         const pushed = await pushPhoto(created.id, card.fields);
-        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: created.id, graphHash: mappedHash(created.fields), graphPhoto: pushed.graphPhoto, ...flagsOf(a.syncKey, card.fields, pushed.refused) });
+        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: created.id, graphHash: mappedHash(created.fields), graphPhoto: pushed.graphPhoto, graphModified: pushed.graphPhoto === undefined ? created.lastModifiedDateTime : undefined, ...flagsOf(a.syncKey, card.fields, pushed.refused) });
         return;
       }
       case "createInImap": {
         const { c, graphPhoto } = await withExchangePhoto(await contactOf(a.syncKey, a.graphId));
         const w = await writeCard(a.syncKey, c);
-        await put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto });
+        await put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto, graphModified: c.lastModifiedDateTime });
         return;
       }
       case "updateGraph": {
@@ -368,7 +372,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
         if (a.conflictLoser) await conflict(a.syncKey, "graph", (await exchange.get(a.graphId)).fields);
         const updated = await exchange.update(a.graphId, card.fields);
         const pushed = await pushPhoto(a.graphId, card.fields);
-        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: a.graphId, graphHash: mappedHash(updated.fields), graphPhoto: pushed.graphPhoto ?? byKey.get(a.syncKey)?.graphPhoto, ...flagsOf(a.syncKey, card.fields, pushed.refused) });
+        await put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: a.graphId, graphHash: mappedHash(updated.fields), graphPhoto: pushed.graphPhoto ?? byKey.get(a.syncKey)?.graphPhoto, graphModified: pushed.graphPhoto === undefined ? updated.lastModifiedDateTime : undefined, ...flagsOf(a.syncKey, card.fields, pushed.refused) });
         return;
       }
       case "updateImap": {
@@ -379,7 +383,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
         // record's UID has vanished and the new card is re-matched by its key.
         const w = await writeCard(a.syncKey, c);
         await store.remove(a.imapUid);
-        await put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto });
+        await put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto, graphModified: c.lastModifiedDateTime });
         return;
       }
       case "deleteInGraph":
