@@ -14,6 +14,7 @@ import { runSyncRequest } from "./voicemail.js";
 import { runSubscriptionRequest } from "./subscriptions.js";
 import { recordDeferred, traceSyncRun } from "../telemetry.js";
 import { noteRun } from "./runNotes.js";
+import { runScheduleShard } from "./schedule.js";
 
 /** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
 const MAX_REQUEUE_SECONDS = 15 * 60;
@@ -30,6 +31,7 @@ export async function runRequest(deps: Deps, req: SyncRequest) {
     case "calendar": return runCalendarRequest(deps, req);
     case "location": return runLocationRequest(deps, req);
     case "subscriptions": return runSubscriptionRequest(deps, req);
+    case "schedule": return runScheduleShard(deps, req);
   }
 }
 
