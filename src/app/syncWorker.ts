@@ -37,10 +37,14 @@ export async function runRequest(deps: Deps, req: SyncRequest) {
 
 /** Runs this process made, per "<kind>|<linkId>" (benchmarks and tests read it: runs per change). */
 export const runsMade = new Map<string, number>();
+/** Queue messages this process handled and their time (the cost model's executions and GB-s). */
+export const workerStats = { messages: 0, ms: 0 };
 
 export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<void> {
   const kind = req.kind ?? "voicemail";
   const started = Date.now();
+  const startedMs = performance.now();
+  workerStats.messages++;
   try {
     const result = await traceSyncRun({ kind, linkId: req.linkId, reason: req.reason, at: req.at }, () => runRequest(deps, req));
     if (result.status === "ran") runsMade.set(`${kind}|${req.linkId}`, (runsMade.get(`${kind}|${req.linkId}`) ?? 0) + 1);
@@ -68,5 +72,7 @@ export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<v
     }
     if (isConnectorError(e) && !e.transient) return; // visible on the link; retrying cannot help
     throw e;
+  } finally {
+    workerStats.ms += performance.now() - startedMs;
   }
 }
