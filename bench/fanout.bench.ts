@@ -15,7 +15,7 @@ import { linkBucket } from "../src/state/links.js";
 import type { SyncRequest } from "../src/app/syncQueue.js";
 import type { Figure } from "./report.js";
 
-export const title = "Timer fan-out at 100,000 links (Azurite; 2 CPUs shared with other agents)";
+export const title = `Timer fan-out at ${Number(process.env.UMC_BENCH_LINKS ?? 100_000).toLocaleString("en-US")} links (Azurite; 2 CPUs shared with other agents)`;
 
 const LINKS = Number(process.env.UMC_BENCH_LINKS ?? 100_000);
 const UNREAD = Math.round(LINKS / 100);
