@@ -3,28 +3,29 @@ import type { FunctionDefinition } from "./definition.js";
 
 // src/ is imported on first use (functions/index.ts: only the wiring loads at start).
 const deps = async () => (await import("../src/app/deps.js")).getDeps();
-const enqueueLinks = async (reason: "poll" | "fast-read" | "reconcile") => (await import("../src/app/schedule.js")).enqueueLinks(await deps(), reason);
+/** A timer lists no link: it enqueues one message per shard, which workers expand (src/app/schedule.ts). */
+const fanOut = async (reason: "poll" | "fast-read" | "reconcile" | "renewals") => (await import("../src/app/schedule.js")).fanOutSchedule(await deps(), reason);
 
 /** Subscription upkeep: links whose subscriptions are missing, due, duplicated or not working
  *  get an upkeep run (src/app/subscriptions.ts); a refused one is tried again every 5 minutes. */
 export const renewSubscriptionsFunction: FunctionDefinition = {
   name: "renewSubscriptions",
   trigger: { kind: "timer", schedule: "0 */5 * * * *" },
-  handler: async (_t: Timer, _ctx: InvocationContext) => { await (await import("../src/app/subscriptions.js")).enqueueSubscriptionUpkeep(await deps()); },
+  handler: async (_t: Timer, _ctx: InvocationContext) => { await fanOut("renewals"); },
 };
 
 /** Stores that cannot notify: a cheap CONDSTORE check per mailbox every minute. */
 export const pollStoresFunction: FunctionDefinition = {
   name: "pollStores",
   trigger: { kind: "timer", schedule: "30 * * * * *" },
-  handler: async () => { await enqueueLinks("poll"); },
+  handler: async () => { await fanOut("poll"); },
 };
 
 /** Mailboxes holding unread voice messages: a delta check every few seconds keeps the lamp honest. */
 export const fastReadCheckFunction: FunctionDefinition = {
   name: "fastReadCheck",
   trigger: { kind: "timer", schedule: "*/5 * * * * *" },
-  handler: async () => { await enqueueLinks("fast-read"); },
+  handler: async () => { await fanOut("fast-read"); },
 };
 
 /** Safety net: a full comparison of both sides, which also corrects MWI drift; links whose user
@@ -33,7 +34,7 @@ export const reconcileFunction: FunctionDefinition = {
   name: "reconcile",
   trigger: { kind: "timer", schedule: "0 17 * * * *" },
   handler: async () => {
-    await enqueueLinks("reconcile");
+    await fanOut("reconcile");
     await (await import("../src/app/userLifecycle.js")).recheckGoneUsers(await deps());
     await (await import("../src/admin/groupLinks.js")).runGroupBindings(await deps());
   },

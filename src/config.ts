@@ -58,6 +58,7 @@ const schema = z
     UMC_LEASE_SECONDS: int(5, 600).default(30),
     /** How long one IDLE watcher holds its shards (src/app/watchers.ts); a little over the 60 s between the two watch timers. */
     UMC_WATCH_HOLD_SECONDS: int(2, 600).default(65),
+    UMC_SCHEDULE_SHARDS: int(1, 1024).default(16),
     UMC_ENVIRONMENT: z.enum(["azure", "local", "test"]).default("azure"),
   })
 ;
@@ -128,7 +129,7 @@ export interface Config {
   /** Application Insights (platform setting APPLICATIONINSIGHTS_CONNECTION_STRING, set by the template). */
   telemetry: { appInsightsConnectionString?: string };
   logLevel: RawConfig["UMC_LOG_LEVEL"];
-  sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number; watchHoldSeconds: number };
+  sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number; watchHoldSeconds: number; scheduleShards: number };
   /** Functions switched off with the platform's own setting (read by the dev host; Azure's runtime reads it itself). */
   host: { disabledFunctions: readonly string[] };
 }
@@ -195,6 +196,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       massDeleteMaxShare: c.UMC_MASS_DELETE_MAX_SHARE,
       leaseSeconds: c.UMC_LEASE_SECONDS,
       watchHoldSeconds: c.UMC_WATCH_HOLD_SECONDS,
+      scheduleShards: c.UMC_SCHEDULE_SHARDS,
     },
     host: { disabledFunctions: disabledFunctions(env) },
   });

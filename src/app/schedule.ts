@@ -10,8 +10,17 @@
  * Contacts ride along with poll and reconcile when the link's profile syncs them; the calendar
  * (one-way from Exchange, so notifications cover it) with reconcile, which also slides its
  * window once a day and re-checks the UC location.
+ *
+ * Fan-out that scales out: a timer invocation lists no link. It enqueues one "schedule"
+ * message per shard (UMC_SCHEDULE_SHARDS, default 16); the worker that takes a shard's message
+ * lists only the links whose bucket (src/state/links.ts, a hash of the link id) falls in the
+ * shard's range, and enqueues their runs. So at 100,000 links no invocation touches more than
+ * 1/N of them (`npm run bench -- fanout`). The fast read check lists the fast-check rows (links
+ * with unread voicemail or without a working subscription), not the links.
  */
 import type { MailboxLink } from "../state/stateStore.js";
+import { LINK_BUCKETS, needsFastCheck } from "../state/links.js";
+import { enqueueSubscriptionUpkeep } from "./subscriptions.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncKind, type SyncRequest } from "./syncQueue.js";
 
@@ -39,8 +48,46 @@ const POLL_SKIP_MS = 55_000;
 const ranWithin = (k: { lastSyncAt?: string; lastError?: unknown } | undefined, ms: number, now: number) =>
   !!k?.lastSyncAt && !k.lastError && now - Date.parse(k.lastSyncAt) < ms;
 
-export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reason"], "poll" | "fast-read" | "reconcile">): Promise<number> {
-  const links = await deps.state.listLinks({ state: "enabled", fastCheck: reason === "fast-read" });
+export type ScheduleReason = Extract<SyncRequest["reason"], "poll" | "fast-read" | "reconcile" | "renewals">;
+
+/** The bucket range [from, to) of shard `shard` of `shards`. */
+export function shardBuckets(shard: number, shards: number): [number, number] {
+  return [Math.floor((shard * LINK_BUCKETS) / shards), Math.floor(((shard + 1) * LINK_BUCKETS) / shards)];
+}
+
+/** A timer's work: one queue message per shard (no link is read here). Returns how many. */
+export async function fanOutSchedule(deps: Deps, reason: ScheduleReason): Promise<number> {
+  // Link rows written before buckets existed get theirs once (the only invocation that lists every link).
+  await deps.state.backfillScheduleRows();
+  const shards = deps.config.sync.scheduleShards;
+  const at = Date.now();
+  for (let shard = 0; shard < shards; shard++) await enqueueSync(deps.syncQueue, { linkId: `shard-${shard}-of-${shards}`, kind: "schedule", reason, shard, shards, at });
+  return shards;
+}
+
+/** One shard's work (the worker's side of the fan-out): the runs of the links in its buckets. */
+export async function runScheduleShard(deps: Deps, req: SyncRequest): Promise<{ status: "ran"; report: { links: number; enqueued: number } }> {
+  const reason = req.reason as ScheduleReason;
+  const buckets = shardBuckets(req.shard ?? 0, req.shards ?? 1);
+  if (reason === "renewals") {
+    const r = await enqueueSubscriptionUpkeep(deps, Date.now(), buckets);
+    return { status: "ran", report: r };
+  }
+  return { status: "ran", report: await enqueueLinks(deps, reason, buckets) };
+}
+
+/** The fast-check rows of a bucket range, as links (a stale row, whose link no longer needs the check, is read past). */
+async function fastLinks(deps: Deps, buckets: [number, number]): Promise<MailboxLink[]> {
+  const out: MailboxLink[] = [];
+  for (const id of await deps.state.listFastLinks(buckets)) {
+    const l = await deps.state.getLink(id);
+    if (l && needsFastCheck(l)) out.push(l);
+  }
+  return out;
+}
+
+export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reason"], "poll" | "fast-read" | "reconcile">, buckets: [number, number] = [0, LINK_BUCKETS]): Promise<{ links: number; enqueued: number }> {
+  const links = reason === "fast-read" ? await fastLinks(deps, buckets) : await deps.state.listLinks({ state: "enabled", buckets });
   const now = Date.now();
   let n = 0;
   for (const l of links) {
@@ -64,5 +111,5 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
       if (kinds.length) n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
     }
   }
-  return n;
+  return { links: links.length, enqueued: n };
 }

@@ -30,6 +30,7 @@ import type { MailboxLink, SubscriptionHealth, SubscriptionRecord } from "../sta
 import { makeClientState, newNonce } from "../webhooks/clientState.js";
 import { subscriptionSubject, type NotificationWork } from "../webhooks/graphNotifications.js";
 import type { Deps } from "./deps.js";
+import { LINK_BUCKETS, linkBucket } from "../state/links.js";
 import { runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 
@@ -197,6 +198,15 @@ export async function keepSubscriptions(deps: Deps, link: MailboxLink, req: Sync
 }
 
 /** Creates a subscription with a fresh clientState at the longest lifetime the tenant accepts. */
+/**
+ * Renewals spread over the day: a link's subscriptions end up to a day (at most a quarter of
+ * the lifetime) earlier than the longest lifetime, by its bucket (a hash of its id). Links made
+ * together (a bulk import) then come due at different hours, and so does every renewal after.
+ */
+export function spreadMinutes(linkId: string, lifetimeMinutes: number): number {
+  return Math.floor((linkBucket(linkId) / LINK_BUCKETS) * Math.min(24 * 60, lifetimeMinutes / 4));
+}
+
 async function createSubscription(deps: Deps, link: MailboxLink, spec: SubscriptionSpec, log: { info: (m: string, f: Record<string, unknown>) => void }): Promise<SubscriptionRecord> {
   const base = deps.config.publicBaseUrl!;
   const nonce = newNonce();
@@ -208,7 +218,7 @@ async function createSubscription(deps: Deps, link: MailboxLink, spec: Subscript
       const created = await deps.graph(link.tenantId).request<{ id: string; expirationDateTime: string }>({
         method: "POST", url: "/subscriptions",
         body: {
-          changeType: spec.changeType, resource: spec.resource, expirationDateTime: new Date(Date.now() + (minutes - SKEW_MINUTES) * 60_000).toISOString(),
+          changeType: spec.changeType, resource: spec.resource, expirationDateTime: new Date(Date.now() + (minutes - SKEW_MINUTES - spreadMinutes(link.linkId, minutes)) * 60_000).toISOString(),
           notificationUrl: `${base}/api/graph/notifications`, lifecycleNotificationUrl: `${base}/api/graph/lifecycle`, clientState,
         },
       });
@@ -256,9 +266,10 @@ async function removeSubscription(deps: Deps, s: SubscriptionRecord, log: { warn
  * one (missing kind, renewal due, duplicates, not working). Links whose subscriptions are all
  * fine cost nothing but this scan.
  */
-export async function enqueueSubscriptionUpkeep(deps: Deps, now = Date.now()): Promise<number> {
-  if (!deps.config.publicBaseUrl || !deps.config.secrets.webhookSecret) return 0;
-  const [links, subs] = await Promise.all([deps.state.listLinks({ state: "enabled" }), deps.state.listSubscriptions({})]);
+export async function enqueueSubscriptionUpkeep(deps: Deps, now = Date.now(), buckets?: [number, number]): Promise<{ links: number; enqueued: number }> {
+  if (!deps.config.publicBaseUrl || !deps.config.secrets.webhookSecret) return { links: 0, enqueued: 0 };
+  // One shard of the fan-out (src/app/schedule.ts) reads its links and their subscriptions only.
+  const [links, subs] = await Promise.all([deps.state.listLinks({ state: "enabled", buckets }), deps.state.listSubscriptions({ buckets })]);
   const byLink = new Map<string, SubscriptionRecord[]>();
   for (const s of subs) byLink.set(s.linkId, [...(byLink.get(s.linkId) ?? []), s]);
   let n = 0;
@@ -273,5 +284,5 @@ export async function enqueueSubscriptionUpkeep(deps: Deps, now = Date.now()): P
     await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "subscriptions", reason: "scheduled", at: now });
     n++;
   }
-  return n;
+  return { links: links.length, enqueued: n };
 }

@@ -14,6 +14,7 @@ import { runSyncRequest } from "./voicemail.js";
 import { runSubscriptionRequest } from "./subscriptions.js";
 import { recordDeferred, traceSyncRun } from "../telemetry.js";
 import { noteRun } from "./runNotes.js";
+import { runScheduleShard } from "./schedule.js";
 
 /** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
 const MAX_REQUEUE_SECONDS = 15 * 60;
@@ -30,15 +31,20 @@ export async function runRequest(deps: Deps, req: SyncRequest) {
     case "calendar": return runCalendarRequest(deps, req);
     case "location": return runLocationRequest(deps, req);
     case "subscriptions": return runSubscriptionRequest(deps, req);
+    case "schedule": return runScheduleShard(deps, req);
   }
 }
 
 /** Runs this process made, per "<kind>|<linkId>" (benchmarks and tests read it: runs per change). */
 export const runsMade = new Map<string, number>();
+/** Queue messages this process handled and their time (the cost model's executions and GB-s). */
+export const workerStats = { messages: 0, ms: 0 };
 
 export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<void> {
   const kind = req.kind ?? "voicemail";
   const started = Date.now();
+  const startedMs = performance.now();
+  workerStats.messages++;
   try {
     const result = await traceSyncRun({ kind, linkId: req.linkId, reason: req.reason, at: req.at }, () => runRequest(deps, req));
     if (result.status === "ran") runsMade.set(`${kind}|${req.linkId}`, (runsMade.get(`${kind}|${req.linkId}`) ?? 0) + 1);
@@ -66,5 +72,7 @@ export async function handleSyncMessage(deps: Deps, req: SyncRequest): Promise<v
     }
     if (isConnectorError(e) && !e.transient) return; // visible on the link; retrying cannot help
     throw e;
+  } finally {
+    workerStats.ms += performance.now() - startedMs;
   }
 }

@@ -6,13 +6,17 @@
  *   links     PK "link"    RK linkId                   voice mailbox <-> Exchange mailbox
  *   index     PK "voice|<endpoint>" / "user|<tenant>"  uniqueness of each link side
  *   cursors   PK "groups" / "mailboxmap|<endpoint>"   group bindings, mailbox map
+ *   runs      PK "fast"    RK linkId                   links the fast read check looks at (unread
+ *                                                     voicemail, or no working subscription)
+ * Each link row carries its bucket (0..1023, a hash of its id): the timers' fan-out gives each
+ * shard a range of buckets (src/app/schedule.ts), so no invocation lists every link.
  * Links live in one partition so a link can be found by id alone (webhooks carry only the
  * link id); a few thousand rows per tenant are well within one partition's limits
  * (https://learn.microsoft.com/en-us/azure/storage/tables/scalability-targets).
  */
 import { ConnectorError, isConnectorError } from "../errors.js";
 import { StateRows } from "./rows.js";
-import { bool, entity, getOrUndefined, guard, keyOf, num, str, type Row } from "./tables.js";
+import { bool, entity, getOrUndefined, guard, keyOf, listRows, num, str, type Row } from "./tables.js";
 
 /** "userGone": the Exchange user was deleted, lost its mailbox or licence (Graph answered as for an unknown user); set by a run, cleared by relink/resume. */
 export type LinkState = "enabled" | "paused" | "disabled" | "userGone";
@@ -62,6 +66,8 @@ export interface MailboxLink {
   subscriptions?: Partial<Record<"voicemail" | "contacts" | "calendar", SubscriptionHealth>>;
   /** Some kind has no working subscription: the fast check polls the link meanwhile. */
   subscriptionFallback?: boolean;
+  /** A row in the fast-check list exists for this link (kept by updateLink; src/app/schedule.ts reads the list). */
+  fastListed?: boolean;
   /** `umconnect resync --adopt`: the next voicemail run adopts other products' voicemails (ISO time asked). */
   adoptRequested?: string;
   /** Why the link is "userGone": what Graph answered, and since when. */
@@ -136,6 +142,7 @@ export class LinkRows extends StateRows {
       throw e;
     }
     const c = await this.tables.client("links");
+    if (needsFastCheck(link)) { await this.setFastListed(link.linkId, true); link.fastListed = true; }
     try {
       const r = await guard(() => c.createEntity(linkEntity(link)));
       return { ...link, etag: r.etag };
@@ -176,17 +183,51 @@ export class LinkRows extends StateRows {
     return row && toLink(row);
   }
 
-  /** `fastCheck`: links with unread voicemail or without a working subscription (the fast check's work). */
-  async listLinks(filter: { tenantId?: string; state?: LinkState; withUnreadVoice?: boolean; fastCheck?: boolean } = {}): Promise<MailboxLink[]> {
+  /** `fastCheck`: links with unread voicemail or without a working subscription (the fast check's work);
+   *  `buckets`: links whose bucket is in [from, to) (one shard of a timer's fan-out). */
+  async listLinks(filter: { tenantId?: string; state?: LinkState; withUnreadVoice?: boolean; fastCheck?: boolean; buckets?: [number, number] } = {}): Promise<MailboxLink[]> {
     const c = await this.tables.client("links");
     const clauses = ["PartitionKey eq 'link'"];
+    if (filter.buckets) clauses.push(`bucket ge ${filter.buckets[0]} and bucket lt ${filter.buckets[1]}`);
     if (filter.tenantId) clauses.push(`tenantId eq '${filter.tenantId.replace(/'/g, "''")}'`);
     if (filter.state) clauses.push(`state eq '${filter.state}'`);
     if (filter.withUnreadVoice) clauses.push("unreadVoice gt 0");
     if (filter.fastCheck) clauses.push("(unreadVoice gt 0 or subscriptionFallback eq true)");
     const out: MailboxLink[] = [];
-    await guard(async () => { for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: clauses.join(" and ") } })) out.push(toLink(row as Row)); });
+    await guard(async () => { for await (const row of listRows(c, clauses.join(" and "))) out.push(toLink(row)); });
     return out;
+  }
+
+  /** Link ids in the fast-check list whose bucket is in [from, to): a small list (links with
+   *  unread voicemail or without a working subscription), read instead of every link. */
+  async listFastLinks(buckets: [number, number]): Promise<string[]> {
+    const c = await this.tables.client("runs");
+    const out: string[] = [];
+    await guard(async () => { for await (const row of listRows(c, `PartitionKey eq 'fast' and bucket ge ${buckets[0]} and bucket lt ${buckets[1]}`, ["linkId"])) { const id = str(row, "linkId"); if (id) out.push(id); } });
+    return out;
+  }
+
+  /**
+   * Link rows written before buckets existed get theirs, and the fast-check list its rows: one
+   * listing of every link, once (the fan-out runs it while the marker row is missing).
+   */
+  async backfillScheduleRows(): Promise<number> {
+    const runs = await this.tables.client("runs");
+    if (await getOrUndefined(runs, "schedule", "backfilled")) return 0;
+    let n = 0;
+    for (const l of await this.listLinks({})) {
+      await this.modifyLink(l.linkId, (x) => x); // rewrites the bucket and the fast-check row
+      n++;
+    }
+    const subs = await this.tables.client("subs");
+    await guard(async () => {
+      for await (const row of listRows(subs, "PartitionKey eq 'sub'")) {
+        const linkId = str(row, "linkId");
+        if (linkId && num(row, "bucket") === undefined) await subs.updateEntity({ partitionKey: "sub", rowKey: row.rowKey!, bucket: linkBucket(linkId) }, "Merge");
+      }
+    });
+    await guard(() => runs.upsertEntity(entity("schedule", "backfilled", { at: this.now(), links: n }), "Replace"));
+    return n;
   }
 
   async findLinkByVoice(endpointId: string, voiceMailbox: string): Promise<MailboxLink | undefined> {
@@ -205,9 +246,19 @@ export class LinkRows extends StateRows {
   async updateLink(link: MailboxLink): Promise<MailboxLink> {
     if (!link.etag) throw new ConnectorError("INTERNAL", "updateLink needs the etag it was read with");
     const c = await this.tables.client("links");
-    const next = { ...link, updatedAt: new Date(this.now()).toISOString() };
+    // The fast-check list follows the link: its row is written before the link says so (a
+    // failed link write leaves at most a stale row, which the fast check reads past).
+    const fast = needsFastCheck(link);
+    if (fast !== Boolean(link.fastListed)) await this.setFastListed(link.linkId, fast);
+    const next = { ...link, fastListed: fast || undefined, updatedAt: new Date(this.now()).toISOString() };
     const r = await guard(() => c.updateEntity(linkEntity(next), "Replace", { etag: link.etag }), { mailboxId: link.linkId });
     return { ...next, etag: r.etag };
+  }
+
+  private async setFastListed(linkId: string, on: boolean): Promise<void> {
+    const c = await this.tables.client("runs");
+    if (on) await guard(() => c.upsertEntity(entity("fast", keyOf(linkId), { linkId, bucket: linkBucket(linkId) }), "Replace"));
+    else await guard(() => c.deleteEntity("fast", keyOf(linkId))).catch((e) => { if (!isConnectorError(e, "NOT_FOUND")) throw e; });
   }
 
   /** Reads, changes and writes a link, retrying when another writer got there first. */
@@ -239,6 +290,7 @@ export class LinkRows extends StateRows {
         for await (const row of c.listEntities({ queryOptions: { filter: `PartitionKey eq '${keyOf(linkId)}'`, select: ["RowKey"] } })) await c.deleteEntity(keyOf(linkId), row.rowKey!);
       });
     }
+    await this.setFastListed(linkId, false);
     await guard(async () => (await this.tables.client("links")).deleteEntity("link", keyOf(linkId)));
     await this.releaseIndex({ pk: `voice|${keyOf(link.endpointId)}`, rk: keyOf(link.voiceMailbox.toLowerCase()) }, linkId);
     await this.releaseIndex({ pk: `user|${keyOf(link.tenantId)}`, rk: keyOf(link.userId) }, linkId);
@@ -289,6 +341,21 @@ function toTenant(row: Row): Tenant {
   };
 }
 
+/** Buckets links are spread over (a shard of the timers' fan-out is a range of them). */
+export const LINK_BUCKETS = 1024;
+
+/** A link's bucket: FNV-1a of its id, so that links spread evenly whatever their ids look like. */
+export function linkBucket(linkId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < linkId.length; i++) { h ^= linkId.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
+  return h % LINK_BUCKETS;
+}
+
+/** The fast read check looks at enabled links with unread voicemail or without a working subscription. */
+export function needsFastCheck(l: Pick<MailboxLink, "state" | "unreadVoice" | "subscriptionFallback">): boolean {
+  return l.state === "enabled" && (l.unreadVoice > 0 || !!l.subscriptionFallback);
+}
+
 function linkEntity(l: MailboxLink) {
   return entity("link", keyOf(l.linkId), {
     linkId: l.linkId, tenantId: l.tenantId, endpointId: l.endpointId, voiceMailbox: l.voiceMailbox, userId: l.userId, upn: l.upn,
@@ -300,6 +367,7 @@ function linkEntity(l: MailboxLink) {
     throttled: l.throttled ? JSON.stringify(l.throttled) : undefined,
     subscriptions: l.subscriptions ? JSON.stringify(l.subscriptions) : undefined, subscriptionFallback: l.subscriptionFallback,
     adoptRequested: l.adoptRequested, userGone: l.userGone ? JSON.stringify(l.userGone) : undefined,
+    bucket: linkBucket(l.linkId), fastListed: l.fastListed,
   });
 }
 
@@ -319,6 +387,7 @@ function toLink(row: Row): MailboxLink {
     throttled: str(row, "throttled") ? (JSON.parse(str(row, "throttled")!) as MailboxLink["throttled"]) : undefined,
     subscriptions: str(row, "subscriptions") ? (JSON.parse(str(row, "subscriptions")!) as MailboxLink["subscriptions"]) : undefined,
     subscriptionFallback: bool(row, "subscriptionFallback") || undefined, etag: row.etag,
+    fastListed: bool(row, "fastListed") || undefined,
     adoptRequested: str(row, "adoptRequested"), userGone: str(row, "userGone") ? (JSON.parse(str(row, "userGone")!) as MailboxLink["userGone"]) : undefined,
   };
 }

@@ -5,6 +5,7 @@
  *             PK "lifetime" RK tenantId               subscription lifetime a tenant accepts
  */
 import { isConnectorError } from "../errors.js";
+import { linkBucket } from "./links.js";
 import { StateRows } from "./rows.js";
 import { entity, getOrUndefined, guard, keyOf, num, str, type Row } from "./tables.js";
 
@@ -25,7 +26,8 @@ export class SubscriptionRows extends StateRows {
 
   async putSubscription(s: SubscriptionRecord): Promise<void> {
     const c = await this.tables.client("subs");
-    await guard(() => c.upsertEntity(entity("sub", keyOf(s.subscriptionId), { ...s }), "Replace"));
+    // The link's bucket: one shard of the renewals' fan-out lists its links' subscriptions only.
+    await guard(() => c.upsertEntity(entity("sub", keyOf(s.subscriptionId), { ...s, bucket: linkBucket(s.linkId) }), "Replace"));
   }
 
   async getSubscription(subscriptionId: string): Promise<SubscriptionRecord | undefined> {
@@ -33,9 +35,10 @@ export class SubscriptionRows extends StateRows {
     return row && toSub(row);
   }
 
-  async listSubscriptions(filter: { linkId?: string; expiringBefore?: Date } = {}): Promise<SubscriptionRecord[]> {
+  async listSubscriptions(filter: { linkId?: string; expiringBefore?: Date; buckets?: [number, number] } = {}): Promise<SubscriptionRecord[]> {
     const c = await this.tables.client("subs");
     const clauses = ["PartitionKey eq 'sub'"];
+    if (filter.buckets) clauses.push(`bucket ge ${filter.buckets[0]} and bucket lt ${filter.buckets[1]}`);
     if (filter.linkId) clauses.push(`linkId eq '${filter.linkId.replace(/'/g, "''")}'`);
     // ISO-8601 UTC strings compare in time order.
     if (filter.expiringBefore) clauses.push(`expiresAt lt '${filter.expiringBefore.toISOString()}'`);

@@ -37,6 +37,10 @@ export class Tables {
   }
 
   private async open(table: string): Promise<TableClient> {
+    return countOperations(await this.openClient(table));
+  }
+
+  private async openClient(table: string): Promise<TableClient> {
     const t = this.target;
     let client: TableClient;
     if (t.connectionString) {
@@ -80,6 +84,23 @@ export function toStateError(e: unknown, ids: { mailboxId?: string } = {}): Conn
     return new ConnectorError("STATE_UNAVAILABLE", `state store unavailable (${r.code ?? r.statusCode ?? "network"})`, { ...ids, cause: e, transient: true });
   }
   return new ConnectorError("INTERNAL", `state store request failed with HTTP ${r.statusCode}`, { ...ids, cause: e });
+}
+
+/** Table operations (billed transactions) of this process by method, for the cost model (`npm run bench -- cost`). */
+export const tableOps = new Map<string, number>();
+const BILLED = new Set(["getEntity", "createEntity", "upsertEntity", "updateEntity", "deleteEntity", "submitTransaction", "createTable"]);
+
+/** Counts each billed call; a listing counts one per page (in listRows, and for direct listEntities users per call). */
+function countOperations(client: TableClient): TableClient {
+  return new Proxy(client, {
+    get(target, key) {
+      const v = Reflect.get(target, key) as unknown;
+      if (typeof v !== "function") return v;
+      const name = String(key);
+      if (BILLED.has(name) || name === "listEntities") return (...args: unknown[]) => { tableOps.set(name, (tableOps.get(name) ?? 0) + 1); return (v as (...a: unknown[]) => unknown).apply(target, args); };
+      return (v as (...a: unknown[]) => unknown).bind(target);
+    },
+  });
 }
 
 /**

@@ -87,7 +87,7 @@ describe("lifecycle and lost notifications", () => {
     const [sub] = await w.deps.state.listSubscriptions({ linkId });
     // Due: less than half its life left.
     await w.deps.state.putSubscription({ ...sub!, createdAt: new Date(Date.now() - 6 * 24 * 3600_000).toISOString(), expiresAt: new Date(Date.now() + 3600_000).toISOString() });
-    expect(await enqueueSubscriptionUpkeep(w.deps)).toBeGreaterThanOrEqual(1);
+    expect((await enqueueSubscriptionUpkeep(w.deps)).enqueued).toBeGreaterThanOrEqual(1);
     await expect.poll(async () => (await w.deps.state.listSubscriptions({ linkId })).map((s) => s.subscriptionId), { timeout: 10_000 }).not.toContain(sub!.subscriptionId);
     expect(w.sim.subscriptions.has(sub!.subscriptionId)).toBe(false);
     const [renewed] = await w.deps.state.listSubscriptions({ linkId });

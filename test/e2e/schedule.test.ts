@@ -1,11 +1,15 @@
 /**
  * What the timers enqueue: poll skips kinds that ran within the last minute (their run made the
  * check), fast read only mailboxes with unread voicemail that did not just run, reconcile
- * everything the profile syncs (and checks the link's subscriptions).
+ * everything the profile syncs (and checks the link's subscriptions). And how they scale out: a
+ * timer enqueues one message per shard and lists no link; each shard lists only its links.
+ * Break seen red: listLinks ignoring its `buckets` range -> "fans out by shard ..." (every shard
+ * listed all 4 links).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, type World } from "./world.js";
-import { enqueueLinks } from "../../src/app/schedule.js";
+import { enqueueLinks, fanOutSchedule, runScheduleShard, shardBuckets } from "../../src/app/schedule.js";
+import { linkBucket } from "../../src/state/links.js";
 import type { SyncRequest } from "../../src/app/syncQueue.js";
 
 let w: World;
@@ -54,5 +58,22 @@ describe("timers", () => {
   it("reconcile: every kind of every enabled link, recent or not", async () => {
     await enqueueLinks(w.deps, "reconcile");
     expect(runs(await drain())).toEqual(["L-4990 calendar", "L-4990 contacts", "L-4990 subscriptions", "L-4990 voicemail", "L-4991 subscriptions", "L-4991 voicemail", "L-4993 subscriptions", "L-4993 voicemail"]);
+  });
+
+  it("fans out by shard: the timer enqueues one message per shard, each shard lists only its own links", async () => {
+    expect(await fanOutSchedule(w.deps, "reconcile")).toBe(w.deps.config.sync.scheduleShards);
+    const shards = await drain();
+    expect(shards.map((r) => [r.kind, r.reason, r.shards])).toEqual(Array.from({ length: w.deps.config.sync.scheduleShards }, () => ["schedule", "reconcile", w.deps.config.sync.scheduleShards]));
+    const enabled = ["L-4990", "L-4991", "L-4993"];
+    let listed = 0;
+    for (const req of shards) {
+      const r = await runScheduleShard(w.deps, req);
+      listed += r.report.links;
+      const [from, to] = shardBuckets(req.shard!, req.shards!);
+      const mine = enabled.filter((id) => linkBucket(id) >= from && linkBucket(id) < to);
+      expect(r.report.links).toBe(mine.length);
+      expect(runs(await drain()).map((x) => x.split(" ")[0]).filter((id, i, a) => a.indexOf(id) === i)).toEqual(mine);
+    }
+    expect(listed).toBe(enabled.length);
   });
 });
