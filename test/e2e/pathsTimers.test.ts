@@ -17,6 +17,8 @@ import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 
 let w: World;
 const inbox = (userId: string) => w.sim.outlook(userId).messages("inbox");
+/** The Outlook copy of the store message from `caller` (copies are made in parallel, so the inbox's order is not the store's UID order). */
+const copyOf = (userId: string, caller: string) => inbox(userId).find((m) => String(m.subject).includes(caller))!.id;
 
 /** Reasons of the runs whose report shows `action` (the run's recorded outcome). */
 const reasonsFor = (linkId: string, action: string, trigger: string) => runReasons(w, linkId, action, trigger);
@@ -56,15 +58,15 @@ afterAll(async () => { await w?.stop(); });
 describe("one path at a time: timers (no push, no Graph notifications, no other timer)", () => {
   it("poll alone: copies a deposit, turns an Outlook read into \\Seen, a phone unread into unread, a store delete into Deleted Items", async () => {
     const { linkId, userId } = await isolated("5311", "p1@contoso.test");
-    await w.dc.lda("5311", avayaVoiceMessage({ id: "poll-1" }));
-    await w.dc.lda("5311", avayaVoiceMessage({ id: "poll-2" }));
+    await w.dc.lda("5311", avayaVoiceMessage({ id: "poll-1", caller: "Poll One" }));
+    await w.dc.lda("5311", avayaVoiceMessage({ id: "poll-2", caller: "Poll Two" }));
     expect(inbox(userId)).toHaveLength(0); // no push: nothing has seen the deposit yet
     await ranLongAgo(linkId);
     await w.runFunction("pollStores");
     await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(2);
     await expect.poll(() => reasonsFor(linkId, "createInGraph", "poll"), { timeout: 5000 }).toEqual(["poll"]);
 
-    await readInOutlookUnnoticed(userId, inbox(userId)[0]!.id);
+    await readInOutlookUnnoticed(userId, copyOf(userId, "Poll One"));
     await ranLongAgo(linkId);
     await w.runFunction("pollStores");
     await expect.poll(() => seen("5311"), { timeout: 15_000 }).toEqual([true, false]);
@@ -84,12 +86,12 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
 
   it("reconcile alone: copies, read both ways and deletes, whatever ran last", async () => {
     const { linkId, userId } = await isolated("5312", "p2@contoso.test");
-    await w.dc.lda("5312", avayaVoiceMessage({ id: "rec-1" }));
-    await w.dc.lda("5312", avayaVoiceMessage({ id: "rec-2" }));
+    await w.dc.lda("5312", avayaVoiceMessage({ id: "rec-1", caller: "Rec One" }));
+    await w.dc.lda("5312", avayaVoiceMessage({ id: "rec-2", caller: "Rec Two" }));
     expect(inbox(userId)).toHaveLength(0);
     await w.runFunction("reconcile"); // reconcile does not skip links that just ran
     await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(2);
-    await readInOutlookUnnoticed(userId, inbox(userId)[0]!.id);
+    await readInOutlookUnnoticed(userId, copyOf(userId, "Rec One"));
     const c = await w.imap("5312");
     await c.messageDelete("2");
     await c.logout();
