@@ -6,18 +6,26 @@
 export class Semaphore {
   private active = 0;
   private waiters: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
+  /** A number, or a function read at every admission (a limit that may grow, e.g. once a
+   *  credential is seen working). */
+  constructor(private readonly limit: number | (() => number)) {}
+  private get max(): number {
+    return typeof this.limit === "number" ? this.limit : this.limit();
+  }
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    // A freed slot is handed straight to the next waiter, so a newcomer cannot slip in
-    // between and make it one more in flight than the limit.
-    if (this.active >= this.limit) await new Promise<void>((r) => this.waiters.push(r));
+    // A freed slot is handed straight to the next waiter (counted before it wakes), so a
+    // newcomer cannot slip in between and make it one more in flight than the limit.
+    if (this.active >= this.max) await new Promise<void>((r) => this.waiters.push(r));
     else this.active++;
     try {
       return await fn();
     } finally {
-      const next = this.waiters.shift();
-      if (next) next();
-      else this.active--;
+      this.active--;
+      // Several waiters may go at once when the limit has grown since they queued.
+      while (this.waiters.length > 0 && this.active < this.max) {
+        this.active++;
+        this.waiters.shift()!();
+      }
     }
   }
   /** Nobody in flight and nobody waiting: the owner may forget this semaphore. */

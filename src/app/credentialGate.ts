@@ -17,7 +17,8 @@
  * `loginsAtOnce`), each after reading the block row: a password changed on the store while
  * runs are queued costs one failed login per instance, not one per queued run (logins sent
  * before the first refusal was answered would all count against the store's lockout policy).
- * A credential not yet seen working here always goes alone. Across instances, logins already
+ * A credential not yet seen working here goes alone whatever `loginsAtOnce` says (the same
+ * semaphore, its limit 1 until a login succeeds). Across instances, logins already
  * in flight when the first refusal lands can still fail once each (one per instance).
  */
 import { ConnectorError, isConnectorError } from "../errors.js";
@@ -37,9 +38,7 @@ export function backoffSeconds(base: number, probes: number): number {
 
 /** Credentials (key -> fingerprint) that logged in fine in this process. */
 const verified = new Map<string, string>();
-/** The login in flight for a credential not yet verified here. */
-const firstLogin = new Map<string, Promise<unknown>>();
-/** Logins in flight per credential (key) in this process. */
+/** Logins in flight per credential (key) in this process: one until verified, then `loginsAtOnce`. */
 const loginSlots = new Map<string, Semaphore>();
 
 function describe(c: Pick<CredentialBlock, "endpointId" | "linkId">): string {
@@ -68,8 +67,11 @@ export interface GateOptions {
 export async function gatedLogin<T>(deps: Deps, cred: LoginCredential, login: () => Promise<T>, options: GateOptions = {}): Promise<T> {
   // An operator's test is deliberate and single: it does not queue behind the runs.
   if (options.operatorTest) return gateAndLogin(deps, cred, login, options);
+  // A secret that changed since it was seen working is unverified again.
+  if (verified.get(cred.key) !== secretFingerprint(cred.key, cred.endpoint.auth.password)) verified.delete(cred.key);
   let slots = loginSlots.get(cred.key);
-  if (!slots) loginSlots.set(cred.key, (slots = new Semaphore(cred.endpoint.loginsAtOnce ?? 1)));
+  const atOnce = cred.endpoint.loginsAtOnce ?? 1;
+  if (!slots) loginSlots.set(cred.key, (slots = new Semaphore(() => (verified.has(cred.key) ? atOnce : 1))));
   try {
     // The block is read inside the slot, so a login queued behind a refused one sees the block.
     return await slots.run(() => gateAndLogin(deps, cred, login, options));
@@ -82,10 +84,6 @@ async function gateAndLogin<T>(deps: Deps, cred: LoginCredential, login: () => P
   const access = storeAccessState(deps);
   const fp = secretFingerprint(cred.key, cred.endpoint.auth.password);
   const retry = cred.endpoint.authRetrySeconds ?? 1800;
-  if (!options.operatorTest) {
-    // Not yet seen working here: one login at a time until one has an outcome.
-    for (let inFlight = firstLogin.get(cred.key); verified.get(cred.key) !== fp && inFlight; inFlight = firstLogin.get(cred.key)) await inFlight.catch(() => undefined);
-  }
   let block = await access.getBlock(cred.key);
   let probe = false;
   if (block && block.fingerprint !== fp) {
@@ -107,29 +105,21 @@ async function gateAndLogin<T>(deps: Deps, cred: LoginCredential, login: () => P
     deps.log.info("credential.probe", { endpoint: cred.endpointId, linkId: cred.linkId, state: block.state, probes: block.probes });
   }
 
-  const unverified = verified.get(cred.key) !== fp;
-  const attempt = (async () => {
-    try {
-      const r = await login();
-      verified.set(cred.key, fp);
-      if (block) {
-        await access.clearBlock(cred.key);
-        deps.log.info("credential.recovered", { endpoint: cred.endpointId, linkId: cred.linkId, after: block.state, operatorTest: !!options.operatorTest });
-      }
-      return r;
-    } catch (e) {
-      if (isConnectorError(e, "IMAP_AUTH_FAILED")) {
-        verified.delete(cred.key);
-        throw await recordRefusal(deps, cred, fp, retry, e, block, probe);
-      }
-      throw e;
+  try {
+    const r = await login();
+    verified.set(cred.key, fp);
+    if (block) {
+      await access.clearBlock(cred.key);
+      deps.log.info("credential.recovered", { endpoint: cred.endpointId, linkId: cred.linkId, after: block.state, operatorTest: !!options.operatorTest });
     }
-  })();
-  if (unverified && !options.operatorTest) {
-    firstLogin.set(cred.key, attempt);
-    attempt.then(() => undefined, () => undefined).finally(() => { if (firstLogin.get(cred.key) === attempt) firstLogin.delete(cred.key); });
+    return r;
+  } catch (e) {
+    if (isConnectorError(e, "IMAP_AUTH_FAILED")) {
+      verified.delete(cred.key);
+      throw await recordRefusal(deps, cred, fp, retry, e, block, probe);
+    }
+    throw e;
   }
-  return attempt;
 }
 
 /** Writes the block a refusal calls for and returns the error to throw. */

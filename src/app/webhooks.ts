@@ -116,13 +116,12 @@ export async function handleGraphNotification(deps: Deps, url: URL, body: string
  * are queued, 503 with Retry-After when storage cannot make them durable in time (the poll
  * timer syncs anyway).
  */
-export const STORE_WEBHOOK_BUDGET_MS = WEBHOOK_BUDGET_MS;
 /** Users of one batch handled at once (a batch holds up to 1,000 events). */
 const STORE_USERS_AT_ONCE = 16;
 
 export async function handleStoreNotification(deps: Deps, endpointId: string, body: string, timestamp: string | null, signature: string | null): Promise<HttpResponseInit> {
   const started = Date.now();
-  const left = () => Math.max(1, STORE_WEBHOOK_BUDGET_MS - (Date.now() - started));
+  const left = () => Math.max(1, WEBHOOK_BUDGET_MS - (Date.now() - started));
   try {
     // The endpoint's own secret: an unknown endpoint, or one without a secret yet, gets the same
     // 401 as a bad signature (nothing to learn about which endpoints exist). Polling still syncs.

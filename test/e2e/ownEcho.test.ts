@@ -18,14 +18,7 @@ const LINK = "L-4711";
 const inbox = () => w.sim.outlook(userId).messages("inbox");
 const runs = () => runsMade.get(`voicemail|${LINK}`) ?? 0;
 const settle = async () => { await w.queueDrained(); await new Promise((r) => setTimeout(r, 1500)); await w.queueDrained(); };
-const seenOnStore = async () => {
-  const c = await w.imap("4711");
-  try {
-    const out: Record<number, boolean> = {};
-    for await (const m of c.fetch("1:*", { uid: true, flags: true })) out[m.uid] = m.flags?.has("\\Seen") ?? false;
-    return out;
-  } finally { await c.logout(); }
-};
+const seenOnStore = () => w.seenOnStore("4711");
 
 beforeAll(async () => {
   w = await startWorld({ users: ["4711"], disabledFunctions: SAFETY_NET_TIMERS });

@@ -23,14 +23,8 @@ const copyOf = (userId: string, caller: string) => inbox(userId).find((m) => Str
 /** Reasons of the runs whose report shows `action` (the run's recorded outcome). */
 const reasonsFor = (linkId: string, action: string, trigger: string) => runReasons(w, linkId, action, trigger);
 
-const seen = async (mailbox: string) => {
-  const c = await w.imap(mailbox);
-  try {
-    const out: boolean[] = [];
-    for await (const m of c.fetch("1:*", { flags: true })) out.push(m.flags?.has("\\Seen") ?? false);
-    return out;
-  } catch { return []; } finally { await c.logout(); }
-};
+/** \Seen per message in store order (UIDs ascend); [] while the store is unreachable. */
+const seen = (mailbox: string) => w.seenOnStore(mailbox).then((s) => Object.values(s), () => [] as boolean[]);
 
 /** Links a mailbox, waits for its first run, and makes Graph lose every notification for it. */
 async function isolated(mailbox: string, upn: string) {

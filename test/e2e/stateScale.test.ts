@@ -22,14 +22,7 @@ let userId = "";
 const LINK = "L-4711";
 const inbox = () => w.sim.outlook(userId).messages("inbox");
 const doneLines = () => ((w.log as { lines?: Array<Record<string, unknown>> }).lines ?? []).filter((l) => l.event === "voicemail.sync.done" && l.linkId === LINK);
-const seenOnStore = async () => {
-  const c = await w.imap("4711");
-  try {
-    const out: Record<number, boolean> = {};
-    for await (const m of c.fetch("1:*", { uid: true, flags: true })) out[m.uid] = m.flags?.has("\\Seen") ?? false;
-    return out;
-  } finally { await c.logout(); }
-};
+const seenOnStore = () => w.seenOnStore("4711");
 
 beforeAll(async () => {
   w = await startWorld({ users: ["4711"], disabledFunctions: SAFETY_NET_TIMERS });

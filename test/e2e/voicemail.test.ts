@@ -15,14 +15,7 @@ import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 let w: World;
 let userId = "";
 const inbox = () => w.sim.outlook(userId).messages("inbox");
-const seenOnStore = async (user: string) => {
-  const c = await w.imap(user);
-  try {
-    const out: Record<number, boolean> = {};
-    for await (const m of c.fetch("1:*", { uid: true, flags: true })) out[m.uid] = m.flags?.has("\\Seen") ?? false;
-    return out;
-  } finally { await c.logout(); }
-};
+const seenOnStore = (user: string) => w.seenOnStore(user);
 
 beforeAll(async () => {
   // WAV PCM keeps these recordings as they are, so the large one needs an upload session.

@@ -51,6 +51,8 @@ export interface World {
   /** Runs a timer function now, through the host's master-key endpoint (works when it is disabled, as in Azure). */
   runFunction(name: string): Promise<void>;
   imap(user: string): Promise<ImapFlow>;
+  /** \Seen per UID of the mailbox's INBOX on the voice store (what the phone's lamp reads). */
+  seenOnStore(user: string): Promise<Record<number, boolean>>;
   stop(): Promise<void>;
 }
 
@@ -138,6 +140,12 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   setDeps(deps);
   await deps.syncQueue.createIfNotExists();
   await deps.state.upsertTenant({ tenantId: TENANT, displayName: "Contoso", grantedRoles: ["Mail.ReadWrite"], status: "active", consentedAt: new Date().toISOString() });
+  const openImap = async (user: string) => {
+    const c = new ImapFlow({ host: dc.host, port: dc.port, secure: false, auth: { user, pass: `pw-${user}` }, logger: false });
+    await c.connect();
+    await c.mailboxOpen("INBOX");
+    return c;
+  };
   return {
     az, dc, sim, host, deps, log, env,
     async link(voiceMailbox, upn, profileId = "default") {
@@ -158,11 +166,14 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
       const r = await fetch(`${host.url.replace(/\/$/, "")}/admin/functions/${name}`, { method: "POST", headers: { "x-functions-key": MASTER_KEY, "content-type": "application/json" }, body: JSON.stringify({ input: "" }) });
       if (r.status !== 202) throw new Error(`run ${name}: HTTP ${r.status}`);
     },
-    async imap(user) {
-      const c = new ImapFlow({ host: dc.host, port: dc.port, secure: false, auth: { user, pass: `pw-${user}` }, logger: false });
-      await c.connect();
-      await c.mailboxOpen("INBOX");
-      return c;
+    imap: openImap,
+    async seenOnStore(user) {
+      const c = await openImap(user);
+      try {
+        const out: Record<number, boolean> = {};
+        for await (const m of c.fetch("1:*", { uid: true, flags: true })) out[m.uid] = m.flags?.has("\\Seen") ?? false;
+        return out;
+      } finally { await c.logout(); }
     },
     async stop() {
       await host.stop();
