@@ -73,6 +73,13 @@ export const endpointSchema = z.object({
    */
   loginsAtOnce: z.number().int().min(1).max(8).default(1),
   /**
+   * A connection the store has said nothing on for this long gets a NOOP; no answer within the
+   * same time again and it is dropped (an IDLE watch then reconnects). 300 s is imapflow's
+   * default; Dovecot says "* OK Still here" every 2 minutes during IDLE, so a watch on a store
+   * that hangs mid-IDLE is blind for at most twice this (the poll covers that time).
+   */
+  silenceTimeoutSeconds: z.number().int().min(1).max(1800).default(300),
+  /**
    * How changes on the store reach us: its own push hook (POST to /api/store/notifications),
    * IDLE watchers holding a connection per mailbox (src/app/watchers.ts), or the poll alone.
    * The poll runs in every case as the safety net.
@@ -238,7 +245,7 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
     const { passwordSecret: _n, password: _p, passwordPerLink, ...rest } = e.auth;
     endpoints.set(e.id, {
       id: e.id, host: e.host, port: e.port, tls: e.tls, auth: { ...rest, password } as ImapAuth, maxConnections: e.maxConnections,
-      authRetrySeconds: e.authRetrySeconds, loginsAtOnce: e.loginsAtOnce, ...(passwordPerLink ? { passwordPerLink } : {}),
+      authRetrySeconds: e.authRetrySeconds, loginsAtOnce: e.loginsAtOnce, silenceTimeoutMs: e.silenceTimeoutSeconds * 1000, ...(passwordPerLink ? { passwordPerLink } : {}),
       connectionBudget: { ...VENDOR_BUDGETS[e.vendor], ...e.connectionBudget }, notify: e.notify,
       caBundle: e.caBundle ?? (e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined),
     });

@@ -106,6 +106,10 @@ async function watchMailbox(deps: Deps, link: MailboxLink, shard: string, until:
     let session: VoiceMailboxSession | undefined;
     try {
       session = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" } });
+      // Listened for at once: imapflow may start IDLE on its own while the mark is read below,
+      // and a store that drops that IDLE closes the connection before the watch is set up.
+      const client = session.client;
+      const closed = new Promise<void>((resolve) => { client.once("close", () => resolve()); if (!client.usable) resolve(); });
       await session.client.mailboxOpen("INBOX");
       if (first) report.mailboxes++;
       // Catch up on what changed while nobody watched (handover or reconnect).
@@ -121,7 +125,6 @@ async function watchMailbox(deps: Deps, link: MailboxLink, shard: string, until:
       s.client.on("flags", onFlags);
       // IDLE until the watch ends; imapflow ends each IDLE before servers time it out
       // (RFC 2177: re-issue at least every 29 minutes), and it is issued again here.
-      const closed = new Promise<void>((resolve) => s.client.once("close", () => resolve()));
       let watching = true;
       const idling = (async () => {
         while (watching && s.client.usable) {

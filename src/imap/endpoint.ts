@@ -32,6 +32,8 @@ export interface ImapEndpoint {
   authRetrySeconds?: number;
   /** Logins with one credential in flight at once per instance (src/app/credentialGate.ts); default 1. */
   loginsAtOnce?: number;
+  /** Quiet this long: a NOOP; quiet as long again: the connection is dropped (imapflow's socketTimeout). */
+  silenceTimeoutMs?: number;
   /** Links log in with their own passwords (src/app/credentials.ts); auth.password may be "". */
   passwordPerLink?: boolean;
   /** Connections the store allows per user / per client address, across all instances (src/app/connectionBudget.ts). */
@@ -132,6 +134,7 @@ export async function connectMailbox(endpoint: ImapEndpoint, voiceMailbox: strin
     qresync: true,
     connectionTimeout: endpoint.connectTimeoutMs ?? 15_000,
     greetingTimeout: endpoint.connectTimeoutMs ?? 15_000,
+    ...(endpoint.silenceTimeoutMs ? { socketTimeout: endpoint.silenceTimeoutMs } : {}),
   });
   client.on("error", () => undefined); // surfaced through the failing command instead
   try {
