@@ -45,7 +45,7 @@ export const VENDOR_BUDGETS: Record<StoreVendor, ConnectionBudget> = {
 /** Slot leases: short, so a dead instance's slots come back soon; renewed at a third of it. */
 const SLOT_SECONDS = 60;
 /** How long a caller waits for a slot before the run is put off (IMAP_CONNECTION_LIMIT). */
-const WAIT_MS = 10_000;
+export const BUDGET_WAIT_MS = 10_000;
 /**
  * A store counts a session until its server process has ended, a little after LOGOUT's
  * answer: the slot is handed back this much later, so the next login is not refused.
@@ -56,30 +56,27 @@ export const addressScope = (endpointId: string) => `${endpointId}|address`;
 export const userScope = (endpointId: string, mailbox: string) => `${endpointId}|user|${mailbox.toLowerCase()}`;
 
 /**
- * Takes a slot of the mailbox and one of the endpoint, waiting up to WAIT_MS (jittered
- * retries); returns the release. Throws IMAP_CONNECTION_LIMIT (transient: the run is put off
- * and retried with backoff) when the budget stays exhausted.
+ * One try at a slot of the mailbox and one of the endpoint; returns the release, or undefined
+ * when the budget is in use (nothing is held then). Callers wait between tries outside the
+ * credential's login slot (src/app/storeAccess.ts), so a full budget does not hold up the
+ * logins of other mailboxes.
  */
-export async function takeConnection(deps: Deps, endpointId: string, mailbox: string, budget: ConnectionBudget, waitMs = WAIT_MS): Promise<() => void> {
+export async function tryTakeConnection(deps: Deps, endpointId: string, mailbox: string, budget: ConnectionBudget, purpose: "sync" | "watch" = "sync"): Promise<(() => void) | undefined> {
   const access = storeAccessState(deps);
   const owner = `${deps.workerId}:${crypto.randomUUID()}`;
-  const deadline = Date.now() + waitMs;
-  let user: BudgetSlot | undefined;
+  // Watches hold their connections for minutes: they may only take the low slots, so the
+  // top ones (watchLimits) always stay for sync runs, or a store watched in full would have
+  // no connection left to sync with.
+  const limits = purpose === "watch" ? watchLimits(budget) : budget;
+  const user = await access.takeSlot(userScope(endpointId, mailbox), limits.perUser, owner, SLOT_SECONDS);
+  if (!user) return undefined;
   let address: BudgetSlot | undefined;
   try {
-    for (let attempt = 0; ; attempt++) {
-      user ??= await access.takeSlot(userScope(endpointId, mailbox), budget.perUser, owner, SLOT_SECONDS);
-      if (user) address ??= await access.takeSlot(addressScope(endpointId), budget.perAddress, owner, SLOT_SECONDS);
-      if (user && address) break;
-      if (Date.now() >= deadline) {
-        throw new ConnectorError("IMAP_CONNECTION_LIMIT", `the connection budget of ${endpointId} is in use (${user ? `${budget.perAddress} per address` : `${budget.perUser} per user for ${mailbox}`}); the run is put off`, { endpoint: endpointId, transient: true });
-      }
-      await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random())));
-    }
-  } catch (e) {
-    await Promise.all([user && access.releaseSlot(user), address && access.releaseSlot(address)].filter(Boolean)).catch(() => undefined);
-    throw e;
+    address = await access.takeSlot(addressScope(endpointId), limits.perAddress, owner, SLOT_SECONDS);
+  } finally {
+    if (!address) await access.releaseSlot(user).catch(() => undefined);
   }
+  if (!address) return undefined;
   const held = [user, address];
   const renew = setInterval(() => {
     held.forEach((s, i) => {
@@ -98,6 +95,23 @@ export async function takeConnection(deps: Deps, endpointId: string, mailbox: st
     const t = setTimeout(() => { for (const s of held) access.releaseSlot(s).catch(() => undefined); }, RELEASE_DELAY_MS);
     t.unref?.();
   };
+}
+
+/** The error for a budget that stayed in use: transient, the run is put off and retried with backoff. */
+export function budgetInUse(endpointId: string, mailbox: string, budget: ConnectionBudget, purpose: "sync" | "watch"): ConnectorError {
+  const limits = purpose === "watch" ? watchLimits(budget) : budget;
+  return new ConnectorError("IMAP_CONNECTION_LIMIT", `the connection budget of ${endpointId} is in use (${limits.perAddress} per address, ${limits.perUser} per user for ${mailbox}${purpose === "watch" ? ", the IDLE watches' share" : ""}); ${purpose === "watch" ? "the mailbox is polled instead" : "the run is put off"}`, { endpoint: endpointId, transient: true });
+}
+
+/** Jittered wait before the next try at a budget slot (50 ms doubling to 1 s). */
+export const budgetRetryDelay = (attempt: number) => Math.min(1000, 50 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random());
+
+/**
+ * The part of a budget IDLE watches may hold: all but a quarter per address (at least 2 left
+ * for sync runs) and all but one per user (a watched mailbox can still be synced).
+ */
+export function watchLimits(budget: ConnectionBudget): ConnectionBudget {
+  return { perUser: Math.max(0, budget.perUser - 1), perAddress: Math.max(0, budget.perAddress - Math.max(2, Math.ceil(budget.perAddress / 4))) };
 }
 
 /** Use against budget per endpoint, for the status page. */

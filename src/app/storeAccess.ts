@@ -9,7 +9,7 @@ import type { MailboxLink } from "../state/stateStore.js";
 import { gatedLogin, type GateOptions } from "./credentialGate.js";
 import { loginCredential } from "./credentials.js";
 import type { Deps } from "./deps.js";
-import { takeConnection } from "./connectionBudget.js";
+import { BUDGET_WAIT_MS, budgetInUse, budgetRetryDelay, tryTakeConnection } from "./connectionBudget.js";
 import { protocolLogFor } from "./protocolTrace.js";
 
 export async function openLinkedMailbox(deps: Deps, link: Pick<MailboxLink, "linkId" | "endpointId" | "voiceMailbox">, options: VoiceMailboxOptions, gate: GateOptions = {}): Promise<VoiceMailboxSession> {
@@ -17,16 +17,29 @@ export async function openLinkedMailbox(deps: Deps, link: Pick<MailboxLink, "lin
   const protocolLog = await protocolLogFor(deps, link);
   const cred = protocolLog ? { ...loaded, endpoint: { ...loaded.endpoint, protocolLog } } : loaded;
   const budget = cred.endpoint.connectionBudget;
-  let release = () => undefined as void;
-  try {
-    // The budget is taken inside the gate: a stopped credential costs no slot.
-    const session = await gatedLogin(deps, cred, async () => {
-      if (budget) release = await takeConnection(deps, cred.endpointId, link.voiceMailbox, budget);
-      return openVoiceMailbox(cred.endpoint, link.voiceMailbox, options);
-    }, gate);
-    return { ...session, close: async () => { try { await session.close(); } finally { release(); } } };
-  } catch (e) {
-    release();
-    throw e;
+  const purpose = options.watch ? "watch" : "sync";
+  // A watch does not wait for the budget: its mailbox stays with the poll (src/app/watchers.ts).
+  const deadline = Date.now() + (options.watch ? 0 : BUDGET_WAIT_MS);
+  for (let attempt = 0; ; attempt++) {
+    let release: (() => void) | undefined;
+    let full = false;
+    try {
+      // The budget is taken inside the gate (a stopped credential costs no slot), one try
+      // per login slot: the wait happens below, outside it, so a full budget does not hold up
+      // the logins of other mailboxes with the same credential.
+      const session = await gatedLogin(deps, cred, async () => {
+        if (budget) {
+          release = await tryTakeConnection(deps, cred.endpointId, link.voiceMailbox, budget, purpose);
+          if (!release) { full = true; throw budgetInUse(cred.endpointId, link.voiceMailbox, budget, purpose); }
+        }
+        return openVoiceMailbox(cred.endpoint, link.voiceMailbox, options);
+      }, gate);
+      const free = release;
+      return { ...session, close: async () => { try { await session.close(); } finally { free?.(); } } };
+    } catch (e) {
+      release?.();
+      if (!full || Date.now() >= deadline) throw e;
+    }
+    await new Promise((r) => setTimeout(r, budgetRetryDelay(attempt)));
   }
 }

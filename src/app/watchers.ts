@@ -43,6 +43,8 @@ export interface WatcherReport {
   changesSeen: number;
   caughtUp: number;
   reconnects: number;
+  /** Mailboxes left to the poll because the watches' share of the budget was full. */
+  overBudget: number;
 }
 
 type Mark = string;
@@ -66,7 +68,7 @@ export async function watchShards(deps: Deps): Promise<Map<string, MailboxLink[]
 }
 
 export async function runWatcher(deps: Deps, options: WatcherOptions): Promise<WatcherReport> {
-  const report: WatcherReport = { shards: 0, mailboxes: 0, changesSeen: 0, caughtUp: 0, reconnects: 0 };
+  const report: WatcherReport = { shards: 0, mailboxes: 0, changesSeen: 0, caughtUp: 0, reconnects: 0, overBudget: 0 };
   const shards = await watchShards(deps);
   await Promise.all([...shards].map(async ([shard, links]) => {
     const owner = `${deps.workerId}:watch:${crypto.randomUUID()}`;
@@ -105,7 +107,7 @@ async function watchMailbox(deps: Deps, link: MailboxLink, shard: string, until:
   while (Date.now() < until) {
     let session: VoiceMailboxSession | undefined;
     try {
-      session = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" } });
+      session = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" }, watch: true });
       // Listened for at once: imapflow may start IDLE on its own while the mark is read below,
       // and a store that drops that IDLE closes the connection before the watch is set up.
       const client = session.client;
@@ -149,6 +151,9 @@ async function watchMailbox(deps: Deps, link: MailboxLink, shard: string, until:
     } catch (e) {
       await session?.close().catch(() => undefined);
       deps.log.warn("watcher.mailbox.failed", { linkId: link.linkId, shard, error: e });
+      // The watches' share of the store's budget is full: this mailbox stays with the poll
+      // until the next watcher (asking again sooner only costs Table reads).
+      if (isConnectorError(e, "IMAP_CONNECTION_LIMIT")) { report.overBudget++; return; }
     }
     // The store went away or refused: back off with jitter so a restart is not met by a burst.
     report.reconnects++;

@@ -111,13 +111,20 @@ function protocolLogger(out: (src: "c" | "s", line: string) => void) {
   return { debug: take, info: take, warn: take, error: take, trace: take };
 }
 
+/** IDLE watches one instance may hold per endpoint; the store's budget across instances
+ *  (src/app/connectionBudget.ts) is what really bounds them. */
+const MAX_WATCHES_PER_ENDPOINT = 5000;
+
 /**
  * Opens an authenticated connection to one voice mailbox, within the endpoint's connection
- * cap. The returned `release` logs out and frees the slot; call it in `finally`.
+ * cap. The returned `release` logs out and frees the slot; call it in `finally`. IDLE watches
+ * ("watch") hold their connection for minutes, so they have a pool of their own: with the
+ * sync runs' cap (maxConnections, default 8) they would take every connection a run needs.
  */
-export async function connectMailbox(endpoint: ImapEndpoint, voiceMailbox: string): Promise<{ client: ImapFlow; release: () => Promise<void> }> {
-  let s = slots.get(endpoint.id);
-  if (!s) { s = new Slots(endpoint.maxConnections); slots.set(endpoint.id, s); }
+export async function connectMailbox(endpoint: ImapEndpoint, voiceMailbox: string, pool: "sync" | "watch" = "sync"): Promise<{ client: ImapFlow; release: () => Promise<void> }> {
+  const key = pool === "watch" ? `${endpoint.id}#watch` : endpoint.id;
+  let s = slots.get(key);
+  if (!s) { s = new Slots(pool === "watch" ? MAX_WATCHES_PER_ENDPOINT : endpoint.maxConnections); slots.set(key, s); }
   const free = await s.take(endpoint.acquireTimeoutMs ?? 30_000, () => new ConnectorError("IMAP_CONNECTION_LIMIT", `all ${endpoint.maxConnections} connections to ${endpoint.id} are busy`, { endpoint: endpoint.id, transient: true }));
   const a = endpoint.auth;
   const auth = a.mode === "user-password" ? { user: voiceMailbox, pass: a.password }

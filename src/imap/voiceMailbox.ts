@@ -49,6 +49,9 @@ export interface VoiceMailboxOptions {
   ignoreCondstore?: boolean;
   /** Create the folder when it does not exist (the calendar and contacts folders). */
   createFolder?: boolean;
+  /** An IDLE watch: held for minutes, so it does not take one of the sync runs' connections
+   *  (src/imap/endpoint.ts `connectMailbox`). */
+  watch?: boolean;
 }
 
 export interface StoredItem {
@@ -72,7 +75,7 @@ export interface VoiceMailboxSession extends VoiceMailboxPort {
 }
 
 export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: string, options: VoiceMailboxOptions): Promise<VoiceMailboxSession> {
-  const { client, release } = await connectMailbox(endpoint, voiceMailbox);
+  const { client, release } = await connectMailbox(endpoint, voiceMailbox, options.watch ? "watch" : "sync");
   const ep = endpoint.id;
   const guard = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     try {
