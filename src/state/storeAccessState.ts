@@ -14,6 +14,9 @@ import { ConnectorError, isConnectorError } from "../errors.js";
 import { entity, getOrUndefined, guard, keyOf, num, str, type Row } from "./tables.js";
 import type { StateStore } from "./stateStore.js";
 
+/** Blind inserts at random slots before a budget's slots are listed (src/app/connectionBudget.ts). */
+const BLIND_PROBES = 3;
+
 export interface CredentialBlock {
   /** "endpoint:<id>" for an endpoint's super user, "link:<linkId>" for a link's own password. */
   key: string;
@@ -130,6 +133,20 @@ export class StoreAccessState {
   async takeSlot(scope: string, limit: number, owner: string, ttlSeconds: number): Promise<BudgetSlot | undefined> {
     const c = await this.table("connbudget");
     const pk = keyOf(scope);
+    // A released slot has no row, so while the budget is far from full a random slot is most
+    // likely free: a few blind inserts (one transaction each) come first. Reading the whole
+    // scope (up to `limit` rows: thousands for an address budget) is left for a budget that is
+    // nearly full or has expired rows to take over.
+    for (let probe = 0; probe < Math.min(BLIND_PROBES, limit); probe++) {
+      const slot = Math.floor(Math.random() * limit);
+      const expiresAt = this.now() + ttlSeconds * 1000;
+      try {
+        const r = await guard(() => c.createEntity(entity(pk, String(slot), { scope, slot, owner, expiresAt })));
+        return { scope, slot, owner, expiresAt, etag: r.etag! };
+      } catch (err) {
+        if (!isConnectorError(err, "STATE_CONFLICT")) throw err; // the slot has a row: try another
+      }
+    }
     const held = new Map<number, Row>();
     await guard(async () => { for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${pk}'` } })) held.set(Number(str(row as Row, "slot") ?? num(row as Row, "slot")), row as Row); });
     const start = Math.floor(Math.random() * limit);

@@ -87,6 +87,8 @@ export interface WorldOptions {
   disabledFunctions?: readonly string[];
   /** Dovecot's push notifications to the dev host (default on); off, only poll and reconcile see the store. */
   storePush?: boolean;
+  /** More dovecot.conf lines (e.g. a higher imap process_limit for 1,000 watched mailboxes). */
+  dovecotConf?: string;
 }
 
 /**
@@ -116,7 +118,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   const host = await startDevHost({ disabledFunctions: disabledFunctions(platform), masterKey: MASTER_KEY,  definitions: functionDefinitions, storageConnectionString: az.connectionString, logger: log, tls: { keyPath: certs.serverKeyPath, certPath: certs.serverCertPath }, queues: { maxPollingIntervalMs: 50, visibilityTimeoutSeconds: 1 }, timers: options.timers ?? true, queueTriggers: options.queueWorkers ?? true, port: options.ports?.host });
   const users = Object.fromEntries(options.users.map((u) => [u, `pw-${u}`]));
   const storeCerts = options.storeTls ? ensureTestCerts(path.join(path.dirname(certs.caCertPath), "..", "store-certs")) : undefined;
-  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, noMasterUser: options.noMasterUser, ...(storeCerts ? { tls: { keyPath: storeCerts.serverKeyPath, certPath: storeCerts.serverCertPath, starttls: options.storeTls === "starttls" } } : {}), push: options.storePush === false ? undefined : { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret, endpointId: ENDPOINT }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n` });
+  const dc = await startDovecot({ users, port: options.ports?.imap, maxUserIpConnections: options.maxUserIpConnections, noMasterUser: options.noMasterUser, ...(storeCerts ? { tls: { keyPath: storeCerts.serverKeyPath, certPath: storeCerts.serverCertPath, starttls: options.storeTls === "starttls" } } : {}), push: options.storePush === false ? undefined : { url: `${host.url}/api/store/notifications/${ENDPOINT}`, secret: storeSecret, endpointId: ENDPOINT }, extraConf: `ssl_client_ca_file = ${certs.caCertPath}\n${options.dovecotConf ?? ""}` });
   const secretsFile = path.join(dir, "secrets.json");
   // The world's store and profiles belong to its tenant (unless a test says otherwise), and the
   // store signs its pushes with its own secret (docs/security.md).
