@@ -19,6 +19,7 @@ import { startWorld } from "../test/e2e/world.js";
 import { watchStoresEvenFunction } from "../functions/timers.js";
 import { watchLimits } from "../src/app/connectionBudget.js";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
+import { createLogger } from "../src/log.js";
 import { percentile, type Figure } from "./report.js";
 
 export const title = "IDLE watchers: push without a hook";
@@ -34,7 +35,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function run(): Promise<Figure[]> {
   const users = Array.from({ length: N }, (_, i) => String(80000 + i));
   const w = await startWorld({
-    users, quiet: true, timers: false, storePush: false,
+    users, timers: false, storePush: false,
+    // UMC_BENCH_LOG=warn shows why watches break (JSON lines on stdout); quiet otherwise.
+    ...(process.env.UMC_BENCH_LOG ? { logger: createLogger({ level: process.env.UMC_BENCH_LOG as "warn" }) } : { quiet: true }),
     endpoint: { notify: "idle", vendor: "dovecot", connectionBudget: budget, loginsAtOnce: 8 },
     env: { UMC_WATCH_HOLD_SECONDS: String(HOLD_SECONDS) },
     dovecotConf: `service imap {\n  process_limit = ${N + 200}\n}\ndefault_client_limit = ${N + 1000}\n`,
@@ -83,6 +86,7 @@ export async function run(): Promise<Figure[]> {
       await sleep(250);
     }
     const rewatchSeconds = (performance.now() - t1) / 1000;
+    console.error(`watch bench: ${back} connections ${rewatchSeconds.toFixed(1)} s after the restart`);
     const share = watchLimits(budget).perAddress;
     const setting = `budget ${budget.perAddress} per address (watch share ${share}), loginsAtOnce 8, Dovecot imap process_limit ${N + 200}`;
     await watcher;

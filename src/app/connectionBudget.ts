@@ -44,6 +44,12 @@ export const VENDOR_BUDGETS: Record<StoreVendor, ConnectionBudget> = {
 
 /** Slot leases: short, so a dead instance's slots come back soon; renewed at a third of it. */
 const SLOT_SECONDS = 60;
+/**
+ * A watch's slots: a watch lives for its watcher's hold (at most 10 minutes), and renewing
+ * 1,000 watches' two slots every 20 s would be 100 Table writes a second. A dead instance's
+ * watch slots come back within this; they are only the watches' share, so sync runs keep theirs.
+ */
+const WATCH_SLOT_SECONDS = 600;
 /** How long a caller waits for a slot before the run is put off (IMAP_CONNECTION_LIMIT). */
 export const BUDGET_WAIT_MS = 10_000;
 /**
@@ -68,11 +74,12 @@ export async function tryTakeConnection(deps: Deps, endpointId: string, mailbox:
   // top ones (watchLimits) always stay for sync runs, or a store watched in full would have
   // no connection left to sync with.
   const limits = purpose === "watch" ? watchLimits(budget) : budget;
-  const user = await access.takeSlot(userScope(endpointId, mailbox), limits.perUser, owner, SLOT_SECONDS);
+  const ttl = purpose === "watch" ? WATCH_SLOT_SECONDS : SLOT_SECONDS;
+  const user = await access.takeSlot(userScope(endpointId, mailbox), limits.perUser, owner, ttl);
   if (!user) return undefined;
   let address: BudgetSlot | undefined;
   try {
-    address = await access.takeSlot(addressScope(endpointId), limits.perAddress, owner, SLOT_SECONDS);
+    address = await access.takeSlot(addressScope(endpointId), limits.perAddress, owner, ttl);
   } finally {
     if (!address) await access.releaseSlot(user).catch(() => undefined);
   }
@@ -80,12 +87,12 @@ export async function tryTakeConnection(deps: Deps, endpointId: string, mailbox:
   const held = [user, address];
   const renew = setInterval(() => {
     held.forEach((s, i) => {
-      access.renewSlot(s, SLOT_SECONDS).then((n) => { held[i] = n; }, (e: unknown) => {
+      access.renewSlot(s, ttl).then((n) => { held[i] = n; }, (e: unknown) => {
         // Lost (expired and taken over): the store may briefly see one more than budgeted.
         if (isConnectorError(e, "STATE_CONFLICT")) deps.log.warn("budget.slot.lost", { endpoint: endpointId, scope: s.scope });
       });
     });
-  }, (SLOT_SECONDS * 1000) / 3);
+  }, (ttl * 1000) / 3);
   renew.unref();
   let released = false;
   return () => {
