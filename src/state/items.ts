@@ -186,7 +186,7 @@ export class ItemRows extends StateRows {
    * belongs to the sync core of that kind), with the kind's cursor row. The caller holds the
    * link's lease for that kind.
    */
-  recordState<T extends { syncKey: string }, C extends object>(linkId: string, kind: "contacts" | "calendar"): RecordStatePort<T, C> {
+  recordState<T extends { syncKey: string }, C extends object>(linkId: string, kind: "contacts" | "calendar" | "mail"): RecordStatePort<T, C> {
     const pk = keyOf(`${linkId}|${kind}`);
     const ids = { mailboxId: linkId };
     return {

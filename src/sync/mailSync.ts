@@ -90,7 +90,9 @@ export async function syncMail(deps: MailSyncDeps): Promise<MailSyncReport> {
   const { store, exchange, state, rules, log } = deps;
   const now = (deps.now ?? Date.now)();
   const saved = (await state.loadCursors()) ?? { deltaLinks: {} };
-  const cursors: MailCursors = deps.mode === "full" ? { deltaLinks: {} } : saved;
+  // A full run lists the store folder again; Exchange stays on its deltas (no full listings of
+  // a heavy mailbox after the first sync; a delta replays nothing it has not reported).
+  const cursors: MailCursors = deps.mode === "full" ? { deltaLinks: saved.deltaLinks } : saved;
 
   // 1a. The store folder.
   const vc = await store.changes(cursors.imap);
