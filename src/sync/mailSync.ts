@@ -48,6 +48,8 @@ export interface MailCursors {
 export interface MailStatePort {
   loadItems(): Promise<MailRecord[]>;
   putItem(item: MailRecord): Promise<void>;
+  /** Several records in few writes (a batch of copies' pending rows, then their final rows). */
+  putItems(items: MailRecord[]): Promise<void>;
   deleteItem(syncKey: string): Promise<void>;
   loadCursors(): Promise<MailCursors | undefined>;
   saveCursors(cursors: MailCursors): Promise<void>;
@@ -80,6 +82,9 @@ export interface MailSyncReport {
   storeFull: boolean;
   deltaExpired: boolean;
 }
+
+/** Copies whose rows are written together (a table transaction holds at most 100 operations). */
+const COPY_BATCH = 50;
 
 const emptyActions = (): MailSyncReport["actions"] => ({ copy: 0, recordCapped: 0, setStoreSeen: 0, setGraphRead: 0, recordAgreed: 0, removeFromStore: 0, deleteInExchange: 0, markStoreGone: 0, forget: 0 });
 
@@ -144,22 +149,40 @@ export async function syncMail(deps: MailSyncDeps): Promise<MailSyncReport> {
     findInStore: (key) => (keysInStore ??= store.listKeys().then((m) => new Map([...m].filter(([, k]) => k).map(([uid, k]) => [k!, uid])))).then((m) => m.get(key)),
     report,
   };
-  const queue = [...plan.actions];
   let fatal: ConnectorError | undefined;
-  const worker = async () => {
-    for (let a = queue.shift(); a && !fatal; a = queue.shift()) {
-      try {
-        await apply(a, ctx);
-        report.actions[a.kind]++;
-      } catch (e) {
-        const err = ensureConnectorError(e, "INTERNAL", { ...deps.ids, syncKey: a.syncKey });
-        if (err.transient || !ITEM_ERRORS.has(err.code)) { fatal ??= err; return; }
-        report.skipped++;
-        log.warn("mail.item.skipped", { ...deps.ids, syncKey: a.syncKey, action: a.kind, code: err.code });
-      }
-    }
+  const failed = (a: MailAction, e: unknown) => {
+    const err = ensureConnectorError(e, "INTERNAL", { ...deps.ids, syncKey: a.syncKey });
+    if (err.transient || !ITEM_ERRORS.has(err.code)) { fatal ??= err; return; }
+    report.skipped++;
+    log.warn("mail.item.skipped", { ...deps.ids, syncKey: a.syncKey, action: a.kind, code: err.code });
   };
-  await Promise.all(Array.from({ length: Math.min(deps.parallel ?? 4, queue.length) }, worker));
+  const pool = async <A extends MailAction>(list: A[], fn: (a: A) => Promise<void>) => {
+    const queue = [...list];
+    const worker = async () => {
+      for (let a = queue.shift(); a && !fatal; a = queue.shift()) {
+        try { await fn(a); report.actions[a.kind]++; } catch (e) { failed(a, e); }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(deps.parallel ?? 4, queue.length) }, worker));
+  };
+  await pool(plan.actions.filter((a) => a.kind !== "copy"), (a) => apply(a, ctx));
+  // Copies in batches: the batch's pending rows in one write before any of its APPENDs (a
+  // crash leaves pending rows, resolved by key), then the APPENDs, then their rows in one write.
+  const copies = plan.actions.filter((a): a is MailAction & { kind: "copy" } => a.kind === "copy");
+  for (let i = 0; i < copies.length && !fatal; i += COPY_BATCH) {
+    const batch = copies.slice(i, i + COPY_BATCH);
+    const pending = batch.filter((a) => !a.resume).map((a): MailRecord => ({ syncKey: a.syncKey, graphId: a.graphId, agreedSeen: a.seen, pendingAppend: true, receivedAt: a.receivedAt }));
+    if (pending.length) {
+      await state.putItems(pending);
+      for (const r of pending) byKey.set(r.syncKey, r);
+    }
+    const done: MailRecord[] = [];
+    await pool(batch, async (a) => { const r = await copyOne(a, ctx); if (r) done.push(r); });
+    if (done.length) {
+      await state.putItems(done);
+      for (const r of done) byKey.set(r.syncKey, r);
+    }
+  }
   if (fatal) throw fatal;
 
   // 4. Cursors last. A skipped item keeps the Exchange cursors back only when it was a copy: the
@@ -183,30 +206,8 @@ async function apply(a: MailAction, ctx: ApplyContext): Promise<void> {
   const forget = async (key: string) => { ctx.byKey.delete(key); await state.deleteItem(key); };
   const rec = () => ctx.byKey.get(a.syncKey)!;
   switch (a.kind) {
-    case "copy": {
-      if (a.resume) {
-        const uid = await ctx.findInStore(a.syncKey);
-        if (uid !== undefined) { await put({ ...rec(), imapUid: uid, pendingAppend: undefined }); return; }
-      }
-      let mail = ctx.byId.get(a.graphId);
-      if (!mail) {
-        try { mail = await exchange.get(a.graphId); } catch (e) {
-          // A resumed copy of a message deleted meanwhile: nothing left to copy.
-          if (isConnectorError(e, "GRAPH_NOT_FOUND")) { await forget(a.syncKey); return; }
-          throw e;
-        }
-      }
-      // Intent before side effect: the pending row names the key the copy carries.
-      if (!a.resume) await put({ syncKey: a.syncKey, graphId: a.graphId, agreedSeen: a.seen, pendingAppend: true, receivedAt: a.receivedAt });
-      const copy = toPhoneMessage(mail, { key: a.syncKey, to: ctx.deps.owner, attachments: mail.hasAttachments ? await attachmentsFor(ctx.deps, mail.id) : [], rules: ctx.deps.rules.attachments });
-      if (copy.unrenderable) {
-        ctx.report.unrenderable++;
-        ctx.deps.log.warn("mail.body.unrenderable", { ...ctx.deps.ids, syncKey: a.syncKey, reason: copy.unrenderable });
-      }
-      const uid = await store.append(copy.source, a.seen ? ["\\Seen"] : []);
-      await put({ syncKey: a.syncKey, graphId: a.graphId, imapUid: uid, agreedSeen: a.seen, receivedAt: a.receivedAt });
-      return;
-    }
+    case "copy":
+      throw new Error("copies are applied in batches (copyOne)");
     case "recordCapped":
       await put({ syncKey: a.syncKey, graphId: a.graphId, agreedSeen: a.seen, receivedAt: a.receivedAt, gone: "capped" });
       return;
@@ -239,6 +240,33 @@ async function apply(a: MailAction, ctx: ApplyContext): Promise<void> {
       await forget(a.syncKey);
       return;
   }
+}
+
+/**
+ * One copy (its pending row is written): resumed by key when a crash may have appended it, else
+ * converted and APPENDed. Returns the copy's record, or undefined when there is nothing to copy.
+ */
+async function copyOne(a: MailAction & { kind: "copy" }, ctx: ApplyContext): Promise<MailRecord | undefined> {
+  const { store, exchange, state } = ctx.deps;
+  const done = (imapUid: number): MailRecord => ({ syncKey: a.syncKey, graphId: a.graphId, imapUid, agreedSeen: a.seen, receivedAt: a.receivedAt });
+  if (a.resume) {
+    const uid = await ctx.findInStore(a.syncKey);
+    if (uid !== undefined) return done(uid);
+  }
+  let mail = ctx.byId.get(a.graphId);
+  if (!mail) {
+    try { mail = await exchange.get(a.graphId); } catch (e) {
+      // A resumed copy of a message deleted meanwhile: nothing left to copy.
+      if (isConnectorError(e, "GRAPH_NOT_FOUND")) { ctx.byKey.delete(a.syncKey); await state.deleteItem(a.syncKey); return undefined; }
+      throw e;
+    }
+  }
+  const copy = toPhoneMessage(mail, { key: a.syncKey, to: ctx.deps.owner, attachments: mail.hasAttachments ? await attachmentsFor(ctx.deps, mail.id) : [], rules: ctx.deps.rules.attachments });
+  if (copy.unrenderable) {
+    ctx.report.unrenderable++;
+    ctx.deps.log.warn("mail.body.unrenderable", { ...ctx.deps.ids, syncKey: a.syncKey, reason: copy.unrenderable });
+  }
+  return done(await store.append(copy.source, a.seen ? ["\\Seen"] : []));
 }
 
 /** The message's attachments; the content only of those the copy keeps (mode "limit"). */

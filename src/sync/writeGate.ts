@@ -14,7 +14,7 @@ export const WRITE_METHODS = {
   contactsStore: ["append", "remove"],
   contactsExchange: ["create", "update", "remove", "putPhoto"],
   calendarStore: ["append", "remove"],
-  state: ["putItem", "deleteItem", "saveCursors", "reindex"],
+  state: ["putItem", "putItems", "deleteItem", "saveCursors", "reindex"],
   mailStore: ["append", "setSeen", "remove"],
   mailExchange: ["setRead", "remove"],
 } as const;
