@@ -13,6 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import { enqueueLinkKinds } from "../../src/app/schedule.js";
+import { enqueueSync } from "../../src/app/syncQueue.js";
+import { openMailPorts } from "../../src/app/mail.js";
+import { syncMail } from "../../src/sync/mailSync.js";
+import { gateMailPorts } from "../../src/sync/writeGate.js";
+import type { MailRecord } from "../../src/sync/mailPlanner.js";
 
 let w: World;
 const users: Record<string, string> = {};
@@ -45,7 +50,7 @@ const subject = (s: string) => ({ subject: s, from: { name: "Ann Lee", address: 
 
 beforeAll(async () => {
   w = await startWorld({
-    users: ["4901", "4902", "4903"], disabledFunctions: SAFETY_NET_TIMERS,
+    users: ["4901", "4902", "4903", "4904"], disabledFunctions: SAFETY_NET_TIMERS,
     profiles: [
       { id: "e2p", displayName: "E-mail on the phone", loopPreventionDomain: "voice.contoso.test", emailToPhone: { enabled: true } },
       { id: "e2p-both", displayName: "E-mail both ways, internal only", loopPreventionDomain: "voice.contoso.test", emailToPhone: { enabled: true, deletes: "both", filters: { internalOnly: true, maxSizeBytes: 20_000 }, attachments: { mode: "limit", maxBytes: 4096, types: ["text/"] } } },
@@ -184,5 +189,33 @@ describe("e-mail on the phone end to end", () => {
     await w.queueDrained();
     expect(await inEmail()).toEqual(names);
     expect(inbox("4903")).toHaveLength(12);
+  });
+
+  it("a crash right after an APPEND neither loses nor duplicates: the pending rows are resolved by the copies' keys", async () => {
+    const linkId = await link("4904", "crash@contoso.test", "e2p");
+    await expect.poll(() => [...w.sim.subscriptions.values()].filter((s) => s.userId === users["4904"] && /mailFolders\('inbox'\)/i.test(s.resource)).length, { timeout: 15_000 }).toBe(1);
+    await w.queueDrained();
+    // Their notifications are lost, so only the runs below see these messages.
+    w.sim.faults.dropNotificationsNext = 3;
+    for (const n of ["one", "two", "three"]) receive("4904", subject(`crash ${n}`));
+    const l = (await w.deps.state.getLink(linkId))!;
+    const profile = (await w.deps.directory()).linkProfile(l);
+    const ports = await openMailPorts(w.deps, l, profile);
+    let appends = 0;
+    const crashed = syncMail({
+      ...gateMailPorts(ports, { after: (write) => { if (write === "store.append" && ++appends === 1) throw new Error("worker killed after its first APPEND"); } }),
+      rules: { ...profile.emailToPhone, loopPreventionDomain: profile.loopPreventionDomain, userAddress: l.upn }, log: w.deps.log, ids: { tenantId: l.tenantId, mailboxId: linkId },
+    }).finally(() => ports.store.close());
+    await expect(crashed).rejects.toThrow(/worker killed after its first APPEND/);
+    const state = w.deps.state.recordState<MailRecord, object>(linkId, "mail");
+    expect((await state.loadItems()).filter((r) => r.pendingAppend).length).toBeGreaterThan(0);
+    expect((await copies("4904")).length).toBeGreaterThanOrEqual(1);
+    // The next run (a queued follow-up) finishes the batch.
+    await enqueueSync(w.deps.syncQueue, { linkId, kind: "mail", reason: "follow-up", at: Date.now() });
+    await expect.poll(async () => (await copies("4904")).map((c) => c.subject).sort(), { timeout: 10_000 }).toEqual(["crash one", "crash three", "crash two"]);
+    await w.queueDrained();
+    const after = await copies("4904");
+    expect(new Set(after.map((c) => c.key)).size).toBe(3);
+    expect((await state.loadItems()).filter((r) => r.pendingAppend || r.imapUid === undefined)).toEqual([]);
   });
 });
