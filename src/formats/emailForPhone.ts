@@ -15,7 +15,7 @@
  * was left out. A body that cannot be rendered gives the subject and a note, never an error.
  */
 import crypto from "node:crypto";
-import { convert } from "html-to-text";
+import { compile } from "html-to-text";
 
 export interface MailAddress { name?: string; address?: string }
 
@@ -71,6 +71,24 @@ export function chooseAttachments(list: readonly MailAttachment[], rules: Attach
   return { keep, leftOut };
 }
 
+/**
+ * The HTML-to-text converter, compiled once (html-to-text's `compile`: the options and selectors
+ * are preprocessed into a decision tree, which `convert` would redo for every message).
+ */
+const toText = compile({
+  wordwrap: false,
+  // The default limit would cut long bodies silently; the length is checked before.
+  limits: { maxInputLength: MAX_RENDERED_HTML_CHARS },
+  selectors: [
+    { selector: "a", options: { ignoreHref: true } },
+    { selector: "img", format: "skip" },
+    { selector: "h1", options: { uppercase: false } },
+    { selector: "h2", options: { uppercase: false } },
+    { selector: "h3", options: { uppercase: false } },
+    { selector: "table", format: "dataTable", options: { uppercaseHeaderCells: false } },
+  ],
+});
+
 /** The attachments this copy would keep: those to download (the caller fetches their bytes). */
 export function attachmentsToFetch(list: readonly MailAttachment[], rules: AttachmentRules): MailAttachment[] {
   return chooseAttachments(list, rules).keep;
@@ -88,19 +106,7 @@ export function bodyText(body: GraphMail["body"]): { text: string; cut: boolean 
   else {
     if (content.length > MAX_RENDERED_HTML_CHARS) return { problem: `its HTML body is too long to read on the phone (${content.length} characters)` };
     try {
-      text = convert(content, {
-        wordwrap: false,
-        // The default limit would cut long bodies silently; the length is checked above.
-        limits: { maxInputLength: MAX_RENDERED_HTML_CHARS },
-        selectors: [
-          { selector: "a", options: { ignoreHref: true } },
-          { selector: "img", format: "skip" },
-          { selector: "h1", options: { uppercase: false } },
-          { selector: "h2", options: { uppercase: false } },
-          { selector: "h3", options: { uppercase: false } },
-          { selector: "table", format: "dataTable", options: { uppercaseHeaderCells: false } },
-        ],
-      });
+      text = toText(content);
     } catch (e) {
       // html-to-text walks the document recursively: a pathologically nested body overflows the stack.
       return { problem: `its HTML body could not be rendered as text (${(e as Error)?.name ?? "error"})` };
