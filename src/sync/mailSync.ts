@@ -84,7 +84,7 @@ export interface MailSyncReport {
 }
 
 /** Copies whose rows are written together (a table transaction holds at most 100 operations). */
-const COPY_BATCH = 50;
+const COPY_BATCH = 100;
 
 const emptyActions = (): MailSyncReport["actions"] => ({ copy: 0, recordCapped: 0, setStoreSeen: 0, setGraphRead: 0, recordAgreed: 0, removeFromStore: 0, deleteInExchange: 0, markStoreGone: 0, forget: 0 });
 
@@ -166,23 +166,31 @@ export async function syncMail(deps: MailSyncDeps): Promise<MailSyncReport> {
     await Promise.all(Array.from({ length: Math.min(deps.parallel ?? 4, queue.length) }, worker));
   };
   await pool(plan.actions.filter((a) => a.kind !== "copy"), (a) => apply(a, ctx));
-  // Copies in batches: the batch's pending rows in one write before any of its APPENDs (a
-  // crash leaves pending rows, resolved by key), then the APPENDs, then their rows in one write.
+  // Copies in batches: a batch's pending rows in one write before any of its APPENDs (a crash
+  // leaves pending rows, resolved by key), then the APPENDs, then their rows in one write. The
+  // writes overlap the neighbouring batches' APPENDs (different rows of the partition).
   const copies = plan.actions.filter((a): a is MailAction & { kind: "copy" } => a.kind === "copy");
-  for (let i = 0; i < copies.length && !fatal; i += COPY_BATCH) {
-    const batch = copies.slice(i, i + COPY_BATCH);
+  const batches: Array<typeof copies> = [];
+  for (let i = 0; i < copies.length; i += COPY_BATCH) batches.push(copies.slice(i, i + COPY_BATCH));
+  const writePending = async (batch: typeof copies) => {
     const pending = batch.filter((a) => !a.resume).map((a): MailRecord => ({ syncKey: a.syncKey, graphId: a.graphId, agreedSeen: a.seen, pendingAppend: true, receivedAt: a.receivedAt }));
-    if (pending.length) {
-      await state.putItems(pending);
-      for (const r of pending) byKey.set(r.syncKey, r);
-    }
+    if (!pending.length) return;
+    await state.putItems(pending);
+    for (const r of pending) if (!byKey.get(r.syncKey)?.imapUid) byKey.set(r.syncKey, r);
+  };
+  // Settled promises only: a failed write is seen where it is awaited, never unhandled.
+  const settle = (p: Promise<void>) => p.then(() => undefined, (e: unknown) => e);
+  const finals: Array<Promise<unknown>> = [];
+  let pendingNext = batches.length ? settle(writePending(batches[0]!)) : undefined;
+  for (let i = 0; i < batches.length && !fatal; i++) {
+    const err = await pendingNext;
+    if (err) { fatal ??= ensureConnectorError(err, "STATE_UNAVAILABLE", deps.ids); break; }
+    pendingNext = i + 1 < batches.length ? settle(writePending(batches[i + 1]!)) : undefined;
     const done: MailRecord[] = [];
-    await pool(batch, async (a) => { const r = await copyOne(a, ctx); if (r) done.push(r); });
-    if (done.length) {
-      await state.putItems(done);
-      for (const r of done) byKey.set(r.syncKey, r);
-    }
+    await pool(batches[i]!, async (a) => { const r = await copyOne(a, ctx); if (r) done.push(r); });
+    if (done.length) finals.push(settle(state.putItems(done).then(() => { for (const r of done) byKey.set(r.syncKey, r); })));
   }
+  for (const e of await Promise.all([...finals, pendingNext])) if (e) fatal ??= ensureConnectorError(e, "STATE_UNAVAILABLE", deps.ids);
   if (fatal) throw fatal;
 
   // 4. Cursors last. A skipped item keeps the Exchange cursors back only when it was a copy: the
