@@ -18,6 +18,7 @@ import { openMailPorts } from "../../src/app/mail.js";
 import { syncMail } from "../../src/sync/mailSync.js";
 import { gateMailPorts } from "../../src/sync/writeGate.js";
 import type { MailRecord } from "../../src/sync/mailPlanner.js";
+import { statusReport } from "../../src/admin/status.js";
 
 let w: World;
 const users: Record<string, string> = {};
@@ -200,6 +201,9 @@ describe("e-mail on the phone end to end", () => {
     for (const n of ["one", "two", "three"]) receive("4904", subject(`crash ${n}`));
     const l = (await w.deps.state.getLink(linkId))!;
     const profile = (await w.deps.directory()).linkProfile(l);
+    // The crashed run holds the link's mail lease as a worker's run would: the runs its APPENDs'
+    // pushes start wait (coalesce) instead of finishing its batch behind its back.
+    const lease = await w.deps.state.acquireLease(`mail:${linkId}`, "crashed-worker", 60);
     const ports = await openMailPorts(w.deps, l, profile);
     let appends = 0;
     const crashed = syncMail({
@@ -210,6 +214,7 @@ describe("e-mail on the phone end to end", () => {
     const state = w.deps.state.recordState<MailRecord, object>(linkId, "mail");
     expect((await state.loadItems()).filter((r) => r.pendingAppend).length).toBeGreaterThan(0);
     expect((await copies("4904")).length).toBeGreaterThanOrEqual(1);
+    await w.deps.state.releaseLease(lease);
     // The next run (a queued follow-up) finishes the batch.
     await enqueueSync(w.deps.syncQueue, { linkId, kind: "mail", reason: "follow-up", at: Date.now() });
     await expect.poll(async () => (await copies("4904")).map((c) => c.subject).sort(), { timeout: 10_000 }).toEqual(["crash one", "crash three", "crash two"]);
@@ -217,5 +222,15 @@ describe("e-mail on the phone end to end", () => {
     const after = await copies("4904");
     expect(new Set(after.map((c) => c.key)).size).toBe(3);
     expect((await state.loadItems()).filter((r) => r.pendingAppend || r.imapUid === undefined)).toEqual([]);
+  });
+
+  it("a failing mail run shows on the status report, and the mail is copied once Graph answers again", async () => {
+    await w.queueDrained();
+    // Graph answers 503 to this mailbox for a while (the client retries each request 3 times).
+    w.sim.mailboxFaults.arm(users["4901"]!).fail5xxNext = 8;
+    receive("4901", subject("during the outage"));
+    await expect.poll(async () => (await statusReport(w.deps)).alerts.filter((a) => a.linkId === "L-4901" && /^e-mail on the phone: /.test(a.text)).map((a) => a.code), { timeout: 15_000, interval: 100 }).toContain("GRAPH_UNAVAILABLE");
+    await expect.poll(async () => (await copies("4901")).map((c) => c.subject), { timeout: 30_000 }).toContain("during the outage");
+    await expect.poll(async () => (await w.deps.state.getLink("L-4901"))!.kinds?.mail?.lastError, { timeout: 10_000 }).toBeUndefined();
   });
 });
