@@ -76,6 +76,38 @@ export const featureProfileSchema = z.object({
     /** The Exchange contact folder: "contacts" is the default folder, any other name a folder under it. */
     exchangeFolder: z.string().min(1).max(255).default("contacts"),
   }).prefault({}),
+  /**
+   * E-mail on the phone (src/sync/mailSync.ts, docs/email-to-phone.md): new Exchange mail copied
+   * into the voice store as e-mail-class messages the voice system reads aloud, read state kept
+   * both ways. Off by default. `folders`: Exchange folders copied (well-known names or display
+   * names under the root); `filters`: unread only, internal senders only (`internalDomains`, else
+   * the user's own domain), not older than `maxAgeDays` (also bounds the first sync), not larger
+   * than `maxSizeBytes`; `attachments`: "omit" names them in a line, "limit" keeps those within
+   * `maxBytes` and of `types` (MIME types or prefixes); `deletes`: a store delete removes only the
+   * copy ("storeOnly") or also moves the mail to Deleted Items ("both"); an Outlook delete always
+   * removes the copy. `storeFolder`: the store folder of the copies; `storeFolderCap`: the most
+   * copies kept there (the oldest copies are removed from the store only, never from Exchange;
+   * the Avaya guide recommends well under 5,000 items per folder).
+   */
+  emailToPhone: z.object({
+    enabled: z.boolean().default(false),
+    folders: z.array(z.string().min(1).max(255)).min(1).max(10).default(["inbox"]),
+    filters: z.object({
+      unreadOnly: z.boolean().default(true),
+      internalOnly: z.boolean().default(false),
+      internalDomains: z.array(z.string().regex(/^@?[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/, "a domain name")).max(50).default([]),
+      maxAgeDays: z.number().int().min(1).max(3650).default(30),
+      maxSizeBytes: z.number().int().min(1024).max(150 * 1024 * 1024).default(10 * 1024 * 1024),
+    }).prefault({}),
+    attachments: z.object({
+      mode: z.enum(["omit", "limit"]).default("omit"),
+      maxBytes: z.number().int().min(0).max(25 * 1024 * 1024).default(1024 * 1024),
+      types: z.array(z.string().regex(/^[a-z0-9.+-]+(\/[a-z0-9.+*-]*)?$/i, "a MIME type or prefix such as text/ or application/pdf")).max(50).default(["text/", "application/pdf"]),
+    }).prefault({}),
+    deletes: z.enum(["storeOnly", "both"]).default("storeOnly"),
+    storeFolder: z.string().min(1).max(255).default("INBOX"),
+    storeFolderCap: z.number().int().min(10).max(100_000).default(1000),
+  }).prefault({}),
   /** Mail addressed to this domain is the voice system's own and never copied back. */
   loopPreventionDomain: z.string().max(255).optional(),
   /**

@@ -14,7 +14,7 @@ import { budgetUse, type ConnectionBudget } from "../app/connectionBudget.js";
 
 /** Runs failing this many times in a row raise "keeps failing", whatever the reason. */
 const FAILING_STREAK = 3;
-const KIND_NAMES = { contacts: "contacts", calendar: "calendar", location: "UC location" } as const;
+const KIND_NAMES = { contacts: "contacts", calendar: "calendar", location: "UC location", mail: "e-mail on the phone" } as const;
 
 export interface LinkStatus {
   linkId: string;
@@ -242,9 +242,9 @@ function credentialAlerts(stopped: CredentialBlock[], links: MailboxLink[]): Ale
   return out;
 }
 
-function kindAlerts(l: MailboxLink): Array<Alert & { kind?: "contacts" | "calendar" | "location" }> {
-  const out: Array<Alert & { kind?: "contacts" | "calendar" | "location" }> = [];
-  for (const kind of ["contacts", "calendar", "location"] as const) {
+function kindAlerts(l: MailboxLink): Array<Alert & { kind?: "contacts" | "calendar" | "location" | "mail" }> {
+  const out: Array<Alert & { kind?: "contacts" | "calendar" | "location" | "mail" }> = [];
+  for (const kind of ["contacts", "calendar", "location", "mail"] as const) {
     const k = l.kinds?.[kind];
     if (!k) continue;
     if (k.lastError) {

@@ -35,7 +35,7 @@ import { runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
 
 export type SubscriptionKind = NotificationWork["kind"];
-export const SUBSCRIPTION_KINDS: readonly SubscriptionKind[] = ["voicemail", "contacts", "calendar"];
+export const SUBSCRIPTION_KINDS: readonly SubscriptionKind[] = ["voicemail", "contacts", "calendar", "mail"];
 
 /** Outlook resources without resource data: at most 10,080 minutes (subscription resource doc). */
 export const MAX_SUBSCRIPTION_MINUTES = 10_080;
@@ -62,7 +62,14 @@ export const contactsSubscription = (link: MailboxLink, folderId: string): Subsc
 export const calendarSubscription = (link: MailboxLink): SubscriptionSpec =>
   ({ kind: "calendar", resource: `users/${link.userId}/events`, changeType: "created,updated,deleted" });
 
+/** E-mail on the phone: new mail in the Inbox (created), read in Outlook (updated), deleted or
+ *  moved away (deleted); the well-known name in key syntax, as outlook-change-notifications-overview
+ *  writes it (`me/mailFolders('inbox')/messages`), which also tells it from the voicemail folder's. */
+export const mailSubscription = (link: MailboxLink): SubscriptionSpec =>
+  ({ kind: "mail", resource: `users/${link.userId}/mailFolders('inbox')/messages`, changeType: "created,updated,deleted" });
+
 export function kindOfResource(resource: string): SubscriptionKind {
+  if (/\/mailFolders\('inbox'\)\/messages$/i.test(resource)) return "mail";
   if (/\/contacts$/i.test(resource)) return "contacts";
   if (/\/events$/i.test(resource)) return "calendar";
   return "voicemail";
@@ -82,13 +89,14 @@ export function renewalDue(s: SubscriptionRecord, now = Date.now()): boolean {
 /** The kinds a link's profile watches (voicemail always). */
 export async function neededKinds(deps: Deps, link: MailboxLink): Promise<SubscriptionKind[]> {
   const profile = (await deps.directory({ profileId: link.profileId })).linkProfile(link);
-  return SUBSCRIPTION_KINDS.filter((k) => k === "voicemail" || (k === "contacts" ? profile.contacts.enabled : profile.calendar.enabled));
+  return SUBSCRIPTION_KINDS.filter((k) => k === "voicemail" || (k === "contacts" ? profile.contacts.enabled : k === "mail" ? profile.emailToPhone.enabled : profile.calendar.enabled));
 }
 
 const folderIds = new Map<string, string>();
 
 async function specOf(deps: Deps, link: MailboxLink, kind: SubscriptionKind): Promise<SubscriptionSpec> {
   if (kind === "calendar") return calendarSubscription(link);
+  if (kind === "mail") return mailSubscription(link);
   const profile = (await deps.directory({ profileId: link.profileId })).linkProfile(link);
   const name = kind === "voicemail" ? profile.exchangeFolder : profile.contacts.exchangeFolder;
   const key = `${link.linkId}|${kind}|${name}`;

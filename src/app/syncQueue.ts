@@ -12,13 +12,13 @@ export const syncRequestSchema = z.object({
   reason: z.enum(["graph-change", "graph-missed", "graph-resubscribe", "graph-reauthorize", "graph-lifecycle", "store-change", "poll", "fast-read", "reconcile", "follow-up", "admin", "scheduled", "renewals"]),
   /** What to sync; absent means voicemail (messages queued before other kinds existed).
    *  "subscriptions": Graph subscription upkeep of the link (src/app/subscriptions.ts). */
-  kind: z.enum(["voicemail", "contacts", "calendar", "location", "subscriptions", "schedule"]).optional(),
+  kind: z.enum(["voicemail", "contacts", "calendar", "location", "subscriptions", "schedule", "mail"]).optional(),
   /** kind "schedule": one shard of a timer's fan-out (src/app/schedule.ts), shard of shards. */
   shard: z.number().int().min(0).max(1023).optional(),
   shards: z.number().int().min(1).max(1024).optional(),
   /** Subscription upkeep: the subscription a lifecycle event named, and its kind. */
   subscriptionId: z.string().min(1).max(200).optional(),
-  subscriptionKind: z.enum(["voicemail", "contacts", "calendar"]).optional(),
+  subscriptionKind: z.enum(["voicemail", "contacts", "calendar", "mail"]).optional(),
   /** Unix ms when the trigger happened (latency measurement). */
   at: z.number().optional(),
   /** Retries so far of a run put off because its voice store was busy or away. */

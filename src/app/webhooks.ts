@@ -146,13 +146,18 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
       const profile = directory.linkProfile(link);
       const voicemail: StoreEvent[] = [];
       let contacts = false;
+      let mail = false;
       for (const e of userEvents) {
         const folder = (e.mailbox ?? "INBOX").toLowerCase();
+        // E-mail on the phone: a change in the copies' folder (heard, deleted) starts a mail run;
+        // when that folder is INBOX the voicemail run starts as well (it leaves the copies alone).
+        if (profile.emailToPhone.enabled && folder === profile.emailToPhone.storeFolder.toLowerCase()) mail = true;
         if (profile.contacts.enabled && folder === profile.contacts.folder.toLowerCase()) contacts = true;
         else if (folder === "inbox") voicemail.push(e);
       }
-      const request = (kind?: "contacts") => withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind ? { kind } : {}), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
+      const request = (kind?: "contacts" | "mail") => withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind ? { kind } : {}), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
       if (contacts) await request("contacts");
+      if (mail) await request("mail");
       // An echo check that cannot answer in time counts as "not ours": one extra run at worst.
       if (voicemail.length && !(await withDeadline(ownEcho(deps, link.linkId, voicemail), left(), "STATE_UNAVAILABLE", "echo check").catch(() => false))) await request();
     })));

@@ -52,6 +52,8 @@ const MAX_STRING = 32_000;
 export interface RecordStatePort<T, C> {
   loadItems(): Promise<T[]>;
   putItem(item: T): Promise<void>;
+  /** Several records in entity group transactions of at most 100 (one partition, atomic each). */
+  putItems(items: T[]): Promise<void>;
   deleteItem(syncKey: string): Promise<void>;
   loadCursors(): Promise<C | undefined>;
   saveCursors(cursors: C): Promise<void>;
@@ -186,7 +188,7 @@ export class ItemRows extends StateRows {
    * belongs to the sync core of that kind), with the kind's cursor row. The caller holds the
    * link's lease for that kind.
    */
-  recordState<T extends { syncKey: string }, C extends object>(linkId: string, kind: "contacts" | "calendar"): RecordStatePort<T, C> {
+  recordState<T extends { syncKey: string }, C extends object>(linkId: string, kind: "contacts" | "calendar" | "mail"): RecordStatePort<T, C> {
     const pk = keyOf(`${linkId}|${kind}`);
     const ids = { mailboxId: linkId };
     return {
@@ -201,6 +203,16 @@ export class ItemRows extends StateRows {
         if (data.length > MAX_STRING) throw new ConnectorError("INTERNAL", "item record longer than a table property holds", ids);
         const c = await this.tables.client("records");
         await guard(() => c.upsertEntity(entity(pk, keyOf(item.syncKey), { data }), "Replace"), ids);
+      },
+      putItems: async (list) => {
+        const ops: TransactionAction[] = list.map((item) => {
+          const data = JSON.stringify(item);
+          if (data.length > MAX_STRING) throw new ConnectorError("INTERNAL", "item record longer than a table property holds", ids);
+          return ["upsert", entity(pk, keyOf(item.syncKey), { data }), "Replace"];
+        });
+        const c = await this.tables.client("records");
+        // https://learn.microsoft.com/en-us/rest/api/storageservices/performing-entity-group-transactions: at most 100 operations.
+        for (let i = 0; i < ops.length; i += 100) await guard(() => c.submitTransaction(ops.slice(i, i + 100)), ids);
       },
       deleteItem: async (syncKey) => {
         const c = await this.tables.client("records");

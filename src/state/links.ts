@@ -53,7 +53,7 @@ export interface MailboxLink {
   /** Read states that disagreed between the sides, found by full (reconcile) runs, in total. */
   readDriftTotal?: number;
   /** Contacts, calendar and UC-location runs: their own last run and error. */
-  kinds?: Partial<Record<"contacts" | "calendar" | "location", KindStatus>>;
+  kinds?: Partial<Record<"contacts" | "calendar" | "location" | "mail", KindStatus>>;
   /** Voicemail runs that failed in a row (alerts when a user keeps failing). */
   failureStreak?: number;
   /** An administrator allowed the next run of these kinds to apply a mass delete (ISO time of the decision). */
@@ -63,7 +63,7 @@ export interface MailboxLink {
   /** This user's departures from the link's feature profile (validated when set). */
   profileOverride?: Record<string, unknown>;
   /** Graph subscription upkeep per kind (src/app/subscriptions.ts): its state and last error. */
-  subscriptions?: Partial<Record<"voicemail" | "contacts" | "calendar", SubscriptionHealth>>;
+  subscriptions?: Partial<Record<"voicemail" | "contacts" | "calendar" | "mail", SubscriptionHealth>>;
   /** Some kind has no working subscription: the fast check polls the link meanwhile. */
   subscriptionFallback?: boolean;
   /** A row in the fast-check list exists for this link (kept by updateLink; src/app/schedule.ts reads the list). */

@@ -28,10 +28,19 @@ export function decideCopy(m: VoiceMessage, profile: FeatureProfile): CopyDecisi
   if (isSecure(m) && profile.secureMessages === "skip") return { copy: false, code: "NOT_COPIED_BY_PROFILE", message: "secure messages are not copied" };
   // Mail that the voice system's own domain sent, or that is addressed back to it (To, Cc,
   // Reply-To), is its own traffic bouncing around: never copied back.
-  const domain = profile.loopPreventionDomain?.toLowerCase().replace(/^@/, "");
-  const own = domain ? m.addresses.find((a) => a.endsWith("@" + domain)) : undefined;
+  const own = ownDomainAddress(m.addresses, profile.loopPreventionDomain);
   if (own && m.class === "email") return { copy: false, code: "LOOP_PREVENTED", message: `addressed to or from the voice system's own domain (${own})` };
   return { copy: true };
+}
+
+/**
+ * The first address (From, To, Cc, Reply-To) in the voice system's own domain, if any: mail
+ * from or to it is the voice system's own traffic. Used both ways: store -> Exchange (above) and
+ * Exchange -> store (src/sync/mailPlanner.ts: a reply from the voice domain is not re-imported).
+ */
+export function ownDomainAddress(addresses: readonly string[], loopPreventionDomain: string | undefined): string | undefined {
+  const domain = loopPreventionDomain?.toLowerCase().replace(/^@/, "");
+  return domain ? addresses.map((a) => a.toLowerCase()).find((a) => a.endsWith("@" + domain)) : undefined;
 }
 
 /** 42 -> "0:42", 3725 -> "1:02:05" (h:mm:ss from an hour on). */

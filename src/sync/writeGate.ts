@@ -14,7 +14,9 @@ export const WRITE_METHODS = {
   contactsStore: ["append", "remove"],
   contactsExchange: ["create", "update", "remove", "putPhoto"],
   calendarStore: ["append", "remove"],
-  state: ["putItem", "deleteItem", "saveCursors", "reindex"],
+  state: ["putItem", "putItems", "deleteItem", "saveCursors", "reindex"],
+  mailStore: ["append", "setSeen", "remove"],
+  mailExchange: ["setRead", "remove"],
 } as const;
 
 export interface WriteHooks {
@@ -85,3 +87,13 @@ export function gateCalendarPorts<P extends { store: object; state: object }>(p:
 
 /** Hooks that stop a run before its next write once its lease is lost. */
 export const leaseHooks = (lease: { assertHeld(): void }): WriteHooks => ({ before: () => lease.assertHeld() });
+
+/** The e-mail copy's ports with every write hooked (src/sync/mailSync.ts). */
+export function gateMailPorts<P extends { store: object; exchange: object; state: object }>(p: P, hooks: WriteHooks): P {
+  return {
+    ...p,
+    store: gateWrites(p.store, WRITE_METHODS.mailStore, "store", hooks),
+    exchange: gateWrites(p.exchange, WRITE_METHODS.mailExchange, "exchange", hooks),
+    state: gateWrites(p.state, WRITE_METHODS.state, "state", hooks),
+  };
+}

@@ -41,7 +41,7 @@ export type SyncReason = "graph-change" | "graph-missed" | "graph-resubscribe" |
 export interface NotificationWork {
   linkId: string;
   /** What the subscription watches (voicemail folder, contacts, calendar). */
-  kind: "voicemail" | "contacts" | "calendar";
+  kind: "voicemail" | "contacts" | "calendar" | "mail";
   subscriptionId: string;
   reason: SyncReason;
   tenantId?: string;
@@ -106,5 +106,5 @@ export function subscriptionSubject(linkId: string, kind: NotificationWork["kind
 function parseSubject(subject: string): { linkId: string; kind: NotificationWork["kind"] } {
   const bar = subject.lastIndexOf("|");
   const kind = bar > 0 ? subject.slice(bar + 1) : "";
-  return kind === "contacts" || kind === "calendar" ? { linkId: subject.slice(0, bar), kind } : { linkId: subject, kind: "voicemail" };
+  return kind === "contacts" || kind === "calendar" || kind === "mail" ? { linkId: subject.slice(0, bar), kind } : { linkId: subject, kind: "voicemail" };
 }

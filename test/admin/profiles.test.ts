@@ -13,4 +13,13 @@ describe("feature profiles", () => {
       expect.objectContaining({ code: "BAD_REQUEST", problems: expect.arrayContaining([expect.stringMatching(/^id:/), expect.stringMatching(/^displayName:/), expect.stringMatching(/^calendar.pastDays:/)]) }),
     );
   });
+  it("keeps e-mail on the phone off by default and validates its settings with the others", () => {
+    expect(DEFAULT_PROFILE.emailToPhone.enabled).toBe(false);
+    expect(DEFAULT_PROFILE.emailToPhone.folders).toEqual(["inbox"]);
+    const p = effectiveProfile(DEFAULT_PROFILE, { emailToPhone: { enabled: true, deletes: "both" } });
+    expect(p.emailToPhone).toMatchObject({ enabled: true, deletes: "both", storeFolder: "INBOX", attachments: { mode: "omit" } });
+    expect(() => parseProfile({ id: "p", displayName: "P", emailToPhone: { deletes: "everywhere", storeFolderCap: 0, attachments: { mode: "all" } } })).toThrowError(
+      expect.objectContaining({ code: "BAD_REQUEST", problems: expect.arrayContaining([expect.stringMatching(/^emailToPhone.deletes:/), expect.stringMatching(/^emailToPhone.storeFolderCap:/), expect.stringMatching(/^emailToPhone.attachments.mode:/)]) }),
+    );
+  });
 });

@@ -134,6 +134,11 @@ export interface SimMessage {
   importance: "low" | "normal" | "high";
   from?: { emailAddress: { name?: string; address?: string } };
   toRecipients: Array<{ emailAddress: { name?: string; address?: string } }>;
+  /** Mail delivered to the mailbox (`outlook(u).receive`): its Cc and Reply-To. */
+  ccRecipients?: Array<{ emailAddress: { name?: string; address?: string } }>;
+  replyTo?: Array<{ emailAddress: { name?: string; address?: string } }>;
+  /** Graph's derived type: meeting requests are `#microsoft.graph.eventMessageRequest` (eventmessagerequest resource). */
+  odataType?: string;
   body: { contentType: "text" | "html"; content: string };
   /** Extended properties by normalised id (lower case). */
   ext: Map<string, { id: string; value: string }>;

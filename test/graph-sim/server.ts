@@ -495,13 +495,21 @@ export class GraphSimulator {
     const full: Record<string, unknown> = {
       "@odata.etag": `W/"${m.changeKey}"`, id: m.id, createdDateTime: m.createdDateTime, lastModifiedDateTime: m.lastModifiedDateTime, changeKey: m.changeKey,
       receivedDateTime: m.receivedDateTime, sentDateTime: m.sentDateTime ?? m.receivedDateTime, hasAttachments: m.attachments.length > 0, subject: m.subject,
-      importance: m.importance, parentFolderId: m.folderId, isRead: m.isRead, isDraft: m.isDraft, from: m.from, toRecipients: m.toRecipients, body: m.body,
+      importance: m.importance, parentFolderId: m.folderId, isRead: m.isRead, isDraft: m.isDraft, from: m.from, toRecipients: m.toRecipients,
+      ccRecipients: m.ccRecipients ?? [], replyTo: m.replyTo ?? [], body: m.body,
       ...(m.internetMessageId ? { internetMessageId: m.internetMessageId } : {}),
     };
     const out = select ? Object.fromEntries(Object.entries(full).filter(([k]) => k === "id" || k === "@odata.etag" || select.has(k))) : full;
+    if (m.odataType) out["@odata.type"] = m.odataType;
     if (expandIds) {
       const wanted = new Set(expandIds.map(normPropId));
       const props = [...m.ext.entries()].filter(([k]) => wanted.has(k)).map(([, v]) => v);
+      // PidTagMessageSize (MS-OXPROPS, 0x0E08) is computed by the store for every message,
+      // never set by a client: modelled as the body and attachments' sizes plus a header allowance.
+      if (wanted.has(MESSAGE_SIZE_PROP) && !m.ext.has(MESSAGE_SIZE_PROP)) {
+        const id = expandIds.find((x) => normPropId(x) === MESSAGE_SIZE_PROP)!;
+        props.push({ id, value: String(messageSize(m)) });
+      }
       // Graph omits the collection when no property matched.
       if (props.length) out.singleValueExtendedProperties = props;
     }
@@ -702,6 +710,7 @@ export class GraphSimulator {
     const value = page.map((it) => {
       const m = user.messages.get(it.id);
       if (it.removed || !m || m.folderId !== folder.id) return { "@odata.type": "#microsoft.graph.message", id: it.id, "@removed": { reason: "deleted" } };
+      // Meeting requests keep their derived type (message-delta returns eventMessage items too).
       return { "@odata.type": "#microsoft.graph.message", ...this.messageJson(m, select, parseExpand(state.expand ?? null)) };
     });
     const base = `${this.origin}/v1.0/users/${user.id}/mailFolders/${folder.id}/messages/delta`;
@@ -1066,6 +1075,32 @@ export class GraphSimulator {
       delete: (id: string) => this.moveMessage(user, msg(id), resolveFolder(user, "deleteditems")!.id, true),
       hardDelete: (id: string) => this.removeMessage(user, msg(id)),
       move: (id: string, folder: string) => this.moveMessage(user, msg(id), resolveFolder(user, folder)!.id, true),
+      /**
+       * Mail arriving from outside (transport delivery, not a Graph create): a received item
+       * (not a draft) in the folder, with a "created" notification. `messageClass` sets
+       * PidTagMessageClass (meeting requests: IPM.Schedule.Meeting.Request with `odataType`
+       * #microsoft.graph.eventMessageRequest).
+       */
+      receive: (m: { subject: string; from: { name?: string; address: string }; to?: Array<{ name?: string; address: string }>; cc?: Array<{ name?: string; address: string }>; replyTo?: Array<{ name?: string; address: string }>;
+        body: { contentType: "text" | "html"; content: string }; receivedDateTime?: string; isRead?: boolean; folder?: string; messageClass?: string; odataType?: string; internetMessageId?: string;
+        attachments?: Array<{ name: string; contentType: string; bytes: Buffer; isInline?: boolean }>; ext?: Array<{ id: string; value: string }> }): SimMessage => {
+        const folder = resolveFolder(user, m.folder ?? "inbox");
+        if (!folder) throw new Error(`no folder ${m.folder}`);
+        const now = new Date().toISOString();
+        const ext = new Map<string, { id: string; value: string }>();
+        if (m.messageClass) ext.set("string 0x001a", { id: "String 0x001A", value: m.messageClass });
+        for (const p of m.ext ?? []) ext.set(normPropId(p.id), p);
+        const recipients = (l?: Array<{ name?: string; address: string }>) => (l ?? []).map((a) => ({ emailAddress: a }));
+        const created: SimMessage = {
+          id: newId(), folderId: folder.id, changeKey: newChangeKey(), createdDateTime: now, lastModifiedDateTime: now, receivedDateTime: m.receivedDateTime ?? now, sentDateTime: m.receivedDateTime ?? now,
+          isDraft: false, isRead: m.isRead ?? false, subject: m.subject, importance: "normal", from: { emailAddress: m.from }, toRecipients: recipients(m.to ?? [{ address: user.mail }]),
+          ccRecipients: recipients(m.cc), replyTo: recipients(m.replyTo), odataType: m.odataType, body: m.body, ext, seq: 0, internetMessageId: m.internetMessageId ?? `<${crypto.randomUUID()}@sim.example>`,
+          attachments: (m.attachments ?? []).map((a) => ({ id: newId("AAMkAtt"), name: a.name, contentType: a.contentType, size: a.bytes.length, contentBytes: a.bytes.toString("base64"), isInline: a.isInline ?? false })),
+        };
+        user.messages.set(created.id, created);
+        this.touch(user, created, "created");
+        return created;
+      },
     };
   }
 
@@ -1086,6 +1121,12 @@ export class GraphSimulator {
     if ((m = path.match(/^\/_sim\/subscriptions\/([^/]+)\/lifecycle$/)) && method === "POST") { this.fireLifecycle(m[1]!, b.event as "missed"); return { status: 204 }; }
     return { status: 404, body: { error: "unknown control route" } };
   }
+}
+
+const MESSAGE_SIZE_PROP = "integer 0x0e08";
+/** What PidTagMessageSize reports for a simulated message (headers counted as 1 KB). */
+export function messageSize(m: SimMessage): number {
+  return 1024 + Buffer.byteLength(m.subject) + Buffer.byteLength(m.body.content) + m.attachments.reduce((a, x) => a + x.size, 0);
 }
 
 /** Every Graph error envelope carries innerError {date, request-id, client-request-id} (https://learn.microsoft.com/en-us/graph/errors). */

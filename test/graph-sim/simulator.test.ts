@@ -158,6 +158,26 @@ describe("delta", () => {
     sim.expireDeltaTokens("u-bob");
     await expect(graph.api(round["@odata.deltaLink"]).get()).rejects.toMatchObject({ statusCode: 410 });
   });
+
+  it("delivers mail to the Inbox: delta with $filter=receivedDateTime ge, $select of Cc/Reply-To, meeting requests typed, PidTagMessageSize expanded, PATCH isRead reported", async () => {
+    // message-delta: the $filter is taken on the first round and baked into the links.
+    const o = sim.outlook("u-alice");
+    const old = o.receive({ subject: "old", from: { address: "x@contoso.test" }, body: { contentType: "text", content: "old" }, receivedDateTime: "2020-01-01T00:00:00Z" });
+    const fresh = o.receive({ subject: "fresh", from: { address: "ann@contoso.test" }, cc: [{ address: "cc@contoso.test" }], replyTo: [{ address: "rt@contoso.test" }], body: { contentType: "html", content: "<p>hi</p>" }, attachments: [{ name: "a.txt", contentType: "text/plain", bytes: Buffer.from("abc") }] });
+    const invite = o.receive({ subject: "meeting", from: { address: "ann@contoso.test" }, body: { contentType: "text", content: "" }, messageClass: "IPM.Schedule.Meeting.Request", odataType: "#microsoft.graph.eventMessageRequest" });
+    const url = `/users/u-alice/mailFolders/inbox/messages/delta?$filter=${encodeURIComponent("receivedDateTime ge 2025-01-01T00:00:00Z")}&$select=subject,ccRecipients,replyTo,isRead&$expand=${encodeURIComponent("singleValueExtendedProperties($filter=id eq 'Integer 0x0E08')")}`;
+    const first = await graph.api(url).header("Prefer", "odata.maxpagesize=50").get();
+    const byId = new Map<string, Record<string, any>>((first.value as Array<Record<string, any>>).map((m) => [m.id, m]));
+    expect(byId.has(old.id)).toBe(false);
+    expect(byId.get(fresh.id)).toMatchObject({ subject: "fresh", ccRecipients: [{ emailAddress: { address: "cc@contoso.test" } }], replyTo: [{ emailAddress: { address: "rt@contoso.test" } }] });
+    expect(byId.get(fresh.id)!.body).toBeUndefined(); // $select
+    expect(Number(byId.get(fresh.id)!.singleValueExtendedProperties[0].value)).toBe(1024 + 5 + 9 + 3);
+    expect(byId.get(invite.id)!["@odata.type"]).toBe("#microsoft.graph.eventMessageRequest");
+    await graph.api(`/users/u-alice/messages/${fresh.id}`).patch({ isRead: true });
+    const round = await graph.api(first["@odata.deltaLink"]).get();
+    expect(round.value).toEqual([expect.objectContaining({ id: fresh.id, isRead: true })]);
+    await expect(graph.api(`/users/u-alice/mailFolders/inbox/messages/delta?$filter=${encodeURIComponent("subject eq 'x'")}`).get()).rejects.toMatchObject({ statusCode: 400 });
+  });
 });
 
 describe("throttling and batching", () => {
