@@ -1,0 +1,175 @@
+/**
+ * The mirror's two IMAP sides (src/sync/mirrorPorts.ts) over an open voice mailbox session:
+ * the production folder (read only) and the backup folder (APPEND, STORE, UID EXPUNGE).
+ *
+ * Change detection (RFC 7162): a SELECT with QRESYNC (uidvalidity, modseq) reports the UIDs
+ * expunged since as VANISHED (EARLIER); an unchanged HIGHESTMODSEQ means nothing changed, so a
+ * no-op run sends no FETCH at all; otherwise one UID FETCH 1:* (...) (CHANGEDSINCE modseq)
+ * returns exactly the new messages and those whose flags changed. Without CONDSTORE/QRESYNC,
+ * or after a UIDVALIDITY change (RFC 3501 section 2.3.1.1), the folder is listed in full.
+ */
+import type { ImapFlow, FetchMessageObject, FetchQueryObject } from "imapflow";
+import { ConnectorError } from "../errors.js";
+import { mirrorIdentity, normalFlags, parseIdentity, type MirrorMessage } from "../sync/mirrorPlanner.js";
+import type { MirrorFolderCursor, MirrorSourceChanges, MirrorSourcePort, MirrorTargetPort } from "../sync/mirrorPorts.js";
+import { IMAP_COMMAND_DEADLINE_MS, withDeadline } from "../timeouts.js";
+import { toImapError } from "./endpoint.js";
+import { uidSets } from "./voiceMailbox.js";
+
+/** The IMAP command counts of this process, by command (benchmark: no full listing on a no-op). */
+export const mirrorCommands = new Map<string, number>();
+const count = (what: string) => mirrorCommands.set(what, (mirrorCommands.get(what) ?? 0) + 1);
+
+type Guard = <T>(what: string, fn: () => Promise<T>) => Promise<T>;
+
+function guardFor(client: ImapFlow, endpoint: string): Guard {
+  return async (what, fn) => {
+    count(what);
+    try {
+      return await withDeadline(fn(), IMAP_COMMAND_DEADLINE_MS, "IMAP_UNAVAILABLE", `IMAP ${what} on ${endpoint}`, { endpoint });
+    } catch (e) {
+      if (e instanceof ConnectorError && e.code === "IMAP_UNAVAILABLE" && /did not finish/.test(e.message)) client.close();
+      throw toImapError(e, endpoint, what);
+    }
+  };
+}
+
+/** Message-ID from the fetched header lines (folded lines joined, RFC 5322 section 2.2.3). */
+function messageIdOf(headers: Buffer | undefined): string | undefined {
+  const text = headers?.toString("utf8").replace(/\r?\n[ \t]+/g, " ");
+  return text?.match(/^message-id:\s*(.*?)\s*$/im)?.[1] || undefined;
+}
+
+const QUERY: FetchQueryObject = { uid: true, flags: true, internalDate: true, size: true, headers: ["message-id"] };
+
+function toMessage(m: FetchMessageObject): MirrorMessage {
+  const internalDate = m.internalDate ? new Date(m.internalDate) : undefined;
+  return {
+    uid: m.uid,
+    identity: mirrorIdentity({ messageId: messageIdOf(m.headers), internalDate, size: m.size }),
+    flags: normalFlags(m.flags ?? []),
+    internalDate: internalDate?.toISOString(),
+    size: m.size,
+  };
+}
+
+async function listAll(client: ImapFlow, guard: Guard, exists: number, changedSince?: bigint): Promise<MirrorMessage[]> {
+  const out: MirrorMessage[] = [];
+  if (exists === 0) return out;
+  await guard(changedSince === undefined ? "FETCH 1:*" : "FETCH CHANGEDSINCE", async () => {
+    for await (const m of client.fetch("1:*", QUERY, changedSince === undefined ? {} : { changedSince })) out.push(toMessage(m));
+  });
+  return out;
+}
+
+async function listUids(client: ImapFlow, guard: Guard, uids: number[]): Promise<MirrorMessage[]> {
+  const out: MirrorMessage[] = [];
+  if (!uids.length) return out;
+  await guard("FETCH", async () => {
+    for (const set of uidSets(uids)) for await (const m of client.fetch(set, QUERY, { uid: true })) out.push(toMessage(m));
+  });
+  return out;
+}
+
+/** The production folder. `ignoreCondstore`: list in full every time (tests of the fallback). */
+export function mirrorSource(client: ImapFlow, endpoint: string, folder: string, opts: { ignoreCondstore?: boolean } = {}): MirrorSourcePort {
+  const guard = guardFor(client, endpoint);
+  const condstore = () => !opts.ignoreCondstore && client.capabilities.has("CONDSTORE");
+  const qresync = () => !opts.ignoreCondstore && client.capabilities.has("QRESYNC");
+  const ensureOpen = async () => { if (client.mailbox && client.mailbox.path === folder) return client.mailbox; return guard("SELECT", () => client.mailboxOpen(folder, { readOnly: true })); };
+  return {
+    async changes(since, forceFull): Promise<MirrorSourceChanges> {
+      const vanished: number[] = [];
+      const onExpunge = (ev: { uid?: number; vanished?: boolean }) => { if (ev.vanished && ev.uid) vanished.push(ev.uid); };
+      client.on("expunge", onExpunge);
+      try {
+        const canResync = !forceFull && since?.highestModseq !== undefined && qresync() && condstore();
+        if (client.mailbox) await guard("CLOSE", () => client.mailboxClose());
+        const box = await guard("SELECT", () => client.mailboxOpen(folder, { readOnly: true, ...(canResync ? { uidValidity: BigInt(since!.uidValidity), changedSince: BigInt(since!.highestModseq!) } : {}) }));
+        const cursor: MirrorFolderCursor = { uidValidity: Number(box.uidValidity), highestModseq: box.highestModseq?.toString() };
+        const uidValidityChanged = since !== undefined && since.uidValidity !== cursor.uidValidity;
+        if (forceFull || !since || uidValidityChanged || !canResync || box.highestModseq === undefined) {
+          return { cursor, full: true, messages: await listAll(client, guard, box.exists), vanished: [], uidValidityChanged };
+        }
+        if (box.highestModseq.toString() === since.highestModseq) {
+          // Nothing changed since the cursor (RFC 7162 section 3.1.2.1): no FETCH.
+          return { cursor, full: false, messages: [], vanished: [...new Set(vanished)], uidValidityChanged: false };
+        }
+        const messages = await listAll(client, guard, box.exists, BigInt(since.highestModseq!));
+        return { cursor, full: false, messages, vanished: [...new Set(vanished)], uidValidityChanged: false };
+      } finally {
+        client.off("expunge", onExpunge);
+      }
+    },
+    async list(uids) { await ensureOpen(); return listUids(client, guard, uids); },
+    async fetchBodies(uids) {
+      await ensureOpen();
+      const out = new Map<number, { source: Buffer; internalDate?: Date }>();
+      if (!uids.length) return out;
+      await guard("FETCH BODY[]", async () => {
+        for (const set of uidSets(uids)) for await (const m of client.fetch(set, { uid: true, source: true, internalDate: true }, { uid: true })) {
+          if (m.source) out.set(m.uid, { source: m.source, internalDate: m.internalDate ? new Date(m.internalDate) : undefined });
+        }
+      });
+      return out;
+    },
+  };
+}
+
+/** The backup folder. */
+export function mirrorTarget(client: ImapFlow, endpoint: string, folder: string): MirrorTargetPort {
+  const guard = guardFor(client, endpoint);
+  const ensureOpen = async () => {
+    if (client.mailbox && client.mailbox.path === folder) return client.mailbox;
+    return guard("SELECT", () => client.mailboxOpen(folder));
+  };
+  const find = async (identity: string): Promise<number | undefined> => {
+    await ensureOpen();
+    const { messageId, size } = parseIdentity(identity);
+    // SEARCH HEADER (RFC 3501 section 6.4.4) narrows by Message-ID; without one, by exact size.
+    const query = messageId ? { header: { "message-id": messageId } } : size !== undefined ? { larger: size - 1, smaller: size + 1 } : { all: true };
+    const uids = await guard("SEARCH", () => client.search(query, { uid: true }));
+    if (!uids || !uids.length) return undefined;
+    const found = await listUids(client, guard, uids);
+    return found.find((m) => m.identity === identity)?.uid;
+  };
+  return {
+    async open() {
+      if (client.mailbox) await guard("CLOSE", () => client.mailboxClose());
+      let box;
+      try {
+        box = await guard("SELECT", () => client.mailboxOpen(folder));
+      } catch (e) {
+        // A folder the backup does not have yet (a greetings folder, a new mailbox): created once.
+        if (!/nonexistent|doesn't exist|not exist|no such/i.test(`${(e as Error).message} ${String(((e as ConnectorError).cause as Error | undefined)?.message ?? "")} ${String(((e as ConnectorError).cause as { responseText?: string } | undefined)?.responseText ?? "")}`)) throw e;
+        await guard("CREATE", () => client.mailboxCreate(folder));
+        box = await guard("SELECT", () => client.mailboxOpen(folder));
+      }
+      return { uidValidity: Number(box.uidValidity), highestModseq: box.highestModseq?.toString() };
+    },
+    async list() { const box = await ensureOpen(); return listAll(client, guard, box.exists); },
+    find,
+    async append(source, flags, internalDate, identity) {
+      const r = await guard("APPEND", () => client.append(folder, source, flags, internalDate));
+      if (r && typeof r === "object" && r.uid) return r.uid;
+      // No APPENDUID (no UIDPLUS): the copy is found by its identity.
+      const uid = await find(identity);
+      if (uid === undefined) throw new ConnectorError("IMAP_COMMAND_FAILED", `APPEND to ${folder} on ${endpoint} was accepted but the copy cannot be found`, { endpoint });
+      return uid;
+    },
+    async setFlags(uid, flags) {
+      await ensureOpen();
+      const ok = await guard("STORE", () => client.messageFlagsSet(String(uid), flags, { uid: true }));
+      if (ok === false) throw new ConnectorError("IMAP_COMMAND_FAILED", `STORE FLAGS on UID ${uid} was refused by ${endpoint}`, { endpoint, imapUid: uid });
+    },
+    async expunge(uids) {
+      if (!uids.length) return;
+      await ensureOpen();
+      // UID EXPUNGE (RFC 4315) removes only these, never other messages marked \Deleted.
+      for (const set of uidSets(uids)) {
+        const ok = await guard("EXPUNGE", () => client.messageDelete(set, { uid: true }));
+        if (ok === false) throw new ConnectorError("IMAP_COMMAND_FAILED", `UID EXPUNGE ${set} was refused by ${endpoint}`, { endpoint });
+      }
+    },
+  };
+}
