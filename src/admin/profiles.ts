@@ -76,6 +76,15 @@ export const featureProfileSchema = z.object({
     /** The Exchange contact folder: "contacts" is the default folder, any other name a folder under it. */
     exchangeFolder: z.string().min(1).max(255).default("contacts"),
   }).prefault({}),
+  /**
+   * Disaster-recovery mirror to the endpoint's backup (docs/mirror.md): off by default; which
+   * folders of each mailbox (exact names or `*` patterns, e.g. "Greetings*"); `exclude` wins.
+   */
+  mirror: z.object({
+    enabled: z.boolean().default(false),
+    include: z.array(z.string().min(1).max(255)).max(50).default(["INBOX"]),
+    exclude: z.array(z.string().min(1).max(255)).max(50).default([]),
+  }).prefault({}),
   /** Mail addressed to this domain is the voice system's own and never copied back. */
   loopPreventionDomain: z.string().max(255).optional(),
   /**

@@ -15,6 +15,7 @@ import { runSubscriptionRequest } from "./subscriptions.js";
 import { recordDeferred, traceSyncRun } from "../telemetry.js";
 import { noteRun } from "./runNotes.js";
 import { runScheduleShard } from "./schedule.js";
+import { runMirrorRequest } from "./mirror.js";
 
 /** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
 const MAX_REQUEUE_SECONDS = 15 * 60;
@@ -32,6 +33,7 @@ export async function runRequest(deps: Deps, req: SyncRequest) {
     case "location": return runLocationRequest(deps, req);
     case "subscriptions": return runSubscriptionRequest(deps, req);
     case "schedule": return runScheduleShard(deps, req);
+    case "mirror": return runMirrorRequest(deps, req);
   }
 }
 

@@ -8,6 +8,7 @@ import { parseNotifications, validationToken, type NotificationWork } from "../w
 import { verifyStoreNotification, type StoreEvent } from "../webhooks/storeNotifications.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
+import { mirrorsFolder } from "../sync/mirrorFolders.js";
 import { QUEUED_MARK_SECONDS, requestChangeRun, runKeyOf } from "./linkRun.js";
 import { kindOfResource } from "./subscriptions.js";
 import { nonceTime } from "../webhooks/clientState.js";
@@ -146,13 +147,16 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
       const profile = directory.linkProfile(link);
       const voicemail: StoreEvent[] = [];
       let contacts = false;
+      // Any change in a mirrored folder starts a mirror run (src/app/mirror.ts): the backup lags by seconds.
+      const mirror = profile.mirror.enabled && !!directory.backupOf(endpointId) && userEvents.some((e) => mirrorsFolder(profile.mirror, e.mailbox ?? "INBOX"));
       for (const e of userEvents) {
         const folder = (e.mailbox ?? "INBOX").toLowerCase();
         if (profile.contacts.enabled && folder === profile.contacts.folder.toLowerCase()) contacts = true;
         else if (folder === "inbox") voicemail.push(e);
       }
-      const request = (kind?: "contacts") => withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind ? { kind } : {}), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
+      const request = (kind?: "contacts" | "mirror") => withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind ? { kind } : {}), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
       if (contacts) await request("contacts");
+      if (mirror) await request("mirror");
       // An echo check that cannot answer in time counts as "not ours": one extra run at worst.
       if (voicemail.length && !(await withDeadline(ownEcho(deps, link.linkId, voicemail), left(), "STATE_UNAVAILABLE", "echo check").catch(() => false))) await request();
     })));

@@ -53,7 +53,7 @@ export interface MailboxLink {
   /** Read states that disagreed between the sides, found by full (reconcile) runs, in total. */
   readDriftTotal?: number;
   /** Contacts, calendar and UC-location runs: their own last run and error. */
-  kinds?: Partial<Record<"contacts" | "calendar" | "location", KindStatus>>;
+  kinds?: Partial<Record<"contacts" | "calendar" | "location" | "mirror", KindStatus>>;
   /** Voicemail runs that failed in a row (alerts when a user keeps failing). */
   failureStreak?: number;
   /** An administrator allowed the next run of these kinds to apply a mass delete (ISO time of the decision). */
