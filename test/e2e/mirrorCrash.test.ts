@@ -9,6 +9,10 @@
  *
  * Phase 1: the first copy of three messages. Phase 2: after a completed mirror, production
  * flags one message, expunges one and receives two new ones.
+ *
+ * Break used: journal rows treated as "not on the backup" without searching it (mirrorSync.ts
+ * step 2) -> "phase 2 ... died at write 6 (backup.append): duplicates on the backup: expected 4
+ * to be 5". Phase 1 alone does not catch it: a first run lists both folders and re-matches.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { ImapFlow } from "imapflow";

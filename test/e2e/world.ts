@@ -133,8 +133,9 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   // The world's store and profiles belong to its tenant (unless a test says otherwise), and the
   // store signs its pushes with its own secret (docs/security.md).
   const owned = (x: Record<string, unknown>) => ("tenantId" in x || "shared" in x ? x : { ...x, tenantId: TENANT });
-  const bc = options.backupStore ? await startDovecot({ users, maxUserIpConnections: options.maxUserIpConnections, extraConf: options.backupStore.extraConf }) : undefined;
-  const backupEndpoint = bc ? [owned({ id: BACKUP_ENDPOINT, host: bc.host, port: bc.port, tls: "plaintext", maxConnections: 16, vendor: "dovecot", auth: { mode: options.backupStore!.auth ?? "sasl-authzid", masterUser: bc.master.user, password: bc.master.pass } })] : [];
+  // With storeTls, the backup speaks implicit TLS with a certificate of the same store CA.
+  const bc = options.backupStore ? await startDovecot({ users, maxUserIpConnections: options.maxUserIpConnections, extraConf: options.backupStore.extraConf, ...(storeCerts ? { tls: { keyPath: storeCerts.serverKeyPath, certPath: storeCerts.serverCertPath } } : {}) }) : undefined;
+  const backupEndpoint = bc ? [owned({ id: BACKUP_ENDPOINT, host: bc.host, port: bc.port, tls: storeCerts ? "implicit" : "plaintext", ...(storeCerts ? { caBundle: fs.readFileSync(storeCerts.caCertPath, "utf8") } : {}), maxConnections: 16, vendor: "dovecot", auth: { mode: options.backupStore!.auth ?? "sasl-authzid", masterUser: bc.master.user, password: bc.master.pass } })] : [];
   fs.writeFileSync(secretsFile, JSON.stringify({
     endpoints: [owned({ id: ENDPOINT, host: dc.host, port: dc.port, tls: options.storeTls ?? "plaintext", ...(storeCerts ? { caBundle: fs.readFileSync(storeCerts.caCertPath, "utf8") } : {}), maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...(bc ? { backup: { endpointId: BACKUP_ENDPOINT } } : {}), ...options.endpoint }), ...backupEndpoint],
     profiles: (options.profiles ?? []).map((p) => owned(p as Record<string, unknown>)),
