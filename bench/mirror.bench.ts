@@ -23,7 +23,7 @@ import { ensureTestCerts } from "../test/harness/certs.js";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import type { DovecotHandle } from "../test/harness/dovecot.js";
 import { mirrorLink } from "../src/app/mirror.js";
-import { mirrorCommands } from "../src/imap/mirrorFolder.js";
+import { mirrorCommandMs, mirrorCommands } from "../src/imap/mirrorFolder.js";
 import type { Figure } from "./report.js";
 
 export const title = "Disaster-recovery mirror vs mbsync (two Dovecot instances, implicit TLS)";
@@ -54,16 +54,18 @@ Host 127.0.0.1
 Port ${dc.port}
 User mb*${dc.master.user}
 Pass ${dc.master.pass}
-TLSType IMAPS
+SSLType IMAPS
 CertificateFile ${ca}
 AuthMechs PLAIN LOGIN
 
 IMAPStore ${name}-store
 Account ${name}
 `;
-  const cfg = `${store("prod", w.dc)}
+  // isync 1.4: SSLType (TLSType is 1.5's name); global options come before the sections.
+  const cfg = `SyncState ${dir}/state/
+
+${store("prod", w.dc)}
 ${store("backup", w.bc!)}
-SyncState ${dir}/state/
 
 Channel mirror
 Far :prod-store:INBOX
@@ -125,6 +127,7 @@ async function measure(w: World, dir: string): Promise<Figure[]> {
 
   const mbInitial = runMbsync(cfg);
   const umInitial = await umRun();
+  console.log(`mirror bench: umconnect initial run, IMAP commands ${JSON.stringify(Object.fromEntries(mirrorCommands))}, ms waiting ${JSON.stringify(Object.fromEntries([...mirrorCommandMs].map(([k, v]) => [k, Math.round(v)])))}`);
   const mbNoop = runMbsync(cfg);
   mirrorCommands.clear();
   const umNoop = await umRun();

@@ -49,6 +49,11 @@ export interface MirrorTargetPort {
   find(identity: string): Promise<number | undefined>;
   /** APPEND with flags and INTERNALDATE; the UID from UIDPLUS's APPENDUID (RFC 4315), or found by identity. */
   append(source: Buffer, flags: string[], internalDate: Date | undefined, identity: string): Promise<number>;
+  /**
+   * Several APPENDs in one command (MULTIAPPEND, RFC 3502: all or none are stored), the new UIDs
+   * in order from APPENDUID's set (RFC 4315). Optional: without it, one APPEND per message.
+   */
+  appendMany?(items: Array<{ source: Buffer; flags: string[]; internalDate?: Date; identity: string }>): Promise<number[]>;
   /** Replaces the message's flags (STORE FLAGS, RFC 3501 section 6.4.6). */
   setFlags(uid: number, flags: string[]): Promise<void>;
   /** Removes these messages (\Deleted + UID EXPUNGE, RFC 4315: never other \Deleted messages). */
@@ -68,6 +73,6 @@ export interface MirrorStatePort {
 
 /** Write methods, for the write gate (lease check, crash tests): src/sync/writeGate.ts style. */
 export const MIRROR_WRITE_METHODS = {
-  target: ["append", "setFlags", "expunge"],
+  target: ["append", "appendMany", "setFlags", "expunge"],
   state: ["journal", "commit", "saveCursors"],
 } as const;

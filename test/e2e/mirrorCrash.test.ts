@@ -11,7 +11,7 @@
  * flags one message, expunges one and receives two new ones.
  *
  * Break used: journal rows treated as "not on the backup" without searching it (mirrorSync.ts
- * step 2) -> "phase 2 ... died at write 6 (backup.append): duplicates on the backup: expected 4
+ * step 2) -> "phase 2 ... died at write 6 (backup.append, before MULTIAPPEND): duplicates on the backup: expected 4
  * to be 5". Phase 1 alone does not catch it: a first run lists both folders and re-matches.
  */
 import { afterAll, describe, expect, it } from "vitest";
@@ -92,7 +92,7 @@ describe.each([1, 2] as const)("mirror crash safety, phase %i", (phase) => {
     const s = await scenario(phase);
     writes = await countWrites({ env: w.env, kind: "mirror", linkId: s.linkId });
     expect(writes.length).toBeGreaterThanOrEqual(phase === 1 ? 5 : 8);
-    expect(writes).toContain("backup.append");
+    expect(writes.filter((x) => x.startsWith("backup.append")).length).toBeGreaterThan(0); // MULTIAPPEND where offered
     expect(writes).toContain("state.journal");
     if (phase === 2) expect(writes).toEqual(expect.arrayContaining(["backup.setFlags", "backup.expunge"]));
     await assertMirrored(s.mailbox, s.linkId, "counting run");
