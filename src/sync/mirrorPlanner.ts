@@ -192,3 +192,32 @@ function guardDeletes(plan: MirrorPlan, gone: MirrorPair[], input: MirrorPlanInp
   if (verdict?.refused) { plan.massDelete = verdict; return; }
   for (const p of gone) plan.expunge.push({ identity: p.identity, tgtUid: p.tgtUid! });
 }
+
+export interface MirrorComparison {
+  production: number;
+  backup: number;
+  /** On production, not on the backup. */
+  missing: string[];
+  /** On the backup, not on production. */
+  extra: string[];
+  /** On both, with other flags on the backup. */
+  flagDifferences: Array<{ identity: string; production: string[]; backup: string[] }>;
+  /** More than one copy of one identity on the backup. */
+  duplicates: string[];
+}
+
+/** `umconnect mirror verify`: both folders compared by identity (nothing written). */
+export function compareMirror(source: MirrorMessage[], target: MirrorMessage[]): MirrorComparison {
+  const t = new Map<string, MirrorMessage>();
+  const duplicates = new Set<string>();
+  for (const m of target) { if (t.has(m.identity)) duplicates.add(m.identity); else t.set(m.identity, m); }
+  const s = new Set(source.map((m) => m.identity));
+  const out: MirrorComparison = { production: source.length, backup: target.length, missing: [], extra: [], flagDifferences: [], duplicates: [...duplicates] };
+  for (const m of source) {
+    const b = t.get(m.identity);
+    if (!b) out.missing.push(m.identity);
+    else if (!sameFlags(m.flags, b.flags)) out.flagDifferences.push({ identity: m.identity, production: normalFlags(m.flags), backup: normalFlags(b.flags) });
+  }
+  for (const m of t.values()) if (!s.has(m.identity)) out.extra.push(m.identity);
+  return out;
+}

@@ -9,6 +9,7 @@ import { ImapFlow } from "imapflow";
 import { startWorld, SAFETY_NET_TIMERS, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import type { DovecotHandle } from "../harness/dovecot.js";
+import { main } from "../../src/cli/main.js";
 
 const USERS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7"];
 // The backup refuses messages over 40 KB (Dovecot quota plugin, quota_max_mail_size): "bad input".
@@ -26,6 +27,13 @@ const w: World = await startWorld({
   backupStore: { extraConf: QUOTA },
   profiles: [{ id: "dr", displayName: "Disaster recovery", mirror: { enabled: true, include: ["INBOX", "Greetings*"], exclude: ["Greetings-Old"] } }],
 });
+// main() reads the UMC_* settings from the environment, as the installed command does.
+Object.assign(process.env, w.env);
+async function umconnect(...args: string[]): Promise<{ code: number; stdout: string }> {
+  const out: string[] = [];
+  const code = await main(args, (x) => out.push(x), () => undefined);
+  return { code, stdout: out.join("\n") };
+}
 afterAll(async () => { if (process.env.MIRROR_DEBUG) console.log(JSON.stringify(((w.log as { lines?: unknown[] }).lines ?? []).filter((l) => /mirror|failed|error/i.test(JSON.stringify(l))), null, 0)); await w.stop(); });
 const bc = w.bc!;
 
@@ -149,5 +157,31 @@ describe("disaster-recovery mirror", () => {
     await c.logout();
     await expect.poll(async () => (await w.deps.state.getLink(linkId))?.kinds?.mirror?.lastError?.code, { timeout: 10_000 }).toBe("MASS_DELETE_REFUSED");
     expect(await folder(bc, "m5")).toHaveLength(6);
+  }, 60_000);
+
+  it("umconnect mirror verify reports missing and flag differences (JSON, exit 1); mirror repair queues the full run that fixes them", async () => {
+    for (let i = 0; i < 3; i++) await w.dc.lda("m6", avayaVoiceMessage({ id: `m6-${i}` }));
+    const { linkId } = await w.link("m6", "m6@contoso.test", "dr");
+    await expect.poll(() => folder(bc, "m6").then((f) => f.length), { timeout: 15_000 }).toBe(3);
+    // The backup lags by seconds (runs of other kinds may still be touching production's flags).
+    await expect.poll(async () => (await umconnect("mirror", "verify", "m6", "--json")).code, { timeout: 15_000 }).toBe(0);
+    await w.queueDrained();
+    const ok = await umconnect("mirror", "verify", "m6", "--json");
+    expect(JSON.parse(ok.stdout)).toMatchObject({ linkId, inStep: true, folders: { INBOX: { production: 3, backup: 3, missing: [], extra: [], flagDifferences: [] } } });
+    // Someone changed the backup behind the mirror's back: one message gone, one flagged.
+    const b = await session(bc, "m6");
+    await b.messageDelete("1");
+    await b.messageFlagsAdd("1", ["\\Flagged"]);
+    await b.logout();
+    const bad = await umconnect("mirror", "verify", "m6", "--json");
+    expect(bad.code).toBe(1);
+    const r = JSON.parse(bad.stdout);
+    expect(r.inStep).toBe(false);
+    expect(r.folders.INBOX).toMatchObject({ production: 3, backup: 2, extra: [], duplicates: [] });
+    expect(r.folders.INBOX.missing).toHaveLength(1);
+    expect(r.folders.INBOX.flagDifferences).toEqual([expect.objectContaining({ production: [], backup: ["\\Flagged"] })]);
+    expect((await umconnect("mirror", "repair", "m6")).code).toBe(0);
+    await expect.poll(async () => (await umconnect("mirror", "verify", linkId, "--json")).code, { timeout: 15_000 }).toBe(0);
+    expect(await same("m6")).toBe(true);
   }, 60_000);
 });

@@ -91,7 +91,7 @@ describe.each([1, 2] as const)("mirror crash safety, phase %i", (phase) => {
   it("counts the phase's writes", async () => {
     const s = await scenario(phase);
     writes = await countWrites({ env: w.env, kind: "mirror", linkId: s.linkId });
-    expect(writes.length).toBeGreaterThanOrEqual(phase === 1 ? 5 : 8);
+    expect(writes.length).toBeGreaterThanOrEqual(phase === 1 ? 4 : 8);
     expect(writes.filter((x) => x.startsWith("backup.append")).length).toBeGreaterThan(0); // MULTIAPPEND where offered
     expect(writes).toContain("state.journal");
     if (phase === 2) expect(writes).toEqual(expect.arrayContaining(["backup.setFlags", "backup.expunge"]));
