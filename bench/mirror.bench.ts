@@ -127,7 +127,7 @@ async function measure(w: World, dir: string): Promise<Figure[]> {
 
   const mbInitial = runMbsync(cfg);
   const umInitial = await umRun();
-  console.log(`mirror bench: umconnect initial run, IMAP commands ${JSON.stringify(Object.fromEntries(mirrorCommands))}, ms waiting ${JSON.stringify(Object.fromEntries([...mirrorCommandMs].map(([k, v]) => [k, Math.round(v)])))}`);
+  console.log(`mirror bench: umconnect initial run, IMAP commands ${JSON.stringify(Object.fromEntries(mirrorCommands))}, ms waiting ${JSON.stringify(Object.fromEntries([...mirrorCommandMs].map(([k, v]) => [k, Math.round(v)])))} of ${Math.round(umInitial.ms)} ms in all`);
   const mbNoop = runMbsync(cfg);
   mirrorCommands.clear();
   const umNoop = await umRun();
