@@ -13,7 +13,7 @@
 import { ConnectorError, ensureConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { MailboxLink } from "../state/stateStore.js";
-import { mirrorSource, mirrorTarget } from "../imap/mirrorFolder.js";
+import { mirrorSource, mirrorTarget, probeClock } from "../imap/mirrorFolder.js";
 import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
 import { mirroredFolders } from "../sync/mirrorFolders.js";
 import { syncMirror, type MirrorSyncReport } from "../sync/mirrorSync.js";
@@ -71,7 +71,17 @@ export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incr
     const profile = dir.linkProfile(link);
     const out: MirrorRunReport = { folders: {} };
     const hooks = o.hooks ?? {};
+    let skew: Record<string, number> | undefined;
     try {
+      // Both stores' clocks (point 4 of issue 21), with the full verify and on a link's first run:
+      // the voice systems age and order messages by their dates, so a backup whose clock is off
+      // plays them in another order after a failover. A probe that fails is no reason to stop.
+      if (o.mode === "verify" || !link.kinds?.mirror?.skew) {
+        skew = {};
+        for (const [id, session] of [[link.endpointId, s.production], [s.backupId, s.backup]] as const) {
+          try { skew[id] = await probeClock(session.client, id); } catch (e) { o.log.warn("mirror.clock.failed", { endpoint: id, error: e }); }
+        }
+      }
       for (const folder of s.folders) {
         const report = await syncMirror({
           source: mirrorSource(s.production.client, link.endpointId, folder),
@@ -94,7 +104,7 @@ export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incr
     const massDelete = reports.find((r) => r.massDelete)?.massDelete;
     await recordKindOutcome(deps, link.linkId, "mirror", (k) => ({
       ...k, lastError: massDelete ? { code: "MASS_DELETE_REFUSED", message: `the mirror held back ${massDelete.deletes} of ${massDelete.known} deletes on the backup (${massDelete.pattern})`, at: new Date().toISOString() } : undefined,
-      items: backlog, skipped: refused.length,
+      items: backlog, skipped: refused.length, ...(skew ? { skew, skewAt: new Date().toISOString() } : {}),
     }), true, link);
     if (sum((r) => r.copied + r.flagsSet + r.expunged + r.rematched) || refused.length || o.mode === "verify") {
       o.log.info("mirror.sync.done", { mode: o.mode, folders: s.folders.length, copied: sum((r) => r.copied), flagsSet: sum((r) => r.flagsSet), expunged: sum((r) => r.expunged), rematched: sum((r) => r.rematched), refused: refused.length, backlog, extra: sum((r) => r.extra), ms: Date.now() - started });

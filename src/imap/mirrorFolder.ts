@@ -15,6 +15,7 @@ import type { MirrorFolderCursor, MirrorSourceChanges, MirrorSourcePort, MirrorT
 import { IMAP_COMMAND_DEADLINE_MS, withDeadline } from "../timeouts.js";
 import { toImapError } from "./endpoint.js";
 import { uidSets } from "./voiceMailbox.js";
+import { PROBE_FOLDER } from "../sync/mirrorFolders.js";
 
 /** The IMAP command counts of this process, by command (benchmark: no full listing on a no-op). */
 export const mirrorCommands = new Map<string, number>();
@@ -138,6 +139,31 @@ export function expandUidSet(set: string): number[] {
     else for (let u = a!; a! <= b ? u <= b : u >= b; u += a! <= b ? 1 : -1) out.push(u);
   }
   return out;
+}
+
+
+/**
+ * The store's clock against ours (point 4 of issue 21): APPEND a tiny message without a date,
+ * so the server stamps INTERNALDATE with its own clock (RFC 3501 section 6.3.11), read it back,
+ * and expunge it. Seconds of skew (store minus app) against the middle of the APPEND's round
+ * trip; INTERNALDATE has whole seconds, so the answer is good to about a second.
+ */
+export async function probeClock(client: ImapFlow, endpoint: string): Promise<number> {
+  const guard = guardFor(client, endpoint);
+  const exists = (await guard("LIST", () => client.list())).some((b) => b.path === PROBE_FOLDER);
+  if (!exists) await guard("CREATE", () => client.mailboxCreate(PROBE_FOLDER));
+  const before = Date.now();
+  const r = await guard("APPEND", () => client.append(PROBE_FOLDER, Buffer.from(`Subject: umconnect clock probe\r\nMessage-ID: <probe-${before}@umconnect.invalid>\r\n\r\nclock probe\r\n`), ["\\Seen"]));
+  const after = Date.now();
+  if (!r || typeof r !== "object" || !r.uid) throw new ConnectorError("IMAP_COMMAND_FAILED", `clock probe APPEND on ${endpoint} returned no UID`, { endpoint });
+  if (client.mailbox) await guard("CLOSE", () => client.mailboxClose());
+  await guard("SELECT", () => client.mailboxOpen(PROBE_FOLDER));
+  const m = await guard("FETCH", () => client.fetchOne(String(r.uid), { uid: true, internalDate: true }, { uid: true }));
+  await guard("EXPUNGE", () => client.messageDelete(String(r.uid), { uid: true }));
+  await guard("CLOSE", () => client.mailboxClose());
+  if (!m || !m.internalDate) throw new ConnectorError("IMAP_COMMAND_FAILED", `clock probe on ${endpoint} has no INTERNALDATE`, { endpoint });
+  // The store truncated its time to the second: its clock read between that and a second later.
+  return Math.round((new Date(m.internalDate).getTime() + 500 - (before + after) / 2) / 1000);
 }
 
 /** The backup folder. */

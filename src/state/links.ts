@@ -97,6 +97,9 @@ export interface KindStatus {
   nextCheckAt?: string;
   /** Runs that failed in a row. */
   failureStreak?: number;
+  /** Mirror: each store's clock minus the app's, in seconds, by endpoint id (probe APPEND), and when measured. */
+  skew?: Record<string, number>;
+  skewAt?: string;
 }
 
 export interface GroupBinding { tenantId: string; groupId: string; endpointId: string; profileId: string; deltaLink?: string }

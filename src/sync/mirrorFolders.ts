@@ -4,6 +4,9 @@
  * matches any run of characters (greetings and recorded-name folders are named per vendor:
  * "Greetings", "Greetings/Personal", "RecordedName"). `exclude` wins over `include`.
  */
+/** The clock probes' folder (src/imap/mirrorFolder.ts probeClock): the app's own, never mirrored. */
+export const PROBE_FOLDER = "umconnect-clock";
+
 export interface MirrorFolderRule { include: string[]; exclude: string[] }
 
 function matches(pattern: string, folder: string): boolean {
@@ -14,6 +17,7 @@ function matches(pattern: string, folder: string): boolean {
 }
 
 export function mirrorsFolder(rule: MirrorFolderRule, folder: string): boolean {
+  if (folder === PROBE_FOLDER) return false;
   return rule.include.some((p) => matches(p, folder)) && !rule.exclude.some((p) => matches(p, folder));
 }
 

@@ -34,7 +34,7 @@ async function umconnect(...args: string[]): Promise<{ code: number; stdout: str
   const code = await main(args, (x) => out.push(x), () => undefined);
   return { code, stdout: out.join("\n") };
 }
-afterAll(async () => { if (process.env.MIRROR_DEBUG) console.log(JSON.stringify(((w.log as { lines?: unknown[] }).lines ?? []).filter((l) => /mirror|failed|error/i.test(JSON.stringify(l))), null, 0)); await w.stop(); });
+afterAll(async () => { await w.stop(); });
 const bc = w.bc!;
 
 async function session(dc: DovecotHandle, user: string, folder = "INBOX"): Promise<ImapFlow> {

@@ -98,7 +98,7 @@ export interface WorldOptions {
    * users, logged in to another way than production: SASL PLAIN with an authorization identity
    * by default (production uses the "user*master" separator). `extraConf`: e.g. a quota.
    */
-  backupStore?: { auth?: "sasl-authzid" | "master-separator"; extraConf?: string };
+  backupStore?: { auth?: "sasl-authzid" | "master-separator"; extraConf?: string; clockOffsetSeconds?: number };
 }
 
 /**
@@ -112,6 +112,15 @@ export function runReasons(w: World, linkId: string, action: string, trigger?: s
     // A run that met another one in progress hands its work to a coalesced "follow-up"; with every
     // other trigger off, that follow-up can only carry the path under test.
     .map((r) => (trigger && r === "follow-up" ? trigger : r));
+}
+
+/**
+ * libfaketime (Debian package faketime, scripts/setup.sh) in the store's processes: its clock
+ * runs this far ahead (or behind). Dovecot clears its children's environment except what
+ * import_environment names (Dovecot 2.3 settings: "import_environment").
+ */
+function faketimeConf(offsetSeconds: number): string {
+  return `\nimport_environment = $import_environment LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=${offsetSeconds >= 0 ? "+" : ""}${offsetSeconds}s\n`;
 }
 
 export async function startWorld(options: WorldOptions = { users: ["4711"] }): Promise<World> {
@@ -134,7 +143,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   // store signs its pushes with its own secret (docs/security.md).
   const owned = (x: Record<string, unknown>) => ("tenantId" in x || "shared" in x ? x : { ...x, tenantId: TENANT });
   // With storeTls, the backup speaks implicit TLS with a certificate of the same store CA.
-  const bc = options.backupStore ? await startDovecot({ users, maxUserIpConnections: options.maxUserIpConnections, extraConf: options.backupStore.extraConf, ...(storeCerts ? { tls: { keyPath: storeCerts.serverKeyPath, certPath: storeCerts.serverCertPath } } : {}) }) : undefined;
+  const bc = options.backupStore ? await startDovecot({ users, maxUserIpConnections: options.maxUserIpConnections, extraConf: `${options.backupStore.extraConf ?? ""}${options.backupStore.clockOffsetSeconds ? faketimeConf(options.backupStore.clockOffsetSeconds) : ""}`, ...(storeCerts ? { tls: { keyPath: storeCerts.serverKeyPath, certPath: storeCerts.serverCertPath } } : {}) }) : undefined;
   const backupEndpoint = bc ? [owned({ id: BACKUP_ENDPOINT, host: bc.host, port: bc.port, tls: storeCerts ? "implicit" : "plaintext", ...(storeCerts ? { caBundle: fs.readFileSync(storeCerts.caCertPath, "utf8") } : {}), maxConnections: 16, vendor: "dovecot", auth: { mode: options.backupStore!.auth ?? "sasl-authzid", masterUser: bc.master.user, password: bc.master.pass } })] : [];
   fs.writeFileSync(secretsFile, JSON.stringify({
     endpoints: [owned({ id: ENDPOINT, host: dc.host, port: dc.port, tls: options.storeTls ?? "plaintext", ...(storeCerts ? { caBundle: fs.readFileSync(storeCerts.caCertPath, "utf8") } : {}), maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...(bc ? { backup: { endpointId: BACKUP_ENDPOINT } } : {}), ...options.endpoint }), ...backupEndpoint],
