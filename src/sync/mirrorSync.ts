@@ -133,7 +133,6 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
   for (let i = 0; i < plan.append.length; i += batchSize) batches.push(plan.append.slice(i, i + batchSize));
   // The next batch's bodies are fetched from production while this batch is appended to the backup.
   let nextBodies = batches.length ? source.fetchBodies(batches[0]!.map((a) => a.srcUid)) : undefined;
-  let pendingCommit: Promise<void> | undefined;
   for (let b = 0; b < batches.length; b++) {
     const batch = batches[b]!;
     const bodies = await nextBodies!;
@@ -176,13 +175,8 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
         log.warn("mirror.copy.refused", { code: r.code, reason: r.reason, attempts, srcUid: a.srcUid });
       }
     }
-    // The batch's pairs are written while the next batch is journalled and appended: its journal
-    // rows stay until this commit lands, so a crash in between is resolved like any other.
-    await pendingCommit;
-    pendingCommit = state.commit({ put, drop: drop.filter((id) => !pairs.has(id)), clearJournal: batch.map((a) => a.identity) });
-    pendingCommit.catch(() => undefined); // awaited below
+    await state.commit({ put, drop: drop.filter((id) => !pairs.has(id)), clearJournal: batch.map((a) => a.identity) });
   }
-  await pendingCommit;
   report.backlog = plan.waiting + report.refused.length;
   await state.saveCursors({
     source: changes.cursor,
