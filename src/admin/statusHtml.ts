@@ -64,6 +64,7 @@ function kindCell(l: LinkStatus): string {
     part("contacts", l.contacts, l.contacts?.conflicts ? ` (${l.contacts.conflicts} conflicts kept)` : ""),
     part("calendar", l.calendar, l.calendar?.items !== undefined ? ` (${l.calendar.items} items)` : ""),
     part("location", l.location, l.location?.location ? ` (${esc(l.location.location)})` : ""),
+    part("mirror", l.mirror, l.mirror ? ` (backlog ${l.mirror.items ?? 0}${l.mirror.lastSyncAt ? `, last ${time(l.mirror.lastSyncAt)}` : ""}${Object.entries(l.mirror.skew ?? {}).map(([e, s]) => `, ${esc(e)} clock ${s >= 0 ? "+" : ""}${s} s`).join("")})` : ""),
   ].filter(Boolean).join("<br>") || "-";
 }
 

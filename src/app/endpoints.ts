@@ -96,6 +96,8 @@ export const endpointSchema = z.object({
   shared: z.boolean().optional(),
   /** Larger stored messages are skipped (recorded on the link) without fetching their body. */
   maxMessageBytes: z.number().int().min(1024).max(150 * 1024 * 1024).optional(),
+  /** The disaster-recovery store this one is mirrored to (docs/mirror.md): another endpoint, with its own auth, TLS and credentials. */
+  backup: z.object({ endpointId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "an endpoint id") }).optional(),
 }).refine((e) => !(e.tenantId && e.shared), { message: "either tenantId or shared, not both", path: ["shared"] });
 export type EndpointConfig = z.input<typeof endpointSchema>;
 
@@ -119,6 +121,8 @@ export interface Directory {
   linkProfile(link: { profileId: string; profileOverride?: Record<string, unknown> }): FeatureProfile;
   /** The endpoint's UC-location callback URL, when it has one. */
   locationCallback(id: string): string | undefined;
+  /** The id of the disaster-recovery endpoint this one is mirrored to, if any (checked when loaded). */
+  backupOf(id: string): string | undefined;
   /** For the CLI: endpoints without their secrets, and the profiles. */
   listEndpoints(): Array<{ id: string; host: string; port: number; tls: string; auth: string; maxConnections: number; locationCallbackUrl?: string; source: "stored" | "file"; passwordSecret?: string; owner: string; signing: "none" | "current" | "rotating"; refused?: string }>;
   listProfiles(): FeatureProfile[];
@@ -251,6 +255,7 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
     });
     meta.set(e.id, { e, source, keys: signing === undefined ? undefined : parseSigningKeys(signing) });
   }
+  for (const { e } of meta.values()) if (e.backup) backupProblem(e.id, e.backup.endpointId, meta);
   const profiles = new Map<string, FeatureProfile>([[DEFAULT_PROFILE.id, DEFAULT_PROFILE]]);
   for (const p of [...file.profiles, ...src.stored.profiles]) {
     const x = parseProfile(p);
@@ -264,6 +269,7 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
   };
   return {
     locationCallback: (id) => meta.get(id)?.e.locationCallbackUrl,
+    backupOf: (id) => meta.get(id)?.e.backup?.endpointId,
     listEndpoints: () => [...meta.values()].map(({ e, source, keys, refused }) => ({
       id: e.id, host: e.host, port: e.port, tls: e.tls, auth: e.auth.mode, maxConnections: e.maxConnections, locationCallbackUrl: e.locationCallbackUrl, source,
       ...(e.auth.passwordSecret ? { passwordSecret: e.auth.passwordSecret } : {}), owner: ownerText(ownerOf(e)),
@@ -288,6 +294,17 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
     profile,
     linkProfile: (link) => effectiveProfile(profile(link.profileId), link.profileOverride),
   };
+}
+
+/** A backup must be another known endpoint of the same owner, and not mirror back to its production (a loop). */
+function backupProblem(id: string, backupId: string, meta: Map<string, { e: z.infer<typeof endpointSchema> }>): void {
+  const fail = (why: string) => { throw new ConnectorError("CONFIG_INVALID", `endpoint ${id}: backup.endpointId ${backupId} ${why}`, { endpoint: id, transient: false }); };
+  if (backupId === id) fail("is the endpoint itself");
+  const b = meta.get(backupId);
+  if (!b) fail("is not a configured endpoint");
+  if (b!.e.backup?.endpointId === id) fail(`mirrors back to ${id} (a loop): only one direction at a time; swap them at failback (docs/mirror.md)`);
+  const p = meta.get(id)!.e;
+  if (!p.shared && !b!.e.shared && p.tenantId !== b!.e.tenantId) fail("belongs to another tenant");
 }
 
 async function secretOf(name: string, secrets: SecretSource | undefined, endpointId: string): Promise<string> {

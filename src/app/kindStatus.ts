@@ -2,13 +2,13 @@
 import type { KindStatus, MailboxLink } from "../state/stateStore.js";
 import type { Deps } from "./deps.js";
 
-export async function recordKindOutcome(deps: Deps, linkId: string, kind: "contacts" | "calendar" | "location" | "mail", update: (k: KindStatus) => KindStatus, success = true, startedWith?: MailboxLink): Promise<void> {
+export async function recordKindOutcome(deps: Deps, linkId: string, kind: "contacts" | "calendar" | "location" | "mail" | "mirror", update: (k: KindStatus) => KindStatus, success = true, startedWith?: MailboxLink): Promise<void> {
   await deps.state.modifyLink(linkId, (l) => {
     const prev = l.kinds?.[kind] ?? {};
     const next = update(prev);
     const status = success ? { ...next, lastSyncAt: new Date().toISOString(), failureStreak: 0 } : { ...next, failureStreak: (prev.failureStreak ?? 0) + 1 };
     // A successful run used up the administrator's one-run permission to mass delete.
-    const massDeleteAllowed = success && kind !== "location" && kind !== "mail" ? usedPermission(l.massDeleteAllowed, kind, startedWith) : l.massDeleteAllowed;
+    const massDeleteAllowed = success && kind !== "location" && kind !== "mail" && kind !== "mirror" ? usedPermission(l.massDeleteAllowed, kind, startedWith) : l.massDeleteAllowed;
     return { ...l, kinds: { ...l.kinds, [kind]: status }, massDeleteAllowed };
   });
 }

@@ -25,7 +25,7 @@ import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncKind, type SyncRequest } from "./syncQueue.js";
 
 /** Enqueues one run per kind the link's profile syncs (voicemail always). Returns how many. */
-export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "linkId" | "profileId" | "profileOverride">, reason: SyncRequest["reason"], kinds: SyncKind[] = ["voicemail", "contacts", "calendar", "subscriptions", "mail"]): Promise<number> {
+export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "linkId" | "profileId" | "profileOverride">, reason: SyncRequest["reason"], kinds: SyncKind[] = ["voicemail", "contacts", "calendar", "subscriptions", "mail", "mirror"]): Promise<number> {
   const at = Date.now();
   let n = 0;
   if (kinds.includes("voicemail")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, reason, at }); n++; }
@@ -35,6 +35,8 @@ export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "link
   if (profile.calendar.enabled && kinds.includes("calendar")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "calendar", reason, at }); n++; }
   // E-mail on the phone rides along wherever contacts do (poll, reconcile, a new link).
   if (profile.emailToPhone.enabled && kinds.includes("mail")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "mail", reason, at }); n++; }
+  // The disaster-recovery mirror (src/app/mirror.ts): a reconcile run of it is its full verify.
+  if (profile.mirror.enabled && kinds.includes("mirror")) { await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "mirror", reason, at }); n++; }
   // A new link (or an administrator's run) also gets its subscriptions, in a run of their own;
   // the hourly reconcile checks them with Graph (one lost without a lifecycle event is recreated).
   if ((reason === "admin" || reason === "reconcile") && kinds.includes("subscriptions")) await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "subscriptions", reason, at });
@@ -106,10 +108,10 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
       lastFastRead.set(l.linkId, now);
       n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
     } else if (reason === "reconcile") {
-      n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar", "subscriptions", "mail"]);
+      n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar", "subscriptions", "mail", "mirror"]);
     } else {
       // Poll: a run starts with the CONDSTORE/QRESYNC check; during bursts every busy link just ran.
-      const kinds = (["voicemail", "contacts", "mail"] as const).filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], POLL_SKIP_MS, now));
+      const kinds = (["voicemail", "contacts", "mail", "mirror"] as const).filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], POLL_SKIP_MS, now));
       if (kinds.length) n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
     }
   }

@@ -12,7 +12,7 @@ export const syncRequestSchema = z.object({
   reason: z.enum(["graph-change", "graph-missed", "graph-resubscribe", "graph-reauthorize", "graph-lifecycle", "store-change", "poll", "fast-read", "reconcile", "follow-up", "admin", "scheduled", "renewals"]),
   /** What to sync; absent means voicemail (messages queued before other kinds existed).
    *  "subscriptions": Graph subscription upkeep of the link (src/app/subscriptions.ts). */
-  kind: z.enum(["voicemail", "contacts", "calendar", "location", "subscriptions", "schedule", "mail"]).optional(),
+  kind: z.enum(["voicemail", "contacts", "calendar", "location", "subscriptions", "schedule", "mail", "mirror"]).optional(),
   /** kind "schedule": one shard of a timer's fan-out (src/app/schedule.ts), shard of shards. */
   shard: z.number().int().min(0).max(1023).optional(),
   shards: z.number().int().min(1).max(1024).optional(),

@@ -16,6 +16,7 @@ import { recordDeferred, traceSyncRun } from "../telemetry.js";
 import { noteRun } from "./runNotes.js";
 import { runScheduleShard } from "./schedule.js";
 import { runMailRequest } from "./mail.js";
+import { runMirrorRequest } from "./mirror.js";
 
 /** Longest delay a throttled run is put off by (Storage queues allow up to 7 days). */
 const MAX_REQUEUE_SECONDS = 15 * 60;
@@ -34,6 +35,7 @@ export async function runRequest(deps: Deps, req: SyncRequest) {
     case "subscriptions": return runSubscriptionRequest(deps, req);
     case "schedule": return runScheduleShard(deps, req);
     case "mail": return runMailRequest(deps, req);
+    case "mirror": return runMirrorRequest(deps, req);
   }
 }
 

@@ -8,6 +8,7 @@ import { parseNotifications, validationToken, type NotificationWork } from "../w
 import { verifyStoreNotification, type StoreEvent } from "../webhooks/storeNotifications.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
+import { mirrorsFolder } from "../sync/mirrorFolders.js";
 import { QUEUED_MARK_SECONDS, requestChangeRun, runKeyOf } from "./linkRun.js";
 import { kindOfResource } from "./subscriptions.js";
 import { nonceTime } from "../webhooks/clientState.js";
@@ -147,6 +148,8 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
       const voicemail: StoreEvent[] = [];
       let contacts = false;
       let mail = false;
+      // Any change in a mirrored folder starts a mirror run (src/app/mirror.ts): the backup lags by seconds.
+      const mirror = profile.mirror.enabled && !!directory.backupOf(endpointId) && userEvents.some((e) => mirrorsFolder(profile.mirror, e.mailbox ?? "INBOX"));
       for (const e of userEvents) {
         const folder = (e.mailbox ?? "INBOX").toLowerCase();
         // E-mail on the phone: a change in the copies' folder (heard, deleted) starts a mail run;
@@ -155,9 +158,10 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
         if (profile.contacts.enabled && folder === profile.contacts.folder.toLowerCase()) contacts = true;
         else if (folder === "inbox") voicemail.push(e);
       }
-      const request = (kind?: "contacts" | "mail") => withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind ? { kind } : {}), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
+      const request = (kind?: "contacts" | "mail" | "mirror") => withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind ? { kind } : {}), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
       if (contacts) await request("contacts");
       if (mail) await request("mail");
+      if (mirror) await request("mirror");
       // An echo check that cannot answer in time counts as "not ours": one extra run at worst.
       if (voicemail.length && !(await withDeadline(ownEcho(deps, link.linkId, voicemail), left(), "STATE_UNAVAILABLE", "echo check").catch(() => false))) await request();
     })));

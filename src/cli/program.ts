@@ -111,6 +111,23 @@ export function buildProgram(ctx: CliContext): UmcCommand {
       ctx.print(`IMAP protocol trace on until ${r.until} (log event imap.trace; credentials and contents redacted)`, r);
     });
 
+  const mirror = program.command("mirror").description("the disaster-recovery mirror to each store's backup (docs/mirror.md)");
+  jsonOption(mirror.command("verify").description("compare a mailbox's mirrored folders on production and backup: counts, missing, extra, flag differences (writes nothing)")
+    .argument("<mailbox>", "link id, or voice mailbox on an endpoint with a backup"))
+    .action(async (mailbox: string) => {
+      const m = await import("../admin/mirrorAdmin.js");
+      const r = await m.verifyMirror(ctx.deps(), await m.findMirroredLink(ctx.deps(), mailbox));
+      ctx.print(m.formatVerify(r), r);
+      if (!r.inStep) ctx.exitCode = 1;
+    });
+  jsonOption(mirror.command("repair").description("queue a full verify run that copies what is missing, fixes flags and removes what production no longer has")
+    .argument("<mailbox>", "link id, or voice mailbox on an endpoint with a backup"))
+    .action(async (mailbox: string) => {
+      const m = await import("../admin/mirrorAdmin.js");
+      const r = await m.repairMirror(ctx.deps(), await m.findMirroredLink(ctx.deps(), mailbox));
+      ctx.print(`full mirror run queued for ${r.linkId}`, r);
+    });
+
   doctorCommand(ctx, program);
   completionCommands(ctx, program);
   return program;

@@ -53,7 +53,7 @@ export interface MailboxLink {
   /** Read states that disagreed between the sides, found by full (reconcile) runs, in total. */
   readDriftTotal?: number;
   /** Contacts, calendar and UC-location runs: their own last run and error. */
-  kinds?: Partial<Record<"contacts" | "calendar" | "location" | "mail", KindStatus>>;
+  kinds?: Partial<Record<"contacts" | "calendar" | "location" | "mail" | "mirror", KindStatus>>;
   /** Voicemail runs that failed in a row (alerts when a user keeps failing). */
   failureStreak?: number;
   /** An administrator allowed the next run of these kinds to apply a mass delete (ISO time of the decision). */
@@ -97,6 +97,9 @@ export interface KindStatus {
   nextCheckAt?: string;
   /** Runs that failed in a row. */
   failureStreak?: number;
+  /** Mirror: each store's clock minus the app's, in seconds, by endpoint id (probe APPEND), and when measured. */
+  skew?: Record<string, number>;
+  skewAt?: string;
 }
 
 export interface GroupBinding { tenantId: string; groupId: string; endpointId: string; profileId: string; deltaLink?: string }

@@ -13,6 +13,7 @@ import { ConfigRows } from "./configRows.js";
 import { ItemRows } from "./items.js";
 import { LeaseRows } from "./leases.js";
 import { LinkRows } from "./links.js";
+import { MirrorRows } from "./mirror.js";
 import { StateRows } from "./rows.js";
 import { SubscriptionRows } from "./subscriptions.js";
 import { Tables, type StorageTarget } from "./tables.js";
@@ -25,12 +26,12 @@ export type { AlertRecord } from "./configRows.js";
 
 // The facade has every method of the row groups (TypeScript's mixin pattern: the interface
 // merges their members into the class, the constructor binds them to one shared set of clients).
-export interface StateStore extends LinkRows, ItemRows, SubscriptionRows, LeaseRows, ConfigRows {}
+export interface StateStore extends LinkRows, ItemRows, SubscriptionRows, LeaseRows, ConfigRows, MirrorRows {}
 
 export class StateStore extends StateRows {
   constructor(target: StorageTarget, now: () => number = Date.now) {
     super(new Tables(target), now);
-    for (const Part of [LinkRows, ItemRows, SubscriptionRows, LeaseRows, ConfigRows]) {
+    for (const Part of [LinkRows, ItemRows, SubscriptionRows, LeaseRows, ConfigRows, MirrorRows]) {
       const part = new Part(this.tables, now);
       for (const name of Object.getOwnPropertyNames(Part.prototype)) {
         if (name === "constructor") continue;

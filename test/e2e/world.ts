@@ -21,6 +21,8 @@ import { enqueueLinkKinds } from "../../src/app/schedule.js";
 export const TENANT = "0c0ffee0-0000-4000-8000-000000000001";
 export const APP = "a0a0a0a0-0000-4000-8000-000000000002";
 export const ENDPOINT = "voice-1";
+/** The backup endpoint of ENDPOINT in a world started with `backupStore` (docs/mirror.md). */
+export const BACKUP_ENDPOINT = "voice-1-dr";
 /** The dev host's local admin token in the test world (not a secret). */
 export const ADMIN_TOKEN = "admin-token-for-the-test-world-0123456789";
 /** The dev host's master key in the test world (not a secret): runs a function on demand. */
@@ -37,6 +39,8 @@ export const SAFETY_NET_TIMERS = ["fastReadCheck", "pollStores", "reconcile", "r
 export interface World {
   az: AzuriteHandle;
   dc: DovecotHandle;
+  /** The disaster-recovery store (`backupStore`): endpoint BACKUP_ENDPOINT, the same users. */
+  bc?: DovecotHandle;
   sim: GraphSimulator;
   host: DevHost;
   deps: Deps;
@@ -89,6 +93,12 @@ export interface WorldOptions {
   storePush?: boolean;
   /** More dovecot.conf lines (e.g. a higher imap process_limit for 1,000 watched mailboxes). */
   dovecotConf?: string;
+  /**
+   * A second Dovecot as ENDPOINT's disaster-recovery backup (src/app/mirror.ts), with the same
+   * users, logged in to another way than production: SASL PLAIN with an authorization identity
+   * by default (production uses the "user*master" separator). `extraConf`: e.g. a quota.
+   */
+  backupStore?: { auth?: "sasl-authzid" | "master-separator"; extraConf?: string; clockOffsetSeconds?: number };
 }
 
 /**
@@ -102,6 +112,15 @@ export function runReasons(w: World, linkId: string, action: string, trigger?: s
     // A run that met another one in progress hands its work to a coalesced "follow-up"; with every
     // other trigger off, that follow-up can only carry the path under test.
     .map((r) => (trigger && r === "follow-up" ? trigger : r));
+}
+
+/**
+ * libfaketime (Debian package faketime, scripts/setup.sh) in the store's processes: its clock
+ * runs this far ahead (or behind). Dovecot clears its children's environment except what
+ * import_environment names (Dovecot 2.3 settings: "import_environment").
+ */
+function faketimeConf(offsetSeconds: number): string {
+  return `\nimport_environment = $import_environment LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 FAKETIME=${offsetSeconds >= 0 ? "+" : ""}${offsetSeconds}s\n`;
 }
 
 export async function startWorld(options: WorldOptions = { users: ["4711"] }): Promise<World> {
@@ -123,8 +142,11 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
   // The world's store and profiles belong to its tenant (unless a test says otherwise), and the
   // store signs its pushes with its own secret (docs/security.md).
   const owned = (x: Record<string, unknown>) => ("tenantId" in x || "shared" in x ? x : { ...x, tenantId: TENANT });
+  // With storeTls, the backup speaks implicit TLS with a certificate of the same store CA.
+  const bc = options.backupStore ? await startDovecot({ users, maxUserIpConnections: options.maxUserIpConnections, extraConf: `${options.backupStore.extraConf ?? ""}${options.backupStore.clockOffsetSeconds ? faketimeConf(options.backupStore.clockOffsetSeconds) : ""}`, ...(storeCerts ? { tls: { keyPath: storeCerts.serverKeyPath, certPath: storeCerts.serverCertPath } } : {}) }) : undefined;
+  const backupEndpoint = bc ? [owned({ id: BACKUP_ENDPOINT, host: bc.host, port: bc.port, tls: storeCerts ? "implicit" : "plaintext", ...(storeCerts ? { caBundle: fs.readFileSync(storeCerts.caCertPath, "utf8") } : {}), maxConnections: 16, vendor: "dovecot", auth: { mode: options.backupStore!.auth ?? "sasl-authzid", masterUser: bc.master.user, password: bc.master.pass } })] : [];
   fs.writeFileSync(secretsFile, JSON.stringify({
-    endpoints: [owned({ id: ENDPOINT, host: dc.host, port: dc.port, tls: options.storeTls ?? "plaintext", ...(storeCerts ? { caBundle: fs.readFileSync(storeCerts.caCertPath, "utf8") } : {}), maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...options.endpoint })],
+    endpoints: [owned({ id: ENDPOINT, host: dc.host, port: dc.port, tls: options.storeTls ?? "plaintext", ...(storeCerts ? { caBundle: fs.readFileSync(storeCerts.caCertPath, "utf8") } : {}), maxConnections: 16, auth: { mode: "master-separator", masterUser: dc.master.user, password: dc.master.pass }, ...(bc ? { backup: { endpointId: BACKUP_ENDPOINT } } : {}), ...options.endpoint }), ...backupEndpoint],
     profiles: (options.profiles ?? []).map((p) => owned(p as Record<string, unknown>)),
     secrets: { [`${ENDPOINT}--signing`]: storeSecret },
   }), { mode: 0o600 });
@@ -149,7 +171,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
     return c;
   };
   return {
-    az, dc, sim, host, deps, log, env,
+    az, dc, bc, sim, host, deps, log, env,
     async link(voiceMailbox, upn, profileId = "default") {
       const user = sim.addUser(TENANT, { userPrincipalName: upn, proxyAddresses: [`SMTP:${upn}`] });
       const linkId = `L-${voiceMailbox}`;
@@ -180,7 +202,7 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
     async stop() {
       await host.stop();
       setDeps(undefined);
-      await Promise.all([dc.stop(), sim.stop(), az.stop()]);
+      await Promise.all([dc.stop(), bc?.stop(), sim.stop(), az.stop()]);
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

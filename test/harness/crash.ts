@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 
 export interface CrashJob {
   env: Record<string, string>;
-  kind: "voicemail" | "contacts" | "calendar";
+  kind: "voicemail" | "contacts" | "calendar" | "mirror";
   linkId: string;
   /** Die when this write (1-based, counted across parallel actions) is answered. */
   crashAt?: number;

@@ -23,6 +23,7 @@ import { openVoiceMailbox } from "../../src/imap/voiceMailbox.js";
 import { ExchangeCalendar } from "../../src/graph/calendar.js";
 import { syncVoicemail } from "../../src/sync/voicemailSync.js";
 import { syncContacts } from "../../src/sync/contactsSync.js";
+import { mirrorLink } from "../../src/app/mirror.js";
 import { syncCalendar, type CalendarCursors, type CalendarRecord } from "../../src/sync/calendarSync.js";
 import { gateCalendarPorts, gateContactsPorts, gateVoicemailPorts, type WriteHooks } from "../../src/sync/writeGate.js";
 import type { CrashJob } from "./crash.js";
@@ -56,6 +57,11 @@ switch (job.kind) {
     const ports = await openContactsPorts(deps, link, (await deps.directory()).profile(link.profileId));
     await syncContacts({ ...gateContactsPorts(ports, hooks), log: deps.log, limits: { massDeleteMaxShare: 1 }, ids });
     await ports.store.close();
+    break;
+  }
+  case "mirror": {
+    // The disaster-recovery mirror of every folder the link's profile names (backup writes and state rows gated).
+    await mirrorLink(deps, link, { mode: "incremental", log: deps.log, hooks });
     break;
   }
   case "calendar": {

@@ -1,0 +1,195 @@
+/**
+ * The disaster-recovery mirror's executor: one run for one folder pair (production -> backup),
+ * planned by src/sync/mirrorPlanner.ts (identity, journal and crash safety are explained there).
+ *
+ * Order of one run:
+ *  1. SELECT both folders; production with QRESYNC from the saved cursor. Nothing changed on
+ *     production, the backup's UIDVALIDITY unchanged, no refused copy due: the run ends here
+ *     (two SELECTs and one state read: O(changes) with CONDSTORE).
+ *  2. Load the pairs and any journal rows; each journal row (a crash between "about to APPEND"
+ *     and "copied") is resolved by searching the backup for its identity.
+ *  3. Plan; write re-matched pairs; STORE flags; UID EXPUNGE what production expunged (unless
+ *     the mass-delete guard refuses); then the copies in batches: journal rows for the batch
+ *     (one transaction), one FETCH for the batch's bodies, one APPEND each (INTERNALDATE and
+ *     flags kept, UIDPLUS APPENDUID for the new UID), then the batch's pairs with its journal
+ *     cleared (one transaction).
+ *  4. Save the cursors last.
+ *
+ * A copy the backup refuses (APPEND answered NO: too large, charset, quota) is recorded on its
+ * pair with the reason and tried again with backoff (retryDelayMs); the rest goes on.
+ */
+import { ConnectorError, ensureConnectorError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { MassDelete, MassDeleteLimits } from "./massDelete.js";
+import { planMirror, retryDelayMs, type MirrorMessage, type MirrorPair } from "./mirrorPlanner.js";
+import type { MirrorCursors, MirrorSourcePort, MirrorStatePort, MirrorTargetPort } from "./mirrorPorts.js";
+
+/** Copies per journal transaction and per FETCH of bodies (about 2.7 MB of 55 KB voice messages; with its journal and pairs, 100 rows: one Table transaction). */
+const BODY_BATCH_DEFAULT = 50;
+
+export interface MirrorSyncInput {
+  source: MirrorSourcePort;
+  target: MirrorTargetPort;
+  state: MirrorStatePort;
+  limits: MassDeleteLimits;
+  log: Logger;
+  /** "verify": list both folders in full (the timer's full verify, `umconnect mirror repair`). */
+  mode?: "incremental" | "verify";
+  now?: () => Date;
+  batch?: number;
+}
+
+export interface MirrorSyncReport {
+  mode: "noop" | "incremental" | "full";
+  copied: number;
+  flagsSet: number;
+  expunged: number;
+  rematched: number;
+  journalResolved: { found: number; missing: number };
+  refused: Array<{ identity: string; code: string; reason: string; attempts: number }>;
+  /** Copies still to make (refused ones waiting for their retry). */
+  backlog: number;
+  extra: number;
+  massDelete?: MassDelete;
+}
+
+/** APPEND refusals that concern the message itself (RFC 5530 response codes, Dovecot's texts): recorded and retried later. */
+function refusal(e: unknown): { code: string; reason: string } | undefined {
+  const err = ensureConnectorError(e);
+  if (err.code !== "IMAP_COMMAND_FAILED" && err.code !== "PAYLOAD_TOO_LARGE") return undefined;
+  const cause = err.cause as { serverResponseCode?: string; responseText?: string; message?: string } | undefined;
+  const code = cause?.serverResponseCode ?? (err.code === "PAYLOAD_TOO_LARGE" ? "TOOBIG" : "REFUSED");
+  return { code, reason: (cause?.responseText ?? err.message).slice(0, 300) };
+}
+
+export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncReport> {
+  const { source, target, state, log } = input;
+  const now = input.now ?? (() => new Date());
+  const batchSize = input.batch ?? BODY_BATCH_DEFAULT;
+  const report: MirrorSyncReport = { mode: "noop", copied: 0, flagsSet: 0, expunged: 0, rematched: 0, journalResolved: { found: 0, missing: 0 }, refused: [], backlog: 0, extra: 0 };
+
+  const cursors = await state.loadCursors();
+  const verify = input.mode === "verify";
+  const tgtCursor = await target.open();
+  const targetReset = cursors.target !== undefined && cursors.target.uidValidity !== tgtCursor.uidValidity;
+  // A backup whose UIDVALIDITY changed, or a run without a saved cursor, compares both sides.
+  const changes = await source.changes(cursors.source, verify || targetReset || !cursors.target);
+  const retryDue = cursors.retryAt !== undefined && Date.parse(cursors.retryAt) <= now().getTime();
+  if (!changes.full && !changes.messages.length && !changes.vanished.length && !retryDue) {
+    report.backlog = cursors.backlog ?? 0;
+    if (cursors.source?.highestModseq !== changes.cursor.highestModseq) await state.saveCursors({ ...cursors, source: changes.cursor, target: tgtCursor, lastRunAt: now().toISOString() });
+    return report;
+  }
+  report.mode = changes.full ? "full" : "incremental";
+
+  const loaded = await state.loadPairs();
+  const pairs = new Map(loaded.pairs.map((p) => [p.identity, p]));
+  // Journal rows left by a crash: the APPEND may or may not have reached the backup.
+  if (loaded.journal.length) {
+    const put: MirrorPair[] = [];
+    for (const j of loaded.journal) {
+      const uid = await target.find(j.identity);
+      if (uid === undefined) { report.journalResolved.missing++; continue; }
+      report.journalResolved.found++;
+      const known = pairs.get(j.identity);
+      const flags = known?.flags ?? (await source.list([j.srcUid]))[0]?.flags ?? [];
+      const pair: MirrorPair = { identity: j.identity, srcUid: j.srcUid, tgtUid: uid, flags };
+      pairs.set(j.identity, pair);
+      put.push(pair);
+    }
+    await state.commit({ put, drop: [], clearJournal: loaded.journal.map((j) => j.identity) });
+    log.info("mirror.journal.resolved", report.journalResolved);
+  }
+
+  let targetList: MirrorMessage[] | undefined;
+  if (changes.full) targetList = await target.list();
+  const plan = planMirror({ mode: changes.full ? "full" : "incremental", source: changes.messages, target: targetList, vanished: changes.vanished, pairs: [...pairs.values()], now: now(), limits: input.limits });
+  report.extra = plan.extra.length;
+
+  if (plan.putPairs.length || plan.dropPairs.length) {
+    report.rematched = plan.putPairs.length;
+    await state.commit({ put: plan.putPairs, drop: plan.dropPairs, clearJournal: [] });
+  }
+  for (const f of plan.setFlags) {
+    await target.setFlags(f.tgtUid, f.flags);
+    await state.commit({ put: [{ identity: f.identity, srcUid: f.srcUid, tgtUid: f.tgtUid, flags: f.flags }], drop: [], clearJournal: [] });
+    report.flagsSet++;
+  }
+  if (plan.massDelete) {
+    report.massDelete = plan.massDelete;
+    log.warn("mirror.massDelete.refused", { deletes: plan.massDelete.deletes, known: plan.massDelete.known, pattern: plan.massDelete.pattern });
+  }
+  if (plan.expunge.length) {
+    await target.expunge(plan.expunge.map((x) => x.tgtUid));
+    await state.commit({ put: [], drop: plan.expunge.map((x) => x.identity), clearJournal: [] });
+    report.expunged = plan.expunge.length;
+  }
+
+  let retryAt: number | undefined;
+  const noteRetry = (at: string) => { const t = Date.parse(at); if (retryAt === undefined || t < retryAt) retryAt = t; };
+  for (const p of pairs.values()) if (p.failed && !plan.append.some((a) => a.identity === p.identity)) noteRetry(p.failed.retryAt);
+
+  const batches: Array<typeof plan.append> = [];
+  for (let i = 0; i < plan.append.length; i += batchSize) batches.push(plan.append.slice(i, i + batchSize));
+  // The next batch's bodies are fetched from production while this batch is appended to the backup.
+  let nextBodies = batches.length ? source.fetchBodies(batches[0]!.map((a) => a.srcUid)) : undefined;
+  for (let b = 0; b < batches.length; b++) {
+    const batch = batches[b]!;
+    const bodies = await nextBodies!;
+    nextBodies = b + 1 < batches.length ? source.fetchBodies(batches[b + 1]!.map((a) => a.srcUid)) : undefined;
+    nextBodies?.catch(() => undefined); // awaited in its turn; a failure there is reported then
+    // mbsync-style: the journal names every APPEND of the batch before the first is sent.
+    await state.journal(batch.map((a) => ({ identity: a.identity, srcUid: a.srcUid, at: now().toISOString() })));
+    const put: MirrorPair[] = [];
+    const drop: string[] = [];
+    const ready: Array<(typeof batch)[number] & { body: { source: Buffer; internalDate?: Date } }> = [];
+    for (const a of batch) {
+      const body = bodies.get(a.srcUid);
+      if (!body) drop.push(a.identity); // expunged on production meanwhile: the next run's VANISHED says so
+      else ready.push({ ...a, body });
+    }
+    const dateOf = (a: (typeof ready)[number]) => a.body.internalDate ?? (a.internalDate ? new Date(a.internalDate) : undefined);
+    let many: number[] | undefined;
+    if (target.appendMany && ready.length > 1) {
+      try {
+        many = await target.appendMany(ready.map((a) => ({ source: a.body.source, flags: a.flags, internalDate: dateOf(a), identity: a.identity })));
+      } catch (e) {
+        // MULTIAPPEND is all or nothing (RFC 3502): one refused message refuses the batch; each is then tried alone.
+        if (!refusal(e)) throw e;
+      }
+    }
+    for (let k = 0; k < ready.length; k++) {
+      const a = ready[k]!;
+      try {
+        const uid = many ? many[k]! : await target.append(a.body.source, a.flags, dateOf(a), a.identity);
+        put.push({ identity: a.identity, srcUid: a.srcUid, tgtUid: uid, flags: a.flags });
+        report.copied++;
+      } catch (e) {
+        const r = refusal(e);
+        if (!r) throw e;
+        const attempts = (a.retry?.attempts ?? 0) + 1;
+        const failed = { ...r, attempts, retryAt: new Date(now().getTime() + retryDelayMs(attempts)).toISOString() };
+        put.push({ identity: a.identity, srcUid: a.srcUid, flags: a.flags, failed });
+        noteRetry(failed.retryAt);
+        report.refused.push({ identity: a.identity, code: r.code, reason: r.reason, attempts });
+        log.warn("mirror.copy.refused", { code: r.code, reason: r.reason, attempts, srcUid: a.srcUid });
+      }
+    }
+    await state.commit({ put, drop: drop.filter((id) => !pairs.has(id)), clearJournal: batch.map((a) => a.identity) });
+  }
+  report.backlog = plan.waiting + report.refused.length;
+  await state.saveCursors({
+    source: changes.cursor,
+    // The backup's HIGHESTMODSEQ moved with our own writes; only its UIDVALIDITY matters here.
+    target: tgtCursor,
+    ...(retryAt !== undefined ? { retryAt: new Date(retryAt).toISOString() } : {}),
+    lastRunAt: now().toISOString(),
+    backlog: report.backlog,
+  });
+  return report;
+}
+
+/** A run that cannot go on (for callers that want the typed error of a missing backup). */
+export function noBackup(endpointId: string): ConnectorError {
+  return new ConnectorError("CONFIG_INVALID", `endpoint ${endpointId} names no backup endpoint (endpoint.backup.endpointId)`, { endpoint: endpointId, transient: false });
+}
