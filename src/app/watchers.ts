@@ -29,6 +29,8 @@ import { storeAccessState } from "./credentials.js";
 export const SHARD_SIZE = 250;
 /** A watched mailbox whose connection broke waits 0.5 s to this long before reconnecting. */
 const RECONNECT_JITTER_MS = 5000;
+/** A mailbox the watches' budget share had no room for asks again after about this long. */
+const OVER_BUDGET_RETRY_MS = 4000;
 
 export interface WatcherOptions {
   /** How long this watcher holds its shards (bounded: serverless). */
@@ -104,59 +106,72 @@ async function watchMailbox(deps: Deps, link: MailboxLink, shard: string, until:
     await requestChangeRun(deps, { linkId: link.linkId, reason: "store-change", at: Date.now() }).catch((e: unknown) => deps.log.warn("watcher.enqueue.failed", { linkId: link.linkId, error: e }));
   };
   let first = true;
-  while (Date.now() < until) {
-    let session: VoiceMailboxSession | undefined;
-    try {
-      session = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" }, watch: true });
-      // Listened for at once: imapflow may start IDLE on its own while the mark is read below,
-      // and a store that drops that IDLE closes the connection before the watch is set up.
-      const client = session.client;
-      const closed = new Promise<void>((resolve) => { client.once("close", () => resolve()); if (!client.usable) resolve(); });
-      await session.client.mailboxOpen("INBOX");
-      if (first) report.mailboxes++;
-      // Catch up on what changed while nobody watched (handover or reconnect).
-      const before = await storeAccessState(deps).getMark(markKey);
-      if (before !== undefined && before !== markOf(session)) { report.caughtUp++; await changed("changed-while-unwatched"); }
-      first = false;
-      const s = session;
-      const onExists = (e: { count: number; prevCount: number }) => { if (e.count !== e.prevCount) void changed("exists"); };
-      const onExpunge = () => void changed("expunge");
-      const onFlags = () => void changed("flags");
-      s.client.on("exists", onExists);
-      s.client.on("expunge", onExpunge);
-      s.client.on("flags", onFlags);
-      // IDLE until the watch ends; imapflow ends each IDLE before servers time it out
-      // (RFC 2177: re-issue at least every 29 minutes), and it is issued again here.
-      let watching = true;
-      const idling = (async () => {
-        while (watching && s.client.usable) {
-          const started = Date.now();
-          await s.client.idle().catch(() => undefined);
-          if (Date.now() - started < 200) await new Promise((r) => setTimeout(r, 200)); // never spin
+  let overBudget = false;
+  try {
+    await watchUntil();
+  } finally {
+    // Counted once per mailbox that the budget kept from being watched for the whole hold.
+    if (overBudget && first) report.overBudget++;
+  }
+  async function watchUntil(): Promise<void> {
+    while (Date.now() < until) {
+      let session: VoiceMailboxSession | undefined;
+      try {
+        session = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" }, watch: true });
+        // Listened for at once: imapflow may start IDLE on its own while the mark is read below,
+        // and a store that drops that IDLE closes the connection before the watch is set up.
+        const client = session.client;
+        const closed = new Promise<void>((resolve) => { client.once("close", () => resolve()); if (!client.usable) resolve(); });
+        await session.client.mailboxOpen("INBOX");
+        if (first) report.mailboxes++;
+        // Catch up on what changed while nobody watched (handover or reconnect).
+        const before = await storeAccessState(deps).getMark(markKey);
+        if (before !== undefined && before !== markOf(session)) { report.caughtUp++; await changed("changed-while-unwatched"); }
+        first = false;
+        const s = session;
+        const onExists = (e: { count: number; prevCount: number }) => { if (e.count !== e.prevCount) void changed("exists"); };
+        const onExpunge = () => void changed("expunge");
+        const onFlags = () => void changed("flags");
+        s.client.on("exists", onExists);
+        s.client.on("expunge", onExpunge);
+        s.client.on("flags", onFlags);
+        // IDLE until the watch ends; imapflow ends each IDLE before servers time it out
+        // (RFC 2177: re-issue at least every 29 minutes), and it is issued again here.
+        let watching = true;
+        const idling = (async () => {
+          while (watching && s.client.usable) {
+            const started = Date.now();
+            await s.client.idle().catch(() => undefined);
+            if (Date.now() - started < 200) await new Promise((r) => setTimeout(r, 200)); // never spin
+          }
+        })();
+        await Promise.race([closed, new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())))]);
+        watching = false;
+        void idling;
+        s.client.off("exists", onExists);
+        s.client.off("expunge", onExpunge);
+        s.client.off("flags", onFlags);
+        if (s.client.usable) {
+          await storeAccessState(deps).putMark(markKey, markOf(s));
+          await s.close();
+          return;
         }
-      })();
-      await Promise.race([closed, new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())))]);
-      watching = false;
-      void idling;
-      s.client.off("exists", onExists);
-      s.client.off("expunge", onExpunge);
-      s.client.off("flags", onFlags);
-      if (s.client.usable) {
-        await storeAccessState(deps).putMark(markKey, markOf(s));
-        await s.close();
-        return;
+        await s.close().catch(() => undefined);
+        session = undefined;
+      } catch (e) {
+        await session?.close().catch(() => undefined);
+        deps.log.warn("watcher.mailbox.failed", { linkId: link.linkId, shard, error: e });
+        // The watches' share of the store's budget is full (or a run holds the slot for now):
+        // the poll covers this mailbox meanwhile, and it asks again after a longer wait.
+        if (isConnectorError(e, "IMAP_CONNECTION_LIMIT")) {
+          overBudget = true;
+          await new Promise((r) => setTimeout(r, Math.min(OVER_BUDGET_RETRY_MS * (0.5 + Math.random()), Math.max(0, until - Date.now()))));
+          continue;
+        }
       }
-      await s.close().catch(() => undefined);
-      session = undefined;
-    } catch (e) {
-      await session?.close().catch(() => undefined);
-      deps.log.warn("watcher.mailbox.failed", { linkId: link.linkId, shard, error: e });
-      // The watches' share of the store's budget is full: this mailbox stays with the poll
-      // until the next watcher (asking again sooner only costs Table reads).
-      if (isConnectorError(e, "IMAP_CONNECTION_LIMIT")) { report.overBudget++; return; }
+      // The store went away or refused: back off with jitter so a restart is not met by a burst.
+      report.reconnects++;
+      await new Promise((r) => setTimeout(r, 500 + Math.random() * RECONNECT_JITTER_MS));
     }
-    // The store went away or refused: back off with jitter so a restart is not met by a burst.
-    report.reconnects++;
-    await new Promise((r) => setTimeout(r, 500 + Math.random() * RECONNECT_JITTER_MS));
   }
 }
