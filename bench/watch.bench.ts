@@ -42,7 +42,7 @@ export async function run(): Promise<Figure[]> {
     env: { UMC_WATCH_HOLD_SECONDS: String(HOLD_SECONDS) },
     dovecotConf: `service imap {\n  process_limit = ${N + 200}\n}\ndefault_client_limit = ${N + 1000}\n`,
   });
-  const connections = () => w.dc.doveadm("who").split("\n").slice(1).reduce((n, line) => n + (Number(line.trim().split(/\s+/)[1]) || 0), 0);
+  const connections = async () => (await w.dc.doveadm("who")).split("\n").slice(1).reduce((n, line) => n + (Number(line.trim().split(/\s+/)[1]) || 0), 0);
   try {
     // The deposit mailboxes get their first sync (subscriptions, cursors) before the watch, as
     // they would have in production; the rest are linked rows only.
@@ -59,7 +59,7 @@ export async function run(): Promise<Figure[]> {
     const t0 = performance.now();
     const watcher = (watchStoresEvenFunction.handler as (t: unknown, c: unknown) => Promise<void>)({}, {});
     let held = 0;
-    while (performance.now() - t0 < 120_000 && (held = connections()) < N) await sleep(250);
+    while (performance.now() - t0 < 120_000 && (held = await connections()) < N) await sleep(250);
     const watchAllSeconds = (performance.now() - t0) / 1000;
     await sleep(2000);
     const rssHeld = rssBytes() - rss0;
@@ -80,7 +80,7 @@ export async function run(): Promise<Figure[]> {
     let most = 0;
     let back = 0;
     while (performance.now() - t1 < 90_000) {
-      back = connections();
+      back = await connections();
       most = Math.max(most, back);
       if (back >= N) break;
       await sleep(250);

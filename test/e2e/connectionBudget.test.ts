@@ -18,9 +18,9 @@ let instances: Instance[] = [];
 const userIds: Record<string, string> = {};
 
 /** Connections Dovecot holds now, per user (`doveadm who`: username, #, proto, pids, ips). */
-function held(): Map<string, number> {
+async function held(): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const line of w.dc.doveadm("who").split("\n").slice(1)) {
+  for (const line of (await w.dc.doveadm("who")).split("\n").slice(1)) {
     const [user, n] = line.trim().split(/\s+/);
     if (user && n && /^\d+$/.test(n)) out.set(user, (out.get(user) ?? 0) + Number(n));
   }
@@ -45,11 +45,10 @@ describe("connection budget across instances", () => {
     let maxPerUser = 0;
     let maxTotal = 0;
     const sampler = setInterval(() => {
-      try {
-        const h = held();
+      held().then((h) => {
         maxPerUser = Math.max(maxPerUser, ...h.values(), 0);
         maxTotal = Math.max(maxTotal, [...h.values()].reduce((a, b) => a + b, 0));
-      } catch { /* doveadm raced a restart of anvil's view; the next sample counts */ }
+      }, () => { /* doveadm raced a restart of anvil's view; the next sample counts */ });
     }, 100);
     const started = Date.now();
     for (let round = 0; round < 6; round++) {

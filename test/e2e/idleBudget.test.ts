@@ -23,7 +23,7 @@ const events = (name: string) => ((w.log as { lines?: Line[] }).lines ?? []).fil
 const inbox = (u: string) => w.sim.outlook(userIds[u]!).messages("inbox").length;
 const fire = (f: typeof watchStoresEvenFunction) => (f.handler as (t: unknown, c: unknown) => Promise<void>)({}, {});
 /** Dovecot's connections (all users) now. */
-const connections = () => w.dc.doveadm("who").split("\n").slice(1).reduce((n, line) => n + (Number(line.trim().split(/\s+/)[1]) || 0), 0);
+const connections = async () => (await w.dc.doveadm("who")).split("\n").slice(1).reduce((n, line) => n + (Number(line.trim().split(/\s+/)[1]) || 0), 0);
 
 beforeAll(async () => {
   w = await startWorld({ users: USERS, timers: false, storePush: false, endpoint: { notify: "idle", connectionBudget: { perUser: 4, perAddress: 3 } }, env: { UMC_WATCH_HOLD_SECONDS: "15" } });
@@ -36,11 +36,11 @@ describe("IDLE watches within the store's connection budget", () => {
   it("watches take only their share; runs still get connections while the watches hold", async () => {
     const watcher = fire(watchStoresEvenFunction);
     // Every mailbox has had its try: watched, or refused its share and left to the poll.
-    await expect.poll(() => events("watcher.mailbox.failed").length + connections(), { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
+    await expect.poll(async () => events("watcher.mailbox.failed").length + (await connections()), { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
     for (const u of USERS) await w.dc.lda(u, avayaVoiceMessage({ id: `budget-${u}` }));
     for (const u of USERS) await enqueueSync(w.deps.syncQueue, { linkId: `L-${u}`, reason: "admin", at: Date.now() });
     let most = 0;
-    await expect.poll(() => { most = Math.max(most, connections()); return USERS.map(inbox); }, { timeout: 10_000, interval: 200 }).toEqual([1, 1, 1]);
+    await expect.poll(async () => { most = Math.max(most, await connections()); return USERS.map(inbox); }, { timeout: 10_000, interval: 200 }).toEqual([1, 1, 1]);
     await watcher;
     expect(events("watcher.done").at(-1)).toMatchObject({ mailboxes: 1, overBudget: 2 });
     expect(most).toBeLessThanOrEqual(3);

@@ -19,9 +19,9 @@ const events = (name: string) => lines().filter((l) => l.event === name);
 const inbox = (u: string) => w.sim.outlook(userIds[u]!).messages("inbox").length;
 const fire = (f: typeof watchStoresEvenFunction) => (f.handler as (t: unknown, c: unknown) => Promise<void>)({}, {});
 /** Dovecot's connections per user now. */
-function held(): Map<string, number> {
+async function held(): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const line of w.dc.doveadm("who").split("\n").slice(1)) {
+  for (const line of (await w.dc.doveadm("who")).split("\n").slice(1)) {
     const [user, n] = line.trim().split(/\s+/);
     if (user && n && /^\d+$/.test(n)) out.set(user, Number(n));
   }
@@ -41,7 +41,7 @@ afterAll(async () => { await w?.stop(); });
 describe("IDLE watchers", () => {
   it("a deposit reaches Outlook through IDLE, a watcher hands over without gap or double watch, and a store restart is survived", async () => {
     const first = fire(watchStoresEvenFunction);
-    await expect.poll(() => USERS.every((u) => (held().get(u) ?? 0) >= 1), { timeout: 15_000 }).toBe(true);
+    await expect.poll(async () => { const h = await held(); return USERS.every((u) => (h.get(u) ?? 0) >= 1); }, { timeout: 15_000 }).toBe(true);
     const t0 = Date.now();
     await w.dc.lda("7401", avayaVoiceMessage({ id: "idle-1" }));
     await expect.poll(() => inbox("7401"), { timeout: 10_000, message: JSON.stringify(lines().filter((l) => /^(watcher|sync|queue|credential|budget)/.test(String(l.event))).slice(-20)) }).toBe(1);
@@ -62,14 +62,14 @@ describe("IDLE watchers", () => {
 
     // The store restarts: the watches come back and IDLE works again.
     await w.dc.restart();
-    await expect.poll(() => USERS.every((u) => (held().get(u) ?? 0) >= 1), { timeout: 15_000 }).toBe(true);
+    await expect.poll(async () => { const h = await held(); return USERS.every((u) => (h.get(u) ?? 0) >= 1); }, { timeout: 15_000 }).toBe(true);
     await w.dc.lda("7401", avayaVoiceMessage({ id: "idle-3" }));
     await expect.poll(() => inbox("7401"), { timeout: 10_000 }).toBe(2);
     await second;
     expect(events("watcher.done").at(-1)).toMatchObject({ shards: 1, mailboxes: 2 });
     expect((events("watcher.done").at(-1)!.reconnects as number)).toBeGreaterThanOrEqual(2);
     // Watches end with their watcher: nothing is left connected.
-    await expect.poll(() => [...held().values()].reduce((a, b) => a + b, 0), { timeout: 10_000 }).toBe(0);
+    await expect.poll(async () => [...(await held()).values()].reduce((a, b) => a + b, 0), { timeout: 10_000 }).toBe(0);
     console.log(`deposit -> Outlook through IDLE: ${latencyMs} ms`);
   }, 120_000);
 });

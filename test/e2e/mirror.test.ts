@@ -109,8 +109,8 @@ describe("disaster-recovery mirror", () => {
       const all: Array<{ source: Buffer; flags: string[]; date: Date }> = [];
       for await (const m of c.fetch("1:*", { source: true, flags: true, internalDate: true })) all.push({ source: m.source!, flags: [...m.flags!].filter((f) => f !== "\\Recent"), date: new Date(m.internalDate!) });
       await c.logout();
-      dc.doveadm("expunge", "-u", "m3", "mailbox", "INBOX", "all");
-      dc.doveadm("mailbox", "update", "-u", "m3", "--uid-validity", String(Math.floor(Date.now() / 1000) + Math.floor(Math.random() * 100_000)), "INBOX");
+      await dc.doveadm("expunge", "-u", "m3", "mailbox", "INBOX", "all");
+      await dc.doveadm("mailbox", "update", "-u", "m3", "--uid-validity", String(Math.floor(Date.now() / 1000) + Math.floor(Math.random() * 100_000)), "INBOX");
       const d = await session(dc, "m3");
       for (const m of all) await d.append("INBOX", m.source, m.flags, m.date);
       await d.logout();
@@ -121,9 +121,18 @@ describe("disaster-recovery mirror", () => {
     await w.runFunction("reconcile");
     await expect.poll(async () => lines().filter((l) => l.event === "mirror.sync.done" && l.linkId === linkId && l.mode === "verify" && Number(l.rematched) === 4).length, { timeout: 15_000 }).toBeGreaterThan(0);
     expect(await folder(bc, "m3")).toHaveLength(4);
-    // Production rebuilt: its push starts a run that sees the new UIDVALIDITY and re-matches.
+    // Production rebuilt. A rebuild pushes at every step (the expunge, each append); a run between
+    // two appends would rightly mirror the half-rebuilt store, so the link is paused meanwhile and
+    // one push afterwards (a flag set by a phone) starts the run that sees the new UIDVALIDITY.
+    await w.deps.state.modifyLink(linkId, (l) => ({ ...l, state: "paused" }));
+    await w.queueDrained();
     await rebuild(w.dc);
-    await expect.poll(async () => lines().filter((l) => l.event === "mirror.sync.done" && l.linkId === linkId && l.mode === "incremental" && Number(l.rematched) === 4).length, { timeout: 15_000 }).toBeGreaterThan(0);
+    await w.deps.state.modifyLink(linkId, (l) => ({ ...l, state: "enabled" }));
+    const phone = await session(w.dc, "m3");
+    await phone.messageFlagsAdd("1", ["\\Flagged"]);
+    await phone.logout();
+    // Three re-matched by identity as they are; the flagged one re-matched with its new flag set.
+    await expect.poll(async () => lines().filter((l) => l.event === "mirror.sync.done" && l.linkId === linkId && l.mode === "incremental" && Number(l.rematched) === 3 && Number(l.flagsSet) === 1).length, { timeout: 15_000 }).toBeGreaterThan(0);
     await w.queueDrained();
     expect(await folder(bc, "m3")).toHaveLength(4);
     expect(lines().filter((l) => l.event === "mirror.sync.done" && l.linkId === linkId).reduce((a, l) => a + Number(l.copied), 0)).toBe(4);

@@ -121,8 +121,8 @@ describe("voice store upsets", () => {
       const raws: Buffer[] = [];
       for await (const m of c.fetch("1:*", { source: true })) raws.push(m.source!);
       await c.logout();
-      w.dc.doveadm("expunge", "-u", "6003", "mailbox", "INBOX", "all");
-      w.dc.doveadm("mailbox", "update", "-u", "6003", "--uid-validity", String(Math.floor(Date.now() / 1000) + 12345), "INBOX");
+      await w.dc.doveadm("expunge", "-u", "6003", "mailbox", "INBOX", "all");
+      await w.dc.doveadm("mailbox", "update", "-u", "6003", "--uid-validity", String(Math.floor(Date.now() / 1000) + 12345), "INBOX");
       for (const raw of raws) await w.dc.lda("6003", raw);
     });
     expect(r.uidValidityChanged).toBe(true);
@@ -135,8 +135,10 @@ describe("voice store upsets", () => {
     const { linkId, userId } = await w.link("6004", "l4@contoso.test");
     for (let i = 0; i < 6; i++) await w.dc.lda("6004", avayaVoiceMessage({ id: `md-${i}` }));
     await expect.poll(() => inbox(userId).length, { timeout: 10_000 }).toBe(6);
-    // The store is emptied; its push notification triggers a run through the queue.
-    w.dc.doveadm("expunge", "-u", "6004", "mailbox", "INBOX", "all");
+    // No run in flight: only the emptied store's own push notification (doveadm's expunge goes
+    // through the same push plugin as IMAP and LDA) can start the run that must refuse.
+    await drained();
+    await w.dc.doveadm("expunge", "-u", "6004", "mailbox", "INBOX", "all");
     await expect.poll(async () => (await w.deps.state.getLink(linkId))?.lastError?.code, { timeout: 10_000 }).toBe("MASS_DELETE_REFUSED");
     expect(inbox(userId)).toHaveLength(6);
   });

@@ -5,7 +5,7 @@
  * and an LDA delivery helper. Verified recipe: shared/reference/env-recipes.md section 3.
  * Needs `apt-get install dovecot-imapd` and root (mail files are owned by uid 65534).
  */
-import { spawn, execFile, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, execFile, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -43,7 +43,12 @@ export interface DovecotHandle {
    * purpose: with push enabled, LDA POSTs to a receiver that may live in this very process.
    */
   lda(user: string, raw: string | Buffer, folder?: string): Promise<void>;
-  doveadm(...args: string[]): string;
+  /**
+   * Run doveadm. Asynchronous on purpose, like lda: an expunge or flag change pushes to a
+   * receiver that may live in this very process; a synchronous child would block the event loop
+   * that must answer that push, and the Lua client gives up after its timeout (the push lost).
+   */
+  doveadm(...args: string[]): Promise<string>;
   /**
    * The store's side of a password change for the master user (an admin changed or expired
    * it). Resolves once Dovecot answers with it: passwd-file is re-read only when its mtime or
@@ -148,6 +153,11 @@ export async function startDovecot(options: DovecotOptions): Promise<DovecotHand
 protocol lda {
   mail_plugins = $mail_plugins mail_lua notify push_notification push_notification_lua
 }
+# An administrator's doveadm expunge or flag change pushes too, as on a real store: without it a
+# test that empties a mailbox with doveadm would wait for a run that nothing started.
+protocol doveadm {
+  mail_plugins = $mail_plugins mail_lua notify push_notification push_notification_lua
+}
 plugin {
   push_notification_driver = lua:file=${lua}
 }
@@ -250,7 +260,10 @@ ${options.extraConf ?? ""}
           (err, _stdout, stderr) => (err ? reject(new Error(`dovecot-lda failed for ${user}: ${stderr || err.message}`)) : resolve()));
         child.stdin!.end(raw);
       }),
-    doveadm: (...args) => execFileSync("/usr/bin/doveadm", ["-c", conf, ...args]).toString(),
+    doveadm: (...args) =>
+      new Promise<string>((resolve, reject) => {
+        execFile("/usr/bin/doveadm", ["-c", conf, ...args], (err, stdout, stderr) => (err ? reject(new Error(`doveadm ${args.join(" ")} failed: ${stderr || err.message}`)) : resolve(stdout)));
+      }),
     setMasterPassword: async (pass: string) => {
       const file = path.join(D, "masters");
       const before = Math.floor(fs.statSync(file).mtimeMs / 1000);

@@ -106,15 +106,15 @@ describe("voice mailbox changes", () => {
 
   it("reports a UIDVALIDITY change and keys that survive it", async () => {
     const vm = { ...opts, folder: "Voicemail" };
-    dc.doveadm("mailbox", "create", "-u", "4711", "Voicemail");
+    await dc.doveadm("mailbox", "create", "-u", "4711", "Voicemail");
     await dc.lda("4711", avayaVoiceMessage({ id: "uv-1" }), "Voicemail");
     const s = await openVoiceMailbox(endpoint(), "4711", vm);
     const before = await s.changes(undefined);
     const keyBefore = (await s.syncKeys([before.changed[0]!.uid])).get(before.changed[0]!.uid);
     await s.close();
     const raw = (await (async () => { const t = await openVoiceMailbox(endpoint(), "4711", vm); try { return await t.fetchSource(before.changed[0]!.uid); } finally { await t.close(); } })());
-    dc.doveadm("mailbox", "delete", "-u", "4711", "Voicemail");
-    dc.doveadm("mailbox", "create", "-u", "4711", "Voicemail");
+    await dc.doveadm("mailbox", "delete", "-u", "4711", "Voicemail");
+    await dc.doveadm("mailbox", "create", "-u", "4711", "Voicemail");
     await dc.lda("4711", raw, "Voicemail");
     const s2 = await openVoiceMailbox(endpoint(), "4711", vm);
     try {
