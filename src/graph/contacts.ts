@@ -8,11 +8,12 @@
  * (UmcVCardExtra) and are written back to the store unchanged. Contact delta supports $select
  * only (contact-delta), so extended properties are read with a GET when they are needed.
  */
-import { ConnectorError, isConnectorError } from "../errors.js";
+import { isConnectorError } from "../errors.js";
 import { sniffImageType, type Photo } from "../formats/contactPhoto.js";
 import type { ContactFields } from "../formats/vcard.js";
 import { EXTRA_PROP_IDS, extraProperties, fromGraphContact, toGraphContact } from "../formats/contactMapping.js";
 import type { GraphClient } from "./client.js";
+import { readDelta } from "./delta.js";
 import { SYNC_KEY_PROP } from "./voicemail.js";
 
 export { VCARD_EXTRA_PROP, GRAPH_MAX_EMAILS, fromGraphContact, toGraphContact } from "../formats/contactMapping.js";
@@ -55,24 +56,9 @@ export class ExchangeContacts {
   }
 
   async changes(folderId: string, deltaLink: string | undefined, pageSize = 100): Promise<ContactChanges> {
-    let url: string | undefined = deltaLink ?? `${this.user}/contactFolders/${encodeURIComponent(folderId)}/contacts/delta`;
-    const upserted = new Map<string, GraphContact>();
-    const removed = new Set<string>();
-    let next = "";
-    while (url) {
-      const page: { value: Json[]; "@odata.nextLink"?: string; "@odata.deltaLink"?: string } =
-        await this.graph.request({ method: "GET", url, headers: { Prefer: `odata.maxpagesize=${pageSize}` }, mailbox: this.userId });
-      for (const c of page.value) {
-        const id = String(c.id);
-        // Replays happen: the last word on an id wins (delta-query-overview).
-        if (c["@removed"]) { removed.add(id); upserted.delete(id); }
-        else { upserted.set(id, { id, lastModifiedDateTime: str(c.lastModifiedDateTime), fields: fromGraphContact(c) }); removed.delete(id); }
-      }
-      url = page["@odata.nextLink"];
-      if (page["@odata.deltaLink"]) next = page["@odata.deltaLink"];
-    }
-    if (!next) throw new ConnectorError("GRAPH_REQUEST_FAILED", "contact delta ended without a deltaLink", { mailboxId: this.userId });
-    return { full: deltaLink === undefined, upserted: [...upserted.values()], removed: [...removed], deltaLink: next };
+    const firstUrl = `${this.user}/contactFolders/${encodeURIComponent(folderId)}/contacts/delta`;
+    return readDelta<Json, GraphContact>(this.graph, { deltaLink, firstUrl, pageSize, mailbox: this.userId, what: "contact delta",
+      map: (c) => ({ id: String(c.id), lastModifiedDateTime: str(c.lastModifiedDateTime), fields: fromGraphContact(c) }) });
   }
 
   /** One contact with our extended properties (the extras are not in delta). */

@@ -10,8 +10,8 @@
  * the folder (and only the last `maxAgeDays`); every later run reads what changed. Pages are
  * asked for with `Prefer: odata.maxpagesize`.
  */
-import { ConnectorError } from "../errors.js";
 import type { GraphClient } from "./client.js";
+import { readDelta } from "./delta.js";
 import { CLASS_PROP, SYNC_KEY_PROP } from "./voicemail.js";
 import type { MailAttachment } from "../formats/emailForPhone.js";
 import type { MailChanges, MailSeen } from "../sync/mailPlanner.js";
@@ -66,23 +66,8 @@ export class ExchangeMail {
    */
   async changes(folder: string, deltaLink: string | undefined, receivedSince: Date, pageSize = MAIL_PAGE_SIZE): Promise<MailChanges> {
     const since = receivedSince.toISOString().replace(/\.\d{3}Z$/, "Z");
-    let url: string | undefined = deltaLink ?? `${this.user}/mailFolders/${encodeURIComponent(folder)}/messages/delta?$filter=${encodeURIComponent(`receivedDateTime ge ${since}`)}&$select=${MAIL_SELECT}&$expand=${encodeURIComponent(EXPAND)}`;
-    const upserted = new Map<string, MailSeen>();
-    const removed = new Set<string>();
-    let next = "";
-    while (url) {
-      const page: { value: Message[]; "@odata.nextLink"?: string; "@odata.deltaLink"?: string } =
-        await this.graph.request({ method: "GET", url, headers: { Prefer: `odata.maxpagesize=${pageSize}` }, mailbox: this.userId });
-      for (const m of page.value) {
-        // Replays happen: the last word on an id wins (delta-query-overview).
-        if (m["@removed"]) { removed.add(m.id); upserted.delete(m.id); }
-        else { upserted.set(m.id, toMailSeen(m)); removed.delete(m.id); }
-      }
-      url = page["@odata.nextLink"];
-      if (page["@odata.deltaLink"]) next = page["@odata.deltaLink"];
-    }
-    if (!next) throw new ConnectorError("GRAPH_REQUEST_FAILED", "delta ended without a deltaLink", { mailboxId: this.userId });
-    return { full: deltaLink === undefined, upserted: [...upserted.values()], removed: [...removed], deltaLink: next };
+    const firstUrl = `${this.user}/mailFolders/${encodeURIComponent(folder)}/messages/delta?$filter=${encodeURIComponent(`receivedDateTime ge ${since}`)}&$select=${MAIL_SELECT}&$expand=${encodeURIComponent(EXPAND)}`;
+    return readDelta<Message, MailSeen>(this.graph, { deltaLink, firstUrl, pageSize, mailbox: this.userId, map: toMailSeen });
   }
 
   /** One message (a copy resumed after a crash, when this run's delta did not name it). */

@@ -17,6 +17,7 @@
 import { ConnectorError } from "../errors.js";
 import type { ExchangeChanges, ExchangeItem } from "../sync/ports.js";
 import type { GraphClient } from "./client.js";
+import { readDelta } from "./delta.js";
 
 /** Our property set; the sync key marks items the connector created (loop prevention). */
 export const SYNC_KEY_PROP = "String {6B9E9B4C-1F2D-4C55-9E1B-5A3C2D7E8F01} Name UmcSyncKey";
@@ -281,26 +282,10 @@ export class ExchangeVoicemail {
    * full listing. Items that left the folder come back as removed.
    */
   async changes(folderId: string, deltaLink: string | undefined, pageSize = 100): Promise<ExchangeChanges> {
-    let url: string | undefined = deltaLink ?? `${this.user}/mailFolders/${encodeURIComponent(folderId)}/messages/delta?$select=${SELECT}&$expand=${encodeURIComponent(EXPAND)}`;
-    const upserted = new Map<string, ExchangeItem>();
-    const removed = new Set<string>();
-    let next = "";
-    while (url) {
-      const page: { value: Message[]; "@odata.nextLink"?: string; "@odata.deltaLink"?: string } =
-        await this.graph.request({ method: "GET", url, headers: { Prefer: `odata.maxpagesize=${pageSize}` }, mailbox: this.userId });
-      for (const m of page.value) {
-        // Replays happen: the last word on an id wins (delta-query-overview).
-        if (m["@removed"]) { removed.add(m.id); upserted.delete(m.id); }
-        else {
-          const syncKey = syncKeyOf(m);
-          upserted.set(m.id, { id: m.id, isRead: m.isRead ?? false, syncKey, incomplete: propOf(m, AUDIO_PENDING_PROP) === "1" || undefined, foreign: syncKey ? undefined : foreignOf(m) });
-          removed.delete(m.id);
-        }
-      }
-      url = page["@odata.nextLink"];
-      if (page["@odata.deltaLink"]) next = page["@odata.deltaLink"];
-    }
-    if (!next) throw new ConnectorError("GRAPH_REQUEST_FAILED", "delta ended without a deltaLink", { mailboxId: this.userId });
-    return { full: deltaLink === undefined, upserted: [...upserted.values()], removed: [...removed], deltaLink: next };
+    const firstUrl = `${this.user}/mailFolders/${encodeURIComponent(folderId)}/messages/delta?$select=${SELECT}&$expand=${encodeURIComponent(EXPAND)}`;
+    return readDelta<Message, ExchangeItem>(this.graph, { deltaLink, firstUrl, pageSize, mailbox: this.userId, map: (m) => {
+      const syncKey = syncKeyOf(m);
+      return { id: m.id, isRead: m.isRead ?? false, syncKey, incomplete: propOf(m, AUDIO_PENDING_PROP) === "1" || undefined, foreign: syncKey ? undefined : foreignOf(m) };
+    } });
   }
 }
