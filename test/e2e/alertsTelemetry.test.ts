@@ -70,7 +70,7 @@ describe("alerts to a person", () => {
     ({ linkId, userId } = await w.link("4970", "alerted@contoso.test"));
     for (let i = 0; i < 4; i++) await w.dc.lda("4970", avayaVoiceMessage({ id: `al-${i}` }));
     await expect.poll(() => inbox(userId).length, { timeout: 10_000 }).toBe(4);
-    await w.queueDrained(); // the store's own push of the expunge starts the run that refuses
+    await w.queueDrained(); // no run in flight: the run that refuses starts after the expunge (its push, or the poll)
     await w.dc.doveadm("expunge", "-u", "4970", "mailbox", "INBOX", "all");
     await expect.poll(async () => (await w.deps.state.getLink(linkId))?.lastError?.code, { timeout: 10_000 }).toBe("MASS_DELETE_REFUSED");
     await runAlertsTimer();

@@ -18,8 +18,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
-import { StateStore } from "../../src/state/stateStore.js";
 import { enqueueSync } from "../../src/app/syncQueue.js";
+import type { Lease } from "../../src/state/stateStore.js";
 import { SYNC_KEY_PROP } from "../../src/graph/voicemail.js";
 
 // Large enough that the first run spans several lease periods even when copies are quick (MP3
@@ -37,19 +37,6 @@ beforeAll(async () => {
   for (const mailbox of ["4901", "4902"]) for (let i = 0; i < BACKLOG; i++) await w.dc.lda(mailbox, avayaVoiceMessage({ id: `${mailbox}-${i}` }));
 }, 120_000);
 afterAll(async () => { await w?.stop(); });
-
-/** Another worker, whose clock runs a minute ahead: it sees our lease as expired and takes it. */
-async function takeOver(key: string) {
-  const other = new StateStore({ connectionString: w.az.connectionString, tablePrefix: w.deps.config.storage.tablePrefix }, () => Date.now() + 60_000);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await other.acquireLease(key, "other-worker", 600);
-    } catch (e) {
-      if (attempt >= 20) throw e; // our renewal raced the read-then-replace: read again
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 const copies = (userId: string) => w.sim.outlook(userId).messages("inbox");
 const failedWith = (linkId: string, code: string) => lines.some((l) => l.event === "voicemail.sync.failed" && l.linkId === linkId && JSON.stringify(l.error).includes(code));
@@ -79,7 +66,7 @@ async function stoppedBeforeNextWrite(linkId: string, userId: string) {
 }
 
 /** The other worker leaves; a new run (as the coalesced follow-up would) finishes the backlog exactly once. */
-async function finish(linkId: string, userId: string, lease: Awaited<ReturnType<StateStore["acquireLease"]>>) {
+async function finish(linkId: string, userId: string, lease: Lease) {
   await w.deps.state.releaseLease(lease);
   await enqueueSync(w.deps.syncQueue, { linkId, reason: "follow-up", at: Date.now() });
   await expect.poll(() => copies(userId).length, { timeout: 60_000 }).toBe(BACKLOG);
@@ -90,7 +77,7 @@ describe("lease lost mid-run", () => {
   it("stolen lease: the renewal fails and the run stops before its next write", async () => {
     const { linkId, userId } = await w.link("4901", "lena@contoso.test");
     await expect.poll(() => copies(userId).length, { timeout: 30_000 }).toBeGreaterThan(0);
-    const stolen = await takeOver(`voicemail:${linkId}`);
+    const stolen = await w.takeLeaseOver(`voicemail:${linkId}`);
     expect((await stoppedBeforeNextWrite(linkId, userId)).why).toBe("renewal failed");
     await finish(linkId, userId, stolen);
   }, 120_000);
@@ -104,7 +91,7 @@ describe("lease lost mid-run", () => {
     } finally {
       w.az.resume();
     }
-    const taken = await takeOver(`voicemail:${linkId}`); // another worker takes the expired lease at once
+    const taken = await w.takeLeaseOver(`voicemail:${linkId}`); // another worker takes the expired lease at once
     await stoppedBeforeNextWrite(linkId, userId);
     await finish(linkId, userId, taken);
   }, 120_000);

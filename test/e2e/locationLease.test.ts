@@ -17,7 +17,6 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorld, type World } from "./world.js";
 import { ensureTestCerts } from "../harness/certs.js";
-import { StateStore } from "../../src/state/stateStore.js";
 import { LOCATION_ENTRY } from "../../src/app/calendar.js";
 import { enqueueSync } from "../../src/app/syncQueue.js";
 import { storeAccessState } from "../../src/app/credentials.js";
@@ -65,19 +64,6 @@ async function leaseOwner(key: string): Promise<string | undefined> {
   try { return String((await t.getEntity("lease", keyOf(key))).owner); } catch { return undefined; }
 }
 
-/** Another worker, whose clock runs a minute ahead: it sees our lease as expired and takes it. */
-async function takeOver(key: string) {
-  const other = new StateStore({ connectionString: w.az.connectionString, tablePrefix: w.deps.config.storage.tablePrefix }, () => Date.now() + 60_000);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await other.acquireLease(key, "other-worker", 600);
-    } catch (e) {
-      if (attempt >= 20) throw e; // our renewal raced the read-then-replace: read again
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
 describe("UC location and the lease", () => {
   it("a run that lost its lease while waiting for the store writes neither METADATA nor the callback", async () => {
     // A busy meeting now, ending in 12 s: the calendar run's location run sets "Meeting" and
@@ -96,7 +82,7 @@ describe("UC location and the lease", () => {
     await expect.poll(async () => (slot = await access.takeSlot(userScope("voice-1", MAILBOX), 1, "other-instance", 60)), { timeout: 5_000, interval: 100 }).toBeDefined();
     // The run holds the location lease and waits for the budget (BUDGET_WAIT_MS, 10 s).
     await expect.poll(() => leaseOwner(`location:${linkId}`), { timeout: 20_000, interval: 50 }).toMatch(new RegExp(`^${w.deps.workerId}:`));
-    const stolen = await takeOver(`location:${linkId}`);
+    const stolen = await w.takeLeaseOver(`location:${linkId}`);
     await new Promise((r) => setTimeout(r, (LEASE_SECONDS * 1000) / 2)); // a renewal comes and fails
     await access.releaseSlot(slot!);
     const ended = () => lines().filter((l) => l.linkId === linkId && l.kind === "location" && /location\.|lease/.test(String(l.event))).map((l) => `${l.event} ${JSON.stringify(l.error ?? {}).slice(0, 120)}`);

@@ -17,6 +17,7 @@ import { buildDeps, setDeps, type Deps } from "../../src/app/deps.js";
 import { disabledFunctions, loadConfig } from "../../src/config.js";
 import { createLogger, memoryLogger, type Logger } from "../../src/log.js";
 import { enqueueLinkKinds } from "../../src/app/schedule.js";
+import { StateStore, type Lease } from "../../src/state/stateStore.js";
 
 export const TENANT = "0c0ffee0-0000-4000-8000-000000000001";
 export const APP = "a0a0a0a0-0000-4000-8000-000000000002";
@@ -57,6 +58,8 @@ export interface World {
   imap(user: string): Promise<ImapFlow>;
   /** \Seen per UID of the mailbox's INBOX on the voice store (what the phone's lamp reads). */
   seenOnStore(user: string): Promise<Record<number, boolean>>;
+  /** Another worker, whose clock runs a minute ahead, takes the lease `key` (it sees ours as expired). */
+  takeLeaseOver(key: string): Promise<Lease>;
   stop(): Promise<void>;
 }
 
@@ -198,6 +201,17 @@ export async function startWorld(options: WorldOptions = { users: ["4711"] }): P
         for await (const m of c.fetch("1:*", { uid: true, flags: true })) out[m.uid] = m.flags?.has("\\Seen") ?? false;
         return out;
       } finally { await c.logout(); }
+    },
+    async takeLeaseOver(key) {
+      const other = new StateStore({ connectionString: az.connectionString, tablePrefix: deps.config.storage.tablePrefix }, () => Date.now() + 60_000);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await other.acquireLease(key, "other-worker", 600);
+        } catch (e) {
+          if (attempt >= 20) throw e; // our renewal raced the read-then-replace: read again
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
     },
     async stop() {
       await host.stop();
