@@ -139,6 +139,14 @@ export async function connectMailbox(endpoint: ImapEndpoint, voiceMailbox: strin
     auth,
     logger: endpoint.protocolLog ? protocolLogger(endpoint.protocolLog) : false,
     qresync: true,
+    // No auto-IDLE on sync connections: imapflow starts IDLE on its own after 15 s without a
+    // command on a selected mailbox (its autoIdleDelay), and only its own commands end that
+    // IDLE first; a command sent with exec (MULTIAPPEND, SETMETADATA: imapflow has no method
+    // for them) queues behind the IDLE, which nothing ends, until the command deadline. A run
+    // that waits more than 15 s between two commands on one connection (the mirror fetching
+    // the next batch from production under load) then failed its MULTIAPPEND after 120 s.
+    // Watches IDLE on purpose (src/app/watchers.ts) and keep it.
+    disableAutoIdle: pool !== "watch",
     connectionTimeout: endpoint.connectTimeoutMs ?? 15_000,
     greetingTimeout: endpoint.connectTimeoutMs ?? 15_000,
     ...(endpoint.silenceTimeoutMs ? { socketTimeout: endpoint.silenceTimeoutMs } : {}),

@@ -5,6 +5,7 @@ import { openVoiceMailbox } from "../../src/imap/voiceMailbox.js";
 import { connectMailbox, type ImapEndpoint } from "../../src/imap/endpoint.js";
 import { isConnectorError } from "../../src/errors.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
+import { mirrorTarget } from "../../src/imap/mirrorFolder.js";
 
 let dc: DovecotHandle;
 let limited: DovecotHandle;
@@ -59,6 +60,25 @@ describe("IMAP endpoint", () => {
     const err = await connectMailbox(endpoint({ port: 9 }), "4711").catch((e) => e);
     expect(isConnectorError(err, "IMAP_UNAVAILABLE") && err.transient).toBe(true);
   });
+  it("sends a MULTIAPPEND at once after the connection sat quiet for longer than imapflow's auto-IDLE delay", async () => {
+    // The #21 bench failure ("IMAP MULTIAPPEND on voice-1-dr did not finish within 120000 ms"):
+    // imapflow starts IDLE by itself 15 s after the last command on a selected mailbox, and a
+    // command sent with exec (MULTIAPPEND) queued behind that IDLE until the command deadline.
+    // Break seen red: connectMailbox with auto-IDLE left on (disableAutoIdle removed) -> the
+    // MULTIAPPEND is still unanswered after 5 s (the IDLE is on the wire instead).
+    const { client, release } = await connectMailbox(endpoint(), "4713");
+    try {
+      const target = mirrorTarget(client, "dc", "Mirror-quiet");
+      await target.open();
+      await new Promise((r) => setTimeout(r, 16_500)); // longer than imapflow's autoIdleDelay (15 s)
+      const msg = (i: number) => Buffer.from(`Message-ID: <quiet-${i}@umconnect.test>\r\nSubject: quiet ${i}\r\n\r\nbody ${i}\r\n`);
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<"stuck">((r) => { timer = setTimeout(() => r("stuck"), 5000); });
+      const uids = await Promise.race([target.appendMany!([0, 1].map((i) => ({ source: msg(i), flags: [], identity: `quiet-${i}`, internalDate: new Date() }))), stuck]);
+      clearTimeout(timer);
+      expect(uids).toHaveLength(2);
+    } finally { client.close(); await release().catch(() => undefined); }
+  }, 40_000);
   it("reports bad credentials as IMAP_AUTH_FAILED (last: Dovecot delays logins after a failure)", async () => {
     const ep: ImapEndpoint = { id: "limited-bad", host: limited.host, port: limited.port, tls: "plaintext", maxConnections: 10, auth: { mode: "user-password", password: "wrong" } };
     const err = await connectMailbox(ep, "5000").catch((e) => e);
