@@ -10,6 +10,7 @@ import tls from "node:tls";
 import { ImapFlow } from "imapflow";
 import { ConnectorError } from "../errors.js";
 import { judgeLoginRefusal } from "./loginAnswers.js";
+import { withDeadline } from "../timeouts.js";
 
 export type ImapAuth =
   | { mode: "user-password"; password: string }
@@ -152,8 +153,15 @@ export async function connectMailbox(endpoint: ImapEndpoint, voiceMailbox: strin
     ...(endpoint.silenceTimeoutMs ? { socketTimeout: endpoint.silenceTimeoutMs } : {}),
   });
   client.on("error", () => undefined); // surfaced through the failing command instead
+  // imapflow bounds the TCP/TLS connect and the greeting, but not the rest of its handshake
+  // (CAPABILITY, LOGIN/AUTHENTICATE, ENABLE): a store whose authentication hangs after the
+  // greeting kept connect() waiting for imapflow's 5-minute socket timeout. The login runs
+  // inside the credential's login slot (src/app/credentialGate.ts), so a few such logins held
+  // every login with that credential, sync runs and re-watches alike, for minutes, with nothing
+  // logged. The whole handshake gets one deadline: the two phases imapflow times, once more.
+  const handshakeMs = 2 * (endpoint.connectTimeoutMs ?? 15_000);
   try {
-    await client.connect();
+    await withDeadline(client.connect(), handshakeMs, "IMAP_UNAVAILABLE", `the IMAP handshake with ${endpoint.id}`, { endpoint: endpoint.id });
   } catch (e) {
     free();
     client.close();
