@@ -112,6 +112,14 @@ function protocolLogger(out: (src: "c" | "s", line: string) => void) {
   return { debug: take, info: take, warn: take, error: take, trace: take };
 }
 
+/** Start times of the handshakes (connect to logged in) in flight in this process. */
+const handshakes = new Map<symbol, number>();
+/** Handshakes in flight and the oldest one's age (benchmarks' stall diagnostics). */
+export function handshakesInFlight(): { count: number; oldestMs: number } {
+  const oldest = Math.min(...handshakes.values());
+  return { count: handshakes.size, oldestMs: handshakes.size ? Date.now() - oldest : 0 };
+}
+
 /** IDLE watches one instance may hold per endpoint; the store's budget across instances
  *  (src/app/connectionBudget.ts) is what really bounds them. */
 const MAX_WATCHES_PER_ENDPOINT = 5000;
@@ -160,12 +168,16 @@ export async function connectMailbox(endpoint: ImapEndpoint, voiceMailbox: strin
   // every login with that credential, sync runs and re-watches alike, for minutes, with nothing
   // logged. The whole handshake gets one deadline: the two phases imapflow times, once more.
   const handshakeMs = 2 * (endpoint.connectTimeoutMs ?? 15_000);
+  const handshake = Symbol(voiceMailbox);
+  handshakes.set(handshake, Date.now());
   try {
     await withDeadline(client.connect(), handshakeMs, "IMAP_UNAVAILABLE", `the IMAP handshake with ${endpoint.id}`, { endpoint: endpoint.id });
   } catch (e) {
     free();
     client.close();
     throw toImapError(e, endpoint.id, "login");
+  } finally {
+    handshakes.delete(handshake);
   }
   return {
     client,
