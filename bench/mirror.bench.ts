@@ -120,19 +120,20 @@ async function measure(w: World, dir: string): Promise<Figure[]> {
   // Time spent waiting on the mirror's state (Table Storage), by method, next to the IMAP
   // commands' (mirrorCommandMs): where the initial copy's time goes.
   const stateMs = new Map<string, number>();
-  const mirrorState = w.deps.state.mirrorState.bind(w.deps.state);
-  w.deps.state.mirrorState = (linkId, folder) => {
-    const port = mirrorState(linkId, folder);
+  const state = w.deps.state;
+  const timedState = (linkId: string, folder: string) => {
+    const port = state.mirrorState(linkId, folder);
     return Object.fromEntries(Object.entries(port).map(([k, f]) => [k, async (...a: unknown[]) => {
       const t = performance.now();
       try { return await (f as (...x: unknown[]) => Promise<unknown>)(...a); } finally { stateMs.set(k, (stateMs.get(k) ?? 0) + performance.now() - t); }
-    }])) as unknown as typeof port;
+    }])) as unknown as ReturnType<typeof state.mirrorState>;
   };
+  const deps = { ...w.deps, state: new Proxy(state, { get: (t, p) => (p === "mirrorState" ? timedState : ((v) => (typeof v === "function" ? v.bind(t) : v))(Reflect.get(t, p, t))) }) };
   await w.deps.state.createLink({ linkId: "L-um", tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox: "um", userId: "bench-user", profileId: "dr", state: "paused" });
   const umRun = async () => {
     const link = (await w.deps.state.getLink("L-um"))!;
     const t = performance.now();
-    const r = await mirrorLink(w.deps, link, { mode: "incremental", log: w.deps.log });
+    const r = await mirrorLink(deps, link, { mode: "incremental", log: w.deps.log });
     return { ms: performance.now() - t, report: r!.folders.INBOX! };
   };
 
