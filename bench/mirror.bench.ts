@@ -128,7 +128,8 @@ async function measure(w: World, dir: string): Promise<Figure[]> {
       try { return await (f as (...x: unknown[]) => Promise<unknown>)(...a); } finally { stateMs.set(k, (stateMs.get(k) ?? 0) + performance.now() - t); }
     }])) as unknown as ReturnType<typeof state.mirrorState>;
   };
-  const deps = { ...w.deps, state: new Proxy(state, { get: (t, p) => (p === "mirrorState" ? timedState : ((v) => (typeof v === "function" ? v.bind(t) : v))(Reflect.get(t, p, t))) }) };
+  // A proxy over an empty object: the state store's own methods are read only (a proxy of it may not change them).
+  const deps = { ...w.deps, state: new Proxy({} as typeof state, { get: (_, p) => (p === "mirrorState" ? timedState : ((v) => (typeof v === "function" ? v.bind(state) : v))(Reflect.get(state, p, state))) }) };
   await w.deps.state.createLink({ linkId: "L-um", tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox: "um", userId: "bench-user", profileId: "dr", state: "paused" });
   const umRun = async () => {
     const link = (await w.deps.state.getLink("L-um"))!;
