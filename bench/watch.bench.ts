@@ -21,6 +21,7 @@ import { watchLimits } from "../src/app/connectionBudget.js";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import { createLogger } from "../src/log.js";
 import { percentile, type Figure } from "./report.js";
+import { handshakesInFlight } from "../src/imap/endpoint.js";
 
 export const title = "IDLE watchers: push without a hook";
 
@@ -43,6 +44,12 @@ export async function run(): Promise<Figure[]> {
     dovecotConf: `service imap {\n  process_limit = ${N + 200}\n}\ndefault_client_limit = ${N + 1000}\n`,
   });
   const connections = async () => (await w.dc.doveadm("who")).split("\n").slice(1).reduce((n, line) => n + (Number(line.trim().split(/\s+/)[1]) || 0), 0);
+  // What a stall leaves behind (the #16 stalls logged nothing): handshakes in flight in this
+  // process, connections the store holds, its log's last lines.
+  const stalled = async (what: string) => {
+    const h = handshakesInFlight();
+    console.error(`watch bench STALL: ${what}; IMAP handshakes in flight ${h.count} (oldest ${(h.oldestMs / 1000).toFixed(1)} s); store connections ${await connections()}; load ${fs.readFileSync("/proc/loadavg", "utf8").trim()}\n${w.dc.log().split("\n").slice(-15).join("\n")}`);
+  };
   try {
     // The deposit mailboxes get their first sync (subscriptions, cursors) before the watch, as
     // they would have in production; the rest are linked rows only.
@@ -72,6 +79,7 @@ export async function run(): Promise<Figure[]> {
       await w.dc.lda(u, avayaVoiceMessage({ id: `watch-${i}` }));
       while (inbox() === before && performance.now() - t < 10_000) await sleep(10);
       latencies.push(inbox() > before ? performance.now() - t : Infinity);
+      if (inbox() === before) await stalled(`deposit ${i} in ${u} not in Graph after 10 s`);
     }
 
     // The store restarts: every watch breaks and comes back after a jittered wait.
@@ -86,6 +94,7 @@ export async function run(): Promise<Figure[]> {
       await sleep(250);
     }
     const rewatchSeconds = (performance.now() - t1) / 1000;
+    if (back < N) await stalled(`${back} of ${N} watched again ${rewatchSeconds.toFixed(0)} s after the restart`);
     console.error(`watch bench: ${back} connections ${rewatchSeconds.toFixed(1)} s after the restart`);
     const share = watchLimits(budget).perAddress;
     const setting = `budget ${budget.perAddress} per address (watch share ${share}), loginsAtOnce 8, Dovecot imap process_limit ${N + 200}`;

@@ -25,6 +25,7 @@ import { requestChangeRun } from "./linkRun.js";
 import { openLinkedMailbox } from "./storeAccess.js";
 import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
 import { storeAccessState } from "./credentials.js";
+import { mirrorsFolder } from "../sync/mirrorFolders.js";
 
 export const SHARD_SIZE = 250;
 /** A watched mailbox whose connection broke waits 0.5 s to this long before reconnecting. */
@@ -98,12 +99,26 @@ export async function runWatcher(deps: Deps, options: WatcherOptions): Promise<W
   return report;
 }
 
+/**
+ * The kinds a change in a watched INBOX starts: voicemail always; the disaster-recovery mirror
+ * (src/app/mirror.ts) too when the link's profile mirrors INBOX to the endpoint's backup, so
+ * the backup lags by seconds on a store without a push hook, as with one (src/app/webhooks.ts).
+ */
+async function kindsOnChange(deps: Deps, link: MailboxLink): Promise<Array<"voicemail" | "mirror">> {
+  const dir = await deps.directory({ endpointId: link.endpointId, profileId: link.profileId });
+  const mirror = dir.linkProfile(link).mirror;
+  return mirror.enabled && dir.backupOf(link.endpointId) && mirrorsFolder(mirror, "INBOX") ? ["voicemail", "mirror"] : ["voicemail"];
+}
+
 async function watchMailbox(deps: Deps, link: MailboxLink, shard: string, until: number, report: WatcherReport): Promise<void> {
   const markKey = `watchmark:${link.linkId}`;
+  const kinds = await kindsOnChange(deps, link).catch((e: unknown) => { deps.log.warn("watcher.kinds.failed", { linkId: link.linkId, error: e }); return ["voicemail" as const]; });
   const changed = async (why: string) => {
     report.changesSeen++;
     deps.log.info("watcher.change", { linkId: link.linkId, why });
-    await requestChangeRun(deps, { linkId: link.linkId, reason: "store-change", at: Date.now() }).catch((e: unknown) => deps.log.warn("watcher.enqueue.failed", { linkId: link.linkId, error: e }));
+    for (const kind of kinds) {
+      await requestChangeRun(deps, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: "store-change", at: Date.now() }).catch((e: unknown) => deps.log.warn("watcher.enqueue.failed", { linkId: link.linkId, kind, error: e }));
+    }
   };
   let first = true;
   let overBudget = false;

@@ -10,6 +10,7 @@ import tls from "node:tls";
 import { ImapFlow } from "imapflow";
 import { ConnectorError } from "../errors.js";
 import { judgeLoginRefusal } from "./loginAnswers.js";
+import { withDeadline } from "../timeouts.js";
 
 export type ImapAuth =
   | { mode: "user-password"; password: string }
@@ -111,6 +112,14 @@ function protocolLogger(out: (src: "c" | "s", line: string) => void) {
   return { debug: take, info: take, warn: take, error: take, trace: take };
 }
 
+/** Start times of the handshakes (connect to logged in) in flight in this process. */
+const handshakes = new Map<symbol, number>();
+/** Handshakes in flight and the oldest one's age (benchmarks' stall diagnostics). */
+export function handshakesInFlight(): { count: number; oldestMs: number } {
+  const oldest = Math.min(...handshakes.values());
+  return { count: handshakes.size, oldestMs: handshakes.size ? Date.now() - oldest : 0 };
+}
+
 /** IDLE watches one instance may hold per endpoint; the store's budget across instances
  *  (src/app/connectionBudget.ts) is what really bounds them. */
 const MAX_WATCHES_PER_ENDPOINT = 5000;
@@ -139,17 +148,36 @@ export async function connectMailbox(endpoint: ImapEndpoint, voiceMailbox: strin
     auth,
     logger: endpoint.protocolLog ? protocolLogger(endpoint.protocolLog) : false,
     qresync: true,
+    // No auto-IDLE on sync connections: imapflow starts IDLE on its own after 15 s without a
+    // command on a selected mailbox (its autoIdleDelay), and only its own commands end that
+    // IDLE first; a command sent with exec (MULTIAPPEND, SETMETADATA: imapflow has no method
+    // for them) queues behind the IDLE, which nothing ends, until the command deadline. A run
+    // that waits more than 15 s between two commands on one connection (the mirror fetching
+    // the next batch from production under load) then failed its MULTIAPPEND after 120 s.
+    // Watches IDLE on purpose (src/app/watchers.ts) and keep it.
+    disableAutoIdle: pool !== "watch",
     connectionTimeout: endpoint.connectTimeoutMs ?? 15_000,
     greetingTimeout: endpoint.connectTimeoutMs ?? 15_000,
     ...(endpoint.silenceTimeoutMs ? { socketTimeout: endpoint.silenceTimeoutMs } : {}),
   });
   client.on("error", () => undefined); // surfaced through the failing command instead
+  // imapflow bounds the TCP/TLS connect and the greeting, but not the rest of its handshake
+  // (CAPABILITY, LOGIN/AUTHENTICATE, ENABLE): a store whose authentication hangs after the
+  // greeting kept connect() waiting for imapflow's 5-minute socket timeout. The login runs
+  // inside the credential's login slot (src/app/credentialGate.ts), so a few such logins held
+  // every login with that credential, sync runs and re-watches alike, for minutes, with nothing
+  // logged. The whole handshake gets one deadline: the two phases imapflow times, once more.
+  const handshakeMs = 2 * (endpoint.connectTimeoutMs ?? 15_000);
+  const handshake = Symbol(voiceMailbox);
+  handshakes.set(handshake, Date.now());
   try {
-    await client.connect();
+    await withDeadline(client.connect(), handshakeMs, "IMAP_UNAVAILABLE", `the IMAP handshake with ${endpoint.id}`, { endpoint: endpoint.id });
   } catch (e) {
     free();
     client.close();
     throw toImapError(e, endpoint.id, "login");
+  } finally {
+    handshakes.delete(handshake);
   }
   return {
     client,

@@ -19,6 +19,9 @@ export interface ScriptedImapOptions {
    *  store stops answering anything on that connection, closes it, or sends bytes that are
    *  not IMAP. */
   idle?: (user: string) => "ok" | "hang" | "drop" | "garbage";
+  /** LOGINs of these users are never answered (a store whose authentication backend hangs:
+   *  the greeting came, the login does not). */
+  loginHangs?: (user: string) => boolean;
 }
 
 export interface ScriptedImap {
@@ -93,6 +96,7 @@ export async function startScriptedImap(initial: ScriptedImapOptions = {}): Prom
           }
           case "LOGIN":
             logins++;
+            if (options.loginHangs?.((arg ?? "").replace(/^"|"$/g, ""))) { hung = true; break; }
             if (!options.loginAnswer || /^OK/i.test(options.loginAnswer)) {
               // LOGIN user password (RFC 3501 section 6.2.3); quoted or atom.
               const user = (arg ?? "").replace(/^"|"$/g, "");

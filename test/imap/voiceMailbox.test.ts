@@ -5,6 +5,8 @@ import { openVoiceMailbox } from "../../src/imap/voiceMailbox.js";
 import { connectMailbox, type ImapEndpoint } from "../../src/imap/endpoint.js";
 import { isConnectorError } from "../../src/errors.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
+import { mirrorTarget } from "../../src/imap/mirrorFolder.js";
+import { startScriptedImap } from "../harness/scriptedImap.js";
 
 let dc: DovecotHandle;
 let limited: DovecotHandle;
@@ -58,6 +60,48 @@ describe("IMAP endpoint", () => {
   it("reports refused connections as IMAP_UNAVAILABLE (transient)", async () => {
     const err = await connectMailbox(endpoint({ port: 9 }), "4711").catch((e) => e);
     expect(isConnectorError(err, "IMAP_UNAVAILABLE") && err.transient).toBe(true);
+  });
+  it("sends a MULTIAPPEND at once after the connection sat quiet for longer than imapflow's auto-IDLE delay", async () => {
+    // The #21 bench failure ("IMAP MULTIAPPEND on voice-1-dr did not finish within 120000 ms"):
+    // imapflow starts IDLE by itself 15 s after the last command on a selected mailbox, and a
+    // command sent with exec (MULTIAPPEND) queued behind that IDLE until the command deadline.
+    // Break seen red: connectMailbox with auto-IDLE left on (disableAutoIdle removed) -> the
+    // MULTIAPPEND is still unanswered after 5 s (the IDLE is on the wire instead).
+    const { client, release } = await connectMailbox(endpoint(), "4713");
+    try {
+      const target = mirrorTarget(client, "dc", "Mirror-quiet");
+      await target.open();
+      await new Promise((r) => setTimeout(r, 16_500)); // longer than imapflow's autoIdleDelay (15 s)
+      const msg = (i: number) => Buffer.from(`Message-ID: <quiet-${i}@umconnect.test>\r\nSubject: quiet ${i}\r\n\r\nbody ${i}\r\n`);
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise<"stuck">((r) => { timer = setTimeout(() => r("stuck"), 5000); });
+      const uids = await Promise.race([target.appendMany!([0, 1].map((i) => ({ source: msg(i), flags: [], identity: `quiet-${i}`, internalDate: new Date() }))), stuck]);
+      clearTimeout(timer);
+      expect(uids).toHaveLength(2);
+    } finally { client.close(); await release().catch(() => undefined); }
+  }, 40_000);
+  it("gives up on a login the store never answers, within the handshake deadline, and closes it", async () => {
+    // The greeting comes, the LOGIN answer never does (a store whose authentication hangs).
+    // imapflow bounds only the connect and the greeting; the login waited for its 5-minute
+    // socket timeout inside the credential's login slot, holding up every login with that
+    // credential (issue #16: a hanging store never blocks other mailboxes). Break seen red: connectMailbox without the
+    // handshake deadline -> still pending after 5 s.
+    const store = await startScriptedImap({ loginHangs: (u) => u === "stuck" });
+    try {
+      const ep: ImapEndpoint = { id: "hangs-login", host: store.host, port: store.port, tls: "plaintext", maxConnections: 4, connectTimeoutMs: 500, auth: { mode: "user-password", password: "pw" } };
+      const t = performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      const pending = new Promise<"pending">((r) => { timer = setTimeout(() => r("pending"), 5000); });
+      const err = await Promise.race([connectMailbox(ep, "stuck").then(() => "logged in", (e: unknown) => e), pending]);
+      clearTimeout(timer);
+      expect(isConnectorError(err, "IMAP_UNAVAILABLE") && (err as { transient?: boolean }).transient, String(err)).toBe(true);
+      expect(performance.now() - t).toBeLessThan(3000);
+      // The hung connection is dropped, and the endpoint's slot handed back: the next login works.
+      for (let i = 0; i < 50 && store.open() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(store.open()).toBe(0);
+      const ok = await connectMailbox({ ...ep, maxConnections: 1 }, "fine");
+      await ok.release();
+    } finally { await store.stop(); }
   });
   it("reports bad credentials as IMAP_AUTH_FAILED (last: Dovecot delays logins after a failure)", async () => {
     const ep: ImapEndpoint = { id: "limited-bad", host: limited.host, port: limited.port, tls: "plaintext", maxConnections: 10, auth: { mode: "user-password", password: "wrong" } };
