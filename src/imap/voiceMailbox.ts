@@ -14,6 +14,7 @@ import type { ImapCursor, VoiceChanges, VoiceMailboxPort } from "../sync/ports.j
 import { voiceSyncKey } from "../sync/syncKey.js";
 import { connectMailbox, toImapError, type ImapEndpoint } from "./endpoint.js";
 import { IMAP_COMMAND_DEADLINE_MS, withDeadline } from "../timeouts.js";
+import { canMultiAppend, multiAppend, type AppendItem } from "./multiAppend.js";
 
 /**
  * A compact UID set ("1:5,8,10:12"), in chunks that keep each command line short (servers cap
@@ -65,6 +66,11 @@ export interface VoiceMailboxSession extends VoiceMailboxPort {
   client: ImapFlow;
   /** APPEND (RFC 3501 section 6.3.11) to the folder; the new UID comes from UIDPLUS's APPENDUID (RFC 4315). */
   append(source: Buffer, flags?: string[]): Promise<number>;
+  /**
+   * Several APPENDs in one command where the server offers MULTIAPPEND (RFC 3502: all or none
+   * are stored), else one after the other; the new UIDs in order (UIDPLUS's APPENDUID).
+   */
+  appendMany(items: AppendItem[]): Promise<number[]>;
   /** Full sources of several messages (small items: contacts, calendar entries). */
   fetchSources(uids: number[]): Promise<StoredItem[]>;
   /** Every message's X-UMC-Key header (the connector's own items), by UID. */
@@ -104,14 +110,26 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
     }
   }
 
+  const append = async (source: Buffer, flags: string[] = ["\\Seen"]): Promise<number> => {
+    const r = await guard("APPEND", () => client.append(options.folder, source, flags));
+    if (!r || typeof r !== "object" || !r.uid) throw new ConnectorError("IMAP_COMMAND_FAILED", `APPEND to ${options.folder} on ${ep} returned no UID (UIDPLUS missing)`, { endpoint: ep });
+    return r.uid;
+  };
+
   return {
     client,
     close: release,
+    append,
 
-    async append(source: Buffer, flags: string[] = ["\\Seen"]): Promise<number> {
-      const r = await guard("APPEND", () => client.append(options.folder, source, flags));
-      if (!r || typeof r !== "object" || !r.uid) throw new ConnectorError("IMAP_COMMAND_FAILED", `APPEND to ${options.folder} on ${ep} returned no UID (UIDPLUS missing)`, { endpoint: ep });
-      return r.uid;
+    async appendMany(items: AppendItem[]): Promise<number[]> {
+      if (items.length < 2 || !canMultiAppend(client)) {
+        const out: number[] = [];
+        for (const it of items) out.push(await append(it.source, it.flags));
+        return out;
+      }
+      const uids = await guard("MULTIAPPEND", () => multiAppend(client, options.folder, items));
+      if (!uids) throw new ConnectorError("IMAP_COMMAND_FAILED", `MULTIAPPEND to ${options.folder} on ${ep} returned no UIDs (UIDPLUS missing)`, { endpoint: ep });
+      return uids;
     },
 
     async fetchSources(uids: number[]): Promise<StoredItem[]> {

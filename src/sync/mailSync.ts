@@ -22,6 +22,11 @@ export interface MailStorePort {
   changes(since: ImapCursor | undefined): Promise<VoiceChanges>;
   /** APPEND (RFC 3501 section 6.3.11); the UID from UIDPLUS's APPENDUID (RFC 4315). */
   append(source: Buffer, flags: string[]): Promise<number>;
+  /**
+   * Several copies in one command (MULTIAPPEND, RFC 3502: all or none are stored), the new UIDs
+   * in order; absent, each copy is appended on its own.
+   */
+  appendMany?(items: Array<{ source: Buffer; flags: string[] }>): Promise<number[]>;
   setSeen(uid: number, seen: boolean): Promise<void>;
   /** UID EXPUNGE of one copy (RFC 4315). */
   remove(uid: number): Promise<void>;
@@ -156,19 +161,23 @@ export async function syncMail(deps: MailSyncDeps): Promise<MailSyncReport> {
     report.skipped++;
     log.warn("mail.item.skipped", { ...deps.ids, syncKey: a.syncKey, action: a.kind, code: err.code });
   };
-  const pool = async <A extends MailAction>(list: A[], fn: (a: A) => Promise<void>) => {
+  // `fn` returns false for an action it has not finished yet (a copy still to be appended).
+  const pool = async <A extends MailAction>(list: A[], fn: (a: A) => Promise<void | boolean>) => {
     const queue = [...list];
     const worker = async () => {
       for (let a = queue.shift(); a && !fatal; a = queue.shift()) {
-        try { await fn(a); report.actions[a.kind]++; } catch (e) { failed(a, e); }
+        try { if ((await fn(a)) !== false) report.actions[a.kind]++; } catch (e) { failed(a, e); }
       }
     };
     await Promise.all(Array.from({ length: Math.min(deps.parallel ?? 4, queue.length) }, worker));
   };
   await pool(plan.actions.filter((a) => a.kind !== "copy"), (a) => apply(a, ctx));
   // Copies in batches: a batch's pending rows in one write before any of its APPENDs (a crash
-  // leaves pending rows, resolved by key), then the APPENDs, then their rows in one write. The
-  // writes overlap the neighbouring batches' APPENDs (different rows of the partition).
+  // leaves pending rows, resolved by key), then the copies made (a few at once: the attachment
+  // listings are Graph requests), then APPENDed a chunk per command (MULTIAPPEND), then their
+  // rows in one write. One APPEND per message was the run's bottleneck: the store connection
+  // runs one command at a time, so a run waited out a round trip per copy. The writes overlap
+  // the neighbouring batches' APPENDs (different rows of the partition).
   const copies = plan.actions.filter((a): a is MailAction & { kind: "copy" } => a.kind === "copy");
   const batches: Array<typeof copies> = [];
   for (let i = 0; i < copies.length; i += COPY_BATCH) batches.push(copies.slice(i, i + COPY_BATCH));
@@ -187,7 +196,16 @@ export async function syncMail(deps: MailSyncDeps): Promise<MailSyncReport> {
     if (err) { fatal ??= ensureConnectorError(err, "STATE_UNAVAILABLE", deps.ids); break; }
     pendingNext = i + 1 < batches.length ? settle(writePending(batches[i + 1]!)) : undefined;
     const done: MailRecord[] = [];
-    await pool(batches[i]!, async (a) => { const r = await copyOne(a, ctx); if (r) done.push(r); });
+    const made: MadeCopy[] = [];
+    await pool(batches[i]!, async (a) => {
+      const r = await makeCopy(a, ctx);
+      if (r && "record" in r) done.push(r.record);
+      else if (r) { made.push(r); return false; }
+    });
+    for (const chunk of appendChunks(made)) {
+      if (fatal) break;
+      await appendChunk(chunk, ctx, (m, uid) => { done.push(copied(m.action, uid)); report.actions.copy++; }, failed);
+    }
     if (done.length) finals.push(settle(state.putItems(done).then(() => { for (const r of done) byKey.set(r.syncKey, r); })));
   }
   for (const e of await Promise.all([...finals, pendingNext])) if (e) fatal ??= ensureConnectorError(e, "STATE_UNAVAILABLE", deps.ids);
@@ -250,16 +268,24 @@ async function apply(a: MailAction, ctx: ApplyContext): Promise<void> {
   }
 }
 
+/** A copy made and waiting for its APPEND. */
+interface MadeCopy { action: MailAction & { kind: "copy" }; source: Buffer; flags: string[] }
+
+/** Most copies and bytes in one MULTIAPPEND: one round trip for many, a command that stays short. */
+export const APPEND_CHUNK_MESSAGES = 50;
+export const APPEND_CHUNK_BYTES = 4 * 1024 * 1024;
+
+const copied = (a: MailAction & { kind: "copy" }, imapUid: number): MailRecord => ({ syncKey: a.syncKey, graphId: a.graphId, imapUid, agreedSeen: a.seen, receivedAt: a.receivedAt });
+
 /**
- * One copy (its pending row is written): resumed by key when a crash may have appended it, else
- * converted and APPENDed. Returns the copy's record, or undefined when there is nothing to copy.
+ * One copy (its pending row is written): resumed by key when a crash may have appended it
+ * (its record), else converted (the message to APPEND); undefined when there is nothing to copy.
  */
-async function copyOne(a: MailAction & { kind: "copy" }, ctx: ApplyContext): Promise<MailRecord | undefined> {
-  const { store, exchange, state } = ctx.deps;
-  const done = (imapUid: number): MailRecord => ({ syncKey: a.syncKey, graphId: a.graphId, imapUid, agreedSeen: a.seen, receivedAt: a.receivedAt });
+async function makeCopy(a: MailAction & { kind: "copy" }, ctx: ApplyContext): Promise<{ record: MailRecord } | MadeCopy | undefined> {
+  const { exchange, state } = ctx.deps;
   if (a.resume) {
     const uid = await ctx.findInStore(a.syncKey);
-    if (uid !== undefined) return done(uid);
+    if (uid !== undefined) return { record: copied(a, uid) };
   }
   let mail = ctx.byId.get(a.graphId);
   if (!mail) {
@@ -274,7 +300,44 @@ async function copyOne(a: MailAction & { kind: "copy" }, ctx: ApplyContext): Pro
     ctx.report.unrenderable++;
     ctx.deps.log.warn("mail.body.unrenderable", { ...ctx.deps.ids, syncKey: a.syncKey, reason: copy.unrenderable });
   }
-  return done(await store.append(copy.source, a.seen ? ["\\Seen"] : []));
+  return { action: a, source: copy.source, flags: a.seen ? ["\\Seen"] : [] };
+}
+
+/** The made copies in chunks of at most APPEND_CHUNK_MESSAGES and APPEND_CHUNK_BYTES (a larger copy goes alone). */
+export function appendChunks<T extends { source: Buffer }>(made: readonly T[]): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let bytes = 0;
+  for (const m of made) {
+    if (chunk.length && (chunk.length >= APPEND_CHUNK_MESSAGES || bytes + m.source.length > APPEND_CHUNK_BYTES)) { chunks.push(chunk); chunk = []; bytes = 0; }
+    chunk.push(m);
+    bytes += m.source.length;
+  }
+  if (chunk.length) chunks.push(chunk);
+  return chunks;
+}
+
+/**
+ * APPENDs a chunk of copies in one command where the store takes it. A refused MULTIAPPEND
+ * stored none of them (RFC 3502 section 2): each is then appended on its own, so one message
+ * the store refuses does not hold back the others.
+ */
+async function appendChunk(chunk: MadeCopy[], ctx: ApplyContext, ok: (m: MadeCopy, uid: number) => void, failed: (a: MailAction, e: unknown) => void): Promise<void> {
+  const { store } = ctx.deps;
+  if (chunk.length > 1 && store.appendMany) {
+    try {
+      const uids = await store.appendMany(chunk.map((m) => ({ source: m.source, flags: m.flags })));
+      chunk.forEach((m, i) => ok(m, uids[i]!));
+      return;
+    } catch (e) {
+      // Anything but the store's NO (a lost connection, a deadline) may have stored the chunk:
+      // the run stops, and the next one resolves the pending rows by their keys.
+      if (!isConnectorError(e, "IMAP_COMMAND_FAILED")) { failed(chunk[0]!.action, e); return; }
+    }
+  }
+  for (const m of chunk) {
+    try { ok(m, await store.append(m.source, m.flags)); } catch (e) { failed(m.action, e); }
+  }
 }
 
 /** The message's attachments; the content only of those the copy keeps (mode "limit"). */

@@ -15,7 +15,7 @@ export const WRITE_METHODS = {
   contactsExchange: ["create", "update", "remove", "putPhoto"],
   calendarStore: ["append", "remove"],
   state: ["putItem", "putItems", "deleteItem", "saveCursors", "reindex"],
-  mailStore: ["append", "setSeen", "remove"],
+  mailStore: ["append", "appendMany", "setSeen", "remove"],
   mailExchange: ["setRead", "remove"],
 } as const;
 

@@ -193,3 +193,20 @@ describe("UID sets", () => {
     expect(sets.join(",").split(",").map(Number)).toEqual(many);
   });
 });
+
+describe("MULTIAPPEND", () => {
+  it("appendMany stores several messages in one command, their UIDs in order, flags per message", async () => {
+    // Break seen red: appendMany returning APPENDUID's set reversed -> subjects out of order.
+    const s = await openVoiceMailbox(endpoint(), "4714", { folder: "Multi", removal: { mode: "expunge" }, createFolder: true });
+    try {
+      expect(s.client.capabilities.has("MULTIAPPEND")).toBe(true);
+      const subjects = ["first", "second", "third"];
+      const uids = await s.appendMany(subjects.map((x, i) => ({ source: Buffer.from(`Subject: ${x}\r\n\r\nbody ${x}\r\n`), flags: i === 1 ? ["\\Seen"] : [] })));
+      expect(uids).toHaveLength(3);
+      await s.client.mailboxOpen("Multi");
+      const got = new Map<number, { subject?: string; seen: boolean }>();
+      for await (const m of s.client.fetch(uids.join(","), { uid: true, envelope: true, flags: true }, { uid: true })) got.set(m.uid, { subject: m.envelope?.subject, seen: m.flags?.has("\\Seen") ?? false });
+      expect(uids.map((u) => got.get(u))).toEqual([{ subject: "first", seen: false }, { subject: "second", seen: true }, { subject: "third", seen: false }]);
+    } finally { await s.close(); }
+  });
+});
