@@ -51,7 +51,7 @@ const subject = (s: string) => ({ subject: s, from: { name: "Ann Lee", address: 
 
 beforeAll(async () => {
   w = await startWorld({
-    users: ["4901", "4902", "4903", "4904"], disabledFunctions: SAFETY_NET_TIMERS,
+    users: ["4901", "4902", "4903", "4904", "4905"], disabledFunctions: SAFETY_NET_TIMERS,
     profiles: [
       { id: "e2p", displayName: "E-mail on the phone", loopPreventionDomain: "voice.contoso.test", emailToPhone: { enabled: true } },
       { id: "e2p-both", displayName: "E-mail both ways, internal only", loopPreventionDomain: "voice.contoso.test", emailToPhone: { enabled: true, deletes: "both", filters: { internalOnly: true, maxSizeBytes: 20_000 }, attachments: { mode: "limit", maxBytes: 4096, types: ["text/"] } } },
@@ -223,6 +223,31 @@ describe("e-mail on the phone end to end", () => {
     const after = await copies("4904");
     expect(new Set(after.map((c) => c.key)).size).toBe(3);
     expect((await state.loadItems()).filter((r) => r.pendingAppend || r.imapUid === undefined)).toEqual([]);
+  });
+
+  it("a batch of copies sent as one MULTIAPPEND: each copy is tied to its own message (heard on the phone, read in Outlook)", async () => {
+    // Break seen red: appendChunk in src/sync/mailSync.ts giving the chunk's UIDs in reverse
+    // order -> the phone's "heard" reads another message in Outlook.
+    const linkId = await link("4905", "batch@contoso.test", "e2p");
+    await expect.poll(() => [...w.sim.subscriptions.values()].filter((s) => s.userId === users["4905"] && /mailFolders\('inbox'\)/i.test(s.resource)).length, { timeout: 15_000 }).toBe(1);
+    await w.queueDrained();
+    // Their notifications are lost, so one run copies all five in one chunk.
+    w.sim.faults.dropNotificationsNext = 5;
+    const names = ["one", "two", "three", "four", "five"].map((n) => `batch ${n}`);
+    for (const n of names) receive("4905", subject(n));
+    await enqueueSync(w.deps.syncQueue, { linkId, kind: "mail", reason: "follow-up", at: Date.now() });
+    await expect.poll(async () => (await copies("4905")).map((c) => c.subject).sort(), { timeout: 15_000 }).toEqual([...names].sort());
+    await w.queueDrained();
+    const readInOutlook = () => inbox("4905").filter((m) => m.isRead).map((m) => m.subject).sort();
+    const seenOnPhone = async () => (await copies("4905")).filter((c) => c.seen).map((c) => c.subject).sort();
+    const two = (await copies("4905")).find((c) => c.subject === "batch two")!;
+    await onStore("4905", (c) => c.messageFlagsAdd(String(two.uid), ["\\Seen"], { uid: true }));
+    await expect.poll(readInOutlook, { timeout: 10_000 }).toEqual(["batch two"]);
+    await w.queueDrained();
+    w.sim.outlook(users["4905"]!).markRead(inbox("4905").find((m) => m.subject === "batch five")!.id);
+    await expect.poll(seenOnPhone, { timeout: 10_000 }).toEqual(["batch five", "batch two"]);
+    await w.queueDrained();
+    expect(readInOutlook()).toEqual(["batch five", "batch two"]);
   });
 
   it("a failing mail run shows on the status report, and the mail is copied once Graph answers again", async () => {
