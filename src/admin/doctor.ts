@@ -6,7 +6,7 @@
  *
  *  1. settings (src/config.ts)            5. a Graph token for each connected tenant
  *  2. storage reachable as who runs this   6. permissions granted vs needed (the token's roles)
- *  3. the sync queue exists                7. each voice store: login, CONDSTORE/QRESYNC/IDLE/METADATA
+ *  3. the sync queue exists                7. each voice store: login, CONDSTORE/QRESYNC/IDLE/NOTIFY/METADATA
  *  4. secrets readable (Key Vault / file)  8. Graph's notification URLs answer the validation round trip
  */
 import crypto from "node:crypto";
@@ -31,12 +31,13 @@ export const GRAPH_PERMISSIONS_NEEDED = ["Mail.ReadWrite", "Calendars.Read", "Co
 
 /**
  * IMAP extensions umconnect uses and what their absence costs (not fatal: it falls back).
- * CONDSTORE/QRESYNC: RFC 7162; IDLE: RFC 2177; METADATA: RFC 5464.
+ * CONDSTORE/QRESYNC: RFC 7162; IDLE: RFC 2177; NOTIFY: RFC 5465; METADATA: RFC 5464.
  */
 const CAPABILITIES: Array<[string, string]> = [
   ["CONDSTORE", "without it every poll compares all flags (RFC 7162)"],
   ["QRESYNC", "without it expunges are found by listing every UID (RFC 7162)"],
   ["IDLE", "without it `notify: idle` cannot be used; the poll and the store's push remain (RFC 2177)"],
+  ["NOTIFY", "without it `notify: idle` watches INBOX alone; changes in contacts and other folders wait for the poll (RFC 5465)"],
   ["METADATA", "without it the UC location (\"Meeting\") cannot be set on the store (RFC 5464)"],
 ];
 

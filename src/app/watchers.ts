@@ -2,7 +2,11 @@
  * Push without a hook: for endpoints with `notify: "idle"`, watchers hold an IMAP IDLE
  * (RFC 2177) connection per linked voice mailbox and enqueue a run when the store reports a
  * change on it: EXISTS (a new message, RFC 3501 section 7.3.1), EXPUNGE / VANISHED (RFC 3501
- * section 7.4.1, RFC 7162 section 3.2.10), FETCH with new flags (section 7.4.2).
+ * section 7.4.1, RFC 7162 section 3.2.10), FETCH with new flags (section 7.4.2). Where the
+ * store offers NOTIFY (RFC 5465, src/imap/notify.ts) and the profile syncs other folders
+ * (contacts, e-mail copies outside INBOX, mirrored folders), the same connection hears of
+ * their changes as well; the runs each folder's change starts are the push hook's
+ * (src/app/storeChanges.ts).
  *
  * Serverless shape: the `watchStores` timer (every minute) starts a watcher; it takes a lease
  * on each shard of mailboxes it can get (SHARD_SIZE links of one endpoint) and holds them for
@@ -11,8 +15,9 @@
  * timer's watcher waits for a shard lease that is about to end and takes it over. No double
  * watch: a shard is watched only under its lease. No gap: when a watcher stops it records each
  * mailbox's HIGHESTMODSEQ (RFC 7162; UIDNEXT + EXISTS where the store has no CONDSTORE), and
- * the next watcher, once it has SELECTed, compares and enqueues a run for every mailbox that
- * changed in between. A watch that breaks (store restart, dropped connection) reconnects after
+ * each NOTIFY-watched folder's, and the next watcher, once it has SELECTed (and set NOTIFY,
+ * whose first STATUS responses give the other folders' state), compares and enqueues the runs
+ * of every folder that changed in between. A watch that breaks (store restart, dropped connection) reconnects after
  * a jittered delay, so a restart does not bring every connection back at once; connections
  * come from the store's connection budget like every other (src/app/storeAccess.ts). The
  * poll timer stays as the safety net.
@@ -25,7 +30,9 @@ import { requestChangeRun } from "./linkRun.js";
 import { openLinkedMailbox } from "./storeAccess.js";
 import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
 import { storeAccessState } from "./credentials.js";
-import { mirrorsFolder } from "../sync/mirrorFolders.js";
+import { runsForFolderChange, type StoreChangeKind } from "./storeChanges.js";
+import { folderMark, notifyOtherFolders } from "../imap/notify.js";
+import type { FeatureProfile } from "../admin/profiles.js";
 
 export const SHARD_SIZE = 250;
 /** A watched mailbox whose connection broke waits 0.5 s to this long before reconnecting. */
@@ -50,12 +57,26 @@ export interface WatcherReport {
   overBudget: number;
 }
 
-type Mark = string;
-const markOf = (s: VoiceMailboxSession): Mark => {
+const inboxMark = (s: VoiceMailboxSession): string => {
   const m = s.client.mailbox;
   if (!m) return "";
   return m.highestModseq !== undefined ? `m${m.highestModseq}` : `u${m.uidNext}:${m.exists}`;
 };
+
+/** Where a watch left a mailbox: INBOX's mark and, with NOTIFY, each other watched folder's. */
+interface Mark { inbox: string; folders: Record<string, string> }
+const writeMark = (m: Mark): string => (Object.keys(m.folders).length ? JSON.stringify(m) : m.inbox);
+/** Marks written before NOTIFY watches are INBOX's alone. */
+function readMark(text: string | undefined): Mark | undefined {
+  if (text === undefined) return undefined;
+  if (!text.startsWith("{")) return { inbox: text, folders: {} };
+  try {
+    const m = JSON.parse(text) as Partial<Mark>;
+    return { inbox: String(m.inbox ?? ""), folders: typeof m.folders === "object" && m.folders ? m.folders : {} };
+  } catch {
+    return undefined; // unreadable: nothing to catch up on, as for a first watch
+  }
+}
 
 /** Links on endpoints that want IDLE watchers, in shards: `<endpoint>#<n>` -> links. */
 export async function watchShards(deps: Deps): Promise<Map<string, MailboxLink[]>> {
@@ -99,23 +120,20 @@ export async function runWatcher(deps: Deps, options: WatcherOptions): Promise<W
   return report;
 }
 
-/**
- * The kinds a change in a watched INBOX starts: voicemail always; the disaster-recovery mirror
- * (src/app/mirror.ts) too when the link's profile mirrors INBOX to the endpoint's backup, so
- * the backup lags by seconds on a store without a push hook, as with one (src/app/webhooks.ts).
- */
-async function kindsOnChange(deps: Deps, link: MailboxLink): Promise<Array<"voicemail" | "mirror">> {
-  const dir = await deps.directory({ endpointId: link.endpointId, profileId: link.profileId });
-  const mirror = dir.linkProfile(link).mirror;
-  return mirror.enabled && dir.backupOf(link.endpointId) && mirrorsFolder(mirror, "INBOX") ? ["voicemail", "mirror"] : ["voicemail"];
-}
+/** Whether a folder besides INBOX can start a run for this profile: only then is NOTIFY worth setting. */
+const watchesOtherFolders = (profile: FeatureProfile, hasBackup: boolean) =>
+  profile.contacts.enabled || (profile.emailToPhone.enabled && profile.emailToPhone.storeFolder.toUpperCase() !== "INBOX") || (profile.mirror.enabled && hasBackup);
 
 async function watchMailbox(deps: Deps, link: MailboxLink, shard: string, until: number, report: WatcherReport): Promise<void> {
   const markKey = `watchmark:${link.linkId}`;
-  const kinds = await kindsOnChange(deps, link).catch((e: unknown) => { deps.log.warn("watcher.kinds.failed", { linkId: link.linkId, error: e }); return ["voicemail" as const]; });
-  const changed = async (why: string) => {
+  // Without the profile (state unreachable) INBOX's changes still start the voice messages' run.
+  const setup = await deps.directory({ endpointId: link.endpointId, profileId: link.profileId })
+    .then((dir) => ({ profile: dir.linkProfile(link), hasBackup: !!dir.backupOf(link.endpointId) }))
+    .catch((e: unknown) => { deps.log.warn("watcher.profile.failed", { linkId: link.linkId, error: e }); return undefined; });
+  const kindsOf = (folder: string): StoreChangeKind[] => (setup ? runsForFolderChange(setup.profile, setup.hasBackup, folder) : folder.toUpperCase() === "INBOX" ? ["voicemail"] : []);
+  const changed = async (why: string, kinds: StoreChangeKind[]) => {
     report.changesSeen++;
-    deps.log.info("watcher.change", { linkId: link.linkId, why });
+    deps.log.info("watcher.change", { linkId: link.linkId, why, kinds });
     for (const kind of kinds) {
       await requestChangeRun(deps, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: "store-change", at: Date.now() }).catch((e: unknown) => deps.log.warn("watcher.enqueue.failed", { linkId: link.linkId, kind, error: e }));
     }
@@ -139,14 +157,33 @@ async function watchMailbox(deps: Deps, link: MailboxLink, shard: string, until:
         const closed = new Promise<void>((resolve) => { client.once("close", () => resolve()); if (!client.usable) resolve(); });
         await session.client.mailboxOpen("INBOX");
         if (first) report.mailboxes++;
+        // The other folders' state as NOTIFY's first STATUS responses give it, then their changes.
+        const folders: Record<string, string> = {};
+        let settingUp = true;
+        if (setup && watchesOtherFolders(setup.profile, setup.hasBackup)) {
+          await notifyOtherFolders(session.client, (folder, status) => {
+            const kinds = folder.toUpperCase() === "INBOX" ? [] : kindsOf(folder);
+            if (!kinds.length) return;
+            folders[folder] = folderMark(status);
+            if (!settingUp) void changed(`status ${folder}`, kinds);
+          });
+        }
+        settingUp = false;
         // Catch up on what changed while nobody watched (handover or reconnect).
-        const before = await storeAccessState(deps).getMark(markKey);
-        if (before !== undefined && before !== markOf(session)) { report.caughtUp++; await changed("changed-while-unwatched"); }
+        const before = readMark(await storeAccessState(deps).getMark(markKey));
+        if (before) {
+          const missed = new Set<StoreChangeKind>();
+          if (before.inbox !== inboxMark(session)) for (const k of kindsOf("INBOX")) missed.add(k);
+          // A folder the last watch did not see (no NOTIFY then, or new) has nothing to compare.
+          for (const [folder, mark] of Object.entries(folders)) if (before.folders[folder] !== undefined && before.folders[folder] !== mark) for (const k of kindsOf(folder)) missed.add(k);
+          if (missed.size) { report.caughtUp++; await changed("changed-while-unwatched", [...missed]); }
+        }
         first = false;
         const s = session;
-        const onExists = (e: { count: number; prevCount: number }) => { if (e.count !== e.prevCount) void changed("exists"); };
-        const onExpunge = () => void changed("expunge");
-        const onFlags = () => void changed("flags");
+        const inboxKinds = kindsOf("INBOX");
+        const onExists = (e: { count: number; prevCount: number }) => { if (e.count !== e.prevCount) void changed("exists", inboxKinds); };
+        const onExpunge = () => void changed("expunge", inboxKinds);
+        const onFlags = () => void changed("flags", inboxKinds);
         s.client.on("exists", onExists);
         s.client.on("expunge", onExpunge);
         s.client.on("flags", onFlags);
@@ -167,7 +204,7 @@ async function watchMailbox(deps: Deps, link: MailboxLink, shard: string, until:
         s.client.off("expunge", onExpunge);
         s.client.off("flags", onFlags);
         if (s.client.usable) {
-          await storeAccessState(deps).putMark(markKey, markOf(s));
+          await storeAccessState(deps).putMark(markKey, writeMark({ inbox: inboxMark(s), folders }));
           await s.close();
           return;
         }

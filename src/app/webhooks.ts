@@ -8,7 +8,7 @@ import { parseNotifications, validationToken, type NotificationWork } from "../w
 import { verifyStoreNotification, type StoreEvent } from "../webhooks/storeNotifications.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
-import { mirrorsFolder } from "../sync/mirrorFolders.js";
+import { runsForFolderChange, type StoreChangeKind } from "./storeChanges.js";
 import { QUEUED_MARK_SECONDS, requestChangeRun, runKeyOf } from "./linkRun.js";
 import { kindOfResource } from "./subscriptions.js";
 import { nonceTime } from "../webhooks/clientState.js";
@@ -130,10 +130,7 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
     const keys = directory.signingKeys(endpointId);
     const events = verifyStoreNotification({ keys, endpointId, body, timestampHeader: timestamp, signatureHeader: signature, nowSeconds: Math.floor(Date.now() / 1000), replay: deps.storeReplay });
     const at = Date.now();
-    // One run per user and kind: a change in the contacts folder syncs contacts, one in INBOX
-    // (the folder the voicemail sync reads) the voice messages. The calendar folder is a one-way
-    // mirror of Exchange: the store's own changes there (our writes echoing back) need no run;
-    // nor do other folders (a trash folder receiving the messages the connector removed).
+    // One run per user and kind; which kinds a folder's change starts: src/app/storeChanges.ts.
     const byUser = new Map<string, StoreEvent[]>();
     for (const e of events) {
       const u = e.user.toLowerCase();
@@ -145,23 +142,17 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
       const link = await withDeadline(deps.state.findLinkByVoice(endpointId, user), left(), "STATE_UNAVAILABLE", "link lookup");
       if (link?.state !== "enabled") return;
       const profile = directory.linkProfile(link);
+      const hasBackup = !!directory.backupOf(endpointId);
       const voicemail: StoreEvent[] = [];
-      let contacts = false;
-      let mail = false;
-      // Any change in a mirrored folder starts a mirror run (src/app/mirror.ts): the backup lags by seconds.
-      const mirror = profile.mirror.enabled && !!directory.backupOf(endpointId) && userEvents.some((e) => mirrorsFolder(profile.mirror, e.mailbox ?? "INBOX"));
+      const kinds = new Set<StoreChangeKind>();
       for (const e of userEvents) {
-        const folder = (e.mailbox ?? "INBOX").toLowerCase();
-        // E-mail on the phone: a change in the copies' folder (heard, deleted) starts a mail run;
-        // when that folder is INBOX the voicemail run starts as well (it leaves the copies alone).
-        if (profile.emailToPhone.enabled && folder === profile.emailToPhone.storeFolder.toLowerCase()) mail = true;
-        if (profile.contacts.enabled && folder === profile.contacts.folder.toLowerCase()) contacts = true;
-        else if (folder === "inbox") voicemail.push(e);
+        for (const kind of runsForFolderChange(profile, hasBackup, e.mailbox ?? "INBOX")) {
+          if (kind === "voicemail") voicemail.push(e);
+          else kinds.add(kind);
+        }
       }
       const request = (kind?: "contacts" | "mail" | "mirror") => withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind ? { kind } : {}), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
-      if (contacts) await request("contacts");
-      if (mail) await request("mail");
-      if (mirror) await request("mirror");
+      for (const kind of ["contacts", "mail", "mirror"] as const) if (kinds.has(kind)) await request(kind);
       // An echo check that cannot answer in time counts as "not ours": one extra run at worst.
       if (voicemail.length && !(await withDeadline(ownEcho(deps, link.linkId, voicemail), left(), "STATE_UNAVAILABLE", "echo check").catch(() => false))) await request();
     })));

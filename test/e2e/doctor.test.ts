@@ -56,7 +56,7 @@ describe("umconnect doctor", () => {
     expect(r.code).toBe(0);
     expect(r.checks.map((c) => c.check)).toEqual(ORDER);
     expect(r.checks.map((c) => c.state)).toEqual(ORDER.map(() => "pass"));
-    expect(r.checks.find((c) => c.check === "voice stores")!.detail).toBe("voice-1: login for 6201 ok; CONDSTORE, QRESYNC, IDLE, METADATA offered");
+    expect(r.checks.find((c) => c.check === "voice stores")!.detail).toBe("voice-1: login for 6201 ok; CONDSTORE, QRESYNC, IDLE, NOTIFY, METADATA offered");
     expect(r.checks.find((c) => c.check === "permissions")!.detail).toMatch(/Mail\.ReadWrite, Calendars\.Read, Contacts\.ReadWrite, User\.Read\.All granted/);
     const human = await doctor({}, false);
     expect(human.stdout).toMatch(/^ 1\. PASS  settings: /);

@@ -40,8 +40,9 @@ afterAll(async () => { await w?.stop(); });
 
 describe("mirror through IDLE watchers", () => {
   it("a message delivered to production reaches the backup through the IDLE watch, with no push hook and no poll", async () => {
-    // Break seen red: watchers.ts requesting only the voicemail run on a change (kindsOnChange
-    // returning ["voicemail"]) -> the backup never gets the message (nothing else starts a mirror run here).
+    // Break seen red: watchers.ts requesting only the voicemail run on a change (the kinds of
+    // an INBOX change being ["voicemail"]; now src/app/storeChanges.ts) -> the backup never gets
+    // the message (nothing else starts a mirror run here).
     const before = await backupIds();
     const watcher = (watchStoresEvenFunction.handler as (t: unknown, c: unknown) => Promise<void>)({}, {});
     await expect.poll(() => lines().some((l) => l.event === "watcher.shard.taken"), { timeout: 15_000 }).toBe(true);
