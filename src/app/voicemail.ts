@@ -9,9 +9,9 @@ import { playableRecordings } from "../formats/transcode.js";
 import { ExchangeVoicemail, type VoicemailItem } from "../graph/voicemail.js";
 import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
 import { openLinkedMailbox } from "./storeAccess.js";
-import { syncVoicemail, type CopySelector, type VoicemailSyncDeps, type VoicemailSyncReport } from "../sync/voicemailSync.js";
+import { emptyCounts, syncVoicemail, type CopySelector, type VoicemailSyncDeps, type VoicemailSyncReport } from "../sync/voicemailSync.js";
 import { decideCopy, toVoicemailItem } from "../sync/voicemailCopy.js";
-import type { ExchangeMailboxPort, VoicemailCopy, VoicemailStatePort } from "../sync/ports.js";
+import type { ExchangeChanges, ExchangeMailboxPort, VoicemailCopy, VoicemailStatePort } from "../sync/ports.js";
 import type { FeatureProfile } from "../admin/profiles.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import type { Deps } from "./deps.js";
@@ -46,7 +46,8 @@ export interface VoicemailRunPorts {
   folderId: string;
 }
 
-export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise<VoicemailRunPorts> {
+/** The Exchange side of a link's run: its profile, the Graph client and the voicemail folder. */
+async function exchangeSide(deps: Deps, link: MailboxLink) {
   const dir = await deps.directory({ endpointId: link.endpointId, profileId: link.profileId });
   const profile = dir.linkProfile(link);
   dir.endpoint(link.endpointId); // an unknown endpoint fails before Graph is asked anything
@@ -56,7 +57,11 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise
     folderId = await exchange.ensureFolder(profile.exchangeFolder);
     folderIds.set(link.linkId, folderId);
   }
-  const fid = folderId;
+  return { dir, profile, exchange, folderId };
+}
+
+export async function openVoicemailPorts(deps: Deps, link: MailboxLink, side?: Awaited<ReturnType<typeof exchangeSide>>): Promise<VoicemailRunPorts> {
+  const { dir, profile, exchange, folderId: fid } = side ?? await exchangeSide(deps, link);
   const voice = await openLinkedMailbox(deps, link, { folder: "INBOX", maxMessageBytes: dir.maxMessageBytes(link.endpointId), removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
   const exchangeDelete = profile.exchangeDelete;
   let moveTarget: string | undefined;
@@ -95,6 +100,11 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink): Promise
   };
 }
 
+/** The report of a fast read check that found nothing new in Outlook (nothing read, nothing written). */
+function quietReport(unread: number): VoicemailSyncReport {
+  return { actions: emptyCounts(), skipped: 0, imapFull: false, graphFull: false, deltaExpired: false, uidValidityChanged: false, movedAway: 0, readDrift: 0, unread, skippedTotal: 0, corrupt: 0, itemsRead: 0 };
+}
+
 /**
  * The Exchange item for a stored message: understood (formats/voiceMessage.ts), its recordings
  * made playable in the profile's voiceFormat (formats/transcode.ts; the store keeps the
@@ -122,11 +132,45 @@ export function adoptionPorts(deps: Deps, link: MailboxLink): NonNullable<Voicem
   };
 }
 
+/**
+ * The fast read check exists for one thing: a read or delete in Outlook reaching the store (the
+ * phone's lamp) when Graph's notification is late or lost. When the folder's delta has nothing
+ * new, such a run has nothing to carry: it ends without logging in to the store (the store's
+ * own changes come by its push, an IDLE watch or the poll) and writes nothing, so a check
+ * costs one delta request and the lease (issue #19: cost follows changes). Only on whole
+ * incremental state (a healthy link, cursors with counts that are not stale); otherwise, or
+ * when the delta has something, the run goes on with the changes already read.
+ */
+async function quietFastRead(deps: Deps, link: MailboxLink, side: Awaited<ReturnType<typeof exchangeSide>>): Promise<{ quiet: true; unread: number } | { quiet: false; changes?: { deltaLink: string; read: ExchangeChanges } }> {
+  if (link.lastError) return { quiet: false };
+  const cursors = await deps.state.voicemailState(link.linkId).loadCursors();
+  if (!cursors.deltaLink || !cursors.imap || !cursors.counts || cursors.countsStale) return { quiet: false };
+  let read: ExchangeChanges;
+  try {
+    read = await side.exchange.changes(side.folderId, cursors.deltaLink);
+  } catch (e) {
+    if (isConnectorError(e, "DELTA_TOKEN_EXPIRED")) return { quiet: false }; // the run re-matches
+    throw e;
+  }
+  if (!read.full && !read.upserted.length && !read.removed.length) return { quiet: true, unread: cursors.counts.unread };
+  return { quiet: false, changes: { deltaLink: cursors.deltaLink, read } };
+}
+
 async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: LeaseGuard): Promise<VoicemailSyncReport> {
   const started = Date.now();
   const log = deps.log.child({ linkId: link.linkId, tenantId: link.tenantId });
   try {
-    const ports = await openVoicemailPorts(deps, link);
+    const side = await exchangeSide(deps, link);
+    const fast = req.reason === "fast-read" && !isFull(req) ? await quietFastRead(deps, link, side) : { quiet: false as const };
+    if (fast.quiet) return quietReport(fast.unread);
+    const ports = await openVoicemailPorts(deps, link, side);
+    if (!fast.quiet && fast.changes) {
+      // The delta the check read is the run's: the same deltaLink read again would cost a request.
+      const pre = fast.changes;
+      const changes = ports.exchange.changes;
+      let used = false;
+      ports.exchange.changes = (deltaLink) => (!used && (used = true) && deltaLink === pre.deltaLink ? Promise.resolve(pre.read) : changes(deltaLink));
+    }
     let report: VoicemailSyncReport;
     try {
       report = await syncVoicemail({

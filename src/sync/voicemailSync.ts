@@ -92,7 +92,7 @@ export interface VoicemailSyncReport {
   itemsRead: number;
 }
 
-const emptyCounts = (): VoicemailSyncReport["actions"] => ({
+export const emptyCounts = (): VoicemailSyncReport["actions"] => ({
   createInGraph: 0, adopt: 0, setGraphRead: 0, setImapSeen: 0, deleteInGraph: 0, deleteInImap: 0, recordAgreed: 0, forget: 0, detach: 0,
 });
 

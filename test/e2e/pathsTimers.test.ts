@@ -34,6 +34,9 @@ async function isolated(mailbox: string, upn: string) {
   return { linkId, userId };
 }
 
+/** Graph requests made for this mailbox so far (the simulator's count). */
+const graphRequests = (userId: string) => w.sim.stats.byMailbox.get(userId) ?? 0;
+
 /** Poll skips a link that ran within the last minute (its run made the poll's check); this one last ran 2 minutes ago. */
 const ranLongAgo = (linkId: string) => w.deps.state.modifyLink(linkId, (l) => ({ ...l, lastSyncAt: new Date(Date.now() - 120_000).toISOString() }));
 
@@ -101,12 +104,31 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await w.runFunction("reconcile"); // the copy, and unreadVoice = 1 on the link (what fast read selects on)
     await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(1);
     await expect.poll(async () => (await w.deps.state.getLink(linkId))?.unreadVoice, { timeout: 15_000 }).toBe(1);
-    await readInOutlookUnnoticed(userId, inbox(userId)[0]!.id);
     // The check skips a link that ran within its interval (1 s in this world): wait it out, on the recorded time.
-    const last = Date.parse((await w.deps.state.getLink(linkId))!.lastSyncAt!);
-    await new Promise((r) => setTimeout(r, Math.max(0, last + 1_100 - Date.now())));
+    const waitOutInterval = async () => {
+      const last = Date.parse((await w.deps.state.getLink(linkId))!.lastSyncAt!);
+      await new Promise((r) => setTimeout(r, Math.max(0, last + 1_100 - Date.now())));
+    };
+    // Nothing new in Outlook: the check reads the delta and ends there, no store login, no write.
+    // Break seen red: quietFastRead (src/app/voicemail.ts) never quiet -> a store login per check.
+    await waitOutInterval();
+    // Every login counts (the test's own too: it makes none between the two counts).
+    const logins = () => w.dc.log().split("\n").filter((l) => /imap-login: Info: Login: /.test(l) && l.includes("5313")).length;
+    const before = { logins: logins(), lastSyncAt: (await w.deps.state.getLink(linkId))!.lastSyncAt, graph: graphRequests(userId) };
+    await w.runFunction("fastReadCheck");
+    await expect.poll(() => graphRequests(userId), { timeout: 10_000 }).toBe(before.graph + 1);
+    await w.queueDrained();
+    expect(logins()).toBe(before.logins);
+    expect((await w.deps.state.getLink(linkId))!.lastSyncAt).toBe(before.lastSyncAt);
+
+    // A read in Outlook: the check carries it to the store (the delta it read is the run's own).
+    // Break seen red: the run reading the delta again (the check's read not handed on) -> 2 requests.
+    await readInOutlookUnnoticed(userId, inbox(userId)[0]!.id);
+    await new Promise((r) => setTimeout(r, 1_100)); // the check's own interval since the last check
+    const graphBefore = graphRequests(userId);
     await w.runFunction("fastReadCheck");
     await expect.poll(() => seen("5313"), { timeout: 15_000 }).toEqual([true]);
     await expect.poll(() => reasonsFor(linkId, "setImapSeen", "fast-read"), { timeout: 5000 }).toEqual(["fast-read"]);
+    expect(graphRequests(userId)).toBe(graphBefore + 1); // the one delta: read once, used by the run
   }, 60_000);
 });
