@@ -172,8 +172,9 @@ ${Object.entries(units).map(([k, u]) => row(k, u)).join("\n")}
 | **total** | | **${f(m.total)}** |
 
 What dominates: the per-minute poll and the 5-second fast read check are runs even when nothing
-changed; their unit cost (a no-change run) is what \`npm run bench -- scale\` keeps at one Graph delta
-and one SELECT.
+changed. A poll run with nothing new is one Graph delta, one SELECT and the run's state rows
+(\`npm run bench -- scale\` keeps it there); a fast read check with nothing new in Outlook is one
+Graph delta and its lease, with no store login and no write (src/app/voicemail.ts quietFastRead).
 
 ## Prices used
 
