@@ -19,7 +19,7 @@ import { ExchangeCalendar } from "../../src/graph/calendar.js";
 import { syncCalendar, type CalendarCursors, type CalendarRecord } from "../../src/sync/calendarSync.js";
 import { parseOccurrence } from "../../src/formats/icalendar.js";
 import { storeItemText } from "../../src/formats/storeItem.js";
-import { countWrites, crashRun } from "../harness/crash.js";
+import { countWrites, crashAtEveryWrite } from "../harness/crash.js";
 
 const POOL = 40;
 const mailboxes = Array.from({ length: POOL }, (_, i) => `m${i}`);
@@ -80,8 +80,6 @@ async function settled(s: Scenario) {
   expect(again.actions).toEqual({ write: 0, remove: 0, removeStray: 0, forget: 0 });
 }
 
-/** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
-const CASE_TIMEOUT_MS = 300_000;
 const job = (linkId: string) => ({ env: w.env, kind: "calendar" as const, linkId });
 
 // The counting run: the same scenario, to completion, in the same kind of child process.
@@ -101,27 +99,30 @@ describe.concurrent("calendar: the worker dies at every write (SIGKILL)", () => 
     expect(phase2Writes.at(-1)).toBe("state.saveCursors");
   });
 
-  for (let n = 1; n <= phase1Writes.length; n++) {
-    it(`phase 1 (first mirror): dies at write ${n} of ${phase1Writes.length}, restarts, mirrors every occurrence exactly once`, async () => {
-      const s = await scenario();
-      await crashRun(job(s.linkId), n);
+  crashAtEveryWrite("calendar", w.env, {
+    title: "phase 1 (first mirror)", writes: phase1Writes,
+    start: scenario,
+    restart: async (s) => {
       await run(s.linkId, s.mailbox, s.userId);
       expect(await storeSubjects(s.mailbox)).toEqual(["A", "B", "C"]);
       await settled(s);
-    }, CASE_TIMEOUT_MS);
-  }
+    },
+  }, "mirrors every occurrence exactly once");
 
-  for (let n = 1; n <= phase2Writes.length; n++) {
-    it(`phase 2 (changed, deleted, added): dies at write ${n} of ${phase2Writes.length}, restarts, mirrors every occurrence exactly once`, async () => {
+  crashAtEveryWrite("calendar", w.env, {
+    title: "phase 2 (changed, deleted, added)", writes: phase2Writes,
+    start: async () => {
       const s = await scenario();
       await run(s.linkId, s.mailbox, s.userId);
       expect(await storeSubjects(s.mailbox)).toEqual(["A", "B", "C"]);
       await run(s.linkId, s.mailbox, s.userId); // steady state, as in the counting run
       phase2(s);
-      await crashRun(job(s.linkId), n);
+      return s;
+    },
+    restart: async (s) => {
       await run(s.linkId, s.mailbox, s.userId);
       expect(await storeSubjects(s.mailbox)).toEqual(["A2", "C", "D"]);
       await settled(s);
-    }, CASE_TIMEOUT_MS);
-  }
+    },
+  }, "mirrors every occurrence exactly once");
 });

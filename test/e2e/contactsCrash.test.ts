@@ -18,7 +18,7 @@ import { openContactsPorts } from "../../src/app/contacts.js";
 import { syncContacts } from "../../src/sync/contactsSync.js";
 import { parseVCard } from "../../src/formats/vcard.js";
 import { storeItemText } from "../../src/formats/storeItem.js";
-import { countWrites, crashRun } from "../harness/crash.js";
+import { countWrites, crashAtEveryWrite } from "../harness/crash.js";
 
 const POOL = 60;
 const mailboxes = Array.from({ length: POOL }, (_, i) => `k${i}`);
@@ -126,8 +126,6 @@ async function settled(linkId: string) {
   expect(Object.values(again.actions).reduce((a, b) => a + b, 0)).toBe(0);
 }
 
-/** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
-const CASE_TIMEOUT_MS = 300_000;
 const job = (linkId: string) => ({ env: w.env, kind: "contacts" as const, linkId });
 
 // The counting run: the same scenario, to completion, in the same kind of child process.
@@ -151,27 +149,30 @@ describe.concurrent("contacts: the worker dies at every write (SIGKILL)", () => 
     expect(phase2Writes.at(-1)).toBe("state.saveCursors");
   });
 
-  for (let n = 1; n <= phase1Writes.length; n++) {
-    it(`phase 1 (initial sync both ways): dies at write ${n} of ${phase1Writes.length}, restarts, loses and duplicates nothing`, async () => {
-      const s = await scenario();
-      await crashRun(job(s.linkId), n);
+  crashAtEveryWrite("contacts", w.env, {
+    title: "phase 1 (initial sync both ways)", writes: phase1Writes,
+    start: scenario,
+    restart: async (s) => {
       await run(s.linkId);
       expect((await check(s.mailbox, s.userId)).store).toHaveLength(4);
       await settled(s.linkId);
-    }, CASE_TIMEOUT_MS);
-  }
+    },
+  }, "loses and duplicates nothing");
 
-  for (let n = 1; n <= phase2Writes.length; n++) {
-    it(`phase 2 (conflict, edits and deletes on both sides): dies at write ${n} of ${phase2Writes.length}, restarts, loses and duplicates nothing`, async () => {
+  crashAtEveryWrite("contacts", w.env, {
+    title: "phase 2 (conflict, edits and deletes on both sides)", writes: phase2Writes,
+    start: async () => {
       const s = await scenario();
       await run(s.linkId);
       expect((await check(s.mailbox, s.userId)).store).toHaveLength(4);
       await run(s.linkId); // steady state, as in the counting run
       await phase2(s);
-      await crashRun(job(s.linkId), n);
+      return s;
+    },
+    restart: async (s) => {
       await run(s.linkId);
       await checkPhase2(s);
       await settled(s.linkId);
-    }, CASE_TIMEOUT_MS);
-  }
+    },
+  }, "loses and duplicates nothing");
 });

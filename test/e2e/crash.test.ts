@@ -21,7 +21,7 @@ import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import { openVoicemailPorts } from "../../src/app/voicemail.js";
 import { syncVoicemail } from "../../src/sync/voicemailSync.js";
 import { SYNC_KEY_PROP } from "../../src/graph/voicemail.js";
-import { countWrites, crashRun } from "../harness/crash.js";
+import { countWrites, crashAtEveryWrite } from "../harness/crash.js";
 
 // Mailboxes for the counting run and one per crash case (Dovecot's users are fixed at start).
 const POOL = 40;
@@ -118,8 +118,6 @@ async function check(s: Scenario) {
   return { store: [...store.values()], copies };
 }
 
-/** One case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
-const CASE_TIMEOUT_MS = 300_000;
 const job = (linkId: string) => ({ env: w.env, kind: "voicemail" as const, linkId });
 
 // The counting run: the same scenario, run to completion in a child process.
@@ -140,35 +138,39 @@ describe.concurrent("voicemail: the worker dies at every write (SIGKILL, 8 actio
     expect(phase2Writes.at(-1)).toBe("state.saveCursors");
   });
 
-  for (let n = 1; n <= phase1Writes.length; n++) {
-    it(`phase 1 (initial copy): dies at write ${n} of ${phase1Writes.length}, restarts, loses and duplicates nothing`, async () => {
-      const s = await scenario();
-      await crashRun(job(s.linkId), n);
+  crashAtEveryWrite("voicemail", w.env, {
+    title: "phase 1 (initial copy)", writes: phase1Writes,
+    start: scenario,
+    restart: async (s) => {
       await run(s.linkId);
       const after = await check(s);
       expect(after.copies).toHaveLength(3);
       const idle = await run(s.linkId);
       expect(Object.values(idle.actions).reduce((a, b) => a + b, 0)).toBe(0);
-    }, CASE_TIMEOUT_MS);
-  }
+    },
+  }, "loses and duplicates nothing");
 
-  for (let n = 1; n <= phase2Writes.length; n++) {
-    it(`phase 2 (edits on both sides): dies at write ${n} of ${phase2Writes.length}, restarts, loses and duplicates nothing`, async () => {
+  const deleted = new Map<string, string>();
+  crashAtEveryWrite("voicemail", w.env, {
+    title: "phase 2 (edits on both sides)", writes: phase2Writes,
+    start: async () => {
       const s = await scenario();
       await run(s.linkId);
       await check(s);
-      const { deleted } = await phase2(s);
-      await crashRun(job(s.linkId), n);
+      deleted.set(s.linkId, (await phase2(s)).deleted);
+      return s;
+    },
+    restart: async (s) => {
       await run(s.linkId);
       const after = await check(s);
       expect(after.store).toHaveLength(3);
       expect(after.store.filter((m) => m.seen)).toHaveLength(2);
       // The message deleted in Outlook is gone from the store; its row may remain only as a
       // tombstone (no UID, detached), so a restore from Deleted Items is not deleted again (#17).
-      const gone = (await w.deps.state.voicemailState(s.linkId).loadItems()).filter((r) => r.syncKey === deleted);
+      const gone = (await w.deps.state.voicemailState(s.linkId).loadItems()).filter((r) => r.syncKey === deleted.get(s.linkId));
       for (const r of gone) expect({ imapUid: r.imapUid, detached: r.detached }).toEqual({ imapUid: undefined, detached: "graph" });
       const idle = await run(s.linkId);
       expect(Object.values(idle.actions).reduce((a, b) => a + b, 0)).toBe(0);
-    }, CASE_TIMEOUT_MS);
-  }
+    },
+  }, "loses and duplicates nothing");
 });

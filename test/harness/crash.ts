@@ -10,6 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { it } from "vitest";
 
 export interface CrashJob {
   env: Record<string, string>;
@@ -50,4 +51,33 @@ export async function countWrites(job: Omit<CrashJob, "report" | "crashAt">): Pr
   if (r.code !== 0 || !r.report || !("completed" in r.report)) throw new Error(`the counting run failed (exit ${r.code}, signal ${r.signal}):\n${r.stderr.slice(-2000)}`);
   if (r.report.names.length !== r.report.writes) throw new Error("the counting run lost count");
   return r.report.names;
+}
+
+/** One crash case: a child process start (seconds of CPU when the machine is busy), runs and checks. */
+export const CASE_TIMEOUT_MS = 300_000;
+
+export interface CrashPhase<S extends { linkId: string }> {
+  /** Names the phase in each case's title, e.g. "phase 1 (initial copy)". */
+  title: string;
+  /** The writes the counting run of this phase made (N runs from 1 to their number). */
+  writes: readonly string[];
+  /** A fresh scenario brought to where the phase's run starts (the counting run's state). */
+  start(): Promise<S>;
+  /** After the death: the restarted worker's run and every check. */
+  restart(s: S): Promise<void>;
+}
+
+/**
+ * The cases of one phase, for a suite's `describe.concurrent`: for every write N of the
+ * counting run, a fresh scenario, the worker killed by SIGKILL right after write N (crashRun
+ * asserts it died there), then the phase's restart and checks. One loop for every crash suite.
+ */
+export function crashAtEveryWrite<S extends { linkId: string }>(kind: CrashJob["kind"], env: Record<string, string>, phase: CrashPhase<S>, what: string): void {
+  for (let n = 1; n <= phase.writes.length; n++) {
+    it(`${phase.title}: dies at write ${n} of ${phase.writes.length}, restarts, ${what}`, async () => {
+      const s = await phase.start();
+      await crashRun({ env, kind, linkId: s.linkId }, n);
+      await phase.restart(s);
+    }, CASE_TIMEOUT_MS);
+  }
 }
