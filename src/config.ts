@@ -58,6 +58,9 @@ const schema = z
     UMC_MIRROR_SKEW_ALERT_SECONDS: int(1, 86_400).default(60),
     // A run renews its lease every third of this; a worker that dies holds its mailboxes this long.
     UMC_LEASE_SECONDS: int(5, 600).default(30),
+    // A run's time for new work: then it stops taking actions, lets those in flight settle and
+    // hands the rest to a follow-up run, well before the hard deadline (src/timeouts.ts).
+    UMC_RUN_BUDGET_SECONDS: int(1, 200).default(150),
     /** How long one IDLE watcher holds its shards (src/app/watchers.ts); a little over the 60 s between the two watch timers. */
     UMC_WATCH_HOLD_SECONDS: int(2, 600).default(65),
     UMC_SCHEDULE_SHARDS: int(1, 1024).default(16),
@@ -131,7 +134,7 @@ export interface Config {
   /** Application Insights (platform setting APPLICATIONINSIGHTS_CONNECTION_STRING, set by the template). */
   telemetry: { appInsightsConnectionString?: string };
   logLevel: RawConfig["UMC_LOG_LEVEL"];
-  sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number; watchHoldSeconds: number; scheduleShards: number };
+  sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number; runBudgetSeconds: number; watchHoldSeconds: number; scheduleShards: number };
   /** Functions switched off with the platform's own setting (read by the dev host; Azure's runtime reads it itself). */
   host: { disabledFunctions: readonly string[] };
   /** The disaster-recovery mirror (src/app/mirror.ts). */
@@ -199,6 +202,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       fastReadIntervalSeconds: c.UMC_FAST_READ_INTERVAL_SECONDS,
       massDeleteMaxShare: c.UMC_MASS_DELETE_MAX_SHARE,
       leaseSeconds: c.UMC_LEASE_SECONDS,
+      runBudgetSeconds: c.UMC_RUN_BUDGET_SECONDS,
       watchHoldSeconds: c.UMC_WATCH_HOLD_SECONDS,
       scheduleShards: c.UMC_SCHEDULE_SHARDS,
     },

@@ -23,6 +23,8 @@ export const isFullRun = (req: SyncRequest) => req.reason === "reconcile" || req
   || (req.kind === "subscriptions" && (req.reason === "graph-reauthorize" || req.reason === "graph-resubscribe"));
 
 export const runKeyOf = (linkId: string, kind: SyncKind) => (kind === "voicemail" ? linkId : `${kind}:${linkId}`);
+/** What a run keeps of its hard deadline for the actions in flight when its budget is spent. */
+const RUN_SETTLE_MS = 60_000;
 /** A queued mark older than this no longer holds notifications back. */
 export const QUEUED_MARK_SECONDS = 120;
 
@@ -69,7 +71,8 @@ export async function runLinkUnderLease<T>(deps: Deps, req: SyncRequest, kind: S
     enqueueFollowUp: (_, full) => enqueueSync(deps.syncQueue, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: full ? "reconcile" : "follow-up", at: Date.now() }),
     leaseSeconds: deps.config.sync.leaseSeconds,
     log,
-  }, (lease) => withDeadline(work(link, log, lease), SYNC_RUN_DEADLINE_MS, "INTERNAL", `${kind} run of ${link.linkId}`, { mailboxId: link.linkId }), { full: isFullRun(req) });
+  }, (lease) => withDeadline(work(link, log, lease), SYNC_RUN_DEADLINE_MS, "INTERNAL", `${kind} run of ${link.linkId}`, { mailboxId: link.linkId }),
+  { full: isFullRun(req), budgetMs: Math.min(deps.config.sync.runBudgetSeconds * 1000, SYNC_RUN_DEADLINE_MS - RUN_SETTLE_MS) });
   if (outcome.status === "coalesced") return outcome;
   return { status: "ran", report: outcome.result };
 }

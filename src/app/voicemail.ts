@@ -185,9 +185,17 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
         mode: isFull(req) ? "full" : "incremental",
         adoption: adoptionPorts(deps, link),
         expectStoreEchoes: (writes) => deps.state.expectStoreEchoes(link.linkId, writes, STORE_ECHO_SECONDS),
+        timeUp: () => lease.timeUp(),
       });
     } finally {
       await ports.voice.close();
+    }
+    if (report.unfinished) {
+      // The run's time was up: a follow-up run goes on where it stopped (enqueued when this run
+      // releases its lease, src/sync/mailboxRun.ts). The link keeps its last complete sync time.
+      await deps.state.requestRun(link.linkId, false);
+      log.info("voicemail.sync.continues", { reason: req.reason, ...report.actions, unfinished: report.unfinished, ms: Date.now() - started });
+      return report;
     }
     const full = isFull(req);
     await deps.state.modifyLink(link.linkId, (l) => ({

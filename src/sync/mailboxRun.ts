@@ -25,6 +25,12 @@ export interface LeaseHandle {
  */
 export interface LeaseGuard {
   assertHeld(): void;
+  /**
+   * True once the run's time budget is spent: a long run (a first sync of thousands of
+   * messages) then stops taking new work and hands the rest to a follow-up run, instead of
+   * being cut off by the hard run deadline with its work still going and its lease released.
+   */
+  timeUp(): boolean;
 }
 
 export interface MailboxRunDeps<L extends LeaseHandle> {
@@ -42,7 +48,7 @@ export interface MailboxRunDeps<L extends LeaseHandle> {
 
 export type RunOutcome<T> = { status: "ran"; result: T; followUp: boolean } | { status: "coalesced" };
 
-export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, deps: MailboxRunDeps<L>, work: (lease: LeaseGuard) => Promise<T>, options: { full?: boolean } = {}): Promise<RunOutcome<T>> {
+export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, deps: MailboxRunDeps<L>, work: (lease: LeaseGuard) => Promise<T>, options: { full?: boolean; budgetMs?: number } = {}): Promise<RunOutcome<T>> {
   let lease = await tryAcquire(linkId, deps);
   if (!lease) {
     await deps.requestRun(linkId, options.full ?? false);
@@ -70,7 +76,9 @@ export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, de
     renewalInFlight = true;
     renewing = deps.renewLease(current).then((l) => { if (!lost) current = l; }, (e) => loseLease("renewal failed", e)).finally(() => { renewalInFlight = false; });
   }, periodMs);
+  const budgetEnds = Date.now() + (options.budgetMs ?? Infinity);
   const guard: LeaseGuard = {
+    timeUp: () => Date.now() > budgetEnds,
     assertHeld() {
       if (!lost && Date.now() > current.expiresAt - periodMs) loseLease("not renewed in time");
       if (lost) throw new ConnectorError("LEASE_LOST", `the lease on ${linkId} was lost (${lost}): stopped before the next write`, { mailboxId: linkId, retryAfterSeconds: 1 });

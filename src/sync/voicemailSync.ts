@@ -64,6 +64,13 @@ export interface VoicemailSyncDeps {
    * pushes of them (its echo) start no run. Best effort: a failure only costs an extra run.
    */
   expectStoreEchoes?(writes: Array<{ uid: number; kind: "flags" | "expunge" }>): Promise<void>;
+  /**
+   * True once the run's time is up (src/sync/mailboxRun.ts LeaseGuard.timeUp): the executor
+   * takes no new action (after a first round of `parallel`, so every run makes progress), lets
+   * those in flight settle and returns with `unfinished` set and its cursors unsaved; the next
+   * run resumes from the item rows, as after a crash.
+   */
+  timeUp?(): boolean;
 }
 
 export interface VoicemailSyncReport {
@@ -90,6 +97,8 @@ export interface VoicemailSyncReport {
   corrupt: number;
   /** Item records this run read (an incremental run reads those its changes name). */
   itemsRead: number;
+  /** Actions left for a follow-up run when the run's time was up (cursors not saved). */
+  unfinished?: number;
 }
 
 export const emptyCounts = (): VoicemailSyncReport["actions"] => ({
@@ -182,8 +191,12 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   }
   const queue = [...plan.actions];
   let fatal: ConnectorError | undefined;
+  const parallel = Math.min(deps.parallel ?? 8, queue.length);
+  let taken = 0;
+  const more = () => !fatal && queue.length > 0 && (taken < parallel || !deps.timeUp?.());
   const worker = async () => {
-    for (let action = queue.shift(); action && !fatal; action = queue.shift()) {
+    for (let action = more() ? queue.shift() : undefined; action; action = more() ? queue.shift() : undefined) {
+      taken++;
       try {
         const skipped = await apply(action, deps, byKey, incomplete);
         if (skipped) report.skipped++;
@@ -197,8 +210,13 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(deps.parallel ?? 8, queue.length) }, worker));
+  await Promise.all(Array.from({ length: parallel }, worker));
   if (fatal) throw fatal;
+  if (queue.length) {
+    // Time is up: the rest is the next run's (the item rows written so far are its starting point).
+    log.info("voicemail.sync.paused", { ...deps.ids, done: taken, unfinished: queue.length });
+    return { ...report, unfinished: queue.length, unread: saved.counts?.unread ?? 0, skippedTotal: saved.counts?.skipped ?? 0, itemsRead: records.length };
+  }
 
   // 4. Cursors last. A refused mass delete keeps them back so the deletes are not forgotten.
   if (plan.massDelete && !plan.massDelete.refused) log.warn("voicemail.massDelete.aging", { ...deps.ids, ...plan.massDelete });
