@@ -15,25 +15,15 @@ import { EXTRA_PROP_IDS, extraProperties, fromGraphContact, toGraphContact } fro
 import type { GraphClient } from "./client.js";
 import { readDelta } from "./delta.js";
 import { SYNC_KEY_PROP } from "./voicemail.js";
+import type { ContactChanges, GraphContact } from "../sync/ports.js";
+
+export type { ContactChanges, GraphContact } from "../sync/ports.js";
 
 export { VCARD_EXTRA_PROP, GRAPH_MAX_EMAILS, fromGraphContact, toGraphContact } from "../formats/contactMapping.js";
-
-export interface GraphContact {
-  id: string;
-  lastModifiedDateTime?: string;
-  fields: ContactFields;
-}
 
 type Json = Record<string, unknown>;
 
 const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
-
-export interface ContactChanges {
-  full: boolean;
-  upserted: GraphContact[];
-  removed: string[];
-  deltaLink: string;
-}
 
 export class ExchangeContacts {
   constructor(private readonly graph: GraphClient, private readonly userId: string) {}

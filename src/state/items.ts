@@ -8,7 +8,9 @@
  */
 import crypto from "node:crypto";
 import { ConnectorError, isConnectorError } from "../errors.js";
-import type { ImapCursor, ItemCounts, ItemRecord, SyncCursors, VoicemailStatePort } from "../sync/ports.js";
+import type { ConflictRecord, ImapCursor, ItemCounts, ItemRecord, RecordStatePort, SyncCursors, VoicemailStatePort } from "../sync/ports.js";
+
+export type { ConflictRecord, RecordStatePort } from "../sync/ports.js";
 import { StateRows } from "./rows.js";
 import type { TransactionAction } from "@azure/data-tables";
 import { bool, entity, getOrUndefined, guard, keyOf, listRows, num, str, unKey, type Row } from "./tables.js";
@@ -48,29 +50,6 @@ function parseCounts(s: string | undefined): ItemCounts | undefined {
 
 /** Largest string a Table property holds is 64 KiB (32K UTF-16 characters). */
 const MAX_STRING = 32_000;
-
-export interface RecordStatePort<T, C> {
-  loadItems(): Promise<T[]>;
-  putItem(item: T): Promise<void>;
-  /** Several records in entity group transactions of at most 100 (one partition, atomic each). */
-  putItems(items: T[]): Promise<void>;
-  deleteItem(syncKey: string): Promise<void>;
-  loadCursors(): Promise<C | undefined>;
-  saveCursors(cursors: C): Promise<void>;
-}
-
-export interface ConflictRecord {
-  syncKey: string;
-  at: string;
-  /** "contact": an edit/edit conflict; "voicemail-match": adoption found no single partner (copied, nothing merged). */
-  kind: "contact" | "voicemail-match" | "contact-match";
-  /** The side whose version lost (and is kept here); "none" when nothing was overwritten. */
-  loser: "imap" | "graph" | "none";
-  /** The losing version, as a vCard; for a match, the candidates and the reason as JSON. */
-  content: string;
-  /** A display name for the admin (no other content). */
-  summary?: string;
-}
 
 export class ItemRows extends StateRows {
   // ---- per-link voicemail state (items + cursors) -------------------------------------

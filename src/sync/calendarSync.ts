@@ -16,19 +16,8 @@ import { ConnectorError, ensureConnectorError, isConnectorError } from "../error
 import type { Logger } from "../log.js";
 import { occurrenceToICalendar, isPrivate, type Occurrence } from "../formats/icalendar.js";
 import { storeItemMessage } from "../formats/storeItem.js";
-import type { CalendarChanges } from "../graph/calendar.js";
-import type { RecordStatePort } from "../state/stateStore.js";
+import type { CalendarChanges, CalendarExchangePort, CalendarStorePort, RecordStatePort } from "./ports.js";
 import { calendarWindow, inWindow, planCalendar, type CalendarAction, type Desired, type MirrorRecord, type Window } from "./calendarPlanner.js";
-
-export interface CalendarStorePort {
-  append(source: Buffer): Promise<number>;
-  remove(uid: number): Promise<void>;
-  listKeys(): Promise<Map<number, string | undefined>>;
-}
-
-export interface CalendarExchangePort {
-  changes(window: Window, deltaLink: string | undefined): Promise<CalendarChanges>;
-}
 
 /** What the mirror remembers per occurrence: enough to plan and to derive the UC location. */
 export interface CalendarRecord extends MirrorRecord {
@@ -41,6 +30,8 @@ export interface CalendarRecord extends MirrorRecord {
 }
 
 export interface CalendarCursors { deltaLink?: string; window?: Window }
+
+export type { CalendarExchangePort, CalendarStorePort } from "./ports.js";
 
 export interface CalendarSyncDeps {
   store: CalendarStorePort;
@@ -75,10 +66,9 @@ export function occurrenceHash(o: Occurrence): string {
 }
 
 export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSyncReport> {
-  const { store, exchange, state, log } = deps;
   const window = calendarWindow(deps.now, deps.window.pastDays, deps.window.futureDays);
-  const cursors = (await state.loadCursors()) ?? {};
-  const loaded = await state.loadItems();
+  const cursors = (await deps.state.loadCursors()) ?? {};
+  const loaded = await deps.state.loadItems();
   // Records of events that were never mirrored (skipped) are not the planner's business.
   const records = new Map(loaded.filter((r) => !isSkippedOnly(r)).map((r) => [r.syncKey, r]));
   const skippedOnly = new Map(loaded.filter(isSkippedOnly).map((r) => [r.syncKey, r]));
@@ -86,17 +76,37 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
   // A crashed write (pending record) is settled against a fresh listing of both sides.
   const full = deps.mode === "full" || windowMoved || !cursors.deltaLink || [...records.values()].some((r) => r.pending);
 
-  let deltaExpired = false;
-  let ec: CalendarChanges;
+  const { ec, deltaExpired } = await calendarChanges(deps, window, full ? undefined : cursors.deltaLink);
+  const { desired, occurrences } = desiredItems(ec, records, window);
+  const skipped = await settleSkipped(ec, records, skippedOnly, desired, deps.state);
+
+  const listing = ec.full ? await deps.store.listKeys() : undefined;
+  const actions = planCalendar(desired, records, listing, deps.foreignItems);
+  guardRemovals(deps, actions, records.size, desired.size, windowMoved);
+
+  const report: CalendarSyncReport = { actions: { write: 0, remove: 0, removeStray: 0, forget: 0 }, items: 0, windowMoved, deltaExpired, busyChanged: false, skipped };
+  const busyBefore = busyDigest(records.values());
+  await applyAll(deps, actions, (a) => applyCalendarAction(deps, a, records, occurrences), report);
+
+  await deps.state.saveCursors({ deltaLink: ec.deltaLink, window });
+  report.items = [...records.values()].filter((r) => r.imapUid !== undefined).length;
+  report.busyChanged = busyDigest(records.values()) !== busyBefore;
+  return report;
+}
+
+/** Exchange's changes in the window; an expired delta token starts the listing over. */
+async function calendarChanges(deps: CalendarSyncDeps, window: Window, deltaLink: string | undefined): Promise<{ ec: CalendarChanges; deltaExpired: boolean }> {
   try {
-    ec = await exchange.changes(window, full ? undefined : cursors.deltaLink);
+    return { ec: await deps.exchange.changes(window, deltaLink), deltaExpired: false };
   } catch (e) {
     if (!isConnectorError(e, "DELTA_TOKEN_EXPIRED")) throw e;
-    deltaExpired = true;
-    log.warn("graph.calendar.delta.expired", deps.ids);
-    ec = await exchange.changes(window, undefined);
+    deps.log.warn("graph.calendar.delta.expired", deps.ids);
+    return { ec: await deps.exchange.changes(window, undefined), deltaExpired: true };
   }
+}
 
+/** What the store should hold: the recorded items still in the window, updated by the changes (or the listing itself). */
+function desiredItems(ec: CalendarChanges, records: Map<string, CalendarRecord>, window: Window) {
   const occurrences = new Map<string, Occurrence>();
   const desired = new Map<string, Desired>();
   if (!ec.full) for (const r of records.values()) if (r.hash && r.start && r.end && inWindow({ start: r.start, end: r.end, isAllDay: r.isAllDay ?? false }, window)) desired.set(r.syncKey, { syncKey: r.syncKey, hash: r.hash });
@@ -107,51 +117,20 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
     occurrences.set(o.id, o);
     desired.set(o.id, { syncKey: o.id, hash: occurrenceHash(o) });
   }
+  return { desired, occurrences };
+}
 
-  const skipped = await settleSkipped(ec, records, skippedOnly, desired, state);
-
-  const listing = ec.full ? await store.listKeys() : undefined;
-  const actions = planCalendar(desired, records, listing, deps.foreignItems);
+/** The mass-delete guard: a calendar that (almost) emptied at once is not mirrored as such (the daily slide excepted). */
+function guardRemovals(deps: CalendarSyncDeps, actions: CalendarAction[], known: number, desired: number, windowMoved: boolean): void {
   const removals = actions.filter((a) => a.kind === "remove").length;
-  if (!deps.limits.massDeleteOverride && records.size >= 5 && (desired.size === 0 || removals / records.size > deps.limits.massDeleteMaxShare) && removals > 0 && !windowMoved) {
-    log.error("calendar.massDelete.refused", { ...deps.ids, deletes: removals, known: records.size });
-    throw new ConnectorError("MASS_DELETE_REFUSED", `refused to remove ${removals} of ${records.size} calendar items from the voice store`, { ...deps.ids, transient: false });
+  if (!deps.limits.massDeleteOverride && known >= 5 && (desired === 0 || removals / known > deps.limits.massDeleteMaxShare) && removals > 0 && !windowMoved) {
+    deps.log.error("calendar.massDelete.refused", { ...deps.ids, deletes: removals, known });
+    throw new ConnectorError("MASS_DELETE_REFUSED", `refused to remove ${removals} of ${known} calendar items from the voice store`, { ...deps.ids, transient: false });
   }
+}
 
-  const report: CalendarSyncReport = { actions: { write: 0, remove: 0, removeStray: 0, forget: 0 }, items: 0, windowMoved, deltaExpired, busyChanged: false, skipped };
-  const busyBefore = busyDigest(records.values());
-  const put = async (r: CalendarRecord) => { records.set(r.syncKey, r); await state.putItem(r); };
-  const drop = async (key: string) => { records.delete(key); await state.deleteItem(key); };
-  const apply = async (a: CalendarAction) => {
-    switch (a.kind) {
-      case "write": {
-        const o = occurrences.get(a.syncKey);
-        // A skipped event whose earlier copy went from the store: nothing readable to write.
-        if (!o && records.get(a.syncKey)?.skipped) return;
-        if (!o) throw new ConnectorError("INTERNAL", `occurrence ${a.syncKey} to write is not in this run's changes`, deps.ids);
-        const hash = occurrenceHash(o);
-        const meta = { start: o.start, end: o.end, isAllDay: o.isAllDay, showAs: o.showAs };
-        await put({ syncKey: a.syncKey, imapUid: a.replaceUid, hash, pending: true, ...meta });
-        const text = occurrenceToICalendar(o, { redactPrivate: true });
-        const uid = await store.append(storeItemMessage({ kind: "calendar", key: a.syncKey, subject: isPrivate(o) ? "Busy" : (o.subject || "(no subject)"), body: text, date: new Date(o.isAllDay ? `${o.start}T00:00:00Z` : o.start) }));
-        // The replaced item goes before the record says done: until then the record is
-        // pending, and the next run settles it against a listing of the store.
-        if (a.replaceUid !== undefined) await store.remove(a.replaceUid);
-        await put({ syncKey: a.syncKey, imapUid: uid, hash, ...meta });
-        return;
-      }
-      case "remove":
-        await store.remove(a.imapUid);
-        await drop(a.syncKey);
-        return;
-      case "removeStray":
-        await store.remove(a.imapUid);
-        return;
-      case "forget":
-        await drop(a.syncKey);
-        return;
-    }
-  };
+/** Applies the plan, `parallel` actions at once; the first failure stops the run once the actions in flight settled. */
+async function applyAll(deps: CalendarSyncDeps, actions: CalendarAction[], apply: (a: CalendarAction) => Promise<void>, report: CalendarSyncReport): Promise<void> {
   const queue = [...actions];
   let fatal: ConnectorError | undefined;
   const worker = async () => {
@@ -161,11 +140,39 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
   };
   await Promise.all(Array.from({ length: Math.min(deps.parallel ?? 8, queue.length) }, worker));
   if (fatal) throw fatal;
+}
 
-  await state.saveCursors({ deltaLink: ec.deltaLink, window });
-  report.items = [...records.values()].filter((r) => r.imapUid !== undefined).length;
-  report.busyChanged = busyDigest(records.values()) !== busyBefore;
-  return report;
+async function applyCalendarAction(deps: CalendarSyncDeps, a: CalendarAction, records: Map<string, CalendarRecord>, occurrences: Map<string, Occurrence>): Promise<void> {
+  const put = async (r: CalendarRecord) => { records.set(r.syncKey, r); await deps.state.putItem(r); };
+  const drop = async (key: string) => { records.delete(key); await deps.state.deleteItem(key); };
+  switch (a.kind) {
+    case "write": {
+      const o = occurrences.get(a.syncKey);
+      // A skipped event whose earlier copy went from the store: nothing readable to write.
+      if (!o && records.get(a.syncKey)?.skipped) return;
+      if (!o) throw new ConnectorError("INTERNAL", `occurrence ${a.syncKey} to write is not in this run's changes`, deps.ids);
+      const hash = occurrenceHash(o);
+      const meta = { start: o.start, end: o.end, isAllDay: o.isAllDay, showAs: o.showAs };
+      await put({ syncKey: a.syncKey, imapUid: a.replaceUid, hash, pending: true, ...meta });
+      const text = occurrenceToICalendar(o, { redactPrivate: true });
+      const uid = await deps.store.append(storeItemMessage({ kind: "calendar", key: a.syncKey, subject: isPrivate(o) ? "Busy" : (o.subject || "(no subject)"), body: text, date: new Date(o.isAllDay ? `${o.start}T00:00:00Z` : o.start) }));
+      // The replaced item goes before the record says done: until then the record is
+      // pending, and the next run settles it against a listing of the store.
+      if (a.replaceUid !== undefined) await deps.store.remove(a.replaceUid);
+      await put({ syncKey: a.syncKey, imapUid: uid, hash, ...meta });
+      return;
+    }
+    case "remove":
+      await deps.store.remove(a.imapUid);
+      await drop(a.syncKey);
+      return;
+    case "removeStray":
+      await deps.store.remove(a.imapUid);
+      return;
+    case "forget":
+      await drop(a.syncKey);
+      return;
+  }
 }
 
 const isSkippedOnly = (r: CalendarRecord) => r.skipped !== undefined && r.imapUid === undefined;

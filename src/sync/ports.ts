@@ -1,8 +1,11 @@
 /**
- * What the voicemail sync needs from each side and from the state store. The sync core
- * depends on these interfaces only; src/sync/adapters.ts binds them to the IMAP adapter
- * (src/imap), the Graph adapter (src/graph) and the state store (src/state).
+ * What the sync executors (voicemail, contacts, calendar) need from each side and from the
+ * state store. The sync core depends on these interfaces only; src/app binds them to the IMAP
+ * adapter (src/imap), the Graph adapters (src/graph) and the state store (src/state).
  */
+import type { ContactFields } from "../formats/vcard.js";
+import type { Photo } from "../formats/contactPhoto.js";
+import type { Occurrence } from "../formats/icalendar.js";
 
 export interface ImapCursor {
   uidValidity: number;
@@ -143,4 +146,139 @@ export interface VoicemailStatePort {
   loadCursors(): Promise<SyncCursors>;
   /** Saved last, after every action the cursors cover succeeded. */
   saveCursors(cursors: SyncCursors): Promise<void>;
+}
+
+// ---- contacts and calendar -------------------------------------------------------------
+// What the contacts and calendar executors need from each side and from the state store.
+// src/app/contacts.ts and src/app/calendar.ts bind them to the IMAP session (src/imap), the
+// Graph adapters (src/graph/contacts.ts, calendar.ts) and the state store (src/state/items.ts).
+
+/** One stored message as the voice store returns it. */
+export interface StoredSource {
+  uid: number;
+  source: Buffer;
+  internalDate?: Date;
+}
+
+export interface ContactStorePort {
+  changes(since: ImapCursor | undefined): Promise<VoiceChanges>;
+  fetchSources(uids: number[]): Promise<StoredSource[]>;
+  append(source: Buffer): Promise<number>;
+  remove(uid: number): Promise<void>;
+}
+
+/** An Exchange contact, its fields in the vCard model (src/formats/contactMapping.ts converts). */
+export interface GraphContact {
+  id: string;
+  lastModifiedDateTime?: string;
+  fields: ContactFields;
+}
+
+export interface ContactChanges {
+  full: boolean;
+  upserted: GraphContact[];
+  removed: string[];
+  deltaLink: string;
+}
+
+export interface ContactExchangePort {
+  changes(deltaLink: string | undefined): Promise<ContactChanges>;
+  get(id: string): Promise<GraphContact>;
+  create(syncKey: string, fields: ContactFields): Promise<GraphContact>;
+  update(id: string, fields: ContactFields): Promise<GraphContact>;
+  remove(id: string): Promise<void>;
+  findBySyncKey(syncKey: string): Promise<GraphContact | undefined>;
+  /** The Exchange contact photo (undefined: none) and setting it. */
+  getPhoto(id: string): Promise<Photo | undefined>;
+  putPhoto(id: string, photo: Photo): Promise<void>;
+}
+
+export interface ContactRecord {
+  syncKey: string;
+  imapUid?: number;
+  graphId?: string;
+  /** Hash of the store's card (all of it) when both sides last agreed. */
+  imapHash?: string;
+  /** Hash of the fields both sides hold, as the store had them. */
+  imapMapped?: string;
+  /** Hash of the Exchange contact's mapped fields when both sides last agreed. */
+  graphHash?: string;
+  pendingGraphCreate?: boolean;
+  skipped?: { code: string; message: string };
+  /** Hash of the Exchange contact photo when both sides last agreed ("" for none). */
+  graphPhoto?: string;
+  /** Exchange's lastModifiedDateTime as our last write or read left it: its echo in delta is no news. */
+  graphModified?: string;
+  /** Values Exchange could not take (CONTACT_VALUE_REFUSED): left out there, kept on the store. */
+  flags?: Array<{ field: string; message: string }>;
+}
+
+/** Counts over all records of a kind, kept with its cursors (see SyncCursors.counts). */
+export interface RecordCounts {
+  /** Contacts: records linked on both sides (the mass-delete guard's "known"); calendar: items on the store. */
+  linked: number;
+  /** Records skipped with a reason the status shows. */
+  skipped: number;
+}
+
+export interface ContactCursors {
+  imap?: ImapCursor;
+  deltaLink?: string;
+  /** Kept so an incremental run reads only the records its changes name; absent on old state. */
+  counts?: RecordCounts;
+  /** Set by the state port on load: a run stopped between its writes and its cursors. */
+  countsStale?: boolean;
+}
+
+/**
+ * Item records of one kind (contacts, calendar) for one link. The optional members make
+ * incremental runs read only what their changes name (the voicemail port's pattern); a port
+ * without them gets full loads. A record that cannot be read comes back as
+ * `{ syncKey, skipped: { code: "STATE_CORRUPT" } }` (with the UID and id its index rows name).
+ */
+export interface RecordStatePort<T, C> {
+  loadItems(): Promise<T[]>;
+  loadItemsByKey?(syncKeys: string[]): Promise<T[]>;
+  /** Sync keys of records by their store UID or Exchange id (possibly stale: the caller checks). */
+  lookupKeys?(q: { uids: number[]; graphIds: string[] }): Promise<{ byUid: Map<number, string>; byGraphId: Map<string, string> }>;
+  /** Writes the index rows of records kept before index rows existed (once, by a full load). */
+  reindex?(records: T[]): Promise<void>;
+  putItem(item: T): Promise<void>;
+  /** Several records at once (the mail copy's batches). */
+  putItems(items: T[]): Promise<void>;
+  deleteItem(syncKey: string): Promise<void>;
+  loadCursors(): Promise<C | undefined>;
+  saveCursors(cursors: C): Promise<void>;
+}
+
+export interface ConflictRecord {
+  syncKey: string;
+  at: string;
+  /** "contact": an edit/edit conflict; "voicemail-match": adoption found no single partner (copied, nothing merged). */
+  kind: "contact" | "voicemail-match" | "contact-match";
+  /** The side whose version lost (and is kept here); "none" when nothing was overwritten. */
+  loser: "imap" | "graph" | "none";
+  /** The losing version, as a vCard; for a match, the candidates and the reason as JSON. */
+  content: string;
+  /** A display name for the admin (no other content). */
+  summary?: string;
+}
+
+export interface CalendarChanges {
+  full: boolean;
+  upserted: Occurrence[];
+  removed: string[];
+  deltaLink: string;
+  /** Events that could not be read, each with its reason (typed code and message). */
+  skipped: Array<{ id: string; code: string; message: string }>;
+}
+
+export interface CalendarStorePort {
+  append(source: Buffer): Promise<number>;
+  remove(uid: number): Promise<void>;
+  listKeys(): Promise<Map<number, string | undefined>>;
+}
+
+export interface CalendarExchangePort {
+  changes(window: { start: string; end: string }, deltaLink: string | undefined): Promise<CalendarChanges>;
 }

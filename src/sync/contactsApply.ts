@@ -1,0 +1,135 @@
+/**
+ * The contacts executor's writing half: one planned action applied to the sides and the state.
+ * A Graph create writes its pending record first; an IMAP replacement APPENDs the new card
+ * before it expunges the old one, and two cards with one key resolve to the newest, so a
+ * crash between them neither loses nor duplicates. Each record is written after its action.
+ */
+import { ConnectorError, isConnectorError } from "../errors.js";
+import { parseVCard, writeVCard, type ContactFields } from "../formats/vcard.js";
+import { cardPhoto, photoForExchange, withPhoto } from "../formats/contactPhoto.js";
+import { toGraphContact } from "../formats/contactMapping.js";
+import { storeItemMessage } from "../formats/storeItem.js";
+import { mappedHash, photoHash, readCard, storeHash, type StoreCard } from "./contactCards.js";
+import type { ContactAction } from "./contactsPlanner.js";
+import type { ContactRecord, GraphContact } from "./ports.js";
+import type { ContactsRun } from "./contactsSync.js";
+
+type Refused = Array<{ field: string; message: string }>;
+
+export async function applyContactAction(run: ContactsRun, a: ContactAction): Promise<void> {
+  switch (a.kind) {
+    case "createInGraph": return createInGraph(run, a);
+    case "createInImap": {
+      const { c, graphPhoto } = await withExchangePhoto(run, await contactOf(run, a.syncKey, a.graphId));
+      const w = await writeCard(run, a.syncKey, c);
+      await run.put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto, graphModified: c.lastModifiedDateTime });
+      return;
+    }
+    case "updateGraph": return updateGraph(run, a);
+    case "updateImap": return updateImap(run, a);
+    case "deleteInGraph":
+      try { await run.deps.exchange.remove(a.graphId); } catch (e) { if (!isConnectorError(e, "GRAPH_NOT_FOUND")) throw e; }
+      await run.drop(a.syncKey);
+      return;
+    case "deleteInImap":
+      await run.deps.store.remove(a.imapUid);
+      await run.drop(a.syncKey);
+      return;
+    case "record": {
+      const i = run.imapNow.get(a.syncKey)!;
+      const g = run.graphNow.get(a.syncKey)!;
+      await run.put({ ...run.byKey.get(a.syncKey), syncKey: a.syncKey, imapUid: a.imapUid, imapHash: i.hash, imapMapped: i.mapped, graphId: a.graphId, graphHash: g.hash.replace(/\|photo:.*$/, ""), pendingGraphCreate: undefined, skipped: undefined });
+      return;
+    }
+    case "forget":
+      await run.drop(a.syncKey);
+      return;
+  }
+}
+
+async function createInGraph(run: ContactsRun, a: Extract<ContactAction, { kind: "createInGraph" }>): Promise<void> {
+  const card = await cardOf(run, a.imapUid);
+  const mine = { syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped };
+  if (a.resume) {
+    const found = await run.deps.exchange.findBySyncKey(a.syncKey);
+    if (found) { await run.put({ ...mine, graphId: found.id, graphHash: mappedHash(found.fields) }); return; }
+  }
+  await run.put({ ...mine, pendingGraphCreate: true });
+  const created = await run.deps.exchange.create(a.syncKey, card.fields);
+  const pushed = await pushPhoto(run, created.id, card.fields);
+  await run.put({ ...mine, graphId: created.id, graphHash: mappedHash(created.fields), graphPhoto: pushed.graphPhoto, graphModified: pushed.graphPhoto === undefined ? created.lastModifiedDateTime : undefined, ...flagsOf(run, a.syncKey, card.fields, pushed.refused) });
+}
+
+async function updateGraph(run: ContactsRun, a: Extract<ContactAction, { kind: "updateGraph" }>): Promise<void> {
+  const card = await cardOf(run, a.imapUid);
+  if (a.conflictLoser) await conflict(run, a.syncKey, "graph", (await run.deps.exchange.get(a.graphId)).fields);
+  const updated = await run.deps.exchange.update(a.graphId, card.fields);
+  const pushed = await pushPhoto(run, a.graphId, card.fields);
+  await run.put({ syncKey: a.syncKey, imapUid: a.imapUid, imapHash: card.hash, imapMapped: card.mapped, graphId: a.graphId, graphHash: mappedHash(updated.fields), graphPhoto: pushed.graphPhoto ?? run.byKey.get(a.syncKey)?.graphPhoto, graphModified: pushed.graphPhoto === undefined ? updated.lastModifiedDateTime : undefined, ...flagsOf(run, a.syncKey, card.fields, pushed.refused) });
+}
+
+async function updateImap(run: ContactsRun, a: Extract<ContactAction, { kind: "updateImap" }>): Promise<void> {
+  const { c, graphPhoto } = await withExchangePhoto(run, await contactOf(run, a.syncKey, a.graphId));
+  if (a.conflictLoser) await conflict(run, a.syncKey, "imap", (await cardOf(run, a.imapUid)).fields);
+  // New card first, then the old one goes, then the record: a crash after the APPEND
+  // leaves two cards with one key (the newest wins next run); after the EXPUNGE, the
+  // record's UID has vanished and the new card is re-matched by its key.
+  const w = await writeCard(run, a.syncKey, c);
+  await run.deps.store.remove(a.imapUid);
+  await run.put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto, graphModified: c.lastModifiedDateTime });
+}
+
+async function cardOf(run: ContactsRun, uid: number): Promise<StoreCard> {
+  const known = run.cards.get(uid);
+  if (known) return known;
+  const [item] = await run.deps.store.fetchSources([uid]);
+  if (!item) throw new ConnectorError("IMAP_COMMAND_FAILED", `contact UID ${uid} is not on the store any more`, { imapUid: uid, transient: true });
+  const card = await readCard(item);
+  run.cards.set(uid, card);
+  return card;
+}
+
+/** Contacts that began on the store carry store-only properties in Exchange: read them back. */
+async function contactOf(run: ContactsRun, key: string, id: string): Promise<GraphContact> {
+  const c = run.graphFields.get(id);
+  return c && key.startsWith("g:") ? c : run.deps.exchange.get(id);
+}
+
+async function writeCard(run: ContactsRun, key: string, c: GraphContact): Promise<{ uid: number; hash: string; mapped: string }> {
+  const fields: ContactFields = { ...c.fields, uid: key };
+  const text = writeVCard(fields);
+  const uid = await run.deps.store.append(storeItemMessage({ kind: "vcard", key, subject: fields.displayName ?? fields.emailAddresses[0]?.address ?? "Contact", body: text }));
+  const written = parseVCard(text);
+  return { uid, hash: storeHash(written), mapped: mappedHash(written) };
+}
+
+async function conflict(run: ContactsRun, key: string, loser: "imap" | "graph", fields: ContactFields): Promise<void> {
+  await run.deps.putConflict({ syncKey: key, at: new Date().toISOString(), kind: "contact", loser, content: writeVCard({ ...fields, uid: key }), summary: fields.displayName });
+  run.report.conflicts++;
+  run.deps.log.info("contacts.conflict", { ...run.deps.ids, syncKey: key, loser });
+}
+
+/** A value Exchange would refuse was left out of the write (contactValidation.ts): flagged, never skipped. */
+function flagsOf(run: ContactsRun, key: string, fields: ContactFields, more: Refused = []): Pick<ContactRecord, "flags"> {
+  const refused = [...toGraphContact(fields).refused, ...more];
+  if (!refused.length) return {};
+  run.report.flagged++;
+  run.deps.log.warn("contacts.item.flagged", { ...run.deps.ids, syncKey: key, code: "CONTACT_VALUE_REFUSED", fields: refused.map((r) => r.field).join(",") });
+  return { flags: refused };
+}
+
+/** The card's photo to the Exchange contact photo (contactPhoto.ts): what Exchange cannot take stays on the store, flagged. */
+async function pushPhoto(run: ContactsRun, graphId: string, fields: ContactFields): Promise<{ refused: Refused; graphPhoto?: string }> {
+  const photo = cardPhoto(fields);
+  if (!photo) return { refused: [] };
+  const ok = photoForExchange(photo);
+  if ("message" in ok) return { refused: [ok] };
+  await run.deps.exchange.putPhoto(graphId, ok);
+  return { refused: [], graphPhoto: photoHash(ok) };
+}
+
+/** Exchange's photo into the card written to the store. */
+async function withExchangePhoto(run: ContactsRun, c: GraphContact): Promise<{ c: GraphContact; graphPhoto: string }> {
+  const photo = await run.deps.exchange.getPhoto(c.id);
+  return { c: { ...c, fields: withPhoto(c.fields, photo) }, graphPhoto: photoHash(photo) };
+}
