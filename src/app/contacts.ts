@@ -78,7 +78,7 @@ async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest,
     }
     await recordKindOutcome(deps, link.linkId, "contacts", (k) => ({ ...k, lastError: undefined, conflicts: (k.conflicts ?? 0) + report.conflicts, skipped: report.skippedTotal }), true, link);
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
-    if (acted || report.skipped || report.duplicatesRemoved) log.info("contacts.sync.done", { ...report.actions, conflicts: report.conflicts, skipped: report.skipped, duplicatesRemoved: report.duplicatesRemoved, ms: Date.now() - started });
+    if (acted || report.skipped || report.duplicatesRemoved || report.corrupt) log.info("contacts.sync.done", { ...report.actions, conflicts: report.conflicts, skipped: report.skipped, duplicatesRemoved: report.duplicatesRemoved, corrupt: report.corrupt, itemsRead: report.itemsRead, ms: Date.now() - started });
     return report;
   } catch (e) {
     const err = ensureConnectorError(e, "INTERNAL", { mailboxId: link.linkId, tenantId: link.tenantId });

@@ -12,7 +12,7 @@ import type { ConflictRecord, ImapCursor, ItemCounts, ItemRecord, RecordStatePor
 
 export type { ConflictRecord, RecordStatePort } from "../sync/ports.js";
 import { StateRows } from "./rows.js";
-import type { TransactionAction } from "@azure/data-tables";
+import type { TableClient, TransactionAction } from "@azure/data-tables";
 import { bool, entity, getOrUndefined, guard, keyOf, listRows, num, str, unKey, type Row } from "./tables.js";
 
 /** Item row keys are keyOf(syncKey): its safe set starts at "+"; index rows and the run mark sort before. */
@@ -166,22 +166,61 @@ export class ItemRows extends StateRows {
    * Item records of one kind for one link, as JSON (the records are small and their shape
    * belongs to the sync core of that kind), with the kind's cursor row. The caller holds the
    * link's lease for that kind.
+   *
+   * Same layout as the voicemail items: record rows (RowKey keyOf(syncKey), "+" and above) and,
+   * sorting before them, index rows naming the record that holds a store UID or an Exchange id
+   * (contacts only: a calendar change names its record by key) and the run mark "!run". A
+   * record and its index rows are one entity group transaction; index rows are not deleted in
+   * the run's path (a stale one is recognised by the record not holding that UID or id). The
+   * cursors name the mark they settle; `countsStale` on load says a run stopped midway.
    */
   recordState<T extends { syncKey: string }, C extends object>(linkId: string, kind: "contacts" | "calendar" | "mail"): RecordStatePort<T, C> {
     const pk = keyOf(`${linkId}|${kind}`);
     const ids = { mailboxId: linkId };
+    const token = crypto.randomUUID();
+    const indexed = kind === "contacts";
+    let markRead: string | undefined;
+    let marked: Promise<void> | undefined;
+    const records = () => this.tables.client("records");
+    const submit = async (ops: TransactionAction[]) => { const c = await records(); await guard(() => c.submitTransaction(ops), ids); };
+    const write = async (ops: TransactionAction[]) => {
+      if (marked) { await marked; return submit(ops); }
+      const p = submit([...ops, ["upsert", entity(pk, RUN_MARK, { mark: token, at: this.now() }), "Replace"]]);
+      marked = p;
+      p.catch(() => { if (marked === p) marked = undefined; });
+      return p;
+    };
+    const indexOf = (r: T) => (indexed ? indexRows(pk)(r as unknown as ItemRecord) : []);
     return {
       loadItems: async () => {
-        const c = await this.tables.client("records");
+        const c = await records();
         const out: T[] = [];
-        await guard(async () => { for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${pk}'` } })) out.push(JSON.parse(String(row.data)) as T); }, ids);
+        await guard(async () => { for await (const row of listRows(c, `PartitionKey eq '${pk}' and RowKey ge '${FIRST_ITEM_KEY}'`)) out.push(toRecord<T>(row)); }, ids);
+        if (indexed && out.some(isCorrupt)) await attachIndex(c, pk, out);
         return out;
+      },
+      loadItemsByKey: async (syncKeys) => {
+        const c = await records();
+        const rows = await mapLimit([...new Set(syncKeys)], POINT_READS_IN_FLIGHT, (k) => getOrUndefined(c, pk, keyOf(k)));
+        return rows.filter((r): r is Row => r !== undefined).map((r) => toRecord<T>(r));
+      },
+      lookupKeys: async ({ uids, graphIds }) => {
+        const c = await records();
+        const byUid = new Map<number, string>();
+        const byGraphId = new Map<string, string>();
+        if (!indexed) return { byUid, byGraphId };
+        await mapLimit([...new Set(uids)], POINT_READS_IN_FLIGHT, async (uid) => { const r = await getOrUndefined(c, pk, uidKey(uid)); const k = r && str(r, "syncKey"); if (k) byUid.set(uid, k); });
+        await mapLimit([...new Set(graphIds)], POINT_READS_IN_FLIGHT, async (id) => { const r = await getOrUndefined(c, pk, graphKey(id)); const k = r && str(r, "syncKey"); if (k) byGraphId.set(id, k); });
+        return { byUid, byGraphId };
+      },
+      reindex: async (items) => {
+        const ops = items.filter((r) => !isCorrupt(r)).flatMap(indexOf);
+        for (let i = 0; i < ops.length; i += 100) await submit(ops.slice(i, i + 100));
       },
       putItem: async (item) => {
         const data = JSON.stringify(item);
         if (data.length > MAX_STRING) throw new ConnectorError("INTERNAL", "item record longer than a table property holds", ids);
-        const c = await this.tables.client("records");
-        await guard(() => c.upsertEntity(entity(pk, keyOf(item.syncKey), { data }), "Replace"), ids);
+        await write([["upsert", entity(pk, keyOf(item.syncKey), { data }), "Replace"], ...indexOf(item)]);
       },
       putItems: async (list) => {
         const ops: TransactionAction[] = list.map((item) => {
@@ -194,18 +233,31 @@ export class ItemRows extends StateRows {
         for (let i = 0; i < ops.length; i += 100) await guard(() => c.submitTransaction(ops.slice(i, i + 100)), ids);
       },
       deleteItem: async (syncKey) => {
-        const c = await this.tables.client("records");
-        await guard(() => c.deleteEntity(pk, keyOf(syncKey)), ids).catch((e) => { if (!isConnectorError(e, "NOT_FOUND")) throw e; });
+        try {
+          await write([["delete", { partitionKey: pk, rowKey: keyOf(syncKey) }]]);
+        } catch (e) {
+          if (!isConnectorError(e, "NOT_FOUND")) throw e;
+        }
       },
       loadCursors: async () => {
-        const row = await getOrUndefined(await this.tables.client("cursors"), keyOf(linkId), kind);
-        return row?.data ? (JSON.parse(String(row.data)) as C) : undefined;
+        const [row, mark] = await Promise.all([
+          (async () => getOrUndefined(await this.tables.client("cursors"), keyOf(linkId), kind))(),
+          (async () => getOrUndefined(await records(), pk, RUN_MARK))(),
+        ]);
+        markRead = mark && str(mark, "mark");
+        if (!row?.data) return undefined;
+        let out: C & { countsStale?: boolean };
+        try { out = JSON.parse(String(row.data)) as C; } catch { return undefined; } // unreadable cursors: a full run
+        if (markRead !== undefined && markRead !== str(row, "settles")) out.countsStale = true;
+        return out;
       },
       saveCursors: async (cursors) => {
-        const data = JSON.stringify(cursors);
+        const { countsStale: _no, ...kept } = cursors as C & { countsStale?: boolean };
+        const data = JSON.stringify(kept);
         if (data.length > MAX_STRING) throw new ConnectorError("INTERNAL", "cursors longer than a table property holds", ids);
+        if (marked) await marked.catch(() => undefined);
         const c = await this.tables.client("cursors");
-        await guard(() => c.upsertEntity(entity(keyOf(linkId), kind, { data, savedAt: new Date(this.now()).toISOString() }), "Replace"), ids);
+        await guard(() => c.upsertEntity(entity(keyOf(linkId), kind, { data, settles: marked ? token : markRead, savedAt: new Date(this.now()).toISOString() }), "Replace"), ids);
       },
     };
   }
@@ -269,4 +321,40 @@ function toItem(row: Row): ItemRecord {
     pendingCreate: bool(row, "pendingCreate"), skipped: code ? { code, message: str(row, "skippedMessage") ?? "" } : undefined,
     receivedAt: str(row, "receivedAt"), graphElsewhere: bool(row, "graphElsewhere") || undefined, detached: str(row, "detached") as ItemRecord["detached"],
   };
+}
+
+const isCorrupt = (r: unknown) => (r as { skipped?: { code?: string } }).skipped?.code === "STATE_CORRUPT";
+
+/**
+ * A stored record row as a record. A row that is not a JSON object with its own sync key
+ * (written by hand, by a bug, or cut short) comes back as a record skipped with STATE_CORRUPT:
+ * the executor leaves that item alone and shows it, and the row stays for the administrator.
+ */
+function toRecord<T>(row: Row): T {
+  const key = unKey(row.rowKey ?? "");
+  let problem: string;
+  try {
+    const v = JSON.parse(String(row.data)) as unknown;
+    if (v && typeof v === "object" && !Array.isArray(v) && typeof (v as { syncKey?: unknown }).syncKey === "string") {
+      if (keyOf((v as { syncKey: string }).syncKey) === row.rowKey) return v as T;
+      problem = "syncKey does not match the row key";
+    } else problem = "not a record with a syncKey";
+  } catch {
+    problem = "not JSON";
+  }
+  return { syncKey: key, skipped: { code: "STATE_CORRUPT", message: `stored record row unreadable: ${problem}` } } as T;
+}
+
+/** The UID and Exchange id the index rows give corrupt records (a full load that found some). */
+async function attachIndex<T>(c: TableClient, pk: string, out: T[]): Promise<void> {
+  const corrupt = new Map((out as Array<{ syncKey: string; skipped?: { code: string }; imapUid?: number; graphId?: string }>).filter(isCorrupt).map((r) => [r.syncKey, r]));
+  await guard(async () => {
+    for await (const row of listRows(c, `PartitionKey eq '${pk}' and RowKey ge '!g.' and RowKey lt '!v'`)) {
+      const r = corrupt.get(str(row, "syncKey") ?? "");
+      const rk = row.rowKey ?? "";
+      if (!r) continue;
+      if (rk.startsWith("!u.")) r.imapUid = Number(rk.slice(3));
+      else if (rk.startsWith("!g.")) r.graphId = unKey(rk.slice(3));
+    }
+  });
 }

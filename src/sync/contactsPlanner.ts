@@ -104,10 +104,14 @@ export interface ContactPlan {
 }
 
 
-/** Plans every item, then holds back deletes on a side whose partner lost too much. */
-export function planContacts(views: Iterable<ContactView>, limits: MassDeleteLimits): ContactPlan {
+/**
+ * Plans every item, then holds back deletes on a side whose partner lost too much.
+ * `untouchedLinked`: linked items an incremental run did not read (no view: present and
+ * unchanged on both sides), counted by the guard as such.
+ */
+export function planContacts(views: Iterable<ContactView>, limits: MassDeleteLimits, untouchedLinked = 0): ContactPlan {
   const actions: ContactAction[] = [];
-  let linked = 0, imapPresent = 0, graphPresent = 0;
+  let linked = untouchedLinked, imapPresent = untouchedLinked, graphPresent = untouchedLinked;
   for (const v of views) {
     if (v.link && !v.link.pendingGraphCreate) {
       linked++;

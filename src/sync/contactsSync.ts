@@ -12,11 +12,11 @@
  */
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { mappedHash, type StoreCard } from "./contactCards.js";
+import { keyOfCard, keyOfGraph, mappedHash, readCard, type StoreCard } from "./contactCards.js";
 import { applyContactAction } from "./contactsApply.js";
-import { adoptContacts, contactViews, ITEM_ERRORS, readExchangeSide, readStoreSide } from "./contactsView.js";
+import { adoptContacts, contactViews, fetchNew, ITEM_ERRORS, readExchangeSide, readStoreSide, setAsideCorrupt, unknownUids } from "./contactsView.js";
 import { planContacts, type ContactAction, type ContactPlan, type ContactSideView } from "./contactsPlanner.js";
-import type { ConflictRecord, ContactChanges, ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort, GraphContact, RecordStatePort } from "./ports.js";
+import type { ConflictRecord, ContactChanges, ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort, GraphContact, RecordCounts, RecordStatePort, StoredSource, VoiceChanges } from "./ports.js";
 
 export type { ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort } from "./ports.js";
 export { mappedHash, storeHash } from "./contactCards.js";
@@ -31,6 +31,8 @@ export interface ContactsSyncDeps {
   ids: { tenantId: string; mailboxId: string };
   mode?: "incremental" | "full";
   parallel?: number;
+  /** Plan only: nothing is written on either side or in state (`resync --adopt --dry-run`). */
+  dryRun?: boolean;
 }
 
 export interface ContactsSyncReport {
@@ -45,6 +47,14 @@ export interface ContactsSyncReport {
   flagged: number;
   massDelete?: { side: "imap" | "graph"; deletes: number; known: number; emptied: boolean };
   deltaExpired: boolean;
+  /** Records that could not be read (STATE_CORRUPT): left alone, counted as skipped. */
+  corrupt: number;
+  /** Records this run read (an incremental run reads those its changes name). */
+  itemsRead: number;
+  /** Adoption: store cards and Exchange contacts made one, and ambiguous ones (copied, listed). */
+  adoption?: { pairs: Array<{ storeKey: string; graphKey: string }>; ambiguous: Array<{ storeKey: string; candidates: string[] }> };
+  /** The planned actions (dry runs). */
+  planned?: ContactAction[];
 }
 
 /** What one run knows: the records it read, both sides' views, and what it has done. */
@@ -69,47 +79,115 @@ export interface ContactsRun {
 const emptyCounts = (): ContactsSyncReport["actions"] => ({ createInGraph: 0, createInImap: 0, updateGraph: 0, updateImap: 0, deleteInGraph: 0, deleteInImap: 0, record: 0, forget: 0 });
 
 export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSyncReport> {
-  const records = await deps.state.loadItems();
-  const cursors: ContactCursors = deps.mode === "full" ? {} : (await deps.state.loadCursors()) ?? {};
-  const run = newRun(deps, records);
-  await resolvePending(run);
-  indexRecords(run);
+  const run = newRun(deps);
+  const saved: ContactCursors = (await deps.state.loadCursors()) ?? {};
+  const cursors: ContactCursors = deps.mode === "full" ? {} : saved;
 
-  // 1. Both sides.
+  // 1. Both sides' changes, then the records they name (every record on full runs).
   const vc = await deps.store.changes(cursors.imap);
-  await readStoreSide(run, vc);
   const ec = await exchangeChanges(run, cursors.deltaLink);
+  const sparse = deps.mode !== "full" && !!saved.counts && !saved.countsStale && !vc.full && !vc.uidValidityChanged && !ec.full && !!deps.state.loadItemsByKey && !!deps.state.lookupKeys;
+  const fresh = sparse ? await loadNamed(run, vc, ec) : await loadAll(run, vc, !saved.counts);
+  const before = new Map(run.byKey);
+  await resolvePending(run);
+  await readStoreSide(run, vc, fresh);
   await readExchangeSide(run, ec);
-  // Contacts on both sides that neither has linked yet (first sync after another product):
-  // one item each, never a duplicate (src/sync/contactAdoption.ts).
-  const merged = adoptContacts(run);
-  for (const a of merged.ambiguous) {
-    await deps.putConflict({ syncKey: a.storeKey, at: new Date().toISOString(), kind: "contact-match", loser: "none", content: JSON.stringify({ candidates: a.candidates }), summary: `a store card fits ${a.candidates.length} Exchange contact(s), or another card fits the same one: copied, nothing merged` });
-  }
-  run.report.adopted = merged.merged;
+  const corrupt = setAsideCorrupt(run);
+  await adopt(run);
 
-  // 2. Plan.
-  const plan = planContacts(contactViews(run), deps.limits);
-  run.report.massDelete = plan.massDelete;
+  // 2. Plan (pure). Linked items the run did not read count for the mass-delete guard.
+  const untouched = sparse ? saved.counts!.linked - countRecords(before.values()).linked : 0;
+  const plan = planContacts(contactViews(run), deps.limits, untouched);
+  Object.assign(run.report, { massDelete: plan.massDelete, corrupt, itemsRead: before.size });
+  if (deps.dryRun) return { ...run.report, planned: plan.actions };
 
   // 3. Apply.
   await applyAll(run, plan.actions);
   for (const uid of new Set(run.duplicates)) { await deps.store.remove(uid); run.report.duplicatesRemoved++; }
 
-  // 4. Cursors last.
+  // 4. Cursors last. A run that met an unreadable record leaves no counts: the next one counts again.
   refuseMassDelete(deps, plan);
-  await deps.state.saveCursors({ imap: vc.cursor, deltaLink: ec.deltaLink });
-  run.report.skippedTotal = [...run.byKey.values()].filter((r) => r.skipped).length;
+  const counts = sparse ? countDelta(saved.counts!, before, run.byKey) : countRecords(run.byKey.values());
+  await deps.state.saveCursors({ imap: vc.cursor, deltaLink: ec.deltaLink, ...(sparse && corrupt ? {} : { counts }) });
+  run.report.skippedTotal = counts.skipped;
   return run.report;
 }
 
-function newRun(deps: ContactsSyncDeps, records: ContactRecord[]): ContactsRun {
-  const byKey = new Map(records.map((r) => [r.syncKey, r]));
+/** Every record (full runs, first runs, a run after one that stopped midway), and the new store messages. */
+async function loadAll(run: ContactsRun, vc: VoiceChanges, reindex: boolean): Promise<StoredSource[]> {
+  const records = await run.deps.state.loadItems();
+  // State written before index rows and counts were kept gets its index rows once.
+  if (reindex && records.length && run.deps.state.reindex && !run.deps.dryRun) await run.deps.state.reindex(records);
+  addRecords(run, records);
+  return fetchNew(run, unknownUids(run, vc));
+}
+
+/**
+ * The records an incremental run's changes name (point reads): those holding the changed,
+ * vanished, updated or removed UIDs and ids (by the index rows, checked against the record),
+ * then those keyed by the new cards and the new Exchange contacts. Returns the new store messages.
+ */
+async function loadNamed(run: ContactsRun, vc: VoiceChanges, ec: ContactChanges): Promise<StoredSource[]> {
+  const state = run.deps.state;
+  const found = await state.lookupKeys!({ uids: [...vc.changed.map((m) => m.uid), ...vc.vanished], graphIds: [...ec.upserted.map((c) => c.id), ...ec.removed] });
+  const named = new Set([...found.byUid.values(), ...found.byGraphId.values()]);
+  addRecords(run, named.size ? await state.loadItemsByKey!([...named]) : []);
+  // A record that cannot be read still holds what its index rows named: its item is left alone.
+  for (const [uid, k] of found.byUid) if (run.byKey.get(k)?.skipped?.code === "STATE_CORRUPT") run.byUid.set(uid, run.byKey.get(k)!);
+  for (const [id, k] of found.byGraphId) if (run.byKey.get(k)?.skipped?.code === "STATE_CORRUPT") run.byGraphId.set(id, run.byKey.get(k)!);
+  const fresh = await fetchNew(run, unknownUids(run, vc));
+  const more = new Set<string>();
+  for (const item of fresh) {
+    try { const card = await readCard(item); run.cards.set(card.uid, card); more.add(keyOfCard(card)); } catch { /* addCard records it */ }
+  }
+  for (const c of ec.upserted) if (!run.byGraphId.has(c.id)) more.add(keyOfGraph(c.id));
+  const missing = [...more].filter((k) => !run.byKey.has(k));
+  addRecords(run, missing.length ? await state.loadItemsByKey!(missing) : []);
+  return fresh;
+}
+
+function addRecords(run: ContactsRun, records: ContactRecord[]): void {
+  for (const r of records) {
+    run.byKey.set(r.syncKey, r);
+    if (r.imapUid !== undefined) run.byUid.set(r.imapUid, r);
+    if (r.graphId !== undefined) run.byGraphId.set(r.graphId, r);
+  }
+}
+
+/** Contacts on both sides that neither has linked yet: one item each (src/sync/contactAdoption.ts); ambiguous ones listed. */
+async function adopt(run: ContactsRun): Promise<void> {
+  const merged = adoptContacts(run);
+  run.report.adopted = merged.merged;
+  run.report.adoption = { pairs: merged.pairs, ambiguous: merged.ambiguous };
+  if (run.deps.dryRun) return;
+  for (const a of merged.ambiguous) {
+    await run.deps.putConflict({ syncKey: a.storeKey, at: new Date().toISOString(), kind: "contact-match", loser: "none", content: JSON.stringify({ candidates: a.candidates }), summary: `a store card fits ${a.candidates.length} Exchange contact(s), or another card fits the same one: copied, nothing merged` });
+  }
+}
+
+const countsAsLinked = (r: ContactRecord) => !r.skipped && !r.pendingGraphCreate;
+
+function countRecords(records: Iterable<ContactRecord>): RecordCounts {
+  const c: RecordCounts = { linked: 0, skipped: 0 };
+  for (const r of records) { if (countsAsLinked(r)) c.linked++; if (r.skipped) c.skipped++; }
+  return c;
+}
+
+/** The saved counts moved by what happened to the records this run read (the others did not change). */
+function countDelta(saved: RecordCounts, before: Map<string, ContactRecord>, after: Map<string, ContactRecord>): RecordCounts {
+  const was = countRecords(before.values());
+  const is = countRecords(after.values());
+  return { linked: Math.max(0, saved.linked + is.linked - was.linked), skipped: Math.max(0, saved.skipped + is.skipped - was.skipped) };
+}
+
+function newRun(deps: ContactsSyncDeps): ContactsRun {
+  const byKey = new Map<string, ContactRecord>();
+  const write = !deps.dryRun;
   return {
     deps, byKey, byUid: new Map(), byGraphId: new Map(), imapNow: new Map(), graphNow: new Map(), cards: new Map(), graphFields: new Map(), duplicates: [],
-    report: { actions: emptyCounts(), conflicts: 0, duplicatesRemoved: 0, skipped: 0, skippedTotal: 0, flagged: 0, deltaExpired: false },
-    put: async (r) => { byKey.set(r.syncKey, r); await deps.state.putItem(r); },
-    drop: async (key) => { byKey.delete(key); await deps.state.deleteItem(key); },
+    report: { actions: emptyCounts(), conflicts: 0, duplicatesRemoved: 0, skipped: 0, skippedTotal: 0, flagged: 0, deltaExpired: false, corrupt: 0, itemsRead: 0 },
+    put: async (r) => { byKey.set(r.syncKey, r); if (write) await deps.state.putItem(r); },
+    drop: async (key) => { byKey.delete(key); if (write) await deps.state.deleteItem(key); },
   };
 }
 
@@ -118,14 +196,9 @@ async function resolvePending(run: ContactsRun): Promise<void> {
   for (const r of [...run.byKey.values()]) {
     if (!r.pendingGraphCreate) continue;
     const found = await run.deps.exchange.findBySyncKey(r.syncKey);
-    if (found) await run.put({ ...r, graphId: found.id, graphHash: mappedHash(found.fields), pendingGraphCreate: false });
-  }
-}
-
-function indexRecords(run: ContactsRun): void {
-  for (const r of run.byKey.values()) {
-    if (r.imapUid !== undefined) run.byUid.set(r.imapUid, r);
-    if (r.graphId !== undefined) run.byGraphId.set(r.graphId, r);
+    if (!found) continue;
+    await run.put({ ...r, graphId: found.id, graphHash: mappedHash(found.fields), pendingGraphCreate: false });
+    run.byGraphId.set(found.id, run.byKey.get(r.syncKey)!);
   }
 }
 

@@ -16,8 +16,21 @@ export const ITEM_ERRORS = new Set(["VCARD_MALFORMED", "GRAPH_REQUEST_FAILED", "
 
 const recordedSide = (r: ContactRecord, uid: number): ContactSideView => ({ ref: String(uid), hash: r.imapHash!, mapped: r.imapMapped ?? "", modified: "" });
 
-/** The store side: recorded cards that are still there, plus the new ones read and keyed. */
-export async function readStoreSide(run: ContactsRun, vc: VoiceChanges): Promise<void> {
+/** UIDs the changes name that no record read holds: new messages, to fetch and parse. */
+export function unknownUids(run: ContactsRun, vc: VoiceChanges): number[] {
+  const rebuild = vc.full || vc.uidValidityChanged;
+  return vc.changed.filter((m) => rebuild ? !(run.byUid.get(m.uid) && !vc.uidValidityChanged) : !run.byUid.has(m.uid)).map((m) => m.uid);
+}
+
+/** The new store messages, fetched (one FETCH) and split into one card per message. */
+export async function fetchNew(run: ContactsRun, uids: number[]): Promise<StoredSource[]> {
+  const { store, log, ids } = run.deps;
+  const items = await store.fetchSources(uids);
+  return run.deps.dryRun ? items : splitMultiCard(store, items, log, ids);
+}
+
+/** The store side: recorded cards that are still there, plus the new ones (`fresh`) read and keyed. */
+export async function readStoreSide(run: ContactsRun, vc: VoiceChanges, fresh: StoredSource[]): Promise<void> {
   const { byKey, byUid, imapNow } = run;
   const rebuild = vc.full || vc.uidValidityChanged;
   if (!rebuild) {
@@ -25,24 +38,22 @@ export async function readStoreSide(run: ContactsRun, vc: VoiceChanges): Promise
     for (const uid of vc.vanished) { const r = byUid.get(uid); if (r && imapNow.get(r.syncKey)?.ref === String(uid)) imapNow.delete(r.syncKey); }
   }
   const present = new Set(rebuild ? vc.changed.map((m) => m.uid) : []);
-  const unknown = vc.changed.filter((m) => rebuild ? !(byUid.get(m.uid) && !vc.uidValidityChanged) : !byUid.has(m.uid)).map((m) => m.uid);
   if (rebuild && !vc.uidValidityChanged) {
     // A full listing: known UIDs keep their recorded content; absent ones are gone.
     for (const uid of present) { const r = byUid.get(uid); if (r && !r.skipped && r.imapHash) imapNow.set(r.syncKey, recordedSide(r, uid)); }
   }
-  const { store, log, ids } = run.deps;
-  for (const item of await splitMultiCard(store, await store.fetchSources(unknown), log, ids)) {
+  for (const item of fresh) {
     if (rebuild) present.add(item.uid); // a card split out of a message now has a UID of its own
     await addCard(run, item, vc.cursor.uidValidity);
   }
-  // Skipped cards whose message left the store are forgotten.
-  for (const r of [...byKey.values()]) if (r.skipped && r.imapUid !== undefined && (vc.vanished.includes(r.imapUid) || (rebuild && !present.has(r.imapUid)))) await run.drop(r.syncKey);
+  // Skipped cards whose message left the store are forgotten (an unreadable record stays for the admin).
+  for (const r of [...byKey.values()]) if (r.skipped && r.skipped.code !== "STATE_CORRUPT" && r.imapUid !== undefined && (vc.vanished.includes(r.imapUid) || (rebuild && !present.has(r.imapUid)))) await run.drop(r.syncKey);
 }
 
 /** One new store message: parsed and keyed, or skipped with its reason. */
 async function addCard(run: ContactsRun, item: StoredSource, uidValidity: number): Promise<void> {
   try {
-    const card = await readCard(item);
+    const card = run.cards.get(item.uid) ?? await readCard(item);
     run.cards.set(card.uid, card);
     const key = keyOfCard(card);
     const prev = run.imapNow.get(key);
@@ -105,6 +116,22 @@ export function adoptContacts(run: Pick<ContactsRun, "byKey" | "imapNow" | "grap
   const { pairs, ambiguous } = matchContacts(store, exchange);
   for (const p of pairs) { graphNow.set(p.storeKey, graphNow.get(p.graphKey)!); graphNow.delete(p.graphKey); }
   return { merged: pairs.length, pairs, ambiguous };
+}
+
+/**
+ * Items whose record could not be read (STATE_CORRUPT) are left alone on both sides: nothing
+ * is copied, changed or deleted for them, and each is logged. Returns how many.
+ */
+export function setAsideCorrupt(run: ContactsRun): number {
+  let n = 0;
+  for (const r of run.byKey.values()) {
+    if (r.skipped?.code !== "STATE_CORRUPT") continue;
+    run.imapNow.delete(r.syncKey);
+    run.graphNow.delete(r.syncKey);
+    run.deps.log.warn("contacts.state.corrupt", { ...run.deps.ids, syncKey: r.syncKey, code: "STATE_CORRUPT" });
+    n++;
+  }
+  return n;
 }
 
 /** One view per item the sides or the records name; skipped records stay out of the plan. */

@@ -1,0 +1,116 @@
+/**
+ * Contacts state access that follows the changes, not the address book (issue #19, point 1),
+ * through the real trigger paths (store push, Graph change notification -> queue -> worker),
+ * every safety-net timer off:
+ *  - an incremental run reads only the records its changes name (the run's
+ *    `contacts.sync.done` line says how many it read); a full run reads them all;
+ *  - a record row that cannot be read is recorded (STATE_CORRUPT, logged, counted skipped) and
+ *    left alone; the mailbox's other contacts keep syncing, incremental and full runs alike.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
+import { runContactsRequest } from "../../src/app/contacts.js";
+import { parseVCard } from "../../src/formats/vcard.js";
+import { storeItemText } from "../../src/formats/storeItem.js";
+import type { ContactCursors, ContactRecord } from "../../src/sync/contactsSync.js";
+
+let w: World;
+let userId = "";
+let linkId = "";
+const MAILBOX = "4811";
+const SEED = 25;
+const people = () => w.sim.people(userId);
+const byName = (name: string) => people().list().find((c) => c.props.displayName === name);
+const lines = () => (w.log as { lines?: Array<Record<string, unknown>> }).lines ?? [];
+const doneLines = () => lines().filter((l) => l.event === "contacts.sync.done" && l.linkId === linkId);
+const state = () => w.deps.state.recordState<ContactRecord, ContactCursors>(linkId, "contacts");
+
+async function withContacts<T>(fn: (c: Awaited<ReturnType<World["imap"]>>) => Promise<T>): Promise<T> {
+  const c = await w.imap(MAILBOX);
+  try { await c.mailboxOpen("Contacts"); return await fn(c); } finally { await c.logout(); }
+}
+const storeCards = () => withContacts(async (c) => {
+  const out: Array<{ uid: number; name?: string; title?: string }> = [];
+  if (!(c.mailbox as { exists: number }).exists) return out;
+  for await (const m of c.fetch("1:*", { uid: true, source: true })) {
+    const f = parseVCard(await storeItemText(m.source!, "vcard"));
+    out.push({ uid: m.uid, name: f.displayName, title: f.jobTitle });
+  }
+  return out;
+});
+const card = (uid: string, fn: string) => `From: Avaya <mm@voice.test>\r\nSubject: ${fn}\r\nContent-Type: text/vcard; charset=utf-8\r\n\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nUID:${uid}\r\nFN:${fn}\r\nN:${fn.split(" ").reverse().join(";")};;;\r\nTEL;TYPE=WORK:+49 30 ${uid.replace(/\D/g, "").padStart(4, "0")}\r\nEND:VCARD\r\n`;
+const append = (text: string) => withContacts(async (c) => (await c.append("Contacts", Buffer.from(text)))!);
+
+async function until(ok: () => Promise<boolean>, what: string) {
+  for (const end = Date.now() + 60_000; !(await ok());) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+beforeAll(async () => {
+  w = await startWorld({ users: [MAILBOX], disabledFunctions: SAFETY_NET_TIMERS, profiles: [{ id: "people", displayName: "Contacts", contacts: { enabled: true } }] });
+  ({ userId, linkId } = await w.link(MAILBOX, "erin@contoso.test", "people"));
+  await until(async () => Boolean((await w.deps.state.getLink(linkId))?.kinds?.contacts?.lastSyncAt), "the first contacts sync");
+  for (let i = 0; i < SEED; i++) await append(card(`seed-${i}`, `Seed Person${i}`));
+  await until(async () => people().list().length === SEED, `${SEED} contacts in Exchange`);
+  await w.queueDrained();
+  // A full run (as the reconcile makes) settles the counts kept with the cursors.
+  await runContactsRequest(w.deps, { linkId, kind: "contacts", reason: "reconcile", at: Date.now() });
+}, 120_000);
+afterAll(async () => { await w?.stop(); });
+
+describe("contacts state access that grows with the changes", () => {
+  it("reads only the records its changes name on incremental runs, every record on full runs", async () => {
+    expect((await state().loadCursors())?.counts).toEqual({ linked: SEED, skipped: 0 });
+    const from = doneLines().length;
+    await append(card("new-1", "Newton Store"));
+    await expect.poll(() => byName("Newton Store"), { timeout: 10_000 }).toBeTruthy();
+    await w.queueDrained();
+    people().update(byName("Seed Person3")!.id, { jobTitle: "Engineer" });
+    await expect.poll(async () => (await storeCards()).find((c) => c.name === "Seed Person3")?.title, { timeout: 10_000 }).toBe("Engineer");
+    await w.queueDrained();
+    const incremental = doneLines().slice(from);
+    expect(incremental.map((l) => Number(l.createInGraph ?? 0) + Number(l.updateImap ?? 0))).toEqual([1, 1]);
+    // The new card names no record (its key is read once: 0 found); the Outlook edit names one
+    // record, and the delta may still carry the previous run's own create (its echo): <= 2.
+    expect(incremental[0]!.itemsRead).toBeLessThanOrEqual(1);
+    expect(incremental[1]!.itemsRead).toBeGreaterThanOrEqual(1);
+    expect(incremental[1]!.itemsRead).toBeLessThanOrEqual(2);
+    expect((await state().loadCursors())?.counts).toEqual({ linked: SEED + 1, skipped: 0 });
+
+    const full = await runContactsRequest(w.deps, { linkId, kind: "contacts", reason: "reconcile", at: Date.now() });
+    expect(full.status === "ran" && full.report?.itemsRead).toBe(SEED + 1);
+    expect((await state().loadCursors())?.counts).toEqual({ linked: SEED + 1, skipped: 0 });
+  });
+
+  it("a corrupt record row is recorded and skipped, and never fails the mailbox", async () => {
+    const victim = (await state().loadItems()).find((r) => r.syncKey === "seed-7")!;
+    const records = await w.deps.state.tableClients.client("records");
+    const pk = `${linkId}|contacts`.replace(/[^A-Za-z0-9._@+=-]/g, (c) => "~" + c.codePointAt(0)!.toString(16).padStart(4, "0"));
+    const row = await records.getEntity<Record<string, unknown>>(pk, victim.syncKey);
+    await records.updateEntity({ ...row, partitionKey: row.partitionKey!, rowKey: row.rowKey!, data: "{\"syncKey\": \"seed-7\", \"imapUid\": " }, "Replace");
+    const cardsBefore = (await storeCards()).length;
+
+    // Outlook edits the contact whose record is corrupt, and a new card arrives on the store:
+    // the new one is copied, the corrupt one is left alone (its store card keeps its content).
+    people().update(victim.graphId!, { jobTitle: "Ignored" });
+    await append(card("new-2", "Nora After"));
+    await expect.poll(() => byName("Nora After"), { timeout: 10_000 }).toBeTruthy();
+    await w.queueDrained();
+    const kinds = async () => (await w.deps.state.getLink(linkId))?.kinds?.contacts;
+    expect((await kinds())?.lastError).toBeUndefined();
+    expect((await storeCards()).find((c) => c.name === "Seed Person7")?.title).toBeUndefined();
+    expect(lines().some((l) => l.event === "contacts.state.corrupt" && l.code === "STATE_CORRUPT" && l.syncKey === "seed-7")).toBe(true);
+
+    // A full run lists every row: the corrupt one is skipped again, nothing is copied twice or deleted for it.
+    const full = await runContactsRequest(w.deps, { linkId, kind: "contacts", reason: "reconcile", at: Date.now() });
+    expect(full.status).toBe("ran");
+    expect(full.status === "ran" && full.report?.corrupt).toBe(1);
+    expect((await kinds())?.lastError).toBeUndefined();
+    expect((await kinds())?.skipped).toBe(1);
+    expect((await storeCards()).length).toBe(cardsBefore + 1);
+    expect(people().list().length).toBe(SEED + 2);
+    expect((await state().loadItems()).find((r) => r.syncKey === "seed-7")?.skipped?.code).toBe("STATE_CORRUPT");
+  });
+});
