@@ -60,7 +60,7 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
     }
     await recordKindOutcome(deps, link.linkId, "calendar", (k) => ({ ...k, lastError: undefined, items: report.items, skipped: report.skipped }), true, link);
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
-    if (acted || report.skipped) log.info("calendar.sync.done", { ...report.actions, items: report.items, skipped: report.skipped, windowMoved: report.windowMoved, ms: Date.now() - started });
+    if (acted || report.skipped || report.corrupt) log.info("calendar.sync.done", { ...report.actions, items: report.items, skipped: report.skipped, windowMoved: report.windowMoved, corrupt: report.corrupt, itemsRead: report.itemsRead, ms: Date.now() - started });
     if (profile.calendar.changeLocation.enabled && (report.busyChanged || isFullRun(req))) {
       await enqueueSync(deps.syncQueue, { linkId: link.linkId, kind: "location", reason: "scheduled", at: Date.now() });
     }

@@ -16,7 +16,7 @@ import { ConnectorError, ensureConnectorError, isConnectorError } from "../error
 import type { Logger } from "../log.js";
 import { occurrenceToICalendar, isPrivate, type Occurrence } from "../formats/icalendar.js";
 import { storeItemMessage } from "../formats/storeItem.js";
-import type { CalendarChanges, CalendarExchangePort, CalendarStorePort, RecordStatePort } from "./ports.js";
+import type { CalendarChanges, CalendarExchangePort, CalendarStorePort, RecordCounts, RecordStatePort } from "./ports.js";
 import { calendarWindow, inWindow, planCalendar, type CalendarAction, type Desired, type MirrorRecord, type Window } from "./calendarPlanner.js";
 
 /** What the mirror remembers per occurrence: enough to plan and to derive the UC location. */
@@ -29,7 +29,14 @@ export interface CalendarRecord extends MirrorRecord {
   skipped?: { code: string; message: string };
 }
 
-export interface CalendarCursors { deltaLink?: string; window?: Window }
+export interface CalendarCursors {
+  deltaLink?: string;
+  window?: Window;
+  /** Items on the store and skipped records, kept so an incremental run reads only the records its changes name. */
+  counts?: RecordCounts;
+  /** Set by the state port on load: a run stopped between its writes and its cursors. */
+  countsStale?: boolean;
+}
 
 export type { CalendarExchangePort, CalendarStorePort } from "./ports.js";
 
@@ -57,6 +64,10 @@ export interface CalendarSyncReport {
   busyChanged: boolean;
   /** Exchange events skipped now (each with its reason on its record). */
   skipped: number;
+  /** Records that could not be read (STATE_CORRUPT). */
+  corrupt: number;
+  /** Records this run read (an incremental run reads those its changes name). */
+  itemsRead: number;
 }
 
 /** The content hash: what the store item shows (lastModified alone changes nothing). */
@@ -67,32 +78,69 @@ export function occurrenceHash(o: Occurrence): string {
 
 export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSyncReport> {
   const window = calendarWindow(deps.now, deps.window.pastDays, deps.window.futureDays);
-  const cursors = (await deps.state.loadCursors()) ?? {};
-  const loaded = await deps.state.loadItems();
-  // Records of events that were never mirrored (skipped) are not the planner's business.
-  const records = new Map(loaded.filter((r) => !isSkippedOnly(r)).map((r) => [r.syncKey, r]));
-  const skippedOnly = new Map(loaded.filter(isSkippedOnly).map((r) => [r.syncKey, r]));
-  const windowMoved = cursors.window !== undefined && (cursors.window.start !== window.start || cursors.window.end !== window.end);
-  // A crashed write (pending record) is settled against a fresh listing of both sides.
-  const full = deps.mode === "full" || windowMoved || !cursors.deltaLink || [...records.values()].some((r) => r.pending);
+  const saved = (await deps.state.loadCursors()) ?? {};
+  const windowMoved = saved.window !== undefined && (saved.window.start !== window.start || saved.window.end !== window.end);
+  const { loaded, ec, deltaExpired, sparse } = await readCalendar(deps, window, saved, windowMoved);
+  // Records of events that were never mirrored (skipped) are not the planner's business; nor
+  // are unreadable ones on incremental runs (full runs settle them against the listing).
+  const corrupt = loaded.filter((r) => r.skipped?.code === "STATE_CORRUPT");
+  for (const r of corrupt) deps.log.warn("calendar.state.corrupt", { ...deps.ids, syncKey: r.syncKey, code: "STATE_CORRUPT" });
+  const usable = sparse ? loaded.filter((r) => r.skipped?.code !== "STATE_CORRUPT") : loaded;
+  const records = new Map(usable.filter((r) => !isSkippedOnly(r)).map((r) => [r.syncKey, r]));
+  const skippedOnly = new Map(usable.filter(isSkippedOnly).map((r) => [r.syncKey, r]));
+  const before = countRecords(loaded);
 
-  const { ec, deltaExpired } = await calendarChanges(deps, window, full ? undefined : cursors.deltaLink);
   const { desired, occurrences } = desiredItems(ec, records, window);
-  const skipped = await settleSkipped(ec, records, skippedOnly, desired, deps.state);
+  if (sparse) for (const r of corrupt) { desired.delete(r.syncKey); occurrences.delete(r.syncKey); }
+  const skippedNow = await settleSkipped(ec, records, skippedOnly, desired, deps.state);
 
   const listing = ec.full ? await deps.store.listKeys() : undefined;
   const actions = planCalendar(desired, records, listing, deps.foreignItems);
-  guardRemovals(deps, actions, records.size, desired.size, windowMoved);
+  // Items an incremental run did not read are on the store, in the window and unchanged.
+  const untouched = sparse ? saved.counts!.linked - countRecords(usable).linked : 0;
+  guardRemovals(deps, actions, records.size + untouched, desired.size + untouched, windowMoved);
 
-  const report: CalendarSyncReport = { actions: { write: 0, remove: 0, removeStray: 0, forget: 0 }, items: 0, windowMoved, deltaExpired, busyChanged: false, skipped };
+  const report: CalendarSyncReport = { actions: { write: 0, remove: 0, removeStray: 0, forget: 0 }, items: 0, windowMoved, deltaExpired, busyChanged: false, skipped: skippedNow, corrupt: corrupt.length, itemsRead: loaded.length };
   const busyBefore = busyDigest(records.values());
   await applyAll(deps, actions, (a) => applyCalendarAction(deps, a, records, occurrences), report);
 
-  await deps.state.saveCursors({ deltaLink: ec.deltaLink, window });
-  report.items = [...records.values()].filter((r) => r.imapUid !== undefined).length;
+  const after = [...records.values(), ...[...skippedOnly.values()].filter((r) => !records.has(r.syncKey)), ...(sparse ? corrupt : [])];
+  const counts = sparse ? moved(saved.counts!, before, countRecords(after)) : countRecords(after);
+  // A run that met an unreadable record leaves no counts: the next one reads and counts all.
+  await deps.state.saveCursors({ deltaLink: ec.deltaLink, window, ...(sparse && corrupt.length ? {} : { counts }) });
+  report.items = counts.linked;
+  if (sparse) report.skipped = counts.skipped;
   report.busyChanged = busyDigest(records.values()) !== busyBefore;
   return report;
 }
+
+/**
+ * The records to compare with and Exchange's changes. An incremental run whose saved counts
+ * hold reads only the records its changes name (a calendar change names its record by key:
+ * the event id); first runs, full runs, the daily slide, an expired delta token and a run after
+ * one that stopped midway (its pending writes are settled against a listing) read them all.
+ */
+async function readCalendar(deps: CalendarSyncDeps, window: Window, saved: CalendarCursors, windowMoved: boolean) {
+  const sparseOk = deps.mode !== "full" && !windowMoved && !!saved.deltaLink && !!saved.counts && !saved.countsStale && !!deps.state.loadItemsByKey;
+  const all = sparseOk ? undefined : await deps.state.loadItems();
+  // A crashed write (pending record) is settled against a fresh listing of both sides.
+  const full = deps.mode === "full" || windowMoved || !saved.deltaLink || (all?.some((r) => r.pending) ?? false);
+  const { ec, deltaExpired } = await calendarChanges(deps, window, full ? undefined : saved.deltaLink);
+  if (all) return { loaded: all, ec, deltaExpired, sparse: false };
+  if (ec.full) return { loaded: await deps.state.loadItems(), ec, deltaExpired, sparse: false };
+  const named = [...new Set([...ec.upserted.map((o) => o.id), ...ec.removed, ...ec.skipped.map((s) => s.id)])];
+  return { loaded: named.length ? await deps.state.loadItemsByKey!(named) : [], ec, deltaExpired, sparse: true };
+}
+
+/** Items on the store, and records skipped with a reason, over some records. */
+function countRecords(records: Iterable<CalendarRecord>): RecordCounts {
+  const c: RecordCounts = { linked: 0, skipped: 0 };
+  for (const r of records) { if (r.imapUid !== undefined) c.linked++; if (r.skipped) c.skipped++; }
+  return c;
+}
+
+const moved = (saved: RecordCounts, was: RecordCounts, is: RecordCounts): RecordCounts =>
+  ({ linked: Math.max(0, saved.linked + is.linked - was.linked), skipped: Math.max(0, saved.skipped + is.skipped - was.skipped) });
 
 /** Exchange's changes in the window; an expired delta token starts the listing over. */
 async function calendarChanges(deps: CalendarSyncDeps, window: Window, deltaLink: string | undefined): Promise<{ ec: CalendarChanges; deltaExpired: boolean }> {
@@ -192,11 +240,12 @@ async function settleSkipped(ec: CalendarChanges, records: Map<string, CalendarR
       desired.set(s.id, { syncKey: s.id, hash: r.hash });
       if (r.skipped?.message !== why.message) { const next = { ...r, skipped: why }; records.set(s.id, next); await state.putItem(next); }
     } else if (skippedOnly.get(s.id)?.skipped?.message !== why.message) {
+      skippedOnly.set(s.id, { syncKey: s.id, skipped: why });
       await state.putItem({ syncKey: s.id, skipped: why });
     }
   }
   const cleared = (id: string) => !now.has(id) && (ec.full || ec.removed.includes(id) || ec.upserted.some((o) => o.id === id));
-  for (const id of skippedOnly.keys()) if (cleared(id)) await state.deleteItem(id);
+  for (const id of [...skippedOnly.keys()]) if (cleared(id)) { skippedOnly.delete(id); await state.deleteItem(id); }
   for (const r of records.values()) {
     if (!r.skipped || !cleared(r.syncKey)) continue;
     const { skipped: _gone, ...rest } = r;

@@ -1,5 +1,6 @@
 /**
- * Contacts state access that follows the changes, not the address book (issue #19, point 1),
+ * Contacts and calendar state access that follows the changes, not the address book or the
+ * calendar (issue #19, point 1),
  * through the real trigger paths (store push, Graph change notification -> queue -> worker),
  * every safety-net timer off:
  *  - an incremental run reads only the records its changes name (the run's
@@ -13,12 +14,17 @@ import { runContactsRequest } from "../../src/app/contacts.js";
 import { parseVCard } from "../../src/formats/vcard.js";
 import { storeItemText } from "../../src/formats/storeItem.js";
 import type { ContactCursors, ContactRecord } from "../../src/sync/contactsSync.js";
+import { runCalendarRequest } from "../../src/app/calendar.js";
+import type { CalendarCursors, CalendarRecord } from "../../src/sync/calendarSync.js";
 
 let w: World;
 let userId = "";
 let linkId = "";
 const MAILBOX = "4811";
 const SEED = 25;
+const CAL_MAILBOX = "4812";
+let calUser = "";
+let calLink = "";
 const people = () => w.sim.people(userId);
 const byName = (name: string) => people().list().find((c) => c.props.displayName === name);
 const lines = () => (w.log as { lines?: Array<Record<string, unknown>> }).lines ?? [];
@@ -49,8 +55,12 @@ async function until(ok: () => Promise<boolean>, what: string) {
 }
 
 beforeAll(async () => {
-  w = await startWorld({ users: [MAILBOX], disabledFunctions: SAFETY_NET_TIMERS, profiles: [{ id: "people", displayName: "Contacts", contacts: { enabled: true } }] });
+  w = await startWorld({ users: [MAILBOX, CAL_MAILBOX], disabledFunctions: SAFETY_NET_TIMERS, profiles: [
+    { id: "people", displayName: "Contacts", contacts: { enabled: true } },
+    { id: "cal", displayName: "Calendar", calendar: { enabled: true, pastDays: 1, futureDays: 14 } },
+  ] });
   ({ userId, linkId } = await w.link(MAILBOX, "erin@contoso.test", "people"));
+  ({ userId: calUser, linkId: calLink } = await w.link(CAL_MAILBOX, "fred@contoso.test", "cal"));
   await until(async () => Boolean((await w.deps.state.getLink(linkId))?.kinds?.contacts?.lastSyncAt), "the first contacts sync");
   for (let i = 0; i < SEED; i++) await append(card(`seed-${i}`, `Seed Person${i}`));
   await until(async () => people().list().length === SEED, `${SEED} contacts in Exchange`);
@@ -112,5 +122,65 @@ describe("contacts state access that grows with the changes", () => {
     expect((await storeCards()).length).toBe(cardsBefore + 1);
     expect(people().list().length).toBe(SEED + 2);
     expect((await state().loadItems()).find((r) => r.syncKey === "seed-7")?.skipped?.code).toBe("STATE_CORRUPT");
+  });
+});
+
+describe("calendar state access that grows with the changes", () => {
+  const day = (offset: number, time = "10:00:00") => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10) + `T${time}`;
+  const cal = () => w.sim.calendar(calUser);
+  const event = (subject: string) => [...w.sim.userByRef(calUser).events.values()].find((e) => e.subject === subject)!;
+  const calState = () => w.deps.state.recordState<CalendarRecord, CalendarCursors>(calLink, "calendar");
+  const calDone = () => lines().filter((l) => l.event === "calendar.sync.done" && l.linkId === calLink);
+  const subjects = async () => {
+    const c = await w.imap(CAL_MAILBOX);
+    try {
+      await c.mailboxOpen("Calendar");
+      const out: string[] = [];
+      if (!(c.mailbox as { exists: number }).exists) return out;
+      for await (const m of c.fetch("1:*", { uid: true, envelope: true })) out.push(m.envelope?.subject ?? "");
+      return out.sort();
+    } finally { await c.logout(); }
+  };
+
+  it("reads only the records its changes name on incremental runs; a corrupt record is skipped there and repaired by a full run", async () => {
+    await until(async () => Boolean((await w.deps.state.getLink(calLink))?.kinds?.calendar?.lastSyncAt), "the first calendar sync");
+    for (let i = 0; i < 12; i++) cal().add({ subject: `Meeting ${String(i).padStart(2, "0")}`, start: { dateTime: day(1 + (i % 10), "09:00:00"), timeZone: "UTC" }, end: { dateTime: day(1 + (i % 10), "09:30:00"), timeZone: "UTC" } });
+    await until(async () => (await subjects()).length === 12, "12 store items");
+    await w.queueDrained();
+    await runCalendarRequest(w.deps, { linkId: calLink, kind: "calendar", reason: "reconcile", at: Date.now() });
+    expect((await calState().loadCursors())?.counts).toEqual({ linked: 12, skipped: 0 });
+
+    const from = calDone().length;
+    cal().update(event("Meeting 03").id, { subject: "Meeting 03 (moved)" });
+    await expect.poll(subjects, { timeout: 10_000 }).toContain("Meeting 03 (moved)");
+    await w.queueDrained();
+    expect(calDone().slice(from).map((l) => l.itemsRead)).toEqual([1]);
+    expect((await calState().loadCursors())?.counts).toEqual({ linked: 12, skipped: 0 });
+
+    // A corrupt record: the event's change is skipped (its old copy stays), the others mirror.
+    const victim = event("Meeting 05");
+    const records = await w.deps.state.tableClients.client("records");
+    const pk = `${calLink}|calendar`.replace(/[^A-Za-z0-9._@+=-]/g, (c) => "~" + c.codePointAt(0)!.toString(16).padStart(4, "0"));
+    const rk = victim.id.replace(/[^A-Za-z0-9._@+=-]/g, (c) => "~" + c.codePointAt(0)!.toString(16).padStart(4, "0"));
+    const row = await records.getEntity<Record<string, unknown>>(pk, rk);
+    await records.updateEntity({ ...row, partitionKey: row.partitionKey!, rowKey: row.rowKey!, data: "[1, 2" }, "Replace");
+    cal().update(victim.id, { subject: "Meeting 05 (moved)" });
+    cal().update(event("Meeting 07").id, { subject: "Meeting 07 (moved)" });
+    await expect.poll(subjects, { timeout: 10_000 }).toContain("Meeting 07 (moved)");
+    await w.queueDrained();
+    expect(await subjects()).toContain("Meeting 05");
+    expect(await subjects()).not.toContain("Meeting 05 (moved)");
+    expect(await subjects()).toHaveLength(12);
+    expect((await w.deps.state.getLink(calLink))?.kinds?.calendar?.lastError).toBeUndefined();
+    expect(lines().some((l) => l.event === "calendar.state.corrupt" && l.linkId === calLink && l.code === "STATE_CORRUPT")).toBe(true);
+
+    // The full run settles it against the listing: one copy of each event, the corrupt one rewritten.
+    const full = await runCalendarRequest(w.deps, { linkId: calLink, kind: "calendar", reason: "reconcile", at: Date.now() });
+    expect(full.status === "ran" && full.report?.itemsRead).toBe(12);
+    const after = await subjects();
+    expect(after).toHaveLength(12);
+    expect(after).toContain("Meeting 05 (moved)");
+    expect(after).not.toContain("Meeting 05");
+    expect((await calState().loadCursors())?.counts).toEqual({ linked: 12, skipped: 0 });
   });
 });
