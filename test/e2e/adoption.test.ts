@@ -137,6 +137,21 @@ describe("contacts on both sides before the first sync", () => {
     // Two Exchange contacts fit one card: not merged.
     people.add({ displayName: "Dee Dup", givenName: "Dee", surname: "Dup", mobilePhone: "0170 5550001" });
     people.add({ displayName: "Dee Dup", givenName: "Dee", surname: "Dup", mobilePhone: "+491705550001" });
+    // The dry run first: Ann would be merged, Bob, Carl and the two Dee contacts copied, the Dee card listed.
+    const dry = await umconnect("resync", "L-4725", "--adopt", "--dry-run", "--json");
+    expect(dry.code).toBe(0);
+    const plan = (JSON.parse(dry.stdout) as { contacts: { merge: Array<{ imapUid: number; graphId: string; result: string }>; copy: Array<{ to: string; imapUid?: number; graphId?: string }>; ambiguous: Array<{ storeKey: string; candidates: string[] }> } }).contacts;
+    const idOf = (name: string) => people.list().filter((x) => x.props.displayName === name).map((x) => x.id);
+    expect(plan.merge).toEqual([{ imapUid: 1, graphId: idOf("Lee, Ann")[0], result: expect.stringMatching(/^(store|Exchange) wins$/) }]);
+    expect(plan.copy.filter((x) => x.to === "exchange")).toEqual([{ to: "exchange", imapUid: 2 }]);
+    expect(plan.copy.filter((x) => x.to === "store").map((x) => x.graphId).sort()).toEqual([...idOf("Carl Only"), ...idOf("Dee Dup")].sort());
+    expect(plan.ambiguous).toEqual([{ storeKey: "Dee-Dup", candidates: expect.arrayContaining(idOf("Dee Dup").map((id) => `g:${id}`)) }]);
+    const table = await umconnect("resync", "L-4725", "--adopt", "--dry-run");
+    expect(table.stdout).toMatch(/^merge contact\s+UID 1\s/m);
+    expect(table.stdout).toMatch(/^contacts: 1 to merge, 5 to copy \(1 ambiguous\)$/m);
+    expect(people.list()).toHaveLength(4);
+    expect(await w.deps.state.recordState("L-4725", "contacts").loadItems()).toEqual([]);
+    expect((await umconnect("conflicts", "L-4725")).stdout).not.toMatch(/copied, nothing merged/);
     await firstSync("4725");
     await expect.poll(async () => (await w.deps.state.getLink("L-4725"))?.kinds?.contacts?.lastSyncAt, { timeout: 20_000 }).toBeTruthy();
     await new Promise((r) => setTimeout(r, 1500));
@@ -162,6 +177,11 @@ describe("a calendar folder another product filled", () => {
     await c.logout();
     const start = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
     w.sim.calendar("cal.user@contoso.test").add({ subject: "Planning", start: { dateTime: `${start}T09:00:00`, timeZone: "UTC" }, end: { dateTime: `${start}T10:00:00`, timeZone: "UTC" } });
+    // The dry run names the old product's two items and what the profile does with them.
+    const dry = await umconnect("resync", "L-4726", "--adopt", "--dry-run", "--json");
+    expect(dry.code).toBe(0);
+    expect((JSON.parse(dry.stdout) as { calendar: unknown }).calendar).toEqual({ foreignItems: "remove", foreign: [{ imapUid: 1, action: "remove" }, { imapUid: 2, action: "remove" }] });
+    expect((await umconnect("resync", "L-4726", "--adopt", "--dry-run")).stdout).toMatch(/^calendar: 2 item\(s\) umconnect did not write, to remove$/m);
     await firstSync("4726");
     const items = async () => {
       const s = await w.imap("4726");
