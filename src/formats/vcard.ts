@@ -135,8 +135,13 @@ function readMapped(c: ContactFields, l: ContentLine): string | undefined {
       const num = text().replace(/^tel:/i, "");
       if (!num) return undefined;
       // Graph has one mobile number; a second one stays an extra rather than being dropped.
+      // Graph v1.0 contacts have no fax or pager field, only businessPhones, homePhones and
+      // mobilePhone (https://learn.microsoft.com/en-us/graph/api/resources/contact; the typed
+      // `phones` collection is beta only): a fax or pager number stays on the store side (an
+      // extra, merged back on every write), so Outlook never offers it as a voice number.
+      if (t.includes("fax") || t.includes("pager")) return undefined;
       if (t.includes("cell")) return once("mobilePhone", num);
-      if (t.includes("home") && !t.includes("fax")) { c.homePhones.push(num); return "TEL:home"; }
+      if (t.includes("home")) { c.homePhones.push(num); return "TEL:home"; }
       c.businessPhones.push(num);
       return "TEL:work";
     }

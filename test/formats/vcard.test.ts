@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { parseVCard, writeVCard, type ContactFields } from "../../src/formats/vcard.js";
 import { isConnectorError } from "../../src/errors.js";
+import { fromGraphContact, toGraphContact } from "../../src/formats/contactMapping.js";
 
 const v3 = [
   "BEGIN:VCARD", "VERSION:3.0", "N:Gump;Forrest;;Mr.;", "FN:Forrest Gump", "ORG:Bubba Gump Shrimp Co.;Boats",
@@ -28,6 +29,24 @@ describe("vCard", () => {
     const c = parseVCard("BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Jane\r\n  Doe\r\nTEL;VALUE=uri;TYPE=\"voice,home\":tel:+1-555-555-5555\r\nEND:VCARD\r\n");
     expect(c.displayName).toBe("Jane Doe");
     expect(c.homePhones).toEqual(["+1-555-555-5555"]);
+  });
+
+  it("keeps fax and pager numbers on the store side: never an Exchange business or home phone, back on the card after a round trip", () => {
+    const card = ["BEGIN:VCARD", "VERSION:3.0", "FN:Fay Xu", "N:Xu;Fay;;;", "TEL;TYPE=WORK,VOICE:+49 30 1111", "TEL;TYPE=WORK,FAX:+49 30 2222",
+      "TEL;TYPE=HOME,FAX:+49 30 3333", "TEL;TYPE=PAGER:+49 30 4444", "END:VCARD"].join("\r\n");
+    const f = parseVCard(card);
+    expect(f.businessPhones).toEqual(["+49 30 1111"]);
+    expect(f.homePhones).toEqual([]);
+    const g = toGraphContact(f);
+    expect(g.props.businessPhones).toEqual(["+49 30 1111"]);
+    expect(g.props.homePhones ?? []).toEqual([]);
+    // Exchange keeps the extras in its extended property; the card written back has every number with its type.
+    const back = writeVCard({ ...fromGraphContact(g.props), extra: g.extra, shadows: g.shadows });
+    const again = parseVCard(back);
+    expect(again.businessPhones).toEqual(["+49 30 1111"]);
+    expect(again.extra.filter((l) => /^TEL/i.test(l)).map((l) => l.replace(/^[^:]*:/, "")).sort()).toEqual(["+49 30 2222", "+49 30 3333", "+49 30 4444"]);
+    expect(back).toMatch(/TEL;TYPE=[^:]*fax[^:]*:\+49 30 2222/i);
+    expect(back).toMatch(/TEL;TYPE=[^:]*pager[^:]*:\+49 30 4444/i);
   });
 
   it("refuses what is not a vCard with a typed error", () => {
