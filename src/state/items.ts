@@ -182,15 +182,19 @@ export class ItemRows extends StateRows {
     let markRead: string | undefined;
     let marked: Promise<void> | undefined;
     const records = () => this.tables.client("records");
-    const submit = async (ops: TransactionAction[]) => { const c = await records(); await guard(() => c.submitTransaction(ops), ids); };
-    const write = async (ops: TransactionAction[]) => {
-      if (marked) { await marked; return submit(ops); }
-      const p = submit([...ops, ["upsert", entity(pk, RUN_MARK, { mark: token, at: this.now() }), "Replace"]]);
-      marked = p;
-      p.catch(() => { if (marked === p) marked = undefined; });
-      return p;
+    const upsert = async (e: ReturnType<typeof entity>) => { const c = await records(); await guard(() => c.upsertEntity(e, "Replace"), ids); };
+    /** The run mark goes first, once per port: a write the cursors do not settle is then always seen. */
+    const markFirst = async () => {
+      if (!marked) {
+        const p = upsert(entity(pk, RUN_MARK, { mark: token, at: this.now() }));
+        marked = p;
+        p.catch(() => { if (marked === p) marked = undefined; });
+      }
+      await marked;
     };
-    const indexOf = (r: T) => (indexed ? indexRows(pk)(r as unknown as ItemRecord) : []);
+    // Index rows this port has written (a record written twice in a run names the same UID).
+    const indexWritten = new Set<string>();
+    const indexOf = (r: T) => (indexed ? indexRows(pk)(r as unknown as ItemRecord).map((op) => op[1] as ReturnType<typeof entity>) : []);
     return {
       loadItems: async () => {
         const c = await records();
@@ -214,13 +218,20 @@ export class ItemRows extends StateRows {
         return { byUid, byGraphId };
       },
       reindex: async (items) => {
-        const ops = items.filter((r) => !isCorrupt(r)).flatMap(indexOf);
-        for (let i = 0; i < ops.length; i += 100) await submit(ops.slice(i, i + 100));
+        const rows = items.filter((r) => !isCorrupt(r)).flatMap(indexOf);
+        await mapLimit(rows, POINT_READS_IN_FLIGHT, upsert);
       },
+      // Index rows before their record, each a plain upsert (Azurite's entity group transactions
+      // slow down with the partition's size; atomicity is not needed): an index row whose record
+      // does not hold its UID or id is stale and ignored, and a record is never without its rows.
       putItem: async (item) => {
         const data = JSON.stringify(item);
         if (data.length > MAX_STRING) throw new ConnectorError("INTERNAL", "item record longer than a table property holds", ids);
-        await write([["upsert", entity(pk, keyOf(item.syncKey), { data }), "Replace"], ...indexOf(item)]);
+        await markFirst();
+        const fresh = indexOf(item).filter((e) => !indexWritten.has(`${e.rowKey}|${String(e.syncKey)}`));
+        await Promise.all(fresh.map(upsert));
+        for (const e of fresh) indexWritten.add(`${e.rowKey}|${String(e.syncKey)}`);
+        await upsert(entity(pk, keyOf(item.syncKey), { data }));
       },
       putItems: async (list) => {
         const ops: TransactionAction[] = list.map((item) => {
@@ -234,7 +245,9 @@ export class ItemRows extends StateRows {
       },
       deleteItem: async (syncKey) => {
         try {
-          await write([["delete", { partitionKey: pk, rowKey: keyOf(syncKey) }]]);
+          await markFirst();
+          const c = await records();
+          await guard(() => c.deleteEntity(pk, keyOf(syncKey)), ids);
         } catch (e) {
           if (!isConnectorError(e, "NOT_FOUND")) throw e;
         }
