@@ -170,7 +170,7 @@ export class ItemRows extends StateRows {
    * Same layout as the voicemail items: record rows (RowKey keyOf(syncKey), "+" and above) and,
    * sorting before them, index rows naming the record that holds a store UID or an Exchange id
    * (contacts only: a calendar change names its record by key) and the run mark "!run". A
-   * record and its index rows are one entity group transaction; index rows are not deleted in
+   * record's index rows are written before it (plain upserts); index rows are not deleted in
    * the run's path (a stale one is recognised by the record not holding that UID or id). The
    * cursors name the mark they settle; `countsStale` on load says a run stopped midway.
    */
@@ -234,6 +234,8 @@ export class ItemRows extends StateRows {
         await upsert(entity(pk, keyOf(item.syncKey), { data }));
       },
       putItems: async (list) => {
+        await markFirst();
+        if (indexed) await mapLimit(list.flatMap(indexOf), POINT_READS_IN_FLIGHT, upsert);
         const ops: TransactionAction[] = list.map((item) => {
           const data = JSON.stringify(item);
           if (data.length > MAX_STRING) throw new ConnectorError("INTERNAL", "item record longer than a table property holds", ids);
