@@ -87,7 +87,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
   const vc = await deps.store.changes(cursors.imap);
   const ec = await exchangeChanges(run, cursors.deltaLink);
   const sparse = deps.mode !== "full" && !!saved.counts && !saved.countsStale && !vc.full && !vc.uidValidityChanged && !ec.full && !!deps.state.loadItemsByKey && !!deps.state.lookupKeys;
-  const fresh = sparse ? await loadNamed(run, vc, ec) : await loadAll(run, vc, !saved.counts);
+  const fresh = sparse ? await loadNamed(run, vc, ec) : await loadAll(run, vc, !saved.counts || !!saved.countsStale);
   const before = new Map(run.byKey);
   await resolvePending(run);
   await readStoreSide(run, vc, fresh);
@@ -116,7 +116,8 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
 /** Every record (full runs, first runs, a run after one that stopped midway), and the new store messages. */
 async function loadAll(run: ContactsRun, vc: VoiceChanges, reindex: boolean): Promise<StoredSource[]> {
   const records = await run.deps.state.loadItems();
-  // State written before index rows and counts were kept gets its index rows once.
+  // State written before index rows and counts were kept gets its index rows once, and so do
+  // the records of a run that stopped before its cursors (a full run writes its index rows last).
   if (reindex && records.length && run.deps.state.reindex && !run.deps.dryRun) await run.deps.state.reindex(records);
   addRecords(run, records);
   return fetchNew(run, unknownUids(run, vc));

@@ -138,7 +138,7 @@ export interface VoicemailStatePort {
   /** Sync keys of records by their store UID or Exchange id (vanished messages, removed copies).
    *  The answer may be stale: the caller checks it against the record it then loads. */
   lookupKeys?(q: { uids: number[]; graphIds: string[] }): Promise<{ byUid: Map<number, string>; byGraphId: Map<string, string> }>;
-  /** Writes the index rows of records kept before index rows existed (once, by a full load). */
+  /** Writes the index rows of records kept before index rows existed, or written by a run that stopped before its cursors (a full load). */
   reindex?(records: ItemRecord[]): Promise<void>;
   /** Writes or replaces one item's record (after its action succeeded). */
   putItem(item: ItemRecord): Promise<void>;
@@ -241,7 +241,7 @@ export interface RecordStatePort<T, C> {
   loadItemsByKey?(syncKeys: string[]): Promise<T[]>;
   /** Sync keys of records by their store UID or Exchange id (possibly stale: the caller checks). */
   lookupKeys?(q: { uids: number[]; graphIds: string[] }): Promise<{ byUid: Map<number, string>; byGraphId: Map<string, string> }>;
-  /** Writes the index rows of records kept before index rows existed (once, by a full load). */
+  /** Writes the index rows of records kept before index rows existed, or written by a run that stopped before its cursors (a full load). */
   reindex?(records: T[]): Promise<void>;
   putItem(item: T): Promise<void>;
   /** Several records at once (the mail copy's batches). */
