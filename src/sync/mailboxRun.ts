@@ -77,9 +77,13 @@ export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, de
     renewing = deps.renewLease(current).then((l) => { if (!lost) current = l; }, (e) => loseLease("renewal failed", e)).finally(() => { renewalInFlight = false; });
   }, periodMs);
   const budgetEnds = Date.now() + (options.budgetMs ?? Infinity);
+  // Once the run is over (its work settled, or abandoned at its deadline: src/timeouts.ts does
+  // not stop the promise) the lease is released; work still going after that must not write.
+  let over = false;
   const guard: LeaseGuard = {
     timeUp: () => Date.now() > budgetEnds,
     assertHeld() {
+      if (over) throw new ConnectorError("LEASE_LOST", `the run on ${linkId} is over (its lease is released): stopped before the next write`, { mailboxId: linkId, retryAfterSeconds: 1 });
       if (!lost && Date.now() > current.expiresAt - periodMs) loseLease("not renewed in time");
       if (lost) throw new ConnectorError("LEASE_LOST", `the lease on ${linkId} was lost (${lost}): stopped before the next write`, { mailboxId: linkId, retryAfterSeconds: 1 });
     },
@@ -88,6 +92,7 @@ export async function runUnderLease<L extends LeaseHandle, T>(linkId: string, de
   try {
     result = await work(guard);
   } finally {
+    over = true;
     clearInterval(timer);
     await renewing;
     await deps.releaseLease(current).catch((e) => deps.log.warn("mailbox.lease.releaseFailed", { linkId, error: e }));
