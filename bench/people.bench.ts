@@ -151,26 +151,15 @@ async function storeToExchange(w: World): Promise<Figure[]> {
   ];
 }
 
-/**
- * The lease of a long first sync: how long its renewals took and how late this process's
- * event loop ran (a renewal must land within a third of the lease, src/sync/mailboxRun.ts).
- */
+/** How late this process's event loop ran during the first sync (a lease renewal must land within a third of the lease, src/sync/mailboxRun.ts). */
 function watchLease(w: World): { stop(): Figure[] } {
-  const state = w.deps.state;
-  const renew = state.renewLease.bind(state);
-  const took: number[] = [];
-  state.renewLease = async (...args: Parameters<typeof renew>) => { const t = performance.now(); try { return await renew(...args); } finally { took.push(performance.now() - t); } };
   const loop = monitorEventLoopDelay({ resolution: 20 });
   loop.enable();
   const headroom = (w.deps.config.sync.leaseSeconds * 1000) / 3;
   return {
     stop: () => {
       loop.disable();
-      state.renewLease = renew;
-      return [
-        { name: `contacts 5,000 store -> Exchange: slowest lease renewal (${took.length} renewals)`, value: took.length ? Math.max(...took) : 0, unit: "ms", reference: headroom, better: "lower" },
-        { name: "contacts 5,000 store -> Exchange: host event loop, longest delay", value: loop.max / 1e6, unit: "ms", reference: headroom, better: "lower" },
-      ];
+      return [{ name: "contacts 5,000 store -> Exchange: host event loop, longest delay", value: loop.max / 1e6, unit: "ms", reference: headroom, better: "lower" }];
     },
   };
 }
