@@ -17,6 +17,7 @@ import type { Logger } from "../log.js";
 import { occurrenceToICalendar, isPrivate, type Occurrence } from "../formats/icalendar.js";
 import { storeItemMessage } from "../formats/storeItem.js";
 import type { CalendarChanges, CalendarExchangePort, CalendarStorePort, RecordCounts, RecordStatePort } from "./ports.js";
+import { pointReadsPay } from "./ports.js";
 import { calendarWindow, inWindow, planCalendar, type CalendarAction, type Desired, type MirrorRecord, type Window } from "./calendarPlanner.js";
 
 /** What the mirror remembers per occurrence: enough to plan and to derive the UC location. */
@@ -118,7 +119,8 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
  * The records to compare with and Exchange's changes. An incremental run whose saved counts
  * hold reads only the records its changes name (a calendar change names its record by key:
  * the event id); first runs, full runs, the daily slide, an expired delta token and a run after
- * one that stopped midway (its pending writes are settled against a listing) read them all.
+ * one that stopped midway (its pending writes are settled against a listing) read them all,
+ * and so does a run whose changes name about as many records as it keeps (pointReadsPay).
  */
 async function readCalendar(deps: CalendarSyncDeps, window: Window, saved: CalendarCursors, windowMoved: boolean) {
   const sparseOk = deps.mode !== "full" && !windowMoved && !!saved.deltaLink && !!saved.counts && !saved.countsStale && !!deps.state.loadItemsByKey;
@@ -127,8 +129,9 @@ async function readCalendar(deps: CalendarSyncDeps, window: Window, saved: Calen
   const full = deps.mode === "full" || windowMoved || !saved.deltaLink || (all?.some((r) => r.pending) ?? false);
   const { ec, deltaExpired } = await calendarChanges(deps, window, full ? undefined : saved.deltaLink);
   if (all) return { loaded: all, ec, deltaExpired, sparse: false };
-  if (ec.full) return { loaded: await deps.state.loadItems(), ec, deltaExpired, sparse: false };
   const named = [...new Set([...ec.upserted.map((o) => o.id), ...ec.removed, ...ec.skipped.map((s) => s.id)])];
+  // A change names its record by key: one point read each, while that costs less than a listing.
+  if (ec.full || !pointReadsPay(named.length, saved.counts!)) return { loaded: await deps.state.loadItems(), ec, deltaExpired, sparse: false };
   return { loaded: named.length ? await deps.state.loadItemsByKey!(named) : [], ec, deltaExpired, sparse: true };
 }
 

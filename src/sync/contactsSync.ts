@@ -17,6 +17,7 @@ import { applyContactAction } from "./contactsApply.js";
 import { adoptContacts, contactViews, fetchNew, ITEM_ERRORS, readExchangeSide, readStoreSide, setAsideCorrupt, unknownUids } from "./contactsView.js";
 import { planContacts, type ContactAction, type ContactPlan, type ContactSideView } from "./contactsPlanner.js";
 import type { ConflictRecord, ContactChanges, ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort, GraphContact, RecordCounts, RecordStatePort, StoredSource, VoiceChanges } from "./ports.js";
+import { pointReadsPay } from "./ports.js";
 
 export type { ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort } from "./ports.js";
 export { mappedHash, storeHash } from "./contactCards.js";
@@ -86,7 +87,10 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
   // 1. Both sides' changes, then the records they name (every record on full runs).
   const vc = await deps.store.changes(cursors.imap);
   const ec = await exchangeChanges(run, cursors.deltaLink);
-  const sparse = deps.mode !== "full" && !!saved.counts && !saved.countsStale && !vc.full && !vc.uidValidityChanged && !ec.full && !!deps.state.loadItemsByKey && !!deps.state.lookupKeys;
+  // Point reads while they cost less than a listing: up to two per change (its index row, its record).
+  const named = vc.changed.length + vc.vanished.length + ec.upserted.length + ec.removed.length;
+  const sparse = deps.mode !== "full" && !!saved.counts && !saved.countsStale && !vc.full && !vc.uidValidityChanged && !ec.full && !!deps.state.loadItemsByKey && !!deps.state.lookupKeys
+    && pointReadsPay(2 * named, saved.counts);
   const fresh = sparse ? await loadNamed(run, vc, ec) : await loadAll(run, vc, !saved.counts || !!saved.countsStale);
   const before = new Map(run.byKey);
   await resolvePending(run);

@@ -16,6 +16,7 @@ import { storeItemText } from "../../src/formats/storeItem.js";
 import type { ContactCursors, ContactRecord } from "../../src/sync/contactsSync.js";
 import { runCalendarRequest } from "../../src/app/calendar.js";
 import type { CalendarCursors, CalendarRecord } from "../../src/sync/calendarSync.js";
+import type { Deps } from "../../src/app/deps.js";
 
 let w: World;
 let userId = "";
@@ -123,7 +124,48 @@ describe("contacts state access that grows with the changes", () => {
     expect(people().list().length).toBe(SEED + 2);
     expect((await state().loadItems()).find((r) => r.syncKey === "seed-7")?.skipped?.code).toBe("STATE_CORRUPT");
   });
+
+  it("lists the records instead of reading them one by one when the changes name about as many as the link keeps", async () => {
+    // Outlook edits every contact while the link is paused (their notifications start runs
+    // that skip it), so one run then meets them all, as the run after a first sync meets its
+    // own creations. Point reads would be two per change (index row, record); a listing is one
+    // request per 1,000 records. The run's state port counts what it is asked to read.
+    const edited = people().list().filter((c) => c.props.displayName !== "Seed Person7");
+    expect(edited.length).toBe(SEED + 1);
+    await w.deps.state.modifyLink(linkId, (l) => ({ ...l, state: "paused" }));
+    for (const c of edited) people().update(c.id, { jobTitle: "Listed" });
+    await new Promise((r) => setTimeout(r, 1000)); // the simulator's notifications (batched for 20 ms) are in
+    await w.queueDrained();
+    await w.deps.state.modifyLink(linkId, (l) => ({ ...l, state: "enabled" }));
+    const reads = { listings: 0, pointReads: 0 };
+    const run = await runContactsRequest(countingRecordReads(w.deps, reads), { linkId, kind: "contacts", reason: "poll", at: Date.now() });
+    expect(run.status === "ran" && run.report?.actions.updateImap).toBe(edited.length);
+    expect((await storeCards()).filter((c) => c.title === "Listed")).toHaveLength(edited.length);
+    expect(reads).toEqual({ listings: 1, pointReads: 0 });
+    expect((await state().loadCursors())?.counts).toEqual({ linked: SEED + 1, skipped: 1 });
+  });
 });
+
+/** The deps with a state store whose record ports count the listings and point reads asked of them. */
+function countingRecordReads(deps: Deps, reads: { listings: number; pointReads: number }): Deps {
+  const real = deps.state;
+  // The store's methods are read-only properties: the proxy wraps an empty object and forwards.
+  const state = new Proxy({}, {
+    get(_t, key) {
+      if (key !== "recordState") { const v = Reflect.get(real, key) as unknown; return typeof v === "function" ? v.bind(real) : v; }
+      return (...args: Parameters<typeof real.recordState>) => {
+        const port = real.recordState(...args);
+        return {
+          ...port,
+          loadItems: () => { reads.listings++; return port.loadItems(); },
+          loadItemsByKey: (keys: string[]) => { reads.pointReads += keys.length; return port.loadItemsByKey!(keys); },
+          lookupKeys: (q: { uids: number[]; graphIds: string[] }) => { reads.pointReads += q.uids.length + q.graphIds.length; return port.lookupKeys!(q); },
+        };
+      };
+    },
+  }) as typeof real;
+  return { ...deps, state };
+}
 
 describe("calendar state access that grows with the changes", () => {
   const day = (offset: number, time = "10:00:00") => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10) + `T${time}`;
@@ -181,6 +223,21 @@ describe("calendar state access that grows with the changes", () => {
     expect(after).toHaveLength(12);
     expect(after).toContain("Meeting 05 (moved)");
     expect(after).not.toContain("Meeting 05");
+    expect((await calState().loadCursors())?.counts).toEqual({ linked: 12, skipped: 0 });
+  });
+
+  it("lists the records when the changes name as many as the link keeps", async () => {
+    // Every event moved while the link is paused: one run meets 12 changes for 12 records.
+    await w.deps.state.modifyLink(calLink, (l) => ({ ...l, state: "paused" }));
+    for (const e of [...w.sim.userByRef(calUser).events.values()]) cal().update(e.id, { subject: `${e.subject} again` });
+    await new Promise((r) => setTimeout(r, 1000)); // the simulator's notifications are in
+    await w.queueDrained();
+    await w.deps.state.modifyLink(calLink, (l) => ({ ...l, state: "enabled" }));
+    const reads = { listings: 0, pointReads: 0 };
+    const run = await runCalendarRequest(countingRecordReads(w.deps, reads), { linkId: calLink, kind: "calendar", reason: "poll", at: Date.now() });
+    expect(run.status).toBe("ran");
+    expect((await subjects()).filter((s) => s.endsWith(" again"))).toHaveLength(12);
+    expect(reads).toEqual({ listings: 1, pointReads: 0 });
     expect((await calState().loadCursors())?.counts).toEqual({ linked: 12, skipped: 0 });
   });
 });
