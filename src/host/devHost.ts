@@ -73,6 +73,14 @@ export interface DevHostOptions {
   disabledFunctions?: readonly string[];
   /** The host's master key: `POST /admin/functions/<name>` with `x-functions-key` runs a non-HTTP function now. */
   masterKey?: string;
+  /**
+   * How long a received message stays invisible (seconds, default 30), renewed every half of
+   * it while its function runs: only a host that died lets it reappear. The Functions host does
+   * the same with 10 minutes (WebJobs SDK UpdateQueueMessageVisibilityCommand;
+   * https://github.com/Azure/azure-webjobs-sdk/issues/1040). Without the renewal a run longer
+   * than this was delivered a second time while the first still held the link's lease.
+   */
+  messageHoldSeconds?: number;
 }
 
 export interface DevHost {
@@ -193,6 +201,7 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
 
   // ---- queues -------------------------------------------------------------------------
   const q = { ...readHostJsonQueues(), ...options.queues };
+  const hold = Math.max(options.messageHoldSeconds ?? 30, q.visibilityTimeoutSeconds, 1);
   let stopping = false;
   const pollers: Array<Promise<void>> = [];
   for (const d of options.definitions) {
@@ -216,25 +225,34 @@ export async function startDevHost(options: DevHostOptions): Promise<DevHost> {
         }
         let got = 0;
         try {
-          const batch = await client.receiveMessages({ numberOfMessages: Math.min(32, q.batchSize), visibilityTimeout: Math.max(30, q.visibilityTimeoutSeconds) });
+          const batch = await client.receiveMessages({ numberOfMessages: Math.min(32, q.batchSize), visibilityTimeout: hold });
           got = batch.receivedMessageItems.length;
           processing += got;
           batch.receivedMessageItems.forEach((m) => track((async () => {
             const text = Buffer.from(m.messageText, "base64").toString("utf8");
             let payload: unknown = text;
             try { payload = JSON.parse(text); } catch { /* the host passes non-JSON as a string */ }
+            // Each visibility update gives the message a new pop receipt; the last one deletes it.
+            let receipt = m.popReceipt;
+            let renewing: Promise<void> = Promise.resolve();
+            const renewal = setInterval(() => {
+              renewing = renewing.then(() => client.updateMessage(m.messageId, receipt, undefined, hold)).then((r) => { receipt = r.popReceipt ?? receipt; }, (e) => log.warn("queue.hold.failed", { functionName: d.name, messageId: m.messageId, error: e }));
+            }, (hold * 1000) / 2);
+            const settle = async () => { clearInterval(renewal); await renewing; };
             try {
-              await handler(payload, context(d.name, { id: m.messageId, dequeueCount: m.dequeueCount, insertionTime: m.insertedOn?.toISOString(), popReceipt: m.popReceipt }));
-              await client.deleteMessage(m.messageId, m.popReceipt);
+              try {
+                await handler(payload, context(d.name, { id: m.messageId, dequeueCount: m.dequeueCount, insertionTime: m.insertedOn?.toISOString(), popReceipt: m.popReceipt }));
+              } finally { await settle(); }
+              await client.deleteMessage(m.messageId, receipt);
             } catch (e) {
               if (m.dequeueCount >= q.maxDequeueCount) {
                 await poison.createIfNotExists();
                 await poison.sendMessage(m.messageText);
-                await client.deleteMessage(m.messageId, m.popReceipt);
+                await client.deleteMessage(m.messageId, receipt);
                 log.error("queue.poisoned", { functionName: d.name, messageId: m.messageId, dequeueCount: m.dequeueCount, error: e });
               } else {
                 // Visible again after the visibility timeout, like the host.
-                await client.updateMessage(m.messageId, m.popReceipt, undefined, q.visibilityTimeoutSeconds);
+                await client.updateMessage(m.messageId, receipt, undefined, q.visibilityTimeoutSeconds);
                 log.warn("queue.retry", { functionName: d.name, messageId: m.messageId, dequeueCount: m.dequeueCount, error: e });
               }
             }

@@ -15,6 +15,7 @@ let host: DevHost;
 const log = memoryLogger();
 const received: unknown[] = [];
 const attempts: number[] = [];
+const slow: unknown[] = [];
 let ticks = 0;
 
 const testFunctions: FunctionDefinition[] = [
@@ -26,6 +27,8 @@ const testFunctions: FunctionDefinition[] = [
     handler: async (m: unknown) => { received.push(m); } },
   { name: "fails", trigger: { kind: "queue", queueName: "fails", connection: "UMC_STORAGE_CONNECTION_STRING" },
     handler: async (_m: unknown, ctx: InvocationContext) => { attempts.push(ctx.triggerMetadata?.dequeueCount as number); throw new Error("always"); } },
+  { name: "slow", trigger: { kind: "queue", queueName: "slow", connection: "UMC_STORAGE_CONNECTION_STRING" },
+    handler: async (m: unknown) => { slow.push(m); await new Promise((r) => setTimeout(r, 5000)); } },
   { name: "tick", trigger: { kind: "timer", schedule: "* * * * * *" }, handler: async () => { ticks++; } },
 ];
 
@@ -33,7 +36,7 @@ beforeAll(async () => {
   az = await startAzurite();
   setDeps(buildDeps(loadConfig({ UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: az.connectionString }), log));
   host = await startDevHost({ definitions: [...functionDefinitions, ...testFunctions], storageConnectionString: az.connectionString, logger: log,
-    queues: { maxPollingIntervalMs: 200, maxDequeueCount: 3, visibilityTimeoutSeconds: 0 } });
+    queues: { maxPollingIntervalMs: 200, maxDequeueCount: 3, visibilityTimeoutSeconds: 0 }, messageHoldSeconds: 2 });
 });
 afterAll(async () => { await host?.stop(); setDeps(undefined); await az?.stop(); });
 
@@ -66,6 +69,17 @@ describe("dev host", () => {
     expect(await boom.text()).not.toContain("secret detail");
   });
 
+  it("keeps a message invisible while its function runs longer than the hold (delivered once)", async () => {
+    // The hold is 2 s here, the function takes 5 s: without the renewal the message came back
+    // after 2 s and ran a second time beside the first.
+    const q = new QueueClient(az.connectionString, "slow");
+    await q.createIfNotExists();
+    await q.sendMessage(Buffer.from(JSON.stringify({ n: 1 })).toString("base64"));
+    await expect.poll(() => slow.length, { timeout: 10_000 }).toBe(1);
+    await expect.poll(async () => (await q.getProperties()).approximateMessagesCount, { timeout: 15_000, interval: 200 }).toBe(0);
+    expect(slow).toEqual([{ n: 1 }]);
+  });
+
   it("delivers base64 queue messages and parks poison ones after maxDequeueCount", async () => {
     const work = new QueueClient(az.connectionString, "work");
     await work.sendMessage(Buffer.from(JSON.stringify({ linkId: "L1" })).toString("base64"));
@@ -90,7 +104,7 @@ describe("dev host", () => {
       timer: (name, o) => seen.push(`timer ${name} ${o.schedule}`),
     };
     registerAll(registrar, testFunctions);
-    expect(seen).toEqual(["http echo echo/{id} POST", "http boom boom GET", "queue work work", "queue fails fails", "timer tick * * * * * *"]);
+    expect(seen).toEqual(["http echo echo/{id} POST", "http boom boom GET", "queue work work", "queue fails fails", "queue slow slow", "timer tick * * * * * *"]);
   });
 });
 
