@@ -45,7 +45,7 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
     let report: CalendarSyncReport;
     try {
       report = await syncCalendar({
-        ...gateCalendarPorts({ store, state: deps.state.recordState<CalendarRecord, CalendarCursors>(link.linkId, "calendar") }, leaseHooks(lease)),
+        ...gateCalendarPorts({ store, state: deps.state.recordState<CalendarRecord, CalendarCursors>(link.linkId, "calendar", { beforeWrite: () => lease.assertHeld() }) }, leaseHooks(lease)),
         exchange: { changes: (w, d) => exchange.changes(w, d) },
         window: { pastDays: profile.calendar.pastDays, futureDays: profile.calendar.futureDays },
         foreignItems: profile.calendar.foreignItems,

@@ -33,7 +33,7 @@ export interface ContactsRunPorts {
   folderId: string;
 }
 
-export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: FeatureProfile): Promise<ContactsRunPorts> {
+export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: FeatureProfile, lease?: LeaseGuard): Promise<ContactsRunPorts> {
   const exchange = new ExchangeContacts(deps.graph(link.tenantId), link.userId);
   const cacheKey = `${link.linkId}|${profile.contacts.exchangeFolder}`;
   let folderId = folderIds.get(cacheKey);
@@ -53,7 +53,7 @@ export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: 
       getPhoto: (id) => exchange.getPhoto(id),
       putPhoto: (id, photo) => exchange.putPhoto(id, photo),
     },
-    state: deps.state.recordState<ContactRecord, ContactCursors>(link.linkId, "contacts"),
+    state: deps.state.recordState<ContactRecord, ContactCursors>(link.linkId, "contacts", lease && { beforeWrite: () => lease.assertHeld() }),
     putConflict: (c) => deps.state.putConflict(link.linkId, c),
   };
 }
@@ -63,7 +63,7 @@ async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest,
   if (!profile.contacts.enabled) return undefined;
   const started = Date.now();
   try {
-    const ports = await openContactsPorts(deps, link, profile);
+    const ports = await openContactsPorts(deps, link, profile, lease);
     let report: ContactsSyncReport;
     try {
       report = await syncContacts({

@@ -36,7 +36,7 @@ export interface MailRunPorts {
   state: MailStatePort;
 }
 
-export async function openMailPorts(deps: Deps, link: MailboxLink, profile: FeatureProfile): Promise<MailRunPorts> {
+export async function openMailPorts(deps: Deps, link: MailboxLink, profile: FeatureProfile, lease?: LeaseGuard): Promise<MailRunPorts> {
   const opts = profile.emailToPhone;
   const mail = new ExchangeMail(deps.graph(link.tenantId), link.userId);
   const folderRef = async (name: string) => {
@@ -62,7 +62,7 @@ export async function openMailPorts(deps: Deps, link: MailboxLink, profile: Feat
       remove: (id) => mail.moveToDeletedItems(id),
     },
     state: (() => {
-      const s = deps.state.recordState<MailRecord, MailCursors>(link.linkId, "mail");
+      const s = deps.state.recordState<MailRecord, MailCursors>(link.linkId, "mail", lease && { beforeWrite: () => lease.assertHeld() });
       return { ...s, loadCursors: async () => (await s.loadCursors()) ?? undefined };
     })(),
   };
@@ -73,7 +73,7 @@ async function syncLinkMail(deps: Deps, link: MailboxLink, req: SyncRequest, log
   if (!profile.emailToPhone.enabled) return undefined;
   const started = Date.now();
   try {
-    const ports = await openMailPorts(deps, link, profile);
+    const ports = await openMailPorts(deps, link, profile, lease);
     let report: MailSyncReport;
     try {
       report = await syncMail({

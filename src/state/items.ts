@@ -187,13 +187,18 @@ export class ItemRows extends StateRows {
    * path (a stale one is recognised by the record not holding that UID or id). The cursors
    * name the mark they settle; `countsStale` on load says a run stopped midway.
    */
-  recordState<T extends { syncKey: string }, C extends object>(linkId: string, kind: "contacts" | "calendar" | "mail"): RecordStatePort<T, C> {
+  recordState<T extends { syncKey: string }, C extends object>(linkId: string, kind: "contacts" | "calendar" | "mail", options: { beforeWrite?: () => void } = {}): RecordStatePort<T, C> {
     const pk = keyOf(`${linkId}|${kind}`);
     const ids = { mailboxId: linkId };
     const indexed = kind === "contacts";
     let markRead: string | undefined;
     const records = () => this.tables.client("records");
-    const writer = new RecordWriter(pk, ids, records, this.now);
+    // Checked before each Table write request, not only when a port method is called: a put
+    // waits in the group commit, and saveCursors sends a full run's index rows (a hundred
+    // transactions for 5,000 contacts) before its cursors; a run abandoned at its deadline
+    // (its lease released) went on sending them and then wrote its cursors.
+    const check = options.beforeWrite ?? (() => undefined);
+    const writer = new RecordWriter(pk, ids, records, this.now, check);
     /** Set once this port read every record: index rows wait for the cursors. */
     let loadedAll = false;
     const deferred = new Map<string, Entity>();
@@ -260,6 +265,7 @@ export class ItemRows extends StateRows {
         await writer.writeRows([...deferred.values()]);
         deferred.clear();
         const c = await this.tables.client("cursors");
+        check();
         await guard(() => c.upsertEntity(entity(keyOf(linkId), kind, { data, settles: writer.marked ? writer.token : markRead, savedAt: new Date(this.now()).toISOString() }), "Replace"), ids);
       },
     };
@@ -385,7 +391,7 @@ class RecordWriter {
   private flushing: Promise<void> | undefined;
   private readonly indexSent = new Set<string>();
 
-  constructor(private readonly pk: string, private readonly ids: { mailboxId: string }, private readonly client: () => Promise<TableClient>, private readonly now: () => number) {}
+  constructor(private readonly pk: string, private readonly ids: { mailboxId: string }, private readonly client: () => Promise<TableClient>, private readonly now: () => number, private readonly check: () => void) {}
 
   put(rowKey: string, record: Entity, index: Entity[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -407,6 +413,7 @@ class RecordWriter {
       if (!this.marked) await this.send([["upsert", this.markEntity(), "Replace"]]);
       this.marked = true;
       const c = await this.client();
+      this.check();
       try {
         await guard(() => c.deleteEntity(this.pk, rowKey), this.ids);
       } catch (e) {
@@ -482,6 +489,7 @@ class RecordWriter {
 
   private async send(ops: TransactionAction[]): Promise<void> {
     const c = await this.client();
+    this.check();
     await guard(() => c.submitTransaction(ops), this.ids);
   }
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAzurite, type AzuriteHandle } from "../harness/azurite.js";
 import { StateStore } from "../../src/state/stateStore.js";
-import { isConnectorError } from "../../src/errors.js";
+import { ConnectorError, isConnectorError } from "../../src/errors.js";
 
 let az: AzuriteHandle;
 let clock = Date.UTC(2026, 10, 24, 12);
@@ -100,6 +100,30 @@ describe("state store on Table Storage (Azurite)", () => {
     expect((await s.voicemailState("L1").loadCursors()).countsStale).toBeUndefined();
     expect((await s.voicemailState("L1").lookupKeys!({ uids: [1, 5], graphIds: [] })).byUid).toEqual(new Map([[1, "k1"], [5, "k1"]]));
     expect((await s.voicemailState("L1").loadItemsByKey!(["k1"]))[0]!.imapUid).toBe(5);
+  });
+
+  it("checks the run's write permission before each Table write of a record port, the group commit's and the index rows' too", async () => {
+    const s = fresh();
+    let held = true;
+    const beforeWrite = () => { if (!held) throw new ConnectorError("LEASE_LOST", "the run is over"); };
+    type Rec = { syncKey: string; imapUid?: number; graphId?: string };
+    const first = s.recordState<Rec, { deltaLink?: string }>("L7", "contacts", { beforeWrite });
+    await first.loadItems(); // a first run: its index rows wait for the cursors
+    await first.putItem({ syncKey: "c1", imapUid: 1, graphId: "AAMk1" });
+    // The run is over (its lease released) while the port still holds index rows to write.
+    held = false;
+    await expect(first.saveCursors({ deltaLink: "d1" })).rejects.toMatchObject({ code: "LEASE_LOST" });
+    const later = s.recordState<Rec, { deltaLink?: string }>("L7", "contacts");
+    expect((await later.lookupKeys!({ uids: [1], graphIds: ["AAMk1"] })).byUid.size).toBe(0);
+    expect(await later.loadCursors()).toBeUndefined();
+    // A put made while held but sent after: refused, nothing written.
+    held = true;
+    const second = s.recordState<Rec, { deltaLink?: string }>("L7", "contacts", { beforeWrite });
+    const p1 = second.putItem({ syncKey: "c2", imapUid: 2 });
+    const p2 = second.putItem({ syncKey: "c3", imapUid: 3 }); // waits for p1's transaction
+    held = false;
+    await expect(Promise.all([p1.catch(() => undefined), p2])).rejects.toMatchObject({ code: "LEASE_LOST" });
+    expect((await later.loadItems()).map((r) => r.syncKey).sort()).not.toContain("c3");
   });
 
   it("reads a corrupt item row as a skipped record (STATE_CORRUPT), the others as they are", async () => {
