@@ -12,7 +12,7 @@ import type { FeatureProfile } from "../admin/profiles.js";
 import { syncContacts, type ContactExchangePort, type ContactCursors, type ContactRecord, type ContactsSyncReport } from "../sync/contactsSync.js";
 import type { Logger } from "../log.js";
 import type { Deps } from "./deps.js";
-import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
+import { isFullRun, runKeyOf, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 import type { SyncRequest } from "./syncQueue.js";
 import { recordKindOutcome } from "./kindStatus.js";
 import type { LeaseGuard } from "../sync/mailboxRun.js";
@@ -72,9 +72,17 @@ async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest,
         log,
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFullRun(req) ? "full" : "incremental",
+        timeUp: () => lease.timeUp(),
       });
     } finally {
       await ports.store.close();
+    }
+    if (report.unfinished) {
+      // Time was up: a follow-up run goes on (enqueued when the lease is released); the last
+      // complete sync stays the kind's last sync.
+      await deps.state.requestRun(runKeyOf(link.linkId, "contacts"), false);
+      log.info("contacts.sync.continues", { ...report.actions, unfinished: report.unfinished, ms: Date.now() - started });
+      return report;
     }
     await recordKindOutcome(deps, link.linkId, "contacts", (k) => ({ ...k, lastError: undefined, conflicts: (k.conflicts ?? 0) + report.conflicts, skipped: report.skippedTotal }), true, link);
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);

@@ -34,6 +34,8 @@ export interface ContactsSyncDeps {
   parallel?: number;
   /** Plan only: nothing is written on either side or in state (`resync --adopt --dry-run`). */
   dryRun?: boolean;
+  /** The run's time is up (as in src/sync/voicemailSync.ts): no new action after a first round; the rest is a follow-up's. */
+  timeUp?(): boolean;
 }
 
 export interface ContactsSyncReport {
@@ -56,6 +58,8 @@ export interface ContactsSyncReport {
   adoption?: { pairs: Array<{ storeKey: string; graphKey: string }>; ambiguous: Array<{ storeKey: string; candidates: string[] }> };
   /** The planned actions (dry runs). */
   planned?: ContactAction[];
+  /** Actions left for a follow-up run when the run's time was up (cursors not saved). */
+  unfinished?: number;
 }
 
 /** What one run knows: the records it read, both sides' views, and what it has done. */
@@ -105,8 +109,12 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
   Object.assign(run.report, { massDelete: plan.massDelete, corrupt, itemsRead: before.size });
   if (deps.dryRun) return { ...run.report, planned: plan.actions };
 
-  // 3. Apply.
-  await applyAll(run, plan.actions);
+  // 3. Apply. When the run's time is up the rest is the next run's (it resumes from the records).
+  const unfinished = await applyAll(run, plan.actions);
+  if (unfinished) {
+    deps.log.info("contacts.sync.paused", { ...deps.ids, unfinished });
+    return { ...run.report, unfinished, skippedTotal: saved.counts?.skipped ?? 0 };
+  }
   for (const uid of new Set(run.duplicates)) { await deps.store.remove(uid); run.report.duplicatesRemoved++; }
 
   // 4. Cursors last. A run that met an unreadable record leaves no counts: the next one counts again.
@@ -222,12 +230,17 @@ async function exchangeChanges(run: ContactsRun, deltaLink: string | undefined):
 /**
  * Applies the plan, `parallel` actions at once. An item problem skips that item (its reason on
  * its record); the first other failure stops the run once the actions in flight settled.
+ * Returns how many actions were left because the run's time was up.
  */
-async function applyAll(run: ContactsRun, actions: ContactAction[]): Promise<void> {
+async function applyAll(run: ContactsRun, actions: ContactAction[]): Promise<number> {
   const queue = [...actions];
   let fatal: ConnectorError | undefined;
+  const parallel = Math.min(run.deps.parallel ?? 8, queue.length);
+  let taken = 0;
+  const more = () => !fatal && queue.length > 0 && (taken < parallel || !run.deps.timeUp?.());
   const worker = async () => {
-    for (let a = queue.shift(); a && !fatal; a = queue.shift()) {
+    for (let a = more() ? queue.shift() : undefined; a; a = more() ? queue.shift() : undefined) {
+      taken++;
       try {
         await applyContactAction(run, a);
         run.report.actions[a.kind]++;
@@ -241,8 +254,9 @@ async function applyAll(run: ContactsRun, actions: ContactAction[]): Promise<voi
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(run.deps.parallel ?? 8, queue.length) }, worker));
+  await Promise.all(Array.from({ length: parallel }, worker));
   if (fatal) throw fatal;
+  return queue.length;
 }
 
 /** A held-back mass delete keeps the cursors where they are, so the deletes are not forgotten. */
