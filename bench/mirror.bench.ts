@@ -15,6 +15,7 @@
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import inspector from "node:inspector";
 import os from "node:os";
 import path from "node:path";
 import { ImapFlow } from "imapflow";
@@ -81,6 +82,28 @@ CopyArrivalDate yes
   return file;
 }
 
+/**
+ * UMC_BENCH_MIRROR_PROFILE=<file.cpuprofile>: a V8 CPU profile of umconnect's initial run only
+ * (the loading of the data and mbsync's runs left out), for Chrome DevTools or speedscope.
+ */
+async function profiled<T>(fn: () => Promise<T>): Promise<T> {
+  const file = process.env.UMC_BENCH_MIRROR_PROFILE;
+  if (!file) return fn();
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string) => new Promise<unknown>((resolve, reject) => session.post(method, (e, r) => (e ? reject(e) : resolve(r))));
+  await post("Profiler.enable");
+  await post("Profiler.start");
+  try {
+    return await fn();
+  } finally {
+    const { profile } = (await post("Profiler.stop")) as { profile: unknown };
+    fs.writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+    console.log(`mirror bench: CPU profile of umconnect's initial run in ${file}`);
+  }
+}
+
 function runMbsync(cfg: string): number {
   const t = performance.now();
   const r = spawnSync("mbsync", ["-c", cfg, "-q", "mirror"], { encoding: "utf8" });
@@ -139,9 +162,9 @@ async function measure(w: World, dir: string): Promise<Figure[]> {
   };
 
   const mbInitial = runMbsync(cfg);
-  const umInitial = await umRun();
+  const umInitial = await profiled(umRun);
   const ms = (m: Map<string, number>) => JSON.stringify(Object.fromEntries([...m].map(([k, v]) => [k, Math.round(v)])));
-  console.log(`mirror bench: umconnect initial run, IMAP commands ${JSON.stringify(Object.fromEntries(mirrorCommands))}, ms waiting ${ms(mirrorCommandMs)}, ms waiting on state ${ms(stateMs)} of ${Math.round(umInitial.ms)} ms in all`);
+  console.log(`mirror bench: umconnect initial run, IMAP commands ${JSON.stringify(Object.fromEntries(mirrorCommands))}, ms waiting ${ms(mirrorCommandMs)}, ms waiting on state ${ms(stateMs)} of ${Math.round(umInitial.ms)} ms in all; the copy pipeline waited on (ms) ${JSON.stringify(Object.fromEntries(Object.entries(umInitial.report.waitedMs).map(([k, v]) => [k, Math.round(v)])))}`);
   const mbNoop = runMbsync(cfg);
   mirrorCommands.clear();
   const umNoop = await umRun();

@@ -89,6 +89,7 @@ export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incr
           state: gateWrites(deps.state.mirrorState(link.linkId, folder), MIRROR_WRITE_METHODS.state, "state", hooks),
           limits: { massDeleteMaxShare: profile.massDelete.maxShare ?? deps.config.sync.massDeleteMaxShare },
           mode: o.mode,
+          batch: deps.config.mirror.batch,
           log: o.log.child({ folder }),
         });
         out.folders[folder] = report;
