@@ -30,6 +30,8 @@ import type { Figure } from "./report.js";
 export const title = "Disaster-recovery mirror vs mbsync (two Dovecot instances, implicit TLS)";
 
 const N = Number(process.env.UMC_BENCH_MIRROR_COUNT ?? 2000);
+/** UMC_MIRROR_BATCH for umconnect's runs (messages per FETCH, journal row and MULTIAPPEND), when set. */
+const BATCH = process.env.UMC_MIRROR_BATCH;
 const DELETES = 100;
 const NEW = 200;
 
@@ -113,7 +115,7 @@ function runMbsync(cfg: string): number {
 
 export async function run(): Promise<Figure[]> {
   if (spawnSync("mbsync", ["-v"]).error) throw new Error("mbsync not found: apt-get install isync (scripts/setup.sh installs it)");
-  const w = await startWorld({ users: ["mb", "um"], quiet: true, timers: false, storeTls: "implicit", storePush: false, backupStore: {}, profiles: [{ id: "dr", displayName: "DR", mirror: { enabled: true } }] });
+  const w = await startWorld({ users: ["mb", "um"], quiet: true, timers: false, storeTls: "implicit", storePush: false, backupStore: {}, profiles: [{ id: "dr", displayName: "DR", mirror: { enabled: true } }], ...(BATCH ? { env: { UMC_MIRROR_BATCH: BATCH } } : {}) });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "umc-mbsync-"));
   try {
     return await measure(w, dir);
@@ -191,7 +193,7 @@ async function measure(w: World, dir: string): Promise<Figure[]> {
   };
   const [mbCheck, umCheck] = await Promise.all([check("mb"), check("um")]);
   const rssMb = process.resourceUsage().maxRSS / 1024;
-  const setting = N === 2000 ? undefined : `UMC_BENCH_MIRROR_COUNT=${N} (default 2,000)`;
+  const setting = [N === 2000 ? "" : `UMC_BENCH_MIRROR_COUNT=${N} (default 2,000)`, BATCH ? `UMC_MIRROR_BATCH=${BATCH} (default 50)` : ""].filter(Boolean).join(", ") || undefined;
   console.log(`mirror bench: ${N} messages of ${size} bytes; mbsync ${mbInitial.toFixed(0)} / ${mbNoop.toFixed(0)} / ${mbDeletes.toFixed(0)} / ${mbNew.toFixed(0)} ms; umconnect ${umInitial.ms.toFixed(0)} / ${umNoop.ms.toFixed(0)} / ${umDeletes.ms.toFixed(0)} / ${umNew.ms.toFixed(0)} ms (initial, no-op, ${DELETES} deletes, ${NEW} new); no-op IMAP commands ${JSON.stringify(noopCommands)}; backups mb ${JSON.stringify(mbCheck)} um ${JSON.stringify(umCheck)}; expected ${expected}`);
   const fig = (name: string, value: number, unit: string, reference: number, better: Figure["better"]): Figure => ({ name, value, unit, reference, better, ...(setting ? { setting } : {}) });
   return [
