@@ -15,9 +15,13 @@
  * are answered varies between runs: there each crash asserts that it fired at write N and
  * that write N is one the counting run made.
  *
- * Break used: journal rows treated as "not on the backup" without searching it (mirrorSync.ts
- * step 2) -> "phase 2 ... died at write 6 (backup.append, before MULTIAPPEND): duplicates on the backup: expected 4
- * to be 5". Phase 1 alone does not catch it: a first run lists both folders and re-matches.
+ * Breaks used: journal rows treated as "not on the backup" without searching it (mirrorSync.ts
+ * step 2) -> "phase 2 ... died at write 6 (backup.appendMany): duplicates on the backup:
+ * expected 4 to be 6" and "phase 3 ... died at write 2 (backup.appendMany): expected 7 to be
+ * 9"; the journal written for the first batch only -> "phase 3 ... died at write 3
+ * (state.commit): expected 7 to be 9"; a batch's journal row keeping only its first entry
+ * (src/state/mirror.ts) -> "phase 3 ... died at write 2 (backup.appendMany): expected 7 to be
+ * 8". Phase 1 alone does not catch them: a first run lists both folders and re-matches.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { ImapFlow } from "imapflow";
