@@ -15,6 +15,7 @@
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import inspector from "node:inspector";
 import os from "node:os";
 import path from "node:path";
 import { ImapFlow } from "imapflow";
@@ -29,6 +30,8 @@ import type { Figure } from "./report.js";
 export const title = "Disaster-recovery mirror vs mbsync (two Dovecot instances, implicit TLS)";
 
 const N = Number(process.env.UMC_BENCH_MIRROR_COUNT ?? 2000);
+/** UMC_MIRROR_BATCH for umconnect's runs (messages per FETCH, journal row and MULTIAPPEND), when set. */
+const BATCH = process.env.UMC_MIRROR_BATCH;
 const DELETES = 100;
 const NEW = 200;
 
@@ -81,6 +84,28 @@ CopyArrivalDate yes
   return file;
 }
 
+/**
+ * UMC_BENCH_MIRROR_PROFILE=<file.cpuprofile>: a V8 CPU profile of umconnect's initial run only
+ * (the loading of the data and mbsync's runs left out), for Chrome DevTools or speedscope.
+ */
+async function profiled<T>(fn: () => Promise<T>): Promise<T> {
+  const file = process.env.UMC_BENCH_MIRROR_PROFILE;
+  if (!file) return fn();
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string) => new Promise<unknown>((resolve, reject) => session.post(method, (e, r) => (e ? reject(e) : resolve(r))));
+  await post("Profiler.enable");
+  await post("Profiler.start");
+  try {
+    return await fn();
+  } finally {
+    const { profile } = (await post("Profiler.stop")) as { profile: unknown };
+    fs.writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+    console.log(`mirror bench: CPU profile of umconnect's initial run in ${file}`);
+  }
+}
+
 function runMbsync(cfg: string): number {
   const t = performance.now();
   const r = spawnSync("mbsync", ["-c", cfg, "-q", "mirror"], { encoding: "utf8" });
@@ -90,7 +115,7 @@ function runMbsync(cfg: string): number {
 
 export async function run(): Promise<Figure[]> {
   if (spawnSync("mbsync", ["-v"]).error) throw new Error("mbsync not found: apt-get install isync (scripts/setup.sh installs it)");
-  const w = await startWorld({ users: ["mb", "um"], quiet: true, timers: false, storeTls: "implicit", storePush: false, backupStore: {}, profiles: [{ id: "dr", displayName: "DR", mirror: { enabled: true } }] });
+  const w = await startWorld({ users: ["mb", "um"], quiet: true, timers: false, storeTls: "implicit", storePush: false, backupStore: {}, profiles: [{ id: "dr", displayName: "DR", mirror: { enabled: true } }], ...(BATCH ? { env: { UMC_MIRROR_BATCH: BATCH } } : {}) });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "umc-mbsync-"));
   try {
     return await measure(w, dir);
@@ -139,9 +164,9 @@ async function measure(w: World, dir: string): Promise<Figure[]> {
   };
 
   const mbInitial = runMbsync(cfg);
-  const umInitial = await umRun();
+  const umInitial = await profiled(umRun);
   const ms = (m: Map<string, number>) => JSON.stringify(Object.fromEntries([...m].map(([k, v]) => [k, Math.round(v)])));
-  console.log(`mirror bench: umconnect initial run, IMAP commands ${JSON.stringify(Object.fromEntries(mirrorCommands))}, ms waiting ${ms(mirrorCommandMs)}, ms waiting on state ${ms(stateMs)} of ${Math.round(umInitial.ms)} ms in all`);
+  console.log(`mirror bench: umconnect initial run, IMAP commands ${JSON.stringify(Object.fromEntries(mirrorCommands))}, ms waiting ${ms(mirrorCommandMs)}, ms waiting on state ${ms(stateMs)} of ${Math.round(umInitial.ms)} ms in all; the copy pipeline waited on (ms) ${JSON.stringify(Object.fromEntries(Object.entries(umInitial.report.waitedMs).map(([k, v]) => [k, Math.round(v)])))}`);
   const mbNoop = runMbsync(cfg);
   mirrorCommands.clear();
   const umNoop = await umRun();
@@ -168,7 +193,7 @@ async function measure(w: World, dir: string): Promise<Figure[]> {
   };
   const [mbCheck, umCheck] = await Promise.all([check("mb"), check("um")]);
   const rssMb = process.resourceUsage().maxRSS / 1024;
-  const setting = N === 2000 ? undefined : `UMC_BENCH_MIRROR_COUNT=${N} (default 2,000)`;
+  const setting = [N === 2000 ? "" : `UMC_BENCH_MIRROR_COUNT=${N} (default 2,000)`, BATCH ? `UMC_MIRROR_BATCH=${BATCH} (default 50)` : ""].filter(Boolean).join(", ") || undefined;
   console.log(`mirror bench: ${N} messages of ${size} bytes; mbsync ${mbInitial.toFixed(0)} / ${mbNoop.toFixed(0)} / ${mbDeletes.toFixed(0)} / ${mbNew.toFixed(0)} ms; umconnect ${umInitial.ms.toFixed(0)} / ${umNoop.ms.toFixed(0)} / ${umDeletes.ms.toFixed(0)} / ${umNew.ms.toFixed(0)} ms (initial, no-op, ${DELETES} deletes, ${NEW} new); no-op IMAP commands ${JSON.stringify(noopCommands)}; backups mb ${JSON.stringify(mbCheck)} um ${JSON.stringify(umCheck)}; expected ${expected}`);
   const fig = (name: string, value: number, unit: string, reference: number, better: Figure["better"]): Figure => ({ name, value, unit, reference, better, ...(setting ? { setting } : {}) });
   return [

@@ -56,6 +56,8 @@ const schema = z
     UMC_MASS_DELETE_MAX_SHARE: z.coerce.number().min(0).max(1).default(0.5),
     /** The mirror's clock check (docs/mirror.md): a store whose clock is off by more than this raises CLOCK_SKEW. */
     UMC_MIRROR_SKEW_ALERT_SECONDS: int(1, 86_400).default(60),
+    /** Messages per mirror batch: one FETCH, one journal row, one MULTIAPPEND, one pairs transaction (at most 99: its pairs and its journal row share one Table transaction). */
+    UMC_MIRROR_BATCH: int(1, 99).default(50),
     // A run renews its lease every third of this; a worker that dies holds its mailboxes this long.
     UMC_LEASE_SECONDS: int(5, 600).default(30),
     // A run's time for new work: then it stops taking actions, lets those in flight settle and
@@ -138,7 +140,7 @@ export interface Config {
   /** Functions switched off with the platform's own setting (read by the dev host; Azure's runtime reads it itself). */
   host: { disabledFunctions: readonly string[] };
   /** The disaster-recovery mirror (src/app/mirror.ts). */
-  mirror: { skewAlertSeconds: number };
+  mirror: { skewAlertSeconds: number; batch: number };
 }
 
 /**
@@ -206,7 +208,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       watchHoldSeconds: c.UMC_WATCH_HOLD_SECONDS,
       scheduleShards: c.UMC_SCHEDULE_SHARDS,
     },
-    mirror: { skewAlertSeconds: c.UMC_MIRROR_SKEW_ALERT_SECONDS },
+    mirror: { skewAlertSeconds: c.UMC_MIRROR_SKEW_ALERT_SECONDS, batch: c.UMC_MIRROR_BATCH },
     host: { disabledFunctions: disabledFunctions(env) },
   });
 }

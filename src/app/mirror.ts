@@ -43,14 +43,18 @@ export async function openMirror(deps: Deps, link: MailboxLink): Promise<MirrorS
   if (!profile.mirror.enabled) return undefined;
   const backupId = dir.backupOf(link.endpointId);
   if (!backupId) throw new ConnectorError("CONFIG_INVALID", `profile ${profile.id} mirrors mailboxes, but endpoint ${link.endpointId} names no backup (endpoint backup.endpointId)`, { endpoint: link.endpointId, mailboxId: link.linkId, transient: false });
-  const production = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" } });
-  let backup: VoiceMailboxSession;
-  try {
-    backup = await openLinkedMailbox(deps, backupLinkOf(link, backupId), { folder: "INBOX", removal: { mode: "expunge" } });
-  } catch (e) {
-    await production.close();
-    throw e;
+  // Both stores are opened at once (two logins' round trips, not one after the other); when
+  // one fails, the other is closed again.
+  const [p, b] = await Promise.allSettled([
+    openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" } }),
+    openLinkedMailbox(deps, backupLinkOf(link, backupId), { folder: "INBOX", removal: { mode: "expunge" } }),
+  ]);
+  if (p.status === "rejected" || b.status === "rejected") {
+    await Promise.allSettled([p, b].flatMap((x) => (x.status === "fulfilled" ? [x.value.close()] : [])));
+    throw p.status === "rejected" ? p.reason : (b as PromiseRejectedResult).reason;
   }
+  const production: VoiceMailboxSession = p.value;
+  const backup: VoiceMailboxSession = b.value;
   const close = async () => { await Promise.allSettled([production.close(), backup.close()]); };
   try {
     // LIST (RFC 3501 section 6.3.8): greetings and recorded-name folders where the store exposes them.
@@ -77,10 +81,12 @@ export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incr
       // the voice systems age and order messages by their dates, so a backup whose clock is off
       // plays them in another order after a failover. A probe that fails is no reason to stop.
       if (o.mode === "verify" || !link.kinds?.mirror?.skew) {
-        skew = {};
-        for (const [id, session] of [[link.endpointId, s.production], [s.backupId, s.backup]] as const) {
-          try { skew[id] = await probeClock(session.client, id); } catch (e) { o.log.warn("mirror.clock.failed", { endpoint: id, error: e }); }
-        }
+        const found: Record<string, number> = {};
+        // Each store on its own connection: both probes at once.
+        await Promise.all(([[link.endpointId, s.production], [s.backupId, s.backup]] as const).map(async ([id, session]) => {
+          try { found[id] = await probeClock(session.client, id); } catch (e) { o.log.warn("mirror.clock.failed", { endpoint: id, error: e }); }
+        }));
+        skew = found;
       }
       for (const folder of s.folders) {
         const report = await syncMirror({
@@ -89,6 +95,7 @@ export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incr
           state: gateWrites(deps.state.mirrorState(link.linkId, folder), MIRROR_WRITE_METHODS.state, "state", hooks),
           limits: { massDeleteMaxShare: profile.massDelete.maxShare ?? deps.config.sync.massDeleteMaxShare },
           mode: o.mode,
+          batch: deps.config.mirror.batch,
           log: o.log.child({ folder }),
         });
         out.folders[folder] = report;

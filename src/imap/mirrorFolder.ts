@@ -15,6 +15,7 @@ import type { MirrorFolderCursor, MirrorSourceChanges, MirrorSourcePort, MirrorT
 import { IMAP_COMMAND_DEADLINE_MS, withDeadline } from "../timeouts.js";
 import { toImapError } from "./endpoint.js";
 import { uidSets } from "./voiceMailbox.js";
+import { multiAppend } from "./multiAppend.js";
 import { PROBE_FOLDER } from "../sync/mirrorFolders.js";
 
 /** The IMAP command counts of this process, by command (benchmark: no full listing on a no-op). */
@@ -213,20 +214,9 @@ export function mirrorTarget(client: ImapFlow, endpoint: string, folder: string)
         for (const it of items) out.push(await this.append(it.source, it.flags, it.internalDate, it.identity));
         return out;
       }
-      // imapflow has no MULTIAPPEND: exec sends it with the library's own encoder (literals
-      // with LITERAL+ where offered, RFC 7888), one round trip for the batch.
-      const exec = (client as unknown as { exec(cmd: string, attrs: unknown[]): Promise<{ response: { attributes?: Array<{ section?: Array<{ value?: unknown }> }> }; next(): void }> }).exec.bind(client);
-      const attrs: unknown[] = [{ type: "STRING", value: folder }];
-      for (const it of items) {
-        attrs.push(it.flags.map((f) => ({ type: "ATOM", value: f })));
-        if (it.internalDate) attrs.push({ type: "STRING", value: imapDateTime(it.internalDate) });
-        attrs.push({ type: "LITERAL", value: it.source });
-      }
-      const r = await guard("MULTIAPPEND", () => exec("APPEND", attrs));
-      r.next();
-      const section = r.response.attributes?.[0]?.section;
-      const uids = section && String(section[0]?.value ?? "").toUpperCase() === "APPENDUID" ? expandUidSet(String(section[2]?.value ?? "")) : [];
-      if (uids.length === items.length) return uids;
+      // One MULTIAPPEND (src/imap/multiAppend.ts: LITERAL+ where offered).
+      const uids = await guard("MULTIAPPEND", () => multiAppend(client, folder, items));
+      if (uids) return uids;
       // No usable APPENDUID: each copy is found by its identity.
       const found: number[] = [];
       for (const it of items) {

@@ -10,9 +10,10 @@
  *     and "copied") is resolved by searching the backup for its identity.
  *  3. Plan; write re-matched pairs; STORE flags; UID EXPUNGE what production expunged (unless
  *     the mass-delete guard refuses); then the copies in batches: journal rows for the batch
- *     (one transaction), one FETCH for the batch's bodies, one APPEND each (INTERNALDATE and
- *     flags kept, UIDPLUS APPENDUID for the new UID), then the batch's pairs with its journal
- *     cleared (one transaction).
+ *     (one transaction), one FETCH for the batch's bodies, one MULTIAPPEND (or one APPEND
+ *     each; INTERNALDATE and flags kept, UIDPLUS APPENDUID for the new UIDs), then the batch's
+ *     pairs with its journal cleared (one transaction). The batches are pipelined: fetch,
+ *     journal and pairs of the neighbouring batches run while one batch is appended.
  *  4. Save the cursors last.
  *
  * A copy the backup refuses (APPEND answered NO: too large, charset, quota) is recorded on its
@@ -24,7 +25,7 @@ import type { MassDelete, MassDeleteLimits } from "./massDelete.js";
 import { planMirror, retryDelayMs, type MirrorMessage, type MirrorPair } from "./mirrorPlanner.js";
 import type { MirrorCursors, MirrorSourcePort, MirrorStatePort, MirrorTargetPort } from "./mirrorPorts.js";
 
-/** Copies per journal transaction and per FETCH of bodies (about 2.7 MB of 55 KB voice messages; with its journal and pairs, 100 rows: one Table transaction). */
+/** Copies per batch: one FETCH of bodies, one journal row, one MULTIAPPEND (about 2.7 MB of 55 KB voice messages), one pairs transaction (its pairs and its journal row: at most 100 operations). */
 const BODY_BATCH_DEFAULT = 50;
 
 export interface MirrorSyncInput {
@@ -51,6 +52,8 @@ export interface MirrorSyncReport {
   backlog: number;
   extra: number;
   massDelete?: MassDelete;
+  /** Time the copy pipeline stood waiting for each stage, in ms (where a copy's time goes; benchmark). */
+  waitedMs: { fetch: number; journal: number; append: number; commit: number };
 }
 
 /** APPEND refusals that concern the message itself (RFC 5530 response codes, Dovecot's texts): recorded and retried later. */
@@ -66,7 +69,7 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
   const { source, target, state, log } = input;
   const now = input.now ?? (() => new Date());
   const batchSize = input.batch ?? BODY_BATCH_DEFAULT;
-  const report: MirrorSyncReport = { mode: "noop", copied: 0, flagsSet: 0, expunged: 0, rematched: 0, journalResolved: { found: 0, missing: 0 }, refused: [], backlog: 0, extra: 0 };
+  const report: MirrorSyncReport = { mode: "noop", copied: 0, flagsSet: 0, expunged: 0, rematched: 0, journalResolved: { found: 0, missing: 0 }, refused: [], backlog: 0, extra: 0, waitedMs: { fetch: 0, journal: 0, append: 0, commit: 0 } };
 
   const cursors = await state.loadCursors();
   const verify = input.mode === "verify";
@@ -131,51 +134,79 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
 
   const batches: Array<typeof plan.append> = [];
   for (let i = 0; i < plan.append.length; i += batchSize) batches.push(plan.append.slice(i, i + batchSize));
-  // The next batch's bodies are fetched from production while this batch is appended to the backup.
-  let nextBodies = batches.length ? source.fetchBodies(batches[0]!.map((a) => a.srcUid)) : undefined;
-  for (let b = 0; b < batches.length; b++) {
-    const batch = batches[b]!;
-    const bodies = await nextBodies!;
-    nextBodies = b + 1 < batches.length ? source.fetchBodies(batches[b + 1]!.map((a) => a.srcUid)) : undefined;
-    nextBodies?.catch(() => undefined); // awaited in its turn; a failure there is reported then
-    // mbsync-style: the journal names every APPEND of the batch before the first is sent.
-    await state.journal(batch.map((a) => ({ identity: a.identity, srcUid: a.srcUid, at: now().toISOString() })));
-    const put: MirrorPair[] = [];
-    const drop: string[] = [];
-    const ready: Array<(typeof batch)[number] & { body: { source: Buffer; internalDate?: Date } }> = [];
-    for (const a of batch) {
-      const body = bodies.get(a.srcUid);
-      if (!body) drop.push(a.identity); // expunged on production meanwhile: the next run's VANISHED says so
-      else ready.push({ ...a, body });
-    }
-    const dateOf = (a: (typeof ready)[number]) => a.body.internalDate ?? (a.internalDate ? new Date(a.internalDate) : undefined);
-    let many: number[] | undefined;
-    if (target.appendMany && ready.length > 1) {
-      try {
-        many = await target.appendMany(ready.map((a) => ({ source: a.body.source, flags: a.flags, internalDate: dateOf(a), identity: a.identity })));
-      } catch (e) {
-        // MULTIAPPEND is all or nothing (RFC 3502): one refused message refuses the batch; each is then tried alone.
-        if (!refusal(e)) throw e;
+  // The copies as a pipeline of three stages on three channels, so that none waits for the
+  // others' round trips (mbsync pipelines the same way): production's FETCH of batch k+1, the
+  // journal of batch k+1 and the pairs of batch k-1 (Table Storage) all run while batch k is
+  // appended to the backup. What keeps it crash safe is unchanged: batch k's APPEND is sent
+  // only once its journal rows are written, and its journal rows are cleared only together
+  // with its pairs, after its APPEND was answered; cursors are saved after every batch's pairs.
+  const fetchOf = (b: number) => (b < batches.length ? source.fetchBodies(batches[b]!.map((a) => a.srcUid)) : undefined);
+  const journalOf = (b: number) => (b < batches.length ? state.journal(batches[b]!.map((a) => ({ identity: a.identity, srcUid: a.srcUid, at: now().toISOString() }))) : undefined);
+  // Each stage's promise is awaited in its turn; until then a failure must not be unhandled.
+  const inFlight = <T>(p: Promise<T> | undefined) => { p?.catch(() => undefined); return p; };
+  let nextBodies = inFlight(fetchOf(0));
+  let nextJournal = inFlight(journalOf(0));
+  let lastCommit: Promise<void> | undefined;
+  try {
+    for (let b = 0; b < batches.length; b++) {
+      const batch = batches[b]!;
+      let t = performance.now();
+      const waited = (stage: keyof MirrorSyncReport["waitedMs"]) => { const n = performance.now(); report.waitedMs[stage] += n - t; t = n; };
+      const bodies = (await nextBodies)!;
+      waited("fetch");
+      nextBodies = inFlight(fetchOf(b + 1));
+      // mbsync-style: the journal names every APPEND of the batch before the first is sent.
+      await nextJournal;
+      waited("journal");
+      nextJournal = inFlight(journalOf(b + 1));
+      const put: MirrorPair[] = [];
+      const drop: string[] = [];
+      const ready: Array<(typeof batch)[number] & { body: { source: Buffer; internalDate?: Date } }> = [];
+      for (const a of batch) {
+        const body = bodies.get(a.srcUid);
+        if (!body) drop.push(a.identity); // expunged on production meanwhile: the next run's VANISHED says so
+        else ready.push({ ...a, body });
       }
-    }
-    for (let k = 0; k < ready.length; k++) {
-      const a = ready[k]!;
-      try {
-        const uid = many ? many[k]! : await target.append(a.body.source, a.flags, dateOf(a), a.identity);
-        put.push({ identity: a.identity, srcUid: a.srcUid, tgtUid: uid, flags: a.flags });
-        report.copied++;
-      } catch (e) {
-        const r = refusal(e);
-        if (!r) throw e;
-        const attempts = (a.retry?.attempts ?? 0) + 1;
-        const failed = { ...r, attempts, retryAt: new Date(now().getTime() + retryDelayMs(attempts)).toISOString() };
-        put.push({ identity: a.identity, srcUid: a.srcUid, flags: a.flags, failed });
-        noteRetry(failed.retryAt);
-        report.refused.push({ identity: a.identity, code: r.code, reason: r.reason, attempts });
-        log.warn("mirror.copy.refused", { code: r.code, reason: r.reason, attempts, srcUid: a.srcUid });
+      const dateOf = (a: (typeof ready)[number]) => a.body.internalDate ?? (a.internalDate ? new Date(a.internalDate) : undefined);
+      let many: number[] | undefined;
+      if (target.appendMany && ready.length > 1) {
+        try {
+          many = await target.appendMany(ready.map((a) => ({ source: a.body.source, flags: a.flags, internalDate: dateOf(a), identity: a.identity })));
+        } catch (e) {
+          // MULTIAPPEND is all or nothing (RFC 3502): one refused message refuses the batch; each is then tried alone.
+          if (!refusal(e)) throw e;
+        }
       }
+      for (let k = 0; k < ready.length; k++) {
+        const a = ready[k]!;
+        try {
+          const uid = many ? many[k]! : await target.append(a.body.source, a.flags, dateOf(a), a.identity);
+          put.push({ identity: a.identity, srcUid: a.srcUid, tgtUid: uid, flags: a.flags });
+          report.copied++;
+        } catch (e) {
+          const r = refusal(e);
+          if (!r) throw e;
+          const attempts = (a.retry?.attempts ?? 0) + 1;
+          const failed = { ...r, attempts, retryAt: new Date(now().getTime() + retryDelayMs(attempts)).toISOString() };
+          put.push({ identity: a.identity, srcUid: a.srcUid, flags: a.flags, failed });
+          noteRetry(failed.retryAt);
+          report.refused.push({ identity: a.identity, code: r.code, reason: r.reason, attempts });
+          log.warn("mirror.copy.refused", { code: r.code, reason: r.reason, attempts, srcUid: a.srcUid });
+        }
+      }
+      // The batch's pairs are written while the next batch is appended (one commit in flight).
+      waited("append");
+      await lastCommit;
+      waited("commit");
+      lastCommit = inFlight(state.commit({ put, drop: drop.filter((id) => !pairs.has(id)), clearJournal: batch.map((a) => a.identity) }));
     }
-    await state.commit({ put, drop: drop.filter((id) => !pairs.has(id)), clearJournal: batch.map((a) => a.identity) });
+    const t = performance.now();
+    await lastCommit;
+    report.waitedMs.commit += performance.now() - t;
+  } catch (e) {
+    // Nothing of this run may still be writing when it reports its failure (the lease ends then).
+    await Promise.allSettled([nextBodies, nextJournal, lastCommit]);
+    throw e;
   }
   report.backlog = plan.waiting + report.refused.length;
   await state.saveCursors({
