@@ -20,7 +20,7 @@ import { signatureHeader } from "../security/endpointSecrets.js";
 import { postJson } from "../security/outbound.js";
 import type { Deps } from "./deps.js";
 import { recordKindOutcome } from "./kindStatus.js";
-import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
+import { isFullRun, runKeyOf, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 import type { LeaseGuard } from "../sync/mailboxRun.js";
 import { gateCalendarPorts, leaseHooks } from "../sync/writeGate.js";
 import { enqueueSync, type SyncRequest } from "./syncQueue.js";
@@ -54,9 +54,17 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
         log,
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFullRun(req) ? "full" : "incremental",
+        timeUp: () => lease.timeUp(),
       });
     } finally {
       await store.close();
+    }
+    if (report.unfinished) {
+      // Time was up: a follow-up run goes on (enqueued when the lease is released); the last
+      // complete sync stays the kind's last sync.
+      await deps.state.requestRun(runKeyOf(link.linkId, "calendar"), false);
+      log.info("calendar.sync.continues", { ...report.actions, unfinished: report.unfinished, ms: Date.now() - started });
+      return report;
     }
     await recordKindOutcome(deps, link.linkId, "calendar", (k) => ({ ...k, lastError: undefined, items: report.items, skipped: report.skipped }), true, link);
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);

@@ -17,7 +17,7 @@ import type { MailRecord } from "../sync/mailPlanner.js";
 import type { LeaseGuard } from "../sync/mailboxRun.js";
 import { gateMailPorts, leaseHooks } from "../sync/writeGate.js";
 import type { Deps } from "./deps.js";
-import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
+import { isFullRun, runKeyOf, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 import type { SyncRequest } from "./syncQueue.js";
 import { recordKindOutcome } from "./kindStatus.js";
 import { openLinkedMailbox } from "./storeAccess.js";
@@ -83,9 +83,16 @@ async function syncLinkMail(deps: Deps, link: MailboxLink, req: SyncRequest, log
         log,
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFullRun(req) ? "full" : "incremental",
+        timeUp: () => lease.timeUp(),
       });
     } finally {
       await ports.store.close();
+    }
+    if (report.unfinished) {
+      // Time was up: a follow-up run goes on (enqueued when the lease is released).
+      await deps.state.requestRun(runKeyOf(link.linkId, "mail"), false);
+      log.info("mail.sync.continues", { reason: req.reason, ...report.actions, unfinished: report.unfinished, ms: Date.now() - started });
+      return report;
     }
     await recordKindOutcome(deps, link.linkId, "mail", (k) => ({ ...k, lastError: undefined, skipped: report.skipped }), true, link);
     const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);

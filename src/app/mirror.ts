@@ -21,14 +21,23 @@ import { gateWrites, leaseHooks, type WriteHooks } from "../sync/writeGate.js";
 import { MIRROR_WRITE_METHODS } from "../sync/mirrorPorts.js";
 import type { Deps } from "./deps.js";
 import { recordKindOutcome } from "./kindStatus.js";
-import { isFullRun, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
+import { isFullRun, runKeyOf, runLinkUnderLease, type LinkRunResult } from "./linkRun.js";
 import { openLinkedMailbox } from "./storeAccess.js";
 import type { SyncRequest } from "./syncQueue.js";
 
-export interface MirrorRunReport { folders: Record<string, MirrorSyncReport> }
+export interface MirrorRunReport {
+  folders: Record<string, MirrorSyncReport>;
+  /** The run's time was up: copies (or whole folders) are left for a follow-up run. */
+  unfinished?: boolean;
+}
 
 export async function runMirrorRequest(deps: Deps, req: SyncRequest): Promise<LinkRunResult<MirrorRunReport | undefined>> {
-  return runLinkUnderLease(deps, req, "mirror", (link, log, lease) => mirrorLink(deps, link, { mode: isFullRun(req) ? "verify" : "incremental", log, hooks: leaseHooks(lease) }));
+  return runLinkUnderLease(deps, req, "mirror", async (link, log, lease) => {
+    const out = await mirrorLink(deps, link, { mode: isFullRun(req) ? "verify" : "incremental", log, hooks: leaseHooks(lease), timeUp: () => lease.timeUp() });
+    // Time was up: a follow-up run goes on (enqueued when the lease is released).
+    if (out?.unfinished) await deps.state.requestRun(runKeyOf(link.linkId, "mirror"), false);
+    return out;
+  });
 }
 
 /** The backup side's pseudo link (gate, budget and protocol trace keys). */
@@ -66,7 +75,7 @@ export async function openMirror(deps: Deps, link: MailboxLink): Promise<MirrorS
   }
 }
 
-export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incremental" | "verify"; log: Logger; hooks?: WriteHooks }): Promise<MirrorRunReport | undefined> {
+export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incremental" | "verify"; log: Logger; hooks?: WriteHooks; timeUp?: () => boolean }): Promise<MirrorRunReport | undefined> {
   const started = Date.now();
   try {
     const s = await openMirror(deps, link);
@@ -89,6 +98,7 @@ export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incr
         skew = found;
       }
       for (const folder of s.folders) {
+        if (out.unfinished || (Object.keys(out.folders).length && o.timeUp?.())) { out.unfinished = true; break; }
         const report = await syncMirror({
           source: mirrorSource(s.production.client, link.endpointId, folder),
           target: gateWrites(mirrorTarget(s.backup.client, s.backupId, folder), MIRROR_WRITE_METHODS.target, "backup", hooks),
@@ -97,8 +107,10 @@ export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incr
           mode: o.mode,
           batch: deps.config.mirror.batch,
           log: o.log.child({ folder }),
+          timeUp: o.timeUp,
         });
         out.folders[folder] = report;
+        if (report.unfinished) out.unfinished = true;
         if (report.mode === "full") await deps.state.compactMirror(link.linkId, folder).catch(() => undefined);
       }
     } finally {
@@ -114,7 +126,7 @@ export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incr
       items: backlog, skipped: refused.length, ...(skew ? { skew, skewAt: new Date().toISOString() } : {}),
     }), true, link);
     if (sum((r) => r.copied + r.flagsSet + r.expunged + r.rematched) || refused.length || o.mode === "verify") {
-      o.log.info("mirror.sync.done", { mode: o.mode, folders: s.folders.length, copied: sum((r) => r.copied), flagsSet: sum((r) => r.flagsSet), expunged: sum((r) => r.expunged), rematched: sum((r) => r.rematched), refused: refused.length, backlog, extra: sum((r) => r.extra), ms: Date.now() - started });
+      o.log.info(out.unfinished ? "mirror.sync.continues" : "mirror.sync.done", { mode: o.mode, folders: s.folders.length, copied: sum((r) => r.copied), flagsSet: sum((r) => r.flagsSet), expunged: sum((r) => r.expunged), rematched: sum((r) => r.rematched), refused: refused.length, backlog, extra: sum((r) => r.extra), ms: Date.now() - started });
     }
     return out;
   } catch (e) {

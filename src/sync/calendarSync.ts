@@ -18,6 +18,7 @@ import { occurrenceToICalendar, isPrivate, type Occurrence } from "../formats/ic
 import { storeItemMessage } from "../formats/storeItem.js";
 import type { CalendarChanges, CalendarExchangePort, CalendarStorePort, RecordCounts, RecordStatePort } from "./ports.js";
 import { pointReadsPay } from "./ports.js";
+import { runActionQueue } from "./actionQueue.js";
 import { calendarWindow, inWindow, planCalendar, type CalendarAction, type Desired, type MirrorRecord, type Window } from "./calendarPlanner.js";
 
 /** What the mirror remembers per occurrence: enough to plan and to derive the UC location. */
@@ -54,6 +55,8 @@ export interface CalendarSyncDeps {
   parallel?: number;
   /** Store items umconnect did not write: left alone (default) or removed (profile calendar.foreignItems). */
   foreignItems?: "keep" | "remove";
+  /** True once the run's time is up: no new action is taken and the cursors stay unsaved (src/sync/actionQueue.ts). */
+  timeUp?(): boolean;
 }
 
 export interface CalendarSyncReport {
@@ -69,6 +72,8 @@ export interface CalendarSyncReport {
   corrupt: number;
   /** Records this run read (an incremental run reads those its changes name). */
   itemsRead: number;
+  /** Actions left for a follow-up run because this run's time was up (its cursors are unsaved). */
+  unfinished?: number;
 }
 
 /** The content hash: what the store item shows (lastModified alone changes nothing). */
@@ -103,7 +108,12 @@ export async function syncCalendar(deps: CalendarSyncDeps): Promise<CalendarSync
 
   const report: CalendarSyncReport = { actions: { write: 0, remove: 0, removeStray: 0, forget: 0 }, items: 0, windowMoved, deltaExpired, busyChanged: false, skipped: skippedNow, corrupt: corrupt.length, itemsRead: loaded.length };
   const busyBefore = busyDigest(records.values());
-  await applyAll(deps, actions, (a) => applyCalendarAction(deps, a, records, occurrences), report);
+  const left = await applyAll(deps, actions, (a) => applyCalendarAction(deps, a, records, occurrences), report);
+  if (left) {
+    // Time is up: the next run starts from the item rows (the state port marks the counts stale), as after a crash.
+    deps.log.info("calendar.sync.paused", { ...deps.ids, unfinished: left });
+    return { ...report, unfinished: left, itemsRead: loaded.length };
+  }
 
   const after = [...records.values(), ...[...skippedOnly.values()].filter((r) => !records.has(r.syncKey)), ...(sparse ? corrupt : [])];
   const counts = sparse ? moved(saved.counts!, before, countRecords(after)) : countRecords(after);
@@ -180,17 +190,17 @@ function guardRemovals(deps: CalendarSyncDeps, actions: CalendarAction[], known:
   }
 }
 
-/** Applies the plan, `parallel` actions at once; the first failure stops the run once the actions in flight settled. */
-async function applyAll(deps: CalendarSyncDeps, actions: CalendarAction[], apply: (a: CalendarAction) => Promise<void>, report: CalendarSyncReport): Promise<void> {
-  const queue = [...actions];
-  let fatal: ConnectorError | undefined;
-  const worker = async () => {
-    for (let a = queue.shift(); a && !fatal; a = queue.shift()) {
-      try { await apply(a); report.actions[a.kind]++; } catch (e) { fatal ??= ensureConnectorError(e, "INTERNAL", deps.ids); }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(deps.parallel ?? 8, queue.length) }, worker));
-  if (fatal) throw fatal;
+/** Applies the plan (src/sync/actionQueue.ts); returns how many actions were left because the run's time was up. */
+async function applyAll(deps: CalendarSyncDeps, actions: CalendarAction[], apply: (a: CalendarAction) => Promise<void>, report: CalendarSyncReport): Promise<number> {
+  const { left } = await runActionQueue(actions, {
+    parallel: deps.parallel ?? 8,
+    timeUp: deps.timeUp,
+    context: () => deps.ids,
+    apply: async (a) => { await apply(a); report.actions[a.kind]++; },
+    // An event Graph gave that cannot be mirrored is skipped before planning (settleSkipped); what fails here stops the run.
+    itemFailed: async () => false,
+  });
+  return left;
 }
 
 async function applyCalendarAction(deps: CalendarSyncDeps, a: CalendarAction, records: Map<string, CalendarRecord>, occurrences: Map<string, Occurrence>): Promise<void> {

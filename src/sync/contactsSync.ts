@@ -14,6 +14,7 @@ import { ConnectorError, ensureConnectorError, isConnectorError } from "../error
 import type { Logger } from "../log.js";
 import { keyOfCard, keyOfGraph, mappedHash, readCard, type StoreCard } from "./contactCards.js";
 import { applyContactAction } from "./contactsApply.js";
+import { runActionQueue } from "./actionQueue.js";
 import { adoptContacts, contactViews, fetchNew, ITEM_ERRORS, readExchangeSide, readStoreSide, setAsideCorrupt, unknownUids } from "./contactsView.js";
 import { planContacts, type ContactAction, type ContactPlan, type ContactSideView } from "./contactsPlanner.js";
 import type { ConflictRecord, ContactChanges, ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort, GraphContact, RecordCounts, RecordStatePort, StoredSource, VoiceChanges } from "./ports.js";
@@ -227,36 +228,27 @@ async function exchangeChanges(run: ContactsRun, deltaLink: string | undefined):
   }
 }
 
-/**
- * Applies the plan, `parallel` actions at once. An item problem skips that item (its reason on
- * its record); the first other failure stops the run once the actions in flight settled.
- * Returns how many actions were left because the run's time was up.
- */
+/** Applies the plan (src/sync/actionQueue.ts); returns how many actions were left because the run's time was up. */
 async function applyAll(run: ContactsRun, actions: ContactAction[]): Promise<number> {
-  const queue = [...actions];
-  let fatal: ConnectorError | undefined;
-  const parallel = Math.min(run.deps.parallel ?? 8, queue.length);
-  let taken = 0;
-  const more = () => !fatal && queue.length > 0 && (taken < parallel || !run.deps.timeUp?.());
-  const worker = async () => {
-    for (let a = more() ? queue.shift() : undefined; a; a = more() ? queue.shift() : undefined) {
-      taken++;
-      try {
-        await applyContactAction(run, a);
-        run.report.actions[a.kind]++;
-      } catch (e) {
-        const err = ensureConnectorError(e, "INTERNAL", { ...run.deps.ids, syncKey: a.syncKey });
-        if (err.transient || !ITEM_ERRORS.has(err.code)) { fatal ??= err; return; }
-        const prev = run.byKey.get(a.syncKey);
-        await run.put({ ...(prev ?? { syncKey: a.syncKey }), pendingGraphCreate: false, skipped: { code: err.code, message: err.message } });
-        run.report.skipped++;
-        run.deps.log.warn("contacts.item.skipped", { ...run.deps.ids, syncKey: a.syncKey, code: err.code });
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, worker));
-  if (fatal) throw fatal;
-  return queue.length;
+  const { left } = await runActionQueue(actions, {
+    parallel: run.deps.parallel ?? 8,
+    timeUp: run.deps.timeUp,
+    context: (a) => ({ ...run.deps.ids, syncKey: a.syncKey }),
+    apply: async (a) => {
+      await applyContactAction(run, a);
+      run.report.actions[a.kind]++;
+    },
+    // An item problem skips that item, its reason on its record.
+    itemFailed: async (a, err) => {
+      if (!ITEM_ERRORS.has(err.code)) return false;
+      const prev = run.byKey.get(a.syncKey);
+      await run.put({ ...(prev ?? { syncKey: a.syncKey }), pendingGraphCreate: false, skipped: { code: err.code, message: err.message } });
+      run.report.skipped++;
+      run.deps.log.warn("contacts.item.skipped", { ...run.deps.ids, syncKey: a.syncKey, code: err.code });
+      return true;
+    },
+  });
+  return left;
 }
 
 /** A held-back mass delete keeps the cursors where they are, so the deletes are not forgotten. */

@@ -73,6 +73,8 @@ export interface MailSyncDeps {
   /** Actions applied at once (Graph allows 4 requests in flight per mailbox). */
   parallel?: number;
   now?: () => number;
+  /** True once the run's time is up: the batch at hand is the last and the cursors stay unsaved. */
+  timeUp?(): boolean;
 }
 
 export interface MailSyncReport {
@@ -86,6 +88,8 @@ export interface MailSyncReport {
   graphFull: boolean;
   storeFull: boolean;
   deltaExpired: boolean;
+  /** Copies left for a follow-up run because this run's time was up. */
+  unfinished?: number;
 }
 
 /** Copies whose rows are written together (a table transaction holds at most 100 operations). */
@@ -191,10 +195,14 @@ export async function syncMail(deps: MailSyncDeps): Promise<MailSyncReport> {
   const settle = (p: Promise<void>) => p.then(() => undefined, (e: unknown) => e);
   const finals: Array<Promise<unknown>> = [];
   let pendingNext = batches.length ? settle(writePending(batches[0]!)) : undefined;
-  for (let i = 0; i < batches.length && !fatal; i++) {
+  // Once the run's time is up the batch at hand is the last (every run copies at least one);
+  // the rest is a follow-up run's, planned again from the same delta (cursors unsaved).
+  let stopAt = batches.length;
+  for (let i = 0; i < stopAt && !fatal; i++) {
     const err = await pendingNext;
     if (err) { fatal ??= ensureConnectorError(err, "STATE_UNAVAILABLE", deps.ids); break; }
-    pendingNext = i + 1 < batches.length ? settle(writePending(batches[i + 1]!)) : undefined;
+    if (i + 1 < stopAt && deps.timeUp?.()) stopAt = i + 1;
+    pendingNext = i + 1 < stopAt ? settle(writePending(batches[i + 1]!)) : undefined;
     const done: MailRecord[] = [];
     const made: MadeCopy[] = [];
     await pool(batches[i]!, async (a) => {
@@ -210,6 +218,11 @@ export async function syncMail(deps: MailSyncDeps): Promise<MailSyncReport> {
   }
   for (const e of await Promise.all([...finals, pendingNext])) if (e) fatal ??= ensureConnectorError(e, "STATE_UNAVAILABLE", deps.ids);
   if (fatal) throw fatal;
+  if (stopAt < batches.length) {
+    const unfinished = batches.slice(stopAt).reduce((n, b) => n + b.length, 0);
+    log.info("mail.sync.paused", { ...deps.ids, unfinished });
+    return { ...report, unfinished };
+  }
 
   // 4. Cursors last. A skipped item keeps the Exchange cursors back only when it was a copy: the
   // next run must see that message again.

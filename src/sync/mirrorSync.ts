@@ -38,6 +38,8 @@ export interface MirrorSyncInput {
   mode?: "incremental" | "verify";
   now?: () => Date;
   batch?: number;
+  /** True once the run's time is up: the batch at hand is the last and the cursors stay unsaved. */
+  timeUp?(): boolean;
 }
 
 export interface MirrorSyncReport {
@@ -48,8 +50,10 @@ export interface MirrorSyncReport {
   rematched: number;
   journalResolved: { found: number; missing: number };
   refused: Array<{ identity: string; code: string; reason: string; attempts: number }>;
-  /** Copies still to make (refused ones waiting for their retry). */
+  /** Copies still to make (refused ones waiting for their retry, and those left when time was up). */
   backlog: number;
+  /** Copies left for a follow-up run because this run's time was up (its cursors are unsaved). */
+  unfinished?: number;
   extra: number;
   massDelete?: MassDelete;
   /** Time the copy pipeline stood waiting for each stage, in ms (where a copy's time goes; benchmark). */
@@ -147,18 +151,22 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
   let nextBodies = inFlight(fetchOf(0));
   let nextJournal = inFlight(journalOf(0));
   let lastCommit: Promise<void> | undefined;
+  // Once the run's time is up the batch at hand is the last (every run copies one); nothing of
+  // the next is fetched or journalled, and the rest is a follow-up run's.
+  let stopAt = batches.length;
   try {
-    for (let b = 0; b < batches.length; b++) {
+    for (let b = 0; b < stopAt; b++) {
       const batch = batches[b]!;
       let t = performance.now();
       const waited = (stage: keyof MirrorSyncReport["waitedMs"]) => { const n = performance.now(); report.waitedMs[stage] += n - t; t = n; };
       const bodies = (await nextBodies)!;
       waited("fetch");
-      nextBodies = inFlight(fetchOf(b + 1));
+      if (b + 1 < stopAt && input.timeUp?.()) stopAt = b + 1;
+      nextBodies = inFlight(b + 1 < stopAt ? fetchOf(b + 1) : undefined);
       // mbsync-style: the journal names every APPEND of the batch before the first is sent.
       await nextJournal;
       waited("journal");
-      nextJournal = inFlight(journalOf(b + 1));
+      nextJournal = inFlight(b + 1 < stopAt ? journalOf(b + 1) : undefined);
       const put: MirrorPair[] = [];
       const drop: string[] = [];
       const ready: Array<(typeof batch)[number] & { body: { source: Buffer; internalDate?: Date } }> = [];
@@ -209,6 +217,12 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
     throw e;
   }
   report.backlog = plan.waiting + report.refused.length;
+  if (stopAt < batches.length) {
+    report.unfinished = batches.slice(stopAt).reduce((n, b) => n + b.length, 0);
+    report.backlog += report.unfinished;
+    log.info("mirror.sync.paused", { unfinished: report.unfinished, copied: report.copied });
+    return report;
+  }
   await state.saveCursors({
     source: changes.cursor,
     // The backup's HIGHESTMODSEQ moved with our own writes; only its UIDVALIDITY matters here.

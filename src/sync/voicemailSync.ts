@@ -15,6 +15,7 @@ import type { Logger } from "../log.js";
 import type { ExchangeMailboxPort, ItemCounts, ItemRecord, SyncCursors, VoiceChanges, VoiceMailboxPort, VoicemailStatePort, ExchangeChanges } from "./ports.js";
 import { planVoicemail, type ItemView, type PlanLimits, type VoicemailAction } from "./voicemailPlanner.js";
 import type { MassDelete } from "./massDelete.js";
+import { runActionQueue } from "./actionQueue.js";
 import { matchAdoptions, normaliseMessageId, type AmbiguousMatch, type ForeignItem, type StoreCandidate } from "./adoption.js";
 
 /** Decides whether a stored message is copied; `copy: false` carries the reason kept in state. */
@@ -189,33 +190,27 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   if (echoes.length && deps.expectStoreEchoes) {
     await deps.expectStoreEchoes(echoes).catch((e: unknown) => log.warn("voicemail.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
   }
-  const queue = [...plan.actions];
-  let fatal: ConnectorError | undefined;
-  const parallel = Math.min(deps.parallel ?? 8, queue.length);
-  let taken = 0;
-  const more = () => !fatal && queue.length > 0 && (taken < parallel || !deps.timeUp?.());
-  const worker = async () => {
-    for (let action = more() ? queue.shift() : undefined; action; action = more() ? queue.shift() : undefined) {
-      taken++;
-      try {
-        const skipped = await apply(action, deps, byKey, incomplete);
-        if (skipped) report.skipped++;
-        else report.actions[action.kind]++;
-      } catch (e) {
-        const err = ensureConnectorError(e, "INTERNAL", { ...deps.ids, syncKey: action.syncKey });
-        if (err.transient || !ITEM_ERRORS.has(err.code)) { fatal ??= err; return; } // retry the run later; cursors stay put
-        await markSkipped(state, byKey, action, err);
-        report.skipped++;
-        log.warn("voicemail.item.skipped", { ...deps.ids, syncKey: action.syncKey, code: err.code });
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, worker));
-  if (fatal) throw fatal;
-  if (queue.length) {
+  const { taken, left } = await runActionQueue(plan.actions, {
+    parallel: deps.parallel ?? 8,
+    timeUp: deps.timeUp,
+    context: (action) => ({ ...deps.ids, syncKey: action.syncKey }),
+    apply: async (action) => {
+      if (await apply(action, deps, byKey, incomplete)) report.skipped++;
+      else report.actions[action.kind]++;
+    },
+    // Anything else (transient or not) retries the run later; the cursors stay put.
+    itemFailed: async (action, err) => {
+      if (!ITEM_ERRORS.has(err.code)) return false;
+      await markSkipped(state, byKey, action, err);
+      report.skipped++;
+      log.warn("voicemail.item.skipped", { ...deps.ids, syncKey: action.syncKey, code: err.code });
+      return true;
+    },
+  });
+  if (left) {
     // Time is up: the rest is the next run's (the item rows written so far are its starting point).
-    log.info("voicemail.sync.paused", { ...deps.ids, done: taken, unfinished: queue.length });
-    return { ...report, unfinished: queue.length, unread: saved.counts?.unread ?? 0, skippedTotal: saved.counts?.skipped ?? 0, itemsRead: records.length };
+    log.info("voicemail.sync.paused", { ...deps.ids, done: taken, unfinished: left });
+    return { ...report, unfinished: left, unread: saved.counts?.unread ?? 0, skippedTotal: saved.counts?.skipped ?? 0, itemsRead: records.length };
   }
 
   // 4. Cursors last. A refused mass delete keeps them back so the deletes are not forgotten.

@@ -10,15 +10,22 @@
  * - voicemail.ts not requesting the follow-up run -> the backlog stops after the first run;
  * - the executor ignoring timeUp -> no run stops early ("continues" never logged);
  * - contacts.ts not requesting the follow-up -> the contacts backlog stops after the first run.
+ * - calendar.ts, mail.ts, mirror.ts not requesting the follow-up -> their backlog stops after
+ *   the first run (the calendar, e-mail and mirror cases below);
+ * - the shared executor (src/sync/actionQueue.ts) ignoring timeUp -> no voicemail, contacts or
+ *   calendar run stops early; mailSync / mirrorSync ignoring it -> no e-mail or mirror run does.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import { SYNC_KEY_PROP } from "../../src/graph/voicemail.js";
+import { ImapFlow } from "imapflow";
 
 let w: World;
 let userId = "";
 let peopleUser = "";
+let calUser = "";
+let mailUser = "";
 const N = 40;
 /** Contacts are light (no audio): more of them than one second's worth. */
 const CARDS = 150;
@@ -26,10 +33,20 @@ type Line = Record<string, unknown>;
 const lines = () => ((w.log as { lines?: Line[] }).lines ?? []);
 
 beforeAll(async () => {
-  w = await startWorld({ users: ["5901", "5902"], disabledFunctions: SAFETY_NET_TIMERS, sim: { latencyMs: 40 }, env: { UMC_RUN_BUDGET_SECONDS: "1" },
-    profiles: [{ id: "people", displayName: "Voice and contacts", contacts: { enabled: true } }] });
+  // The mirror copies two messages per batch here (UMC_MIRROR_BATCH), so that its local stores take more than a second for the backlog.
+  w = await startWorld({ users: ["5901", "5902", "5903", "5904", "5905"], disabledFunctions: SAFETY_NET_TIMERS, sim: { latencyMs: 40 }, env: { UMC_RUN_BUDGET_SECONDS: "1", UMC_MIRROR_BATCH: "2" },
+    backupStore: {},
+    profiles: [
+      { id: "people", displayName: "Voice and contacts", contacts: { enabled: true } },
+      { id: "cal", displayName: "Voice and calendar", calendar: { enabled: true } },
+      { id: "e2p", displayName: "E-mail on the phone", emailToPhone: { enabled: true, storeFolderCap: 5000 } },
+      { id: "dr", displayName: "Disaster recovery", mirror: { enabled: true } },
+    ] });
   ({ userId } = await w.link("5901", "backlog@contoso.test"));
   ({ userId: peopleUser } = await w.link("5902", "cards@contoso.test", "people"));
+  ({ userId: calUser } = await w.link("5903", "diary@contoso.test", "cal"));
+  ({ userId: mailUser } = await w.link("5904", "reader@contoso.test", "e2p"));
+  await w.link("5905", "standby@contoso.test", "dr");
   await w.queueDrained(30_000);
 }, 60_000);
 afterAll(async () => { await w?.stop(); });
@@ -70,6 +87,83 @@ describe("run time budget", () => {
     await w.queueDrained();
     expect(new Set(people().map((p) => p.props.displayName)).size).toBe(CARDS + 1);
     expect(lines().filter((l) => l.event === "contacts.sync.continues" && l.linkId === "L-5902").length).toBeGreaterThanOrEqual(1);
+    expect(lines().filter((l) => /did not finish within/.test(JSON.stringify(l.error ?? "")))).toEqual([]);
+  }, 90_000);
+
+  it("the same for the calendar: hundreds of occurrences are written by follow-up calendar runs, each once", async () => {
+    await w.queueDrained();
+    await w.deps.state.modifyLink("L-5903", (l) => ({ ...l, state: "paused" }));
+    const day = (offset: number, minute: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10) + `T${String(8 + Math.floor(minute / 60)).padStart(2, "0")}:${String(minute % 60).padStart(2, "0")}:00`;
+    const EVENTS = 600;
+    for (let i = 0; i < EVENTS; i++) {
+      const d = 1 + (i % 20);
+      const m = Math.floor(i / 20) * 10;
+      w.sim.calendar(calUser).add({ subject: `Slot ${i}`, start: { dateTime: day(d, m), timeZone: "UTC" }, end: { dateTime: day(d, m + 5), timeZone: "UTC" } });
+    }
+    await w.deps.state.modifyLink("L-5903", (l) => ({ ...l, state: "enabled" }));
+    w.sim.calendar(calUser).add({ subject: "The last", start: { dateTime: day(25, 0), timeZone: "UTC" }, end: { dateTime: day(25, 30), timeZone: "UTC" } }); // its notification starts the first run
+    const onStore = async () => { const c = await w.imap("5903"); try { const st = await c.status("Calendar", { messages: true }).catch(() => undefined); return st ? st.messages ?? 0 : 0; } finally { await c.logout(); } };
+    await expect.poll(onStore, { timeout: 60_000, interval: 500 }).toBe(EVENTS + 1);
+    await w.queueDrained();
+    expect(await onStore()).toBe(EVENTS + 1);
+    expect(lines().filter((l) => l.event === "calendar.sync.continues" && l.linkId === "L-5903").length).toBeGreaterThanOrEqual(1);
+    expect(lines().filter((l) => /did not finish within/.test(JSON.stringify(l.error ?? "")))).toEqual([]);
+  }, 90_000);
+
+  it("the same for e-mail on the phone: a first sync of a thousand messages is carried by follow-up mail runs, each copied once", async () => {
+    await w.queueDrained();
+    await w.deps.state.modifyLink("L-5904", (l) => ({ ...l, state: "paused" }));
+    const MAILS = 1000;
+    const mail = (s: string) => ({ subject: s, from: { name: "Ann Lee", address: "ann@contoso.test" }, body: { contentType: "text" as const, content: `Text of ${s}` } });
+    for (let i = 0; i < MAILS; i++) w.sim.outlook(mailUser).receive(mail(`note ${i}`));
+    await w.deps.state.modifyLink("L-5904", (l) => ({ ...l, state: "enabled" }));
+    w.sim.outlook(mailUser).receive(mail("the last")); // its notification starts the first run
+    const keys = async () => {
+      const c = await w.imap("5904");
+      try {
+        const out: string[] = [];
+        if (!(c.mailbox as { exists: number }).exists) return out;
+        for await (const m of c.fetch("1:*", { headers: ["x-umc-key"] })) { const k = /x-umc-key:\s*(\S+)/i.exec(m.headers?.toString() ?? "")?.[1]; if (k) out.push(k); }
+        return out;
+      } finally { await c.logout(); }
+    };
+    await expect.poll(async () => (await keys()).length, { timeout: 60_000, interval: 500 }).toBe(MAILS + 1);
+    await w.queueDrained();
+    const copied = await keys();
+    expect(new Set(copied).size).toBe(MAILS + 1);
+    expect(copied.length).toBe(MAILS + 1);
+    expect(lines().filter((l) => l.event === "mail.sync.continues" && l.linkId === "L-5904").length).toBeGreaterThanOrEqual(1);
+    expect(lines().filter((l) => /did not finish within/.test(JSON.stringify(l.error ?? "")))).toEqual([]);
+  }, 90_000);
+
+  it("the same for the disaster-recovery mirror: a backlog is copied by follow-up mirror runs, each message once", async () => {
+    await w.queueDrained();
+    await w.deps.state.modifyLink("L-5905", (l) => ({ ...l, state: "paused" }));
+    const MESSAGES = 400;
+    const note = (i: number) => Buffer.from(`From: PBX <pbx@voice.test>\r\nTo: 5905@voice.test\r\nMessage-ID: <mirror-budget-${i}@voice.test>\r\nSubject: m${i}\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\n${"x".repeat(2000)}\r\n`);
+    const c = await w.imap("5905");
+    try {
+      for (let i = 0; i < MESSAGES; i++) await c.append("INBOX", note(i));
+      await w.deps.state.modifyLink("L-5905", (l) => ({ ...l, state: "enabled" }));
+      await c.append("INBOX", note(MESSAGES)); // its push starts the first run
+    } finally { await c.logout(); }
+    const onBackup = async () => {
+      const b = new ImapFlow({ host: w.bc!.host, port: w.bc!.port, secure: false, auth: { user: "5905", pass: "pw-5905" }, logger: false });
+      await b.connect();
+      await b.mailboxOpen("INBOX");
+      try {
+        const ids: string[] = [];
+        if (!(b.mailbox as { exists: number }).exists) return ids;
+        for await (const m of b.fetch("1:*", { envelope: true })) ids.push(m.envelope?.messageId ?? "");
+        return ids;
+      } finally { await b.logout(); }
+    };
+    await expect.poll(async () => (await onBackup()).length, { timeout: 60_000, interval: 500 }).toBe(MESSAGES + 1);
+    await w.queueDrained();
+    const ids = await onBackup();
+    expect(ids.length).toBe(MESSAGES + 1);
+    expect(new Set(ids).size).toBe(MESSAGES + 1);
+    expect(lines().filter((l) => l.event === "mirror.sync.continues" && l.linkId === "L-5905").length).toBeGreaterThanOrEqual(1);
     expect(lines().filter((l) => /did not finish within/.test(JSON.stringify(l.error ?? "")))).toEqual([]);
   }, 90_000);
 });

@@ -1,0 +1,58 @@
+/**
+ * The executor loop the voicemail, contacts and calendar syncs share (src/sync/actionQueue.ts).
+ * Breaks seen red: timeUp ignored -> "stops taking actions ..." and "every run makes progress ...";
+ * a transient error offered to itemFailed as an item problem -> "an item's own problem ...".
+ */
+import { describe, expect, it } from "vitest";
+import { ConnectorError } from "../../src/errors.js";
+import { runActionQueue } from "../../src/sync/actionQueue.js";
+
+const tick = () => new Promise((r) => setTimeout(r, 1));
+
+describe("runActionQueue", () => {
+  it("stops taking actions once time is up, lets those in flight settle and returns how many are left", async () => {
+    const done: number[] = [];
+    let up = false;
+    const r = await runActionQueue([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], {
+      parallel: 2, timeUp: () => up, context: () => ({}), itemFailed: async () => false,
+      apply: async (n) => { await tick(); done.push(n); if (n === 3) up = true; },
+    });
+    // 3 sets the time up while 4 is in flight: both finish, nothing after them starts.
+    expect(done.sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
+    expect(r).toEqual({ taken: 4, left: 6 });
+  });
+
+  it("every run makes progress: with its time up from the start it still takes a first round of `parallel`", async () => {
+    const done: number[] = [];
+    const r = await runActionQueue([1, 2, 3, 4, 5], { parallel: 3, timeUp: () => true, context: () => ({}), itemFailed: async () => false, apply: async (n) => { done.push(n); } });
+    expect(done).toEqual([1, 2, 3]);
+    expect(r.left).toBe(2);
+  });
+
+  it("an item's own problem is recorded and the run goes on; any other failure stops it after those in flight", async () => {
+    const recorded: number[] = [];
+    const done: number[] = [];
+    const r = await runActionQueue([1, 2, 3], {
+      parallel: 1, context: (n) => ({ item: n }),
+      apply: async (n) => { if (n === 2) throw new ConnectorError("MIME_MALFORMED", "bad"); done.push(n); },
+      itemFailed: async (n, err) => { expect(err.code).toBe("MIME_MALFORMED"); recorded.push(n); return true; },
+    });
+    expect({ done, recorded, r }).toEqual({ done: [1, 3], recorded: [2], r: { taken: 3, left: 0 } });
+
+    const started: number[] = [];
+    await expect(runActionQueue([1, 2, 3, 4], {
+      parallel: 2, context: (n) => ({ item: n }), itemFailed: async () => true,
+      apply: async (n) => { started.push(n); await tick(); if (n === 1) throw new ConnectorError("GRAPH_UNAVAILABLE", "503", { transient: true }); },
+    })).rejects.toMatchObject({ code: "GRAPH_UNAVAILABLE" });
+    // A transient failure is never an item's: 2 was in flight and settled, 3 and 4 never started.
+    expect(started).toEqual([1, 2]);
+  });
+
+  it("a failure while recording an item's problem stops the run with that failure", async () => {
+    await expect(runActionQueue([1, 2], {
+      parallel: 1, context: () => ({}),
+      apply: async () => { throw new ConnectorError("MIME_MALFORMED", "bad"); },
+      itemFailed: async () => { throw new ConnectorError("STATE_UNAVAILABLE", "table down", { transient: true }); },
+    })).rejects.toMatchObject({ code: "STATE_UNAVAILABLE" });
+  });
+});
