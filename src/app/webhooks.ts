@@ -146,7 +146,7 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
       const voicemail: StoreEvent[] = [];
       const kinds = new Set<StoreChangeKind>();
       for (const e of userEvents) {
-        for (const kind of runsForFolderChange(profile, hasBackup, e.mailbox ?? "INBOX")) {
+        for (const kind of runsForFolderChange(profile, hasBackup, e.mailbox ?? "INBOX", e.event)) {
           if (kind === "voicemail") voicemail.push(e);
           else kinds.add(kind);
         }

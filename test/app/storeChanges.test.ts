@@ -26,6 +26,10 @@ describe("runs a store folder's change starts", () => {
   it("e-mail copies: their folder starts the mail run, in INBOX beside the voice messages", () => {
     expect(runsForFolderChange(profile({ emailToPhone: { enabled: true } }), false, "INBOX")).toEqual(["voicemail", "mail"]);
     expect(runsForFolderChange(profile({ emailToPhone: { enabled: true, storeFolder: "Email" } }), false, "Email")).toEqual(["mail"]);
+    // A message added to the copies' folder is the connector's own APPEND echoing back: no e-mail run.
+    expect(runsForFolderChange(profile({ emailToPhone: { enabled: true, storeFolder: "Email" } }), false, "Email", "MessageAppend")).toEqual([]);
+    expect(runsForFolderChange(profile({ emailToPhone: { enabled: true } }), false, "INBOX", "MessageNew")).toEqual(["voicemail"]);
+    expect(runsForFolderChange(profile({ emailToPhone: { enabled: true, storeFolder: "Email" } }), false, "Email", "FlagsSet")).toEqual(["mail"]);
   });
 
   it("a mirrored folder starts the mirror only when the endpoint has a backup", () => {
