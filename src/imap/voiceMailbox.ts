@@ -10,7 +10,7 @@
  */
 import type { ImapFlow } from "imapflow";
 import { ConnectorError } from "../errors.js";
-import type { ImapCursor, VoiceChanges, VoiceMailboxPort } from "../sync/ports.js";
+import type { ImapCursor, StoreTrashed, VoiceChanges, VoiceMailboxPort } from "../sync/ports.js";
 import { voiceSyncKey } from "../sync/syncKey.js";
 import { connectMailbox, toImapError, type ImapEndpoint } from "./endpoint.js";
 import { IMAP_COMMAND_DEADLINE_MS, withDeadline } from "../timeouts.js";
@@ -287,17 +287,28 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
       falseIsError(ok, `STORE \\Seen on UID ${uid}`);
     },
 
-    async remove(uid: number): Promise<void> {
+    async remove(uid: number): Promise<StoreTrashed | void> {
       await ensureOpen();
       if (options.removal.mode === "trash") {
         const trash = options.removal.folder;
         const r = await guard("MOVE", () => client.messageMove(String(uid), trash, { uid: true }));
         falseIsError(r, `MOVE of UID ${uid} to ${trash}`);
-        return;
+        // COPYUID (RFC 4315 section 3, sent with MOVE per RFC 6851 section 4.3): where it went.
+        const moved = r ? r.uidMap?.get(uid) : undefined;
+        return moved ? { folder: trash, uid: moved, uidValidity: r && r.uidValidity !== undefined ? Number(r.uidValidity) : undefined } : undefined;
       }
       // UID EXPUNGE (RFC 4315) removes only this message, never others marked \Deleted.
       const ok = await guard("EXPUNGE", () => client.messageDelete(String(uid), { uid: true }));
       falseIsError(ok, `EXPUNGE of UID ${uid}`);
+    },
+
+    async restore(from: StoreTrashed): Promise<number | undefined> {
+      const box = await guard("SELECT", () => client.mailboxOpen(from.folder));
+      if (from.uidValidity !== undefined && Number(box.uidValidity) !== from.uidValidity) return undefined;
+      const r = await guard("MOVE", () => client.messageMove(String(from.uid), options.folder, { uid: true }));
+      falseIsError(r, `MOVE of UID ${from.uid} from ${from.folder} back to ${options.folder}`);
+      // No COPYUID: the UID is not in the trash any more (a UID MOVE of a missing UID moves nothing).
+      return r ? r.uidMap?.get(from.uid) : undefined;
     },
   };
 }

@@ -301,6 +301,7 @@ function itemEntity(pk: string, i: ItemRecord) {
     syncKey: i.syncKey, imapUid: i.imapUid, graphId: i.graphId, agreedSeen: i.agreedSeen, pendingCreate: i.pendingCreate,
     skippedCode: i.skipped?.code, skippedMessage: i.skipped?.message.slice(0, 1000),
     receivedAt: i.receivedAt, graphElsewhere: i.graphElsewhere, detached: i.detached,
+    trashFolder: i.storeTrash?.folder, trashUid: i.storeTrash?.uid, trashUidValidity: i.storeTrash?.uidValidity,
   });
 }
 
@@ -318,6 +319,7 @@ function toItem(row: Row): ItemRecord {
   else if (keyOf(syncKey) !== row.rowKey) problems.push("syncKey does not match the row key");
   optional("imapUid", "number"); optional("graphId", "string"); optional("agreedSeen", "boolean"); optional("pendingCreate", "boolean");
   optional("receivedAt", "string"); optional("graphElsewhere", "boolean");
+  optional("trashFolder", "string"); optional("trashUid", "number"); optional("trashUidValidity", "number");
   const uid = row.imapUid;
   if (typeof uid === "number" && !(Number.isInteger(uid) && uid > 0)) problems.push("imapUid is not a UID");
   const detached = row.detached;
@@ -329,6 +331,7 @@ function toItem(row: Row): ItemRecord {
     syncKey: syncKey!, imapUid: num(row, "imapUid"), graphId: str(row, "graphId"), agreedSeen: bool(row, "agreedSeen"),
     pendingCreate: bool(row, "pendingCreate"), skipped: code ? { code, message: str(row, "skippedMessage") ?? "" } : undefined,
     receivedAt: str(row, "receivedAt"), graphElsewhere: bool(row, "graphElsewhere") || undefined, detached: str(row, "detached") as ItemRecord["detached"],
+    storeTrash: str(row, "trashFolder") && num(row, "trashUid") ? { folder: str(row, "trashFolder")!, uid: num(row, "trashUid")!, uidValidity: num(row, "trashUidValidity") } : undefined,
   };
 }
 

@@ -29,7 +29,7 @@ export interface MailStorePort {
   appendMany?(items: Array<{ source: Buffer; flags: string[] }>): Promise<number[]>;
   setSeen(uid: number, seen: boolean): Promise<void>;
   /** UID EXPUNGE of one copy (RFC 4315). */
-  remove(uid: number): Promise<void>;
+  remove(uid: number): Promise<unknown>;
   /** Every message's X-UMC-Key, by UID (crash recovery, UIDVALIDITY change). */
   listKeys(): Promise<Map<number, string | undefined>>;
 }

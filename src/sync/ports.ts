@@ -32,8 +32,13 @@ export interface VoiceMailboxPort {
   syncKeys(uids: number[]): Promise<Map<number, string>>;
   fetchSource(uid: number): Promise<Buffer>;
   setSeen(uid: number, seen: boolean): Promise<void>;
-  /** Expunge, or move to the store's trash, as the profile says. */
-  remove(uid: number): Promise<void>;
+  /** Expunge, or move to the store's trash, as the profile says; where it went when moved. */
+  remove(uid: number): Promise<StoreTrashed | void>;
+  /**
+   * Moves a message the connector put in the store's trash back into the folder (an Outlook
+   * restore from Deleted Items); its new UID, or undefined when the trash no longer holds it.
+   */
+  restore?(from: StoreTrashed): Promise<number | undefined>;
   /** Full sources of several messages in one FETCH (adoption reads caller and duration); optional. */
   fetchSources?(uids: number[]): Promise<Array<{ uid: number; source: Buffer }>>;
   /** Message-ID and Date of messages (envelope only; adoption matches on them first). */
@@ -88,6 +93,14 @@ export interface ExchangeMailboxPort {
 }
 
 /** One linked item as the state store keeps it. */
+/** A store message the connector moved to the store's trash folder (COPYUID, RFC 4315 section 3). */
+export interface StoreTrashed {
+  folder: string;
+  uid: number;
+  /** The trash folder's UIDVALIDITY: another value means its UIDs are void (RFC 3501 section 2.3.1.1). */
+  uidValidity?: number;
+}
+
 export interface ItemRecord {
   syncKey: string;
   imapUid?: number;
@@ -102,6 +115,8 @@ export interface ItemRecord {
   graphElsewhere?: boolean;
   /** Only this side keeps the message, on purpose (see LinkState.detached). */
   detached?: "imap" | "graph";
+  /** Detached "graph" by an Outlook delete whose store original went to the store's trash: where it is. */
+  storeTrash?: StoreTrashed;
 }
 
 export interface SyncCursors {
@@ -164,7 +179,7 @@ export interface ContactStorePort {
   changes(since: ImapCursor | undefined): Promise<VoiceChanges>;
   fetchSources(uids: number[]): Promise<StoredSource[]>;
   append(source: Buffer): Promise<number>;
-  remove(uid: number): Promise<void>;
+  remove(uid: number): Promise<unknown>;
 }
 
 /** An Exchange contact, its fields in the vCard model (src/formats/contactMapping.ts converts). */
@@ -289,7 +304,7 @@ export interface CalendarChanges {
 
 export interface CalendarStorePort {
   append(source: Buffer): Promise<number>;
-  remove(uid: number): Promise<void>;
+  remove(uid: number): Promise<unknown>;
   listKeys(): Promise<Map<number, string | undefined>>;
 }
 

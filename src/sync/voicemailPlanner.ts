@@ -44,6 +44,8 @@ export interface LinkState {
    * absent side's copy comes back (restored from Deleted Items) the two are linked again.
    */
   detached?: "imap" | "graph";
+  /** Detached "graph": the store original is in the store's trash (profile storeDelete "trash"), so a restore can bring it back. */
+  inStoreTrash?: boolean;
   /**
    * A create was intended (pending row written) but not confirmed: the Graph copy may or may
    * not exist. The executor must look the sync key up before creating again.
@@ -97,6 +99,7 @@ export type VoicemailAction =
   | { kind: "deleteInImap"; syncKey: string; imapUid: number; tombstone: boolean }
   | { kind: "detach"; syncKey: string; keep: "imap" | "graph"; graphId?: string; seen?: boolean }
   | { kind: "recordAgreed"; syncKey: string; seen: boolean; imapUid: number; graphId: string }
+  | { kind: "restoreInImap"; syncKey: string; graphId: string; seen: boolean }
   | { kind: "forget"; syncKey: string };
 
 export type VoicemailActionKind = VoicemailAction["kind"];
@@ -140,7 +143,9 @@ export function planItem(item: ItemView, opts: PropagateOptions = PROPAGATE_ALL)
     // Outlook keeps it alone (its store original is gone). A copy still restorable stays
     // remembered, so a restore is not taken for "our copy without original" and deleted again.
     if (!graph) return item.graphLeft === "trashed" ? [] : [{ kind: "forget", syncKey }];
-    return imap ? relink(imap, graph) : [];
+    if (imap) return relink(imap, graph);
+    // Restored in Outlook while its store original waits in the store's trash: it goes back too.
+    return link.inStoreTrash ? [{ kind: "restoreInImap", syncKey, graphId: graph.id, seen: graph.isRead }] : [];
   }
 
   if (!imap && !graph) return [{ kind: "forget", syncKey }];

@@ -103,7 +103,7 @@ export interface VoicemailSyncReport {
 }
 
 export const emptyCounts = (): VoicemailSyncReport["actions"] => ({
-  createInGraph: 0, adopt: 0, setGraphRead: 0, setImapSeen: 0, deleteInGraph: 0, deleteInImap: 0, recordAgreed: 0, forget: 0, detach: 0,
+  createInGraph: 0, adopt: 0, setGraphRead: 0, setImapSeen: 0, deleteInGraph: 0, deleteInImap: 0, recordAgreed: 0, forget: 0, detach: 0, restoreInImap: 0,
 });
 
 /** Content problems that skip one item (kept visible in state) instead of failing the run. */
@@ -310,7 +310,7 @@ async function prepare(deps: VoicemailSyncDeps, records: ItemRecord[], vc: Voice
     const r = byKey.get(syncKey);
     return {
       syncKey,
-      link: r && !r.skipped ? { agreedSeen: r.agreedSeen, imapUid: r.imapUid, graphId: r.graphId, pendingCreate: r.pendingCreate, detached: r.detached, receivedAt: r.receivedAt ? Date.parse(r.receivedAt) : undefined } : undefined,
+      link: r && !r.skipped ? { agreedSeen: r.agreedSeen, imapUid: r.imapUid, graphId: r.graphId, pendingCreate: r.pendingCreate, detached: r.detached, inStoreTrash: !!r.storeTrash || undefined, receivedAt: r.receivedAt ? Date.parse(r.receivedAt) : undefined } : undefined,
       imap: imapNow.get(syncKey),
       graph: graphNow.get(syncKey),
       graphLeft: graphLeft.get(syncKey),
@@ -496,17 +496,29 @@ async function apply(a: VoicemailAction, deps: VoicemailSyncDeps, byKey: Map<str
       await state.deleteItem(a.syncKey);
       byKey.delete(a.syncKey);
       return false;
-    case "deleteInImap":
-      await voice.remove(a.imapUid);
+    case "deleteInImap": {
+      const trashed = await voice.remove(a.imapUid);
       if (a.tombstone) {
         // The Exchange copy is in Deleted Items: remembered until it is purged, so that a
-        // restore leaves it in Outlook instead of deleting it again.
-        await put({ ...byKey.get(a.syncKey)!, imapUid: undefined, detached: "graph" });
+        // restore leaves it in Outlook instead of deleting it again (and, where the store
+        // original went to the store's trash, brings that back too).
+        await put({ ...byKey.get(a.syncKey)!, imapUid: undefined, detached: "graph", storeTrash: trashed || undefined });
         return false;
       }
       await state.deleteItem(a.syncKey);
       byKey.delete(a.syncKey);
       return false;
+    }
+    case "restoreInImap": {
+      const r = byKey.get(a.syncKey)!;
+      const uid = r.storeTrash && voice.restore ? await voice.restore(r.storeTrash) : undefined;
+      // Emptied from the store's trash meanwhile: Outlook keeps the message alone.
+      if (uid === undefined) { await put({ ...r, storeTrash: undefined }); return false; }
+      // MOVE keeps the flags it had when it was deleted; the restored copy's read state wins.
+      await voice.setSeen(uid, a.seen);
+      await put({ ...r, imapUid: uid, agreedSeen: a.seen, detached: undefined, storeTrash: undefined });
+      return false;
+    }
     case "forget":
       await state.deleteItem(a.syncKey);
       byKey.delete(a.syncKey);

@@ -9,7 +9,7 @@
 /** Write methods per port, by the names the executors' ports use (src/sync/ports.ts and the
  *  contacts and calendar ports). Everything else on a port only reads. */
 export const WRITE_METHODS = {
-  voice: ["setSeen", "remove"],
+  voice: ["setSeen", "remove", "restore"],
   voicemailExchange: ["create", "complete", "setRead", "remove", "adopt"],
   contactsStore: ["append", "remove"],
   contactsExchange: ["create", "update", "remove", "putPhoto"],

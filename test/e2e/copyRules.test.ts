@@ -135,6 +135,23 @@ describe("copy rules end to end", () => {
     expect((await storeFolder("4802", "Trash")).map((m) => m.messageId)).toEqual(["<e-voice@pbx.example.test>"]);
   });
 
+  it("restored from Deleted Items in Outlook, the voice message comes back from the store's Trash and stays in step", async () => {
+    // Break seen red: the planner not restoring (detached copies left alone) -> the message stays in Trash.
+    const { linkId, userId } = links.everything!;
+    const voice = (await w.deps.state.voicemailState(linkId).loadItems()).find((r) => r.syncKey && r.detached === "graph" && r.storeTrash)!;
+    expect(voice, "the deleted voice message's record remembers where the store original went").toBeTruthy();
+    const copy = copyOf(userId, voice.syncKey)!;
+    w.sim.outlook(userId).move(copy.id, folderId(userId, "Voice Messages")!);
+    await expect.poll(async () => (await storeFolder("4802", "INBOX")).map((m) => m.messageId), { timeout: 10_000 }).toContain("<e-voice@pbx.example.test>");
+    expect((await storeFolder("4802", "Trash")).map((m) => m.messageId)).toEqual([]);
+    const back = (await w.deps.state.voicemailState(linkId).loadItems()).find((r) => r.syncKey === voice.syncKey)!;
+    expect(back).toMatchObject({ detached: undefined, storeTrash: undefined, graphId: copy.id });
+    // Linked again: a read in Outlook reaches the restored store message.
+    w.sim.outlook(userId).markRead(copy.id);
+    await expect.poll(async () => (await storeFolder("4802", "INBOX")).find((m) => m.messageId === "<e-voice@pbx.example.test>")?.seen, { timeout: 10_000 }).toBe(true);
+    expect(copyOf(userId, voice.syncKey)?.id).toBe(copy.id);
+  });
+
   it("a voice-store delete hard-deletes the Exchange copy (exchangeDelete: hardDelete), nothing lands in Deleted Items", async () => {
     const { linkId, userId } = links.everything!;
     const mail = (await w.deps.state.voicemailState(linkId).loadItems()).find((r) => r.imapUid === 2)!;

@@ -37,6 +37,12 @@ describe("planItem decision table", () => {
       expect(planItem({ syncKey: "k", link: tomb, graphLeft: "trashed" })).toEqual([]);
       expect(planItem({ syncKey: "k", link: tomb, graphLeft: "purged" }).map((a) => a.kind)).toEqual(["forget"]);
     });
+    it("a restore of a copy whose store original went to the store's trash brings the original back, with Outlook's read state", () => {
+      const trashed = link(false, { detached: "graph", imapUid: undefined, inStoreTrash: true });
+      expect(planItem({ syncKey: "k", link: trashed, graph: { id: "g1", isRead: true } })).toEqual([{ kind: "restoreInImap", syncKey: "k", graphId: "g1", seen: true }]);
+      // Still in Deleted Items: nothing yet.
+      expect(planItem({ syncKey: "k", link: trashed, graphLeft: "trashed" })).toEqual([]);
+    });
     it("a copy moved to the archive mailbox leaves the store original alone", () => {
       expect(planItem({ syncKey: "k", link: link(false), ...both, graphLeft: "archived" })).toEqual([{ kind: "detach", syncKey: "k", keep: "imap" }]);
     });
