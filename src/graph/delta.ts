@@ -8,13 +8,9 @@
 import { ConnectorError } from "../errors.js";
 import type { GraphClient } from "./client.js";
 
-export interface DeltaChanges<T> {
-  /** True when this is a full listing (no deltaLink yet, or an expired one replaced). */
-  full: boolean;
-  upserted: T[];
-  removed: string[];
-  deltaLink: string;
-}
+import type { DeltaChanges } from "../sync/ports.js";
+
+export type { DeltaChanges };
 
 export interface DeltaItem { id?: unknown; "@removed"?: unknown }
 

@@ -18,6 +18,7 @@ import crypto from "node:crypto";
 import type { FeatureProfile } from "../admin/profiles.js";
 import type { GraphMail, MailAddress } from "../formats/emailForPhone.js";
 import { ownDomainAddress } from "./voicemailCopy.js";
+import type { DeltaChanges } from "./ports.js";
 
 /** An Exchange message as the delta reports it (with what the filters read). */
 export interface MailSeen extends GraphMail {
@@ -33,12 +34,7 @@ export interface MailSeen extends GraphMail {
   size?: number;
 }
 
-export interface MailChanges {
-  full: boolean;
-  upserted: MailSeen[];
-  removed: string[];
-  deltaLink: string;
-}
+export type MailChanges = DeltaChanges<MailSeen>;
 
 /** One copied (or capped) message, as the state store keeps it. */
 export interface MailRecord {

@@ -56,13 +56,19 @@ export interface ExchangeItem {
   foreign?: { messageClass?: string; internetMessageId?: string; callerNumber?: string; receivedAt?: number; durationSeconds?: number };
 }
 
-export interface ExchangeChanges {
-  /** True when this is a full listing (first run or an expired delta token). */
+/**
+ * One round of a Graph delta query (src/graph/delta.ts), the shape every Exchange-side port
+ * answers with: what changed, what went, and the cursor for the next round.
+ */
+export interface DeltaChanges<T> {
+  /** True when this is a full listing (first run, or an expired delta token replaced). */
   full: boolean;
-  upserted: ExchangeItem[];
+  upserted: T[];
   removed: string[];
   deltaLink: string;
 }
+
+export type ExchangeChanges = DeltaChanges<ExchangeItem>;
 
 export interface VoicemailCopy {
   syncKey: string;
@@ -189,12 +195,7 @@ export interface GraphContact {
   fields: ContactFields;
 }
 
-export interface ContactChanges {
-  full: boolean;
-  upserted: GraphContact[];
-  removed: string[];
-  deltaLink: string;
-}
+export type ContactChanges = DeltaChanges<GraphContact>;
 
 export interface ContactExchangePort {
   changes(deltaLink: string | undefined): Promise<ContactChanges>;
@@ -293,11 +294,7 @@ export interface ConflictRecord {
   summary?: string;
 }
 
-export interface CalendarChanges {
-  full: boolean;
-  upserted: Occurrence[];
-  removed: string[];
-  deltaLink: string;
+export interface CalendarChanges extends DeltaChanges<Occurrence> {
   /** Events that could not be read, each with its reason (typed code and message). */
   skipped: Array<{ id: string; code: string; message: string }>;
 }
