@@ -60,7 +60,20 @@ async function exchangeSide(deps: Deps, link: MailboxLink) {
   return { dir, profile, exchange, folderId };
 }
 
-export async function openVoicemailPorts(deps: Deps, link: MailboxLink, side?: Awaited<ReturnType<typeof exchangeSide>>): Promise<VoicemailRunPorts> {
+/**
+ * A delta round read already (by the fast read check) answers the run's first request when it
+ * asks for the same deltaLink: read again, the same round would cost another request.
+ */
+function readOnce(pre: { deltaLink: string; read: ExchangeChanges } | undefined, read: (deltaLink: string | undefined) => Promise<ExchangeChanges>) {
+  let left = pre;
+  return (deltaLink: string | undefined): Promise<ExchangeChanges> => {
+    const mine = left && deltaLink === left.deltaLink ? left.read : undefined;
+    left = undefined;
+    return mine ? Promise.resolve(mine) : read(deltaLink);
+  };
+}
+
+export async function openVoicemailPorts(deps: Deps, link: MailboxLink, side?: Awaited<ReturnType<typeof exchangeSide>>, readAlready?: { deltaLink: string; read: ExchangeChanges }): Promise<VoicemailRunPorts> {
   const { dir, profile, exchange, folderId: fid } = side ?? await exchangeSide(deps, link);
   const voice = await openLinkedMailbox(deps, link, { folder: "INBOX", maxMessageBytes: dir.maxMessageBytes(link.endpointId), removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
   const exchangeDelete = profile.exchangeDelete;
@@ -71,7 +84,7 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink, side?: A
     folderId: fid,
     state: deps.state.voicemailState(link.linkId),
     exchange: {
-      changes: (deltaLink) => exchange.changes(fid, deltaLink),
+      changes: readOnce(readAlready, (deltaLink) => exchange.changes(fid, deltaLink)),
       findBySyncKey: (key) => exchange.findBySyncKey(fid, key),
       create: async (copy) => exchange.create(fid, await exchangeItem(copy, profile)),
       complete: async (id, copy) => {
@@ -163,14 +176,8 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
     const side = await exchangeSide(deps, link);
     const fast = req.reason === "fast-read" && !isFull(req) ? await quietFastRead(deps, link, side) : { quiet: false as const };
     if (fast.quiet) return quietReport(fast.unread);
-    const ports = await openVoicemailPorts(deps, link, side);
-    if (!fast.quiet && fast.changes) {
-      // The delta the check read is the run's: the same deltaLink read again would cost a request.
-      const pre = fast.changes;
-      const changes = ports.exchange.changes;
-      let used = false;
-      ports.exchange.changes = (deltaLink) => (!used && (used = true) && deltaLink === pre.deltaLink ? Promise.resolve(pre.read) : changes(deltaLink));
-    }
+    // The delta the check read is the run's.
+    const ports = await openVoicemailPorts(deps, link, side, fast.changes);
     let report: VoicemailSyncReport;
     try {
       report = await syncVoicemail({
