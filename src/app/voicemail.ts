@@ -4,7 +4,7 @@
  * outcome on the link. Its Graph subscriptions are kept by their own upkeep (subscriptions.ts).
  */
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
-import { isSecure, parseVoiceMessage } from "../formats/voiceMessage.js";
+import { isSecure, parseVoiceMessage, type VoiceMessage } from "../formats/voiceMessage.js";
 import { playableRecordings } from "../formats/transcode.js";
 import { ExchangeVoicemail, type VoicemailItem } from "../graph/voicemail.js";
 import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
@@ -78,6 +78,15 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink, side?: A
   const voice = await openLinkedMailbox(deps, link, { folder: "INBOX", maxMessageBytes: dir.maxMessageBytes(link.endpointId), removal: profile.storeDelete.mode === "trash" ? { mode: "trash", folder: profile.storeDelete.folder } : { mode: "expunge" } });
   const exchangeDelete = profile.exchangeDelete;
   let moveTarget: string | undefined;
+  // The executor hands the same source to select and then to create: parsed once (a backfill
+  // of thousands of messages parsed each twice). Weak, so a run holds no source longer than its action.
+  const parsed = new WeakMap<Buffer, Promise<VoiceMessage>>();
+  const parse = (source: Buffer, internalDate?: Date) => {
+    if (internalDate) return parseVoiceMessage(source, { internalDate });
+    let p = parsed.get(source);
+    if (!p) parsed.set(source, (p = parseVoiceMessage(source)));
+    return p;
+  };
   return {
     voice,
     profile,
@@ -86,9 +95,9 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink, side?: A
     exchange: {
       changes: readOnce(readAlready, (deltaLink) => exchange.changes(fid, deltaLink)),
       findBySyncKey: (key) => exchange.findBySyncKey(fid, key),
-      create: async (copy) => exchange.create(fid, await exchangeItem(copy, profile)),
+      create: async (copy) => exchange.create(fid, await exchangeItem(copy, profile, parse)),
       complete: async (id, copy) => {
-        const item = await exchangeItem(copy, profile);
+        const item = await exchangeItem(copy, profile, parse);
         if (item.attachments.length) await exchange.uploadAttachments(id, item.attachments);
       },
       setRead: (id, isRead) => exchange.setRead(id, isRead),
@@ -102,7 +111,7 @@ export async function openVoicemailPorts(deps: Deps, link: MailboxLink, side?: A
     },
     select: async (source) => {
       try {
-        const m = await parseVoiceMessage(source);
+        const m = await parse(source);
         const d = decideCopy(m, profile);
         return d.copy ? { copy: true, receivedAt: m.receivedAt } : d;
       } catch (e) {
@@ -123,8 +132,8 @@ function quietReport(unread: number): VoicemailSyncReport {
  * made playable in the profile's voiceFormat (formats/transcode.ts; the store keeps the
  * original), then mapped (sync/voicemailCopy.ts). Undecodable audio is a typed item error.
  */
-async function exchangeItem(copy: VoicemailCopy, profile: FeatureProfile): Promise<VoicemailItem> {
-  const m = await parseVoiceMessage(copy.source, { internalDate: copy.internalDate });
+async function exchangeItem(copy: VoicemailCopy, profile: FeatureProfile, parse: (source: Buffer, internalDate?: Date) => Promise<VoiceMessage>): Promise<VoicemailItem> {
+  const m = await parse(copy.source, copy.internalDate);
   const recordings = m.class === "voice" && !isSecure(m) ? await playableRecordings(m.recordings, profile.voiceFormat) : [];
   return toVoicemailItem(m, copy.syncKey, copy.seen, recordings);
 }
