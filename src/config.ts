@@ -50,6 +50,8 @@ const schema = z
     // Behaviour
     UMC_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     UMC_FAST_READ_INTERVAL_SECONDS: int(1, 3600).default(5),
+    // How long after a link's last change the fast read check keeps looking at it (then the poll does).
+    UMC_FAST_READ_WINDOW_SECONDS: int(1, 604_800).default(600),
     UMC_GRAPH_MAX_CONCURRENCY_PER_MAILBOX: int(1, 4).default(4),
     /** A Graph request slower than this is given up (transient GRAPH_UNAVAILABLE). */
     UMC_GRAPH_REQUEST_TIMEOUT_SECONDS: int(1, 240).default(60),
@@ -136,7 +138,7 @@ export interface Config {
   /** Application Insights (platform setting APPLICATIONINSIGHTS_CONNECTION_STRING, set by the template). */
   telemetry: { appInsightsConnectionString?: string };
   logLevel: RawConfig["UMC_LOG_LEVEL"];
-  sync: { fastReadIntervalSeconds: number; massDeleteMaxShare: number; leaseSeconds: number; runBudgetSeconds: number; watchHoldSeconds: number; scheduleShards: number };
+  sync: { fastReadIntervalSeconds: number; fastReadWindowSeconds: number; massDeleteMaxShare: number; leaseSeconds: number; runBudgetSeconds: number; watchHoldSeconds: number; scheduleShards: number };
   /** Functions switched off with the platform's own setting (read by the dev host; Azure's runtime reads it itself). */
   host: { disabledFunctions: readonly string[] };
   /** The disaster-recovery mirror (src/app/mirror.ts). */
@@ -202,6 +204,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: c.UMC_LOG_LEVEL,
     sync: {
       fastReadIntervalSeconds: c.UMC_FAST_READ_INTERVAL_SECONDS,
+      fastReadWindowSeconds: c.UMC_FAST_READ_WINDOW_SECONDS,
       massDeleteMaxShare: c.UMC_MASS_DELETE_MAX_SHARE,
       leaseSeconds: c.UMC_LEASE_SECONDS,
       runBudgetSeconds: c.UMC_RUN_BUDGET_SECONDS,

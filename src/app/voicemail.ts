@@ -24,9 +24,11 @@ import { guardLimits } from "./guardLimits.js";
 import { markUserGone } from "./userLifecycle.js";
 
 const folderIds = new Map<string, string>();
-/** How long a run's store writes are taken for its own when the store pushes them back: the
- *  push fires inside the write, so this only needs to outlast a long run's writes. */
-const STORE_ECHO_SECONDS = 120;
+/** How long a run's writes are taken for its own when the store pushes them back (the push
+ *  fires inside the write) or Graph notifies them (seconds later): outlasts a long run's writes.
+ *  A change the user makes meanwhile to an item the run wrote is a change again once the echo
+ *  answered (each announced write answers one report), and the fast read check is the net. */
+const ECHO_SECONDS = 120;
 
 const isFull = isFullRun;
 
@@ -200,7 +202,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFull(req) ? "full" : "incremental",
         adoption: adoptionPorts(deps, link),
-        expectStoreEchoes: (writes) => deps.state.expectStoreEchoes(link.linkId, writes, STORE_ECHO_SECONDS),
+        expectEchoes: (writes) => deps.state.expectEchoes(link.linkId, writes, ECHO_SECONDS),
         timeUp: () => lease.timeUp(),
       });
     } finally {
@@ -214,8 +216,12 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
       return report;
     }
     const full = isFull(req);
+    const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
+    const now = Math.floor(Date.now() / 1000);
     await deps.state.modifyLink(link.linkId, (l) => ({
       ...l, lastSyncAt: new Date().toISOString(), lastError: undefined, failureStreak: 0, unreadVoice: report.unread, skippedItems: report.skippedTotal,
+      // A change (a deposit, a read on either side) opens the fast read check's window again.
+      fastUntil: acted || l.fastUntil === undefined ? now + deps.config.sync.fastReadWindowSeconds : l.fastUntil,
       // The administrator's permission covered this one run.
       massDeleteAllowed: usedPermission(l.massDeleteAllowed, "voicemail", link),
       // Only a full comparison measures drift: the lamp was wrong for these until now.
@@ -223,7 +229,6 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
       // An adoption the administrator asked for was done by this run (unless asked again since).
       adoptRequested: l.adoptRequested === link.adoptRequested ? undefined : l.adoptRequested,
     }));
-    const acted = Object.values(report.actions).reduce((a, b) => a + b, 0);
     if (acted || report.skipped) log.info("voicemail.sync.done", { reason: req.reason, ...report.actions, skipped: report.skipped, readDrift: report.readDrift, itemsRead: report.itemsRead, corrupt: report.corrupt || undefined, ms: Date.now() - started, triggerLagMs: req.at ? Date.now() - req.at : undefined });
     return report;
   } catch (e) {

@@ -14,7 +14,7 @@ import { kindOfResource } from "./subscriptions.js";
 import { nonceTime } from "../webhooks/clientState.js";
 import { withDeadline } from "../timeouts.js";
 import { Semaphore } from "../semaphore.js";
-import type { StoreEcho, SubscriptionRecord } from "../state/stateStore.js";
+import type { GraphEcho, StoreEcho, SubscriptionRecord } from "../state/stateStore.js";
 
 /** Graph expects an answer within 3 s (change-notifications-delivery-webhooks: slow endpoints
  *  are throttled, then dropped): every storage call in the request path has a deadline, and
@@ -74,8 +74,13 @@ export async function handleGraphNotification(deps: Deps, url: URL, body: string
     const lookupMs = left(LOOKUP_MS);
     const records = new Map(await Promise.all(ids.map(async (id) => [id, await withDeadline(deps.state.getSubscription(id), lookupMs, "STATE_UNAVAILABLE", "subscription lookup")] as const)));
     const now = Date.now();
-    const work = parsed.work.filter((w) => genuine(w, records.get(w.subscriptionId), now) || (forged++, false));
+    const genuineWork = parsed.work.filter((w) => genuine(w, records.get(w.subscriptionId), now) || (forged++, false));
     if (forged) deps.log.warn("graph.notification.forged", { kind, forged });
+    // Changes that are only the connector's own Exchange writes echoing back start no run. A
+    // check that cannot answer in time counts as "not ours": one extra run at worst.
+    const echoMs = left(MARK_MS);
+    const own = await Promise.all(genuineWork.map((w) => withDeadline(ownGraphEcho(deps, w), echoMs, "STATE_UNAVAILABLE", "echo check").catch(() => false)));
+    const work = genuineWork.filter((_, i) => !own[i]);
     const at = Date.now();
     const jobs = new Map<string, SyncRequest>();
     const add = (r: SyncRequest) => jobs.set(`${r.linkId}|${r.kind ?? "voicemail"}|${r.reason}|${r.subscriptionId ?? ""}`, r);
@@ -164,6 +169,23 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
     }
     return errorResponse(e, deps, "store.notification");
   }
+}
+
+/**
+ * A voicemail folder's change notification that reports only Exchange writes the link's last
+ * run announced (src/state/leases.ts expectEchoes): the connector's own PATCH or move echoing
+ * back, which needs no run. An item without an id or with another change type is never an echo.
+ */
+async function ownGraphEcho(deps: Deps, w: NotificationWork): Promise<boolean> {
+  if (w.kind !== "voicemail" || w.reason !== "graph-change" || !w.changes?.length) return false;
+  const events: GraphEcho[] = [];
+  for (const c of w.changes) {
+    if (!c.id || (c.changeType !== "updated" && c.changeType !== "deleted")) return false;
+    events.push({ id: c.id, change: c.changeType });
+  }
+  const own = await deps.state.takeGraphEchoes(w.linkId, events).catch(() => false);
+  if (own) deps.log.debug("graph.notification.echo", { linkId: w.linkId, items: events.length });
+  return own;
 }
 
 /**

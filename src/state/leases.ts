@@ -26,6 +26,16 @@ export interface Lease {
  */
 export interface StoreEcho { uid: number; kind: "flags" | "expunge" }
 
+/**
+ * One write the connector makes in Exchange, as Graph's change notification reports it: the
+ * item's id (resourceData.id) and the change type. A PATCH is "updated"; a move out of the
+ * subscribed folder or a delete is "deleted" (outlook-change-notifications-overview).
+ */
+export interface GraphEcho { id: string; change: "updated" | "deleted" }
+
+const storeEchoKey = (w: StoreEcho) => `${w.uid}|${w.kind}`;
+const graphEchoKey = (w: GraphEcho) => `${w.id}|${w.change}`;
+
 export class LeaseRows extends StateRows {
   // ---- leases ----------------------------------------------------------------------------
 
@@ -137,35 +147,49 @@ export class LeaseRows extends StateRows {
   // ---- own-echo suppression -------------------------------------------------------------
 
   /**
-   * A run is about to write these to the link's voice mailbox. The store pushes each of its own
-   * writes back (Dovecot's push hook fires inside the STORE/EXPUNGE, before the command
-   * answers), so the row is written before the writes, replacing the last run's.
+   * A run is about to make these writes on the link's voice mailbox and in Exchange. Both
+   * report each of the connector's own writes back (Dovecot's push hook fires inside the
+   * STORE/EXPUNGE, before the command answers; Graph notifies a PATCH seconds later), so the
+   * row is written before the writes, replacing the last run's.
    */
-  async expectStoreEchoes(linkId: string, writes: StoreEcho[], ttlSeconds: number): Promise<void> {
+  async expectEchoes(linkId: string, writes: { store: StoreEcho[]; graph: GraphEcho[] }, ttlSeconds: number): Promise<void> {
     const c = await this.tables.client("runs");
-    await guard(() => c.upsertEntity(entity("echo", keyOf(linkId), { writes: JSON.stringify(writes.map((w) => `${w.uid}|${w.kind}`)), until: this.now() + ttlSeconds * 1000 }), "Replace"), { mailboxId: linkId });
+    await guard(() => c.upsertEntity(entity("echo", keyOf(linkId), {
+      writes: JSON.stringify(writes.store.map(storeEchoKey)), graph: JSON.stringify(writes.graph.map(graphEchoKey)), until: this.now() + ttlSeconds * 1000,
+    }), "Replace"), { mailboxId: linkId });
   }
 
   /**
-   * True when every one of `events` is a write the link's last run announced: they are its own
-   * echo, and are taken (each answers one push only, so a later change the phone makes to the
-   * same message is a change again). False otherwise, or when another push took them meanwhile.
+   * True when every one of `events` is a store write the link's last run announced: they are
+   * its own echo, and are taken (each answers one push only, so a later change the phone makes
+   * to the same message is a change again). False otherwise, or when another push took them.
    */
-  async takeStoreEchoes(linkId: string, events: StoreEcho[]): Promise<boolean> {
+  takeStoreEchoes(linkId: string, events: StoreEcho[]): Promise<boolean> {
+    return this.takeEchoes(linkId, "writes", events.map(storeEchoKey));
+  }
+
+  /** The same for Graph's change notifications: each announced Exchange write answers one notification. */
+  takeGraphEchoes(linkId: string, events: GraphEcho[]): Promise<boolean> {
+    return this.takeEchoes(linkId, "graph", events.map(graphEchoKey));
+  }
+
+  private async takeEchoes(linkId: string, field: "writes" | "graph", keys: string[]): Promise<boolean> {
+    if (!keys.length) return false;
     const c = await this.tables.client("runs");
     const row = await getOrUndefined(c, "echo", keyOf(linkId));
     if (!row || (num(row, "until") ?? 0) < this.now()) return false;
     let expected: Set<string>;
     try {
-      expected = new Set(JSON.parse(str(row, "writes") ?? "[]") as string[]);
+      expected = new Set(JSON.parse(str(row, field) ?? "[]") as string[]);
     } catch {
-      return false; // unreadable: the push starts a run, as without the row
+      return false; // unreadable: the notification starts a run, as without the row
     }
-    const taken = new Set(events.map((e) => `${e.uid}|${e.kind}`));
+    const taken = new Set(keys);
     if (![...taken].every((k) => expected.has(k))) return false;
     const left = [...expected].filter((k) => !taken.has(k));
     try {
-      await guard(() => c.updateEntity(entity("echo", keyOf(linkId), { writes: JSON.stringify(left), until: num(row, "until") }), "Replace", { etag: row.etag }), { mailboxId: linkId });
+      // Merge: the other side's announced writes stay as they are; the etag makes each write answer one notification only.
+      await guard(() => c.updateEntity(entity("echo", keyOf(linkId), { [field]: JSON.stringify(left) }), "Merge", { etag: row.etag }), { mailboxId: linkId });
       return true;
     } catch (e) {
       if (isConnectorError(e, "STATE_CONFLICT") || isConnectorError(e, "NOT_FOUND")) return false;

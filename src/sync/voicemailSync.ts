@@ -64,7 +64,7 @@ export interface VoicemailSyncDeps {
    * Told the store writes the run is about to make, before it makes them, so that the store's
    * pushes of them (its echo) start no run. Best effort: a failure only costs an extra run.
    */
-  expectStoreEchoes?(writes: Array<{ uid: number; kind: "flags" | "expunge" }>): Promise<void>;
+  expectEchoes?(writes: { store: Array<{ uid: number; kind: "flags" | "expunge" }>; graph: Array<{ id: string; change: "updated" | "deleted" }> }): Promise<void>;
   /**
    * True once the run's time is up (src/sync/mailboxRun.ts LeaseGuard.timeUp): the executor
    * takes no new action (after a first round of `parallel`, so every run makes progress), lets
@@ -186,9 +186,9 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   // requests in flight per mailbox (the Graph client enforces that cap), so that IMAP fetches,
   // parsing and state writes of some items overlap the Graph calls of others. The first
   // failure that is not an item problem stops the run once the actions in flight settled.
-  const echoes = storeWrites(plan.actions);
-  if (echoes.length && deps.expectStoreEchoes) {
-    await deps.expectStoreEchoes(echoes).catch((e: unknown) => log.warn("voicemail.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
+  const echoes = { store: storeWrites(plan.actions), graph: graphWrites(plan.actions) };
+  if ((echoes.store.length || echoes.graph.length) && deps.expectEchoes) {
+    await deps.expectEchoes(echoes).catch((e: unknown) => log.warn("voicemail.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
   }
   const { taken, left } = await runActionQueue(plan.actions, {
     parallel: deps.parallel ?? 8,
@@ -229,6 +229,20 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   report.skippedTotal = counts.skipped;
   report.itemsRead = records.length;
   return report;
+}
+
+/**
+ * The Exchange writes of a plan as Graph's notifications report them: a PATCH (read state, our
+ * key on an adopted item) is "updated", a copy leaving the folder "deleted". A create is not
+ * among them: the subscription leaves "created" out (src/app/subscriptions.ts).
+ */
+function graphWrites(actions: VoicemailAction[]) {
+  const out: Array<{ id: string; change: "updated" | "deleted" }> = [];
+  for (const a of actions) {
+    if (a.kind === "setGraphRead" || (a.kind === "adopt" && (a.setGraphRead || a.writeKey))) out.push({ id: a.graphId, change: "updated" });
+    else if (a.kind === "deleteInGraph") out.push({ id: a.graphId, change: "deleted" });
+  }
+  return out;
 }
 
 /** The store writes of a plan as the store's push reports them (an expunge sets \Deleted first). */

@@ -49,6 +49,11 @@ export interface NotificationWork {
   nonce?: string;
   /** The lifecycle event as Graph named it (also when unknown to this version). */
   lifecycleEvent?: string;
+  /**
+   * A change notification's items: the changed item's id (resourceData.id) and the change type
+   * Graph named, one per item of the batch (to tell the connector's own writes echoing back).
+   */
+  changes?: Array<{ id?: string; changeType?: string }>;
 }
 
 export interface NotificationResult {
@@ -94,6 +99,7 @@ export function parseNotifications(body: string, webhookSecret: string): Notific
     // One per subscription and reason: each item's subscription is checked on its own.
     const key = `${n.subscriptionId}|${linkId}|${kind}|${reason}|${verified.nonce ?? ""}|${n.tenantId ?? ""}`;
     if (!seen.has(key)) seen.set(key, { linkId, kind, subscriptionId: n.subscriptionId, reason, tenantId: n.tenantId, nonce: verified.nonce, ...(n.lifecycleEvent ? { lifecycleEvent: n.lifecycleEvent } : {}) });
+    if (reason === "graph-change") (seen.get(key)!.changes ??= []).push({ id: n.resourceData?.id, changeType: n.changeType });
   }
   return { work: [...seen.values()], forged };
 }

@@ -4,13 +4,18 @@
  * STORE back to the dev host, which recognises the connector's own write (announced by the run
  * before it wrote: src/state/leases.ts expectStoreEchoes) and starts no run. A change the phone
  * makes is still a change: its push starts a run.
- * Break seen red: ownEcho() in src/app/webhooks.ts returning false -> "one run per Outlook-side
- * change" (2 runs: the echo's empty one).
+ * The same the other way: a change the phone makes reaches Exchange as a PATCH (or a move to
+ * Deleted Items), Graph notifies it back, and the webhook recognises the connector's own write
+ * (announced with the store's, src/state/leases.ts expectEchoes) and starts no run.
+ * Breaks seen red: ownEcho() in src/app/webhooks.ts returning false -> "one run per Outlook-side
+ * change" (2 runs: the echo's empty one); ownGraphEcho() returning false -> "one run per
+ * store-side change" and "a change the phone makes ..." (2 runs).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import { runsMade } from "../../src/app/syncWorker.js";
+import { keyOf } from "../../src/state/tables.js";
 
 let w: World;
 let userId = "";
@@ -56,9 +61,37 @@ describe("own-echo suppression", () => {
     } finally { await c.logout(); }
     await expect.poll(() => inbox().filter((m) => m.isRead).length, { timeout: 10_000 }).toBe(0);
     await settle();
-    // The store's change runs once; Graph's notification of the connector's own PATCH (the
-    // Graph-side echo, not suppressed: bench "runs per store-side change") may add one.
-    expect(runs() - before).toBeGreaterThanOrEqual(1);
-    expect(runs() - before).toBeLessThanOrEqual(2);
+    // The store's change runs once; Graph's notification of the connector's own PATCH starts none.
+    expect(runs() - before).toBe(1);
+  });
+
+  it("one run per store-side change: Graph's notification of the connector's own PATCH or delete starts none", async () => {
+    const c = await w.imap("4711");
+    try {
+      await c.mailboxOpen("INBOX");
+      const uids = Object.keys(await seenOnStore());
+      // Heard on the phone: \Seen -> isRead in Outlook.
+      let before = runs();
+      await c.messageFlagsAdd(uids[0]!, ["\\Seen"], { uid: true });
+      await expect.poll(() => inbox().filter((m) => m.isRead).length, { timeout: 10_000 }).toBe(1);
+      await settle();
+      expect(runs() - before).toBe(1);
+      // Deleted on the phone: the Exchange copy goes to Deleted Items ("deleted" for the folder).
+      // The phone's delete is two store changes (STORE \Deleted, then EXPUNGE), each pushed, so
+      // up to two runs; Graph's "deleted" for the connector's move was taken as its echo.
+      before = runs();
+      await c.messageDelete(uids[1]!, { uid: true });
+      await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(1);
+      await settle();
+      expect(runs() - before).toBeLessThanOrEqual(2);
+      const echo = await (await w.deps.state.tableClients.client("runs")).getEntity<{ graph?: string }>("echo", keyOf(LINK));
+      expect(JSON.parse(echo.graph ?? "null")).toEqual([]);
+    } finally { await c.logout(); }
+    // A change the user then makes in Outlook to the message the connector wrote is a change again.
+    const before = runs();
+    w.sim.outlook(userId).markRead(inbox()[0]!.id, false);
+    await expect.poll(async () => Object.values(await seenOnStore()).filter(Boolean).length, { timeout: 10_000 }).toBe(0);
+    await settle();
+    expect(runs() - before).toBe(1);
   });
 });

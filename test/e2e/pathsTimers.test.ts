@@ -14,6 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runReasons, SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
+import { LINK_BUCKETS } from "../../src/state/links.js";
 
 let w: World;
 const inbox = (userId: string) => w.sim.outlook(userId).messages("inbox");
@@ -48,7 +49,7 @@ async function readInOutlookUnnoticed(userId: string, id: string) {
 }
 
 beforeAll(async () => {
-  w = await startWorld({ users: ["5311", "5312", "5313"], disabledFunctions: SAFETY_NET_TIMERS, storePush: false });
+  w = await startWorld({ users: ["5311", "5312", "5313", "5314"], disabledFunctions: SAFETY_NET_TIMERS, storePush: false });
 }, 60_000);
 afterAll(async () => { await w?.stop(); });
 
@@ -130,5 +131,33 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await expect.poll(() => seen("5313"), { timeout: 15_000 }).toEqual([true]);
     await expect.poll(() => reasonsFor(linkId, "setImapSeen", "fast-read"), { timeout: 5000 }).toEqual(["fast-read"]);
     expect(graphRequests(userId)).toBe(graphBefore + 1); // the one delta: read once, used by the run
+  }, 60_000);
+
+  it("fast read window: a link whose last change is older than UMC_FAST_READ_WINDOW_SECONDS is not checked; a change opens it again", async () => {
+    // Break seen red: listFastLinks (src/state/links.ts) without its window filter -> the closed link is checked (1 request).
+    const { linkId, userId } = await isolated("5314", "p4@contoso.test");
+    const unread = async () => (await w.deps.state.getLink(linkId))?.unreadVoice;
+    await w.dc.lda("5314", avayaVoiceMessage({ id: "fw-1" }));
+    await w.runFunction("reconcile");
+    await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(1);
+    await expect.poll(unread, { timeout: 15_000 }).toBe(1);
+    const listed = async () => (await w.deps.state.listFastLinks([0, LINK_BUCKETS])).includes(linkId);
+    expect(await listed()).toBe(true);
+    // The copy was its last change, longer ago than the window: unread voicemail alone is no
+    // reason to look. (The list the fast check's shards read, asked directly: a check that
+    // enqueues nothing cannot be waited for.)
+    await w.deps.state.modifyLink(linkId, (l) => ({ ...l, fastUntil: Math.floor(Date.now() / 1000) - 1 }));
+    expect(await listed()).toBe(false);
+    expect((await w.deps.state.getLink(linkId))?.unreadVoice).toBe(1);
+    // A new voice message is a change: the window opens again and the check looks.
+    await w.dc.lda("5314", avayaVoiceMessage({ id: "fw-2" }));
+    await w.runFunction("reconcile");
+    await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(2);
+    await expect.poll(async () => (await w.deps.state.getLink(linkId))?.fastUntil ?? 0, { timeout: 15_000 }).toBeGreaterThan(Date.now() / 1000 + 60);
+    expect(await listed()).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_100)); // the check's interval (1 s in this world)
+    const open = graphRequests(userId);
+    await w.runFunction("fastReadCheck");
+    await expect.poll(() => graphRequests(userId), { timeout: 10_000 }).toBe(open + 1);
   }, 60_000);
 });
