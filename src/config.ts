@@ -52,6 +52,8 @@ const schema = z
     UMC_FAST_READ_INTERVAL_SECONDS: int(1, 3600).default(5),
     // How long after a link's last change the fast read check keeps looking at it (then the poll does).
     UMC_FAST_READ_WINDOW_SECONDS: int(1, 604_800).default(600),
+    // Fast read checks the app starts per second at most (each one delta request and its run).
+    UMC_FAST_READ_MAX_PER_SECOND: int(1, 10_000).default(50),
     UMC_GRAPH_MAX_CONCURRENCY_PER_MAILBOX: int(1, 4).default(4),
     /** A Graph request slower than this is given up (transient GRAPH_UNAVAILABLE). */
     UMC_GRAPH_REQUEST_TIMEOUT_SECONDS: int(1, 240).default(60),
@@ -138,7 +140,7 @@ export interface Config {
   /** Application Insights (platform setting APPLICATIONINSIGHTS_CONNECTION_STRING, set by the template). */
   telemetry: { appInsightsConnectionString?: string };
   logLevel: RawConfig["UMC_LOG_LEVEL"];
-  sync: { fastReadIntervalSeconds: number; fastReadWindowSeconds: number; massDeleteMaxShare: number; leaseSeconds: number; runBudgetSeconds: number; watchHoldSeconds: number; scheduleShards: number };
+  sync: { fastReadIntervalSeconds: number; fastReadWindowSeconds: number; fastReadMaxPerSecond: number; massDeleteMaxShare: number; leaseSeconds: number; runBudgetSeconds: number; watchHoldSeconds: number; scheduleShards: number };
   /** Functions switched off with the platform's own setting (read by the dev host; Azure's runtime reads it itself). */
   host: { disabledFunctions: readonly string[] };
   /** The disaster-recovery mirror (src/app/mirror.ts). */
@@ -205,6 +207,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     sync: {
       fastReadIntervalSeconds: c.UMC_FAST_READ_INTERVAL_SECONDS,
       fastReadWindowSeconds: c.UMC_FAST_READ_WINDOW_SECONDS,
+      fastReadMaxPerSecond: c.UMC_FAST_READ_MAX_PER_SECOND,
       massDeleteMaxShare: c.UMC_MASS_DELETE_MAX_SHARE,
       leaseSeconds: c.UMC_LEASE_SECONDS,
       runBudgetSeconds: c.UMC_RUN_BUDGET_SECONDS,

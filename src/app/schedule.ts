@@ -44,6 +44,18 @@ export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "link
 }
 
 const lastFastRead = new Map<string, number>();
+/** The fast read check's timer period (functions/timers.ts fastReadCheck). */
+const FAST_TIMER_SECONDS = 5;
+
+/**
+ * The links one shard's fast check takes this tick: at most its share of
+ * UMC_FAST_READ_MAX_PER_SECOND, those checked longest ago first, so a burst across every
+ * mailbox (each holding unread voicemail, each in its window) is a bounded cost that reaches
+ * every link in turn instead of hundreds of runs a second.
+ */
+export function pickFastLinks<T extends { linkId: string }>(candidates: T[], lastChecked: ReadonlyMap<string, number>, budget: number): T[] {
+  return [...candidates].sort((a, b) => (lastChecked.get(a.linkId) ?? 0) - (lastChecked.get(b.linkId) ?? 0)).slice(0, Math.max(0, budget));
+}
 /** The poll timer fires every minute; a run younger than this made the poll's check itself. */
 const POLL_SKIP_MS = 55_000;
 
@@ -94,20 +106,30 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
   const links = reason === "fast-read" ? await fastLinks(deps, buckets) : await deps.state.listLinks({ state: "enabled", buckets });
   const now = Date.now();
   let n = 0;
-  for (const l of links) {
-    if (reason === "fast-read") {
-      // The timer fires every 5 s; the configured interval may be longer. A link that ran within
-      // the interval (a notification, a deposit) has just looked at its delta.
-      const interval = deps.config.sync.fastReadIntervalSeconds * 1000 - 500;
+  if (reason === "fast-read") {
+    // The timer fires every 5 s; the configured interval may be longer. A link that ran within
+    // the interval (a notification, a deposit) has just looked at its delta.
+    const interval = deps.config.sync.fastReadIntervalSeconds * 1000 - 500;
+    const due: Array<{ linkId: string; link: MailboxLink; kinds: SyncKind[] }> = [];
+    for (const l of links) {
       if (now - (lastFastRead.get(l.linkId) ?? 0) < interval) continue;
       // Without a working subscription, the kinds it should watch are polled (a refusal never stops sync).
       const unwatched = Object.entries(l.subscriptions ?? {}).filter(([, h]) => h && h.state !== "active").map(([k]) => k);
       const kinds = (["voicemail", "contacts", "calendar", "mail"] as const).filter((k) => (k === "voicemail" && l.unreadVoice > 0) || (l.subscriptionFallback && unwatched.includes(k)))
         .filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], interval, now));
-      if (!kinds.length) continue;
-      lastFastRead.set(l.linkId, now);
-      n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
-    } else if (reason === "reconcile") {
+      if (kinds.length) due.push({ linkId: l.linkId, link: l, kinds: [...kinds] });
+    }
+    const budget = Math.max(1, Math.floor((deps.config.sync.fastReadMaxPerSecond * FAST_TIMER_SECONDS) / deps.config.sync.scheduleShards));
+    const picked = pickFastLinks(due, lastFastRead, budget);
+    for (const d of picked) {
+      lastFastRead.set(d.linkId, now);
+      n += await enqueueLinkKinds(deps, d.link, reason, d.kinds);
+    }
+    if (picked.length < due.length) deps.log.info("schedule.fastRead.deferred", { due: due.length, taken: picked.length, budget });
+    return { links: links.length, enqueued: n };
+  }
+  for (const l of links) {
+    if (reason === "reconcile") {
       n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar", "subscriptions", "mail", "mirror"]);
     } else {
       // Poll: a run starts with the CONDSTORE/QRESYNC check; during bursts every busy link just ran.

@@ -55,6 +55,20 @@ describe("timers", () => {
     expect(runs(await drain())).toEqual(["L-4991 voicemail", "L-4993 voicemail"]);
   });
 
+  it("fast read within its budget: one link per tick when the app allows one check a second, each due link in turn", async () => {
+    // Break seen red: the budget ignored (every due link enqueued at once) -> 3 runs from the first tick.
+    const deps = { ...w.deps, config: { ...w.deps.config, sync: { ...w.deps.config.sync, fastReadMaxPerSecond: 1, fastReadIntervalSeconds: 1 } } };
+    await new Promise((r) => setTimeout(r, 600)); // the last test's checks are older than this interval
+    // With a 1 s interval all three mailboxes with unread voicemail are due (4990 ran 10 s ago).
+    const ticks: string[][] = [];
+    for (let i = 0; i < 3; i++) {
+      await enqueueLinks(deps, "fast-read");
+      ticks.push(runs(await drain()));
+    }
+    expect(ticks.map((t) => t.length)).toEqual([1, 1, 1]);
+    expect(ticks.flat().sort()).toEqual(["L-4990 voicemail", "L-4991 voicemail", "L-4993 voicemail"]);
+  });
+
   it("reconcile: every kind of every enabled link, recent or not", async () => {
     await enqueueLinks(w.deps, "reconcile");
     expect(runs(await drain())).toEqual(["L-4990 calendar", "L-4990 contacts", "L-4990 subscriptions", "L-4990 voicemail", "L-4991 subscriptions", "L-4991 voicemail", "L-4993 subscriptions", "L-4993 voicemail"]);
