@@ -103,31 +103,10 @@ async function fastLinks(deps: Deps, buckets: [number, number]): Promise<Mailbox
 }
 
 export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reason"], "poll" | "fast-read" | "reconcile">, buckets: [number, number] = [0, LINK_BUCKETS]): Promise<{ links: number; enqueued: number }> {
-  const links = reason === "fast-read" ? await fastLinks(deps, buckets) : await deps.state.listLinks({ state: "enabled", buckets });
+  if (reason === "fast-read") return enqueueFastReads(deps, await fastLinks(deps, buckets));
+  const links = await deps.state.listLinks({ state: "enabled", buckets });
   const now = Date.now();
   let n = 0;
-  if (reason === "fast-read") {
-    // The timer fires every 5 s; the configured interval may be longer. A link that ran within
-    // the interval (a notification, a deposit) has just looked at its delta.
-    const interval = deps.config.sync.fastReadIntervalSeconds * 1000 - 500;
-    const due: Array<{ linkId: string; link: MailboxLink; kinds: SyncKind[] }> = [];
-    for (const l of links) {
-      if (now - (lastFastRead.get(l.linkId) ?? 0) < interval) continue;
-      // Without a working subscription, the kinds it should watch are polled (a refusal never stops sync).
-      const unwatched = Object.entries(l.subscriptions ?? {}).filter(([, h]) => h && h.state !== "active").map(([k]) => k);
-      const kinds = (["voicemail", "contacts", "calendar", "mail"] as const).filter((k) => (k === "voicemail" && l.unreadVoice > 0) || (l.subscriptionFallback && unwatched.includes(k)))
-        .filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], interval, now));
-      if (kinds.length) due.push({ linkId: l.linkId, link: l, kinds: [...kinds] });
-    }
-    const budget = Math.max(1, Math.floor((deps.config.sync.fastReadMaxPerSecond * FAST_TIMER_SECONDS) / deps.config.sync.scheduleShards));
-    const picked = pickFastLinks(due, lastFastRead, budget);
-    for (const d of picked) {
-      lastFastRead.set(d.linkId, now);
-      n += await enqueueLinkKinds(deps, d.link, reason, d.kinds);
-    }
-    if (picked.length < due.length) deps.log.info("schedule.fastRead.deferred", { due: due.length, taken: picked.length, budget });
-    return { links: links.length, enqueued: n };
-  }
   for (const l of links) {
     if (reason === "reconcile") {
       n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar", "subscriptions", "mail", "mirror"]);
@@ -137,5 +116,31 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
       if (kinds.length) n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
     }
   }
+  return { links: links.length, enqueued: n };
+}
+
+/** The fast read check of one shard's fast-check links: those due, within the shard's budget. */
+async function enqueueFastReads(deps: Deps, links: MailboxLink[]): Promise<{ links: number; enqueued: number }> {
+  const now = Date.now();
+  // The timer fires every 5 s; the configured interval may be longer. A link that ran within
+  // the interval (a notification, a deposit) has just looked at its delta.
+  const interval = deps.config.sync.fastReadIntervalSeconds * 1000 - 500;
+  const due: Array<{ linkId: string; link: MailboxLink; kinds: SyncKind[] }> = [];
+  for (const l of links) {
+    if (now - (lastFastRead.get(l.linkId) ?? 0) < interval) continue;
+    // Without a working subscription, the kinds it should watch are polled (a refusal never stops sync).
+    const unwatched = Object.entries(l.subscriptions ?? {}).filter(([, h]) => h && h.state !== "active").map(([k]) => k);
+    const kinds = (["voicemail", "contacts", "calendar", "mail"] as const).filter((k) => (k === "voicemail" && l.unreadVoice > 0) || (l.subscriptionFallback && unwatched.includes(k)))
+      .filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], interval, now));
+    if (kinds.length) due.push({ linkId: l.linkId, link: l, kinds: [...kinds] });
+  }
+  const budget = Math.max(1, Math.floor((deps.config.sync.fastReadMaxPerSecond * FAST_TIMER_SECONDS) / deps.config.sync.scheduleShards));
+  const picked = pickFastLinks(due, lastFastRead, budget);
+  let n = 0;
+  for (const d of picked) {
+    lastFastRead.set(d.linkId, now);
+    n += await enqueueLinkKinds(deps, d.link, "fast-read", d.kinds);
+  }
+  if (picked.length < due.length) deps.log.info("schedule.fastRead.deferred", { due: due.length, taken: picked.length, budget });
   return { links: links.length, enqueued: n };
 }
