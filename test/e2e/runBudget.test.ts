@@ -65,16 +65,16 @@ describe("run time budget", () => {
     await setState("L-5901", "enabled");
     await w.dc.lda("5901", avayaVoiceMessage({ id: `budget-${N}`, seconds: 4 })); // its push starts the first run
     const inbox = () => w.sim.outlook(userId).messages("inbox");
-    await expect.poll(() => inbox().length, { timeout: 60_000, interval: 250 }).toBe(N + 1);
-    await w.queueDrained();
+    await expect.poll(() => inbox().length, { timeout: 120_000, interval: 250 }).toBe(N + 1);
+    await w.queueDrained(60_000);
     const keys = inbox().map((m) => m.ext.get(SYNC_KEY_PROP.toLowerCase())?.value);
     expect(new Set(keys).size).toBe(N + 1);
     expectCarriedByFollowUps("L-5901", "voicemail");
     expect((await w.deps.state.getLink("L-5901"))!.lastSyncAt).toBeTruthy();
-  }, 90_000);
+  }, 180_000);
 
   it("the same for contacts: a backlog of cards is carried by follow-up contacts runs, each once", async () => {
-    await w.queueDrained();
+    await w.queueDrained(60_000);
     await setState("L-5902", "paused");
     // Graph's notifications of the connector's own creates would start runs too: only the follow-ups may.
     w.sim.mailboxFaults.arm(peopleUser).dropNotificationsNext = 1_000_000;
@@ -87,14 +87,14 @@ describe("run time budget", () => {
       await c.append("Contacts", card(CARDS)); // its push starts the first run
     } finally { await c.logout(); }
     const people = () => w.sim.people(peopleUser).list();
-    await expect.poll(() => people().length, { timeout: 60_000, interval: 250 }).toBe(CARDS + 1);
-    await w.queueDrained();
+    await expect.poll(() => people().length, { timeout: 120_000, interval: 250 }).toBe(CARDS + 1);
+    await w.queueDrained(60_000);
     expect(new Set(people().map((p) => p.props.displayName)).size).toBe(CARDS + 1);
     expectCarriedByFollowUps("L-5902", "contacts");
-  }, 90_000);
+  }, 180_000);
 
   it("the same for the calendar: hundreds of occurrences are written by follow-up calendar runs, each once", async () => {
-    await w.queueDrained();
+    await w.queueDrained(60_000);
     await setState("L-5903", "paused");
     const day = (offset: number, minute: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10) + `T${String(8 + Math.floor(minute / 60)).padStart(2, "0")}:${String(minute % 60).padStart(2, "0")}:00`;
     const EVENTS = 600;
@@ -106,14 +106,14 @@ describe("run time budget", () => {
     await setState("L-5903", "enabled");
     w.sim.calendar(calUser).add({ subject: "The last", start: { dateTime: day(25, 0), timeZone: "UTC" }, end: { dateTime: day(25, 30), timeZone: "UTC" } }); // its notification starts the first run
     const onStore = async () => { const c = await w.imap("5903"); try { const st = await c.status("Calendar", { messages: true }).catch(() => undefined); return st ? st.messages ?? 0 : 0; } finally { await c.logout(); } };
-    await expect.poll(onStore, { timeout: 60_000, interval: 500 }).toBe(EVENTS + 1);
-    await w.queueDrained();
+    await expect.poll(onStore, { timeout: 120_000, interval: 500 }).toBe(EVENTS + 1);
+    await w.queueDrained(60_000);
     expect(await onStore()).toBe(EVENTS + 1);
     expectCarriedByFollowUps("L-5903", "calendar");
-  }, 90_000);
+  }, 180_000);
 
   it("the same for e-mail on the phone: a first sync of a thousand messages is carried by follow-up mail runs, each copied once", async () => {
-    await w.queueDrained();
+    await w.queueDrained(60_000);
     await setState("L-5904", "paused");
     const MAILS = 1000;
     const mail = (s: string) => ({ subject: s, from: { name: "Ann Lee", address: "ann@contoso.test" }, body: { contentType: "text" as const, content: `Text of ${s}` } });
@@ -129,16 +129,16 @@ describe("run time budget", () => {
         return out;
       } finally { await c.logout(); }
     };
-    await expect.poll(async () => (await keys()).length, { timeout: 60_000, interval: 500 }).toBe(MAILS + 1);
-    await w.queueDrained();
+    await expect.poll(async () => (await keys()).length, { timeout: 120_000, interval: 500 }).toBe(MAILS + 1);
+    await w.queueDrained(60_000);
     const copied = await keys();
     expect(new Set(copied).size).toBe(MAILS + 1);
     expect(copied.length).toBe(MAILS + 1);
     expectCarriedByFollowUps("L-5904", "mail");
-  }, 90_000);
+  }, 180_000);
 
   it("the same for the disaster-recovery mirror: a backlog is copied by follow-up mirror runs, each message once", async () => {
-    await w.queueDrained();
+    await w.queueDrained(60_000);
     await setState("L-5905", "paused");
     const MESSAGES = 400;
     const note = (i: number) => Buffer.from(`From: PBX <pbx@voice.test>\r\nTo: 5905@voice.test\r\nMessage-ID: <mirror-budget-${i}@voice.test>\r\nSubject: m${i}\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\r\n${"x".repeat(2000)}\r\n`);
@@ -159,11 +159,11 @@ describe("run time budget", () => {
         return ids;
       } finally { await b.logout(); }
     };
-    await expect.poll(async () => (await onBackup()).length, { timeout: 60_000, interval: 500 }).toBe(MESSAGES + 1);
-    await w.queueDrained();
+    await expect.poll(async () => (await onBackup()).length, { timeout: 120_000, interval: 500 }).toBe(MESSAGES + 1);
+    await w.queueDrained(60_000);
     const ids = await onBackup();
     expect(ids.length).toBe(MESSAGES + 1);
     expect(new Set(ids).size).toBe(MESSAGES + 1);
     expectCarriedByFollowUps("L-5905", "mirror");
-  }, 90_000);
+  }, 180_000);
 });
