@@ -26,6 +26,8 @@ describe("admin status", () => {
     await w.dc.lda("2001", avayaVoiceMessage({ id: "st-1" }));
     await w.dc.lda("2002", avayaVoiceMessage({ id: "st-2", noAudio: true })); // a voice message without audio
     await expect.poll(() => w.sim.outlook(ok.userId).messages("inbox").length, { timeout: 10_000 }).toBe(1);
+    // The copy is in Outlook before its run writes the link's counts: wait for the run to end.
+    await expect.poll(async () => (await w.deps.state.getLink(ok.linkId))?.unreadVoice, { timeout: 10_000 }).toBe(1);
     await expect.poll(async () => ((await (await get(`Bearer ${ADMIN_TOKEN}`)).json()) as StatusReport).links.find((l) => l.linkId === bad.linkId)?.skipped.length, { timeout: 10_000 }).toBe(1);
     const r = (await (await get(`Bearer ${ADMIN_TOKEN}`)).json()) as StatusReport;
     expect(r.links.find((l) => l.linkId === ok.linkId)).toMatchObject({ state: "enabled", unreadVoice: 1, exchangeUser: "ok@contoso.test" });
