@@ -45,8 +45,10 @@ export interface ContactView {
 export type ContactAction =
   | { kind: "createInGraph"; syncKey: string; imapUid: number; resume: boolean }
   | { kind: "createInImap"; syncKey: string; graphId: string }
-  | { kind: "updateGraph"; syncKey: string; imapUid: number; graphId: string; conflictLoser?: "graph" }
-  | { kind: "updateImap"; syncKey: string; imapUid: number; graphId: string; conflictLoser?: "imap" }
+  // `adopted`: the pair had no record (made one by adoption this run): nothing of ours was ever
+  // written on the Exchange contact, so the delta's fields are the whole of it.
+  | { kind: "updateGraph"; syncKey: string; imapUid: number; graphId: string; conflictLoser?: "graph"; adopted?: true }
+  | { kind: "updateImap"; syncKey: string; imapUid: number; graphId: string; conflictLoser?: "imap"; adopted?: true }
   | { kind: "deleteInGraph"; syncKey: string; graphId: string }
   | { kind: "deleteInImap"; syncKey: string; imapUid: number }
   | { kind: "record"; syncKey: string; imapUid: number; graphId: string }
@@ -61,8 +63,8 @@ export function planContact(v: ContactView): ContactAction[] {
     if (imap && graph) {
       if (imap.mapped === graph.mapped) return [{ kind: "record", syncKey, imapUid: uid(imap), graphId: graph.ref }];
       return imap.modified >= graph.modified
-        ? [{ kind: "updateGraph", syncKey, imapUid: uid(imap), graphId: graph.ref, conflictLoser: "graph" }]
-        : [{ kind: "updateImap", syncKey, imapUid: uid(imap), graphId: graph.ref, conflictLoser: "imap" }];
+        ? [{ kind: "updateGraph", syncKey, imapUid: uid(imap), graphId: graph.ref, conflictLoser: "graph", adopted: true }]
+        : [{ kind: "updateImap", syncKey, imapUid: uid(imap), graphId: graph.ref, conflictLoser: "imap", adopted: true }];
     }
     if (imap) return [{ kind: "createInGraph", syncKey, imapUid: uid(imap), resume: false }];
     if (graph) return [{ kind: "createInImap", syncKey, graphId: graph.ref }];
