@@ -91,7 +91,8 @@ export class ItemRows extends StateRows {
         await marked;
         return submit(ops);
       }
-      const p = submit([...ops, ["upsert", entity(pk, RUN_MARK, { mark: token, at: this.now() }), "Replace"]]);
+      // Merge: the mark row also holds `indexed`, which outlives every run's mark.
+      const p = submit([...ops, ["upsert", entity(pk, RUN_MARK, { mark: token, at: this.now() }), "Merge"]]);
       marked = p;
       p.catch(() => { if (marked === p) marked = undefined; });
       return p;
@@ -120,6 +121,11 @@ export class ItemRows extends StateRows {
         const ops = records.filter((r) => r.skipped?.code !== "STATE_CORRUPT").flatMap(indexRows(pk));
         // An entity group transaction holds at most 100 operations.
         for (let i = 0; i < ops.length; i += 100) await submit(ops.slice(i, i + 100));
+        // Once: every put since writes its item's index rows with it. Without the note, each
+        // follow-up of a first sync larger than one run's budget (no cursors yet) rewrote the
+        // index rows of every record copied so far, before its first action.
+        const c = await items();
+        await guard(() => c.upsertEntity(entity(pk, RUN_MARK, { indexed: true }), "Merge"), ids);
       },
       putItem: async (item) => {
         await write([["upsert", itemEntity(pk, item), "Replace"], ...indexRows(pk)(item)]);
@@ -137,11 +143,12 @@ export class ItemRows extends StateRows {
           (async () => getOrUndefined(await items(), pk, RUN_MARK))(),
         ]);
         markRead = mark && str(mark, "mark");
-        if (!row) return {};
+        const indexed = mark && bool(mark, "indexed") ? { indexed: true } : {};
+        if (!row) return indexed;
         const uidValidity = num(row, "imapUidValidity");
         const imap: ImapCursor | undefined = uidValidity === undefined ? undefined : { uidValidity, highestModseq: str(row, "imapHighestModseq"), uidNext: num(row, "imapUidNext") };
         const counts = parseCounts(str(row, "itemCounts"));
-        const out: SyncCursors = { imap, deltaLink: str(row, "deltaLink") };
+        const out: SyncCursors = { imap, deltaLink: str(row, "deltaLink"), ...indexed };
         if (counts) out.counts = counts;
         if (markRead !== undefined && markRead !== str(row, "settles")) out.countsStale = true;
         return out;

@@ -137,6 +137,10 @@ export interface SyncCursors {
   /** Item rows changed after these cursors were saved (a run stopped midway): the counts are
    *  stale, so the next run reads every record and counts again. */
   countsStale?: boolean;
+  /** Set by the state port on load: every record has its index rows (reindexed once, or
+   *  written by runs that write them with each record). A run that reads every record
+   *  reindexes only when this is absent. */
+  indexed?: boolean;
 }
 
 export interface ItemCounts {
@@ -159,7 +163,7 @@ export interface VoicemailStatePort {
   /** Sync keys of records by their store UID or Exchange id (vanished messages, removed copies).
    *  The answer may be stale: the caller checks it against the record it then loads. */
   lookupKeys?(q: { uids: number[]; graphIds: string[] }): Promise<{ byUid: Map<number, string>; byGraphId: Map<string, string> }>;
-  /** Writes the index rows of records kept before index rows existed, or written by a run that stopped before its cursors (a full load). */
+  /** Writes the index rows of records kept before index rows existed, then notes on the partition that it is indexed (`indexed` on load). */
   reindex?(records: ItemRecord[]): Promise<void>;
   /** Writes or replaces one item's record (after its action succeeded). */
   putItem(item: ItemRecord): Promise<void>;

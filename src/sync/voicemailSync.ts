@@ -136,8 +136,12 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   const sparse = deps.mode !== "full" && !!saved.counts && !saved.countsStale && !vc.full && !vc.uidValidityChanged && !ec.full;
   let loaded = sparse ? await namedRecords(state, vc, ec, voice) : undefined;
   let records = loaded?.records ?? await state.loadItems();
-  // State written before index rows and counts were kept gets its index rows once.
-  if (!loaded && !saved.counts && records.length && state.reindex && !deps.dryRun) await state.reindex(records);
+  // State written before index rows were kept gets its index rows once (a new link's empty
+  // partition only its note: from its first record on, each put writes its index rows).
+  if (!loaded && !saved.indexed && state.reindex && !deps.dryRun) {
+    await state.reindex(records);
+    if (records.length) log.info("voicemail.state.reindexed", { ...deps.ids, records: records.length });
+  }
 
   let prepared = await prepare(deps, records, vc, ec, loaded?.keyOf, cursors, sparse ? saved.counts!.linked - records.filter(countsAsLinked).length : undefined);
   if (loaded && (prepared.plan.massDelete || prepared.corrupt.length)) {

@@ -102,6 +102,25 @@ describe("state store on Table Storage (Azurite)", () => {
     expect((await s.voicemailState("L1").loadItemsByKey!(["k1"]))[0]!.imapUid).toBe(5);
   });
 
+  it("notes a reindexed voicemail partition once, and every later run's mark keeps the note", async () => {
+    const s = fresh();
+    const first = s.voicemailState("L1");
+    expect((await first.loadCursors()).indexed).toBeUndefined();
+    await first.reindex!([]); // a new link: nothing to index, only the note
+    expect(await s.voicemailState("L1").loadCursors()).toEqual({ indexed: true });
+    // Later runs write their own mark with their first put (Merge: the note stays), and their cursors.
+    const later = s.voicemailState("L1");
+    await later.loadCursors();
+    await later.putItem({ syncKey: "k1", imapUid: 1, graphId: "g1", agreedSeen: false, pendingCreate: false });
+    expect((await s.voicemailState("L1").loadCursors()).indexed).toBe(true);
+    await later.saveCursors({ deltaLink: "d1", counts: { linked: 1, unread: 1, skipped: 0 } });
+    expect(await s.voicemailState("L1").loadCursors()).toEqual({ deltaLink: "d1", counts: { linked: 1, unread: 1, skipped: 0 }, indexed: true });
+    // A partition that was never reindexed says so, whatever its runs wrote.
+    const other = s.voicemailState("L2");
+    await other.putItem({ syncKey: "k1", imapUid: 1, agreedSeen: false, pendingCreate: true });
+    expect((await s.voicemailState("L2").loadCursors()).indexed).toBeUndefined();
+  });
+
   it("checks the run's write permission before each Table write of a record port, the group commit's and the index rows' too", async () => {
     const s = fresh();
     let held = true;
