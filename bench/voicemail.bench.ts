@@ -165,8 +165,12 @@ async function memoryIn(w: World): Promise<Figure[]> {
     process.stderr.write(`memory: not all copied; ${items.length} item rows, odd ones: ${JSON.stringify(odd.slice(0, 10))}; link: ${JSON.stringify(await w.deps.state.getLink("L-5004"))}\n`);
   }
   const peak = peakRssBytes();
-  // Then a full reconcile over the 10,000 linked items, in a connector process of its own.
-  await sleep(3000);
+  // Then a full reconcile over the 10,000 linked items, in a connector process of its own, once
+  // the first sync's last run is over (the copies are all there before it saved its cursors;
+  // a reconcile started then coalesces into its lease).
+  await until(async () => (await w.deps.state.getLink("L-5004"))?.lastSyncAt !== undefined, 120_000, 200);
+  await w.queueDrained(120_000);
+  await sleep(1000);
   const cfg = w.deps.config;
   const env = {
     ...process.env, UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: cfg.storage.connectionString, UMC_CLIENT_ID: cfg.identity.clientId,

@@ -58,7 +58,8 @@ export async function startAzurite(options: { ports?: Ports; persistent?: boolea
 
 async function launch(want: Ports, location: string | undefined): Promise<{ proc: ChildProcess; ports: Ports }> {
   const bin = require.resolve("azurite/dist/src/azurite.js");
-  const proc: ChildProcess = spawn(process.execPath, [bin, ...(location ? ["--location", location] : ["--inMemoryPersistence"]), "--disableTelemetry", "--skipApiVersionCheck", "--silent",
+  // Point operations by their full key, as Azure serves them: see azuritePointReads.cjs.
+  const proc: ChildProcess = spawn(process.execPath, ["--require", require.resolve("./azuritePointReads.cjs"), bin, ...(location ? ["--location", location] : ["--inMemoryPersistence"]), "--disableTelemetry", "--skipApiVersionCheck", "--silent",
     "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
     "--blobPort", String(want.blob), "--queuePort", String(want.queue), "--tablePort", String(want.table)],
     { stdio: ["ignore", "pipe", "pipe"] });
