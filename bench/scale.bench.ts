@@ -16,14 +16,12 @@
  *    QRESYNC), counted through the protocol trace (`umconnect trace`).
  * Figures were taken on a 2-CPU machine shared with other agents' builds and tests.
  *
- * UMC_BENCH_SEEDED (default 20,000) sets the seeded records. Azurite is not Table Storage here:
- * it keeps a table in LokiJS with binary indices on PartitionKey and on RowKey, and looks an
- * entity up by PartitionKey first (node_modules/azurite/dist/src/table/persistence/
- * LokiTableMetadataStore.js, findOne({ PartitionKey, RowKey })), so every point read and
- * upsert scans the whole partition: seeding 60,000 rows (records and their index rows) into one
- * partition did not finish in 19 minutes, and each point read of the big mailbox costs more than
- * the empty one's for Azurite's reason, not the connector's. Table Storage serves a point read
- * by its keys (https://learn.microsoft.com/en-us/azure/storage/tables/table-storage-design-for-query).
+ * UMC_BENCH_SEEDED (default 20,000) sets the seeded records. Azurite keeps a table in LokiJS
+ * and looked an entity up by PartitionKey first, scanning the whole partition per point read
+ * and upsert (seeding 60,000 rows into one partition did not finish in 19 minutes). The test
+ * world's Azurite now looks it up by RowKey first (test/harness/azuritePointReads.cjs), as Table
+ * Storage serves a point read by its keys
+ * (https://learn.microsoft.com/en-us/azure/storage/tables/table-storage-design-for-query).
  */
 import { startWorld, SAFETY_NET_TIMERS, type World } from "../test/e2e/world.js";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
@@ -37,7 +35,7 @@ export const title = "Scale: cost that follows the changes (simulator latency 20
 
 const SEEDED = Number(process.env.UMC_BENCH_SEEDED ?? 20_000);
 /** Printed with the figures of a run seeded with fewer records than the issue's 20,000. */
-const SEEDED_SETTING = SEEDED === 20_000 ? undefined : `UMC_BENCH_SEEDED=${SEEDED} (default 20,000): Azurite scans a partition per lookup, see the bench's header`;
+const SEEDED_SETTING = SEEDED === 20_000 ? undefined : `UMC_BENCH_SEEDED=${SEEDED} (default 20,000)`;
 const DEPOSITS = Number(process.env.UMC_BENCH_DEPOSITS ?? 40);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 5): Promise<boolean> {
