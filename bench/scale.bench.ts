@@ -143,7 +143,8 @@ async function noChange(w: World): Promise<Figure[]> {
   const graphBefore = w.sim.stats.byMailbox.get(userId) ?? 0;
   const r = await runSyncRequest(w.deps, { linkId: "L-5104", reason: "poll", at: Date.now() });
   const graph = (w.sim.stats.byMailbox.get(userId) ?? 0) - graphBefore;
-  const commands = lines(w).slice(from).filter((l) => l.event === "imap.trace" && l.dir === "C").map((l) => String(l.line).split(/\s+/)[1]?.toUpperCase() ?? "");
+  // A SASL continuation line is no command: the trace writes it as "[continuation redacted]" (src/app/protocolTrace.ts).
+  const commands = lines(w).slice(from).filter((l) => l.event === "imap.trace" && l.dir === "C" && !String(l.line).startsWith("[")).map((l) => String(l.line).split(/\s+/)[1]?.toUpperCase() ?? "");
   const mailboxCommands = commands.filter((c) => !["CAPABILITY", "LOGIN", "AUTHENTICATE", "ID", "ENABLE", "NAMESPACE", "LOGOUT", "COMPRESS", "STARTTLS", "NOOP"].includes(c));
   return [
     { name: "no-change cycle: Graph requests (one delta)", value: r.status === "ran" ? graph : NaN, unit: "requests", reference: 1, better: "lower" },
