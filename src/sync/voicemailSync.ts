@@ -442,8 +442,11 @@ async function locateLeft(deps: VoicemailSyncDeps, records: ItemRecord[], graphN
 
 function exchangeView(ec: ExchangeChanges, records: ItemRecord[], byGraphId: Map<string, ItemRecord>) {
   const now = new Map<string, { id: string; isRead: boolean; elsewhere?: boolean }>();
-  // Unchanged copies still hold the agreed values; a copy the store alone keeps is not expected.
-  if (!ec.full) for (const r of records) if (r.graphId !== undefined && r.detached !== "imap") now.set(r.syncKey, { id: r.graphId, isRead: r.agreedSeen, elsewhere: r.graphElsewhere });
+  // Unchanged copies still hold the agreed values. A copy the store alone keeps is not
+  // expected; one Outlook alone keeps may sit in Deleted Items (a tombstone) or in the folder,
+  // so locateLeft looks it up: taken for present, a tombstone whose original went to the store's
+  // trash would be restored by the next run that names it (a vanished UID, say).
+  if (!ec.full) for (const r of records) if (r.graphId !== undefined && !r.detached) now.set(r.syncKey, { id: r.graphId, isRead: r.agreedSeen, elsewhere: r.graphElsewhere });
   for (const id of ec.removed) {
     const r = byGraphId.get(id);
     if (r && now.get(r.syncKey)?.id === id) now.delete(r.syncKey);
