@@ -7,6 +7,7 @@ import { ensureConnectorError } from "../errors.js";
 import { ExchangeContacts } from "../graph/contacts.js";
 import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
 import { openLinkedMailbox } from "./storeAccess.js";
+import { groupedWrites } from "../imap/groupedWrites.js";
 import type { ConflictRecord, MailboxLink, RecordStatePort } from "../state/stateStore.js";
 import type { FeatureProfile } from "../admin/profiles.js";
 import { syncContacts, type ContactExchangePort, type ContactCursors, type ContactRecord, type ContactsSyncReport } from "../sync/contactsSync.js";
@@ -39,7 +40,9 @@ export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: 
   let folderId = folderIds.get(cacheKey);
   if (!folderId) { folderId = await exchange.ensureFolder(profile.contacts.exchangeFolder); folderIds.set(cacheKey, folderId); }
   const fid = folderId;
-  const store = await openLinkedMailbox(deps, link, { folder: profile.contacts.folder, removal: { mode: "expunge" }, createFolder: true, maxMessageBytes: 1024 * 1024 });
+  const session = await openLinkedMailbox(deps, link, { folder: profile.contacts.folder, removal: { mode: "expunge" }, createFolder: true, maxMessageBytes: 1024 * 1024 });
+  // The run writes cards several at a time; on one connection they go out grouped (src/imap/groupedWrites.ts).
+  const store: VoiceMailboxSession = { ...session, ...groupedWrites(session) };
   return {
     store,
     folderId: fid,

@@ -132,7 +132,7 @@ async function enqueueFastReads(deps: Deps, links: MailboxLink[]): Promise<{ lin
     const unwatched = Object.entries(l.subscriptions ?? {}).filter(([, h]) => h && h.state !== "active").map(([k]) => k);
     const kinds = (["voicemail", "contacts", "calendar", "mail"] as const).filter((k) => (k === "voicemail" && l.unreadVoice > 0) || (l.subscriptionFallback && unwatched.includes(k)))
       .filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], interval, now));
-    if (kinds.length) due.push({ linkId: l.linkId, link: l, kinds: [...kinds] });
+    if (kinds.length) due.push({ linkId: l.linkId, link: l, kinds });
   }
   const budget = Math.max(1, Math.floor((deps.config.sync.fastReadMaxPerSecond * FAST_TIMER_SECONDS) / deps.config.sync.scheduleShards));
   const picked = pickFastLinks(due, lastFastRead, budget);

@@ -71,6 +71,8 @@ export interface VoiceMailboxSession extends VoiceMailboxPort {
    * are stored), else one after the other; the new UIDs in order (UIDPLUS's APPENDUID).
    */
   appendMany(items: AppendItem[]): Promise<number[]>;
+  /** Removes several messages as `remove` does: one UID EXPUNGE per UID set (expunge mode), else one MOVE each. */
+  removeMany(uids: number[]): Promise<void>;
   /** Full sources of several messages (small items: contacts, calendar entries). */
   fetchSources(uids: number[]): Promise<StoredItem[]>;
   /** Every message's X-UMC-Key header (the connector's own items), by UID. */
@@ -300,6 +302,19 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
       // UID EXPUNGE (RFC 4315) removes only this message, never others marked \Deleted.
       const ok = await guard("EXPUNGE", () => client.messageDelete(String(uid), { uid: true }));
       falseIsError(ok, `EXPUNGE of UID ${uid}`);
+    },
+
+    async removeMany(uids: number[]): Promise<void> {
+      await ensureOpen();
+      const removal = options.removal;
+      // UID MOVE (RFC 6851) or UID EXPUNGE (RFC 4315 section 2.1) of just these UIDs; a UID no
+      // longer there is no error.
+      for (const set of uidSets(uids)) {
+        const ok = removal.mode === "trash"
+          ? await guard("MOVE", () => client.messageMove(set, removal.folder, { uid: true }))
+          : await guard("EXPUNGE", () => client.messageDelete(set, { uid: true }));
+        falseIsError(ok, `${removal.mode === "trash" ? "MOVE" : "EXPUNGE"} of UIDs ${set}`);
+      }
     },
 
     async restore(from: StoreTrashed): Promise<number | undefined> {

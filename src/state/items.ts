@@ -118,14 +118,16 @@ export class ItemRows extends StateRows {
         return { byUid, byGraphId };
       },
       reindex: async (records) => {
-        const ops = records.filter((r) => r.skipped?.code !== "STATE_CORRUPT").flatMap(indexRows(pk));
+        // The note `indexed` goes with the last rows (Merge: it keeps the run mark): once
+        // written, no run reindexes again, for every put since writes its item's index rows
+        // with it. Without it, each follow-up of a first sync larger than one run's budget (no
+        // cursors yet) rewrote the index rows of every record copied so far.
+        const ops: TransactionAction[] = [
+          ...records.filter((r) => r.skipped?.code !== "STATE_CORRUPT").flatMap(indexRows(pk)),
+          ["upsert", entity(pk, RUN_MARK, { indexed: true }), "Merge"],
+        ];
         // An entity group transaction holds at most 100 operations.
         for (let i = 0; i < ops.length; i += 100) await submit(ops.slice(i, i + 100));
-        // Once: every put since writes its item's index rows with it. Without the note, each
-        // follow-up of a first sync larger than one run's budget (no cursors yet) rewrote the
-        // index rows of every record copied so far, before its first action.
-        const c = await items();
-        await guard(() => c.upsertEntity(entity(pk, RUN_MARK, { indexed: true }), "Merge"), ids);
       },
       putItem: async (item) => {
         await write([["upsert", itemEntity(pk, item), "Replace"], ...indexRows(pk)(item)]);

@@ -20,7 +20,7 @@ export async function applyContactAction(run: ContactsRun, a: ContactAction): Pr
   switch (a.kind) {
     case "createInGraph": return createInGraph(run, a);
     case "createInImap": {
-      const { c, graphPhoto } = await withExchangePhoto(run, await contactOf(run, a.syncKey, a.graphId, false));
+      const { c, graphPhoto } = await withExchangePhoto(run, await contactOf(run, a.syncKey, a.graphId));
       const w = await writeCard(run, a.syncKey, c);
       await run.put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto, graphModified: c.lastModifiedDateTime });
       return;
@@ -95,7 +95,7 @@ async function cardOf(run: ContactsRun, uid: number): Promise<StoreCard> {
  * umconnect never wrote on it), is whole in the delta's fields: no read per contact, so
  * adopting 2,000 contacts costs about one request each, not two (issue 17's 1.1 target).
  */
-async function contactOf(run: ContactsRun, key: string, id: string, adopted: boolean | undefined): Promise<GraphContact> {
+async function contactOf(run: ContactsRun, key: string, id: string, adopted?: boolean): Promise<GraphContact> {
   const c = run.graphFields.get(id);
   return c && (adopted || key.startsWith("g:")) ? c : run.deps.exchange.get(id);
 }
