@@ -133,7 +133,8 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
     // 401 as a bad signature (nothing to learn about which endpoints exist). Polling still syncs.
     const directory = await withDeadline(deps.directory(), left(), "STATE_UNAVAILABLE", "directory");
     const keys = directory.signingKeys(endpointId);
-    const events = verifyStoreNotification({ keys, endpointId, body, timestampHeader: timestamp, signatureHeader: signature, nowSeconds: Math.floor(Date.now() / 1000), replay: deps.storeReplay });
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const events = verifyStoreNotification({ keys, endpointId, body, timestampHeader: timestamp, signatureHeader: signature, nowSeconds, replay: deps.storeReplay });
     const at = Date.now();
     // One run per user and kind; which kinds a folder's change starts: src/app/storeChanges.ts.
     const byUser = new Map<string, StoreEvent[]>();
@@ -161,6 +162,9 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
       // An echo check that cannot answer in time counts as "not ours": one extra run at worst.
       if (voicemail.length && !(await withDeadline(ownEcho(deps, link.linkId, voicemail), left(), "STATE_UNAVAILABLE", "echo check").catch(() => false))) await request();
     })));
+    // Taken: the same request again is a replay. Not before: a 503 (or an answer the sender
+    // stopped waiting for) is sent again with the same signature and must get through.
+    deps.storeReplay.take(endpointId, signature!, nowSeconds);
     return { status: 202 };
   } catch (e) {
     if (isConnectorError(e, "STATE_UNAVAILABLE")) {

@@ -7,9 +7,11 @@
  * signed text: src/security/endpointSecrets.ts). Each endpoint has its own secret, so one
  * customer's voice system cannot trigger runs on another's links. A timestamp outside
  * +-5 minutes is refused, and a
- * signature seen before inside that window is a replay and refused too (the replay memory
+ * signature already taken inside that window is a replay and refused too (the replay memory
  * is per instance: a replay that lands on another instance only causes one extra, harmless
- * sync run).
+ * sync run). "Taken" means answered 202: a push answered 503, or still being handled when
+ * its sender gave up waiting, is sent again with the same signature (Dovecot's HTTP client
+ * retries a request as it was), and that retry must get through, or the push is lost.
  */
 import crypto from "node:crypto";
 import { z } from "zod";
@@ -28,17 +30,19 @@ export function signStoreNotification(secret: string, timestamp: number, body: s
 }
 
 export class ReplayGuard {
-  private seen = new Map<string, number>();
+  private taken = new Map<string, number>();
   constructor(private readonly windowSeconds = MAX_SKEW_SECONDS * 2) {}
-  /** Records the signature; false when it was already used inside the window. */
-  firstUse(signature: string, nowSeconds: number): boolean {
-    for (const [sig, at] of this.seen) {
+  /** Whether this endpoint's signature was taken (answered 202) inside the window. */
+  wasTaken(endpointId: string, signature: string, nowSeconds: number): boolean {
+    for (const [sig, at] of this.taken) {
       if (nowSeconds - at <= this.windowSeconds) break; // insertion order = time order
-      this.seen.delete(sig);
+      this.taken.delete(sig);
     }
-    if (this.seen.has(signature)) return false;
-    this.seen.set(signature, nowSeconds);
-    return true;
+    return this.taken.has(`${endpointId}|${signature}`);
+  }
+  /** Remembers a signature whose notification was taken: the same request again is a replay. */
+  take(endpointId: string, signature: string, nowSeconds: number): void {
+    this.taken.set(`${endpointId}|${signature}`, nowSeconds);
   }
 }
 
@@ -52,7 +56,10 @@ const storeEvent = z.object({
 const storeBody = z.object({ events: z.array(storeEvent).min(1).max(1000) });
 export type StoreEvent = z.infer<typeof storeEvent>;
 
-/** Verifies and parses; throws UNAUTHORIZED / BAD_REQUEST / PAYLOAD_TOO_LARGE. */
+/**
+ * Verifies and parses; throws UNAUTHORIZED / BAD_REQUEST / PAYLOAD_TOO_LARGE. The caller
+ * calls `replay.take` once it has acted on the events (see the header: a failed answer is retried).
+ */
 export function verifyStoreNotification(args: {
   /** The endpoint's signing secrets; undefined when it has none (refused like a bad signature). */
   keys: SigningKeys | undefined;
@@ -69,7 +76,7 @@ export function verifyStoreNotification(args: {
   if (Math.abs(args.nowSeconds - ts) > MAX_SKEW_SECONDS) throw new ConnectorError("UNAUTHORIZED", "timestamp outside the allowed window");
   if (!args.keys) throw new ConnectorError("UNAUTHORIZED", "no signing secret for this endpoint", { endpoint: args.endpointId.slice(0, 64) });
   if (!verifySignature(args.keys, args.endpointId, "push", ts, args.body, args.signatureHeader, args.nowSeconds * 1000)) throw new ConnectorError("UNAUTHORIZED", "bad signature", { endpoint: args.endpointId.slice(0, 64) });
-  if (!args.replay.firstUse(`${args.endpointId}|${args.signatureHeader}`, args.nowSeconds)) throw new ConnectorError("UNAUTHORIZED", "replayed notification");
+  if (args.replay.wasTaken(args.endpointId, args.signatureHeader!, args.nowSeconds)) throw new ConnectorError("UNAUTHORIZED", "replayed notification");
   let json: unknown;
   try { json = JSON.parse(args.body); } catch { throw new ConnectorError("BAD_REQUEST", "store notification is not JSON"); }
   const parsed = storeBody.safeParse(json);

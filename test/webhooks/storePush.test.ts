@@ -53,7 +53,12 @@ describe("store notifications", () => {
     expect(check(body, String(now), sig, now + 301)).toMatch(/outside the allowed window/);
     expect(check(body, null, sig)).toMatch(/^UNAUTHORIZED/);
     expect(check(body, String(now), sig)).toBe("ok");
+    // Not taken yet (the handler answered 503, or its sender stopped waiting): the same request
+    // again gets through. Once taken (202), it is a replay.
+    expect(check(body, String(now), sig)).toBe("ok");
+    replay.take("voice-1", sig, now);
     expect(check(body, String(now), sig)).toMatch(/replayed/);
+    expect(check(body, String(now), sig, now + 250)).toMatch(/replayed/);
     const bad = "not json";
     expect(check(bad, String(now), signStoreNotification(secret, now, bad))).toMatch(/^BAD_REQUEST/);
   });
