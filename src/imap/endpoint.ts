@@ -198,3 +198,22 @@ export async function connectMailbox(endpoint: ImapEndpoint, voiceMailbox: strin
     },
   };
 }
+
+/** Sessions that have listed their folders once (imapflow keeps the answer). */
+const listedSessions = new WeakSet<ImapFlow>();
+
+/**
+ * SELECT (or EXAMINE) without the LIST and LSUB imapflow sends first: it LISTs a folder the
+ * session has not seen yet (for its delimiter and flags) and follows that with LSUB, for
+ * subscription state umconnect never reads. One LIST without LSUB (imapflow's listOnly) per
+ * session fills imapflow's folder cache for every folder instead, so a run that finds no
+ * change sends LIST and SELECT (bench/scale.bench.ts counts them).
+ */
+export async function selectFolder(client: ImapFlow, folder: string, options?: Parameters<ImapFlow["mailboxOpen"]>[1]) {
+  if (!listedSessions.has(client)) {
+    listedSessions.add(client);
+    // A LIST refused is no reason not to SELECT: imapflow then LISTs the one folder itself.
+    await client.list({ listOnly: true }).catch(() => undefined);
+  }
+  return client.mailboxOpen(folder, options);
+}

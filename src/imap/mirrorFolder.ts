@@ -13,7 +13,7 @@ import { ConnectorError } from "../errors.js";
 import { mirrorIdentity, normalFlags, parseIdentity, type MirrorMessage } from "../sync/mirrorPlanner.js";
 import type { MirrorFolderCursor, MirrorSourceChanges, MirrorSourcePort, MirrorTargetPort } from "../sync/mirrorPorts.js";
 import { IMAP_COMMAND_DEADLINE_MS, withDeadline } from "../timeouts.js";
-import { toImapError } from "./endpoint.js";
+import { selectFolder, toImapError } from "./endpoint.js";
 import { uidSets } from "./voiceMailbox.js";
 import { multiAppend } from "./multiAppend.js";
 import { PROBE_FOLDER } from "../sync/mirrorFolders.js";
@@ -83,7 +83,7 @@ export function mirrorSource(client: ImapFlow, endpoint: string, folder: string,
   const guard = guardFor(client, endpoint);
   const condstore = () => !opts.ignoreCondstore && client.capabilities.has("CONDSTORE");
   const qresync = () => !opts.ignoreCondstore && client.capabilities.has("QRESYNC");
-  const ensureOpen = async () => { if (client.mailbox && client.mailbox.path === folder) return client.mailbox; return guard("SELECT", () => client.mailboxOpen(folder, { readOnly: true })); };
+  const ensureOpen = async () => { if (client.mailbox && client.mailbox.path === folder) return client.mailbox; return guard("SELECT", () => selectFolder(client, folder, { readOnly: true })); };
   return {
     async changes(since, forceFull): Promise<MirrorSourceChanges> {
       const vanished: number[] = [];
@@ -92,7 +92,7 @@ export function mirrorSource(client: ImapFlow, endpoint: string, folder: string,
       try {
         const canResync = !forceFull && since?.highestModseq !== undefined && qresync() && condstore();
         if (client.mailbox) await guard("CLOSE", () => client.mailboxClose());
-        const box = await guard("SELECT", () => client.mailboxOpen(folder, { readOnly: true, ...(canResync ? { uidValidity: BigInt(since!.uidValidity), changedSince: BigInt(since!.highestModseq!) } : {}) }));
+        const box = await guard("SELECT", () => selectFolder(client, folder, { readOnly: true, ...(canResync ? { uidValidity: BigInt(since!.uidValidity), changedSince: BigInt(since!.highestModseq!) } : {}) }));
         const cursor: MirrorFolderCursor = { uidValidity: Number(box.uidValidity), highestModseq: box.highestModseq?.toString() };
         const uidValidityChanged = since !== undefined && since.uidValidity !== cursor.uidValidity;
         if (forceFull || !since || uidValidityChanged || !canResync || box.highestModseq === undefined) {
@@ -158,7 +158,7 @@ export async function probeClock(client: ImapFlow, endpoint: string): Promise<nu
   const after = Date.now();
   if (!r || typeof r !== "object" || !r.uid) throw new ConnectorError("IMAP_COMMAND_FAILED", `clock probe APPEND on ${endpoint} returned no UID`, { endpoint });
   if (client.mailbox) await guard("CLOSE", () => client.mailboxClose());
-  await guard("SELECT", () => client.mailboxOpen(PROBE_FOLDER));
+  await guard("SELECT", () => selectFolder(client, PROBE_FOLDER));
   const m = await guard("FETCH", () => client.fetchOne(String(r.uid), { uid: true, internalDate: true }, { uid: true }));
   await guard("EXPUNGE", () => client.messageDelete(String(r.uid), { uid: true }));
   await guard("CLOSE", () => client.mailboxClose());
@@ -172,7 +172,7 @@ export function mirrorTarget(client: ImapFlow, endpoint: string, folder: string)
   const guard = guardFor(client, endpoint);
   const ensureOpen = async () => {
     if (client.mailbox && client.mailbox.path === folder) return client.mailbox;
-    return guard("SELECT", () => client.mailboxOpen(folder));
+    return guard("SELECT", () => selectFolder(client, folder));
   };
   const find = async (identity: string): Promise<number | undefined> => {
     await ensureOpen();
@@ -189,12 +189,12 @@ export function mirrorTarget(client: ImapFlow, endpoint: string, folder: string)
       if (client.mailbox) await guard("CLOSE", () => client.mailboxClose());
       let box;
       try {
-        box = await guard("SELECT", () => client.mailboxOpen(folder));
+        box = await guard("SELECT", () => selectFolder(client, folder));
       } catch (e) {
         // A folder the backup does not have yet (a greetings folder, a new mailbox): created once.
         if (!/nonexistent|doesn't exist|not exist|no such/i.test(`${(e as Error).message} ${String(((e as ConnectorError).cause as Error | undefined)?.message ?? "")} ${String(((e as ConnectorError).cause as { responseText?: string } | undefined)?.responseText ?? "")}`)) throw e;
         await guard("CREATE", () => client.mailboxCreate(folder));
-        box = await guard("SELECT", () => client.mailboxOpen(folder));
+        box = await guard("SELECT", () => selectFolder(client, folder));
       }
       return { uidValidity: Number(box.uidValidity), highestModseq: box.highestModseq?.toString() };
     },

@@ -12,7 +12,7 @@ import type { ImapFlow } from "imapflow";
 import { ConnectorError } from "../errors.js";
 import type { ImapCursor, StoreTrashed, VoiceChanges, VoiceMailboxPort } from "../sync/ports.js";
 import { voiceSyncKey } from "../sync/syncKey.js";
-import { connectMailbox, toImapError, type ImapEndpoint } from "./endpoint.js";
+import { connectMailbox, selectFolder, toImapError, type ImapEndpoint } from "./endpoint.js";
 import { IMAP_COMMAND_DEADLINE_MS, withDeadline } from "../timeouts.js";
 import { canMultiAppend, multiAppend, type AppendItem } from "./multiAppend.js";
 
@@ -100,7 +100,7 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
   const falseIsError = (ok: boolean | object, what: string) => { if (ok === false) throw new ConnectorError("IMAP_COMMAND_FAILED", `${what} was refused by ${ep}`, { endpoint: ep }); };
   const ensureOpen = () => guard("SELECT", async () => {
     if (client.mailbox && client.mailbox.path === options.folder) return client.mailbox;
-    return client.mailboxOpen(options.folder);
+    return selectFolder(client, options.folder);
   });
 
   if (options.createFolder) {
@@ -197,7 +197,7 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
       try {
         const canResync = since?.highestModseq !== undefined && qresync() && condstore();
         const box = await guard("SELECT", () => (client.mailbox && client.mailbox.path === options.folder ? client.mailboxClose().then(() => undefined) : Promise.resolve(undefined))
-          .then(() => client.mailboxOpen(options.folder, canResync ? { uidValidity: BigInt(since!.uidValidity), changedSince: BigInt(since!.highestModseq!) } : {})));
+          .then(() => selectFolder(client, options.folder, canResync ? { uidValidity: BigInt(since!.uidValidity), changedSince: BigInt(since!.highestModseq!) } : {})));
         const cursor: ImapCursor = { uidValidity: Number(box.uidValidity), highestModseq: box.highestModseq?.toString(), uidNext: box.uidNext };
         const uidValidityChanged = since !== undefined && since.uidValidity !== cursor.uidValidity;
         const list = async (changedSince?: bigint) => {
@@ -318,7 +318,7 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
     },
 
     async restore(from: StoreTrashed): Promise<number | undefined> {
-      const box = await guard("SELECT", () => client.mailboxOpen(from.folder));
+      const box = await guard("SELECT", () => selectFolder(client, from.folder));
       if (from.uidValidity !== undefined && Number(box.uidValidity) !== from.uidValidity) return undefined;
       const r = await guard("MOVE", () => client.messageMove(String(from.uid), options.folder, { uid: true }));
       falseIsError(r, `MOVE of UID ${from.uid} from ${from.folder} back to ${options.folder}`);

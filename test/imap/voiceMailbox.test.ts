@@ -149,6 +149,21 @@ describe("voice mailbox changes", () => {
     });
   }
 
+  it("a run that finds no change sends LIST and SELECT, no LSUB (imapflow's LIST before SELECT is one listOnly LIST per session)", async () => {
+    // Break seen red: voiceMailbox calling client.mailboxOpen directly -> LIST, LSUB, SELECT.
+    await dc.lda("4714", avayaVoiceMessage({ id: "nochange-1" }));
+    const first = await openVoiceMailbox(endpoint(), "4714", opts);
+    const cursor = (await first.changes(undefined)).cursor;
+    await first.close();
+    const sent: string[] = [];
+    const s = await openVoiceMailbox(endpoint({ protocolLog: (src, line) => { if (src === "c") sent.push(line.split(/\s+/)[1]?.toUpperCase() ?? ""); } }), "4714", opts);
+    try {
+      const from = sent.length;
+      expect((await s.changes(cursor)).changed).toEqual([]);
+      expect(sent.slice(from)).toEqual(["LIST", "SELECT"]);
+    } finally { await s.close(); }
+  });
+
   it("reports a UIDVALIDITY change and keys that survive it", async () => {
     const vm = { ...opts, folder: "Voicemail" };
     await dc.doveadm("mailbox", "create", "-u", "4711", "Voicemail");
