@@ -4,7 +4,9 @@
  * (scripts/instance.ts) while this process serves the HTTP functions and fires the timers, as
  * in Azure. Graph answers every request after 20 ms. Measures convergence (every message once
  * in Exchange), Graph requests per message, 429s received, and each worker's peak RSS.
- * Writes docs/load.md. `npm run bench -- load` (about 3 minutes).
+ * Writes docs/load.md. `npm run bench -- load`: on 2 CPUs about 45 minutes (depositing through
+ * dovecot-lda, whose push waits for the webhook's answer, is most of it);
+ * `UMC_LOAD_MAILBOXES=200` for a run of about 10 minutes (the document says which was measured).
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -16,11 +18,11 @@ import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import { SYNC_KEY_PROP } from "../src/graph/voicemail.js";
 import { formatFigures, type Figure } from "./report.js";
 
-export const title = "load: 1,000 mailboxes x 10 voice messages, 4 workers";
-
 const MAILBOXES = Number(process.env.UMC_LOAD_MAILBOXES ?? 1000);
 const PER_MAILBOX = 10;
 const WORKERS = 4;
+
+export const title = `load: ${MAILBOXES.toLocaleString("en")} mailboxes x ${PER_MAILBOX} voice messages, ${WORKERS} workers`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pool<T>(items: T[], width: number, fn: (t: T) => Promise<void>) {
