@@ -11,6 +11,7 @@ import { guardLimits } from "./guardLimits.js";
 import { ConnectorError, ensureConnectorError } from "../errors.js";
 import { ExchangeCalendar } from "../graph/calendar.js";
 import { openLinkedMailbox } from "./storeAccess.js";
+import { groupedWrites } from "../imap/groupedWrites.js";
 import type { Logger } from "../log.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import { syncCalendar, type CalendarCursors, type CalendarRecord, type CalendarSyncReport } from "../sync/calendarSync.js";
@@ -41,7 +42,9 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
   const started = Date.now();
   try {
     const exchange = new ExchangeCalendar(deps.graph(link.tenantId), link.userId);
-    const store = await openLinkedMailbox(deps, link, { folder: profile.calendar.folder, removal: { mode: "expunge" }, createFolder: true });
+    const session = await openLinkedMailbox(deps, link, { folder: profile.calendar.folder, removal: { mode: "expunge" }, createFolder: true });
+    // The run writes entries several at a time; on one connection they go out grouped (src/imap/groupedWrites.ts).
+    const store = { ...session, ...groupedWrites(session) };
     let report: CalendarSyncReport;
     try {
       report = await syncCalendar({

@@ -193,7 +193,9 @@ function guardRemovals(deps: CalendarSyncDeps, actions: CalendarAction[], known:
 /** Applies the plan (src/sync/actionQueue.ts); returns how many actions were left because the run's time was up. */
 async function applyAll(deps: CalendarSyncDeps, actions: CalendarAction[], apply: (a: CalendarAction) => Promise<void>, report: CalendarSyncReport): Promise<number> {
   const { left } = await runActionQueue(actions, {
-    parallel: deps.parallel ?? 8,
+    // Entries are small and the store connection takes those that wait together as one
+    // MULTIAPPEND (src/imap/groupedWrites.ts), as the contacts run does (src/sync/contactsSync.ts).
+    parallel: deps.parallel ?? 32,
     timeUp: deps.timeUp,
     context: () => deps.ids,
     apply: async (a) => { await apply(a); report.actions[a.kind]++; },
