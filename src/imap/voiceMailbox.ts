@@ -71,7 +71,7 @@ export interface VoiceMailboxSession extends VoiceMailboxPort {
    * are stored), else one after the other; the new UIDs in order (UIDPLUS's APPENDUID).
    */
   appendMany(items: AppendItem[]): Promise<number[]>;
-  /** Removes several messages as `remove` does: one UID EXPUNGE per UID set (expunge mode), else one MOVE each. */
+  /** Removes several messages as `remove` does: one UID EXPUNGE (expunge mode) or UID MOVE (trash mode) per UID set. */
   removeMany(uids: number[]): Promise<void>;
   /** Full sources of several messages (small items: contacts, calendar entries). */
   fetchSources(uids: number[]): Promise<StoredItem[]>;
