@@ -56,7 +56,10 @@ export async function run(): Promise<Figure[]> {
     const count0 = (() => { let n = 0; for (const id of ids.values()) n += w.sim.outlook(id).messages("inbox").length; return n; })();
     const total = MAILBOXES * PER_MAILBOX;
     const count = () => { let n = 0; for (const id of ids.values()) n += w.sim.outlook(id).messages("inbox").length; return n; };
-    while (count() < total && Date.now() - t0 < 600_000) await sleep(250);
+    // Catching up is timed from the last deposit (depositing alone can take longer than any
+    // fixed limit from the first); five minutes, well past the 60 s reference, so a miss shows
+    // as a large figure and the count below.
+    while (count() < total && Date.now() - tLastDeposit < 300_000) await sleep(250);
     const convergeSeconds = (Date.now() - t0) / 1000;
     const catchUpSeconds = (Date.now() - tLastDeposit) / 1000;
     const minutes = (Date.now() - t0) / 60_000;
@@ -108,7 +111,7 @@ simulator, the workers): deposit and catch-up times are this machine's, not the 
 
 ${formatFigures(title, figures)}
 
-Not targets, for reading the figures above: all ${total.toLocaleString("en")} in Exchange ${convergeSeconds.toFixed(1)} s after the first deposit; depositing took ${depositSeconds.toFixed(1)} s (dovecot-lda on this machine,
+Not targets, for reading the figures above: ${count() === total ? "all" : `${count().toLocaleString("en")} of`} ${total.toLocaleString("en")} in Exchange ${convergeSeconds.toFixed(1)} s after the first deposit; depositing took ${depositSeconds.toFixed(1)} s (dovecot-lda on this machine,
 32 at a time); at the last deposit ${(total - count0).toLocaleString("en")} of ${total.toLocaleString("en")} voice messages were not yet in Exchange.
 `);
     return figures;
