@@ -44,7 +44,7 @@ async function syncLinkCalendar(deps: Deps, link: MailboxLink, req: SyncRequest,
     const exchange = new ExchangeCalendar(deps.graph(link.tenantId), link.userId);
     const session = await openLinkedMailbox(deps, link, { folder: profile.calendar.folder, removal: { mode: "expunge" }, createFolder: true });
     // The run writes entries several at a time; on one connection they go out grouped (src/imap/groupedWrites.ts).
-    const store = { ...session, ...groupedWrites(session) };
+    const store = groupedWrites(session);
     let report: CalendarSyncReport;
     try {
       report = await syncCalendar({

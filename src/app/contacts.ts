@@ -42,7 +42,7 @@ export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: 
   const fid = folderId;
   const session = await openLinkedMailbox(deps, link, { folder: profile.contacts.folder, removal: { mode: "expunge" }, createFolder: true, maxMessageBytes: 1024 * 1024 });
   // The run writes cards several at a time; on one connection they go out grouped (src/imap/groupedWrites.ts).
-  const store: VoiceMailboxSession = { ...session, ...groupedWrites(session) };
+  const store: VoiceMailboxSession = groupedWrites(session);
   return {
     store,
     folderId: fid,

@@ -28,6 +28,7 @@ import type { MailboxLink } from "../state/stateStore.js";
 import { isConnectorError } from "../errors.js";
 import { requestChangeRun } from "./linkRun.js";
 import { openLinkedMailbox } from "./storeAccess.js";
+import { selectFolder } from "../imap/endpoint.js";
 import type { VoiceMailboxSession } from "../imap/voiceMailbox.js";
 import { storeAccessState } from "./credentials.js";
 import { runsForFolderChange, type StoreChangeKind } from "./storeChanges.js";
@@ -155,7 +156,7 @@ async function watchMailbox(deps: Deps, link: MailboxLink, shard: string, until:
         // and a store that drops that IDLE closes the connection before the watch is set up.
         const client = session.client;
         const closed = new Promise<void>((resolve) => { client.once("close", () => resolve()); if (!client.usable) resolve(); });
-        await session.client.mailboxOpen("INBOX");
+        await selectFolder(session.client, "INBOX");
         if (first) report.mailboxes++;
         // The other folders' state as NOTIFY's first STATUS responses give it, then their changes.
         const folders: Record<string, string> = {};

@@ -21,7 +21,10 @@ export interface GroupableFolder {
 /** Writes taken at most per command: keeps a MULTIAPPEND's size and a UID set's length modest. */
 const MAX_GROUP = 50;
 
-export function groupedWrites(folder: GroupableFolder & { append(source: Buffer, flags?: string[]): Promise<number>; remove(uid: number): Promise<unknown> }) {
+type WritableFolder = GroupableFolder & { append(source: Buffer, flags?: string[]): Promise<number>; remove(uid: number): Promise<unknown> };
+
+/** The same folder (or session) whose `append` and `remove` go out grouped. */
+export function groupedWrites<F extends WritableFolder>(folder: F): F {
   const appends = batcher<AppendItem, number>(async (items) => {
     if (items.length === 1) return [await folder.append(items[0]!.source, items[0]!.flags)];
     try {
@@ -37,6 +40,7 @@ export function groupedWrites(folder: GroupableFolder & { append(source: Buffer,
     return uids.map(() => undefined);
   });
   return {
+    ...folder,
     append: (source: Buffer, flags: string[] = ["\\Seen"]) => appends({ source, flags }),
     remove: (uid: number) => removals(uid),
   };

@@ -18,7 +18,7 @@ import { occurrenceToICalendar, isPrivate, type Occurrence } from "../formats/ic
 import { storeItemMessage } from "../formats/storeItem.js";
 import type { CalendarChanges, CalendarExchangePort, CalendarStorePort, RecordCounts, RecordStatePort } from "./ports.js";
 import { pointReadsPay } from "./ports.js";
-import { runActionQueue } from "./actionQueue.js";
+import { runActionQueue, SMALL_ITEM_ACTIONS_AT_ONCE } from "./actionQueue.js";
 import { calendarWindow, inWindow, planCalendar, type CalendarAction, type Desired, type MirrorRecord, type Window } from "./calendarPlanner.js";
 
 /** What the mirror remembers per occurrence: enough to plan and to derive the UC location. */
@@ -193,9 +193,7 @@ function guardRemovals(deps: CalendarSyncDeps, actions: CalendarAction[], known:
 /** Applies the plan (src/sync/actionQueue.ts); returns how many actions were left because the run's time was up. */
 async function applyAll(deps: CalendarSyncDeps, actions: CalendarAction[], apply: (a: CalendarAction) => Promise<void>, report: CalendarSyncReport): Promise<number> {
   const { left } = await runActionQueue(actions, {
-    // Entries are small and the store connection takes those that wait together as one
-    // MULTIAPPEND (src/imap/groupedWrites.ts), as the contacts run does (src/sync/contactsSync.ts).
-    parallel: deps.parallel ?? 32,
+    parallel: deps.parallel ?? SMALL_ITEM_ACTIONS_AT_ONCE,
     timeUp: deps.timeUp,
     context: () => deps.ids,
     apply: async (a) => { await apply(a); report.actions[a.kind]++; },

@@ -14,7 +14,7 @@ import { ConnectorError, ensureConnectorError, isConnectorError } from "../error
 import type { Logger } from "../log.js";
 import { keyOfCard, keyOfGraph, mappedHash, readCard, type StoreCard } from "./contactCards.js";
 import { applyContactAction } from "./contactsApply.js";
-import { runActionQueue } from "./actionQueue.js";
+import { runActionQueue, SMALL_ITEM_ACTIONS_AT_ONCE } from "./actionQueue.js";
 import { adoptContacts, contactViews, fetchNew, ITEM_ERRORS, readExchangeSide, readStoreSide, setAsideCorrupt, unknownUids } from "./contactsView.js";
 import { planContacts, type ContactAction, type ContactPlan, type ContactSideView } from "./contactsPlanner.js";
 import type { ConflictRecord, ContactChanges, ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort, GraphContact, RecordCounts, RecordStatePort, StoredSource, VoiceChanges } from "./ports.js";
@@ -229,18 +229,9 @@ async function exchangeChanges(run: ContactsRun, deltaLink: string | undefined):
 }
 
 /** Applies the plan (src/sync/actionQueue.ts); returns how many actions were left because the run's time was up. */
-/**
- * Actions in flight. Cards are small, Graph's client keeps its own 4 requests in flight per
- * mailbox, and the store connection takes the cards that wait together as one MULTIAPPEND and
- * one UID EXPUNGE (src/imap/groupedWrites.ts): more at once fills those groups. Measured with
- * bench/adopt.bench.ts (2,000 pairs, simulator at 20 ms): 8 at once 34 s, 32 at once 17.5 s,
- * 64 at once 16.8 s.
- */
-const CONTACT_ACTIONS_AT_ONCE = 32;
-
 async function applyAll(run: ContactsRun, actions: ContactAction[]): Promise<number> {
   const { left } = await runActionQueue(actions, {
-    parallel: run.deps.parallel ?? CONTACT_ACTIONS_AT_ONCE,
+    parallel: run.deps.parallel ?? SMALL_ITEM_ACTIONS_AT_ONCE,
     timeUp: run.deps.timeUp,
     context: (a) => ({ ...run.deps.ids, syncKey: a.syncKey }),
     apply: async (a) => {
