@@ -104,7 +104,7 @@ export async function consentCallback(deps: Deps, q: URLSearchParams): Promise<H
   // record: a callback that merely claims consent changes nothing.
   let roles: string[];
   try {
-    roles = rolesOf(await deps.tokens().token(tenantId));
+    roles = rolesOf(await deps.tokens().token(tenantId, { fresh: true }));
   } catch (e) {
     if (!isConnectorError(e)) throw e;
     deps.log.warn("consent.token.failed", { tenantId, code: e.code });

@@ -123,7 +123,8 @@ export async function runDoctor(load: () => Deps, onCheck: (c: DoctorCheck) => v
   const tokens = new Map<string, string>();
   for (const t of active) {
     try {
-      tokens.set(t.tenantId, await within(CHECK_TIMEOUT_MS, "Entra ID", deps.tokens().token(t.tenantId)));
+      // Fresh: the check signs in now and reads the permissions granted now, not a kept token's.
+      tokens.set(t.tenantId, await within(CHECK_TIMEOUT_MS, "Entra ID", deps.tokens().token(t.tenantId, { fresh: true })));
       add({ check: "Graph token", state: "pass", detail: `tenant ${t.tenantId}: app-only token issued` });
     } catch (e) {
       add({ check: "Graph token", state: "fail", detail: `tenant ${t.tenantId}: no token: ${reason(e)}`, fix: "check UMC_CLIENT_ID and the app's credential (certificate / federated identity); if the tenant revoked consent its admin consents again" });

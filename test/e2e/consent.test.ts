@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fs from "node:fs";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { startWorld, TENANT, type World } from "./world.js";
+import { startWorld, TENANT, APP, type World } from "./world.js";
 
 let w: World;
 let browser: Browser;
@@ -56,5 +56,18 @@ describe("admin consent", () => {
     await page.goto(`${w.host.url}/api/admin/consent/callback?tenant=${TENANT}&admin_consent=True&state=forged.state`);
     expect(await page.locator("h1").textContent()).toBe("Consent link not accepted");
     expect(await page.textContent("body")).toContain("did not come from a consent link");
+  });
+
+  it("a second consent records what it granted, not the roles of the token the host kept", async () => {
+    // The host keeps a tenant's token until shortly before it expires (src/graph/auth.ts); the
+    // first test's consent left one for this tenant. Break seen red: the callback asking for a
+    // kept token (no `fresh`) -> grantedRoles without Mail.Send.
+    const before = ["Mail.ReadWrite", "User.Read.All", "Calendars.Read", "Contacts.ReadWrite", "GroupMember.Read.All"];
+    w.sim.changeAppRoles(TENANT, APP, [...before, "Mail.Send"]);
+    try {
+      await page.goto(`${w.host.url}/api/admin/consent/start?tenant=${TENANT}`);
+      await expect.poll(() => page.locator("h1").textContent()).toBe("umconnect is connected");
+      expect((await w.deps.state.getTenant(TENANT))?.grantedRoles).toContain("Mail.Send");
+    } finally { w.sim.changeAppRoles(TENANT, APP, before); }
   });
 });
