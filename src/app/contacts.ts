@@ -76,6 +76,7 @@ async function syncLinkContacts(deps: Deps, link: MailboxLink, req: SyncRequest,
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFullRun(req) ? "full" : "incremental",
         timeUp: () => lease.timeUp(),
+        expectEchoes: (writes) => deps.state.expectEchoes(link.linkId, writes, "contacts"),
       });
     } finally {
       await ports.store.close();

@@ -84,6 +84,7 @@ async function syncLinkMail(deps: Deps, link: MailboxLink, req: SyncRequest, log
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFullRun(req) ? "full" : "incremental",
         timeUp: () => lease.timeUp(),
+        expectEchoes: (writes) => deps.state.expectEchoes(link.linkId, writes, "mail"),
       });
     } finally {
       await ports.store.close();

@@ -24,11 +24,6 @@ import { guardLimits } from "./guardLimits.js";
 import { markUserGone } from "./userLifecycle.js";
 
 const folderIds = new Map<string, string>();
-/** How long a run's writes are taken for its own when the store pushes them back (the push
- *  fires inside the write) or Graph notifies them (seconds later): outlasts a long run's writes.
- *  A change the user makes meanwhile to an item the run wrote is a change again once the echo
- *  answered (each announced write answers one report), and the fast read check is the net. */
-const ECHO_SECONDS = 120;
 
 const isFull = isFullRun;
 
@@ -202,7 +197,7 @@ async function syncLink(deps: Deps, link: MailboxLink, req: SyncRequest, lease: 
         ids: { tenantId: link.tenantId, mailboxId: link.linkId },
         mode: isFull(req) ? "full" : "incremental",
         adoption: adoptionPorts(deps, link),
-        expectEchoes: (writes) => deps.state.expectEchoes(link.linkId, writes, ECHO_SECONDS),
+        expectEchoes: (writes) => deps.state.expectEchoes(link.linkId, writes),
         timeUp: () => lease.timeUp(),
       });
     } finally {

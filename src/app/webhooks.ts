@@ -14,7 +14,7 @@ import { kindOfResource } from "./subscriptions.js";
 import { nonceTime } from "../webhooks/clientState.js";
 import { withDeadline } from "../timeouts.js";
 import { Semaphore } from "../semaphore.js";
-import type { GraphEcho, StoreEcho, SubscriptionRecord } from "../state/stateStore.js";
+import type { EchoKind, GraphEcho, StoreEcho, SubscriptionRecord } from "../state/stateStore.js";
 
 /** Graph expects an answer within 3 s (change-notifications-delivery-webhooks: slow endpoints
  *  are throttled, then dropped): every storage call in the request path has a deadline, and
@@ -149,18 +149,16 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
       if (link?.state !== "enabled") return;
       const profile = directory.linkProfile(link);
       const hasBackup = !!directory.backupOf(endpointId);
-      const voicemail: StoreEvent[] = [];
-      const kinds = new Set<StoreChangeKind>();
+      const byKind = new Map<StoreChangeKind, StoreEvent[]>();
       for (const e of userEvents) {
-        for (const kind of runsForFolderChange(profile, hasBackup, e.mailbox ?? "INBOX", e.event)) {
-          if (kind === "voicemail") voicemail.push(e);
-          else kinds.add(kind);
-        }
+        for (const kind of runsForFolderChange(profile, hasBackup, e.mailbox ?? "INBOX", e.event)) byKind.set(kind, [...(byKind.get(kind) ?? []), e]);
       }
-      const request = (kind?: "contacts" | "mail" | "mirror") => withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind ? { kind } : {}), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
-      for (const kind of ["contacts", "mail", "mirror"] as const) if (kinds.has(kind)) await request(kind);
-      // An echo check that cannot answer in time counts as "not ours": one extra run at worst.
-      if (voicemail.length && !(await withDeadline(ownEcho(deps, link.linkId, voicemail), left(), "STATE_UNAVAILABLE", "echo check").catch(() => false))) await request();
+      for (const [kind, kindEvents] of byKind) {
+        // The mirror writes only to the backup store: a change here is never its own.
+        // An echo check that cannot answer in time counts as "not ours": one extra run at worst.
+        if (kind !== "mirror" && await withDeadline(ownEcho(deps, link.linkId, kind, kindEvents), left(), "STATE_UNAVAILABLE", "echo check").catch(() => false)) continue;
+        await withDeadline(requestChangeRun(deps, { linkId: link.linkId, ...(kind === "voicemail" ? {} : { kind }), reason: "store-change", at }), left(), "STATE_UNAVAILABLE", "enqueue");
+      }
     })));
     // Taken: the same request again is a replay. Not before: a 503 (or an answer the sender
     // stopped waiting for) is sent again with the same signature and must get through.
@@ -176,36 +174,37 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
 }
 
 /**
- * A voicemail folder's change notification that reports only Exchange writes the link's last
- * run announced (src/state/leases.ts expectEchoes): the connector's own PATCH or move echoing
- * back, which needs no run. An item without an id or with another change type is never an echo.
+ * A change notification (voicemail folder, contacts, e-mail) that reports only Exchange writes
+ * the link's last run of that kind announced (src/state/leases.ts expectEchoes): the
+ * connector's own PATCH, move or delete echoing back, which needs no run. An item without an id
+ * or with another change type ("created") is never an echo. The calendar is only read.
  */
 async function ownGraphEcho(deps: Deps, w: NotificationWork): Promise<boolean> {
-  if (w.kind !== "voicemail" || w.reason !== "graph-change" || !w.changes?.length) return false;
+  if (w.kind === "calendar" || w.reason !== "graph-change" || !w.changes?.length) return false;
   const events: GraphEcho[] = [];
   for (const c of w.changes) {
     if (!c.id || (c.changeType !== "updated" && c.changeType !== "deleted")) return false;
     events.push({ id: c.id, change: c.changeType });
   }
-  const own = await deps.state.takeGraphEchoes(w.linkId, events).catch(() => false);
-  if (own) deps.log.debug("graph.notification.echo", { linkId: w.linkId, items: events.length });
+  const own = await deps.state.takeGraphEchoes(w.linkId, events, w.kind).catch(() => false);
+  if (own) deps.log.debug("graph.notification.echo", { linkId: w.linkId, kind: w.kind, items: events.length });
   return own;
 }
 
 /**
- * The push reports only writes the link's last run announced (src/state/leases.ts): the
- * connector's own STORE/EXPUNGE echoing back, which needs no run. Each announced write answers
- * one push (taken), so a later change to the same message starts a run again; an event without
- * a UID, or of another kind (a new message), is never an echo.
+ * The push reports only writes the link's last run of `kind` announced (src/state/leases.ts):
+ * the connector's own STORE, EXPUNGE or APPEND echoing back, which needs no run. Each announced
+ * write answers one push (taken), so a later change to the same message starts a run again; an
+ * event without a UID, or a delivery (MessageNew), is never an echo.
  */
-async function ownEcho(deps: Deps, linkId: string, events: StoreEvent[]): Promise<boolean> {
+async function ownEcho(deps: Deps, linkId: string, kind: EchoKind, events: StoreEvent[]): Promise<boolean> {
   const writes: StoreEcho[] = [];
   for (const e of events) {
-    const kind = e.event === "FlagsSet" || e.event === "FlagsClear" ? "flags" : e.event === "MessageExpunge" ? "expunge" : undefined;
-    if (!kind || !e.uid) return false;
-    writes.push({ uid: e.uid, kind });
+    const write = e.event === "FlagsSet" || e.event === "FlagsClear" ? "flags" : e.event === "MessageExpunge" ? "expunge" : e.event === "MessageAppend" ? "append" : undefined;
+    if (!write || !e.uid) return false;
+    writes.push({ uid: e.uid, kind: write });
   }
-  const own = await deps.state.takeStoreEchoes(linkId, writes).catch(() => false);
-  if (own) deps.log.debug("store.notification.echo", { linkId, events: events.length });
+  const own = await deps.state.takeStoreEchoes(linkId, writes, kind).catch(() => false);
+  if (own) deps.log.debug("store.notification.echo", { linkId, kind, events: events.length });
   return own;
 }

@@ -24,7 +24,7 @@ export interface Lease {
  * (Dovecot reports a STORE +FLAGS as FlagsSet and FlagsClear events alike, so the direction
  * cannot be told) or "expunge".
  */
-export interface StoreEcho { uid: number; kind: "flags" | "expunge" }
+export interface StoreEcho { uid: number; kind: "flags" | "expunge" | "append" }
 
 /**
  * One write the connector makes in Exchange, as Graph's change notification reports it: the
@@ -33,8 +33,31 @@ export interface StoreEcho { uid: number; kind: "flags" | "expunge" }
  */
 export interface GraphEcho { id: string; change: "updated" | "deleted" }
 
+/** How long a run's writes are taken for its own when the store pushes them back (the push
+ *  fires inside the write) or Graph notifies them (seconds later): outlasts a long run's writes.
+ *  A change the user makes meanwhile to an item the run wrote is a change again once the echo
+ *  answered (each announced write answers one report); the poll and the fast read check are the net. */
+const ECHO_SECONDS = 120;
+
+/** The syncs whose writes are announced: each has its own row, so one run does not replace another's. */
+export type EchoKind = "voicemail" | "contacts" | "mail";
+
+/**
+ * An APPEND is announced without its UID: the store gives the UID in its answer, and its push
+ * fires before that answer (inside the APPEND). Each announced append answers one MessageAppend
+ * in the folder, whatever its UID.
+ */
+const ANY_APPEND = "*|append";
 const storeEchoKey = (w: StoreEcho) => `${w.uid}|${w.kind}`;
+/** A write named twice is announced once (one push takes it); appends once each. */
+const announcedStore = (writes: StoreEcho[]) => [...new Set(writes.filter((w) => w.kind !== "append").map(storeEchoKey)), ...writes.filter((w) => w.kind === "append").map(() => ANY_APPEND)];
 const graphEchoKey = (w: GraphEcho) => `${w.id}|${w.change}`;
+/**
+ * A list as one Table property, or none when it would not fit (32K characters: about 200 Graph
+ * ids): a run with that many writes is a bulk one, and the one run its echo starts is nothing.
+ */
+const fitting = (keys: string[]) => { const json = JSON.stringify(keys); return json.length <= 32_000 ? json : "[]"; };
+const echoRow = (linkId: string, kind: EchoKind) => keyOf(kind === "voicemail" ? linkId : `${linkId}|${kind}`);
 
 export class LeaseRows extends StateRows {
   // ---- leases ----------------------------------------------------------------------------
@@ -152,44 +175,49 @@ export class LeaseRows extends StateRows {
    * STORE/EXPUNGE, before the command answers; Graph notifies a PATCH seconds later), so the
    * row is written before the writes, replacing the last run's.
    */
-  async expectEchoes(linkId: string, writes: { store: StoreEcho[]; graph: GraphEcho[] }, ttlSeconds: number): Promise<void> {
+  async expectEchoes(linkId: string, writes: { store: StoreEcho[]; graph: GraphEcho[] }, kind: EchoKind = "voicemail", ttlSeconds = ECHO_SECONDS): Promise<void> {
     const c = await this.tables.client("runs");
-    await guard(() => c.upsertEntity(entity("echo", keyOf(linkId), {
-      writes: JSON.stringify(writes.store.map(storeEchoKey)), graph: JSON.stringify(writes.graph.map(graphEchoKey)), until: this.now() + ttlSeconds * 1000,
+    await guard(() => c.upsertEntity(entity("echo", echoRow(linkId, kind), {
+      writes: fitting(announcedStore(writes.store)), graph: fitting([...new Set(writes.graph.map(graphEchoKey))]), until: this.now() + ttlSeconds * 1000,
     }), "Replace"), { mailboxId: linkId });
   }
 
   /**
-   * True when every one of `events` is a store write the link's last run announced: they are
-   * its own echo, and are taken (each answers one push only, so a later change the phone makes
-   * to the same message is a change again). False otherwise, or when another push took them.
+   * True when every one of `events` is a store write the link's last run of `kind` announced:
+   * they are its own echo, and are taken (each answers one push only, so a later change the
+   * phone makes to the same message is a change again). False otherwise, or when another push
+   * took them.
    */
-  takeStoreEchoes(linkId: string, events: StoreEcho[]): Promise<boolean> {
-    return this.takeEchoes(linkId, "writes", events.map(storeEchoKey));
+  takeStoreEchoes(linkId: string, events: StoreEcho[], kind: EchoKind = "voicemail"): Promise<boolean> {
+    return this.takeEchoes(linkId, kind, "writes", events.map(storeEchoKey));
   }
 
   /** The same for Graph's change notifications: each announced Exchange write answers one notification. */
-  takeGraphEchoes(linkId: string, events: GraphEcho[]): Promise<boolean> {
-    return this.takeEchoes(linkId, "graph", events.map(graphEchoKey));
+  takeGraphEchoes(linkId: string, events: GraphEcho[], kind: EchoKind = "voicemail"): Promise<boolean> {
+    return this.takeEchoes(linkId, kind, "graph", events.map(graphEchoKey));
   }
 
-  private async takeEchoes(linkId: string, field: "writes" | "graph", keys: string[]): Promise<boolean> {
+  private async takeEchoes(linkId: string, kind: EchoKind, field: "writes" | "graph", keys: string[]): Promise<boolean> {
     if (!keys.length) return false;
     const c = await this.tables.client("runs");
-    const row = await getOrUndefined(c, "echo", keyOf(linkId));
+    const row = await getOrUndefined(c, "echo", echoRow(linkId, kind));
     if (!row || (num(row, "until") ?? 0) < this.now()) return false;
-    let expected: Set<string>;
+    let left: string[];
     try {
-      expected = new Set(JSON.parse(str(row, field) ?? "[]") as string[]);
+      left = JSON.parse(str(row, field) ?? "[]") as string[];
     } catch {
       return false; // unreadable: the notification starts a run, as without the row
     }
-    const taken = new Set(keys);
-    if (![...taken].every((k) => expected.has(k))) return false;
-    const left = [...expected].filter((k) => !taken.has(k));
+    // Each event takes one announced write: the same key, or for an APPEND any announced one.
+    for (const k of new Set(keys)) {
+      let i = left.indexOf(k);
+      if (i < 0 && k.endsWith("|append")) i = left.indexOf(ANY_APPEND);
+      if (i < 0) return false;
+      left.splice(i, 1);
+    }
     try {
       // Merge: the other side's announced writes stay as they are; the etag makes each write answer one notification only.
-      await guard(() => c.updateEntity(entity("echo", keyOf(linkId), { [field]: JSON.stringify(left) }), "Merge", { etag: row.etag }), { mailboxId: linkId });
+      await guard(() => c.updateEntity(entity("echo", echoRow(linkId, kind), { [field]: JSON.stringify(left) }), "Merge", { etag: row.etag }), { mailboxId: linkId });
       return true;
     } catch (e) {
       if (isConnectorError(e, "STATE_CONFLICT") || isConnectorError(e, "NOT_FOUND")) return false;

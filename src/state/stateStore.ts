@@ -21,7 +21,7 @@ import { Tables, type StorageTarget } from "./tables.js";
 export type { GroupBinding, KindStatus, LinkState, MailboxLink, SubscriptionHealth, Tenant } from "./links.js";
 export type { ConflictRecord, RecordStatePort } from "./items.js";
 export type { SubscriptionRecord } from "./subscriptions.js";
-export type { GraphEcho, Lease, StoreEcho } from "./leases.js";
+export type { EchoKind, GraphEcho, Lease, StoreEcho } from "./leases.js";
 export type { AlertRecord } from "./configRows.js";
 
 // The facade has every method of the row groups (TypeScript's mixin pattern: the interface

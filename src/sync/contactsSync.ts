@@ -17,7 +17,7 @@ import { applyContactAction } from "./contactsApply.js";
 import { runActionQueue, SMALL_ITEM_ACTIONS_AT_ONCE } from "./actionQueue.js";
 import { adoptContacts, contactViews, fetchNew, ITEM_ERRORS, readExchangeSide, readStoreSide, setAsideCorrupt, unknownUids } from "./contactsView.js";
 import { planContacts, type ContactAction, type ContactPlan, type ContactSideView } from "./contactsPlanner.js";
-import type { ConflictRecord, ContactChanges, ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort, GraphContact, RecordCounts, RecordStatePort, StoredSource, VoiceChanges } from "./ports.js";
+import type { AnnouncedWrites, ConflictRecord, ContactChanges, ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort, GraphContact, RecordCounts, RecordStatePort, StoredSource, VoiceChanges } from "./ports.js";
 import { pointReadsPay } from "./ports.js";
 
 export type { ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort } from "./ports.js";
@@ -37,6 +37,8 @@ export interface ContactsSyncDeps {
   dryRun?: boolean;
   /** The run's time is up (as in src/sync/voicemailSync.ts): no new action after a first round; the rest is a follow-up's. */
   timeUp?(): boolean;
+  /** Announces the run's writes before it makes them, so their echoes start no run (src/sync/ports.ts AnnouncedWrites). */
+  expectEchoes?(writes: AnnouncedWrites): Promise<void>;
 }
 
 export interface ContactsSyncReport {
@@ -111,6 +113,10 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
   if (deps.dryRun) return { ...run.report, planned: plan.actions };
 
   // 3. Apply. When the run's time is up the rest is the next run's (it resumes from the records).
+  const echoes = contactEchoes(plan.actions);
+  if (echoes && deps.expectEchoes) {
+    await deps.expectEchoes(echoes).catch((e: unknown) => deps.log.warn("contacts.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
+  }
   const unfinished = await applyAll(run, plan.actions);
   if (unfinished) {
     deps.log.info("contacts.sync.paused", { ...deps.ids, unfinished });
@@ -226,6 +232,25 @@ async function exchangeChanges(run: ContactsRun, deltaLink: string | undefined):
     run.deps.log.warn("graph.contacts.delta.expired", run.deps.ids);
     return run.deps.exchange.changes(undefined);
   }
+}
+
+/**
+ * The plan's writes as the store's push and Graph's notifications report them: a card written
+ * is an APPEND, a card replaced or removed a STORE \Deleted and an EXPUNGE of its UID; an
+ * Exchange contact changed is "updated", removed "deleted". A contact created in Exchange is
+ * not among them: its id is known only after the create (its "created" starts one run).
+ */
+function contactEchoes(actions: ContactAction[]): AnnouncedWrites | undefined {
+  const out: AnnouncedWrites = { store: [], graph: [] };
+  const removed = (uid: number) => out.store.push({ uid, kind: "flags" }, { uid, kind: "expunge" });
+  for (const a of actions) {
+    if (a.kind === "createInImap") out.store.push({ uid: 0, kind: "append" });
+    else if (a.kind === "updateImap") { out.store.push({ uid: 0, kind: "append" }); removed(a.imapUid); }
+    else if (a.kind === "deleteInImap") removed(a.imapUid);
+    else if (a.kind === "updateGraph") out.graph.push({ id: a.graphId, change: "updated" });
+    else if (a.kind === "deleteInGraph") out.graph.push({ id: a.graphId, change: "deleted" });
+  }
+  return out.store.length || out.graph.length ? out : undefined;
 }
 
 /** Applies the plan (src/sync/actionQueue.ts); returns how many actions were left because the run's time was up. */

@@ -13,7 +13,7 @@
  */
 import { ensureConnectorError, isConnectorError, type ConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { ImapCursor, VoiceChanges } from "./ports.js";
+import type { AnnouncedWrites, ImapCursor, VoiceChanges } from "./ports.js";
 import { toPhoneMessage, chooseAttachments, type AttachmentRules, type MailAddress, type MailAttachment } from "../formats/emailForPhone.js";
 import { planMail, type MailAction, type MailChanges, type MailRecord, type MailRules, type MailSeen } from "./mailPlanner.js";
 
@@ -75,6 +75,8 @@ export interface MailSyncDeps {
   now?: () => number;
   /** True once the run's time is up: the batch at hand is the last and the cursors stay unsaved. */
   timeUp?(): boolean;
+  /** Announces the run's writes before it makes them, so their echoes start no run (src/sync/ports.ts AnnouncedWrites). */
+  expectEchoes?(writes: AnnouncedWrites): Promise<void>;
 }
 
 export interface MailSyncReport {
@@ -148,6 +150,11 @@ export async function syncMail(deps: MailSyncDeps): Promise<MailSyncReport> {
   const plan = planMail({ records, graph: { upserted, removed }, store: { full: vc.full || vc.uidValidityChanged, changed: vc.changed, vanished: vc.vanished }, present, rules, now });
   const report: MailSyncReport = { actions: emptyActions(), notCopied: {}, unrenderable: 0, skipped: 0, graphFull, storeFull: vc.full, deltaExpired };
   for (const n of plan.notCopied) report.notCopied[n.code] = (report.notCopied[n.code] ?? 0) + 1;
+
+  const echoes = mailEchoes(plan.actions);
+  if (echoes && deps.expectEchoes) {
+    await deps.expectEchoes(echoes).catch((e: unknown) => log.warn("mail.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
+  }
 
   // 3. Apply, a few at once (the Graph client caps requests in flight per mailbox).
   const byKey = new Map(records.map((r) => [r.syncKey, r]));
@@ -359,4 +366,24 @@ async function attachmentsFor(deps: MailSyncDeps, id: string): Promise<MailAttac
   const rules: AttachmentRules = deps.rules.attachments;
   const keep = new Set(chooseAttachments(list, rules).keep);
   return Promise.all(list.map(async (a) => (keep.has(a) ? { ...a, bytes: await deps.exchange.attachmentBytes(id, a.id) } : a)));
+}
+
+/**
+ * The plan's writes as the store's push and Graph's notifications report them: \Seen set or
+ * cleared on a copy is "flags", a copy removed "flags" and "expunge"; an Exchange message marked
+ * read or unread is "updated", deleted "deleted". The copies' APPENDs are left out: a message
+ * added to the copies' folder starts no e-mail run (src/app/storeChanges.ts).
+ */
+function mailEchoes(actions: MailAction[]): AnnouncedWrites | undefined {
+  const out: AnnouncedWrites = { store: [], graph: [] };
+  for (const a of actions) {
+    if (a.kind === "setStoreSeen") out.store.push({ uid: a.uid, kind: "flags" });
+    else if (a.kind === "removeFromStore") out.store.push({ uid: a.uid, kind: "flags" }, { uid: a.uid, kind: "expunge" });
+    else if (a.kind === "deleteInExchange") out.graph.push({ id: a.graphId, change: "deleted" });
+    else if (a.kind === "setGraphRead") {
+      out.graph.push({ id: a.graphId, change: "updated" });
+      if (a.setStoreSeen !== undefined) out.store.push({ uid: a.setStoreSeen, kind: "flags" });
+    }
+  }
+  return out.store.length || out.graph.length ? out : undefined;
 }

@@ -179,6 +179,17 @@ export interface VoicemailStatePort {
 // Graph adapters (src/graph/contacts.ts, calendar.ts) and the state store (src/state/items.ts).
 
 /** One stored message as the voice store returns it. */
+/**
+ * The writes a run is about to make, as the store's push and Graph's notifications will report
+ * them back (src/state/leases.ts expectEchoes): announced before the writes, so those reports
+ * start no run. A store APPEND is announced without its UID (uid 0): the store gives it only in
+ * its answer, after its push.
+ */
+export interface AnnouncedWrites {
+  store: Array<{ uid: number; kind: "flags" | "expunge" | "append" }>;
+  graph: Array<{ id: string; change: "updated" | "deleted" }>;
+}
+
 export interface StoredSource {
   uid: number;
   source: Buffer;

@@ -12,7 +12,7 @@
  */
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { ExchangeMailboxPort, ItemCounts, ItemRecord, SyncCursors, VoiceChanges, VoiceMailboxPort, VoicemailStatePort, ExchangeChanges } from "./ports.js";
+import type { AnnouncedWrites, ExchangeMailboxPort, ItemCounts, ItemRecord, SyncCursors, VoiceChanges, VoiceMailboxPort, VoicemailStatePort, ExchangeChanges } from "./ports.js";
 import { planVoicemail, type ItemView, type PlanLimits, type VoicemailAction } from "./voicemailPlanner.js";
 import type { MassDelete } from "./massDelete.js";
 import { runActionQueue } from "./actionQueue.js";
@@ -64,7 +64,7 @@ export interface VoicemailSyncDeps {
    * Told the store writes the run is about to make, before it makes them, so that the store's
    * pushes of them (its echo) start no run. Best effort: a failure only costs an extra run.
    */
-  expectEchoes?(writes: { store: Array<{ uid: number; kind: "flags" | "expunge" }>; graph: Array<{ id: string; change: "updated" | "deleted" }> }): Promise<void>;
+  expectEchoes?(writes: AnnouncedWrites): Promise<void>;
   /**
    * True once the run's time is up (src/sync/mailboxRun.ts LeaseGuard.timeUp): the executor
    * takes no new action (after a first round of `parallel`, so every run makes progress), lets

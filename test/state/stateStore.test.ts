@@ -26,6 +26,27 @@ describe("state store on Table Storage (Azurite)", () => {
     expect(await store.getTenant("nope")).toBeUndefined();
   });
 
+  it("announced writes: each answers one report, an APPEND whatever its UID, per link and kind; too many to hold announce none", async () => {
+    // Breaks seen red: one APPEND event taking every announced append; the row keyed by the link
+    // only (not its kind); the announcement written whatever its size (the upsert is refused).
+    const s = fresh();
+    await s.expectEchoes("L9", { store: [{ uid: 0, kind: "append" }, { uid: 0, kind: "append" }, { uid: 7, kind: "flags" }, { uid: 7, kind: "expunge" }], graph: [{ id: "AAMk1", change: "updated" }] }, "contacts");
+    // The voicemail row of the same link is another row.
+    expect(await s.takeStoreEchoes("L9", [{ uid: 7, kind: "flags" }])).toBe(false);
+    // Three appends against two announced: not all ours, nothing taken.
+    expect(await s.takeStoreEchoes("L9", [{ uid: 40, kind: "append" }, { uid: 41, kind: "append" }, { uid: 42, kind: "append" }], "contacts")).toBe(false);
+    expect(await s.takeStoreEchoes("L9", [{ uid: 40, kind: "append" }], "contacts")).toBe(true);
+    expect(await s.takeStoreEchoes("L9", [{ uid: 41, kind: "append" }, { uid: 7, kind: "flags" }], "contacts")).toBe(true);
+    expect(await s.takeStoreEchoes("L9", [{ uid: 42, kind: "append" }], "contacts")).toBe(false);
+    expect(await s.takeStoreEchoes("L9", [{ uid: 7, kind: "expunge" }], "contacts")).toBe(true);
+    expect(await s.takeGraphEchoes("L9", [{ id: "AAMk1", change: "updated" }], "contacts")).toBe(true);
+    expect(await s.takeGraphEchoes("L9", [{ id: "AAMk1", change: "updated" }], "contacts")).toBe(false);
+    // More Graph ids than a Table property holds: none announced (the run's echo starts one run).
+    const many = Array.from({ length: 400 }, (_, i) => ({ id: `AAMkAGI2TG93AAA${"x".repeat(140)}${i}`, change: "updated" as const }));
+    await s.expectEchoes("L9", { store: [], graph: many }, "contacts");
+    expect(await s.takeGraphEchoes("L9", [many[0]!], "contacts")).toBe(false);
+  });
+
   it("keeps one voice mailbox <-> one Exchange mailbox", async () => {
     const s = fresh();
     const a = await s.createLink(link("L1", "4711", "u1"));
