@@ -176,19 +176,36 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
 /**
  * A change notification (voicemail folder, contacts, e-mail) that reports only Exchange writes
  * the link's last run of that kind announced (src/state/leases.ts expectEchoes): the
- * connector's own PATCH, move or delete echoing back, which needs no run. An item without an id
- * or with another change type ("created") is never an echo. The calendar is only read.
+ * connector's own PATCH, move or delete echoing back, which needs no run; for contacts also a
+ * "created" of a contact already recorded (knownContacts). An item without an id, or another
+ * change, is never an echo. The calendar is only read.
  */
 async function ownGraphEcho(deps: Deps, w: NotificationWork): Promise<boolean> {
   if (w.kind === "calendar" || w.reason !== "graph-change" || !w.changes?.length) return false;
   const events: GraphEcho[] = [];
+  const created: string[] = [];
   for (const c of w.changes) {
-    if (!c.id || (c.changeType !== "updated" && c.changeType !== "deleted")) return false;
-    events.push({ id: c.id, change: c.changeType });
+    if (c.id && c.changeType === "created" && w.kind === "contacts") created.push(c.id);
+    else if (c.id && (c.changeType === "updated" || c.changeType === "deleted")) events.push({ id: c.id, change: c.changeType });
+    else return false;
   }
-  const own = await deps.state.takeGraphEchoes(w.linkId, events, w.kind).catch(() => false);
+  if (created.length && !(await knownContacts(deps, w.linkId, created))) return false;
+  const own = !events.length || await deps.state.takeGraphEchoes(w.linkId, events, w.kind).catch(() => false);
   if (own) deps.log.debug("graph.notification.echo", { linkId: w.linkId, kind: w.kind, items: events.length });
   return own;
+}
+
+/**
+ * Contacts Graph reports "created" that already have a record: the connector's own creates (the
+ * id is known only once the create answered, so it cannot be announced before), or contacts a
+ * run has already synced. Either way there is nothing to run for. One point read per id (the
+ * records' id index, src/state/items.ts); a contact not yet recorded starts a run.
+ */
+async function knownContacts(deps: Deps, linkId: string, ids: string[]): Promise<boolean> {
+  const lookup = deps.state.recordState(linkId, "contacts").lookupKeys;
+  if (!lookup) return false;
+  const { byGraphId } = await lookup({ uids: [], graphIds: ids }).catch(() => ({ byGraphId: new Map<string, string>() }));
+  return ids.every((id) => byGraphId.has(id));
 }
 
 /**

@@ -13,7 +13,8 @@
  *    per Outlook-side read" (2 runs);
  *  - ownGraphEcho() returning false for contacts -> "a phone-side edit ... Graph's notification
  *    of the connector's PATCH is taken" (the announced write never taken);
- *  - contactEchoes() announcing nothing -> both contacts tests;
+ *  - contactEchoes() announcing nothing -> the first two contacts tests;
+ *  - knownContacts() answering false -> "a card the phone adds reaches Exchange in one run" (2 runs);
  *  - mailEchoes() announcing nothing -> "one e-mail run per Outlook-side read" (2 runs).
  * (The second contacts test builds on the first: when the first fails, it fails too.)
  */
@@ -115,6 +116,15 @@ describe("own-echo suppression: contacts", () => {
     // The run announced the PATCH ("updated"); Graph's notification of it took it.
     await expect.poll(async () => (await echoRow(peopleLink, "contacts"))?.graph, { timeout: 15_000 }).toBe("[]");
     await settle();
+  });
+
+  it("a card the phone adds reaches Exchange in one run: Graph's \"created\" of the connector's own create starts none", async () => {
+    const before = runs("contacts", peopleLink);
+    await onStore(PEOPLE, "Contacts", (c) => c.append("Contacts", Buffer.from("Subject: Ada Lovelace\r\nContent-Type: text/vcard; charset=utf-8\r\n\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nUID:phone-ada\r\nFN:Ada Lovelace\r\nN:Lovelace;Ada;;;\r\nTEL;TYPE=CELL:+44 20 7946 0001\r\nEND:VCARD\r\n")));
+    await expect.poll(() => people().list().some((c) => c.props.displayName === "Ada Lovelace"), { timeout: 10_000 }).toBe(true);
+    await settle();
+    // The phone's APPEND started one run; the notification of the contact it created found its record.
+    expect(runs("contacts", peopleLink) - before).toBe(1);
   });
 });
 
