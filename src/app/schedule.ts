@@ -23,6 +23,7 @@ import { LINK_BUCKETS, needsFastCheck } from "../state/links.js";
 import { enqueueSubscriptionUpkeep } from "./subscriptions.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncKind, type SyncRequest } from "./syncQueue.js";
+import { QUEUED_MARK_SECONDS, runKeyOf } from "./linkRun.js";
 
 /** Enqueues one run per kind the link's profile syncs (voicemail always). Returns how many. */
 export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "linkId" | "profileId" | "profileOverride">, reason: SyncRequest["reason"], kinds: SyncKind[] = ["voicemail", "contacts", "calendar", "subscriptions", "mail", "mirror"]): Promise<number> {
@@ -112,8 +113,14 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
       n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar", "subscriptions", "mail", "mirror"]);
     } else {
       // Poll: a run starts with the CONDSTORE/QRESYNC check; during bursts every busy link just ran.
-      const kinds = (["voicemail", "contacts", "mail", "mirror"] as const).filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], POLL_SKIP_MS, now));
-      if (kinds.length) n += await enqueueLinkKinds(deps, l, reason, [...kinds]);
+      const due = (["voicemail", "contacts", "mail", "mirror"] as const).filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], POLL_SKIP_MS, now));
+      // A kind whose run is still waiting in the queue (a change's, or the last tick's) needs no
+      // second one: it will make the check when it runs. Without this mark, workers that fell
+      // behind got one more run per link every minute (1,000 links: the queue outgrew the runs
+      // it could make, and changes waited behind the poll's runs; docs/load.md).
+      const kinds: SyncKind[] = [];
+      for (const k of due) if (await deps.state.markQueued(runKeyOf(l.linkId, k), QUEUED_MARK_SECONDS)) kinds.push(k);
+      if (kinds.length) n += await enqueueLinkKinds(deps, l, reason, kinds);
     }
   }
   return { links: links.length, enqueued: n };

@@ -11,6 +11,7 @@ import { startWorld, type World } from "./world.js";
 import { enqueueLinks, fanOutSchedule, runScheduleShard, shardBuckets } from "../../src/app/schedule.js";
 import { linkBucket } from "../../src/state/links.js";
 import type { SyncRequest } from "../../src/app/syncQueue.js";
+import { runKeyOf } from "../../src/app/linkRun.js";
 
 let w: World;
 const ago = (s: number) => new Date(Date.now() - s * 1000).toISOString();
@@ -48,6 +49,18 @@ describe("timers", () => {
   it("poll: every enabled link and kind, except those that ran within the last minute", async () => {
     await enqueueLinks(w.deps, "poll");
     expect(runs(await drain())).toEqual(["L-4990 contacts", "L-4991 voicemail", "L-4993 voicemail"]);
+  });
+
+  it("poll: a kind whose run still waits in the queue gets no second one; once that run starts, the next tick polls it", async () => {
+    // Break seen red: enqueueLinks without the queued mark -> the same three runs again.
+    // The last test's runs were taken off the queue but never started: their marks stand.
+    await enqueueLinks(w.deps, "poll");
+    expect(runs(await drain())).toEqual([]);
+    // A run starting clears its kind's mark (src/app/linkRun.ts runLinkUnderLease).
+    await w.deps.state.clearQueued(runKeyOf("L-4991", "voicemail"));
+    await enqueueLinks(w.deps, "poll");
+    expect(runs(await drain())).toEqual(["L-4991 voicemail"]);
+    for (const [id, kind] of [["L-4990", "contacts"], ["L-4991", "voicemail"], ["L-4993", "voicemail"]] as const) await w.deps.state.clearQueued(runKeyOf(id, kind));
   });
 
   it("fast read: only mailboxes with unread voicemail that did not just run", async () => {
