@@ -383,6 +383,8 @@ async function attachIndex<T>(c: TableClient, pk: string, out: T[]): Promise<voi
 /** An entity group transaction holds at most 100 operations and 4 MiB (the link above); kept under both. */
 const MAX_OPS = 100;
 const MAX_BYTES = 3 * 1024 * 1024;
+/** How long puts that arrive while the port is busy wait for more to join their transaction. */
+const GATHER_MS = 10;
 /** UTF-8 bytes of an operation's entity at most (3 per UTF-16 unit), with room for the batch's framing. */
 const bytesOf = (e: Entity) => 3 * JSON.stringify(e).length + 512;
 
@@ -463,7 +465,14 @@ class RecordWriter {
   }
 
   private async drain(): Promise<void> {
+    let busy = false;
     while (this.queue.size) {
+      // Puts that came while a transaction was on the wire: more are on their way (the run's
+      // actions are in flight), so they wait a moment for company. A put in a quiet moment goes
+      // at once. Measured with bench/people.bench.ts (5,000 contacts into Exchange, Azurite):
+      // without the wait a transaction carried 1.3 records on average.
+      if (busy) await new Promise((r) => setTimeout(r, GATHER_MS));
+      busy = true;
       const units = [...this.queue.values()];
       this.queue = new Map();
       for (const batch of this.pack(units)) {
