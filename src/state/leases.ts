@@ -42,15 +42,7 @@ const ECHO_SECONDS = 120;
 /** The syncs whose writes are announced: each has its own row, so one run does not replace another's. */
 export type EchoKind = "voicemail" | "contacts" | "mail";
 
-/**
- * An APPEND is announced without its UID: the store gives the UID in its answer, and its push
- * fires before that answer (inside the APPEND). Each announced append answers one MessageAppend
- * in the folder, whatever its UID.
- */
-const ANY_APPEND = "*|append";
 const storeEchoKey = (w: StoreEcho) => `${w.uid}|${w.kind}`;
-/** A write named twice is announced once (one push takes it); appends once each. */
-const announcedStore = (writes: StoreEcho[]) => [...new Set(writes.filter((w) => w.kind !== "append").map(storeEchoKey)), ...writes.filter((w) => w.kind === "append").map(() => ANY_APPEND)];
 const graphEchoKey = (w: GraphEcho) => `${w.id}|${w.change}`;
 /**
  * A list as one Table property, or none when it would not fit (32K characters: about 200 Graph
@@ -177,52 +169,59 @@ export class LeaseRows extends StateRows {
    */
   async expectEchoes(linkId: string, writes: { store: StoreEcho[]; graph: GraphEcho[] }, kind: EchoKind = "voicemail", ttlSeconds = ECHO_SECONDS): Promise<void> {
     const c = await this.tables.client("runs");
+    // An APPEND is announced without its UID (the store gives it in its answer, and its push
+    // fires before that answer, inside the APPEND): as a count, each answering one MessageAppend
+    // in the folder whatever its UID. A write named twice is announced once (one push takes it).
+    const exact = writes.store.filter((w) => w.kind !== "append");
     await guard(() => c.upsertEntity(entity("echo", echoRow(linkId, kind), {
-      writes: fitting(announcedStore(writes.store)), graph: fitting([...new Set(writes.graph.map(graphEchoKey))]), until: this.now() + ttlSeconds * 1000,
+      writes: fitting([...new Set(exact.map(storeEchoKey))]), appends: writes.store.length - exact.length,
+      graph: fitting([...new Set(writes.graph.map(graphEchoKey))]), until: this.now() + ttlSeconds * 1000,
     }), "Replace"), { mailboxId: linkId });
   }
 
   /**
    * True when every one of `events` is a store write the link's last run of `kind` announced:
    * they are its own echo, and are taken (each answers one push only, so a later change the
-   * phone makes to the same message is a change again). False otherwise, or when another push
-   * took them.
+   * phone makes to the same message is a change again). False otherwise.
    */
   takeStoreEchoes(linkId: string, events: StoreEcho[], kind: EchoKind = "voicemail"): Promise<boolean> {
-    return this.takeEchoes(linkId, kind, "writes", events.map(storeEchoKey));
+    const appends = events.filter((e) => e.kind === "append").length;
+    return this.takeEchoes(linkId, kind, "writes", events.filter((e) => e.kind !== "append").map(storeEchoKey), appends);
   }
 
   /** The same for Graph's change notifications: each announced Exchange write answers one notification. */
   takeGraphEchoes(linkId: string, events: GraphEcho[], kind: EchoKind = "voicemail"): Promise<boolean> {
-    return this.takeEchoes(linkId, kind, "graph", events.map(graphEchoKey));
+    return this.takeEchoes(linkId, kind, "graph", events.map(graphEchoKey), 0);
   }
 
-  private async takeEchoes(linkId: string, kind: EchoKind, field: "writes" | "graph", keys: string[]): Promise<boolean> {
-    if (!keys.length) return false;
+  private async takeEchoes(linkId: string, kind: EchoKind, field: "writes" | "graph", keys: string[], appends: number): Promise<boolean> {
+    if (!keys.length && !appends) return false;
     const c = await this.tables.client("runs");
-    const row = await getOrUndefined(c, "echo", echoRow(linkId, kind));
-    if (!row || (num(row, "until") ?? 0) < this.now()) return false;
-    let left: string[];
-    try {
-      left = JSON.parse(str(row, field) ?? "[]") as string[];
-    } catch {
-      return false; // unreadable: the notification starts a run, as without the row
+    // The pushes of one run's writes come at once (a MULTIAPPEND's, an EXPUNGE's): a take that
+    // lost the row to another take reads it again.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const row = await getOrUndefined(c, "echo", echoRow(linkId, kind));
+      if (!row || (num(row, "until") ?? 0) < this.now()) return false;
+      let expected: Set<string>;
+      try {
+        expected = new Set(JSON.parse(str(row, field) ?? "[]") as string[]);
+      } catch {
+        return false; // unreadable: the notification starts a run, as without the row
+      }
+      const taken = new Set(keys);
+      const appendsLeft = (num(row, "appends") ?? 0) - appends;
+      if (![...taken].every((k) => expected.has(k)) || appendsLeft < 0) return false;
+      const left = [...expected].filter((k) => !taken.has(k));
+      try {
+        // Merge: the other side's announced writes stay as they are; the etag makes each write answer one notification only.
+        await guard(() => c.updateEntity(entity("echo", echoRow(linkId, kind), { [field]: JSON.stringify(left), ...(appends ? { appends: appendsLeft } : {}) }), "Merge", { etag: row.etag }), { mailboxId: linkId });
+        return true;
+      } catch (e) {
+        if (isConnectorError(e, "NOT_FOUND")) return false;
+        if (!isConnectorError(e, "STATE_CONFLICT")) throw e;
+      }
     }
-    // Each event takes one announced write: the same key, or for an APPEND any announced one.
-    for (const k of new Set(keys)) {
-      let i = left.indexOf(k);
-      if (i < 0 && k.endsWith("|append")) i = left.indexOf(ANY_APPEND);
-      if (i < 0) return false;
-      left.splice(i, 1);
-    }
-    try {
-      // Merge: the other side's announced writes stay as they are; the etag makes each write answer one notification only.
-      await guard(() => c.updateEntity(entity("echo", echoRow(linkId, kind), { [field]: JSON.stringify(left) }), "Merge", { etag: row.etag }), { mailboxId: linkId });
-      return true;
-    } catch (e) {
-      if (isConnectorError(e, "STATE_CONFLICT") || isConnectorError(e, "NOT_FOUND")) return false;
-      throw e;
-    }
+    return false;
   }
 
   // ---- single-use nonces (consent state) -----------------------------------------------

@@ -27,8 +27,9 @@ describe("state store on Table Storage (Azurite)", () => {
   });
 
   it("announced writes: each answers one report, an APPEND whatever its UID, per link and kind; too many to hold announce none", async () => {
-    // Breaks seen red: one APPEND event taking every announced append; the row keyed by the link
-    // only (not its kind); the announcement written whatever its size (the upsert is refused).
+    // Breaks seen red: the append count not taken down (a third push of appends taken); the row
+    // keyed by the link only (not its kind); the announcement written whatever its size (the
+    // upsert is refused); appends announced one list entry each (5,000 do not fit a property).
     const s = fresh();
     await s.expectEchoes("L9", { store: [{ uid: 0, kind: "append" }, { uid: 0, kind: "append" }, { uid: 7, kind: "flags" }, { uid: 7, kind: "expunge" }], graph: [{ id: "AAMk1", change: "updated" }] }, "contacts");
     // The voicemail row of the same link is another row.
@@ -45,6 +46,9 @@ describe("state store on Table Storage (Azurite)", () => {
     const many = Array.from({ length: 400 }, (_, i) => ({ id: `AAMkAGI2TG93AAA${"x".repeat(140)}${i}`, change: "updated" as const }));
     await s.expectEchoes("L9", { store: [], graph: many }, "contacts");
     expect(await s.takeGraphEchoes("L9", [many[0]!], "contacts")).toBe(false);
+    // A bulk run's appends are a count: 5,000 announced, a MULTIAPPEND's push of 50 is taken.
+    await s.expectEchoes("L9", { store: Array.from({ length: 5000 }, () => ({ uid: 0, kind: "append" as const })), graph: [] }, "contacts");
+    expect(await s.takeStoreEchoes("L9", Array.from({ length: 50 }, (_, i) => ({ uid: 100 + i, kind: "append" as const })), "contacts")).toBe(true);
   });
 
   it("keeps one voice mailbox <-> one Exchange mailbox", async () => {
