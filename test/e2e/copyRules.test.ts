@@ -154,9 +154,11 @@ describe("copy rules end to end", () => {
     const copy = copyOf(userId, voice.syncKey)!;
     w.sim.outlook(userId).move(copy.id, folderId(userId, "Voice Messages")!);
     await expect.poll(async () => (await storeFolder("4802", "INBOX")).map((m) => m.messageId), { timeout: 10_000 }).toContain("<e-voice@pbx.example.test>");
-    expect((await storeFolder("4802", "Trash")).map((m) => m.messageId)).toEqual([]);
-    const back = (await w.deps.state.voicemailState(linkId).loadItems()).find((r) => r.syncKey === voice.syncKey)!;
-    expect(back).toMatchObject({ detached: undefined, storeTrash: undefined, graphId: copy.id });
+    // Polled, not read once: Dovecot's MOVE shows the message in INBOX a moment before it is gone
+    // from Trash to another session, and the run writes the record after the MOVE's answer.
+    await expect.poll(async () => (await storeFolder("4802", "Trash")).map((m) => m.messageId), { timeout: 10_000 }).toEqual([]);
+    await expect.poll(async () => (await w.deps.state.voicemailState(linkId).loadItems()).find((r) => r.syncKey === voice.syncKey), { timeout: 10_000 })
+      .toMatchObject({ detached: undefined, storeTrash: undefined, graphId: copy.id });
     // Linked again: a read in Outlook reaches the restored store message.
     w.sim.outlook(userId).markRead(copy.id);
     await expect.poll(async () => (await storeFolder("4802", "INBOX")).find((m) => m.messageId === "<e-voice@pbx.example.test>")?.seen, { timeout: 10_000 }).toBe(true);
