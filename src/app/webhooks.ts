@@ -151,7 +151,10 @@ export async function handleStoreNotification(deps: Deps, endpointId: string, bo
       const hasBackup = !!directory.backupOf(endpointId);
       const byKind = new Map<StoreChangeKind, StoreEvent[]>();
       for (const e of userEvents) {
-        for (const kind of runsForFolderChange(profile, hasBackup, e.mailbox ?? "INBOX", e.event)) byKind.set(kind, [...(byKind.get(kind) ?? []), e]);
+        for (const kind of runsForFolderChange(profile, hasBackup, e.mailbox ?? "INBOX", e.event)) {
+          if (!byKind.has(kind)) byKind.set(kind, []);
+          byKind.get(kind)!.push(e);
+        }
       }
       for (const [kind, kindEvents] of byKind) {
         // The mirror writes only to the backup store: a change here is never its own.
