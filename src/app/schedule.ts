@@ -1,7 +1,8 @@
 /**
  * Timer-driven work. Each timer only enqueues sync requests; the worker does the work under
  * the mailbox lease, so overlapping triggers coalesce.
- *  - poll: every enabled link (stores without push; costs one STATUS-like SELECT when idle);
+ *  - poll: every enabled link's store, by a login and STATUS per watched folder in the shard
+ *    (src/app/storePoll.ts); a run only for the kinds whose folder changed since their last run;
  *  - fast-read: only links with unread voice messages, so the cost is proportional to them
  *    (one delta request per check, far inside the 10,000 requests per 10 minutes budget), and
  *    links whose Graph subscription is refused or failing (polled at this interval, for the
@@ -24,6 +25,8 @@ import { enqueueSubscriptionUpkeep } from "./subscriptions.js";
 import type { Deps } from "./deps.js";
 import { enqueueSync, type SyncKind, type SyncRequest } from "./syncQueue.js";
 import { QUEUED_MARK_SECONDS, runKeyOf } from "./linkRun.js";
+import { checkStore } from "./storePoll.js";
+import { Semaphore } from "../semaphore.js";
 
 /** Enqueues one run per kind the link's profile syncs (voicemail always). Returns how many. */
 export async function enqueueLinkKinds(deps: Deps, link: Pick<MailboxLink, "linkId" | "profileId" | "profileOverride">, reason: SyncRequest["reason"], kinds: SyncKind[] = ["voicemail", "contacts", "calendar", "subscriptions", "mail", "mirror"]): Promise<number> {
@@ -106,24 +109,42 @@ async function fastLinks(deps: Deps, buckets: [number, number]): Promise<Mailbox
 export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reason"], "poll" | "fast-read" | "reconcile">, buckets: [number, number] = [0, LINK_BUCKETS]): Promise<{ links: number; enqueued: number }> {
   if (reason === "fast-read") return enqueueFastReads(deps, await fastLinks(deps, buckets));
   const links = await deps.state.listLinks({ state: "enabled", buckets });
-  const now = Date.now();
+  if (reason === "poll") return pollLinks(deps, links);
   let n = 0;
-  for (const l of links) {
-    if (reason === "reconcile") {
-      n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar", "subscriptions", "mail", "mirror"]);
-    } else {
-      // Poll: a run starts with the CONDSTORE/QRESYNC check; during bursts every busy link just ran.
-      const due = (["voicemail", "contacts", "mail", "mirror"] as const).filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], POLL_SKIP_MS, now));
-      // A kind whose run is still waiting in the queue (a change's, or the last tick's) needs no
-      // second one: it will make the check when it runs. Without this mark, workers that fell
-      // behind got one more run per link every minute (1,000 links: the queue outgrew the runs
-      // it could make, and changes waited behind the poll's runs; docs/load.md).
-      const kinds: SyncKind[] = [];
-      for (const k of due) if (await deps.state.markQueued(runKeyOf(l.linkId, k), QUEUED_MARK_SECONDS)) kinds.push(k);
-      if (kinds.length) n += await enqueueLinkKinds(deps, l, reason, kinds);
-    }
-  }
+  for (const l of links) n += await enqueueLinkKinds(deps, l, reason, ["voicemail", "contacts", "calendar", "subscriptions", "mail", "mirror"]);
   return { links: links.length, enqueued: n };
+}
+
+/** Store checks of one shard's poll in flight at once (each one login; the endpoint's connection budget applies too). */
+const POLL_CHECKS_AT_ONCE = 8;
+
+/** The poll of one shard's links: a run for each kind whose store changed (src/app/storePoll.ts). */
+async function pollLinks(deps: Deps, links: MailboxLink[]): Promise<{ links: number; enqueued: number; asked: number }> {
+  const started = Date.now();
+  let n = 0;
+  let asked = 0;
+  const slots = new Semaphore(POLL_CHECKS_AT_ONCE);
+  await Promise.all(links.map((l) => slots.run(async () => {
+    // During bursts every busy link just ran: its run made the check.
+    const due = (["voicemail", "contacts", "mail", "mirror"] as const).filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], POLL_SKIP_MS, Date.now()));
+    if (!due.length) return;
+    const check = await checkStore(deps, l, due);
+    if (check.asked) asked++;
+    // A kind whose run is still waiting in the queue (a change's, or the last tick's) needs no
+    // second one: it will make the check when it runs. Without this mark, workers that fell
+    // behind got one more run per link every minute (1,000 links: the queue outgrew the runs
+    // it could make, and changes waited behind the poll's runs; docs/load.md).
+    const kinds: SyncKind[] = [];
+    for (const k of check.run) if (await deps.state.markQueued(runKeyOf(l.linkId, k), QUEUED_MARK_SECONDS)) kinds.push(k);
+    if (kinds.length) n += await enqueueLinkKinds(deps, l, "poll", kinds);
+    // The lamp: unread voicemail on a quiet store may have been read in Outlook with the
+    // notification lost. The fast read's check looks (one delta, no store login; src/app/voicemail.ts).
+    if (due.includes("voicemail") && !check.run.includes("voicemail") && l.unreadVoice > 0 && await deps.state.markQueued(runKeyOf(l.linkId, "voicemail"), QUEUED_MARK_SECONDS)) {
+      n += await enqueueLinkKinds(deps, l, "fast-read", ["voicemail"]);
+    }
+  })));
+  if (links.length) deps.log[n ? "info" : "debug"]("schedule.poll.done", { links: links.length, asked, enqueued: n, ms: Date.now() - started });
+  return { links: links.length, enqueued: n, asked };
 }
 
 /** The fast read check of one shard's fast-check links: those due, within the shard's budget. */

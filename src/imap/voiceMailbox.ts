@@ -80,6 +80,12 @@ export interface VoiceMailboxSession extends VoiceMailboxPort {
   /** SETMETADATA on INBOX (RFC 5464); `null` removes the entry. */
   setMetadata(entry: string, value: string | null): Promise<void>;
   getMetadata(entry: string): Promise<string | null>;
+  /**
+   * STATUS of a folder (RFC 3501 section 6.3.10), without selecting it: UIDVALIDITY, UIDNEXT and,
+   * where the server offers CONDSTORE, HIGHESTMODSEQ (RFC 7162 section 3.1.4.1: it changes with
+   * every flag change, append and expunge). Undefined when the folder does not exist.
+   */
+  folderStatus(folder: string): Promise<ImapCursor | undefined>;
 }
 
 export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: string, options: VoiceMailboxOptions): Promise<VoiceMailboxSession> {
@@ -188,6 +194,18 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
         },
       }));
       return found;
+    },
+
+    async folderStatus(folder: string): Promise<ImapCursor | undefined> {
+      try {
+        const st = await guard("STATUS", () => client.status(folder, { uidValidity: true, uidNext: true, ...(condstore() ? { highestModseq: true } : {}) }));
+        if (!st || st.uidValidity === undefined) throw new ConnectorError("IMAP_COMMAND_FAILED", `STATUS of ${folder} was refused by ${ep}`, { endpoint: ep });
+        return { uidValidity: Number(st.uidValidity), highestModseq: st.highestModseq?.toString(), uidNext: st.uidNext };
+      } catch (e) {
+        // imapflow answers a NO for a folder that LIST does not show with a NotFound error.
+        if (/doesn't exist|NotFound/i.test(String((e as Error).message) + String(((e as ConnectorError).cause as Error | undefined)?.message ?? "") + String(((e as ConnectorError).cause as { code?: string } | undefined)?.code ?? ""))) return undefined;
+        throw e;
+      }
     },
 
     async changes(since: ImapCursor | undefined): Promise<VoiceChanges> {

@@ -280,6 +280,32 @@ export class ItemRows extends StateRows {
     };
   }
 
+  /**
+   * What the last run of each store-watching kind (voicemail, contacts, e-mail on the phone)
+   * saw of its store folder: the IMAP part of its cursors. One partition read of the cursors
+   * table (the rows of every kind of the link); the poll's store check compares them with the
+   * folders' STATUS (src/app/storePoll.ts). A row that cannot be read counts as no cursor.
+   */
+  async storeCursors(linkId: string): Promise<Partial<Record<"voicemail" | "contacts" | "mail", ImapCursor>>> {
+    const c = await this.tables.client("cursors");
+    const out: Partial<Record<"voicemail" | "contacts" | "mail", ImapCursor>> = {};
+    await guard(async () => {
+      for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${keyOf(linkId)}'` } })) {
+        const r = row as Row;
+        if (r.rowKey === "voicemail") {
+          const uidValidity = num(r, "imapUidValidity");
+          if (uidValidity !== undefined) out.voicemail = { uidValidity, highestModseq: str(r, "imapHighestModseq"), uidNext: num(r, "imapUidNext") };
+        } else if (r.rowKey === "contacts" || r.rowKey === "mail") {
+          try {
+            const imap = (JSON.parse(String(r.data)) as { imap?: ImapCursor }).imap;
+            if (imap && typeof imap.uidValidity === "number") out[r.rowKey] = imap;
+          } catch { /* unreadable cursors: the run makes a full one */ }
+        }
+      }
+    });
+    return out;
+  }
+
   /** Keeps the losing version of an edit/edit conflict (nothing is lost; the admin can restore it). */
   async putConflict(linkId: string, c: ConflictRecord): Promise<void> {
     const client = await this.tables.client("conflicts");

@@ -8,13 +8,19 @@
  *
  * Breaks seen red (each restored):
  *  - poll enqueues nothing (functions/timers.ts pollStoresFunction handler body emptied) ->
- *    "poll alone: copies a deposit, ..." times out waiting for the copy.
+ *    "poll alone: copies a deposit, ..." times out waiting for the copy;
+ *  - the poll's store check answering every due kind (src/app/storePoll.ts checkStore) ->
+ *    "poll alone ..." counts one more run for a quiet store;
+ *  - the poll without the fast read's check for unread voicemail on a quiet store
+ *    (src/app/schedule.ts pollLinks) -> "poll alone ..." times out waiting for \Seen;
+ *  - the check answering no kind -> "poll alone ..." times out waiting for the copy.
  * That the disabled timers really stay off is test/host/disabledFunctions.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runReasons, SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import { LINK_BUCKETS } from "../../src/state/links.js";
+import { runsMade } from "../../src/app/syncWorker.js";
 
 let w: World;
 const inbox = (userId: string) => w.sim.outlook(userId).messages("inbox");
@@ -54,7 +60,9 @@ beforeAll(async () => {
 afterAll(async () => { await w?.stop(); });
 
 describe("one path at a time: timers (no push, no Graph notifications, no other timer)", () => {
-  it("poll alone: copies a deposit, turns an Outlook read into \\Seen, a phone unread into unread, a store delete into Deleted Items", async () => {
+  it("poll alone: copies a deposit, carries phone-side changes and an unnoticed Outlook read; a quiet store gets no run", async () => {
+    // The poll asks the store (a login and STATUS, src/app/storePoll.ts) and runs only what moved
+    // there; for unread voicemail on a quiet store it asks for the fast read's check (the lamp).
     const { linkId, userId } = await isolated("5311", "p1@contoso.test");
     await w.dc.lda("5311", avayaVoiceMessage({ id: "poll-1", caller: "Poll One" }));
     await w.dc.lda("5311", avayaVoiceMessage({ id: "poll-2", caller: "Poll Two" }));
@@ -64,11 +72,13 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(2);
     await expect.poll(() => reasonsFor(linkId, "createInGraph", "poll"), { timeout: 5000 }).toEqual(["poll"]);
 
+    // The store is quiet, the voicemail unread: the poll's run is the fast read's check, which
+    // finds the read in Outlook. Break seen red: without that run -> \Seen never set.
     await readInOutlookUnnoticed(userId, copyOf(userId, "Poll One"));
     await ranLongAgo(linkId);
     await w.runFunction("pollStores");
     await expect.poll(() => seen("5311"), { timeout: 15_000 }).toEqual([true, false]);
-    await expect.poll(() => reasonsFor(linkId, "setImapSeen", "poll"), { timeout: 5000 }).toEqual(["poll"]);
+    await expect.poll(() => reasonsFor(linkId, "setImapSeen", "poll"), { timeout: 5000 }).toEqual(["fast-read"]);
 
     const c = await w.imap("5311");
     await c.messageFlagsRemove("1", ["\\Seen"]);
@@ -80,7 +90,29 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     expect(w.sim.outlook(userId).messages("deleteditems")).toHaveLength(1);
     await expect.poll(() => reasonsFor(linkId, "setGraphRead", "poll"), { timeout: 5000 }).toEqual(["poll"]);
     await expect.poll(() => reasonsFor(linkId, "deleteInGraph", "poll"), { timeout: 5000 }).toEqual(["poll"]);
-  }, 60_000);
+
+    // Heard on the phone: carried to Outlook; then nothing is unread and nothing changes.
+    const p = await w.imap("5311");
+    await p.messageFlagsAdd("1", ["\\Seen"]);
+    await p.logout();
+    await ranLongAgo(linkId);
+    await w.runFunction("pollStores");
+    await expect.poll(() => inbox(userId).map((m) => m.isRead), { timeout: 15_000 }).toEqual([true]);
+    await expect.poll(async () => (await w.deps.state.getLink(linkId))?.unreadVoice, { timeout: 5000 }).toBe(0);
+    await w.queueDrained();
+
+    // Nothing changed on the store, nothing unread: the check (a login and a STATUS) asks for no run.
+    // Break seen red: checkStore answering every due kind -> one more run.
+    const before = runsMade.get(`voicemail|${linkId}`) ?? 0;
+    await ranLongAgo(linkId);
+    // Every shard of this poll has done its work (a shard's run counts once its runs are enqueued).
+    const shardRuns = () => [...runsMade].filter(([k]) => k.startsWith("schedule|")).reduce((a, [, n]) => a + n, 0);
+    const shards = shardRuns();
+    await w.runFunction("pollStores");
+    await expect.poll(shardRuns, { timeout: 15_000 }).toBeGreaterThanOrEqual(shards + w.deps.config.sync.scheduleShards);
+    await w.queueDrained();
+    expect(runsMade.get(`voicemail|${linkId}`) ?? 0).toBe(before);
+  }, 90_000);
 
   it("reconcile alone: copies, read both ways and deletes, whatever ran last", async () => {
     const { linkId, userId } = await isolated("5312", "p2@contoso.test");
