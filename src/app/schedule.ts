@@ -138,8 +138,9 @@ async function pollLinks(deps: Deps, links: MailboxLink[]): Promise<{ links: num
     for (const k of check.run) if (await deps.state.markQueued(runKeyOf(l.linkId, k), QUEUED_MARK_SECONDS)) kinds.push(k);
     if (kinds.length) n += await enqueueLinkKinds(deps, l, "poll", kinds);
     // The lamp: unread voicemail on a quiet store may have been read in Outlook with the
-    // notification lost. The fast read's check looks (one delta, no store login; src/app/voicemail.ts).
-    if (due.includes("voicemail") && !check.run.includes("voicemail") && l.unreadVoice > 0 && await deps.state.markQueued(runKeyOf(l.linkId, "voicemail"), QUEUED_MARK_SECONDS)) {
+    // notification lost. The fast read's check looks (one delta, no store login; src/app/voicemail.ts),
+    // once the link is past its fast window (within it, the fast read timer checks it more often).
+    if (due.includes("voicemail") && !check.run.includes("voicemail") && l.unreadVoice > 0 && !((l.fastUntil ?? 0) * 1000 > Date.now()) && await deps.state.markQueued(runKeyOf(l.linkId, "voicemail"), QUEUED_MARK_SECONDS)) {
       n += await enqueueLinkKinds(deps, l, "fast-read", ["voicemail"]);
     }
   })));

@@ -72,9 +72,11 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await expect.poll(() => inbox(userId).length, { timeout: 15_000 }).toBe(2);
     await expect.poll(() => reasonsFor(linkId, "createInGraph", "poll"), { timeout: 5000 }).toEqual(["poll"]);
 
-    // The store is quiet, the voicemail unread: the poll's run is the fast read's check, which
-    // finds the read in Outlook. Break seen red: without that run -> \Seen never set.
+    // The store is quiet, the voicemail unread and left longer ago than the fast read's window:
+    // the poll's run is the fast read's check, which finds the read in Outlook.
+    // Break seen red: without that run -> \Seen never set.
     await readInOutlookUnnoticed(userId, copyOf(userId, "Poll One"));
+    await w.deps.state.modifyLink(linkId, (l) => ({ ...l, fastUntil: Math.floor(Date.now() / 1000) - 1 }));
     await ranLongAgo(linkId);
     await w.runFunction("pollStores");
     await expect.poll(() => seen("5311"), { timeout: 15_000 }).toEqual([true, false]);
