@@ -4,7 +4,7 @@
  * functions, Azurite, Dovecot, the Graph simulator at 20 ms per request), every safety-net timer
  * off so each unit is measured alone. Rewrites docs/cost.md.
  *
- * Measured per unit (deposit, read in Outlook, no-change poll run, full reconcile run, subscription
+ * Measured per unit (deposit, read in Outlook, the poll's store check, poll run, full reconcile run, subscription
  * upkeep run, timer shard): Functions executions (HTTP webhooks + queue messages), their
  * execution time, Table transactions (every billed call of the process, src/state/tables.ts
  * tableOps), queue operations (3 per message: put, get, delete), Graph requests (the
@@ -22,6 +22,7 @@ import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import { runSyncRequest } from "../src/app/voicemail.js";
 import { handleSyncMessage, workerStats } from "../src/app/syncWorker.js";
 import { fanOutSchedule } from "../src/app/schedule.js";
+import { checkStore } from "../src/app/storePoll.js";
 import { tableOps } from "../src/state/tables.js";
 import { PRICES } from "./azure-prices.js";
 import type { Figure } from "./report.js";
@@ -77,7 +78,20 @@ export async function run(): Promise<Figure[]> {
       await sleep(1200);
     }, 2);
     const fireRun = (reason: "poll" | "reconcile" | "fast-read") => async () => { await handleSyncMessage(w.deps, { linkId, reason, at: Date.now() }); };
+    // A poll run: after a run wrote to the store (an Outlook read set \Seen) the next check sees the store moved.
     const poll = await measure(w, 10, fireRun("poll"), 0);
+    // The poll's store check of one quiet link (src/app/storePoll.ts; the poll runs above saved
+    // cursors past the reads' own writes), inside its shard's execution: the cursors' read, a
+    // login and a STATUS; no run. Timed here (it has no queue message of its own).
+    const link = (await w.deps.state.getLink(linkId))!;
+    let checkMs = 0;
+    let checkRuns = 0;
+    const pollCheck = await measure(w, 10, async () => {
+      const t = Date.now();
+      checkRuns += (await checkStore(w.deps, link, ["voicemail"])).run.length;
+      checkMs += Date.now() - t;
+    }, 0);
+    pollCheck.ms = checkMs / 10;
     const fast = await measure(w, 10, fireRun("fast-read"), 0);
     const reconcile = await measure(w, 3, fireRun("reconcile"), 0);
     const upkeep = await measure(w, 3, async () => { await handleSyncMessage(w.deps, { linkId, kind: "subscriptions", reason: "scheduled", at: Date.now() }); }, 0);
@@ -95,13 +109,19 @@ export async function run(): Promise<Figure[]> {
     const unreadSeconds = WORKLOAD.depositsPerDay * WORKLOAD.averageUnreadHoursPerMessage * 3600;
     const windowSeconds = (WORKLOAD.depositsPerDay + WORKLOAD.readsInOutlookPerDay) * 600;
     const fastRuns = Math.min(unreadSeconds, windowSeconds) / 5;
-    const pollRuns = 1440 - WORKLOAD.depositsPerDay - WORKLOAD.readsInOutlookPerDay;
+    // Past the window, the poll asks for the same check once a minute while voicemail waits unread (the lamp).
+    const lampRuns = Math.max(0, unreadSeconds - windowSeconds) / 60;
+    // The poll checks the store every minute; it runs only after the store moved: here once per
+    // Outlook read (the run's own \Seen; deposits and phone changes come with their push).
+    const pollChecks = 1440;
+    const pollRuns = WORKLOAD.readsInOutlookPerDay;
     const timerInvocationsPerDay = 1440 /* poll */ + 17_280 /* fast read */ + 24 /* reconcile */ + 288 /* renewals */;
     let day = zero;
     day = add(day, deposit, WORKLOAD.depositsPerDay);
     day = add(day, read, WORKLOAD.readsInOutlookPerDay);
+    day = add(day, pollCheck, pollChecks);
     day = add(day, poll, pollRuns);
-    day = add(day, fast, fastRuns);
+    day = add(day, fast, fastRuns + lampRuns);
     day = add(day, reconcile, 24);
     day = add(day, upkeep, 24);
     const perUserTimers = (users: number) => ({ ...timer, executions: timer.executions / users, ms: timer.ms / users, table: timer.table / users, queue: timer.queue / users, graph: 0, logBytes: timer.logBytes / users });
@@ -118,9 +138,11 @@ export async function run(): Promise<Figure[]> {
       logs: Math.max(0, month(day.logBytes) / 1e9 - PRICES.logIngestionGb.freePerMonth) * PRICES.logIngestionGb.usd,
     };
     const total = Object.values(cost).reduce((a, b) => a + b, 0);
-    writeDoc({ deposit, read, poll, fast, reconcile, upkeep, timer }, day, { execs, gbs, cost, total, fastRuns, pollRuns, timerInvocationsPerDay });
+    writeDoc({ deposit, read, "poll check (quiet store)": pollCheck, "poll run": poll, "fast read check": fast, reconcile, upkeep, timer }, day, { execs, gbs, cost, total, fastRuns, lampRuns, pollChecks, pollRuns, timerInvocationsPerDay });
     const r = (x: number) => Math.round(x * 100) / 100;
     return [
+      { name: "poll check of a quiet store: runs asked for", value: checkRuns, unit: "runs", reference: 0, better: "lower" },
+      { name: "poll check of a quiet store: Table transactions", value: r(pollCheck.table), unit: "transactions", reference: 1, better: "lower" },
       { name: "per user per day: Functions executions", value: r(day.executions), unit: "executions", reference: Infinity, better: "lower" },
       { name: "per user per day: execution time", value: r(day.ms / 1000), unit: "s", reference: Infinity, better: "lower" },
       { name: "per user per day: Table transactions", value: r(day.table), unit: "transactions", reference: Infinity, better: "lower" },
@@ -134,7 +156,7 @@ export async function run(): Promise<Figure[]> {
   }
 }
 
-function writeDoc(units: Record<string, Unit>, day: Unit, m: { execs: number; gbs: number; cost: Record<string, number>; total: number; fastRuns: number; pollRuns: number; timerInvocationsPerDay: number }) {
+function writeDoc(units: Record<string, Unit>, day: Unit, m: { execs: number; gbs: number; cost: Record<string, number>; total: number; fastRuns: number; lampRuns: number; pollChecks: number; pollRuns: number; timerInvocationsPerDay: number }) {
   const f = (x: number, d = 2) => x.toLocaleString("en-US", { maximumFractionDigits: d });
   const row = (name: string, u: Unit) => `| ${name} | ${f(u.executions)} | ${f(u.ms, 0)} | ${f(u.table)} | ${f(u.queue)} | ${f(u.graph)} | ${f(u.logBytes, 0)} |`;
   const doc = `# What a user costs (generated by \`npm run bench -- cost\`; do not edit)
@@ -147,8 +169,10 @@ row; rows marked unverified could not be confirmed from a stored page when last 
 ## Workload (per user per day)
 
 - ${WORKLOAD.depositsPerDay} voice messages in, ${WORKLOAD.readsInOutlookPerDay} read in Outlook, each unread for ${WORKLOAD.averageUnreadHoursPerMessage} h on average;
-- the timers at their defaults: poll every minute (${f(m.pollRuns, 0)} runs), fast read check every 5 s while unread
-  voicemail waits, for 10 minutes after each change (${f(m.fastRuns, 0)} runs), reconcile hourly (24 runs + 24 subscription checks), renewals every 5 minutes;
+- the timers at their defaults: poll every minute (${f(m.pollChecks, 0)} store checks, a login and a STATUS each, in
+  the timer's shard; ${f(m.pollRuns, 0)} runs, one after each run that wrote to the store), fast read check every 5 s while unread
+  voicemail waits, for 10 minutes after each change (${f(m.fastRuns, 0)} checks), and from the poll once a minute after that
+  while it stays unread (${f(m.lampRuns, 0)} checks), reconcile hourly (24 runs + 24 subscription checks), renewals every 5 minutes;
   timer invocations (${f(m.timerInvocationsPerDay, 0)} a day per app) shared by 1,000 users;
 - contacts and calendar are off in this workload (their runs are measured by \`npm run bench -- people\`).
 
@@ -175,10 +199,10 @@ ${Object.entries(units).map(([k, u]) => row(k, u)).join("\n")}
 | Log ingestion (5 GB free) | ${f(month0(day.logBytes) / 1e9, 3)} GB | ${f(m.cost.logs!)} |
 | **total** | | **${f(m.total)}** |
 
-What dominates: the per-minute poll and the 5-second fast read check are runs even when nothing
-changed. A poll run with nothing new is one Graph delta, one SELECT and the run's state rows
-(\`npm run bench -- scale\` keeps it there); a fast read check with nothing new in Outlook is one
-Graph delta and its lease, with no store login and no write (src/app/voicemail.ts quietFastRead).
+What dominates: the fast read checks while voicemail waits unread (one Graph delta and the lease,
+no store login, no write: src/app/voicemail.ts quietFastRead) and the reconcile. The poll is no
+longer a run per link and minute: its store check (src/app/storePoll.ts) reads the link's cursors
+once and asks the store for a STATUS, and a run follows only when the store moved.
 
 ## Prices used
 

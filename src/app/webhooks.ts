@@ -205,10 +205,8 @@ async function ownGraphEcho(deps: Deps, w: NotificationWork): Promise<boolean> {
  * records' id index, src/state/items.ts); a contact not yet recorded starts a run.
  */
 async function knownContacts(deps: Deps, linkId: string, ids: string[]): Promise<boolean> {
-  const lookup = deps.state.recordState(linkId, "contacts").lookupKeys;
-  if (!lookup) return false;
-  const { byGraphId } = await lookup({ uids: [], graphIds: ids }).catch(() => ({ byGraphId: new Map<string, string>() }));
-  return ids.every((id) => byGraphId.has(id));
+  const known = await deps.state.knownGraphIds(linkId, "contacts", ids).catch(() => new Set<string>());
+  return ids.every((id) => known.has(id));
 }
 
 /**

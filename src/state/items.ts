@@ -281,6 +281,19 @@ export class ItemRows extends StateRows {
   }
 
   /**
+   * Which of these Exchange ids a kind's records hold (the records' id index rows, one point
+   * read each): the webhook's test for a Graph "created" of a contact the connector itself
+   * created or already synced (src/app/webhooks.ts). An id whose index row is missing is not known.
+   */
+  async knownGraphIds(linkId: string, kind: "contacts" | "calendar" | "mail", ids: readonly string[]): Promise<Set<string>> {
+    const c = await this.tables.client("records");
+    const pk = keyOf(`${linkId}|${kind}`);
+    const out = new Set<string>();
+    await mapLimit([...new Set(ids)], POINT_READS_IN_FLIGHT, async (id) => { if (await getOrUndefined(c, pk, graphKey(id))) out.add(id); });
+    return out;
+  }
+
+  /**
    * What the last run of each store-watching kind (voicemail, contacts, e-mail on the phone)
    * saw of its store folder: the IMAP part of its cursors. One partition read of the cursors
    * table (the rows of every kind of the link); the poll's store check compares them with the

@@ -12,17 +12,15 @@
  * store-side change" and "a change the phone makes ..." (2 runs).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
+import { runsOf, SAFETY_NET_TIMERS, settle, startWorld, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
-import { runsMade } from "../../src/app/syncWorker.js";
 import { keyOf } from "../../src/state/tables.js";
 
 let w: World;
 let userId = "";
 const LINK = "L-4711";
 const inbox = () => w.sim.outlook(userId).messages("inbox");
-const runs = () => runsMade.get(`voicemail|${LINK}`) ?? 0;
-const settle = async () => { await w.queueDrained(); await new Promise((r) => setTimeout(r, 1500)); await w.queueDrained(); };
+const runs = () => runsOf("voicemail", LINK);
 const seenOnStore = () => w.seenOnStore("4711");
 
 beforeAll(async () => {
@@ -33,7 +31,7 @@ beforeAll(async () => {
     if (Date.now() > until) throw new Error("the voice messages did not reach Outlook");
     await new Promise((r) => setTimeout(r, 200));
   }
-  await settle();
+  await settle(w);
 }, 60_000);
 afterAll(async () => { await w?.stop(); });
 
@@ -43,7 +41,7 @@ describe("own-echo suppression", () => {
       const before = runs();
       w.sim.outlook(userId).markRead(inbox()[i]!.id, read);
       await expect.poll(async () => Object.values(await seenOnStore()).filter(Boolean).length, { timeout: 10_000 }).toBe(seen);
-      await settle();
+      await settle(w);
       expect(runs() - before).toBe(1);
     }
   });
@@ -60,7 +58,7 @@ describe("own-echo suppression", () => {
       await c.messageFlagsRemove(seen[0]!, ["\\Seen"], { uid: true });
     } finally { await c.logout(); }
     await expect.poll(() => inbox().filter((m) => m.isRead).length, { timeout: 10_000 }).toBe(0);
-    await settle();
+    await settle(w);
     // The store's change runs once; Graph's notification of the connector's own PATCH starts none.
     expect(runs() - before).toBe(1);
   });
@@ -74,7 +72,7 @@ describe("own-echo suppression", () => {
       let before = runs();
       await c.messageFlagsAdd(uids[0]!, ["\\Seen"], { uid: true });
       await expect.poll(() => inbox().filter((m) => m.isRead).length, { timeout: 10_000 }).toBe(1);
-      await settle();
+      await settle(w);
       expect(runs() - before).toBe(1);
       // Deleted on the phone: the Exchange copy goes to Deleted Items ("deleted" for the folder).
       // The phone's delete is two store changes (STORE \Deleted, then EXPUNGE), each pushed, so
@@ -82,7 +80,7 @@ describe("own-echo suppression", () => {
       before = runs();
       await c.messageDelete(uids[1]!, { uid: true });
       await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(1);
-      await settle();
+      await settle(w);
       expect(runs() - before).toBeLessThanOrEqual(2);
       const echo = await (await w.deps.state.tableClients.client("runs")).getEntity<{ graph?: string }>("echo", keyOf(LINK));
       expect(JSON.parse(echo.graph ?? "null")).toEqual([]);
@@ -91,7 +89,7 @@ describe("own-echo suppression", () => {
     const before = runs();
     w.sim.outlook(userId).markRead(inbox()[0]!.id, false);
     await expect.poll(async () => Object.values(await seenOnStore()).filter(Boolean).length, { timeout: 10_000 }).toBe(0);
-    await settle();
+    await settle(w);
     expect(runs() - before).toBe(1);
   });
 });

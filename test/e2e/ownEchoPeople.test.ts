@@ -19,8 +19,7 @@
  * (The second contacts test builds on the first: when the first fails, it fails too.)
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
-import { runsMade } from "../../src/app/syncWorker.js";
+import { runsOf, SAFETY_NET_TIMERS, settle, startWorld, type World } from "./world.js";
 import { keyOf } from "../../src/state/tables.js";
 import { parseVCard } from "../../src/formats/vcard.js";
 import { storeItemText } from "../../src/formats/storeItem.js";
@@ -32,9 +31,8 @@ let peopleUser = "";
 let peopleLink = "";
 let mailUser = "";
 let mailLink = "";
-const runs = (kind: string, linkId: string) => runsMade.get(`${kind}|${linkId}`) ?? 0;
+const runs = runsOf;
 /** Every run queued has run, and a push or notification still on its way has landed and run too. */
-const settle = async () => { await w.queueDrained(); await new Promise((r) => setTimeout(r, 2000)); await w.queueDrained(); };
 const people = () => w.sim.people(peopleUser);
 const echoRow = async (linkId: string, kind: string) => {
   const c = await w.deps.state.tableClients.client("runs");
@@ -80,7 +78,7 @@ beforeAll(async () => {
     if (Date.now() > until) throw new Error("the first contacts and e-mail runs did not happen");
     await new Promise((r) => setTimeout(r, 200));
   }
-  await settle();
+  await settle(w, 2000);
 }, 90_000);
 afterAll(async () => { await w?.stop(); });
 
@@ -90,14 +88,14 @@ describe("own-echo suppression: contacts", () => {
     let before = runs("contacts", peopleLink);
     people().add({ displayName: "Hedy Lamarr", givenName: "Hedy", surname: "Lamarr", mobilePhone: "+1 555 0100" });
     await expect.poll(async () => (await cards()).map((c) => c.name), { timeout: 10_000 }).toEqual(["Hedy Lamarr"]);
-    await settle();
+    await settle(w, 2000);
     expect(runs("contacts", peopleLink) - before).toBe(1);
     // Edited in Outlook: the new card APPENDed, the old one STORE \Deleted and EXPUNGEd.
     before = runs("contacts", peopleLink);
     const id = people().list().find((c) => c.props.displayName === "Hedy Lamarr")!.id;
     people().update(id, { jobTitle: "Inventor" });
     await expect.poll(async () => (await cards()).map((c) => /TITLE:Inventor/.test(c.text)), { timeout: 10_000 }).toEqual([true]);
-    await settle();
+    await settle(w, 2000);
     expect(runs("contacts", peopleLink) - before).toBe(1);
     // The announced writes were taken, one per push.
     expect(JSON.parse((await echoRow(peopleLink, "contacts"))?.writes ?? "null")).toEqual([]);
@@ -115,14 +113,14 @@ describe("own-echo suppression: contacts", () => {
     await expect.poll(() => people().list().map((c) => c.props.jobTitle), { timeout: 10_000 }).toEqual(["Actress and inventor"]);
     // The run announced the PATCH ("updated"); Graph's notification of it took it.
     await expect.poll(async () => (await echoRow(peopleLink, "contacts"))?.graph, { timeout: 15_000 }).toBe("[]");
-    await settle();
+    await settle(w, 2000);
   });
 
   it("a card the phone adds reaches Exchange in one run: Graph's \"created\" of the connector's own create starts none", async () => {
     const before = runs("contacts", peopleLink);
     await onStore(PEOPLE, "Contacts", (c) => c.append("Contacts", Buffer.from("Subject: Ada Lovelace\r\nContent-Type: text/vcard; charset=utf-8\r\n\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nUID:phone-ada\r\nFN:Ada Lovelace\r\nN:Lovelace;Ada;;;\r\nTEL;TYPE=CELL:+44 20 7946 0001\r\nEND:VCARD\r\n")));
     await expect.poll(() => people().list().some((c) => c.props.displayName === "Ada Lovelace"), { timeout: 10_000 }).toBe(true);
-    await settle();
+    await settle(w, 2000);
     // The phone's APPEND started one run; the notification of the contact it created found its record.
     expect(runs("contacts", peopleLink) - before).toBe(1);
   });
@@ -133,11 +131,11 @@ describe("own-echo suppression: e-mail on the phone", () => {
     const o = w.sim.outlook(mailUser);
     o.receive({ subject: "Budget", from: { name: "Gil", address: "gil@contoso.test" }, body: { contentType: "text", content: "Numbers attached." } });
     await expect.poll(async () => Object.values(await mailSeen()), { timeout: 15_000 }).toEqual([false]);
-    await settle();
+    await settle(w, 2000);
     const before = runs("mail", mailLink);
     o.markRead(o.messages("inbox").find((m) => m.subject === "Budget")!.id, true);
     await expect.poll(async () => Object.values(await mailSeen()), { timeout: 10_000 }).toEqual([true]);
-    await settle();
+    await settle(w, 2000);
     expect(runs("mail", mailLink) - before).toBe(1);
   });
 });

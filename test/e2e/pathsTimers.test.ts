@@ -17,7 +17,7 @@
  * That the disabled timers really stay off is test/host/disabledFunctions.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runReasons, SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
+import { runReasons, runsOf, SAFETY_NET_TIMERS, startWorld, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import { LINK_BUCKETS } from "../../src/state/links.js";
 import { runsMade } from "../../src/app/syncWorker.js";
@@ -105,7 +105,7 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
 
     // Nothing changed on the store, nothing unread: the check (a login and a STATUS) asks for no run.
     // Break seen red: checkStore answering every due kind -> one more run.
-    const before = runsMade.get(`voicemail|${linkId}`) ?? 0;
+    const before = runsOf("voicemail", linkId);
     await ranLongAgo(linkId);
     // Every shard of this poll has done its work (a shard's run counts once its runs are enqueued).
     const shardRuns = () => [...runsMade].filter(([k]) => k.startsWith("schedule|")).reduce((a, [, n]) => a + n, 0);
@@ -113,7 +113,7 @@ describe("one path at a time: timers (no push, no Graph notifications, no other 
     await w.runFunction("pollStores");
     await expect.poll(shardRuns, { timeout: 15_000 }).toBeGreaterThanOrEqual(shards + w.deps.config.sync.scheduleShards);
     await w.queueDrained();
-    expect(runsMade.get(`voicemail|${linkId}`) ?? 0).toBe(before);
+    expect(runsOf("voicemail", linkId)).toBe(before);
   }, 90_000);
 
   it("reconcile alone: copies, read both ways and deletes, whatever ran last", async () => {

@@ -18,6 +18,7 @@ import { disabledFunctions, loadConfig } from "../../src/config.js";
 import { createLogger, memoryLogger, type Logger } from "../../src/log.js";
 import { enqueueLinkKinds } from "../../src/app/schedule.js";
 import { StateStore, type Lease } from "../../src/state/stateStore.js";
+import { runsMade } from "../../src/app/syncWorker.js";
 
 export const TENANT = "0c0ffee0-0000-4000-8000-000000000001";
 export const APP = "a0a0a0a0-0000-4000-8000-000000000002";
@@ -102,6 +103,19 @@ export interface WorldOptions {
    * by default (production uses the "user*master" separator). `extraConf`: e.g. a quota.
    */
   backupStore?: { auth?: "sasl-authzid" | "master-separator"; extraConf?: string; clockOffsetSeconds?: number };
+}
+
+/** Runs of `kind` the world's in-process workers have made for a link so far (src/app/syncWorker.ts). */
+export const runsOf = (kind: string, linkId: string): number => runsMade.get(`${kind}|${linkId}`) ?? 0;
+
+/**
+ * The queue is empty, stays quiet for `pauseMs` (the pushes and notifications a run's writes
+ * cause arrive meanwhile) and is empty again: every run those triggers start has been made.
+ */
+export async function settle(w: World, pauseMs = 1500): Promise<void> {
+  await w.queueDrained();
+  await new Promise((r) => setTimeout(r, pauseMs));
+  await w.queueDrained();
 }
 
 /**
