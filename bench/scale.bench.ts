@@ -13,7 +13,9 @@
  *    and runs per deposit (Graph's notification of the connector's own create: measured, not
  *    suppressed);
  *  - a no-change cycle: Graph requests (one delta) and IMAP mailbox commands (SELECT with
- *    QRESYNC), counted through the protocol trace (`umconnect trace`).
+ *    QRESYNC), counted through the protocol trace (`umconnect trace`); and the poll's minute on a
+ *    quiet store, which is no run at all: the store check in the timer's shard (one STATUS, no
+ *    Graph request; src/app/storePoll.ts).
  * Figures were taken on a 2-CPU machine shared with other agents' builds and tests.
  *
  * UMC_BENCH_SEEDED (default 20,000) sets the seeded records. Azurite keeps a table in LokiJS
@@ -26,6 +28,7 @@
 import { startWorld, SAFETY_NET_TIMERS, type World } from "../test/e2e/world.js";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import { runSyncRequest } from "../src/app/voicemail.js";
+import { checkStore } from "../src/app/storePoll.js";
 import { runsMade } from "../src/app/syncWorker.js";
 import { startTrace } from "../src/app/protocolTrace.js";
 import { keyOf } from "../src/state/tables.js";
@@ -133,6 +136,9 @@ async function echoes(w: World): Promise<Figure[]> {
   ];
 }
 
+/** Commands of a connection's set-up and end, not of the mailbox. */
+const SETUP_COMMANDS = ["CAPABILITY", "LOGIN", "AUTHENTICATE", "ID", "ENABLE", "NAMESPACE", "LOGOUT", "COMPRESS", "STARTTLS", "NOOP"];
+
 async function noChange(w: World): Promise<Figure[]> {
   const { userId } = await w.link("5104", "idle@contoso.test");
   await w.dc.lda("5104", avayaVoiceMessage({ id: "idle-1" }));
@@ -145,8 +151,18 @@ async function noChange(w: World): Promise<Figure[]> {
   const graph = (w.sim.stats.byMailbox.get(userId) ?? 0) - graphBefore;
   // A SASL continuation line is no command: the trace writes it as "[continuation redacted]" (src/app/protocolTrace.ts).
   const commands = lines(w).slice(from).filter((l) => l.event === "imap.trace" && l.dir === "C" && !String(l.line).startsWith("[")).map((l) => String(l.line).split(/\s+/)[1]?.toUpperCase() ?? "");
-  const mailboxCommands = commands.filter((c) => !["CAPABILITY", "LOGIN", "AUTHENTICATE", "ID", "ENABLE", "NAMESPACE", "LOGOUT", "COMPRESS", "STARTTLS", "NOOP"].includes(c));
+  const mailboxCommands = commands.filter((c) => !SETUP_COMMANDS.includes(c));
+  // The poll's minute on a quiet store (src/app/storePoll.ts): the check in the timer's shard, no run.
+  const checkFrom = lines(w).length;
+  const graphBeforeCheck = w.sim.stats.byMailbox.get(userId) ?? 0;
+  const check = await checkStore(w.deps, (await w.deps.state.getLink("L-5104"))!, ["voicemail"]);
+  const checkGraph = (w.sim.stats.byMailbox.get(userId) ?? 0) - graphBeforeCheck;
+  const checkCommands = lines(w).slice(checkFrom).filter((l) => l.event === "imap.trace" && l.dir === "C" && !String(l.line).startsWith("[")).map((l) => String(l.line).split(/\s+/)[1]?.toUpperCase() ?? "");
+  const checkMailboxCommands = checkCommands.filter((c) => !SETUP_COMMANDS.includes(c));
   return [
+    { name: "poll's minute on a quiet store (store check in the shard): runs asked for", value: check.run.length, unit: "runs", reference: 0, better: "lower" },
+    { name: "poll's minute on a quiet store: Graph requests", value: checkGraph, unit: "requests", reference: 0, better: "lower" },
+    { name: `poll's minute on a quiet store: IMAP mailbox commands (${checkMailboxCommands.join(", ") || "none"})`, value: checkMailboxCommands.length, unit: "commands", reference: 1, better: "lower" },
     { name: "no-change cycle: Graph requests (one delta)", value: r.status === "ran" ? graph : NaN, unit: "requests", reference: 1, better: "lower" },
     { name: `no-change cycle: IMAP mailbox commands (${mailboxCommands.join(", ") || "none"})`, value: mailboxCommands.length, unit: "commands", reference: 2, better: "lower" },
     { name: `no-change cycle: IMAP commands in all, with connection set-up (${commands.join(", ")})`, value: commands.length, unit: "commands", reference: 8, better: "lower" },
