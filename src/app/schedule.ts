@@ -124,11 +124,12 @@ async function pollLinks(deps: Deps, links: MailboxLink[]): Promise<{ links: num
   let n = 0;
   let asked = 0;
   const slots = new Semaphore(POLL_CHECKS_AT_ONCE);
+  const unreachable = new Set<string>();
   await Promise.all(links.map((l) => slots.run(async () => {
     // During bursts every busy link just ran: its run made the check.
     const due = (["voicemail", "contacts", "mail", "mirror"] as const).filter((k) => !ranWithin(k === "voicemail" ? l : l.kinds?.[k], POLL_SKIP_MS, Date.now()));
     if (!due.length) return;
-    const check = await checkStore(deps, l, due);
+    const check = await checkStore(deps, l, due, unreachable);
     if (check.asked) asked++;
     // A kind whose run is still waiting in the queue (a change's, or the last tick's) needs no
     // second one: it will make the check when it runs. Without this mark, workers that fell

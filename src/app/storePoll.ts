@@ -30,6 +30,7 @@
  * for one more run, which finds only its own write. That is one run per store write, not per link.
  */
 import type { FeatureProfile } from "../admin/profiles.js";
+import { isConnectorError } from "../errors.js";
 import type { ImapCursor } from "../sync/ports.js";
 import type { MailboxLink } from "../state/stateStore.js";
 import type { Deps } from "./deps.js";
@@ -75,11 +76,11 @@ export interface StoreCheck {
  * Of the kinds the poll found due on a link, those that need a run: the ones the check cannot
  * answer for, and the ones whose store folder moved.
  */
-export async function checkStore(deps: Deps, link: MailboxLink, due: readonly SyncKind[]): Promise<StoreCheck> {
+export async function checkStore(deps: Deps, link: MailboxLink, due: readonly SyncKind[], unreachable: Set<string> = new Set()): Promise<StoreCheck> {
   let profile: FeatureProfile;
   try { profile = (await deps.directory()).linkProfile(link); } catch { return { run: [...due], asked: false }; } // the run reports it
   const folders = watchedFolders(profile, due.filter((k) => !lastErrorOf(link, k)));
-  if (!folders.size || noCondstore.has(link.endpointId)) return { run: [...due], asked: false };
+  if (!folders.size || noCondstore.has(link.endpointId) || unreachable.has(link.endpointId)) return { run: [...due], asked: false };
   const saved = await deps.state.storeCursors(link.linkId);
   const ask = [...folders].filter(([k]) => saved[k]?.highestModseq !== undefined);
   const run = due.filter((k) => !ask.some(([a]) => a === k));
@@ -87,8 +88,12 @@ export async function checkStore(deps: Deps, link: MailboxLink, due: readonly Sy
   let session;
   try {
     session = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" } });
-  } catch {
-    return { run: [...due], asked: true }; // the run logs in again and records the store's answer
+  } catch (e) {
+    // The run logs in again and records the store's answer. A store that cannot be reached
+    // would hold the shard for a timeout per link: the rest of this tick's links of the endpoint
+    // are not checked. (A refused credential is the link's own: the others are still checked.)
+    if (isConnectorError(e, "IMAP_UNAVAILABLE")) unreachable.add(link.endpointId);
+    return { run: [...due], asked: true };
   }
   try {
     if (!session.client.capabilities.has("CONDSTORE")) {
