@@ -85,6 +85,12 @@ export const endpointSchema = z.object({
    * The poll runs in every case as the safety net.
    */
   notify: z.enum(["push", "idle", "poll"]).default("push"),
+  /**
+   * Minutes between the poll's store checks of one mailbox (src/app/storePoll.ts), spread over
+   * the minutes by the link's bucket. Default: 1 for `notify: "poll"` (the poll is how changes
+   * arrive), 5 for push and IDLE (the poll only catches what a lost push missed).
+   */
+  pollMinutes: z.number().int().min(1).max(60).optional(),
   /** The store's product: picks the default connection budget (src/app/connectionBudget.ts). */
   vendor: z.enum(["generic", "dovecot", "exchange", "cisco-unity", "avaya", "mitel"]).default("generic"),
   /** Connections the store allows per user and per client address, across all instances. */
@@ -250,7 +256,7 @@ export async function loadDirectory(src: DirectorySources): Promise<Directory> {
     endpoints.set(e.id, {
       id: e.id, host: e.host, port: e.port, tls: e.tls, auth: { ...rest, password } as ImapAuth, maxConnections: e.maxConnections,
       authRetrySeconds: e.authRetrySeconds, loginsAtOnce: e.loginsAtOnce, silenceTimeoutMs: e.silenceTimeoutSeconds * 1000, ...(passwordPerLink ? { passwordPerLink } : {}),
-      connectionBudget: { ...VENDOR_BUDGETS[e.vendor], ...e.connectionBudget }, notify: e.notify,
+      connectionBudget: { ...VENDOR_BUDGETS[e.vendor], ...e.connectionBudget }, notify: e.notify, pollMinutes: e.pollMinutes ?? (e.notify === "poll" ? 1 : 5),
       caBundle: e.caBundle ?? (e.caBundlePath ? fs.readFileSync(e.caBundlePath, "utf8") : undefined),
     });
     meta.set(e.id, { e, source, keys: signing === undefined ? undefined : parseSigningKeys(signing) });

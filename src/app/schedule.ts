@@ -116,7 +116,7 @@ export async function enqueueLinks(deps: Deps, reason: Extract<SyncRequest["reas
 }
 
 /** Store checks of one shard's poll in flight at once (each one login; the endpoint's connection budget applies too). */
-const POLL_CHECKS_AT_ONCE = 8;
+const POLL_CHECKS_AT_ONCE = 4;
 
 /** The poll of one shard's links: a run for each kind whose store changed (src/app/storePoll.ts). */
 async function pollLinks(deps: Deps, links: MailboxLink[]): Promise<{ links: number; enqueued: number; asked: number }> {
@@ -141,7 +141,7 @@ async function pollLinks(deps: Deps, links: MailboxLink[]): Promise<{ links: num
     // The lamp: unread voicemail on a quiet store may have been read in Outlook with the
     // notification lost. The fast read's check looks (one delta, no store login; src/app/voicemail.ts),
     // once the link is past its fast window (within it, the fast read timer checks it more often).
-    if (due.includes("voicemail") && !check.run.includes("voicemail") && l.unreadVoice > 0 && !((l.fastUntil ?? 0) * 1000 > Date.now()) && await deps.state.markQueued(runKeyOf(l.linkId, "voicemail"), QUEUED_MARK_SECONDS)) {
+    if (due.includes("voicemail") && !check.run.includes("voicemail") && !check.notThisMinute && l.unreadVoice > 0 && !((l.fastUntil ?? 0) * 1000 > Date.now()) && await deps.state.markQueued(runKeyOf(l.linkId, "voicemail"), QUEUED_MARK_SECONDS)) {
       n += await enqueueLinkKinds(deps, l, "fast-read", ["voicemail"]);
     }
   })));

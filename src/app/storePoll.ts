@@ -33,6 +33,7 @@ import type { FeatureProfile } from "../admin/profiles.js";
 import { isConnectorError } from "../errors.js";
 import type { ImapCursor } from "../sync/ports.js";
 import type { MailboxLink } from "../state/stateStore.js";
+import { linkBucket } from "../state/links.js";
 import type { Deps } from "./deps.js";
 import { openLinkedMailbox } from "./storeAccess.js";
 import type { SyncKind } from "./syncQueue.js";
@@ -70,21 +71,39 @@ export interface StoreCheck {
   run: SyncKind[];
   /** Whether the store was asked (a login and STATUS commands). */
   asked: boolean;
+  /** The kinds it would ask for wait for the mailbox's minute (the endpoint's pollMinutes). */
+  notThisMinute?: boolean;
+}
+
+/**
+ * Whether the poll checks this mailbox in the minute of `now`: every `pollMinutes`, in the minute
+ * its bucket picks (src/state/links.ts linkBucket), so an endpoint's mailboxes are spread evenly
+ * over the interval instead of all logging in at the same minute.
+ */
+export function checkMinute(linkId: string, pollMinutes: number, now: number): boolean {
+  return pollMinutes <= 1 || Math.floor(now / 60_000) % pollMinutes === linkBucket(linkId) % pollMinutes;
 }
 
 /**
  * Of the kinds the poll found due on a link, those that need a run: the ones the check cannot
  * answer for, and the ones whose store folder moved.
  */
-export async function checkStore(deps: Deps, link: MailboxLink, due: readonly SyncKind[], unreachable: Set<string> = new Set()): Promise<StoreCheck> {
+export async function checkStore(deps: Deps, link: MailboxLink, due: readonly SyncKind[], unreachable: Set<string> = new Set(), now = Date.now()): Promise<StoreCheck> {
   let profile: FeatureProfile;
-  try { profile = (await deps.directory()).linkProfile(link); } catch { return { run: [...due], asked: false }; } // the run reports it
+  let pollMinutes: number;
+  try {
+    const dir = await deps.directory();
+    profile = dir.linkProfile(link);
+    pollMinutes = dir.endpoint(link.endpointId).pollMinutes ?? 1;
+  } catch { return { run: [...due], asked: false }; } // the run reports it
   const folders = watchedFolders(profile, due.filter((k) => !lastErrorOf(link, k)));
   if (!folders.size || noCondstore.has(link.endpointId) || unreachable.has(link.endpointId)) return { run: [...due], asked: false };
   const saved = await deps.state.storeCursors(link.linkId);
   const ask = [...folders].filter(([k]) => saved[k]?.highestModseq !== undefined);
   const run = due.filter((k) => !ask.some(([a]) => a === k));
   if (!ask.length) return { run, asked: false };
+  // Not this mailbox's minute (pollMinutes > 1: the store pushes; the poll only catches a lost push).
+  if (!checkMinute(link.linkId, pollMinutes, now)) return { run, asked: false, notThisMinute: true };
   let session;
   try {
     session = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" } });

@@ -41,6 +41,8 @@ export interface ImapEndpoint {
   connectionBudget?: { perUser: number; perAddress: number };
   /** How store changes reach the app: its push hook, IDLE watchers, or the poll alone. */
   notify?: "push" | "idle" | "poll";
+  /** Minutes between the poll's store checks of one mailbox (src/app/storePoll.ts). */
+  pollMinutes?: number;
   /** Protocol trace (src/app/protocolTrace.ts redacts); imapflow's log stays off otherwise. */
   protocolLog?: (src: "c" | "s", line: string) => void;
 }

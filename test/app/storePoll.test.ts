@@ -6,7 +6,7 @@
  * missing HIGHESTMODSEQ -> "no HIGHESTMODSEQ ...".
  */
 import { describe, expect, it } from "vitest";
-import { folderMoved, watchedFolders } from "../../src/app/storePoll.js";
+import { checkMinute, folderMoved, watchedFolders } from "../../src/app/storePoll.js";
 import { parseProfile } from "../../src/admin/profiles.js";
 
 describe("poll's store check", () => {
@@ -32,5 +32,20 @@ describe("poll's store check", () => {
     expect([...watchedFolders(people, ["voicemail", "contacts", "mail", "mirror"])]).toEqual([["voicemail", "INBOX"], ["contacts", "Contacts"], ["mail", "Mail"]]);
     const voice = parseProfile({ id: "v", displayName: "v" });
     expect([...watchedFolders(voice, ["voicemail", "contacts", "mail"])]).toEqual([["voicemail", "INBOX"]]);
+  });
+  it("checks each mailbox once per pollMinutes, the endpoint's mailboxes spread over the minutes", () => {
+    // Break seen red: checkMinute always true -> every mailbox 5 times in 5 minutes.
+    const links = Array.from({ length: 200 }, (_, i) => `L-${4000 + i}`);
+    const t0 = Date.UTC(2026, 11, 1, 12, 0, 0);
+    const perLink = new Map(links.map((l) => [l, 0]));
+    const perMinute: number[] = [];
+    for (let m = 0; m < 5; m++) {
+      const checked = links.filter((l) => checkMinute(l, 5, t0 + m * 60_000 + 30_000));
+      for (const l of checked) perLink.set(l, perLink.get(l)! + 1);
+      perMinute.push(checked.length);
+    }
+    expect([...perLink.values()].every((n) => n === 1)).toBe(true);
+    expect(Math.max(...perMinute)).toBeLessThan(200 / 5 * 1.6); // spread, not bunched in one minute
+    expect(links.every((l) => checkMinute(l, 1, t0))).toBe(true);
   });
 });
