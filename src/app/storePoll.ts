@@ -98,12 +98,13 @@ export async function checkStore(deps: Deps, link: MailboxLink, due: readonly Sy
   } catch { return { run: [...due], asked: false }; } // the run reports it
   const folders = watchedFolders(profile, due.filter((k) => !lastErrorOf(link, k)));
   if (!folders.size || noCondstore.has(link.endpointId) || unreachable.has(link.endpointId)) return { run: [...due], asked: false };
+  // Not this mailbox's minute (pollMinutes > 1: the store pushes; the poll only catches a lost
+  // push): the watched kinds wait, with nothing read; the others run.
+  if (!checkMinute(link.linkId, pollMinutes, now)) return { run: due.filter((k) => !folders.has(k as StoreCheckedKind)), asked: false, notThisMinute: true };
   const saved = await deps.state.storeCursors(link.linkId);
   const ask = [...folders].filter(([k]) => saved[k]?.highestModseq !== undefined);
   const run = due.filter((k) => !ask.some(([a]) => a === k));
   if (!ask.length) return { run, asked: false };
-  // Not this mailbox's minute (pollMinutes > 1: the store pushes; the poll only catches a lost push).
-  if (!checkMinute(link.linkId, pollMinutes, now)) return { run, asked: false, notThisMinute: true };
   let session;
   try {
     session = await openLinkedMailbox(deps, link, { folder: "INBOX", removal: { mode: "expunge" } });

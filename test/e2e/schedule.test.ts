@@ -30,7 +30,7 @@ async function drain(): Promise<SyncRequest[]> {
 const runs = (reqs: SyncRequest[]) => reqs.map((r) => `${r.linkId} ${r.kind ?? "voicemail"}`).sort();
 
 beforeAll(async () => {
-  w = await startWorld({ users: ["4990", "4991", "4992", "4993"], timers: false, queueWorkers: false, quiet: true, fastReadSeconds: 30, profiles: [{ id: "people", displayName: "p", contacts: { enabled: true }, calendar: { enabled: true } }] });
+  w = await startWorld({ users: ["4990", "4991", "4992", "4993"], timers: false, queueWorkers: false, quiet: true, fastReadSeconds: 30, endpoint: { pollMinutes: 1 }, profiles: [{ id: "people", displayName: "p", contacts: { enabled: true }, calendar: { enabled: true } }] });
   await w.link("4990", "a@contoso.test", "people");
   await w.link("4991", "b@contoso.test");
   await w.link("4992", "c@contoso.test");
