@@ -22,7 +22,8 @@
  * subscription) and the hourly reconcile cover it. For the phone's lamp, a link with unread
  * voicemail whose store is quiet still gets the fast read's check from the poll (src/app/schedule.ts):
  * one Graph delta under the lease, no store login, nothing written when Outlook has nothing new;
- * so a read in Outlook whose notification was lost reaches the store within the minute, as before.
+ * so a read in Outlook whose notification was lost reaches the store within the endpoint's
+ * pollMinutes (the minute, before the interval existed).
  * E-mail on the phone from Exchange folders other than the Inbox (no notification) is run, not checked.
  *
  * One effect to know: a run's cursor is what its SELECT saw before it wrote, so after a run that
