@@ -14,7 +14,8 @@
  *  - ownGraphEcho() returning false for contacts -> "a phone-side edit ... Graph's notification
  *    of the connector's PATCH is taken" (the announced write never taken);
  *  - contactEchoes() announcing nothing -> the first two contacts tests;
- *  - knownContacts() answering false -> "a card the phone adds reaches Exchange in one run" (2 runs);
+ *  - knownContacts() answering false, or knownGraphIds (src/state/items.ts) finding no index row ->
+ *    "a card the phone adds reaches Exchange in one run" (2 runs);
  *  - mailEchoes() announcing nothing -> "one e-mail run per Outlook-side read" (2 runs).
  * (The second contacts test builds on the first: when the first fails, it fails too.)
  */
