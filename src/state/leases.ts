@@ -165,7 +165,14 @@ export class LeaseRows extends StateRows {
    * A run is about to make these writes on the link's voice mailbox and in Exchange. Both
    * report each of the connector's own writes back (Dovecot's push hook fires inside the
    * STORE/EXPUNGE, before the command answers; Graph notifies a PATCH seconds later), so the
-   * row is written before the writes, replacing the last run's.
+   * row is written before the writes.
+   *
+   * What the last run announced and was not yet reported stays (while unexpired): Graph's
+   * notification of one run's move can arrive after the next run has started (a phone's delete
+   * is a STORE and an EXPUNGE, two pushes and two runs a few hundred ms apart). Replacing the
+   * row dropped that announcement and the notification started a run of its own. The kept
+   * writes live until the new row's expiry: a write that never happened can then answer one
+   * report of that item while the link keeps running; the poll and the fast read are the net.
    */
   async expectEchoes(linkId: string, writes: { store: StoreEcho[]; graph: GraphEcho[] }, kind: EchoKind = "voicemail", ttlSeconds = ECHO_SECONDS): Promise<void> {
     const c = await this.tables.client("runs");
@@ -173,10 +180,27 @@ export class LeaseRows extends StateRows {
     // fires before that answer, inside the APPEND): as a count, each answering one MessageAppend
     // in the folder whatever its UID. A write named twice is announced once (one push takes it).
     const exact = writes.store.filter((w) => w.kind !== "append");
-    await guard(() => c.upsertEntity(entity("echo", echoRow(linkId, kind), {
-      writes: fitting([...new Set(exact.map(storeEchoKey))]), appends: writes.store.length - exact.length,
-      graph: fitting([...new Set(writes.graph.map(graphEchoKey))]), until: this.now() + ttlSeconds * 1000,
-    }), "Replace"), { mailboxId: linkId });
+    const rk = echoRow(linkId, kind);
+    // Two runs of one link and kind never overlap (the lease), but a take may update the row
+    // between this read and the write: the etag makes the write read again then.
+    for (let attempt = 0; ; attempt++) {
+      const row = await getOrUndefined(c, "echo", rk);
+      const kept = row && (num(row, "until") ?? 0) >= this.now() ? row : undefined;
+      const listed = (field: "writes" | "graph") => { try { return kept ? JSON.parse(str(kept, field) ?? "[]") as string[] : []; } catch { return []; } };
+      const fields = {
+        writes: fitting([...new Set([...listed("writes"), ...exact.map(storeEchoKey)])]),
+        appends: (kept ? num(kept, "appends") ?? 0 : 0) + writes.store.length - exact.length,
+        graph: fitting([...new Set([...listed("graph"), ...writes.graph.map(graphEchoKey)])]),
+        until: this.now() + ttlSeconds * 1000,
+      };
+      try {
+        if (row) await guard(() => c.updateEntity(entity("echo", rk, fields), "Replace", { etag: row.etag }), { mailboxId: linkId });
+        else await guard(() => c.createEntity(entity("echo", rk, fields)), { mailboxId: linkId });
+        return;
+      } catch (e) {
+        if (attempt >= 2 || !(isConnectorError(e, "STATE_CONFLICT") || isConnectorError(e, "NOT_FOUND"))) throw e;
+      }
+    }
   }
 
   /**

@@ -51,6 +51,26 @@ describe("state store on Table Storage (Azurite)", () => {
     expect(await s.takeStoreEchoes("L9", Array.from({ length: 50 }, (_, i) => ({ uid: 100 + i, kind: "append" as const })), "contacts")).toBe(true);
   });
 
+  it("announced writes: the next run's announcement keeps what the last one announced and was not reported yet, until it expires", async () => {
+    // Break seen red: expectEchoes replacing the row (the old behaviour): the first run's
+    // Graph write is no longer taken after the second run announced its own.
+    const s = fresh();
+    await s.expectEchoes("L7", { store: [{ uid: 3, kind: "flags" }], graph: [{ id: "AAMkMove", change: "deleted" }] });
+    expect(await s.takeStoreEchoes("L7", [{ uid: 3, kind: "flags" }])).toBe(true);
+    // The next run starts before Graph's notification of the first run's move arrives.
+    await s.expectEchoes("L7", { store: [{ uid: 3, kind: "expunge" }, { uid: 0, kind: "append" }], graph: [] });
+    expect(await s.takeGraphEchoes("L7", [{ id: "AAMkMove", change: "deleted" }])).toBe(true);
+    expect(await s.takeStoreEchoes("L7", [{ uid: 3, kind: "expunge" }, { uid: 9, kind: "append" }])).toBe(true);
+    // A reported write is not kept: the flags push above answered once.
+    expect(await s.takeStoreEchoes("L7", [{ uid: 3, kind: "flags" }])).toBe(false);
+    // An expired announcement is not carried into the next one.
+    await s.expectEchoes("L7", { store: [], graph: [{ id: "AAMkOld", change: "updated" }] }, "voicemail", 60);
+    clock += 61_000;
+    await s.expectEchoes("L7", { store: [], graph: [{ id: "AAMkNew", change: "updated" }] });
+    expect(await s.takeGraphEchoes("L7", [{ id: "AAMkOld", change: "updated" }])).toBe(false);
+    expect(await s.takeGraphEchoes("L7", [{ id: "AAMkNew", change: "updated" }])).toBe(true);
+  });
+
   it("keeps one voice mailbox <-> one Exchange mailbox", async () => {
     const s = fresh();
     const a = await s.createLink(link("L1", "4711", "u1"));
