@@ -62,6 +62,8 @@ const schema = z
     UMC_MIRROR_SKEW_ALERT_SECONDS: int(1, 86_400).default(60),
     /** Messages per mirror batch: one FETCH, one journal row, one MULTIAPPEND, one pairs transaction (at most 99: its pairs and its journal row share one Table transaction). */
     UMC_MIRROR_BATCH: int(1, 99).default(50),
+    /** Backup connections a mirror run appends on at once when it has more than one batch to copy (each takes a slot of the backup's connection budget; none is waited for). */
+    UMC_MIRROR_APPEND_CONNECTIONS: int(1, 4).default(2),
     // A run renews its lease every third of this; a worker that dies holds its mailboxes this long.
     UMC_LEASE_SECONDS: int(5, 600).default(30),
     // A run's time for new work: then it stops taking actions, lets those in flight settle and
@@ -144,7 +146,7 @@ export interface Config {
   /** Functions switched off with the platform's own setting (read by the dev host; Azure's runtime reads it itself). */
   host: { disabledFunctions: readonly string[] };
   /** The disaster-recovery mirror (src/app/mirror.ts). */
-  mirror: { skewAlertSeconds: number; batch: number };
+  mirror: { skewAlertSeconds: number; batch: number; appendConnections: number };
 }
 
 /**
@@ -214,7 +216,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       watchHoldSeconds: c.UMC_WATCH_HOLD_SECONDS,
       scheduleShards: c.UMC_SCHEDULE_SHARDS,
     },
-    mirror: { skewAlertSeconds: c.UMC_MIRROR_SKEW_ALERT_SECONDS, batch: c.UMC_MIRROR_BATCH },
+    mirror: { skewAlertSeconds: c.UMC_MIRROR_SKEW_ALERT_SECONDS, batch: c.UMC_MIRROR_BATCH, appendConnections: c.UMC_MIRROR_APPEND_CONNECTIONS },
     host: { disabledFunctions: disabledFunctions(env) },
   });
 }

@@ -85,6 +85,18 @@ export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incr
     const out: MirrorRunReport = { folders: {} };
     const hooks = o.hooks ?? {};
     let skew: Record<string, number> | undefined;
+    // Extra backup connections for the copies (src/sync/mirrorSync.ts lanes), opened by the
+    // first folder with more than one batch to copy and kept for the run's other folders.
+    const lanes = new Map<number, Promise<VoiceMailboxSession>>();
+    const laneSession = (i: number) => {
+      let open = lanes.get(i);
+      if (!open) {
+        open = openLinkedMailbox(deps, backupLinkOf(link, s.backupId), { folder: "INBOX", removal: { mode: "expunge" } }, { waitForBudget: false });
+        open.catch(() => lanes.delete(i));
+        lanes.set(i, open);
+      }
+      return open;
+    };
     try {
       // Both stores' clocks (point 4 of issue 21), with the full verify and on a link's first run:
       // the voice systems age and order messages by their dates, so a backup whose clock is off
@@ -108,13 +120,15 @@ export async function mirrorLink(deps: Deps, link: MailboxLink, o: { mode: "incr
           batch: deps.config.mirror.batch,
           log: o.log.child({ folder }),
           timeUp: o.timeUp,
+          lanes: deps.config.mirror.appendConnections,
+          appendLane: async (i) => gateWrites(mirrorTarget((await laneSession(i)).client, s.backupId, folder), MIRROR_WRITE_METHODS.target, "backup", hooks),
         });
         out.folders[folder] = report;
         if (report.unfinished) out.unfinished = true;
         if (report.mode === "full") await deps.state.compactMirror(link.linkId, folder).catch(() => undefined);
       }
     } finally {
-      await s.close();
+      await Promise.allSettled([s.close(), ...[...lanes.values()].map(async (l) => (await l).close())]);
     }
     const reports = Object.values(out.folders);
     const sum = (f: (r: MirrorSyncReport) => number) => reports.reduce((a, r) => a + f(r), 0);

@@ -12,14 +12,15 @@ import type { Deps } from "./deps.js";
 import { BUDGET_WAIT_MS, budgetInUse, budgetRetryDelay, tryTakeConnection } from "./connectionBudget.js";
 import { protocolLogFor } from "./protocolTrace.js";
 
-export async function openLinkedMailbox(deps: Deps, link: Pick<MailboxLink, "linkId" | "endpointId" | "voiceMailbox">, options: VoiceMailboxOptions, gate: GateOptions = {}): Promise<VoiceMailboxSession> {
+export async function openLinkedMailbox(deps: Deps, link: Pick<MailboxLink, "linkId" | "endpointId" | "voiceMailbox">, options: VoiceMailboxOptions, gate: GateOptions & { waitForBudget?: boolean } = {}): Promise<VoiceMailboxSession> {
   const loaded = await loginCredential(deps, link);
   const protocolLog = await protocolLogFor(deps, link);
   const cred = protocolLog ? { ...loaded, endpoint: { ...loaded.endpoint, protocolLog } } : loaded;
   const budget = cred.endpoint.connectionBudget;
   const purpose = options.watch ? "watch" : "sync";
   // A watch does not wait for the budget: its mailbox stays with the poll (src/app/watchers.ts).
-  const deadline = Date.now() + (options.watch ? 0 : BUDGET_WAIT_MS);
+  // Nor does a connection that only speeds a run up (the mirror's extra append lane).
+  const deadline = Date.now() + (options.watch || gate.waitForBudget === false ? 0 : BUDGET_WAIT_MS);
   for (let attempt = 0; ; attempt++) {
     let release: (() => void) | undefined;
     let full = false;

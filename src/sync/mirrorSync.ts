@@ -40,6 +40,10 @@ export interface MirrorSyncInput {
   batch?: number;
   /** True once the run's time is up: the batch at hand is the last and the cursors stay unsaved. */
   timeUp?(): boolean;
+  /** Backup connections appending at once (1: only `target`). */
+  lanes?: number;
+  /** Opens the extra backup connection number `i` (1..lanes-1) on the same folder; undefined when it cannot be had now. */
+  appendLane?(i: number): Promise<MirrorTargetPort | undefined>;
 }
 
 export interface MirrorSyncReport {
@@ -138,84 +142,120 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
 
   const batches: Array<typeof plan.append> = [];
   for (let i = 0; i < plan.append.length; i += batchSize) batches.push(plan.append.slice(i, i + batchSize));
-  // The copies as a pipeline of three stages on three channels, so that none waits for the
-  // others' round trips (mbsync pipelines the same way): production's FETCH of batch k+1, the
-  // journal of batch k+1 and the pairs of batch k-1 (Table Storage) all run while batch k is
-  // appended to the backup. What keeps it crash safe is unchanged: batch k's APPEND is sent
+  // The copies as a pipeline on separate channels, so that none waits for the others' round
+  // trips (mbsync pipelines the same way): production's FETCH of the next batch, its journal
+  // and the pairs of the batches already appended (Table Storage) all run while batches are
+  // appended to the backup. The APPENDs themselves go out on up to `lanes` backup connections
+  // at once (src/app/mirror.ts opens the extra ones): the backup's time to store a batch is
+  // most of a copy's time, and a store such as Dovecot serves each connection in its own
+  // process, taking its lock only to assign UIDs. The backup's UID order then follows the
+  // batches' arrival, not production's; identities pair the messages, and INTERNALDATE (what
+  // the phone sorts by) is kept. What keeps it crash safe is unchanged: a batch's APPEND is sent
   // only once its journal rows are written, and its journal rows are cleared only together
   // with its pairs, after its APPEND was answered; cursors are saved after every batch's pairs.
-  const fetchOf = (b: number) => (b < batches.length ? source.fetchBodies(batches[b]!.map((a) => a.srcUid)) : undefined);
-  const journalOf = (b: number) => (b < batches.length ? state.journal(batches[b]!.map((a) => ({ identity: a.identity, srcUid: a.srcUid, at: now().toISOString() }))) : undefined);
+  const fetchOf = (b: number) => source.fetchBodies(batches[b]!.map((a) => a.srcUid));
+  const journalOf = (b: number) => state.journal(batches[b]!.map((a) => ({ identity: a.identity, srcUid: a.srcUid, at: now().toISOString() })));
   // Each stage's promise is awaited in its turn; until then a failure must not be unhandled.
-  const inFlight = <T>(p: Promise<T> | undefined) => { p?.catch(() => undefined); return p; };
-  let nextBodies = inFlight(fetchOf(0));
-  let nextJournal = inFlight(journalOf(0));
-  let lastCommit: Promise<void> | undefined;
-  // Once the run's time is up the batch at hand is the last (every run copies one); nothing of
-  // the next is fetched or journalled, and the rest is a follow-up run's.
+  const inFlight = <T>(p: Promise<T>) => { p.catch(() => undefined); return p; };
+  const prepared = new Map<number, { bodies: ReturnType<typeof fetchOf>; journal: Promise<void> }>();
+  const prepare = (b: number) => { if (b < stopAt && !prepared.has(b)) prepared.set(b, { bodies: inFlight(fetchOf(b)), journal: inFlight(journalOf(b)) }); };
+  const commits: Array<Promise<void>> = [];
+  // Once the run's time is up the batch at hand is the last one taken (every run copies one);
+  // nothing after it is fetched or journalled, and the rest is a follow-up run's.
   let stopAt = batches.length;
-  try {
-    for (let b = 0; b < stopAt; b++) {
-      const batch = batches[b]!;
-      let t = performance.now();
-      const waited = (stage: keyof MirrorSyncReport["waitedMs"]) => { const n = performance.now(); report.waitedMs[stage] += n - t; t = n; };
-      const bodies = (await nextBodies)!;
-      waited("fetch");
-      if (b + 1 < stopAt && input.timeUp?.()) stopAt = b + 1;
-      nextBodies = inFlight(b + 1 < stopAt ? fetchOf(b + 1) : undefined);
-      // mbsync-style: the journal names every APPEND of the batch before the first is sent.
-      await nextJournal;
-      waited("journal");
-      nextJournal = inFlight(b + 1 < stopAt ? journalOf(b + 1) : undefined);
-      const put: MirrorPair[] = [];
-      const drop: string[] = [];
-      const ready: Array<(typeof batch)[number] & { body: { source: Buffer; internalDate?: Date } }> = [];
-      for (const a of batch) {
-        const body = bodies.get(a.srcUid);
-        if (!body) drop.push(a.identity); // expunged on production meanwhile: the next run's VANISHED says so
-        else ready.push({ ...a, body });
-      }
-      const dateOf = (a: (typeof ready)[number]) => a.body.internalDate ?? (a.internalDate ? new Date(a.internalDate) : undefined);
-      let many: number[] | undefined;
-      if (target.appendMany && ready.length > 1) {
-        try {
-          many = await target.appendMany(ready.map((a) => ({ source: a.body.source, flags: a.flags, internalDate: dateOf(a), identity: a.identity })));
-        } catch (e) {
-          // MULTIAPPEND is all or nothing (RFC 3502): one refused message refuses the batch; each is then tried alone.
-          if (!refusal(e)) throw e;
-        }
-      }
-      for (let k = 0; k < ready.length; k++) {
-        const a = ready[k]!;
-        try {
-          const uid = many ? many[k]! : await target.append(a.body.source, a.flags, dateOf(a), a.identity);
-          put.push({ identity: a.identity, srcUid: a.srcUid, tgtUid: uid, flags: a.flags });
-          report.copied++;
-        } catch (e) {
-          const r = refusal(e);
-          if (!r) throw e;
-          const attempts = (a.retry?.attempts ?? 0) + 1;
-          const failed = { ...r, attempts, retryAt: new Date(now().getTime() + retryDelayMs(attempts)).toISOString() };
-          put.push({ identity: a.identity, srcUid: a.srcUid, flags: a.flags, failed });
-          noteRetry(failed.retryAt);
-          report.refused.push({ identity: a.identity, code: r.code, reason: r.reason, attempts });
-          log.warn("mirror.copy.refused", { code: r.code, reason: r.reason, attempts, srcUid: a.srcUid });
-        }
-      }
-      // The batch's pairs are written while the next batch is appended (one commit in flight).
-      waited("append");
-      await lastCommit;
-      waited("commit");
-      lastCommit = inFlight(state.commit({ put, drop: drop.filter((id) => !pairs.has(id)), clearJournal: batch.map((a) => a.identity) }));
+  let taken = 0;
+  let failed = false;
+
+  const copyBatch = async (target: MirrorTargetPort, b: number, lastCommit: Promise<void> | undefined): Promise<{ commit: Promise<void> }> => {
+    const batch = batches[b]!;
+    const { bodies: bodiesOf, journal } = prepared.get(b)!;
+    prepared.delete(b);
+    let t = performance.now();
+    const waited = (stage: keyof MirrorSyncReport["waitedMs"]) => { const n = performance.now(); report.waitedMs[stage] += n - t; t = n; };
+    const bodies = await bodiesOf;
+    waited("fetch");
+    // mbsync-style: the journal names every APPEND of the batch before the first is sent.
+    await journal;
+    waited("journal");
+    const put: MirrorPair[] = [];
+    const drop: string[] = [];
+    const ready: Array<(typeof batch)[number] & { body: { source: Buffer; internalDate?: Date } }> = [];
+    for (const a of batch) {
+      const body = bodies.get(a.srcUid);
+      if (!body) drop.push(a.identity); // expunged on production meanwhile: the next run's VANISHED says so
+      else ready.push({ ...a, body });
     }
-    const t = performance.now();
+    const dateOf = (a: (typeof ready)[number]) => a.body.internalDate ?? (a.internalDate ? new Date(a.internalDate) : undefined);
+    let many: number[] | undefined;
+    if (target.appendMany && ready.length > 1) {
+      try {
+        many = await target.appendMany(ready.map((a) => ({ source: a.body.source, flags: a.flags, internalDate: dateOf(a), identity: a.identity })));
+      } catch (e) {
+        // MULTIAPPEND is all or nothing (RFC 3502): one refused message refuses the batch; each is then tried alone.
+        if (!refusal(e)) throw e;
+      }
+    }
+    for (let k = 0; k < ready.length; k++) {
+      const a = ready[k]!;
+      try {
+        const uid = many ? many[k]! : await target.append(a.body.source, a.flags, dateOf(a), a.identity);
+        put.push({ identity: a.identity, srcUid: a.srcUid, tgtUid: uid, flags: a.flags });
+        report.copied++;
+      } catch (e) {
+        const r = refusal(e);
+        if (!r) throw e;
+        const attempts = (a.retry?.attempts ?? 0) + 1;
+        const failure = { ...r, attempts, retryAt: new Date(now().getTime() + retryDelayMs(attempts)).toISOString() };
+        put.push({ identity: a.identity, srcUid: a.srcUid, flags: a.flags, failed: failure });
+        noteRetry(failure.retryAt);
+        report.refused.push({ identity: a.identity, code: r.code, reason: r.reason, attempts });
+        log.warn("mirror.copy.refused", { code: r.code, reason: r.reason, attempts, srcUid: a.srcUid });
+      }
+    }
+    // The batch's pairs are written while the lane's next batch is appended (one commit in flight per lane).
+    waited("append");
     await lastCommit;
-    report.waitedMs.commit += performance.now() - t;
-  } catch (e) {
-    // Nothing of this run may still be writing when it reports its failure (the lease ends then).
-    await Promise.allSettled([nextBodies, nextJournal, lastCommit]);
-    throw e;
+    waited("commit");
+    // (An object: a promise returned from an async function would be awaited with it.)
+    return { commit: inFlight(state.commit({ put, drop: drop.filter((id) => !pairs.has(id)), clearJournal: batch.map((a) => a.identity) })) };
+  };
+
+  /** One backup connection taking the next batch until none is left (or time is up, or another lane failed). */
+  const lane = async (target: MirrorTargetPort) => {
+    let lastCommit: Promise<void> | undefined;
+    try {
+      while (!failed && taken < stopAt) {
+        const b = taken++;
+        prepare(b);
+        if (b + 1 < stopAt && input.timeUp?.()) stopAt = b + 1;
+        prepare(b + 1);
+        lastCommit = (await copyBatch(target, b, lastCommit)).commit;
+        commits.push(lastCommit);
+      }
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  };
+  // The extra lanes are opened while the first batch is appended, and only when there is more
+  // than one batch: a run with a few copies costs no second login.
+  const wanted = Math.min(input.lanes ?? 1, batches.length);
+  const lanes: Array<Promise<void>> = [lane(target)];
+  for (let i = 1; i < wanted && input.appendLane; i++) {
+    const open = input.appendLane;
+    lanes.push((async () => {
+      let extra: MirrorTargetPort | undefined;
+      try { extra = await open(i); } catch (e) { log.warn("mirror.lane.unavailable", { lane: i, error: ensureConnectorError(e) }); }
+      if (extra && !failed && taken < stopAt) await lane(extra);
+    })());
   }
+  const settled = await Promise.allSettled(lanes);
+  // Nothing of this run may still be writing when it reports its success or failure (the lease ends then).
+  const t = performance.now();
+  const written = await Promise.allSettled([...commits, ...[...prepared.values()].flatMap((p) => [p.bodies, p.journal])]);
+  report.waitedMs.commit += performance.now() - t;
+  const failure = [...settled, ...written].find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failure) throw failure.reason;
   report.backlog = plan.waiting + report.refused.length;
   if (stopAt < batches.length) {
     report.unfinished = batches.slice(stopAt).reduce((n, b) => n + b.length, 0);

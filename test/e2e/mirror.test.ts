@@ -6,12 +6,15 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { ImapFlow } from "imapflow";
-import { startWorld, SAFETY_NET_TIMERS, type World } from "./world.js";
+import { startWorld, SAFETY_NET_TIMERS, TENANT, ENDPOINT, BACKUP_ENDPOINT, type World } from "./world.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import type { DovecotHandle } from "../harness/dovecot.js";
 import { main } from "../../src/cli/main.js";
+import { mirrorLink } from "../../src/app/mirror.js";
+import { loginCredential } from "../../src/app/credentials.js";
+import { tryTakeConnection } from "../../src/app/connectionBudget.js";
 
-const USERS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7"];
+const USERS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"];
 // The backup refuses messages over 40 KB (Dovecot quota plugin, quota_max_mail_size): "bad input".
 const QUOTA = `mail_plugins = $mail_plugins quota
 protocol imap {
@@ -98,6 +101,54 @@ describe("disaster-recovery mirror", () => {
     expect(await same("m2", "Greetings")).toBe(true);
     expect((await folder(bc, "m2", "Greetings"))[0]!.internalDate).toBe("2025-12-24T10:00:00.000Z");
     expect(await folder(bc, "m2", "Greetings-Old")).toEqual([]);
+  }, 60_000);
+
+  it("a copy of several batches appends on two backup connections at once; with no free connection slot, on one", async () => {
+    // Breaks seen red: the executor's extra lane never started (at most 1 MULTIAPPEND in
+    // flight, 1 backup login); the lane waiting for the budget instead of going without it.
+    const deps = { ...w.deps, config: { ...w.deps.config, mirror: { ...w.deps.config.mirror, batch: 2, appendConnections: 2 } } };
+    const run = async (mailbox: string) => {
+      // 30 messages in 15 batches: the extra lane's login is answered long before the first lane is through.
+      for (let i = 0; i < 30; i++) await w.dc.lda(mailbox, avayaVoiceMessage({ id: `${mailbox}-${i}` }));
+      const linkId = `lanes-${mailbox}`;
+      // Paused: no push starts a run of its own; the run below is the only one.
+      await w.deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox: mailbox, userId: `u-${mailbox}`, profileId: "dr", state: "paused" });
+      let inFlight = 0;
+      let most = 0;
+      const logins = () => bc.log().split("\n").filter((l) => l.includes("Login: user=<") && l.includes(`<${mailbox}>`)).length;
+      const before = logins();
+      const started = Date.now();
+      const out = await mirrorLink(deps, (await w.deps.state.getLink(linkId))!, {
+        mode: "incremental", log: w.deps.log,
+        hooks: { before: (n) => { if (n === "backup.appendMany") most = Math.max(most, ++inFlight); }, after: (n) => { if (n === "backup.appendMany") inFlight--; } },
+      });
+      const ms = Date.now() - started;
+      const backupLogins = logins() - before;
+      expect(out!.folders.INBOX!.copied).toBe(30);
+      expect(await same(mailbox)).toBe(true);
+      return { most, logins: backupLogins, ms };
+    };
+    const two = await run("m8");
+    expect(two.most).toBe(2);
+    expect(two.logins).toBe(2);
+    // The backup's budget for m9 has one slot left (the run's own backup session takes it).
+    const cred = await loginCredential(w.deps, { linkId: "lanes-m9~backup", endpointId: BACKUP_ENDPOINT });
+    const held: Array<() => void> = [];
+    for (;;) {
+      const release = await tryTakeConnection(w.deps, BACKUP_ENDPOINT, "m9", cred.endpoint.connectionBudget!);
+      if (!release) break;
+      held.push(release);
+    }
+    held.pop()!();
+    try {
+      const one = await run("m9");
+      expect(one.most).toBe(1);
+      expect(one.logins).toBe(1);
+      // Not held up by waiting for a slot (the budget's wait is 10 s).
+      expect(one.ms).toBeLessThan(8_000);
+    } finally {
+      for (const r of held) r();
+    }
   }, 60_000);
 
   it("re-matches after a UIDVALIDITY reset on either side and copies nothing again", async () => {
