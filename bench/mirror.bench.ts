@@ -179,11 +179,18 @@ async function measure(w: World, dir: string): Promise<Figure[]> {
     await c.messageDelete(`1:${DELETES}`);
     await c.logout();
   }
+  // Where an incremental run's time goes (IMAP commands and state calls, ms waited).
+  const phase = async (name: string) => {
+    stateMs.clear(); mirrorCommandMs.clear();
+    const r = await umRun();
+    console.log(`mirror bench: umconnect ${name}: ${Math.round(r.ms)} ms in all, ms waiting on IMAP ${ms(mirrorCommandMs)}, on state ${ms(stateMs)}`);
+    return r;
+  };
   const mbDeletes = runMbsync(cfg);
-  const umDeletes = await umRun();
+  const umDeletes = await phase(`${DELETES} deletes`);
   await load(N, NEW);
   const mbNew = runMbsync(cfg);
-  const umNew = await umRun();
+  const umNew = await phase(`${NEW} new`);
 
   const expected = N - DELETES + NEW;
   const check = async (user: string) => {

@@ -31,6 +31,8 @@ import { entity, getOrUndefined, guard, keyOf, listRows, str } from "./tables.js
 
 const CURSOR = "!cursor";
 const TRANSACTION_OPS = 100;
+/** Pair rows read at once by an incremental run. */
+const POINT_READS_AT_ONCE = 32;
 /** JSON characters of journal entries per row: under the 32 K characters of a string property. */
 const JOURNAL_ROW_CHARS = 30_000;
 const hash = (identity: string) => crypto.createHash("sha256").update(identity).digest("base64url");
@@ -72,12 +74,20 @@ export class MirrorRows extends StateRows {
         const data = row && str(row, "data");
         return data ? (JSON.parse(data) as MirrorCursors) : {};
       },
-      loadPairs: async () => {
+      loadPairs: async (identities) => {
         const c = await table();
         const pairs: MirrorPair[] = [];
         const journal: MirrorJournalEntry[] = [];
+        if (identities) {
+          // Point reads, a few at a time (each is one Table transaction, as a listing page is).
+          const wanted = [...new Set(identities)];
+          for (let i = 0; i < wanted.length; i += POINT_READS_AT_ONCE) {
+            const rows = await Promise.all(wanted.slice(i, i + POINT_READS_AT_ONCE).map((id) => getOrUndefined(c, pk, pairKey(id))));
+            for (const row of rows) { const data = row && str(row, "data"); if (data) pairs.push(JSON.parse(data) as MirrorPair); }
+          }
+        }
         await guard(async () => {
-          for await (const row of listRows(c, `PartitionKey eq '${pk}' and RowKey ge 'j.' and RowKey lt 'q'`)) {
+          for await (const row of listRows(c, `PartitionKey eq '${pk}' and RowKey ge 'j.' and RowKey lt '${identities ? "k" : "q"}'`)) {
             const data = str(row, "data");
             if (!data) continue;
             if (String(row.rowKey).startsWith("p.")) pairs.push(JSON.parse(data) as MirrorPair);

@@ -62,7 +62,11 @@ export interface MirrorTargetPort {
 
 export interface MirrorStatePort {
   loadCursors(): Promise<MirrorCursors>;
-  loadPairs(): Promise<{ pairs: MirrorPair[]; journal: MirrorJournalEntry[] }>;
+  /**
+   * Every pair and journal row of the folder; or, given `identities`, only those identities'
+   * pairs (point reads) and the journal rows: an incremental run reads what its changes name.
+   */
+  loadPairs(identities?: string[]): Promise<{ pairs: MirrorPair[]; journal: MirrorJournalEntry[] }>;
   /** Written before the APPENDs they name (one transaction per batch). */
   journal(entries: MirrorJournalEntry[]): Promise<void>;
   /** Pair rows written and removed, journal rows cleared, in transactions. */

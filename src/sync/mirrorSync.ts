@@ -6,8 +6,10 @@
  *  1. SELECT both folders; production with QRESYNC from the saved cursor. Nothing changed on
  *     production, the backup's UIDVALIDITY unchanged, no refused copy due: the run ends here
  *     (two SELECTs and one state read: O(changes) with CONDSTORE).
- *  2. Load the pairs and any journal rows; each journal row (a crash between "about to APPEND"
- *     and "copied") is resolved by searching the backup for its identity.
+ *  2. Load the pairs (only those of the changed messages, unless the run is full, production
+ *     expunged messages, or refused copies wait for a retry) and any journal rows; each journal
+ *     row (a crash between "about to APPEND" and "copied") is resolved by searching the backup
+ *     for its identity.
  *  3. Plan; write re-matched pairs; STORE flags; UID EXPUNGE what production expunged (unless
  *     the mass-delete guard refuses); then the copies in batches: journal rows for the batch
  *     (one transaction), one FETCH for the batch's bodies, one MULTIAPPEND (or one APPEND
@@ -93,7 +95,12 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
   }
   report.mode = changes.full ? "full" : "incremental";
 
-  const loaded = await state.loadPairs();
+  // State read O(changes): the pairs of the messages production reports new or changed. All
+  // pairs only where the plan needs them: a full run compares both folders, VANISHED names
+  // production UIDs (pairs are keyed by identity), and refused copies waiting for a retry are
+  // found among all pairs (the cursors say whether there are any: retryAt).
+  const needAll = changes.full || changes.vanished.length > 0 || cursors.retryAt !== undefined;
+  const loaded = await state.loadPairs(needAll ? undefined : changes.messages.map((m) => m.identity));
   const pairs = new Map(loaded.pairs.map((p) => [p.identity, p]));
   // Journal rows left by a crash: the APPEND may or may not have reached the backup.
   if (loaded.journal.length) {
@@ -227,8 +234,11 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
       while (!failed && taken < stopAt) {
         const b = taken++;
         prepare(b);
-        if (b + 1 < stopAt && input.timeUp?.()) stopAt = b + 1;
-        prepare(b + 1);
+        // Time up: what is already fetched and journalled is appended, nothing more is taken.
+        if (b + 1 < stopAt && input.timeUp?.()) stopAt = Math.max(b, ...prepared.keys()) + 1;
+        // Production's FETCHes run one after the other on its one connection: as many batches
+        // ahead as there are lanes keep it busy while they append.
+        for (let k = 1; k <= wanted; k++) prepare(b + k);
         lastCommit = (await copyBatch(target, b, lastCommit)).commit;
         commits.push(lastCommit);
       }

@@ -131,6 +131,21 @@ describe("disaster-recovery mirror", () => {
     const two = await run("m8");
     expect(two.most).toBe(2);
     expect(two.logins).toBe(2);
+    // The next incremental run reads the pairs its change names, not the folder's 30.
+    // (Break seen red: loadPairs always reading all pairs.)
+    await w.dc.lda("m8", avayaVoiceMessage({ id: "m8-one-more" }));
+    const asked: Array<string[] | undefined> = [];
+    const state = w.deps.state;
+    // (A proxy of an empty object: the store's own methods are read-only on it.)
+    const counting = new Proxy({} as typeof state, { get: (_, p) => (p === "mirrorState" ? (linkId: string, folder: string) => {
+      const port = state.mirrorState(linkId, folder);
+      return { ...port, loadPairs: (ids?: string[]) => { asked.push(ids); return port.loadPairs(ids); } };
+    } : ((v) => (typeof v === "function" ? v.bind(state) : v))(Reflect.get(state, p, state))) });
+    const more = await mirrorLink({ ...deps, state: counting }, (await w.deps.state.getLink("lanes-m8"))!, { mode: "incremental", log: w.deps.log });
+    expect(more!.folders.INBOX!.copied).toBe(1);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toHaveLength(1);
+    expect(await same("m8")).toBe(true);
     // The backup's budget for m9 has one slot left (the run's own backup session takes it).
     const cred = await loginCredential(w.deps, { linkId: "lanes-m9~backup", endpointId: BACKUP_ENDPOINT });
     const held: Array<() => void> = [];
