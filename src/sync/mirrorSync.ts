@@ -29,6 +29,8 @@ import type { MirrorCursors, MirrorSourcePort, MirrorStatePort, MirrorTargetPort
 
 /** Copies per batch: one FETCH of bodies, one journal row, one MULTIAPPEND (about 2.7 MB of 55 KB voice messages), one pairs transaction (its pairs and its journal row: at most 100 operations). */
 const BODY_BATCH_DEFAULT = 50;
+/** Changed messages whose pairs an incremental run reads one by one; more, and it lists them all (step 2). */
+const POINT_READS_MAX = 32;
 
 export interface MirrorSyncInput {
   source: MirrorSourcePort;
@@ -95,11 +97,14 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
   }
   report.mode = changes.full ? "full" : "incremental";
 
-  // State read O(changes): the pairs of the messages production reports new or changed. All
-  // pairs only where the plan needs them: a full run compares both folders, VANISHED names
-  // production UIDs (pairs are keyed by identity), and refused copies waiting for a retry are
-  // found among all pairs (the cursors say whether there are any: retryAt).
-  const needAll = changes.full || changes.vanished.length > 0 || cursors.retryAt !== undefined;
+  // State read O(changes): the pairs of the messages production reports new or changed, by
+  // point reads. All pairs where the plan needs them: a full run compares both folders,
+  // VANISHED names production UIDs (pairs are keyed by identity), and refused copies waiting
+  // for a retry are found among all pairs (the cursors say whether there are any: retryAt).
+  // And where listing is cheaper: a listing page holds 1,000 rows for one Table transaction
+  // (and answers faster than as many point reads), so beyond one round of point reads the
+  // listing costs fewer transactions unless the folder holds tens of thousands of pairs.
+  const needAll = changes.full || changes.vanished.length > 0 || cursors.retryAt !== undefined || changes.messages.length > POINT_READS_MAX;
   const loaded = await state.loadPairs(needAll ? undefined : changes.messages.map((m) => m.identity));
   const pairs = new Map(loaded.pairs.map((p) => [p.identity, p]));
   // Journal rows left by a crash: the APPEND may or may not have reached the backup.
