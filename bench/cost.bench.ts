@@ -22,7 +22,7 @@ import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import { runSyncRequest } from "../src/app/voicemail.js";
 import { handleSyncMessage, workerStats } from "../src/app/syncWorker.js";
 import { fanOutSchedule } from "../src/app/schedule.js";
-import { checkMinute, checkStore } from "../src/app/storePoll.js";
+import { checkStore, nextCheckMinute } from "../src/app/storePoll.js";
 import { tableOps } from "../src/state/tables.js";
 import { PRICES } from "./azure-prices.js";
 import type { Figure } from "./report.js";
@@ -58,12 +58,6 @@ async function measure(w: World, times: number, fn: (i: number) => Promise<void>
 const add = (a: Unit, b: Unit, k = 1): Unit => ({ executions: a.executions + k * b.executions, ms: a.ms + k * b.ms, table: a.table + k * b.table, queue: a.queue + k * b.queue, graph: a.graph + k * b.graph, logBytes: a.logBytes + k * b.logBytes });
 const zero: Unit = { executions: 0, ms: 0, table: 0, queue: 0, graph: 0, logBytes: 0 };
 
-/** A time in the minute the poll checks this mailbox (the world's store pushes: every 5 minutes, src/app/storePoll.ts checkMinute). */
-function inItsMinute(linkId: string): number {
-  let t = Date.now();
-  while (!checkMinute(linkId, 5, t)) t += 60_000;
-  return t;
-}
 
 export async function run(): Promise<Figure[]> {
   const w = await startWorld({ users: ["5301"], quiet: false, disabledFunctions: SAFETY_NET_TIMERS, fastReadSeconds: "default", sim: { latencyMs: 20, requestBudget: 1_000_000 } });
@@ -95,7 +89,7 @@ export async function run(): Promise<Figure[]> {
     let checkRuns = 0;
     const pollCheck = await measure(w, 10, async () => {
       const t = Date.now();
-      checkRuns += (await checkStore(w.deps, link, ["voicemail"], new Set(), inItsMinute(linkId))).run.length;
+      checkRuns += (await checkStore(w.deps, link, ["voicemail"], new Set(), nextCheckMinute(linkId, 5))).run.length;
       checkMs += Date.now() - t;
     }, 0);
     pollCheck.ms = checkMs / 10;

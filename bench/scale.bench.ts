@@ -28,7 +28,7 @@
 import { startWorld, SAFETY_NET_TIMERS, type World } from "../test/e2e/world.js";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import { runSyncRequest } from "../src/app/voicemail.js";
-import { checkMinute, checkStore } from "../src/app/storePoll.js";
+import { checkStore, nextCheckMinute } from "../src/app/storePoll.js";
 import { runsMade } from "../src/app/syncWorker.js";
 import { startTrace } from "../src/app/protocolTrace.js";
 import { keyOf } from "../src/state/tables.js";
@@ -155,7 +155,7 @@ async function noChange(w: World): Promise<Figure[]> {
   // The poll's minute on a quiet store (src/app/storePoll.ts): the check in the timer's shard, no run.
   const checkFrom = lines(w).length;
   const graphBeforeCheck = w.sim.stats.byMailbox.get(userId) ?? 0;
-  const check = await checkStore(w.deps, (await w.deps.state.getLink("L-5104"))!, ["voicemail"], new Set(), inItsMinute("L-5104"));
+  const check = await checkStore(w.deps, (await w.deps.state.getLink("L-5104"))!, ["voicemail"], new Set(), nextCheckMinute("L-5104", 5));
   const checkGraph = (w.sim.stats.byMailbox.get(userId) ?? 0) - graphBeforeCheck;
   const checkCommands = lines(w).slice(checkFrom).filter((l) => l.event === "imap.trace" && l.dir === "C" && !String(l.line).startsWith("[")).map((l) => String(l.line).split(/\s+/)[1]?.toUpperCase() ?? "");
   const checkMailboxCommands = checkCommands.filter((c) => !SETUP_COMMANDS.includes(c));
@@ -169,12 +169,6 @@ async function noChange(w: World): Promise<Figure[]> {
   ];
 }
 
-/** A time in the minute the poll checks this mailbox (the world's store pushes: every 5 minutes, src/app/storePoll.ts checkMinute). */
-function inItsMinute(linkId: string): number {
-  let t = Date.now();
-  while (!checkMinute(linkId, 5, t)) t += 60_000;
-  return t;
-}
 
 export async function run(): Promise<Figure[]> {
   const only = (process.argv.find((a) => a.startsWith("--only=")) ?? "").slice(7).split(",").filter(Boolean);

@@ -41,8 +41,12 @@ import type { SyncKind } from "./syncQueue.js";
 
 export type StoreCheckedKind = "voicemail" | "contacts" | "mail";
 
-/** Endpoints seen without CONDSTORE: their links' kinds are run without a check (per instance). */
-const noCondstore = new Set<string>();
+/**
+ * Endpoints seen without CONDSTORE, until when: their links' kinds are run without a check (per
+ * instance). Forgotten after an hour, so a store upgraded to CONDSTORE is checked again.
+ */
+const noCondstore = new Map<string, number>();
+const NO_CONDSTORE_MS = 3600_000;
 
 /**
  * Whether a folder moved since a run saved `saved` (RFC 7162 section 3.1.2.1: an unchanged
@@ -85,6 +89,13 @@ export function checkMinute(linkId: string, pollMinutes: number, now: number): b
   return pollMinutes <= 1 || Math.floor(now / 60_000) % pollMinutes === linkBucket(linkId) % pollMinutes;
 }
 
+/** The first minute from `from` in which the link's store is checked (benchmarks, tests). */
+export function nextCheckMinute(linkId: string, pollMinutes: number, from = Date.now()): number {
+  let t = from;
+  while (!checkMinute(linkId, pollMinutes, t)) t += 60_000;
+  return t;
+}
+
 /**
  * Of the kinds the poll found due on a link, those that need a run: the ones the check cannot
  * answer for, and the ones whose store folder moved.
@@ -98,7 +109,7 @@ export async function checkStore(deps: Deps, link: MailboxLink, due: readonly Sy
     pollMinutes = dir.endpoint(link.endpointId).pollMinutes ?? 1;
   } catch { return { run: [...due], asked: false }; } // the run reports it
   const folders = watchedFolders(profile, due.filter((k) => !lastErrorOf(link, k)));
-  if (!folders.size || noCondstore.has(link.endpointId) || unreachable.has(link.endpointId)) return { run: [...due], asked: false };
+  if (!folders.size || (noCondstore.get(link.endpointId) ?? 0) > now || unreachable.has(link.endpointId)) return { run: [...due], asked: false };
   // Not this mailbox's minute (pollMinutes > 1: the store pushes; the poll only catches a lost
   // push): the watched kinds wait, with nothing read; the others run.
   if (!checkMinute(link.linkId, pollMinutes, now)) return { run: due.filter((k) => !folders.has(k as StoreCheckedKind)), asked: false, notThisMinute: true };
@@ -118,7 +129,7 @@ export async function checkStore(deps: Deps, link: MailboxLink, due: readonly Sy
   }
   try {
     if (!session.client.capabilities.has("CONDSTORE")) {
-      noCondstore.add(link.endpointId);
+      noCondstore.set(link.endpointId, now + NO_CONDSTORE_MS);
       return { run: [...due], asked: true };
     }
     for (const [kind, folder] of ask) if (folderMoved(saved[kind], await session.folderStatus(folder))) run.push(kind);

@@ -202,8 +202,10 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
         if (!st || st.uidValidity === undefined) throw new ConnectorError("IMAP_COMMAND_FAILED", `STATUS of ${folder} was refused by ${ep}`, { endpoint: ep });
         return { uidValidity: Number(st.uidValidity), highestModseq: st.highestModseq?.toString(), uidNext: st.uidNext };
       } catch (e) {
-        // imapflow answers a NO for a folder that LIST does not show with a NotFound error.
-        if (/doesn't exist|NotFound/i.test(String((e as Error).message) + String(((e as ConnectorError).cause as Error | undefined)?.message ?? "") + String(((e as ConnectorError).cause as { code?: string } | undefined)?.code ?? ""))) return undefined;
+        // imapflow answers a NO for a folder that LIST does not show with an error of code
+        // "NotFound" (its commands/status.js); the guard keeps it as the cause.
+        const cause = e instanceof ConnectorError ? e.cause : e;
+        if ((cause as { code?: string } | undefined)?.code === "NotFound") return undefined;
         throw e;
       }
     },

@@ -51,6 +51,12 @@ function parseCounts(s: string | undefined): ItemCounts | undefined {
 /** Largest string a Table property holds is 64 KiB (32K UTF-16 characters). */
 const MAX_STRING = 32_000;
 
+/** The voicemail cursors row's IMAP cursor (its own columns; the other kinds keep it in their JSON). */
+function voicemailImapCursor(row: Row): ImapCursor | undefined {
+  const uidValidity = num(row, "imapUidValidity");
+  return uidValidity === undefined ? undefined : { uidValidity, highestModseq: str(row, "imapHighestModseq"), uidNext: num(row, "imapUidNext") };
+}
+
 export class ItemRows extends StateRows {
   // ---- per-link voicemail state (items + cursors) -------------------------------------
 
@@ -147,8 +153,7 @@ export class ItemRows extends StateRows {
         markRead = mark && str(mark, "mark");
         const indexed = mark && bool(mark, "indexed") ? { indexed: true } : {};
         if (!row) return indexed;
-        const uidValidity = num(row, "imapUidValidity");
-        const imap: ImapCursor | undefined = uidValidity === undefined ? undefined : { uidValidity, highestModseq: str(row, "imapHighestModseq"), uidNext: num(row, "imapUidNext") };
+        const imap = voicemailImapCursor(row);
         const counts = parseCounts(str(row, "itemCounts"));
         const out: SyncCursors = { imap, deltaLink: str(row, "deltaLink"), ...indexed };
         if (counts) out.counts = counts;
@@ -306,8 +311,8 @@ export class ItemRows extends StateRows {
       for await (const row of c.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${keyOf(linkId)}'` } })) {
         const r = row as Row;
         if (r.rowKey === "voicemail") {
-          const uidValidity = num(r, "imapUidValidity");
-          if (uidValidity !== undefined) out.voicemail = { uidValidity, highestModseq: str(r, "imapHighestModseq"), uidNext: num(r, "imapUidNext") };
+          const imap = voicemailImapCursor(r);
+          if (imap) out.voicemail = imap;
         } else if (r.rowKey === "contacts" || r.rowKey === "mail") {
           try {
             const imap = (JSON.parse(String(r.data)) as { imap?: ImapCursor }).imap;

@@ -164,6 +164,19 @@ describe("voice mailbox changes", () => {
     } finally { await s.close(); }
   });
 
+  it("folderStatus: a folder's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ (RFC 7162 STATUS), and no status for a folder the store does not have", async () => {
+    // Break seen red: the NotFound error passed on (the poll's check then failed for a mailbox without a Contacts folder).
+    await dc.lda("4714", avayaVoiceMessage({ id: "status-1" }));
+    const s = await openVoiceMailbox(endpoint(), "4714", opts);
+    try {
+      const st = await s.folderStatus("INBOX");
+      expect(st?.uidValidity).toBeGreaterThan(0);
+      expect(st?.uidNext).toBeGreaterThan(1);
+      expect(Number(st?.highestModseq)).toBeGreaterThan(0);
+      expect(await s.folderStatus("No Such Folder")).toBeUndefined();
+    } finally { await s.close(); }
+  });
+
   it("reports a UIDVALIDITY change and keys that survive it", async () => {
     const vm = { ...opts, folder: "Voicemail" };
     await dc.doveadm("mailbox", "create", "-u", "4711", "Voicemail");
