@@ -73,10 +73,10 @@ async function updateImap(run: ContactsRun, a: Extract<ContactAction, { kind: "u
   if (a.conflictLoser) await conflict(run, a.syncKey, "imap", (await cardOf(run, a.imapUid)).fields);
   // New card first, then the old one goes, then the record: a crash after the APPEND
   // leaves two cards with one key (the newest wins next run); after the EXPUNGE, the
-  // record's UID has vanished and the new card is re-matched by its key.
+  // record's UID has vanished and the new card is re-matched by its key. The EXPUNGE and the
+  // record go in groups beside the other actions (contactsSync.ts cardReplaced, finishReplaced).
   const w = await writeCard(run, a.syncKey, c);
-  await run.deps.store.remove(a.imapUid);
-  await run.put({ syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto, graphModified: c.lastModifiedDateTime });
+  cardReplaced(run, a.imapUid, { syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto, graphModified: c.lastModifiedDateTime });
 }
 
 async function cardOf(run: ContactsRun, uid: number): Promise<StoreCard> {
@@ -138,3 +138,50 @@ async function withExchangePhoto(run: ContactsRun, c: GraphContact): Promise<{ c
   const photo = await run.deps.exchange.getPhoto(c.id);
   return { c: { ...c, fields: withPhoto(c.fields, photo) }, graphPhoto: photoHash(photo) };
 }
+
+/**
+ * The old cards of the replaced ones go in UID EXPUNGEs of 50 (src/imap/groupedWrites.ts),
+ * then their records name the new cards: full groups beside the actions (cardReplaced), the
+ * rest once they are done (here). Not one per action: one store connection carries every
+ * write of the run, and a removal per action (a STORE and an EXPUNGE in groups of about 8
+ * between the APPENDs) kept it busy for most of a 2,000-contact adoption (bench/adopt.bench.ts:
+ * 2,000 replacements, 234 removal groups and 466 APPEND groups on the connection).
+ * Crash safety is the action's own order kept for the whole set: until its record is written,
+ * a replaced card's record still names the old card, so a run that died in between finds two
+ * cards with one key (the new one not in any record) and keeps the newest, as after a death
+ * between one action's APPEND and its EXPUNGE.
+ */
+export async function finishReplaced(run: ContactsRun): Promise<void> {
+  await run.flushing;
+  const done = run.replaced.splice(0);
+  if (!done.length) return;
+  await Promise.all(done.map((r) => run.deps.store.remove(r.uid)));
+  await Promise.all(done.map((r) => run.put(r.record)));
+}
+
+/** Replaced cards per removal while the actions go on: a full UID EXPUNGE group (src/imap/groupedWrites.ts). */
+const REPLACED_PER_FLUSH = 50;
+
+/**
+ * A card was replaced: once a full group of old cards waits, it is removed (and its records
+ * written) beside the actions, one group at a time; the rest goes in finishReplaced. A failing
+ * group fails the run there (the death case above covers what it leaves).
+ */
+export function cardReplaced(run: ContactsRun, uid: number, record: ContactRecord): void {
+  run.replaced.push({ uid, record });
+  if (run.replaced.length < REPLACED_PER_FLUSH || run.flushing) return;
+  const flush = async () => {
+    while (run.replaced.length >= REPLACED_PER_FLUSH) {
+      const group = run.replaced.splice(0, REPLACED_PER_FLUSH);
+      await Promise.all(group.map((r) => run.deps.store.remove(r.uid)));
+      await Promise.all(group.map((r) => run.put(r.record)));
+    }
+  };
+  // A failed group stays as `flushing`: no further group starts, and finishReplaced (or the
+  // run's failure path) gets its error.
+  const p = flush();
+  p.catch(() => undefined);
+  run.flushing = p.then(() => { run.flushing = undefined; });
+  run.flushing.catch(() => undefined);
+}
+

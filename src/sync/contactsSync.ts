@@ -13,7 +13,7 @@
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { keyOfCard, keyOfGraph, mappedHash, readCard, type StoreCard } from "./contactCards.js";
-import { applyContactAction } from "./contactsApply.js";
+import { applyContactAction, finishReplaced } from "./contactsApply.js";
 import { runActionQueue, SMALL_ITEM_ACTIONS_AT_ONCE } from "./actionQueue.js";
 import { adoptContacts, contactViews, fetchNew, ITEM_ERRORS, readExchangeSide, readStoreSide, setAsideCorrupt, unknownUids } from "./contactsView.js";
 import { planContacts, type ContactAction, type ContactPlan, type ContactSideView } from "./contactsPlanner.js";
@@ -79,6 +79,13 @@ export interface ContactsRun {
   graphFields: Map<string, GraphContact>;
   /** Older store cards of a key another card holds (removed after the actions). */
   duplicates: number[];
+  /**
+   * Cards replaced by a new one this run (updateImap): the old card's UID and the record that
+   * names the new one, both left for the end of the actions (finishReplaced).
+   */
+  replaced: Array<{ uid: number; record: ContactRecord }>;
+  /** A group of replaced cards being removed beside the actions (cardReplaced). */
+  flushing?: Promise<void>;
   report: ContactsSyncReport;
   put(r: ContactRecord): Promise<void>;
   drop(key: string): Promise<void>;
@@ -117,7 +124,15 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
   if (echoes && deps.expectEchoes) {
     await deps.expectEchoes(echoes).catch((e: unknown) => deps.log.warn("contacts.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
   }
-  const unfinished = await applyAll(run, plan.actions);
+  let unfinished: number;
+  try {
+    unfinished = await applyAll(run, plan.actions);
+  } catch (e) {
+    // Nothing of this run may still be writing when it reports its failure (the lease ends then).
+    await run.flushing?.catch(() => undefined);
+    throw e;
+  }
+  await finishReplaced(run);
   if (unfinished) {
     deps.log.info("contacts.sync.paused", { ...deps.ids, unfinished });
     return { ...run.report, unfinished, skippedTotal: saved.counts?.skipped ?? 0 };
@@ -204,7 +219,7 @@ function newRun(deps: ContactsSyncDeps): ContactsRun {
   const byKey = new Map<string, ContactRecord>();
   const write = !deps.dryRun;
   return {
-    deps, byKey, byUid: new Map(), byGraphId: new Map(), imapNow: new Map(), graphNow: new Map(), cards: new Map(), graphFields: new Map(), duplicates: [],
+    deps, byKey, byUid: new Map(), byGraphId: new Map(), imapNow: new Map(), graphNow: new Map(), cards: new Map(), graphFields: new Map(), duplicates: [], replaced: [],
     report: { actions: emptyCounts(), conflicts: 0, duplicatesRemoved: 0, skipped: 0, skippedTotal: 0, flagged: 0, deltaExpired: false, corrupt: 0, itemsRead: 0 },
     put: async (r) => { byKey.set(r.syncKey, r); if (write) await deps.state.putItem(r); },
     drop: async (key) => { byKey.delete(key); if (write) await deps.state.deleteItem(key); },

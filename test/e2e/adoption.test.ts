@@ -41,7 +41,7 @@ const firstSync = async (mb: string) => expect((await umconnect("resume", ids[mb
 const at = (iso: string) => new Date(iso);
 
 beforeAll(async () => {
-  w = await startWorld({ users: ["4721", "4722", "4723", "4724", "4725", "4726"], quiet: true, profiles: [
+  w = await startWorld({ users: ["4721", "4722", "4723", "4724", "4725", "4726", "4727"], quiet: true, profiles: [
     { id: "people", displayName: "Voice and contacts", contacts: { enabled: true } },
     { id: "cal-own", displayName: "Calendar; the old product's items removed", calendar: { enabled: true, pastDays: 1, futureDays: 7, foreignItems: "remove" } },
   ] });
@@ -170,6 +170,42 @@ describe("contacts on both sides before the first sync", () => {
     const listed = await umconnect("conflicts", "L-4725");
     expect(listed.stdout).toMatch(/copied, nothing merged/);
   }, 60_000);
+});
+
+describe("many contacts on both sides, Exchange's the newer", () => {
+  it("each store card is replaced once by Exchange's version: one card per contact, the old ones gone in groups", async () => {
+    // 60 replacements: one group of 50 old cards removed beside the actions and the last 10
+    // after them (src/sync/contactsApply.ts cardReplaced, finishReplaced). Break seen red: a
+    // group's records never written -> 50 records still name the old cards' UIDs.
+    const N = 60;
+    await linkOnly("4727", "many.people@contoso.test", "people");
+    const c = await w.imap("4727");
+    await c.mailboxCreate("Contacts").catch(() => undefined);
+    for (let i = 0; i < N; i++) {
+      await c.append("Contacts", Buffer.from(`Subject: p${i}\r\nContent-Type: text/vcard\r\n\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nUID:many-${i}\r\nFN:Many ${i}\r\nN:${i};Many;;;\r\nTEL;TYPE=WORK:+49 30 ${3_000_000 + i}\r\nEND:VCARD\r\n`), ["\\Seen"], new Date(Date.now() - 3600_000));
+    }
+    await c.logout();
+    const people = w.sim.people("many.people@contoso.test");
+    for (let i = 0; i < N; i++) people.add({ displayName: `Many ${i}`, givenName: "Many", surname: String(i), businessPhones: [`030 ${3_000_000 + i}`], jobTitle: "from Exchange" });
+    await firstSync("4727");
+    await expect.poll(async () => (await w.deps.state.getLink("L-4727"))?.kinds?.contacts?.lastSyncAt, { timeout: 30_000 }).toBeTruthy();
+    const cards = async () => {
+      const s = await w.imap("4727");
+      try {
+        await s.mailboxOpen("Contacts");
+        const out: Array<{ uid: number; text: string }> = [];
+        for await (const m of s.fetch("1:*", { uid: true, source: true })) out.push({ uid: m.uid, text: m.source!.toString("utf8") });
+        return out;
+      } finally { await s.logout(); }
+    };
+    const after = await cards();
+    expect(after).toHaveLength(N);
+    expect(after.filter((x) => /from Exchange/.test(x.text))).toHaveLength(N);
+    expect(people.list()).toHaveLength(N);
+    // Every record names the card that is there.
+    const records = await w.deps.state.recordState<{ syncKey: string; imapUid?: number }, object>("L-4727", "contacts").loadItems();
+    expect(records.map((r) => r.imapUid).sort((a, b) => a! - b!)).toEqual(after.map((x) => x.uid).sort((a, b) => a - b));
+  }, 90_000);
 });
 
 describe("a calendar folder another product filled", () => {
