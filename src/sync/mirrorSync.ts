@@ -64,7 +64,7 @@ export interface MirrorSyncReport {
   unfinished?: number;
   extra: number;
   massDelete?: MassDelete;
-  /** Time the copy pipeline stood waiting for each stage, in ms (where a copy's time goes; benchmark). */
+  /** Time the copy pipeline stood waiting for each stage, in ms, summed over the append lanes (where a copy's time goes; benchmark). */
   waitedMs: { fetch: number; journal: number; append: number; commit: number };
 }
 
@@ -172,8 +172,8 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
   const prepared = new Map<number, { bodies: ReturnType<typeof fetchOf>; journal: Promise<void> }>();
   const prepare = (b: number) => { if (b < stopAt && !prepared.has(b)) prepared.set(b, { bodies: inFlight(fetchOf(b)), journal: inFlight(journalOf(b)) }); };
   const commits: Array<Promise<void>> = [];
-  // Once the run's time is up the batch at hand is the last one taken (every run copies one);
-  // nothing after it is fetched or journalled, and the rest is a follow-up run's.
+  // Once the run's time is up no further batch is taken (every run copies one): the batches
+  // already fetched and journalled are appended, and the rest is a follow-up run's.
   let stopAt = batches.length;
   let taken = 0;
   let failed = false;
