@@ -58,7 +58,6 @@ async function measure(w: World, times: number, fn: (i: number) => Promise<void>
 const add = (a: Unit, b: Unit, k = 1): Unit => ({ executions: a.executions + k * b.executions, ms: a.ms + k * b.ms, table: a.table + k * b.table, queue: a.queue + k * b.queue, graph: a.graph + k * b.graph, logBytes: a.logBytes + k * b.logBytes });
 const zero: Unit = { executions: 0, ms: 0, table: 0, queue: 0, graph: 0, logBytes: 0 };
 
-
 export async function run(): Promise<Figure[]> {
   const w = await startWorld({ users: ["5301"], quiet: false, disabledFunctions: SAFETY_NET_TIMERS, fastReadSeconds: "default", sim: { latencyMs: 20, requestBudget: 1_000_000 } });
   try {

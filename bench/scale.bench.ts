@@ -169,7 +169,6 @@ async function noChange(w: World): Promise<Figure[]> {
   ];
 }
 
-
 export async function run(): Promise<Figure[]> {
   const only = (process.argv.find((a) => a.startsWith("--only=")) ?? "").slice(7).split(",").filter(Boolean);
   const w = await startWorld({ users: ["5101", "5102", "5103", "5104"], quiet: false, disabledFunctions: SAFETY_NET_TIMERS, fastReadSeconds: "default", sim: { latencyMs: 20, requestBudget: 1_000_000 } });

@@ -13,7 +13,7 @@ import type { ConflictRecord, ImapCursor, ItemCounts, ItemRecord, RecordStatePor
 export type { ConflictRecord, RecordStatePort } from "../sync/ports.js";
 import { StateRows } from "./rows.js";
 import type { TableClient, TransactionAction } from "@azure/data-tables";
-import { bool, entity, getOrUndefined, guard, keyOf, listRows, num, str, unKey, type Entity, type Row } from "./tables.js";
+import { bool, entity, getOrUndefined, guard, keyOf, listRows, mapLimit, num, str, unKey, type Entity, type Row } from "./tables.js";
 
 /** Item row keys are keyOf(syncKey): its safe set starts at "+"; index rows and the run mark sort before. */
 const FIRST_ITEM_KEY = "+";
@@ -22,15 +22,6 @@ const uidKey = (uid: number) => `!u.${uid}`;
 const graphKey = (id: string) => `!g.${keyOf(id)}`;
 /** Point reads one run keeps in flight (a run touches few items; a burst of changes is read 8 at a time). */
 const POINT_READS_IN_FLIGHT = 8;
-
-async function mapLimit<T, R>(xs: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(xs.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, xs.length) }, async () => {
-    for (let i = next++; i < xs.length; i = next++) out[i] = await fn(xs[i]!);
-  }));
-  return out;
-}
 
 /** The index rows of one record: its store UID and its Exchange id name it. */
 const indexRows = (pk: string) => (r: ItemRecord): TransactionAction[] => [

@@ -27,11 +27,11 @@ import type { MirrorJournalEntry, MirrorPair } from "../sync/mirrorPlanner.js";
 import type { MirrorCursors, MirrorStatePort } from "../sync/mirrorPorts.js";
 import { ConnectorError } from "../errors.js";
 import { StateRows } from "./rows.js";
-import { entity, getOrUndefined, guard, keyOf, listRows, str } from "./tables.js";
+import { entity, getOrUndefined, guard, keyOf, listRows, mapLimit, str } from "./tables.js";
 
 const CURSOR = "!cursor";
 const TRANSACTION_OPS = 100;
-/** Pair rows read at once by an incremental run. */
+/** Pair rows an incremental run keeps in flight. */
 const POINT_READS_AT_ONCE = 32;
 /** JSON characters of journal entries per row: under the 32 K characters of a string property. */
 const JOURNAL_ROW_CHARS = 30_000;
@@ -80,11 +80,8 @@ export class MirrorRows extends StateRows {
         const journal: MirrorJournalEntry[] = [];
         if (identities) {
           // Point reads, a few at a time (each is one Table transaction, as a listing page is).
-          const wanted = [...new Set(identities)];
-          for (let i = 0; i < wanted.length; i += POINT_READS_AT_ONCE) {
-            const rows = await Promise.all(wanted.slice(i, i + POINT_READS_AT_ONCE).map((id) => getOrUndefined(c, pk, pairKey(id))));
-            for (const row of rows) { const data = row && str(row, "data"); if (data) pairs.push(JSON.parse(data) as MirrorPair); }
-          }
+          const rows = await mapLimit([...new Set(identities)], POINT_READS_AT_ONCE, (id) => getOrUndefined(c, pk, pairKey(id)));
+          for (const row of rows) { const data = row && str(row, "data"); if (data) pairs.push(JSON.parse(data) as MirrorPair); }
         }
         await guard(async () => {
           for await (const row of listRows(c, `PartitionKey eq '${pk}' and RowKey ge 'j.' and RowKey lt '${identities ? "k" : "q"}'`)) {

@@ -110,6 +110,16 @@ function countOperations(client: TableClient): TableClient {
 export const tableReads = { requests: 0, entities: 0 };
 
 /** Reads one entity; undefined when it does not exist. */
+/** `fn` over `xs` with at most `limit` calls in flight (point reads); results in the order of `xs`. */
+export async function mapLimit<T, R>(xs: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(xs.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, xs.length) }, async () => {
+    for (let i = next++; i < xs.length; i = next++) out[i] = await fn(xs[i]!);
+  }));
+  return out;
+}
+
 export async function getOrUndefined(client: TableClient, pk: string, rk: string): Promise<Row | undefined> {
   try {
     tableReads.requests++;

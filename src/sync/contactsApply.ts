@@ -74,7 +74,7 @@ async function updateImap(run: ContactsRun, a: Extract<ContactAction, { kind: "u
   // New card first, then the old one goes, then the record: a crash after the APPEND
   // leaves two cards with one key (the newest wins next run); after the EXPUNGE, the
   // record's UID has vanished and the new card is re-matched by its key. The EXPUNGE and the
-  // record go in groups beside the other actions (contactsSync.ts cardReplaced, finishReplaced).
+  // record go in groups beside the other actions (cardReplaced, finishReplaced below).
   const w = await writeCard(run, a.syncKey, c);
   cardReplaced(run, a.imapUid, { syncKey: a.syncKey, imapUid: w.uid, imapHash: w.hash, imapMapped: w.mapped, graphId: a.graphId, graphHash: mappedHash(c.fields), graphPhoto, graphModified: c.lastModifiedDateTime });
 }
@@ -153,10 +153,13 @@ async function withExchangePhoto(run: ContactsRun, c: GraphContact): Promise<{ c
  */
 export async function finishReplaced(run: ContactsRun): Promise<void> {
   await run.flushing;
-  const done = run.replaced.splice(0);
-  if (!done.length) return;
-  await Promise.all(done.map((r) => run.deps.store.remove(r.uid)));
-  await Promise.all(done.map((r) => run.put(r.record)));
+  await removeReplaced(run, run.replaced.splice(0));
+}
+
+/** One group of replaced cards: the old cards removed (one grouped UID EXPUNGE), then the records that name the new ones. */
+async function removeReplaced(run: ContactsRun, group: ContactsRun["replaced"]): Promise<void> {
+  await Promise.all(group.map((r) => run.deps.store.remove(r.uid)));
+  await Promise.all(group.map((r) => run.put(r.record)));
 }
 
 /** Replaced cards per removal while the actions go on: a full UID EXPUNGE group (src/imap/groupedWrites.ts). */
@@ -171,17 +174,10 @@ export function cardReplaced(run: ContactsRun, uid: number, record: ContactRecor
   run.replaced.push({ uid, record });
   if (run.replaced.length < REPLACED_PER_FLUSH || run.flushing) return;
   const flush = async () => {
-    while (run.replaced.length >= REPLACED_PER_FLUSH) {
-      const group = run.replaced.splice(0, REPLACED_PER_FLUSH);
-      await Promise.all(group.map((r) => run.deps.store.remove(r.uid)));
-      await Promise.all(group.map((r) => run.put(r.record)));
-    }
+    while (run.replaced.length >= REPLACED_PER_FLUSH) await removeReplaced(run, run.replaced.splice(0, REPLACED_PER_FLUSH));
   };
-  // A failed group stays as `flushing`: no further group starts, and finishReplaced (or the
-  // run's failure path) gets its error.
-  const p = flush();
-  p.catch(() => undefined);
-  run.flushing = p.then(() => { run.flushing = undefined; });
+  // A failed group stays as `flushing` (handled here, so it is never unhandled): no further
+  // group starts, and finishReplaced (or the run's failure path) gets its error.
+  run.flushing = flush().then(() => { run.flushing = undefined; });
   run.flushing.catch(() => undefined);
 }
-

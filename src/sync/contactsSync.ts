@@ -81,7 +81,7 @@ export interface ContactsRun {
   duplicates: number[];
   /**
    * Cards replaced by a new one this run (updateImap): the old card's UID and the record that
-   * names the new one, both left for the end of the actions (finishReplaced).
+   * names the new one, removed and written in groups (src/sync/contactsApply.ts cardReplaced).
    */
   replaced: Array<{ uid: number; record: ContactRecord }>;
   /** A group of replaced cards being removed beside the actions (cardReplaced). */

@@ -165,6 +165,13 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
   // the phone sorts by) is kept. What keeps it crash safe is unchanged: a batch's APPEND is sent
   // only once its journal rows are written, and its journal rows are cleared only together
   // with its pairs, after its APPEND was answered; cursors are saved after every batch's pairs.
+  // Once the run's time is up no further batch is taken (every run copies one): the batches
+  // already fetched and journalled are appended, and the rest is a follow-up run's.
+  let stopAt = batches.length;
+  let taken = 0;
+  let failed = false;
+  // Backup connections appending at once (also how many batches are fetched ahead).
+  const wanted = Math.min(input.lanes ?? 1, batches.length);
   const fetchOf = (b: number) => source.fetchBodies(batches[b]!.map((a) => a.srcUid));
   const journalOf = (b: number) => state.journal(batches[b]!.map((a) => ({ identity: a.identity, srcUid: a.srcUid, at: now().toISOString() })));
   // Each stage's promise is awaited in its turn; until then a failure must not be unhandled.
@@ -172,11 +179,6 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
   const prepared = new Map<number, { bodies: ReturnType<typeof fetchOf>; journal: Promise<void> }>();
   const prepare = (b: number) => { if (b < stopAt && !prepared.has(b)) prepared.set(b, { bodies: inFlight(fetchOf(b)), journal: inFlight(journalOf(b)) }); };
   const commits: Array<Promise<void>> = [];
-  // Once the run's time is up no further batch is taken (every run copies one): the batches
-  // already fetched and journalled are appended, and the rest is a follow-up run's.
-  let stopAt = batches.length;
-  let taken = 0;
-  let failed = false;
 
   const copyBatch = async (target: MirrorTargetPort, b: number, lastCommit: Promise<void> | undefined): Promise<{ commit: Promise<void> }> => {
     const batch = batches[b]!;
@@ -254,7 +256,6 @@ export async function syncMirror(input: MirrorSyncInput): Promise<MirrorSyncRepo
   };
   // The extra lanes are opened while the first batch is appended, and only when there is more
   // than one batch: a run with a few copies costs no second login.
-  const wanted = Math.min(input.lanes ?? 1, batches.length);
   const lanes: Array<Promise<void>> = [lane(target)];
   for (let i = 1; i < wanted && input.appendLane; i++) {
     const open = input.appendLane;
