@@ -20,8 +20,9 @@ export const WRITE_METHODS = {
 } as const;
 
 export interface WriteHooks {
-  /** Runs before the write is started; throwing stops it (nothing is sent). */
-  before?(write: string): void;
+  /** Runs before the write is started; throwing stops it (nothing is sent). A promise it
+   *  returns is awaited first (tests hold a write to prove another one runs beside it). */
+  before?(write: string): void | Promise<void>;
   /** Runs the moment the write has been answered, before the caller sees the answer. */
   after?(write: string): void;
 }
@@ -37,7 +38,7 @@ export function gateWrites<T extends object>(port: T, methods: readonly string[]
     if (typeof fn !== "function") continue;
     const name = `${label}.${m}`;
     wrapped[m] = async (...args: unknown[]) => {
-      hooks.before?.(name);
+      await hooks.before?.(name);
       const result: unknown = await (fn as (...a: unknown[]) => Promise<unknown>).apply(port, args);
       hooks.after?.(name);
       return result;

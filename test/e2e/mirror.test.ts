@@ -107,7 +107,7 @@ describe("disaster-recovery mirror", () => {
     // Breaks seen red: the executor's extra lane never started (at most 1 MULTIAPPEND in
     // flight, 1 backup login); the lane waiting for the budget instead of going without it.
     const deps = { ...w.deps, config: { ...w.deps.config, mirror: { ...w.deps.config.mirror, batch: 2, appendConnections: 2 } } };
-    const run = async (mailbox: string) => {
+    const run = async (mailbox: string, holdFirst = false) => {
       // 30 messages in 15 batches: the extra lane's login is answered long before the first lane is through.
       for (let i = 0; i < 30; i++) await w.dc.lda(mailbox, avayaVoiceMessage({ id: `${mailbox}-${i}` }));
       const linkId = `lanes-${mailbox}`;
@@ -115,12 +115,27 @@ describe("disaster-recovery mirror", () => {
       await w.deps.state.createLink({ linkId, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox: mailbox, userId: `u-${mailbox}`, profileId: "dr", state: "paused" });
       let inFlight = 0;
       let most = 0;
+      let letFirstGo: (() => void) | undefined;
       const logins = () => bc.log().split("\n").filter((l) => l.includes("Login: user=<") && l.includes(`<${mailbox}>`)).length;
       const before = logins();
       const started = Date.now();
       const out = await mirrorLink(deps, (await w.deps.state.getLink(linkId))!, {
         mode: "incremental", log: w.deps.log,
-        hooks: { before: (n) => { if (n === "backup.appendMany") most = Math.max(most, ++inFlight); }, after: (n) => { if (n === "backup.appendMany") inFlight--; } },
+        hooks: {
+          before: async (n) => {
+            if (n !== "backup.appendMany") return;
+            most = Math.max(most, ++inFlight);
+            // The first append waits (at most 20 s) for a second one to start beside it: on a
+            // loaded machine the first lane may otherwise be through before the second logs in.
+            if (holdFirst && !letFirstGo) {
+              await new Promise<void>((resolve) => {
+                const timer = setTimeout(resolve, 20_000);
+                letFirstGo = () => { clearTimeout(timer); resolve(); };
+              });
+            } else letFirstGo?.();
+          },
+          after: (n) => { if (n === "backup.appendMany") inFlight--; },
+        },
       });
       const ms = Date.now() - started;
       const backupLogins = logins() - before;
@@ -128,7 +143,7 @@ describe("disaster-recovery mirror", () => {
       expect(await same(mailbox)).toBe(true);
       return { most, logins: backupLogins, ms };
     };
-    const two = await run("m8");
+    const two = await run("m8", true);
     expect(two.most).toBe(2);
     expect(two.logins).toBe(2);
     // The next incremental run reads the pairs its change names, not the folder's 30.
