@@ -5,6 +5,8 @@
  * Figures are measured at the connector's default settings; one that is not says which setting
  * it changed and why (`setting`), and the table prints it.
  */
+import { tableOps } from "../src/state/tables.js";
+
 export interface Figure {
   name: string;
   value: number;
@@ -58,3 +60,6 @@ export function percentile(values: number[], p: number): number {
 export function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
+
+/** Table requests that write (upserts, deletes, entity group transactions) this process made so far. */
+export const stateWrites = () => ["upsertEntity", "updateEntity", "createEntity", "deleteEntity", "submitTransaction"].reduce((n, m) => n + (tableOps.get(m) ?? 0), 0);

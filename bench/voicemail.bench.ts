@@ -4,7 +4,7 @@
  * the connector's default settings (fast read check every 5 s). A latency sample that timed out
  * counts as Infinity in its percentile and in a "timed out" row, never dropped.
  */
-import { execFile } from "node:child_process";
+import { runInConnectorProcess } from "./connectorProcess.js";
 import { startWorld, type World } from "../test/e2e/world.js";
 import { avayaVoiceMessage } from "../test/fixtures/voicemail.js";
 import { enqueueSync } from "../src/app/syncQueue.js";
@@ -171,16 +171,8 @@ async function memoryIn(w: World): Promise<Figure[]> {
   await until(async () => (await w.deps.state.getLink("L-5004"))?.lastSyncAt !== undefined, 120_000, 200);
   await w.queueDrained(120_000);
   await sleep(1000);
-  const cfg = w.deps.config;
-  const env = {
-    ...process.env, UMC_ENVIRONMENT: "test", UMC_STORAGE_CONNECTION_STRING: cfg.storage.connectionString, UMC_CLIENT_ID: cfg.identity.clientId,
-    UMC_CLIENT_SECRET: "app-secret-for-tests", UMC_AUTHORITY_HOST: cfg.identity.authorityHost, UMC_GRAPH_BASE_URL: cfg.graph.baseUrl,
-    UMC_SECRETS_FILE: cfg.secrets.secretsFile, UMC_LEASE_SECONDS: "60",
-  };
-  // Asynchronous: the simulator the child talks to lives in this process.
-  const out = await new Promise<string>((resolve, reject) => execFile(process.execPath, ["--import", "tsx", new URL("./memory-worker.ts", import.meta.url).pathname, "L-5004"], { env, encoding: "utf8", maxBuffer: 1 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))));
-  const worker = JSON.parse(out.trim().split("\n").at(-1)!) as { peakRssBytes: number; ms: number; status: string };
-  if (worker.status !== "ran") throw new Error(`reconcile did not run: ${out}`);
+  const worker = await runInConnectorProcess(w, "L-5004", "voicemail", 60);
+  if (worker.status !== "ran") throw new Error(`reconcile did not run: ${JSON.stringify(worker)}`);
   return [
     { name: "connector process peak RSS (kernel maxRSS), full reconcile of 10,000 linked items", value: worker.peakRssBytes / 1024 / 1024, unit: "MB", reference: 256, better: "lower", setting: MEMORY_SETTING },
     { name: "full reconcile of 10,000 linked items, wall time", value: worker.ms / 1000, unit: "s", reference: 60, better: "lower", setting: MEMORY_SETTING },

@@ -1,0 +1,44 @@
+// Run by bench/connectorProcess.ts as a fresh `node` process on the built app (dist/, what is
+// deployed: plain JS, no tsx in the way): one sync of a link in a process of its own, so its
+// peak RSS and event loop are the connector's alone, not the simulator's or the dev host's; in
+// Azure, Graph is at the other end of the network. Config comes from UMC_* variables.
+//   memory-worker.mjs <linkId>              a full (reconcile) voicemail sync
+//   memory-worker.mjs <linkId> contacts     a contacts run (the people bench's first sync)
+// Prints one line of JSON.
+import { monitorEventLoopDelay } from "node:perf_hooks";
+
+const dist = new URL("../dist/src/", import.meta.url);
+const load = (p) => import(new URL(p, dist).href);
+const { getConfig } = await load("config.js");
+const { buildDeps } = await load("app/deps.js");
+const { runSyncRequest } = await load("app/voicemail.js");
+const { runContactsRequest } = await load("app/contacts.js");
+const { createLogger } = await load("log.js");
+const { tableOps } = await load("state/tables.js");
+
+const linkId = process.argv[2];
+const kind = process.argv[3] ?? "voicemail";
+const deps = buildDeps(getConfig(), createLogger({ level: "error" }));
+const mb = (n) => (n / 1048576).toFixed(0);
+// UMC_BENCH_TRACE=1: the process's memory once a second on stderr (where the peak comes from).
+const trace = process.env.UMC_BENCH_TRACE
+  ? setInterval(() => { const m = process.memoryUsage(); process.stderr.write(`memory-worker: rss ${mb(m.rss)} MB, heap ${mb(m.heapUsed)}/${mb(m.heapTotal)} MB, external ${mb(m.external)} MB\n`); }, 1000)
+  : undefined;
+const loop = monitorEventLoopDelay({ resolution: 20 });
+loop.enable();
+const cpu0 = process.cpuUsage();
+const t = performance.now();
+const result = kind === "contacts"
+  ? await runContactsRequest(deps, { linkId, kind: "contacts", reason: "admin" })
+  : await runSyncRequest(deps, { linkId, reason: "reconcile" });
+const ms = performance.now() - t;
+loop.disable();
+clearInterval(trace);
+// Table requests that write, as bench/report.ts stateWrites counts them in the bench process.
+const stateWrites = ["upsertEntity", "updateEntity", "createEntity", "deleteEntity", "submitTransaction"].reduce((n, m) => n + (tableOps.get(m) ?? 0), 0);
+process.stdout.write(JSON.stringify({
+  // The kernel's record of the peak (getrusage ru_maxrss, in KB), not a sample that can miss a spike.
+  peakRssBytes: process.resourceUsage().maxRSS * 1024, ms, cpuMs: ((c) => (c.user + c.system) / 1000)(process.cpuUsage(cpu0)), stateWrites, loopMaxMs: loop.max / 1e6, status: result.status,
+  actions: result.status === "ran" ? result.report?.actions : undefined,
+}) + "\n");
+process.exit(0);
