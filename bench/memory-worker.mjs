@@ -4,6 +4,7 @@
 // Azure, Graph is at the other end of the network. Config comes from UMC_* variables.
 //   memory-worker.mjs <linkId>              a full (reconcile) voicemail sync
 //   memory-worker.mjs <linkId> contacts     a contacts run (the people bench's first sync)
+//   memory-worker.mjs ceiling <tenantId> <userId> <n>   (below)
 // Prints one line of JSON.
 import { monitorEventLoopDelay } from "node:perf_hooks";
 
@@ -16,9 +17,25 @@ const { runContactsRequest } = await load("app/contacts.js");
 const { createLogger } = await load("log.js");
 const { tableOps } = await load("state/tables.js");
 
+const deps = buildDeps(getConfig(), createLogger({ level: "error" }));
+
+//   memory-worker.mjs ceiling <tenantId> <userId> <n>
+// The Graph ceiling as this machine has it: n contact creates through the connector's Graph
+// client, kept at the mailbox's 4 in flight (src/graph/client.ts) and nothing else to do.
+if (process.argv[2] === "ceiling") {
+  const [, , , tenantId, userId, n] = process.argv;
+  const graph = deps.graph(tenantId);
+  const body = { displayName: "Ceiling", givenName: "Ceiling", surname: "Probe", businessPhones: ["+49 30 1111"], emailAddresses: [{ address: "probe@example.test", name: "Probe" }] };
+  let left = Number(n);
+  const lane = async () => { while (left-- > 0) await graph.request({ method: "POST", url: `/users/${userId}/contacts`, body, mailbox: userId }); };
+  const t = performance.now();
+  await Promise.all(Array.from({ length: deps.config.graph.maxConcurrencyPerMailbox }, lane));
+  process.stdout.write(JSON.stringify({ requestsPerSecond: Number(n) / ((performance.now() - t) / 1000) }) + "\n");
+  process.exit(0);
+}
+
 const linkId = process.argv[2];
 const kind = process.argv[3] ?? "voicemail";
-const deps = buildDeps(getConfig(), createLogger({ level: "error" }));
 const mb = (n) => (n / 1048576).toFixed(0);
 // UMC_BENCH_TRACE=1: the process's memory once a second on stderr (where the peak comes from).
 const trace = process.env.UMC_BENCH_TRACE

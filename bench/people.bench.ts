@@ -14,7 +14,7 @@ import { enqueueSync } from "../src/app/syncQueue.js";
 import { runContactsRequest } from "../src/app/contacts.js";
 import { runCalendarRequest } from "../src/app/calendar.js";
 import { formatFigures, stateWrites, type Figure } from "./report.js";
-import { runInConnectorProcess } from "./connectorProcess.js";
+import { measuredGraphCeiling, runInConnectorProcess } from "./connectorProcess.js";
 import fs from "node:fs";
 import path from "node:path";
 import { ExchangeContacts } from "../src/graph/contacts.js";
@@ -135,10 +135,12 @@ async function storeToExchange(w: World): Promise<Figure[]> {
   if (run.status !== "ran") throw new Error(`the first contacts sync did not run: ${JSON.stringify(run)}`);
   const seconds = w.sim.people(user.id).list().length >= N_CONTACTS ? run.ms / 1000 : Infinity; // not all there: no throughput
   const requests = requestsOf(w, user.id) - before;
+  const ceiling = await measuredGraphCeiling(w, TENANT);
   const idle = await idleCycle(w, user.id, () => runContactsRequest(w.deps, { linkId, kind: "contacts", reason: "poll" }));
   const names = new Set(w.sim.people(user.id).list().map((x) => x.props.displayName));
   return [
     { name: "contacts 5,000 store -> Exchange: Graph throughput vs throttle ceiling (200 req/s)", value: requests / seconds / CEILING, unit: "x ceiling", reference: 0.8, better: "higher", setting: SETTING },
+    { name: `contacts 5,000 store -> Exchange: Graph throughput vs the ceiling measured in this run (${ceiling.toFixed(0)} req/s: 4 bare creates in flight, bench/connectorProcess.ts)`, value: requests / seconds / ceiling, unit: "x ceiling", reference: 0.8, better: "higher", setting: SETTING },
     { name: "contacts 5,000 store -> Exchange: wall time", value: seconds, unit: "s", reference: N_CONTACTS / CEILING / 0.8, better: "lower" },
     { name: "contacts 5,000 store -> Exchange: Graph requests per contact", value: requests / N_CONTACTS, unit: "req", reference: 1.1, better: "lower" },
     { name: "contacts 5,000 store -> Exchange: distinct contacts in Exchange", value: names.size, unit: "", reference: N_CONTACTS, better: "higher" },
@@ -195,6 +197,7 @@ async function calendar(w: World): Promise<Figure[]> {
   const done = await until(async () => (await w.deps.state.getLink(linkId))?.kinds?.calendar?.items === N_OCCURRENCES, 300_000, 100);
   const seconds = done ? (performance.now() - t) / 1000 : Infinity; // timed out: no figure
   const requests = requestsOf(w, user.id) - before;
+  const ceiling = await measuredGraphCeiling(w, TENANT);
   const idle = await idleCycle(w, user.id, () => runCalendarRequest(w.deps, { linkId, kind: "calendar", reason: "poll" }));
   return [
     { name: "calendar 1,000 occurrences: Graph requests per occurrence (delta pages)", value: requests / N_OCCURRENCES, unit: "req", reference: 1.1, better: "lower" },
