@@ -50,8 +50,8 @@ async function worker<T>(w: World, args: string[], leaseSeconds = w.deps.config.
   return JSON.parse(out.trim().split("\n").at(-1)!) as T;
 }
 
-export async function runInConnectorProcess(w: World, linkId: string, kind: "voicemail" | "contacts", leaseSeconds?: number): Promise<ConnectorProcessResult> {
-  return worker<ConnectorProcessResult>(w, [linkId, kind], leaseSeconds);
+export async function runInConnectorProcess(w: World, linkId: string, kind: "voicemail" | "contacts", options: { leaseSeconds?: number; reason?: "admin" | "reconcile" } = {}): Promise<ConnectorProcessResult> {
+  return worker<ConnectorProcessResult>(w, [linkId, kind, ...(options.reason ? [options.reason] : [])], options.leaseSeconds);
 }
 
 /**

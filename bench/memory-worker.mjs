@@ -2,8 +2,9 @@
 // deployed: plain JS, no tsx in the way): one sync of a link in a process of its own, so its
 // peak RSS and event loop are the connector's alone, not the simulator's or the dev host's; in
 // Azure, Graph is at the other end of the network. Config comes from UMC_* variables.
-//   memory-worker.mjs <linkId>              a full (reconcile) voicemail sync
-//   memory-worker.mjs <linkId> contacts     a contacts run (the people bench's first sync)
+//   memory-worker.mjs <linkId> [voicemail|contacts] [reason]
+//                                 one voicemail run (a full one: reason reconcile by default) or
+//                                 contacts run (reason admin by default; a new link's first sync)
 //   memory-worker.mjs ceiling <tenantId> <userId> <n>   (below)
 // Prints one line of JSON.
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -36,6 +37,7 @@ if (process.argv[2] === "ceiling") {
 
 const linkId = process.argv[2];
 const kind = process.argv[3] ?? "voicemail";
+const reason = process.argv[4] ?? (kind === "contacts" ? "admin" : "reconcile");
 const mb = (n) => (n / 1048576).toFixed(0);
 // UMC_BENCH_TRACE=1: the process's memory once a second on stderr (where the peak comes from).
 const trace = process.env.UMC_BENCH_TRACE
@@ -46,8 +48,8 @@ loop.enable();
 const cpu0 = process.cpuUsage();
 const t = performance.now();
 const result = kind === "contacts"
-  ? await runContactsRequest(deps, { linkId, kind: "contacts", reason: "admin" })
-  : await runSyncRequest(deps, { linkId, reason: "reconcile" });
+  ? await runContactsRequest(deps, { linkId, kind: "contacts", reason })
+  : await runSyncRequest(deps, { linkId, reason });
 const ms = performance.now() - t;
 loop.disable();
 clearInterval(trace);

@@ -171,7 +171,7 @@ async function memoryIn(w: World): Promise<Figure[]> {
   await until(async () => (await w.deps.state.getLink("L-5004"))?.lastSyncAt !== undefined, 120_000, 200);
   await w.queueDrained(120_000);
   await sleep(1000);
-  const worker = await runInConnectorProcess(w, "L-5004", "voicemail", 60);
+  const worker = await runInConnectorProcess(w, "L-5004", "voicemail", { leaseSeconds: 60 });
   if (worker.status !== "ran") throw new Error(`reconcile did not run: ${JSON.stringify(worker)}`);
   return [
     { name: "connector process peak RSS (kernel maxRSS), full reconcile of 10,000 linked items", value: worker.peakRssBytes / 1024 / 1024, unit: "MB", reference: 256, better: "lower", setting: MEMORY_SETTING },
