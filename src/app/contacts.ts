@@ -55,6 +55,7 @@ export async function openContactsPorts(deps: Deps, link: MailboxLink, profile: 
       findBySyncKey: (key) => exchange.findBySyncKey(fid, key),
       getPhoto: (id) => exchange.getPhoto(id),
       putPhoto: (id, photo) => exchange.putPhoto(id, photo),
+      withPictures: () => exchange.withPictures(fid),
     },
     state: deps.state.recordState<ContactRecord, ContactCursors>(link.linkId, "contacts", lease && { beforeWrite: () => lease.assertHeld() }),
     putConflict: (c) => deps.state.putConflict(link.linkId, c),

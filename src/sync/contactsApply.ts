@@ -133,9 +133,9 @@ async function pushPhoto(run: ContactsRun, graphId: string, fields: ContactField
   return { refused: [], graphPhoto: photoHash(ok) };
 }
 
-/** Exchange's photo into the card written to the store. */
+/** Exchange's photo into the card written to the store (not asked for when the run's listing says it has none). */
 async function withExchangePhoto(run: ContactsRun, c: GraphContact): Promise<{ c: GraphContact; graphPhoto: string }> {
-  const photo = await run.deps.exchange.getPhoto(c.id);
+  const photo = run.pictures && !run.pictures.has(c.id) ? undefined : await run.deps.exchange.getPhoto(c.id);
   return { c: { ...c, fields: withPhoto(c.fields, photo) }, graphPhoto: photoHash(photo) };
 }
 

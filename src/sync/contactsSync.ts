@@ -84,6 +84,8 @@ export interface ContactsRun {
    * names the new one, removed and written in groups (src/sync/contactsApply.ts cardReplaced).
    */
   replaced: Array<{ uid: number; record: ContactRecord }>;
+  /** Exchange contacts that have a photo, when the run listed them (picturesFor); otherwise each photo is asked for. */
+  pictures?: Set<string>;
   /** A group of replaced cards being removed beside the actions (cardReplaced). */
   flushing?: Promise<void>;
   report: ContactsSyncReport;
@@ -124,6 +126,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
   if (echoes && deps.expectEchoes) {
     await deps.expectEchoes(echoes).catch((e: unknown) => deps.log.warn("contacts.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
   }
+  run.pictures = await picturesFor(run, plan.actions);
   let unfinished: number;
   try {
     unfinished = await applyAll(run, plan.actions);
@@ -266,6 +269,27 @@ function contactEchoes(actions: ContactAction[]): AnnouncedWrites | undefined {
     else if (a.kind === "deleteInGraph") out.graph.push({ id: a.graphId, change: "deleted" });
   }
   return out.store.length || out.graph.length ? out : undefined;
+}
+
+/** Photo reads from which one listing of the folder's photo flags pays (a page holds 1,000 contacts). */
+const PICTURE_LISTING_MIN = 20;
+
+/**
+ * Cards written from Exchange contacts carry the contact's photo. With many to write (a first
+ * sync, an adoption), the run lists which contacts have a photo (src/graph/contacts.ts
+ * withPictures) and asks only for those: 2,000 adopted contacts cost 2 listing pages and the
+ * photos there are, not 2,000 photo GETs. A listing that fails costs nothing but the saving:
+ * every photo is asked for, as with few cards.
+ */
+async function picturesFor(run: ContactsRun, actions: ContactAction[]): Promise<Set<string> | undefined> {
+  const reads = actions.filter((a) => a.kind === "createInImap" || a.kind === "updateImap").length;
+  if (reads < PICTURE_LISTING_MIN || !run.deps.exchange.withPictures) return undefined;
+  try {
+    return await run.deps.exchange.withPictures();
+  } catch (e) {
+    run.deps.log.warn("contacts.pictures.unlisted", { ...run.deps.ids, error: ensureConnectorError(e) });
+    return undefined;
+  }
 }
 
 /** Applies the plan (src/sync/actionQueue.ts); returns how many actions were left because the run's time was up. */

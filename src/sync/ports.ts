@@ -222,6 +222,8 @@ export interface ContactExchangePort {
   /** The Exchange contact photo (undefined: none) and setting it. */
   getPhoto(id: string): Promise<Photo | undefined>;
   putPhoto(id: string, photo: Photo): Promise<void>;
+  /** The ids of the folder's contacts that have a photo (one listing; src/graph/contacts.ts withPictures). */
+  withPictures?(): Promise<Set<string>>;
 }
 
 export interface ContactRecord {

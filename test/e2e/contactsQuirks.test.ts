@@ -4,7 +4,8 @@
  * queue -> worker -> Graph (the simulator, as strict as Graph on what it refuses).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startWorld, type World } from "./world.js";
+import { ENDPOINT, startWorld, TENANT, type World } from "./world.js";
+import { enqueueLinkKinds } from "../../src/app/schedule.js";
 import { parseVCard } from "../../src/formats/vcard.js";
 import { storeItemText } from "../../src/formats/storeItem.js";
 import type { ContactCursors, ContactRecord } from "../../src/sync/contactsSync.js";
@@ -13,6 +14,8 @@ let w: World;
 let userId = "";
 let linkId = "";
 const MAILBOX = "4811";
+/** A mailbox whose first sync copies many Exchange contacts onto the store (photos listed, not asked for one by one). */
+const MANY = "4812";
 const people = () => w.sim.people(userId);
 const byName = (name: string) => people().list().find((c) => c.props.displayName === name);
 
@@ -40,7 +43,7 @@ const records = () => w.deps.state.recordState<ContactRecord, ContactCursors>(li
 const linkKinds = async () => (await w.deps.state.getLink(linkId))!.kinds?.contacts;
 
 beforeAll(async () => {
-  w = await startWorld({ users: [MAILBOX], profiles: [{ id: "people", displayName: "Voice and contacts", contacts: { enabled: true } }] });
+  w = await startWorld({ users: [MAILBOX, MANY], profiles: [{ id: "people", displayName: "Voice and contacts", contacts: { enabled: true } }] });
   ({ userId, linkId } = await w.link(MAILBOX, "erin@contoso.test", "people"));
   for (const end = Date.now() + 20_000; !(await linkKinds())?.lastSyncAt && Date.now() < end; ) await new Promise((r) => setTimeout(r, 200));
 }, 60_000);
@@ -132,5 +135,35 @@ describe("contacts: photos both ways (the Exchange contact photo)", () => {
     people().update(byName("Odd Photo")!.id, { jobTitle: "Edited" });
     await expect.poll(async () => (await storeCards()).find((c) => c.fields.uid === "photo-2")?.fields.jobTitle, { timeout: 15_000 }).toBe("Edited");
     expect((await storeCards()).find((c) => c.fields.uid === "photo-2")!.text.replace(/\r\n /g, "")).toContain(notImage);
+  });
+
+  it("a first sync of many Exchange contacts asks only for the photos there are (PidLidHasPicture listed), and they reach the cards", async () => {
+    // Break seen red: withExchangePhoto asking for every photo -> 30 photo GETs, not 3.
+    const user = w.sim.addUser(TENANT, { userPrincipalName: "many@contoso.test" });
+    const book = w.sim.people(user.id);
+    for (let i = 0; i < 30; i++) {
+      const c = book.add({ displayName: `Many ${i}`, givenName: "Many", surname: String(i), businessPhones: [`+44 20 7946 ${String(1000 + i)}`] });
+      if (i % 10 === 3) book.setPhoto(c.id, jpeg(40 + i));
+    }
+    const photoGets = () => w.sim.stats.byRoute.get("GET /users/{id}/contacts/{id}/photo/$value") ?? 0;
+    const before = photoGets();
+    const linkId2 = `L-${MANY}`;
+    await w.deps.state.createLink({ linkId: linkId2, tenantId: TENANT, endpointId: ENDPOINT, voiceMailbox: MANY, userId: user.id, upn: "many@contoso.test", profileId: "people", state: "enabled" });
+    await enqueueLinkKinds(w.deps, { linkId: linkId2, profileId: "people" }, "admin");
+    await expect.poll(async () => (await w.deps.state.getLink(linkId2))?.kinds?.contacts?.lastSyncAt, { timeout: 30_000 }).toBeTruthy();
+    const c = await w.imap(MANY);
+    const photos: string[] = [];
+    let cards = 0;
+    try {
+      await c.mailboxOpen("Contacts");
+      for await (const m of c.fetch("1:*", { source: true })) {
+        cards++;
+        const text = (await storeItemText(m.source!, "vcard")).replace(/\r\n /g, "");
+        if (/^PHOTO[:;]/m.test(text)) photos.push(parseVCard(text).displayName ?? "");
+      }
+    } finally { await c.logout(); }
+    expect(cards).toBe(30);
+    expect(photos.sort()).toEqual(["Many 13", "Many 23", "Many 3"]);
+    expect(photoGets() - before).toBe(3);
   });
 });

@@ -16,6 +16,9 @@ export const CONTACT_PROPS = new Set([
   "title", "yomiCompanyName", "yomiGivenName", "yomiSurname",
 ]);
 
+/** PidLidHasPicture (PSETID_Address, LID 0x8015, PT_BOOLEAN): "whether a photo attachment exists for a contact". */
+const HAS_PICTURE = "Boolean {00062004-0000-0000-C000-000000000046} Id 0x8015";
+
 /** Contact photos: at most 4 MB (profilephoto-update), image types Exchange reads. */
 export const PHOTO_MAX_BYTES = 4 * 1024 * 1024;
 const PHOTO_TYPES = new Set(["image/jpeg", "image/png", "image/gif", "image/bmp"]);
@@ -124,6 +127,9 @@ export class ContactsModel {
       if (bytes.length > PHOTO_MAX_BYTES) return { status: 413, body: { error: { code: "ErrorRequestEntityTooLarge", message: "The photo exceeds the 4 MB limit." } } };
       if (!PHOTO_TYPES.has(type) || !sniffImage(bytes)) return bad("ErrorInvalidImage", "The image is not valid or its type is not supported.");
       c.photo = { bytes, contentType: type, etag: crypto.createHash("sha256").update(bytes).digest("base64url").slice(0, 16) };
+      // Exchange keeps PidLidHasPicture with the photo attachment (MS-OXOCNTC; EWS's read-only
+      // Contact.HasPicture), readable as an extended property.
+      c.ext.set(normPropId(HAS_PICTURE), { id: HAS_PICTURE, value: "true" });
       c.changeKey = newChangeKey();
       this.touch(user, c, "updated");
       return { status: 200 };
