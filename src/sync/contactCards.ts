@@ -13,6 +13,7 @@ import { fromGraphContact, toGraphContact } from "../formats/contactMapping.js";
 import type { Photo } from "../formats/contactPhoto.js";
 import { storeItemMessage, storeItemText } from "../formats/storeItem.js";
 import type { ContactStorePort, StoredSource } from "./ports.js";
+import { eventLoopTurns } from "../eventLoop.js";
 
 export const sha = (v: unknown) => crypto.createHash("sha256").update(JSON.stringify(v)).digest("base64url").slice(0, 22);
 
@@ -61,7 +62,9 @@ export const keyOfGraph = (id: string) => `g:${id}`;
  */
 export async function splitMultiCard(store: ContactStorePort, items: StoredSource[], log: Logger, ids: { tenantId: string; mailboxId: string }): Promise<StoredSource[]> {
   const out: StoredSource[] = [];
+  const turn = eventLoopTurns();
   for (const item of items) {
+    await turn();
     let cards: string[];
     try { cards = splitCards(await storeItemText(item.source, "vcard")); } catch { out.push(item); continue; } // readCard reports it
     if (cards.length < 2) { out.push(item); continue; }

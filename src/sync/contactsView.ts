@@ -10,6 +10,7 @@ import { keyOfCard, keyOfGraph, mappedHash, photoHash, readCard, splitMultiCard,
 import type { ContactView, ContactSideView } from "./contactsPlanner.js";
 import type { ContactChanges, ContactExchangePort, ContactRecord, GraphContact, StoredSource, VoiceChanges } from "./ports.js";
 import type { ContactsRun } from "./contactsSync.js";
+import { eventLoopTurns } from "../eventLoop.js";
 
 /** Content problems that skip one item (kept visible in state) instead of failing the run. */
 export const ITEM_ERRORS = new Set(["VCARD_MALFORMED", "GRAPH_REQUEST_FAILED", "PAYLOAD_TOO_LARGE"]);
@@ -42,7 +43,9 @@ export async function readStoreSide(run: ContactsRun, vc: VoiceChanges, fresh: S
     // A full listing: known UIDs keep their recorded content; absent ones are gone.
     for (const uid of present) { const r = byUid.get(uid); if (r && !r.skipped && r.imapHash) imapNow.set(r.syncKey, recordedSide(r, uid)); }
   }
+  const turn = eventLoopTurns();
   for (const item of fresh) {
+    await turn();
     if (rebuild) present.add(item.uid); // a card split out of a message now has a UID of its own
     await addCard(run, item, vc.cursor.uidValidity);
   }
