@@ -19,6 +19,7 @@ import { adoptContacts, contactViews, fetchNew, ITEM_ERRORS, readExchangeSide, r
 import { planContacts, type ContactAction, type ContactPlan, type ContactSideView } from "./contactsPlanner.js";
 import type { AnnouncedWrites, ConflictRecord, ContactChanges, ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort, GraphContact, RecordCounts, RecordStatePort, StoredSource, VoiceChanges } from "./ports.js";
 import { pointReadsPay } from "./ports.js";
+import { readBothSides } from "./bothSides.js";
 
 export type { ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort } from "./ports.js";
 export { mappedHash, storeHash } from "./contactCards.js";
@@ -101,8 +102,7 @@ export async function syncContacts(deps: ContactsSyncDeps): Promise<ContactsSync
   const cursors: ContactCursors = deps.mode === "full" ? {} : saved;
 
   // 1. Both sides' changes, then the records they name (every record on full runs).
-  const vc = await deps.store.changes(cursors.imap);
-  const ec = await exchangeChanges(run, cursors.deltaLink);
+  const [vc, ec] = await readBothSides(() => deps.store.changes(cursors.imap), () => exchangeChanges(run, cursors.deltaLink));
   // Point reads while they cost less than a listing: up to two per change (its index row, its record).
   const named = vc.changed.length + vc.vanished.length + ec.upserted.length + ec.removed.length;
   const sparse = deps.mode !== "full" && !!saved.counts && !saved.countsStale && !vc.full && !vc.uidValidityChanged && !ec.full && !!deps.state.loadItemsByKey && !!deps.state.lookupKeys

@@ -17,6 +17,7 @@ import { planVoicemail, type ItemView, type PlanLimits, type VoicemailAction } f
 import type { MassDelete } from "./massDelete.js";
 import { runActionQueue } from "./actionQueue.js";
 import { matchAdoptions, normaliseMessageId, type AmbiguousMatch, type ForeignItem, type StoreCandidate } from "./adoption.js";
+import { readBothSides } from "./bothSides.js";
 
 /** Decides whether a stored message is copied; `copy: false` carries the reason kept in state. */
 export type CopySelector = (source: Buffer) => Promise<{ copy: true; receivedAt?: Date } | { copy: false; code: string; message: string }>;
@@ -115,22 +116,22 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   const saved = await state.loadCursors();
   const cursors = deps.mode === "full" ? {} : saved;
 
-  // 1a. Voice store side.
-  const vc = await voice.changes(cursors.imap);
-
-  // 1b. Exchange side; an expired delta token means a full re-match, never a blind re-copy.
+  // 1. Both sides' changes, side by side (src/sync/bothSides.ts). On Exchange's side an expired
+  // delta token means a full re-match, never a blind re-copy.
   let deltaExpired = false;
-  let ec: ExchangeChanges;
-  try {
-    ec = await exchange.changes(cursors.deltaLink);
-  } catch (e) {
-    if (!isConnectorError(e, "DELTA_TOKEN_EXPIRED")) throw e;
-    deltaExpired = true;
-    log.warn("graph.delta.expired", deps.ids);
-    ec = await exchange.changes(undefined);
-  }
+  const exchangeChanges = async (): Promise<ExchangeChanges> => {
+    try {
+      return await exchange.changes(cursors.deltaLink);
+    } catch (e) {
+      if (!isConnectorError(e, "DELTA_TOKEN_EXPIRED")) throw e;
+      deltaExpired = true;
+      log.warn("graph.delta.expired", deps.ids);
+      return exchange.changes(undefined);
+    }
+  };
+  const [vc, ec] = await readBothSides(() => voice.changes(cursors.imap), exchangeChanges);
 
-  // 1c. The records to compare with: only those the changes name when both sides answered
+  // 1b. The records to compare with: only those the changes name when both sides answered
   // incrementally and the saved counts hold (memory and Table reads follow the changes, not the
   // mailbox); every record otherwise (full runs, first runs, a run after one that stopped midway).
   const sparse = deps.mode !== "full" && !!saved.counts && !saved.countsStale && !vc.full && !vc.uidValidityChanged && !ec.full;
