@@ -35,6 +35,9 @@ export async function storeItemText(source: Buffer, kind: StoreItemKind): Promis
   throw new ConnectorError(t.code, `stored item holds no ${t.contentType} part`);
 }
 
+/** Charsets whose bytes read as UTF-8 unchanged (US-ASCII is a subset). */
+const UTF8_READABLE = /^(utf-?8|us-ascii)$/i;
+
 /** The charset parameter of a parsed Content-Type header (mailparser's { value, params }). */
 function charsetOf(header: unknown): string | undefined {
   const params = (header as { params?: Record<string, string> } | undefined)?.params;
@@ -47,7 +50,7 @@ function charsetOf(header: unknown): string | undefined {
  * every umlaut into U+FFFD. An unknown charset is read as UTF-8, as before.
  */
 function decodeText(bytes: Buffer, charset: string | undefined): string {
-  if (!charset || /^(utf-?8|us-ascii)$/i.test(charset)) return bytes.toString("utf8");
+  if (!charset || UTF8_READABLE.test(charset)) return bytes.toString("utf8");
   try { return new TextDecoder(charset).decode(bytes); } catch { return bytes.toString("utf8"); }
 }
 
@@ -77,7 +80,7 @@ function singlePartBody(source: Buffer, accept: RegExp): string | undefined {
   for (const p of params) {
     const m = p.match(/^([^=\s]+)\s*=\s*"?([^"]*)"?$/);
     if (!m) return undefined; // a parameter this reader does not follow: the MIME parser decides
-    if (m[1]!.toLowerCase() === "charset" && !/^(utf-8|us-ascii)$/i.test(m[2]!)) return undefined;
+    if (m[1]!.toLowerCase() === "charset" && !UTF8_READABLE.test(m[2]!)) return undefined;
   }
   return source.subarray(end + sep).toString("utf8");
 }
