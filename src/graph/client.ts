@@ -5,6 +5,7 @@
  *    https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits),
  *  - `Prefer: IdType="ImmutableId"` so ids survive moves
  *    (https://learn.microsoft.com/en-us/graph/outlook-immutable-id),
+ *  - small writes to one mailbox that wait together sent as one JSON batch (src/graph/batch.ts),
  *  - request counting per mailbox, and
  *  - mapping of every failure to a typed ConnectorError.
  */
@@ -16,6 +17,7 @@ import { ConnectorError } from "../errors.js";
 import type { TokenSource } from "./auth.js";
 import { GRAPH_REQUEST_DEADLINE_MS, withDeadline } from "../timeouts.js";
 import { Semaphore } from "../semaphore.js";
+import { chainedBatch, itemOutcome, MAX_BATCH_ITEMS, type BatchItemAnswer } from "./batch.js";
 
 export interface GraphRequest {
   method: "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
@@ -27,7 +29,25 @@ export interface GraphRequest {
   mailbox?: string;
   /** GET: the answer's bytes rather than JSON (media such as a contact photo's `$value`). */
   binary?: boolean;
+  /**
+   * A small JSON request (a read flag, a contact) that may travel in a JSON batch with others
+   * of the same mailbox that wait for a slot at the same time (src/graph/batch.ts). A request
+   * that waits alone is sent as it is.
+   */
+  batchable?: boolean;
 }
+
+/** A batchable request waiting for its mailbox's slot. */
+interface Waiting {
+  r: GraphRequest;
+  resolve(value: unknown): void;
+  reject(e: unknown): void;
+  /** Times it was answered "throttled" or "unavailable" in a batch. */
+  retries: number;
+}
+
+/** Times a batch item answered 429/503/504 is sent again, as the SDK's RetryHandler does for a request. */
+const BATCH_ITEM_RETRIES = 3;
 
 /** Longest Retry-After waited out inside a request; longer ones end the run (requeued). */
 export const MAX_INLINE_RETRY_AFTER_SECONDS = 10;
@@ -41,6 +61,7 @@ export class GraphClient {
   readonly stats: GraphStats = { requests: 0, byMailbox: new Map() };
   private readonly client: Client;
   private readonly limits = new Map<string, Semaphore>();
+  private readonly waiting = new Map<string, Waiting[]>();
 
   constructor(private readonly opts: { baseUrl: string; tenantId: string; tokens: TokenSource; maxConcurrencyPerMailbox: number; requestTimeoutMs?: number }) {
     const host = new URL(opts.baseUrl).hostname;
@@ -58,13 +79,18 @@ export class GraphClient {
   }
 
   async request<T = Record<string, unknown>>(r: GraphRequest): Promise<T> {
+    if (r.batchable && r.mailbox) return this.enqueue<T>(r, r.mailbox);
     const limit = r.mailbox ? this.limitFor(r.mailbox) : undefined;
+    return limit ? limit.run(() => this.send<T>(r)) : this.send<T>(r);
+  }
+
+  /** One request, within the request deadline. */
+  private send<T>(r: GraphRequest): Promise<T> {
     const call = async () => {
       // Token first (cached by msal): a credential problem then surfaces as GRAPH_AUTH_FAILED
       // rather than wrapped in the client's generic error.
       await this.opts.tokens.token(this.opts.tenantId);
-      this.stats.requests++;
-      if (r.mailbox) this.stats.byMailbox.set(r.mailbox, (this.stats.byMailbox.get(r.mailbox) ?? 0) + 1);
+      this.count(r.mailbox, 1);
       let req = this.client.api(r.url).header("Prefer", 'IdType="ImmutableId"');
       for (const [k, v] of Object.entries(r.headers ?? {})) req = k.toLowerCase() === "prefer" ? req.header("Prefer", `IdType="ImmutableId", ${v}`) : req.header(k, v);
       try {
@@ -79,8 +105,93 @@ export class GraphClient {
         throw toGraphError(e, { tenantId: this.opts.tenantId, mailboxId: r.mailbox });
       }
     };
-    const bounded = () => withDeadline(call(), this.opts.requestTimeoutMs ?? GRAPH_REQUEST_DEADLINE_MS, "GRAPH_UNAVAILABLE", `Graph ${r.method} ${r.url.split("?")[0]}`, { tenantId: this.opts.tenantId, mailboxId: r.mailbox });
-    return limit ? limit.run(bounded) : bounded();
+    return withDeadline(call(), this.opts.requestTimeoutMs ?? GRAPH_REQUEST_DEADLINE_MS, "GRAPH_UNAVAILABLE", `Graph ${r.method} ${r.url.split("?")[0]}`, { tenantId: this.opts.tenantId, mailboxId: r.mailbox });
+  }
+
+  /** Every request counts against the mailbox's budget, batch items one by one. */
+  private count(mailbox: string | undefined, n: number) {
+    this.stats.requests += n;
+    if (mailbox) this.stats.byMailbox.set(mailbox, (this.stats.byMailbox.get(mailbox) ?? 0) + n);
+  }
+
+  /**
+   * A batchable request waits in its mailbox's list and asks for a slot; whoever gets a slot
+   * takes its share of what waits then (up to 20) and sends it: alone as a plain request, several as one
+   * chained batch. Every waiting request has asked for one slot, so every one is taken by
+   * some slot; a slot that finds the list empty (its request went with an earlier batch) passes.
+   */
+  private enqueue<T>(r: GraphRequest, mailbox: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waitingFor(mailbox).push({ r, resolve: resolve as (v: unknown) => void, reject, retries: 0 });
+      void this.limitFor(mailbox).run(() => this.drain(mailbox));
+    });
+  }
+
+  private waitingFor(mailbox: string): Waiting[] {
+    let list = this.waiting.get(mailbox);
+    if (!list) { list = []; this.waiting.set(mailbox, list); }
+    return list;
+  }
+
+  private async drain(mailbox: string): Promise<void> {
+    const list = this.waiting.get(mailbox);
+    if (!list?.length) return;
+    // What waits is shared among the mailbox's slots (a batch runs its items one after the
+    // other in one slot): one long chain would leave the other slots idle.
+    const taken = list.splice(0, Math.min(MAX_BATCH_ITEMS, Math.ceil(list.length / this.opts.maxConcurrencyPerMailbox)));
+    if (!list.length) this.waiting.delete(mailbox);
+    if (taken.length === 1) {
+      const w = taken[0]!;
+      await this.send(w.r).then(w.resolve, w.reject);
+      return;
+    }
+    let answers: BatchItemAnswer[];
+    try {
+      answers = await this.sendBatch(taken.map((w) => w.r), mailbox);
+    } catch (e) {
+      for (const w of taken) w.reject(e);
+      return;
+    }
+    const byId = new Map(answers.map((a) => [String(a.id), a]));
+    const again: Waiting[] = [];
+    let waitSeconds = 0;
+    taken.forEach((w, i) => {
+      const outcome = itemOutcome(byId.get(String(i + 1)));
+      const ids = { tenantId: this.opts.tenantId, mailboxId: mailbox };
+      switch (outcome.kind) {
+        case "done": w.resolve(outcome.value); return;
+        case "notRun": again.push(w); return;
+        case "failed": w.reject(toGraphError(outcome.error, ids)); return;
+        case "retry":
+          // As for a plain request (the constructor's retry rule): short waits are retried in
+          // place, a long one ends the run as GRAPH_THROTTLED.
+          if (w.retries >= BATCH_ITEM_RETRIES || outcome.retryAfterSeconds > MAX_INLINE_RETRY_AFTER_SECONDS) { w.reject(toGraphError(outcome.error, ids)); return; }
+          w.retries++;
+          waitSeconds = Math.max(waitSeconds, outcome.retryAfterSeconds);
+          again.push(w);
+      }
+    });
+    if (!again.length) return;
+    // Waited out in the slot, as the SDK's RetryHandler waits inside a request.
+    if (waitSeconds > 0) await new Promise((r) => setTimeout(r, waitSeconds * 1000));
+    // Back at the head of the line, each with its own slot to ask for (as when it came).
+    this.waitingFor(mailbox).unshift(...again);
+    for (let i = 0; i < again.length; i++) void this.limitFor(mailbox).run(() => this.drain(mailbox));
+  }
+
+  private async sendBatch(items: GraphRequest[], mailbox: string): Promise<BatchItemAnswer[]> {
+    const call = async () => {
+      await this.opts.tokens.token(this.opts.tenantId);
+      this.count(mailbox, items.length);
+      try {
+        const answer = (await this.client.api("/$batch").post(chainedBatch(items))) as { responses?: BatchItemAnswer[] };
+        return answer.responses ?? [];
+      } catch (e) {
+        throw toGraphError(e, { tenantId: this.opts.tenantId, mailboxId: mailbox });
+      }
+    };
+    // One deadline for the batch: a request's is generous (60 s) against the seconds 20 items take.
+    return withDeadline(call(), this.opts.requestTimeoutMs ?? GRAPH_REQUEST_DEADLINE_MS, "GRAPH_UNAVAILABLE", `Graph $batch of ${items.length}`, { tenantId: this.opts.tenantId, mailboxId: mailbox });
   }
 
   private limitFor(mailbox: string): Semaphore {

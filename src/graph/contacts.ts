@@ -64,7 +64,7 @@ export class ExchangeContacts {
   async create(folderId: string, syncKey: string, f: ContactFields): Promise<GraphContact> {
     const { props, extra, shadows } = toGraphContact(f);
     const c = await this.graph.request<Json>({
-      method: "POST", url: `${this.user}/contactFolders/${encodeURIComponent(folderId)}/contacts`, mailbox: this.userId,
+      method: "POST", url: `${this.user}/contactFolders/${encodeURIComponent(folderId)}/contacts`, mailbox: this.userId, batchable: true,
       body: { ...props, singleValueExtendedProperties: [{ id: SYNC_KEY_PROP, value: syncKey }, ...extraProperties(extra, shadows)] },
     });
     return { id: String(c.id), lastModifiedDateTime: str(c.lastModifiedDateTime), fields: { ...fromGraphContact(c), extra, ...(shadows.length ? { shadows } : {}) } };
@@ -73,7 +73,7 @@ export class ExchangeContacts {
   async update(id: string, f: ContactFields): Promise<GraphContact> {
     const { props, extra, shadows } = toGraphContact(f);
     const c = await this.graph.request<Json>({
-      method: "PATCH", url: `${this.user}/contacts/${encodeURIComponent(id)}`, mailbox: this.userId,
+      method: "PATCH", url: `${this.user}/contacts/${encodeURIComponent(id)}`, mailbox: this.userId, batchable: true,
       body: { ...props, singleValueExtendedProperties: extraProperties(extra, shadows) },
     });
     return { id, lastModifiedDateTime: str(c.lastModifiedDateTime), fields: { ...fromGraphContact(c), extra, ...(shadows.length ? { shadows } : {}) } };
@@ -121,7 +121,7 @@ export class ExchangeContacts {
   }
 
   async remove(id: string): Promise<void> {
-    await this.graph.request({ method: "DELETE", url: `${this.user}/contacts/${encodeURIComponent(id)}`, mailbox: this.userId });
+    await this.graph.request({ method: "DELETE", url: `${this.user}/contacts/${encodeURIComponent(id)}`, mailbox: this.userId, batchable: true });
   }
 
   async findBySyncKey(folderId: string, syncKey: string): Promise<GraphContact | undefined> {

@@ -90,7 +90,7 @@ export class ExchangeMail {
   }
 
   async setRead(id: string, isRead: boolean): Promise<void> {
-    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, body: { isRead }, mailbox: this.userId });
+    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, body: { isRead }, mailbox: this.userId, batchable: true });
   }
 
   /** What Outlook's Delete does: a move to Deleted Items (https://learn.microsoft.com/en-us/graph/api/message-move). */

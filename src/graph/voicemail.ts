@@ -218,22 +218,22 @@ export class ExchangeVoicemail {
   }
 
   async setRead(id: string, isRead: boolean): Promise<void> {
-    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, body: { isRead }, mailbox: this.userId });
+    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, body: { isRead }, mailbox: this.userId, batchable: true });
   }
 
   /** What Outlook's Delete does: a move to Deleted Items (graph-facts.md section 5). */
   async moveToDeletedItems(id: string): Promise<void> {
-    await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/move`, body: { destinationId: "deleteditems" }, mailbox: this.userId });
+    await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/move`, body: { destinationId: "deleteditems" }, mailbox: this.userId, batchable: true });
   }
 
   /** Adoption: our sync key on another product's voicemail, and the merged read state, in one PATCH. */
   async adopt(id: string, syncKey: string, isRead?: boolean): Promise<void> {
-    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, mailbox: this.userId, body: { ...(isRead === undefined ? {} : { isRead }), singleValueExtendedProperties: [{ id: SYNC_KEY_PROP, value: syncKey }] } });
+    await this.graph.request({ method: "PATCH", url: `${this.user}/messages/${encodeURIComponent(id)}`, mailbox: this.userId, batchable: true, body: { ...(isRead === undefined ? {} : { isRead }), singleValueExtendedProperties: [{ id: SYNC_KEY_PROP, value: syncKey }] } });
   }
 
   /** A voice-store delete that the profile sends to a folder of its own. */
   async move(id: string, folderId: string): Promise<void> {
-    await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/move`, body: { destinationId: folderId }, mailbox: this.userId });
+    await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/move`, body: { destinationId: folderId }, mailbox: this.userId, batchable: true });
   }
 
   /**
@@ -274,7 +274,7 @@ export class ExchangeVoicemail {
   }
 
   async hardDelete(id: string): Promise<void> {
-    await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/permanentDelete`, mailbox: this.userId });
+    await this.graph.request({ method: "POST", url: `${this.user}/messages/${encodeURIComponent(id)}/permanentDelete`, mailbox: this.userId, batchable: true });
   }
 
   /**

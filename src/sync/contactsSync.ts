@@ -14,7 +14,7 @@ import { ConnectorError, ensureConnectorError, isConnectorError } from "../error
 import type { Logger } from "../log.js";
 import { keyOfCard, keyOfGraph, mappedHash, readCard, type StoreCard } from "./contactCards.js";
 import { applyContactAction, finishReplaced } from "./contactsApply.js";
-import { runActionQueue, SMALL_ITEM_ACTIONS_AT_ONCE } from "./actionQueue.js";
+import { BATCHED_ACTIONS_AT_ONCE, runActionQueue, SMALL_ITEM_ACTIONS_AT_ONCE } from "./actionQueue.js";
 import { adoptContacts, contactViews, fetchNew, ITEM_ERRORS, readExchangeSide, readStoreSide, setAsideCorrupt, unknownUids } from "./contactsView.js";
 import { planContacts, type ContactAction, type ContactPlan, type ContactSideView } from "./contactsPlanner.js";
 import type { AnnouncedWrites, ConflictRecord, ContactChanges, ContactCursors, ContactExchangePort, ContactRecord, ContactStorePort, GraphContact, RecordCounts, RecordStatePort, StoredSource, VoiceChanges } from "./ports.js";
@@ -296,6 +296,9 @@ async function picturesFor(run: ContactsRun, actions: ContactAction[]): Promise<
 async function applyAll(run: ContactsRun, actions: ContactAction[]): Promise<number> {
   const { left } = await runActionQueue(actions, {
     parallel: run.deps.parallel ?? SMALL_ITEM_ACTIONS_AT_ONCE,
+    // Writes to Exchange are one small Graph request each (batched by the client); cards
+    // written to the store (a photo read each, a MULTIAPPEND) stay `parallel` at once.
+    light: { is: (a) => a.kind !== "createInImap" && a.kind !== "updateImap", parallel: BATCHED_ACTIONS_AT_ONCE },
     timeUp: run.deps.timeUp,
     context: (a) => ({ ...run.deps.ids, syncKey: a.syncKey }),
     apply: async (a) => {

@@ -15,7 +15,7 @@ import type { Logger } from "../log.js";
 import type { AnnouncedWrites, ExchangeMailboxPort, ItemCounts, ItemRecord, SyncCursors, VoiceChanges, VoiceMailboxPort, VoicemailStatePort, ExchangeChanges } from "./ports.js";
 import { planVoicemail, type ItemView, type PlanLimits, type VoicemailAction } from "./voicemailPlanner.js";
 import type { MassDelete } from "./massDelete.js";
-import { runActionQueue } from "./actionQueue.js";
+import { BATCHED_ACTIONS_AT_ONCE, runActionQueue } from "./actionQueue.js";
 import { matchAdoptions, normaliseMessageId, type AmbiguousMatch, type ForeignItem, type StoreCandidate } from "./adoption.js";
 import { readBothSides } from "./bothSides.js";
 
@@ -197,6 +197,9 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   }
   const { taken, left } = await runActionQueue(plan.actions, {
     parallel: deps.parallel ?? 8,
+    // Adoptions, read flags and deletes are one small Graph request each (batched by the
+    // client); copies carry audio and stay `parallel` at once.
+    light: { is: (a) => a.kind !== "createInGraph" && !(a.kind === "adopt" && incomplete.has(a.graphId)), parallel: BATCHED_ACTIONS_AT_ONCE },
     timeUp: deps.timeUp,
     context: (action) => ({ ...deps.ids, syncKey: action.syncKey }),
     apply: async (action) => {

@@ -30,8 +30,13 @@ let peopleUser = "";
 let calUser = "";
 let mailUser = "";
 const N = 40;
-/** Contacts are light (no audio): more of them than one second's worth. */
-const CARDS = 150;
+/**
+ * Contacts are light (no audio): more of them than one second's worth. A contacts run takes up
+ * to 160 cards at once (src/sync/actionQueue.ts BATCHED_ACTIONS_AT_ONCE, Graph batches of 20 at
+ * 4 in flight: about 100 a second at 40 ms), so a backlog must be well beyond that to need a
+ * follow-up.
+ */
+const CARDS = 400;
 type Line = Record<string, unknown>;
 const lines = () => ((w.log as { lines?: Line[] }).lines ?? []);
 const setState = (linkId: string, state: "paused" | "enabled") => w.deps.state.modifyLink(linkId, (l) => ({ ...l, state }));

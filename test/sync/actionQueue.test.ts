@@ -1,7 +1,9 @@
 /**
  * The executor loop the voicemail, contacts and calendar syncs share (src/sync/actionQueue.ts).
  * Breaks seen red: timeUp ignored -> "stops taking actions ..." and "every run makes progress ...";
- * a transient error offered to itemFailed as an item problem -> "an item's own problem ...".
+ * a transient error offered to itemFailed as an item problem -> "an item's own problem ...";
+ * the light-only workers taking any action -> "light actions run more at once ..." (heavy 8 at
+ * once); no light-only workers -> same test (light 2 at once).
  */
 import { describe, expect, it } from "vitest";
 import { ConnectorError } from "../../src/errors.js";
@@ -54,5 +56,23 @@ describe("runActionQueue", () => {
       apply: async () => { throw new ConnectorError("MIME_MALFORMED", "bad"); },
       itemFailed: async () => { throw new ConnectorError("STATE_UNAVAILABLE", "table down", { transient: true }); },
     })).rejects.toMatchObject({ code: "STATE_UNAVAILABLE" });
+  });
+
+  it("light actions run more at once than `parallel`; heavy ones never do", async () => {
+    // 40 actions: every 2nd heavy. Each waits for a tick so many are in flight together.
+    const actions = Array.from({ length: 40 }, (_, i) => ({ i, heavy: i % 2 === 0 }));
+    let heavyNow = 0, heavyMax = 0, lightNow = 0, lightMax = 0;
+    const r = await runActionQueue(actions, {
+      parallel: 4, light: { is: (a) => !a.heavy, parallel: 16 }, context: () => ({}), itemFailed: async () => false,
+      apply: async (a) => {
+        if (a.heavy) heavyMax = Math.max(heavyMax, ++heavyNow); else lightMax = Math.max(lightMax, ++lightNow);
+        await tick(); await tick();
+        if (a.heavy) heavyNow--; else lightNow--;
+      },
+    });
+    expect(r).toEqual({ taken: 40, left: 0 });
+    expect(heavyMax).toBeLessThanOrEqual(4);
+    expect(lightMax).toBeGreaterThan(4);
+    expect(lightMax).toBeLessThanOrEqual(16);
   });
 });
