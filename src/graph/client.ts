@@ -140,6 +140,11 @@ export class GraphClient {
     // other in one slot): one long chain would leave the other slots idle.
     const taken = list.splice(0, Math.min(MAX_BATCH_ITEMS, Math.ceil(list.length / this.opts.maxConcurrencyPerMailbox)));
     if (!list.length) this.waiting.delete(mailbox);
+    // Nothing may escape a slot's work unseen: each taken request settles, whatever happens.
+    await this.sendTaken(mailbox, taken).catch((e: unknown) => { for (const w of taken) w.reject(e); });
+  }
+
+  private async sendTaken(mailbox: string, taken: Waiting[]): Promise<void> {
     if (taken.length === 1) {
       const w = taken[0]!;
       await this.send(w.r).then(w.resolve, w.reject);
@@ -155,12 +160,17 @@ export class GraphClient {
     const byId = new Map(answers.map((a) => [String(a.id), a]));
     const again: Waiting[] = [];
     let waitSeconds = 0;
+    const ids = { tenantId: this.opts.tenantId, mailboxId: mailbox };
     taken.forEach((w, i) => {
       const outcome = itemOutcome(byId.get(String(i + 1)));
-      const ids = { tenantId: this.opts.tenantId, mailboxId: mailbox };
       switch (outcome.kind) {
         case "done": w.resolve(outcome.value); return;
-        case "notRun": again.push(w); return;
+        case "notRun":
+          // The chain's first item depends on nothing, so it always has an answer; without one
+          // the batch answer is not Graph's, and sending the chain again would loop.
+          if (i === 0) { w.reject(new ConnectorError("GRAPH_UNAVAILABLE", `Graph $batch answer without its first item (${answers.length} answers for ${taken.length})`, ids)); return; }
+          again.push(w);
+          return;
         case "failed": w.reject(toGraphError(outcome.error, ids)); return;
         case "retry":
           // As for a plain request (the constructor's retry rule): short waits are retried in

@@ -8,9 +8,14 @@
  * Breaks seen red: the items not chained with dependsOn (they run side by side in the batch and
  * pass the mailbox's 4: "throttled 0"); items answered 424 not sent again ("the items after a
  * failed one"); throttled items not sent again ("429 items"); every request sent alone ("fewer
- * round trips").
+ * round trips"); a missing first answer taken for "not run" (the chain is sent again and again:
+ * "a batch answer that is not Graph's" times out).
  */
+import fs from "node:fs";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureTestCerts } from "../harness/certs.js";
 import { GraphClient } from "../../src/graph/client.js";
 import { ConnectorError } from "../../src/errors.js";
 import { startGraphSimulator, type GraphSimulator } from "../graph-sim/index.js";
@@ -92,5 +97,30 @@ describe("JSON batching of small writes", () => {
     expect(sim.mailboxFaults.delivered("u-batch").throttled - before.throttled).toBe(3);
     expect(batches() - before.batches).toBeGreaterThanOrEqual(2);
     expect(sim.outlook("u-batch").messages().filter((m) => ids.includes(m.id) && m.isRead)).toHaveLength(30);
+  });
+
+  it("a batch answer that is not Graph's (no answer for the chain's first item) fails its items with a typed error, without looping", async () => {
+    const certs = ensureTestCerts();
+    let batchPosts = 0;
+    const server = https.createServer({ key: fs.readFileSync(certs.serverKeyPath), cert: fs.readFileSync(certs.serverCertPath) }, (req, res) => {
+      req.resume();
+      req.on("end", () => {
+        if (req.url === "/v1.0/$batch") batchPosts++;
+        // A lone request is answered; every batch gets an answer without items.
+        setTimeout(() => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(req.url === "/v1.0/$batch" ? { responses: [] } : {})), 20);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    try {
+      const g = new GraphClient({ baseUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, tenantId: "t", tokens: { token: async () => "token" }, maxConcurrencyPerMailbox: 1 });
+      const write = (i: number) => g.request({ method: "PATCH", url: `/users/u/messages/m${i}`, body: { isRead: true }, mailbox: "u", batchable: true });
+      const results = await Promise.allSettled([0, 1, 2, 3].map(write));
+      // The first goes alone into the free slot; the other three wait and go as a batch of 3 (its
+      // first item failed), then of 2 (the same), and the last is sent alone.
+      expect(results.map((r) => (r.status === "rejected" ? (r.reason as ConnectorError).code : "ok"))).toEqual(["ok", "GRAPH_UNAVAILABLE", "GRAPH_UNAVAILABLE", "ok"]);
+      expect(batchPosts).toBe(2);
+    } finally {
+      server.close();
+    }
   });
 });
