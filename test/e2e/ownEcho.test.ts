@@ -9,7 +9,9 @@
  * (announced with the store's, src/state/leases.ts expectEchoes) and starts no run.
  * Breaks seen red: ownEcho() in src/app/webhooks.ts returning false -> "one run per Outlook-side
  * change" (2 runs: the echo's empty one); ownGraphEcho() returning false -> "one run per
- * store-side change" and "a change the phone makes ..." (2 runs).
+ * store-side change" and "a change the phone makes ..." (2 runs); the voicemail subscription
+ * asking for "created" too (src/app/subscriptions.ts) -> "one run per deposit" (2 runs: Graph
+ * reports every copy the connector creates).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runsOf, SAFETY_NET_TIMERS, settle, startWorld, type World } from "./world.js";
@@ -94,5 +96,16 @@ describe("own-echo suppression", () => {
     await expect.poll(async () => Object.values(await seenOnStore()).filter(Boolean).length, { timeout: 10_000 }).toBe(0);
     await settle(w);
     expect(runs() - before).toBe(1);
+  });
+
+  it("one run per deposit: Graph's notification of the connector's own create starts none", async () => {
+    for (let i = 0; i < 3; i++) {
+      const before = runs();
+      const count = inbox().length;
+      await w.dc.lda("4711", avayaVoiceMessage({ id: `deposit-${i}`, seconds: 3 }));
+      await expect.poll(() => inbox().length, { timeout: 10_000 }).toBe(count + 1);
+      await settle(w);
+      expect(runs() - before).toBe(1);
+    }
   });
 });
