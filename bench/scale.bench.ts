@@ -10,8 +10,8 @@
  *  - Table entities an incremental run reads for its item state (records + cursors + run mark),
  *    against its changes + 3;
  *  - runs per Outlook-side change (the store's push of the connector's own STORE starts none),
- *    and runs per deposit (Graph's notification of the connector's own create: measured, not
- *    suppressed);
+ *    and runs per deposit (the voicemail subscription leaves "created" out, so Graph does not
+ *    report the connector's own creates; test/e2e/ownEcho.test.ts guards it);
  *  - a no-change cycle: Graph requests (one delta) and IMAP mailbox commands (SELECT with
  *    QRESYNC), counted through the protocol trace (`umconnect trace`); and the poll's minute on a
  *    quiet store, which is no run at all: the store check in the timer's shard (one STATUS, no
@@ -132,7 +132,7 @@ async function echoes(w: World): Promise<Figure[]> {
   const perRead = (runs() - beforeReads) / N;
   return [
     { name: `runs per Outlook-side change (${N} reads in Outlook)`, value: perRead, unit: "runs", reference: 1, better: "lower" },
-    { name: `runs per deposit (${N}; the second is Graph's notification of the connector's own create, not suppressed)`, value: perDeposit, unit: "runs", reference: 1, better: "lower" },
+    { name: `runs per deposit (${N}; Graph does not report the connector's own creates: the voicemail subscription leaves "created" out)`, value: perDeposit, unit: "runs", reference: 1, better: "lower" },
   ];
 }
 
