@@ -42,10 +42,8 @@ export type BatchItemOutcome =
 export function chainedBatch(items: readonly GraphRequest[]): { requests: Array<Record<string, unknown>> } {
   return {
     requests: items.map((r, i) => {
-      // "This header only applies to the request it is included with"
-      // (https://learn.microsoft.com/en-us/graph/outlook-immutable-id): each item carries it.
-      const headers: Record<string, string> = { Prefer: 'IdType="ImmutableId"' };
-      for (const [k, v] of Object.entries(r.headers ?? {})) headers[k.toLowerCase() === "prefer" ? "Prefer" : k] = k.toLowerCase() === "prefer" ? `IdType="ImmutableId", ${v}` : v;
+      // The client gives each item its headers (Prefer: IdType="ImmutableId" among them).
+      const headers: Record<string, string> = { ...r.headers };
       // An item with a body must say its content type (json-batching, "Request format").
       if (r.body !== undefined) headers["Content-Type"] ??= "application/json";
       return {

@@ -86,26 +86,37 @@ export class GraphClient {
 
   /** One request, within the request deadline. */
   private send<T>(r: GraphRequest): Promise<T> {
+    return this.exchange(`Graph ${r.method} ${r.url.split("?")[0]}`, r.mailbox, 1, async () => {
+      let req = this.client.api(r.url);
+      for (const [k, v] of Object.entries(withImmutableIds(r.headers))) req = req.header(k, v);
+      switch (r.method) {
+        case "GET": return (r.binary ? Buffer.from(await req.responseType(ResponseType.ARRAYBUFFER).get() as ArrayBuffer) : await req.get()) as T;
+        case "PUT": return (await req.put(r.body)) as T;
+        case "POST": return (await req.post(r.body ?? {})) as T;
+        case "PATCH": return (await req.patch(r.body ?? {})) as T;
+        case "DELETE": return (await req.delete()) as T;
+      }
+    });
+  }
+
+  /**
+   * What every round trip to Graph shares, a request's or a batch's: the token first (cached by
+   * msal: a credential problem then surfaces as GRAPH_AUTH_FAILED rather than wrapped in the
+   * client's generic error), `requests` counted against the mailbox, failures typed, the deadline.
+   */
+  private exchange<T>(what: string, mailbox: string | undefined, requests: number, work: () => Promise<T>): Promise<T> {
+    const ids = { tenantId: this.opts.tenantId, mailboxId: mailbox };
     const call = async () => {
-      // Token first (cached by msal): a credential problem then surfaces as GRAPH_AUTH_FAILED
-      // rather than wrapped in the client's generic error.
       await this.opts.tokens.token(this.opts.tenantId);
-      this.count(r.mailbox, 1);
-      let req = this.client.api(r.url).header("Prefer", 'IdType="ImmutableId"');
-      for (const [k, v] of Object.entries(r.headers ?? {})) req = k.toLowerCase() === "prefer" ? req.header("Prefer", `IdType="ImmutableId", ${v}`) : req.header(k, v);
+      this.count(mailbox, requests);
       try {
-        switch (r.method) {
-          case "GET": return (r.binary ? Buffer.from(await req.responseType(ResponseType.ARRAYBUFFER).get() as ArrayBuffer) : await req.get()) as T;
-          case "PUT": return (await req.put(r.body)) as T;
-          case "POST": return (await req.post(r.body ?? {})) as T;
-          case "PATCH": return (await req.patch(r.body ?? {})) as T;
-          case "DELETE": return (await req.delete()) as T;
-        }
+        return await work();
       } catch (e) {
-        throw toGraphError(e, { tenantId: this.opts.tenantId, mailboxId: r.mailbox });
+        throw toGraphError(e, ids);
       }
     };
-    return withDeadline(call(), this.opts.requestTimeoutMs ?? GRAPH_REQUEST_DEADLINE_MS, "GRAPH_UNAVAILABLE", `Graph ${r.method} ${r.url.split("?")[0]}`, { tenantId: this.opts.tenantId, mailboxId: r.mailbox });
+    // One deadline for a batch too: a request's is generous (60 s) against the seconds 20 items take.
+    return withDeadline(call(), this.opts.requestTimeoutMs ?? GRAPH_REQUEST_DEADLINE_MS, "GRAPH_UNAVAILABLE", what, ids);
   }
 
   /** Every request counts against the mailbox's budget, batch items one by one. */
@@ -189,19 +200,9 @@ export class GraphClient {
     for (let i = 0; i < again.length; i++) void this.limitFor(mailbox).run(() => this.drain(mailbox));
   }
 
-  private async sendBatch(items: GraphRequest[], mailbox: string): Promise<BatchItemAnswer[]> {
-    const call = async () => {
-      await this.opts.tokens.token(this.opts.tenantId);
-      this.count(mailbox, items.length);
-      try {
-        const answer = (await this.client.api("/$batch").post(chainedBatch(items))) as { responses?: BatchItemAnswer[] };
-        return answer.responses ?? [];
-      } catch (e) {
-        throw toGraphError(e, { tenantId: this.opts.tenantId, mailboxId: mailbox });
-      }
-    };
-    // One deadline for the batch: a request's is generous (60 s) against the seconds 20 items take.
-    return withDeadline(call(), this.opts.requestTimeoutMs ?? GRAPH_REQUEST_DEADLINE_MS, "GRAPH_UNAVAILABLE", `Graph $batch of ${items.length}`, { tenantId: this.opts.tenantId, mailboxId: mailbox });
+  private sendBatch(items: GraphRequest[], mailbox: string): Promise<BatchItemAnswer[]> {
+    const chain = chainedBatch(items.map((r) => ({ ...r, headers: withImmutableIds(r.headers) })));
+    return this.exchange(`Graph $batch of ${items.length}`, mailbox, items.length, async () => ((await this.client.api("/$batch").post(chain)) as { responses?: BatchItemAnswer[] }).responses ?? []);
   }
 
   private limitFor(mailbox: string): Semaphore {
@@ -209,6 +210,21 @@ export class GraphClient {
     if (!s) { s = new Semaphore(this.opts.maxConcurrencyPerMailbox); this.limits.set(mailbox, s); }
     return s;
   }
+}
+
+/**
+ * The caller's headers with `Prefer: IdType="ImmutableId"` (a caller's own Prefer joins it). "This
+ * header only applies to the request it is included with"
+ * (https://learn.microsoft.com/en-us/graph/outlook-immutable-id): every request carries it, each
+ * batch item too.
+ */
+function withImmutableIds(headers: Record<string, string> = {}): Record<string, string> {
+  const out: Record<string, string> = { Prefer: 'IdType="ImmutableId"' };
+  for (const [k, v] of Object.entries(headers)) {
+    if (k.toLowerCase() === "prefer") out.Prefer = `IdType="ImmutableId", ${v}`;
+    else out[k] = v;
+  }
+  return out;
 }
 
 export function toGraphError(e: unknown, ids: { tenantId?: string; mailboxId?: string }): ConnectorError {

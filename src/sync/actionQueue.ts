@@ -61,20 +61,25 @@ export interface ActionQueueResult {
 }
 
 export async function runActionQueue<A>(actions: readonly A[], opts: ActionQueueOptions<A>): Promise<ActionQueueResult> {
-  const queue = [...actions];
-  const parallel = Math.max(1, Math.min(opts.parallel, queue.length));
-  const lightOnly = opts.light ? Math.max(0, Math.min(opts.light.parallel, queue.length) - parallel) : 0;
+  // Two lines in plan order: light actions, and the rest. Workers that take any action take the
+  // one planned first of the two heads; light-only workers take the light line's head.
+  const isLight = opts.light?.is ?? (() => false);
+  const lightLine: Array<{ i: number; a: A }> = [];
+  const heavyLine: Array<{ i: number; a: A }> = [];
+  actions.forEach((a, i) => (isLight(a) ? lightLine : heavyLine).push({ i, a }));
+  const parallel = Math.max(1, Math.min(opts.parallel, actions.length));
+  const lightOnly = opts.light ? Math.max(0, Math.min(opts.light.parallel, lightLine.length) - parallel) : 0;
   let fatal: ConnectorError | undefined;
   let taken = 0;
   // The first `parallel` actions are taken whatever the time (so every run makes progress);
   // later ones, the light-only workers' included, only while the run has time.
-  const mayTake = () => !fatal && queue.length > 0 && (taken < parallel || !opts.timeUp?.());
-  const next = (): A | undefined => (mayTake() ? queue.shift() : undefined);
-  const nextLight = (): A | undefined => {
+  const mayTake = () => !fatal && (taken < parallel || !opts.timeUp?.());
+  const next = (): A | undefined => {
     if (!mayTake()) return undefined;
-    const i = queue.findIndex((a) => opts.light!.is(a));
-    return i < 0 ? undefined : queue.splice(i, 1)[0];
+    const line = !heavyLine.length || (lightLine.length && lightLine[0]!.i < heavyLine[0]!.i) ? lightLine : heavyLine;
+    return line.shift()?.a;
   };
+  const nextLight = (): A | undefined => (mayTake() ? lightLine.shift()?.a : undefined);
   const worker = async (take: () => A | undefined) => {
     for (let action = take(); action !== undefined; action = take()) {
       taken++;
@@ -92,5 +97,5 @@ export async function runActionQueue<A>(actions: readonly A[], opts: ActionQueue
   };
   await Promise.all([...Array.from({ length: parallel }, () => worker(next)), ...Array.from({ length: lightOnly }, () => worker(nextLight))]);
   if (fatal) throw fatal;
-  return { taken, left: queue.length };
+  return { taken, left: lightLine.length + heavyLine.length };
 }
