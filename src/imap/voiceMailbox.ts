@@ -104,6 +104,14 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
   const condstore = () => !options.ignoreCondstore && client.capabilities.has("CONDSTORE");
   const qresync = () => !options.ignoreCondstore && client.capabilities.has("QRESYNC");
   const falseIsError = (ok: boolean | object, what: string) => { if (ok === false) throw new ConnectorError("IMAP_COMMAND_FAILED", `${what} was refused by ${ep}`, { endpoint: ep }); };
+  // Envelopes already fetched for sync keys answer identities() too: a first sync with adoption
+  // reads each message's envelope once. A UID names the same message for as long as the
+  // folder's UIDVALIDITY holds (RFC 3501 section 2.3.1.1), so they are kept under it.
+  let envelopes: { uidValidity?: bigint; byUid: Map<number, Identity> } = { byUid: new Map() };
+  const identitiesOf = (uidValidity: bigint | undefined) => {
+    if (envelopes.uidValidity !== uidValidity) envelopes = { uidValidity, byUid: new Map() };
+    return envelopes.byUid;
+  };
   const ensureOpen = () => guard("SELECT", async () => {
     if (client.mailbox && client.mailbox.path === options.folder) return client.mailbox;
     return selectFolder(client, options.folder);
@@ -245,12 +253,14 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
     },
 
     async syncKeys(uids: number[]): Promise<Map<number, string>> {
-      await ensureOpen();
+      const box = await ensureOpen();
       const out = new Map<number, string>();
       if (!uids.length) return out;
+      const known = identitiesOf(box.uidValidity);
       await guard("FETCH headers", async () => {
         for (const set of uidSets(uids)) for await (const m of client.fetch(set, { uid: true, envelope: true, size: true, internalDate: true }, { uid: true })) {
           const env = m.envelope;
+          known.set(m.uid, identity(m));
           out.set(m.uid, voiceSyncKey({
             messageId: env?.messageId,
             date: env?.date ? new Date(env.date).toISOString() : undefined,
@@ -264,15 +274,15 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
       return out;
     },
 
-    async identities(uids: number[]): Promise<Map<number, { messageId?: string; date?: Date }>> {
-      await ensureOpen();
-      const out = new Map<number, { messageId?: string; date?: Date }>();
-      if (!uids.length) return out;
+    async identities(uids: number[]): Promise<Map<number, Identity>> {
+      const box = await ensureOpen();
+      const known = identitiesOf(box.uidValidity);
+      const out = new Map<number, Identity>();
+      const missing: number[] = [];
+      for (const uid of uids) { const k = known.get(uid); if (k) out.set(uid, k); else missing.push(uid); }
+      if (!missing.length) return out;
       await guard("FETCH ENVELOPE", async () => {
-        for (const set of uidSets(uids)) for await (const m of client.fetch(set, { uid: true, envelope: true, internalDate: true }, { uid: true })) {
-          const date = m.envelope?.date ? new Date(m.envelope.date) : m.internalDate ? new Date(m.internalDate) : undefined;
-          out.set(m.uid, { messageId: m.envelope?.messageId, date: date && Number.isFinite(date.getTime()) ? date : undefined });
-        }
+        for (const set of uidSets(missing)) for await (const m of client.fetch(set, { uid: true, envelope: true, internalDate: true }, { uid: true })) out.set(m.uid, identity(m));
       });
       return out;
     },
@@ -346,4 +356,12 @@ export async function openVoiceMailbox(endpoint: ImapEndpoint, voiceMailbox: str
       return r ? r.uidMap?.get(from.uid) : undefined;
     },
   };
+}
+
+type Identity = { messageId?: string; date?: Date };
+
+/** Message-ID and Date (the envelope's, else INTERNALDATE) of a fetched message. */
+function identity(m: { envelope?: { messageId?: string; date?: Date | string }; internalDate?: Date | string }): Identity {
+  const date = m.envelope?.date ? new Date(m.envelope.date) : m.internalDate ? new Date(m.internalDate) : undefined;
+  return { messageId: m.envelope?.messageId, date: date && Number.isFinite(date.getTime()) ? date : undefined };
 }

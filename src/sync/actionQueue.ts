@@ -45,6 +45,13 @@ export interface ActionQueueOptions<A> {
    * minutes and a hard deadline beyond it).
    */
   light?: { is(action: A): boolean; parallel: number };
+  /**
+   * Actions planned while these run (adoption's matches by content, which need every
+   * unmatched store message read and parsed first): added behind the plan's actions when they
+   * come. Workers that find nothing to take wait for them. A rejection stops the run like any
+   * other failure that is not an item's own.
+   */
+  more?: Promise<readonly A[]>;
   timeUp?: () => boolean;
   apply(action: A): Promise<void>;
   /** The error, typed with the action's context; true when it was the item's own and is recorded. */
@@ -66,10 +73,14 @@ export async function runActionQueue<A>(actions: readonly A[], opts: ActionQueue
   const isLight = opts.light?.is ?? (() => false);
   const lightLine: Array<{ i: number; a: A }> = [];
   const heavyLine: Array<{ i: number; a: A }> = [];
-  actions.forEach((a, i) => (isLight(a) ? lightLine : heavyLine).push({ i, a }));
-  const parallel = Math.max(1, Math.min(opts.parallel, actions.length));
-  const lightOnly = opts.light ? Math.max(0, Math.min(opts.light.parallel, lightLine.length) - parallel) : 0;
+  let planned = 0;
+  const add = (as: readonly A[]) => { for (const a of as) (isLight(a) ? lightLine : heavyLine).push({ i: planned++, a }); };
+  add(actions);
   let fatal: ConnectorError | undefined;
+  // Until the later actions come, workers are sized for what they may bring.
+  let coming = opts.more?.then(add, (e: unknown) => { fatal ??= ensureConnectorError(e); }).finally(() => { coming = undefined; });
+  const parallel = Math.max(1, coming ? opts.parallel : Math.min(opts.parallel, actions.length));
+  const lightOnly = opts.light ? Math.max(0, (coming ? opts.light.parallel : Math.min(opts.light.parallel, lightLine.length)) - parallel) : 0;
   let taken = 0;
   // The first `parallel` actions are taken whatever the time (so every run makes progress);
   // later ones, the light-only workers' included, only while the run has time.
@@ -81,7 +92,13 @@ export async function runActionQueue<A>(actions: readonly A[], opts: ActionQueue
   };
   const nextLight = (): A | undefined => (mayTake() ? lightLine.shift()?.a : undefined);
   const worker = async (take: () => A | undefined) => {
-    for (let action = take(); action !== undefined; action = take()) {
+    for (;;) {
+      const action = take();
+      if (action === undefined) {
+        if (!coming || !mayTake()) return;
+        await coming;
+        continue;
+      }
       taken++;
       try {
         await opts.apply(action);
@@ -96,6 +113,9 @@ export async function runActionQueue<A>(actions: readonly A[], opts: ActionQueue
     }
   };
   await Promise.all([...Array.from({ length: parallel }, () => worker(next)), ...Array.from({ length: lightOnly }, () => worker(nextLight))]);
+  // Time up or a failure before the later actions came: the run ends without them (they are
+  // the next run's, as any action left), but their failure is still the run's.
+  if (coming) await coming;
   if (fatal) throw fatal;
   return { taken, left: lightLine.length + heavyLine.length };
 }

@@ -79,13 +79,20 @@ export function sameNumber(a: string | undefined, b: string | undefined): boolea
 }
 
 export function matchAdoptions(store: StoreCandidate[], foreign: ForeignItem[], opts: AdoptionOptions = {}): { pairs: AdoptionPair[]; ambiguous: AmbiguousMatch[] } {
+  const byId = matchByMessageId(store, foreign);
+  const byContent = matchByContent(byId.rest, foreign, byId.taken, opts);
+  return { pairs: [...byId.pairs, ...byContent.pairs], ambiguous: [...byId.ambiguous, ...byContent.ambiguous] };
+}
+
+/**
+ * Step 1 alone: the Message-ID, unique on both sides (the same message whatever class the
+ * product gave it). `rest`: the store messages whose Message-ID fits no Exchange item, for
+ * step 2; `taken`: the Exchange items paired here.
+ */
+export function matchByMessageId(store: StoreCandidate[], foreign: ForeignItem[]): { pairs: AdoptionPair[]; ambiguous: AmbiguousMatch[]; rest: StoreCandidate[]; taken: Set<string> } {
   const pairs: AdoptionPair[] = [];
   const ambiguous: AmbiguousMatch[] = [];
   const taken = new Set<string>();
-  // Caller, time and duration say "a voice message" only on items that are voice messages.
-  const items = foreign.filter(isForeignVoiceItem);
-
-  // 1. Message-ID, unique on both sides: the same message whatever class the product gave it.
   const byMid = new Map<string, ForeignItem[]>();
   for (const f of foreign) { const k = normaliseMessageId(f.internetMessageId); if (k) byMid.set(k, [...(byMid.get(k) ?? []), f]); }
   const storeMids = new Map<string, number>();
@@ -98,11 +105,22 @@ export function matchAdoptions(store: StoreCandidate[], foreign: ForeignItem[], 
     else if (hits.length > 1 || (hits.length === 1 && storeMids.get(k!)! > 1)) ambiguous.push({ syncKey: s.syncKey, uid: s.uid, candidates: hits.map((h) => h.id), reason: "the same Message-ID on more than one message" });
     else rest.push(s);
   }
+  return { pairs, ambiguous, rest, taken };
+}
 
-  // 2. Caller + time + duration (or size), each side matching exactly one on the other.
+/** The Exchange voice items step 2 can still pair: not `taken` by step 1, with a received time. */
+export function openForContent(foreign: ForeignItem[], taken: ReadonlySet<string>): ForeignItem[] {
+  // Caller, time and duration say "a voice message" only on items that are voice messages.
+  return foreign.filter((f) => isForeignVoiceItem(f) && !taken.has(f.id) && f.receivedAt !== undefined);
+}
+
+/** Step 2: caller + time + duration, each side matching exactly one on the other. */
+export function matchByContent(rest: StoreCandidate[], foreign: ForeignItem[], taken: ReadonlySet<string>, opts: AdoptionOptions = {}): { pairs: AdoptionPair[]; ambiguous: AmbiguousMatch[] } {
+  const pairs: AdoptionPair[] = [];
+  const ambiguous: AmbiguousMatch[] = [];
   const tol = (opts.toleranceSeconds ?? 120) * 1000;
   const slack = opts.durationSlackSeconds ?? 1;
-  const open = items.filter((f) => !taken.has(f.id) && f.receivedAt !== undefined);
+  const open = openForContent(foreign, taken);
   // Sorted by time, so each store message looks only at the items inside its window.
   open.sort((a, b) => a.receivedAt! - b.receivedAt!);
   const fits = (s: StoreCandidate, f: ForeignItem) => {

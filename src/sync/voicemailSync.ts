@@ -16,7 +16,7 @@ import type { AnnouncedWrites, ExchangeMailboxPort, ItemCounts, ItemRecord, Sync
 import { planVoicemail, type ItemView, type PlanLimits, type VoicemailAction } from "./voicemailPlanner.js";
 import type { MassDelete } from "./massDelete.js";
 import { BATCHED_ACTIONS_AT_ONCE, runActionQueue } from "./actionQueue.js";
-import { matchAdoptions, normaliseMessageId, type AmbiguousMatch, type ForeignItem, type StoreCandidate } from "./adoption.js";
+import { matchByContent, matchByMessageId, openForContent, type AdoptionPair, type AmbiguousMatch, type ForeignItem, type StoreCandidate } from "./adoption.js";
 import { readBothSides } from "./bothSides.js";
 
 /** Decides whether a stored message is copied; `copy: false` carries the reason kept in state. */
@@ -129,7 +129,14 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
       return exchange.changes(undefined);
     }
   };
-  const [vc, ec] = await readBothSides(() => voice.changes(cursors.imap), exchangeChanges);
+  // A link's first sync keys every store message (it has no records yet): the keys are read
+  // while Exchange's delta is still paging (thousands of items on a migrated mailbox) instead of after it.
+  const firstSync = isFirstSync(deps, cursors);
+  const storeChanges = async () => {
+    const vc = await voice.changes(cursors.imap);
+    return { vc, keys: firstSync && vc.changed.length ? await voice.syncKeys(vc.changed.map((m) => m.uid)) : undefined };
+  };
+  const [{ vc, keys: firstKeys }, ec] = await readBothSides(storeChanges, exchangeChanges);
 
   // 1b. The records to compare with: only those the changes name when both sides answered
   // incrementally and the saved counts hold (memory and Table reads follow the changes, not the
@@ -144,7 +151,7 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     if (records.length) log.info("voicemail.state.reindexed", { ...deps.ids, records: records.length });
   }
 
-  let prepared = await prepare(deps, records, vc, ec, loaded?.keyOf, cursors, sparse ? saved.counts!.linked - records.filter(countsAsLinked).length : undefined);
+  let prepared = await prepare(deps, records, vc, ec, loaded?.keyOf ?? firstKeys, cursors, sparse ? saved.counts!.linked - records.filter(countsAsLinked).length : undefined);
   if (loaded && (prepared.plan.massDelete || prepared.corrupt.length)) {
     // The guard fired on the counts: decide with every record (the aging rule needs their UIDs).
     // A record that cannot be read: what the counts held for it is unknown, so count them all.
@@ -152,7 +159,7 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     records = await state.loadItems();
     prepared = await prepare(deps, records, vc, ec, undefined, cursors, undefined);
   }
-  const { plan, views, imapNow, graphNow, incomplete, movedAway, adoption, byKey, corrupt } = prepared;
+  const { plan, later, views, imapNow, graphNow, incomplete, movedAway, adoption, byKey, corrupt } = prepared;
   const before = new Map(records.map((r) => [r.syncKey, r]));
 
   // Skipped records whose message left the store are forgotten.
@@ -179,23 +186,34 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
   const report: VoicemailSyncReport = {
     actions: emptyCounts(), skipped: 0, imapFull: vc.full, graphFull: ec.full, deltaExpired,
     uidValidityChanged: vc.uidValidityChanged, massDelete: plan.massDelete,
-    readDrift: views.filter((v) => v.imap && v.graph && v.imap.seen !== v.graph.isRead).length,
+    readDrift: readDrift(views),
     unread: 0, corrupt: corrupt.length, itemsRead: records.length,
     skippedTotal: 0,
     movedAway,
     adoption,
   };
-  if (deps.dryRun) return { ...report, planned: plan.actions };
+  // Adoption's matches by content, planned once every remaining store message is read (beside
+  // the apply of the rest, below; a dry run waits for them).
+  const planLater = later && (async () => {
+    const actions = await later();
+    report.readDrift = readDrift(views);
+    return actions;
+  });
+  if (deps.dryRun) return { ...report, planned: [...plan.actions, ...(planLater ? await planLater() : [])] };
 
   // 3. Apply. Actions touch one item each, so up to `parallel` run at once: twice Graph's 4
   // requests in flight per mailbox (the Graph client enforces that cap), so that IMAP fetches,
   // parsing and state writes of some items overlap the Graph calls of others. The first
   // failure that is not an item problem stops the run once the actions in flight settled.
-  const echoes = { store: storeWrites(plan.actions), graph: graphWrites(plan.actions) };
-  if ((echoes.store.length || echoes.graph.length) && deps.expectEchoes) {
-    await deps.expectEchoes(echoes).catch((e: unknown) => log.warn("voicemail.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
-  }
+  const announce = async (actions: VoicemailAction[]) => {
+    const echoes = { store: storeWrites(actions), graph: graphWrites(actions) };
+    if ((echoes.store.length || echoes.graph.length) && deps.expectEchoes) {
+      await deps.expectEchoes(echoes).catch((e: unknown) => log.warn("voicemail.echo.unrecorded", { ...deps.ids, error: ensureConnectorError(e) }));
+    }
+  };
+  await announce(plan.actions);
   const { taken, left } = await runActionQueue(plan.actions, {
+    more: planLater?.().then(async (actions) => { await announce(actions); return actions; }),
     parallel: deps.parallel ?? 8,
     // Adoptions, read flags and deletes are one small Graph request each (batched by the
     // client); copies carry audio and stay `parallel` at once.
@@ -262,6 +280,9 @@ function storeWrites(actions: VoicemailAction[]) {
   }
   return out;
 }
+
+/** Items whose two sides disagree on read (adoption merges them, read wins). */
+const readDrift = (views: ItemView[]) => views.filter((v) => v.imap && v.graph && v.imap.seen !== v.graph.isRead).length;
 
 /** Records the guard counts as linked (both sides hold them in step). */
 const countsAsLinked = (r: ItemRecord) => !r.skipped && !r.pendingCreate && !r.detached;
@@ -339,11 +360,23 @@ async function prepare(deps: VoicemailSyncDeps, records: ItemRecord[], vc: Voice
     };
   });
   // The first sync of a link (no cursors yet) adopts; later runs only when the admin asks.
-  const firstSync = deps.mode !== "full" && cursors.deltaLink === undefined && cursors.imap === undefined;
-  const adoption = deps.adoption && ec.full && (firstSync || deps.adoption.requested) ? await adopt(deps, views, ec, byGraphId) : undefined;
-  const plan = planVoicemail(views, { now: (deps.now ?? Date.now)(), ...deps.limits, untouchedLinked, propagate: { ...(deps.limits.propagate ?? { deleteOnStore: true, deleteInExchange: true }), keepOrphans: firstSync || undefined } });
-  return { plan, views, imapNow, graphNow, incomplete, movedAway, adoption, byKey, corrupt };
+  const firstSync = isFirstSync(deps, cursors);
+  const adopting = deps.adoption && ec.full && (firstSync || deps.adoption.requested) ? await adopt(deps, views, ec, byGraphId) : undefined;
+  const limits: PlanLimits = { now: (deps.now ?? Date.now)(), ...deps.limits, untouchedLinked, propagate: { ...(deps.limits.propagate ?? { deleteOnStore: true, deleteInExchange: true }), keepOrphans: firstSync || undefined } };
+  // Store messages waiting for adoption's match by content are planned once it is done. They
+  // have no link yet, so the mass-delete guard counts nothing of theirs either way.
+  const held = adopting?.held ?? new Set<string>();
+  const plan = planVoicemail(held.size ? views.filter((v) => !held.has(v.syncKey)) : views, limits);
+  const byContent = adopting?.byContent;
+  const later = byContent && (async () => {
+    await byContent();
+    return planVoicemail(views.filter((v) => held.has(v.syncKey)), limits).actions;
+  });
+  return { plan, later, views, imapNow, graphNow, incomplete, movedAway, adoption: adopting?.report, byKey, corrupt };
 }
+
+/** The first sync of a link: no cursors saved yet (full runs are asked for, not first). */
+const isFirstSync = (deps: VoicemailSyncDeps, cursors: SyncCursors) => deps.mode !== "full" && cursors.deltaLink === undefined && cursors.imap === undefined;
 
 async function voiceView(vc: VoiceChanges, records: ItemRecord[], byUid: Map<number, ItemRecord>, voice: VoiceMailboxPort, knownKeys?: Map<number, string>) {
   const now = new Map<string, { uid: number; seen: boolean }>();
@@ -376,47 +409,58 @@ async function voiceView(vc: VoiceChanges, records: ItemRecord[], byUid: Map<num
  * matched to store messages about to be copied (src/sync/adoption.ts). A pair becomes one view
  * (the planner adopts it: our key written, read merged, read wins); an ambiguous match is left
  * as it is (the store message is copied, the Exchange item untouched) and kept for the admin.
+ *
+ * Matching by Message-ID needs only the store's headers and is done here. Matching by caller,
+ * time and duration needs each remaining message read and parsed (about 0.7 ms a message, and
+ * a migrated mailbox has thousands): that is `byContent`, which the run starts beside the apply
+ * of everything else. The store messages it decides on (`held`) are planned only once it has.
  */
-async function adopt(deps: VoicemailSyncDeps, views: ItemView[], ec: ExchangeChanges, byGraphId: Map<string, ItemRecord>): Promise<NonNullable<VoicemailSyncReport["adoption"]>> {
+async function adopt(deps: VoicemailSyncDeps, views: ItemView[], ec: ExchangeChanges, byGraphId: Map<string, ItemRecord>) {
   const foreign: ForeignItem[] = ec.upserted.filter((i) => !i.syncKey && i.foreign && !byGraphId.has(i.id)).map((i) => ({ id: i.id, isRead: i.isRead, ...i.foreign }));
   const fresh = views.filter((v) => v.imap && !v.link && !v.graph);
-  const out = { adopted: 0, byMessageId: 0, byCallerTime: 0, ambiguous: [] as AmbiguousMatch[], foreign: foreign.length };
-  if (!foreign.length || !fresh.length) return out;
+  const report = { adopted: 0, byMessageId: 0, byCallerTime: 0, ambiguous: [] as AmbiguousMatch[], foreign: foreign.length };
+  if (!foreign.length || !fresh.length) return { report, held: new Set<string>() };
   const ids = await deps.voice.identities(fresh.map((v) => v.imap!.uid));
-  const foreignMids = new Set(foreign.map((f) => normaliseMessageId(f.internetMessageId)).filter(Boolean));
   const candidates: StoreCandidate[] = fresh.map((v) => {
     const id = ids.get(v.imap!.uid);
     return { syncKey: v.syncKey, uid: v.imap!.uid, messageId: id?.messageId, receivedAt: id?.date?.getTime() };
   });
-  // Caller and duration are read from the message only when its Message-ID did not match;
-  // the sources are fetched in batches (one FETCH per batch, not one per message).
-  const toRead = candidates.filter((c) => !foreignMids.has(normaliseMessageId(c.messageId)));
-  const byUid = new Map(toRead.map((c) => [c.uid, c]));
-  for (let i = 0; i < toRead.length; i += 100) {
-    const uids = toRead.slice(i, i + 100).map((c) => c.uid);
-    const sources = deps.voice.fetchSources ? await deps.voice.fetchSources(uids) : await Promise.all(uids.map(async (uid) => ({ uid, source: await deps.voice.fetchSource(uid) })));
-    for (const { uid, source } of sources) {
-      const c = byUid.get(uid)!;
-      try {
-        const d = await deps.adoption!.describe(source);
-        Object.assign(c, { callerNumber: d.callerNumber, durationSeconds: d.durationSeconds, receivedAt: d.receivedAt?.getTime() ?? c.receivedAt });
-      } catch (e) {
-        if (!isConnectorError(e) || e.transient) throw e; // an unreadable message is simply not adopted
+  const bySyncKey = new Map(views.map((v) => [v.syncKey, v]));
+  const byId = new Map(foreign.map((f) => [f.id, f]));
+  const settle = async (found: { pairs: AdoptionPair[]; ambiguous: AmbiguousMatch[] }) => {
+    for (const p of found.pairs) {
+      bySyncKey.get(p.syncKey)!.graph = { id: p.graphId, isRead: byId.get(p.graphId)!.isRead, foreign: true };
+      report.adopted++;
+      if (p.how === "message-id") report.byMessageId++; else report.byCallerTime++;
+    }
+    report.ambiguous.push(...found.ambiguous);
+    if (!deps.dryRun) for (const a of found.ambiguous) await deps.adoption!.ambiguous(a);
+    if (found.ambiguous.length) deps.log.warn("voicemail.adoption.ambiguous", { ...deps.ids, count: found.ambiguous.length });
+  };
+  const step1 = matchByMessageId(candidates, foreign);
+  await settle(step1);
+  const { rest, taken } = step1;
+  // Nothing left on one side to pair by content: the rest are copied, nothing to read.
+  if (!rest.length || !openForContent(foreign, taken).length) return { report, held: new Set<string>() };
+  const byContent = async () => {
+    // The sources are fetched in batches (one FETCH per batch, not one per message).
+    const byUid = new Map(rest.map((c) => [c.uid, c]));
+    for (let i = 0; i < rest.length; i += 100) {
+      const uids = rest.slice(i, i + 100).map((c) => c.uid);
+      const sources = deps.voice.fetchSources ? await deps.voice.fetchSources(uids) : await Promise.all(uids.map(async (uid) => ({ uid, source: await deps.voice.fetchSource(uid) })));
+      for (const { uid, source } of sources) {
+        const c = byUid.get(uid)!;
+        try {
+          const d = await deps.adoption!.describe(source);
+          Object.assign(c, { callerNumber: d.callerNumber, durationSeconds: d.durationSeconds, receivedAt: d.receivedAt?.getTime() ?? c.receivedAt });
+        } catch (e) {
+          if (!isConnectorError(e) || e.transient) throw e; // an unreadable message is simply not adopted
+        }
       }
     }
-  }
-  const { pairs, ambiguous } = matchAdoptions(candidates, foreign);
-  const byId = new Map(foreign.map((f) => [f.id, f]));
-  const bySyncKey = new Map(views.map((v) => [v.syncKey, v]));
-  for (const p of pairs) {
-    bySyncKey.get(p.syncKey)!.graph = { id: p.graphId, isRead: byId.get(p.graphId)!.isRead, foreign: true };
-    out.adopted++;
-    if (p.how === "message-id") out.byMessageId++; else out.byCallerTime++;
-  }
-  out.ambiguous = ambiguous;
-  if (!deps.dryRun) for (const a of ambiguous) await deps.adoption!.ambiguous(a);
-  if (ambiguous.length) deps.log.warn("voicemail.adoption.ambiguous", { ...deps.ids, count: ambiguous.length });
-  return out;
+    await settle(matchByContent(rest, foreign, taken));
+  };
+  return { report, held: new Set(rest.map((c) => c.syncKey)), byContent };
 }
 
 /**

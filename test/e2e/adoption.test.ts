@@ -10,6 +10,8 @@ import { main } from "../../src/cli/main.js";
 import { avayaVoiceMessage } from "../fixtures/voicemail.js";
 import { ciscoSingleInboxVoicemail, exchangeUmVoicemail } from "../graph-sim/previousProducts.js";
 import { SYNC_KEY_PROP } from "../../src/graph/voicemail.js";
+import { adoptionPorts, openVoicemailPorts } from "../../src/app/voicemail.js";
+import { syncVoicemail } from "../../src/sync/voicemailSync.js";
 
 let w: World;
 const ids: Record<string, { linkId: string; userId: string }> = {};
@@ -41,7 +43,7 @@ const firstSync = async (mb: string) => expect((await umconnect("resume", ids[mb
 const at = (iso: string) => new Date(iso);
 
 beforeAll(async () => {
-  w = await startWorld({ users: ["4721", "4722", "4723", "4724", "4725", "4726", "4727"], quiet: true, profiles: [
+  w = await startWorld({ users: ["4721", "4722", "4723", "4724", "4725", "4726", "4727", "4728"], quiet: true, profiles: [
     { id: "people", displayName: "Voice and contacts", contacts: { enabled: true } },
     { id: "cal-own", displayName: "Calendar; the old product's items removed", calendar: { enabled: true, pastDays: 1, futureDays: 7, foreignItems: "remove" } },
   ] });
@@ -118,6 +120,47 @@ describe("adoption on the first sync", () => {
     await expect.poll(() => inbox("4722").filter((m) => keyOf(m)).length, { timeout: 20_000 }).toBe(3);
     expect(inbox("4722")).toHaveLength(3);
     await expect.poll(async () => (await store("4722")).filter((m) => m.seen).map((m) => m.mid), { timeout: 10_000 }).toEqual(["<cuc-0@pbx.example.test>"]);
+  }, 60_000);
+
+  it("a mailbox of both kinds: the Message-ID matches are applied while the rest are read and matched by content", async () => {
+    // Half Cisco replicas (Message-ID), half Exchange UM items (caller, time, duration). Reading
+    // and parsing each message of the second half takes time on a migrated mailbox; the first
+    // half's adoptions do not wait for it. The describe below holds until Exchange shows an
+    // adopted item (bounded): without the overlap nothing is adopted before every describe is done.
+    // Break seen red: the content matches done before the plan (byContent awaited in prepare).
+    await linkOnly("4728", "both.user@contoso.test");
+    for (let i = 0; i < 6; i++) {
+      const date = at(`2026-03-0${i + 1}T09:00:00Z`);
+      const number = `+49 89 77700${i}`;
+      await w.dc.lda("4728", avayaVoiceMessage({ id: `both-${i}`, number, seconds: 10 + i, date }));
+      if (i % 2) ciscoSingleInboxVoicemail(w.sim, "both.user@contoso.test", { internetMessageId: `<both-${i}@pbx.example.test>`, callerNumber: "unknown", durationSeconds: 10 + i, receivedAt: new Date(date.getTime() + 5_000) });
+      else exchangeUmVoicemail(w.sim, "both.user@contoso.test", { callerNumber: number.replace(/ /g, ""), durationSeconds: 10 + i, receivedAt: new Date(date.getTime() + 40_000) });
+    }
+    const link = { ...(await w.deps.state.getLink(ids["4728"]!.linkId))!, state: "enabled" as const };
+    const ports = await openVoicemailPorts(w.deps, link);
+    const adoption = adoptionPorts(w.deps, link);
+    const adoptedBeforeDescribed: boolean[] = [];
+    let report;
+    try {
+      report = await syncVoicemail({
+        ...ports, log: w.deps.log, limits: { massDeleteMaxShare: 0.5 }, ids: { tenantId: link.tenantId, mailboxId: link.linkId },
+        adoption: {
+          ...adoption,
+          describe: async (source) => {
+            const until = Date.now() + 5_000;
+            while (!inbox("4728").some((m) => keyOf(m)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+            adoptedBeforeDescribed.push(inbox("4728").some((m) => keyOf(m)));
+            return adoption.describe(source);
+          },
+        },
+      });
+    } finally { await ports.voice.close(); }
+    expect(report.adoption).toMatchObject({ adopted: 6, byMessageId: 3, byCallerTime: 3, ambiguous: [] });
+    expect(adoptedBeforeDescribed).toEqual([true, true, true]);
+    expect(report.actions).toMatchObject({ adopt: 6, createInGraph: 0 });
+    const box = inbox("4728");
+    expect(box).toHaveLength(6);
+    expect(new Set(box.map(keyOf)).size).toBe(6);
   }, 60_000);
 });
 

@@ -199,6 +199,35 @@ describe("voice mailbox changes", () => {
     }
   });
 
+  it("identities answer from the envelopes read for sync keys (one FETCH for both), and never across a UIDVALIDITY change", async () => {
+    // Break seen red: identities() ignoring what syncKeys() read -> its FETCH asks for both UIDs; the envelopes
+    // kept whatever the UIDVALIDITY -> the old message's Message-ID for the new UID 1.
+    const vm = { ...opts, folder: "Idents" };
+    await dc.doveadm("mailbox", "create", "-u", "4713", "Idents");
+    await dc.lda("4713", avayaVoiceMessage({ id: "id-1" }), "Idents");
+    await dc.lda("4713", avayaVoiceMessage({ id: "id-2" }), "Idents");
+    const fetches: string[] = [];
+    const s = await openVoiceMailbox(endpoint({ protocolLog: (src, line) => { if (src === "c" && /^\S+ UID FETCH/i.test(line)) fetches.push(line); } }), "4713", vm);
+    try {
+      const { changed, cursor } = await s.changes(undefined);
+      const [a, b] = changed.map((m) => m.uid) as [number, number];
+      await s.syncKeys([a]);
+      const before = fetches.length;
+      const ids = await s.identities([a, b]);
+      expect(fetches.length - before).toBe(1);
+      expect(fetches.at(-1)).toMatch(new RegExp(`UID FETCH ${b} `));
+      expect([ids.get(a)?.messageId, ids.get(b)?.messageId]).toEqual(["<id-1@pbx.example.test>", "<id-2@pbx.example.test>"]);
+      await dc.doveadm("mailbox", "delete", "-u", "4713", "Idents");
+      await dc.doveadm("mailbox", "create", "-u", "4713", "Idents");
+      await dc.lda("4713", avayaVoiceMessage({ id: "id-3" }), "Idents");
+      const after = await s.changes(cursor);
+      expect(after.uidValidityChanged).toBe(true);
+      const uid = after.changed[0]!.uid;
+      expect(uid).toBe(a);
+      expect((await s.identities([uid])).get(uid)?.messageId).toBe("<id-3@pbx.example.test>");
+    } finally { await s.close(); }
+  });
+
   it("turns a voice store restart mid-session into IMAP_UNAVAILABLE, then reconnects", async () => {
     const s = await openVoiceMailbox(endpoint(), "4712", opts);
     await s.changes(undefined);

@@ -3,7 +3,9 @@
  * Breaks seen red: timeUp ignored -> "stops taking actions ..." and "every run makes progress ...";
  * a transient error offered to itemFailed as an item problem -> "an item's own problem ...";
  * the light-only workers taking any action -> "light actions run more at once ..." (heavy 8 at
- * once); no light-only workers -> same test (light 2 at once).
+ * once); no light-only workers -> same test (light 2 at once); workers that find the lines
+ * empty returning instead of waiting for `more` -> "actions planned while ..." (4 never run);
+ * a rejected `more` ignored -> same test (resolves instead of rejecting).
  */
 import { describe, expect, it } from "vitest";
 import { ConnectorError } from "../../src/errors.js";
@@ -74,5 +76,21 @@ describe("runActionQueue", () => {
     expect(heavyMax).toBeLessThanOrEqual(4);
     expect(lightMax).toBeGreaterThan(4);
     expect(lightMax).toBeLessThanOrEqual(16);
+  });
+
+  it("actions planned while the first ones run are taken when they come; a failure to plan them stops the run", async () => {
+    const done: number[] = [];
+    let release!: (xs: number[]) => void;
+    const more = new Promise<number[]>((r) => { release = r; });
+    const run = runActionQueue([1, 2], { parallel: 2, more, context: () => ({}), itemFailed: async () => false, apply: async (n) => { done.push(n); if (n === 2) setTimeout(() => release([3, 4]), 20); } });
+    expect(await run).toEqual({ taken: 4, left: 0 });
+    expect(done).toEqual([1, 2, 3, 4]);
+
+    // Nothing planned first: the workers wait for what comes.
+    expect(await runActionQueue<number>([], { parallel: 2, more: Promise.resolve([5]), context: () => ({}), itemFailed: async () => false, apply: async (n) => { done.push(n); } })).toEqual({ taken: 1, left: 0 });
+    expect(done).toEqual([1, 2, 3, 4, 5]);
+
+    const failed = runActionQueue([1], { parallel: 1, more: Promise.reject(new ConnectorError("IMAP_UNAVAILABLE", "store gone", { transient: true })), context: () => ({}), itemFailed: async () => false, apply: async () => { await tick(); } });
+    await expect(failed).rejects.toMatchObject({ code: "IMAP_UNAVAILABLE" });
   });
 });
