@@ -1,8 +1,8 @@
 /**
  * Timer fan-out at 100,000 links (issue #19, point 3): link rows simulated in Azurite (as
  * createLink writes them, with their bucket), the real fan-out (src/app/schedule.ts): the timer
- * invocation enqueues one message per shard (UMC_SCHEDULE_SHARDS, default 16) and lists no
- * link; each shard's invocation lists its bucket range and decides each link's runs. The runs
+ * invocation enqueues one message per shard (UMC_SCHEDULE_SHARDS, default 16; the bench takes
+ * it from its own environment) and lists no link; each shard's invocation lists its bucket range and decides each link's runs. The runs
  * a shard enqueues are counted, not sent (100,000+ queue messages would measure Azurite's
  * queue, not the fan-out): the shard invocations get a queue client that counts its messages.
  * Reference for the whole pass: one invocation listing every link, as main's timers did.
@@ -21,7 +21,9 @@ const LINKS = Number(process.env.UMC_BENCH_LINKS ?? 100_000);
 const UNREAD = Math.round(LINKS / 100);
 
 export async function run(): Promise<Figure[]> {
-  const w = await startWorld({ users: ["5201"], timers: false, queueWorkers: false, quiet: true });
+  // The shard count as an operator sets it (UMC_SCHEDULE_SHARDS; the product's default otherwise).
+  const shardsSet = process.env.UMC_SCHEDULE_SHARDS;
+  const w = await startWorld({ users: ["5201"], timers: false, queueWorkers: false, quiet: true, env: shardsSet ? { UMC_SCHEDULE_SHARDS: shardsSet } : {} });
   try {
     const links = await w.deps.state.tableClients.client("links");
     const runs = await w.deps.state.tableClients.client("runs");
