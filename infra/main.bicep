@@ -84,6 +84,11 @@ param maximumInstanceCount int = 100
 @maxValue(20)
 param alwaysReadyHttpInstances int = 1
 
+@description('Shards of the timers\' fan-out (UMC_SCHEDULE_SHARDS): no timer invocation lists more than 1/N of the links. About 1,500 links a shard: 64 at 100,000 links (README).')
+@minValue(1)
+@maxValue(1024)
+param scheduleShards int = 16
+
 @description('Network path to an on-premises voice store: VNet integration + NAT gateway with one static outbound IP (docs/deploy.md "Reaching the voice store").')
 param enableNetworkPath bool = false
 
@@ -185,6 +190,7 @@ module api './app/api.bicep' = {
     publicBaseUrl: empty(publicBaseUrl) ? 'https://${names.functionApp}.azurewebsites.net' : publicBaseUrl
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
+    scheduleShards: scheduleShards
     virtualNetworkSubnetId: network.outputs.appSubnetId
   }
   dependsOn: [ rbac ]

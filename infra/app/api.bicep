@@ -29,6 +29,8 @@ param publicBaseUrl string
 param maximumInstanceCount int
 @description('Always-ready instances of the HTTP group.')
 param alwaysReadyHttpInstances int
+@description('Shards of the timers\' fan-out (UMC_SCHEDULE_SHARDS).')
+param scheduleShards int
 @description('Subnet for VNet integration (network.bicep output appSubnetId); empty: no VNet integration.')
 param virtualNetworkSubnetId string = ''
 
@@ -102,6 +104,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         // The admin API takes Entra tokens of this tenant with the Umconnect.Admin app role (src/admin/adminAuth.ts).
         { name: 'UMC_ADMIN_TENANT_ID', value: tenant().tenantId }
         { name: 'UMC_LOG_LEVEL', value: 'info' }
+        { name: 'UMC_SCHEDULE_SHARDS', value: string(scheduleShards) }
       ]
     }
   }

@@ -7,6 +7,8 @@
  * - Any other failure stops the run: no new action is taken, those in flight settle, then the
  *   first failure is thrown (the cursors stay where they were; the next run starts from the
  *   item rows, as after a crash).
+ * - Actions planned while the first ones run (`more`: adoption's matches by content) join the
+ *   lines when they come; until then, workers with nothing to take wait for them.
  * - Once `timeUp()` is true (src/sync/mailboxRun.ts LeaseGuard.timeUp) no new action is taken
  *   after the first round of `parallel` (so every run makes progress); the actions in flight
  *   settle and the caller gets the number left, for a follow-up run.

@@ -108,6 +108,12 @@ describe.runIf("bin" in found)("infra compiled to ARM JSON", () => {
     expect(scale.alwaysReady).toMatch(/'name', 'http'/);
   });
 
+  it("sizes the timers' fan-out by a parameter (default 16, the product's own default)", () => {
+    expect(arm.parameters.scheduleShards).toMatchObject({ type: "int", defaultValue: 16, minValue: 1, maxValue: 1024 });
+    expect(settings().get("UMC_SCHEDULE_SHARDS")).toMatch(/parameters\('scheduleShards'\)/);
+    expect(read("src/config.ts")).toMatch(/UMC_SCHEDULE_SHARDS: int\(1, 1024\)\.default\(16\)/);
+  });
+
   it("deploys only to regions with Flex Consumption", () => {
     const allowed: string[] = arm.parameters.location.allowedValues;
     expect(allowed).toContain("westeurope");
@@ -136,7 +142,7 @@ describe.runIf("bin" in found)("infra compiled to ARM JSON", () => {
   it("sets every setting src/config.ts requires in Azure, and only its own", () => {
     const umc = [...settings().keys()].filter((s) => s.startsWith("UMC_"));
     for (const s of umc) expect(CONFIG_KEYS, `${s} is not a config key`).toContain(s);
-    const sample = (k: string) => k === "UMC_ENVIRONMENT" ? "azure" : k.endsWith("_URI") || k.endsWith("_URL") ? "https://example.test/" : k === "UMC_LOG_LEVEL" ? "info" : k === "UMC_SYNC_QUEUE" ? "sync-mailbox" : k === "UMC_ADMIN_TENANT_ID" ? "0c0ffee0-0000-4000-8000-000000000001" : "x".repeat(40);
+    const sample = (k: string) => k === "UMC_ENVIRONMENT" ? "azure" : k.endsWith("_URI") || k.endsWith("_URL") ? "https://example.test/" : k === "UMC_LOG_LEVEL" ? "info" : k === "UMC_SYNC_QUEUE" ? "sync-mailbox" : k === "UMC_ADMIN_TENANT_ID" ? "0c0ffee0-0000-4000-8000-000000000001" : k === "UMC_SCHEDULE_SHARDS" ? "16" : "x".repeat(40);
     const env = Object.fromEntries(umc.map((k) => [k, sample(k)]));
     expect(() => loadConfig(env)).not.toThrow();
     // And nothing required is missing: dropping any one required setting breaks the config.
