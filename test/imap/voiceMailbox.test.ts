@@ -217,6 +217,8 @@ describe("voice mailbox changes", () => {
       expect(fetches.length - before).toBe(1);
       expect(fetches.at(-1)).toMatch(new RegExp(`UID FETCH ${b} `));
       expect([ids.get(a)?.messageId, ids.get(b)?.messageId]).toEqual(["<id-1@pbx.example.test>", "<id-2@pbx.example.test>"]);
+      // Unselected first: Dovecot may end a session whose selected folder is deleted under it.
+      await s.client.mailboxClose();
       await dc.doveadm("mailbox", "delete", "-u", "4713", "Idents");
       await dc.doveadm("mailbox", "create", "-u", "4713", "Idents");
       await dc.lda("4713", avayaVoiceMessage({ id: "id-3" }), "Idents");
