@@ -10,7 +10,7 @@
  */
 import { ConnectorError, isConnectorError } from "../errors.js";
 import { StateRows } from "./rows.js";
-import { bool, entity, getOrUndefined, guard, keyOf, num, str } from "./tables.js";
+import { bool, entity, getOrUndefined, guard, keyOf, num, rewriteRow, str } from "./tables.js";
 
 export interface Lease {
   key: string;
@@ -180,27 +180,18 @@ export class LeaseRows extends StateRows {
     // fires before that answer, inside the APPEND): as a count, each answering one MessageAppend
     // in the folder whatever its UID. A write named twice is announced once (one push takes it).
     const exact = writes.store.filter((w) => w.kind !== "append");
-    const rk = echoRow(linkId, kind);
     // Two runs of one link and kind never overlap (the lease), but a take may update the row
-    // between this read and the write: the etag makes the write read again then.
-    for (let attempt = 0; ; attempt++) {
-      const row = await getOrUndefined(c, "echo", rk);
+    // between the read and the write: the etag makes the write read again then.
+    await rewriteRow(c, "echo", echoRow(linkId, kind), (row) => {
       const kept = row && (num(row, "until") ?? 0) >= this.now() ? row : undefined;
       const listed = (field: "writes" | "graph") => { try { return kept ? JSON.parse(str(kept, field) ?? "[]") as string[] : []; } catch { return []; } };
-      const fields = {
+      return {
         writes: fitting([...new Set([...listed("writes"), ...exact.map(storeEchoKey)])]),
         appends: (kept ? num(kept, "appends") ?? 0 : 0) + writes.store.length - exact.length,
         graph: fitting([...new Set([...listed("graph"), ...writes.graph.map(graphEchoKey)])]),
         until: this.now() + ttlSeconds * 1000,
       };
-      try {
-        if (row) await guard(() => c.updateEntity(entity("echo", rk, fields), "Replace", { etag: row.etag }), { mailboxId: linkId });
-        else await guard(() => c.createEntity(entity("echo", rk, fields)), { mailboxId: linkId });
-        return;
-      } catch (e) {
-        if (attempt >= 2 || !(isConnectorError(e, "STATE_CONFLICT") || isConnectorError(e, "NOT_FOUND"))) throw e;
-      }
-    }
+    }, { attempts: 3, ids: { mailboxId: linkId } });
   }
 
   /**
@@ -222,30 +213,27 @@ export class LeaseRows extends StateRows {
     if (!keys.length && !appends) return false;
     const c = await this.tables.client("runs");
     // The pushes of one run's writes come at once (a MULTIAPPEND's, an EXPUNGE's): a take that
-    // lost the row to another take reads it again.
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const row = await getOrUndefined(c, "echo", echoRow(linkId, kind));
-      if (!row || (num(row, "until") ?? 0) < this.now()) return false;
-      let expected: Set<string>;
-      try {
-        expected = new Set(JSON.parse(str(row, field) ?? "[]") as string[]);
-      } catch {
-        return false; // unreadable: the notification starts a run, as without the row
-      }
-      const taken = new Set(keys);
-      const appendsLeft = (num(row, "appends") ?? 0) - appends;
-      if (![...taken].every((k) => expected.has(k)) || appendsLeft < 0) return false;
-      const left = [...expected].filter((k) => !taken.has(k));
-      try {
-        // Merge: the other side's announced writes stay as they are; the etag makes each write answer one notification only.
-        await guard(() => c.updateEntity(entity("echo", echoRow(linkId, kind), { [field]: JSON.stringify(left), ...(appends ? { appends: appendsLeft } : {}) }), "Merge", { etag: row.etag }), { mailboxId: linkId });
-        return true;
-      } catch (e) {
-        if (isConnectorError(e, "NOT_FOUND")) return false;
-        if (!isConnectorError(e, "STATE_CONFLICT")) throw e;
-      }
+    // lost the row to another take reads it again. Merge: the other side's announced writes stay
+    // as they are; the etag makes each write answer one notification only.
+    try {
+      return await rewriteRow(c, "echo", echoRow(linkId, kind), (row) => {
+        if (!row || (num(row, "until") ?? 0) < this.now()) return undefined;
+        let expected: Set<string>;
+        try {
+          expected = new Set(JSON.parse(str(row, field) ?? "[]") as string[]);
+        } catch {
+          return undefined; // unreadable: the notification starts a run, as without the row
+        }
+        const taken = new Set(keys);
+        const appendsLeft = (num(row, "appends") ?? 0) - appends;
+        if (![...taken].every((k) => expected.has(k)) || appendsLeft < 0) return undefined;
+        return { [field]: JSON.stringify([...expected].filter((k) => !taken.has(k))), ...(appends ? { appends: appendsLeft } : {}) };
+      }, { attempts: 3, mode: "Merge", ids: { mailboxId: linkId } });
+    } catch (e) {
+      // Lost to other takes three times, or the row went: the notification starts a run.
+      if (isConnectorError(e, "STATE_CONFLICT") || isConnectorError(e, "NOT_FOUND")) return false;
+      throw e;
     }
-    return false;
   }
 
   // ---- single-use nonces (consent state) -----------------------------------------------

@@ -7,8 +7,7 @@
  * picture is worth. Concurrent runs of one link (different kinds) update the row by ETag and
  * retry once; a history entry lost to a third race is acceptable, the run itself is not touched.
  */
-import { entity, getOrUndefined, guard, keyOf, str, type Row } from "./tables.js";
-import { isConnectorError } from "../errors.js";
+import { getOrUndefined, guard, keyOf, rewriteRow, str, type Row } from "./tables.js";
 import type { StateStore } from "./stateStore.js";
 
 export const RUNS_KEPT = 20;
@@ -55,22 +54,15 @@ export class RunHistory {
 
   async record(linkId: string, run: RunRecord): Promise<void> {
     const c = await this.table();
-    for (let attempt = 0; ; attempt++) {
-      const row = await getOrUndefined(c, PK, keyOf(linkId));
+    await rewriteRow(c, PK, keyOf(linkId), (row) => {
       const h = row ? toHistory(row) : { linkId, runs: [], hours: [] };
       const hour = run.at.slice(0, 13);
       const bucket = h.hours.find((b) => b.hour === hour) ?? { hour, runs: 0, failed: 0, lagMaxMs: 0 };
       const next = { ...bucket, runs: bucket.runs + 1, failed: bucket.failed + (run.outcome === "failed" ? 1 : 0), lagMaxMs: Math.max(bucket.lagMaxMs, run.lagMs ?? 0) };
       const hours = [...h.hours.filter((b) => b.hour !== hour), next].sort((a, b) => a.hour.localeCompare(b.hour)).slice(-HOURS_KEPT);
       const runs = [run, ...h.runs].slice(0, RUNS_KEPT);
-      const e = entity(PK, keyOf(linkId), { linkId, runs: JSON.stringify(runs), hours: JSON.stringify(hours) });
-      try {
-        await guard(() => (row ? c.updateEntity(e, "Replace", { etag: row.etag }) : c.createEntity(e)));
-        return;
-      } catch (err) {
-        if (attempt >= 1 || !isConnectorError(err, "STATE_CONFLICT")) throw err;
-      }
-    }
+      return { linkId, runs: JSON.stringify(runs), hours: JSON.stringify(hours) };
+    }, { attempts: 2 });
   }
 }
 

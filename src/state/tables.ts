@@ -7,7 +7,7 @@
  */
 import { TableClient, type TableEntity, type TableEntityResult } from "@azure/data-tables";
 import type { TokenCredential } from "@azure/core-auth";
-import { ConnectorError } from "../errors.js";
+import { ConnectorError, isConnectorError } from "../errors.js";
 import { withDeadline } from "../timeouts.js";
 
 const TABLE_OPEN_DEADLINE_MS = 10_000;
@@ -129,6 +129,28 @@ export async function getOrUndefined(client: TableClient, pk: string, rk: string
   } catch (e) {
     if ((e as RestLike).statusCode === 404) return undefined;
     throw toStateError(e);
+  }
+}
+
+/**
+ * Read-modify-write of one row under optimistic concurrency (the Table service's If-Match):
+ * `change` gets the row as read (undefined when there is none) and answers the fields to write,
+ * or undefined to leave it. They are written with the read row's etag, or as a new row when
+ * there was none. Another writer in between (STATE_CONFLICT; NOT_FOUND for a row deleted since)
+ * makes it read again, `attempts` reads at most; after the last, that error is thrown. True
+ * when it wrote.
+ */
+export async function rewriteRow(client: TableClient, pk: string, rk: string, change: (row: Row | undefined) => Record<string, unknown> | undefined, o: { attempts: number; mode?: "Replace" | "Merge"; ids?: { mailboxId?: string } }): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    const row = await getOrUndefined(client, pk, rk);
+    const fields = change(row);
+    if (!fields) return false;
+    try {
+      await guard(() => (row ? client.updateEntity(entity(pk, rk, fields), o.mode ?? "Replace", { etag: row.etag }) : client.createEntity(entity(pk, rk, fields))), o.ids);
+      return true;
+    } catch (e) {
+      if (attempt >= o.attempts || !(isConnectorError(e, "STATE_CONFLICT") || isConnectorError(e, "NOT_FOUND"))) throw e;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startAzurite, type AzuriteHandle } from "../harness/azurite.js";
 import { StateStore } from "../../src/state/stateStore.js";
+import { rewriteRow } from "../../src/state/tables.js";
 import { ConnectorError, isConnectorError } from "../../src/errors.js";
 
 let az: AzuriteHandle;
@@ -24,6 +25,23 @@ describe("state store on Table Storage (Azurite)", () => {
     expect(await store.getTenant("t1")).toMatchObject({ displayName: "Contoso", grantedRoles: ["Mail.ReadWrite"] });
     expect((await store.listTenants()).map((t) => t.tenantId)).toEqual(["t1"]);
     expect(await store.getTenant("nope")).toBeUndefined();
+  });
+
+  it("rewriteRow: writers racing on one row each land (the loser reads again); out of attempts, STATE_CONFLICT", async () => {
+    // Break seen red: the etag left off the update -> lost updates (the count ends below 8).
+    const c = await fresh().tableClients.client("runs");
+    const bump = (attempts: number) => rewriteRow(c, "race", "counter", (row) => ({ n: Number(row?.n ?? 0) + 1 }), { attempts });
+    await bump(1);
+    await Promise.all(Array.from({ length: 7 }, () => bump(20)));
+    expect(Number((await c.getEntity("race", "counter")).n)).toBe(8);
+    // A change that answers nothing writes nothing.
+    expect(await rewriteRow(c, "race", "counter", () => undefined, { attempts: 1 })).toBe(false);
+    // One attempt each: some lose, and say so.
+    const outcomes = await Promise.allSettled(Array.from({ length: 6 }, () => bump(1)));
+    const lost = outcomes.filter((o) => o.status === "rejected").map((o) => (o as PromiseRejectedResult).reason);
+    expect(lost.length).toBeGreaterThan(0);
+    for (const e of lost) expect(isConnectorError(e, "STATE_CONFLICT")).toBe(true);
+    expect(Number((await c.getEntity("race", "counter")).n)).toBe(8 + outcomes.length - lost.length);
   });
 
   it("announced writes: each answers one report, an APPEND whatever its UID, per link and kind; too many to hold announce none", async () => {
