@@ -2,7 +2,8 @@
  * Timer fan-out at 100,000 links (issue #19, point 3): link rows simulated in Azurite (as
  * createLink writes them, with their bucket), the real fan-out (src/app/schedule.ts): the timer
  * invocation enqueues one message per shard (UMC_SCHEDULE_SHARDS, default 16; the bench takes
- * it from its own environment) and lists no link; each shard's invocation lists its bucket range and decides each link's runs. The runs
+ * it from its own environment) and lists no link; each shard's invocation lists its bucket
+ * range and decides each link's runs. The runs
  * a shard enqueues are counted, not sent (100,000+ queue messages would measure Azurite's
  * queue, not the fan-out): the shard invocations get a queue client that counts its messages.
  * Reference for the whole pass: one invocation listing every link, as main's timers did.

@@ -12,7 +12,7 @@
  */
 import { ConnectorError, ensureConnectorError, isConnectorError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { AnnouncedWrites, ExchangeMailboxPort, ItemCounts, ItemRecord, SyncCursors, VoiceChanges, VoiceMailboxPort, VoicemailStatePort, ExchangeChanges } from "./ports.js";
+import type { AnnouncedWrites, ExchangeMailboxPort, ItemCounts, ItemRecord, VoiceChanges, VoiceMailboxPort, VoicemailStatePort, ExchangeChanges } from "./ports.js";
 import { planVoicemail, type ItemView, type PlanLimits, type VoicemailAction } from "./voicemailPlanner.js";
 import type { MassDelete } from "./massDelete.js";
 import { BATCHED_ACTIONS_AT_ONCE, runActionQueue } from "./actionQueue.js";
@@ -129,9 +129,10 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
       return exchange.changes(undefined);
     }
   };
-  // A link's first sync keys every store message (it has no records yet): the keys are read
-  // while Exchange's delta is still paging (thousands of items on a migrated mailbox) instead of after it.
-  const firstSync = isFirstSync(deps, cursors);
+  // The first sync of a link: no cursors saved yet (full runs are asked for, not first). It keys
+  // every store message (it has no records yet): the keys are read while Exchange's delta is
+  // still paging (thousands of items on a migrated mailbox) instead of after it.
+  const firstSync = deps.mode !== "full" && cursors.deltaLink === undefined && cursors.imap === undefined;
   const storeChanges = async () => {
     const vc = await voice.changes(cursors.imap);
     return { vc, keys: firstSync && vc.changed.length ? await voice.syncKeys(vc.changed.map((m) => m.uid)) : undefined };
@@ -151,13 +152,13 @@ export async function syncVoicemail(deps: VoicemailSyncDeps): Promise<VoicemailS
     if (records.length) log.info("voicemail.state.reindexed", { ...deps.ids, records: records.length });
   }
 
-  let prepared = await prepare(deps, records, vc, ec, loaded?.keyOf ?? firstKeys, cursors, sparse ? saved.counts!.linked - records.filter(countsAsLinked).length : undefined);
+  let prepared = await prepare(deps, records, vc, ec, loaded?.keyOf ?? firstKeys, firstSync, sparse ? saved.counts!.linked - records.filter(countsAsLinked).length : undefined);
   if (loaded && (prepared.plan.massDelete || prepared.corrupt.length)) {
     // The guard fired on the counts: decide with every record (the aging rule needs their UIDs).
     // A record that cannot be read: what the counts held for it is unknown, so count them all.
     loaded = undefined;
     records = await state.loadItems();
-    prepared = await prepare(deps, records, vc, ec, undefined, cursors, undefined);
+    prepared = await prepare(deps, records, vc, ec, undefined, firstSync, undefined);
   }
   const { plan, later, views, imapNow, graphNow, incomplete, movedAway, adoption, byKey, corrupt } = prepared;
   const before = new Map(records.map((r) => [r.syncKey, r]));
@@ -326,7 +327,7 @@ async function namedRecords(state: VoicemailStatePort, vc: VoiceChanges, ec: Exc
 }
 
 /** Both sides' views of the records, and the plan. `untouchedLinked`: set on incremental runs that read only the named records. */
-async function prepare(deps: VoicemailSyncDeps, records: ItemRecord[], vc: VoiceChanges, ec: ExchangeChanges, knownKeys: Map<number, string> | undefined, cursors: SyncCursors, untouchedLinked: number | undefined) {
+async function prepare(deps: VoicemailSyncDeps, records: ItemRecord[], vc: VoiceChanges, ec: ExchangeChanges, knownKeys: Map<number, string> | undefined, firstSync: boolean, untouchedLinked: number | undefined) {
   const byKey = new Map(records.map((r) => [r.syncKey, r]));
   const byUid = new Map<number, ItemRecord>();
   const byGraphId = new Map<string, ItemRecord>();
@@ -360,7 +361,6 @@ async function prepare(deps: VoicemailSyncDeps, records: ItemRecord[], vc: Voice
     };
   });
   // The first sync of a link (no cursors yet) adopts; later runs only when the admin asks.
-  const firstSync = isFirstSync(deps, cursors);
   const adopting = deps.adoption && ec.full && (firstSync || deps.adoption.requested) ? await adopt(deps, views, ec, byGraphId) : undefined;
   const limits: PlanLimits = { now: (deps.now ?? Date.now)(), ...deps.limits, untouchedLinked, propagate: { ...(deps.limits.propagate ?? { deleteOnStore: true, deleteInExchange: true }), keepOrphans: firstSync || undefined } };
   // Store messages waiting for adoption's match by content are planned once it is done. They
@@ -374,9 +374,6 @@ async function prepare(deps: VoicemailSyncDeps, records: ItemRecord[], vc: Voice
   });
   return { plan, later, views, imapNow, graphNow, incomplete, movedAway, adoption: adopting?.report, byKey, corrupt };
 }
-
-/** The first sync of a link: no cursors saved yet (full runs are asked for, not first). */
-const isFirstSync = (deps: VoicemailSyncDeps, cursors: SyncCursors) => deps.mode !== "full" && cursors.deltaLink === undefined && cursors.imap === undefined;
 
 async function voiceView(vc: VoiceChanges, records: ItemRecord[], byUid: Map<number, ItemRecord>, voice: VoiceMailboxPort, knownKeys?: Map<number, string>) {
   const now = new Map<string, { uid: number; seen: boolean }>();
@@ -419,7 +416,7 @@ async function adopt(deps: VoicemailSyncDeps, views: ItemView[], ec: ExchangeCha
   const foreign: ForeignItem[] = ec.upserted.filter((i) => !i.syncKey && i.foreign && !byGraphId.has(i.id)).map((i) => ({ id: i.id, isRead: i.isRead, ...i.foreign }));
   const fresh = views.filter((v) => v.imap && !v.link && !v.graph);
   const report = { adopted: 0, byMessageId: 0, byCallerTime: 0, ambiguous: [] as AmbiguousMatch[], foreign: foreign.length };
-  if (!foreign.length || !fresh.length) return { report, held: new Set<string>() };
+  if (!foreign.length || !fresh.length) return { report };
   const ids = await deps.voice.identities(fresh.map((v) => v.imap!.uid));
   const candidates: StoreCandidate[] = fresh.map((v) => {
     const id = ids.get(v.imap!.uid);
@@ -441,7 +438,7 @@ async function adopt(deps: VoicemailSyncDeps, views: ItemView[], ec: ExchangeCha
   await settle(step1);
   const { rest, taken } = step1;
   // Nothing left on one side to pair by content: the rest are copied, nothing to read.
-  if (!rest.length || !openForContent(foreign, taken).length) return { report, held: new Set<string>() };
+  if (!rest.length || !openForContent(foreign, taken).length) return { report };
   const byContent = async () => {
     // The sources are fetched in batches (one FETCH per batch, not one per message).
     const byUid = new Map(rest.map((c) => [c.uid, c]));
